@@ -1,0 +1,208 @@
+//! The `medcov` binary as a user runs it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_medcov");
+
+fn medcov(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(std::env::temp_dir());
+    // The tests decide every setting; nothing leaks in from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MEDCOV") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A running `medcov serve`, with the addresses it logged.
+struct Process {
+    child: Child,
+    addresses: BTreeMap<String, String>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    fn spawn(mut command: Command, services: usize) -> Process {
+        command.env("MEDCOV__LOG__FORMAT", "json").stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("medcov starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addresses = BTreeMap::new();
+        while addresses.len() < services {
+            let line = lines.recv_timeout(Duration::from_secs(30)).expect("medcov logs where it listens");
+            let event: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("a JSON log line ({e}): {line}"));
+            if event["message"] == "listening" {
+                let service = event["service"].as_str().expect("service").to_owned();
+                let address = event["address"].as_str().expect("address").to_owned();
+                addresses.insert(service, address);
+            }
+        }
+        Process { child, addresses, lines }
+    }
+
+    fn url(&self, service: &str, path: &str) -> String {
+        format!("{}{path}", self.addresses[service])
+    }
+
+    /// Sends SIGTERM and returns the exit status and the log lines written meanwhile.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+        let status = self.child.wait().expect("medcov exits");
+        let lines = self.lines.try_iter().collect();
+        (status, lines)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn all_ports_free(command: &mut Command) {
+    for service in ["GATEWAY", "AUTH", "HOSPITAL", "INSURANCE", "BILLING"] {
+        command.env(format!("MEDCOV__SERVICES__{service}__PORT"), "0");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_everything_and_sigterm_drains_and_exits_zero() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut command = medcov(&[]);
+    command.env("MEDCOV__DATA_DIR", data.path());
+    all_ports_free(&mut command);
+    let process = Process::spawn(command, 5);
+
+    let client = reqwest::Client::new();
+    for service in ["gateway", "auth", "hospital", "insurance", "billing"] {
+        let response = client.get(process.url(service, "/health/ready")).send().await.expect("sent");
+        assert_eq!(response.status(), 200, "{service}");
+    }
+    let response = client.get(process.url("gateway", "/api/billing/health/live")).send().await.expect("sent");
+    assert_eq!(response.status(), 200);
+    assert!(data.path().join("hospital.db").exists());
+
+    let (status, lines) = process.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(lines.iter().any(|l| l.contains("SIGTERM received")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("MedCov stopped")), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_process_and_a_services_process_work_together() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut command = medcov(&["serve", "--target", "hospital,auth,insurance,billing"]);
+    command.env("MEDCOV__DATA_DIR", data.path());
+    all_ports_free(&mut command);
+    let services = Process::spawn(command, 4);
+    assert!(!services.addresses.contains_key("gateway"));
+
+    let mut command = medcov(&["serve", "--target", "gateway"]);
+    all_ports_free(&mut command);
+    for service in ["auth", "hospital", "insurance", "billing"] {
+        command.env(format!("MEDCOV__SERVICES__{}__URL", service.to_uppercase()), services.url(service, "/"));
+    }
+    let gateway = Process::spawn(command, 1);
+
+    let client = reqwest::Client::new();
+    for service in ["auth", "hospital", "insurance", "billing"] {
+        let response =
+            client.get(gateway.url("gateway", &format!("/api/{service}/health/ready"))).send().await.expect("sent");
+        assert_eq!(response.status(), 200, "{service}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["service"], service);
+    }
+    assert!(!data.path().join("gateway.db").exists());
+    let (status, _) = gateway.terminate();
+    assert!(status.success());
+    let (status, _) = services.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn only_the_targeted_service_starts() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut command = medcov(&["serve", "--target", "hospital"]);
+    command.env("MEDCOV__DATA_DIR", data.path());
+    all_ports_free(&mut command);
+    let process = Process::spawn(command, 1);
+    assert_eq!(process.addresses.keys().collect::<Vec<_>>(), ["hospital"]);
+    let (status, _) = process.terminate();
+    assert!(status.success());
+    let files: Vec<String> = std::fs::read_dir(data.path())
+        .expect("data dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".db"))
+        .collect();
+    assert_eq!(files, ["hospital.db"]);
+}
+
+#[test]
+fn the_printed_default_config_is_accepted_as_a_config_file() {
+    let output = medcov(&["config", "default"]).output().expect("runs");
+    assert!(output.status.success());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("medcov.toml");
+    std::fs::write(&file, &output.stdout).expect("write");
+    let check = medcov(&["--config", file.to_str().expect("utf-8"), "config", "check"]).output().expect("runs");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
+
+#[test]
+fn wrong_settings_stop_start_up_naming_the_key() {
+    let table: [(&str, &str, &[&str]); 4] = [
+        ("MEDCOV__LOG__FORMAT", "xml", &["log.format", "json", "pretty"]),
+        ("MEDCOV__SERVICES__HOSPITAL__PORT", "not-a-port", &["services.hospital.port"]),
+        ("MEDCOV__DATABASE__URL", "mysql://root@db/medcov", &["database.url", "postgres://"]),
+        ("MEDCOV__LOG__LEVEL", "info,=[", &["log.level"]),
+    ];
+    for (key, value, expected) in table {
+        let output = medcov(&["serve"]).env(key, value).output().expect("runs");
+        assert!(!output.status.success(), "{key}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for word in expected {
+            assert!(stderr.contains(word), "{key}={value}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn passwords_never_show_in_the_printed_configuration() {
+    let output = medcov(&["config", "show"])
+        .env("MEDCOV__DATABASE__URL", "postgres://medcov:s3cret@127.0.0.1:5432/medcov")
+        .env("MEDCOV__REDIS__URL", "redis://:hunter2@127.0.0.1:6379")
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("postgres://medcov:***@127.0.0.1:5432/medcov"), "{shown}");
+    assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn version_and_help() {
+    let output = medcov(&["version"]).output().expect("runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("medcov {}", env!("CARGO_PKG_VERSION")));
+    let help = medcov(&["--help"]).output().expect("runs");
+    let text = String::from_utf8_lossy(&help.stdout);
+    for word in ["serve", "migrate", "config", "version"] {
+        assert!(text.contains(word), "{text}");
+    }
+}

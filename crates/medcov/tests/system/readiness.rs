@@ -1,0 +1,108 @@
+//! PostgreSQL going away and coming back, seen through `/health/ready`.
+//!
+//! The test cannot stop the shared PostgreSQL server (other tests use it), so the hospital
+//! service reaches its database through a TCP relay that the test cuts and restores: to the
+//! service that is the same as the server dying and coming back on the same address.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use medcov_config::ServiceName;
+use medcov_testkit::TestEnv;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::support::App;
+
+/// Relays connections from `listen` to `target` until aborted; aborting drops every
+/// connection it carries.
+fn relay(listener: TcpListener, target: SocketAddr) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+async fn ready_status(app: &App) -> (u16, serde_json::Value) {
+    let (status, _, body) = app.get(ServiceName::Hospital, "/health/ready").await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_database_and_recovers_without_a_restart() {
+    let env = TestEnv::distributed().await;
+    let real: url::Url = env.postgres_url().expect("postgres").parse().expect("url");
+    let target: SocketAddr = format!("{}:{}", real.host_str().expect("host"), real.port().unwrap_or(5432))
+        .parse()
+        .expect("a socket address");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+    let relay_addr = listener.local_addr().expect("addr");
+    let mut relay_task = relay(listener, target);
+
+    let mut via_relay = real.clone();
+    via_relay.set_port(Some(relay_addr.port())).expect("port");
+    let mut config = env.config.clone();
+    config.database.url = via_relay.as_str().parse().expect("url");
+    config.database.acquire_timeout_ms = 500;
+    let app = App::start(config, "hospital").await;
+    assert_eq!(ready_status(&app).await.0, 200);
+
+    // The database goes away.
+    relay_task.abort();
+    let _ = relay_task.await;
+    let mut seen = None;
+    for _ in 0..40 {
+        let (status, body) = ready_status(&app).await;
+        if status == 503 {
+            seen = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = seen.expect("readiness turns 503 while the database is unreachable");
+    assert_eq!(body["status"], "unavailable");
+    let database = &body["checks"][0];
+    assert_eq!(database["name"], "database:postgres", "{body}");
+    assert_eq!(database["status"], "down", "{body}");
+    assert!(database["error"].is_string(), "{body}");
+    // Liveness is not readiness: the process still answers.
+    assert_eq!(app.get(ServiceName::Hospital, "/health/live").await.0, 200);
+
+    // It comes back on the same address.
+    let listener = TcpListener::bind(relay_addr).await.expect("rebind relay");
+    relay_task = relay(listener, target);
+    let mut recovered = false;
+    for _ in 0..50 {
+        if ready_status(&app).await.0 == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "readiness recovers once the database is back");
+    app.stop().await;
+    relay_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_degrades_but_does_not_unready() {
+    let env = TestEnv::distributed().await;
+    let mut config = env.config.clone();
+    // Nothing listens here: Redis is "down" from the start.
+    let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+    config.redis.url = Some(format!("redis://{unused}").parse().expect("url"));
+    let app = App::start(config, "hospital").await;
+    let (status, body) = ready_status(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded");
+    let redis = body["checks"].as_array().expect("checks").iter().find(|c| c["name"] == "redis").cloned();
+    assert_eq!(redis.expect("a redis check")["status"], "down");
+    app.stop().await;
+}

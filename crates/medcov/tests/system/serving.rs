@@ -1,0 +1,146 @@
+//! Every service, started together, on each backend.
+
+use medcov_config::ServiceName;
+use medcov_testkit::{TestBackend, TestEnv};
+
+use crate::support::{App, read, sample};
+
+async fn every_service_is_ready_on_its_own_port(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    for name in ServiceName::ALL {
+        let (status, _, body) = app.get(name, "/health/ready").await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(body["service"], name.as_str());
+        assert_eq!(body["status"], "ready", "{name}: {body}");
+        let (status, _, body) = app.get(name, "/health/live").await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("live")));
+        let (status, _, doc) = app.get(name, "/openapi.json").await;
+        assert_eq!(status, 200);
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')), "{doc}");
+        assert!(doc["paths"]["/health/ready"].is_object(), "{name}: {doc}");
+    }
+    let (_, _, hospital) = app.get(ServiceName::Hospital, "/health/ready").await;
+    let checks = hospital["checks"].as_array().expect("checks");
+    match env.backend {
+        TestBackend::Embedded => {
+            assert_eq!(checks[0]["name"], "database:sqlite");
+            for name in ["auth", "hospital", "insurance", "billing"] {
+                assert!(env.data_dir().join(format!("{name}.db")).exists(), "{name}.db");
+            }
+            assert!(!env.data_dir().join("gateway.db").exists());
+        }
+        TestBackend::Distributed => {
+            assert_eq!(checks[0]["name"], "database:postgres");
+            assert!(checks.iter().any(|c| c["name"] == "redis" && c["status"] == "up"), "{hospital}");
+            let url = env.postgres_url().expect("a database");
+            let pool = sqlx::PgPool::connect(url).await.expect("test database");
+            let schemas: Vec<String> = sqlx::query_scalar(
+                "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name IN ('auth','hospital','insurance','billing','gateway') ORDER BY 1",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("schemas");
+            assert_eq!(schemas, ["auth", "billing", "hospital", "insurance"]);
+            let owner: String = sqlx::query_scalar("SELECT value FROM billing.medcov_meta WHERE key = 'service'")
+                .fetch_one(&pool)
+                .await
+                .expect("owner row");
+            assert_eq!(owner, "billing");
+            pool.close().await;
+        }
+    }
+    app.stop().await;
+}
+
+async fn the_gateway_routes_to_each_service_with_the_request_id(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    for name in ["auth", "hospital", "insurance", "billing"] {
+        let response = app
+            .client
+            .get(app.url(ServiceName::Gateway, &format!("/api/{name}/health/ready")))
+            .header("x-request-id", format!("req-{name}"))
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .send()
+            .await
+            .expect("sent");
+        let (status, headers, body) = read(response).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(body["service"], name, "the gateway reached {name}");
+        assert_eq!(headers["x-request-id"], format!("req-{name}").as_str());
+        let (_, _, doc) = app.get(ServiceName::Gateway, &format!("/api/{name}/openapi.json")).await;
+        assert!(doc["info"]["title"].as_str().is_some_and(|t| t.contains(name)), "{doc}");
+    }
+    let (status, headers, body) = app.get(ServiceName::Gateway, "/api/pharmacy/anything").await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("pharmacy")), "{body}");
+    app.stop().await;
+}
+
+async fn bad_input_gets_a_problem_never_a_500(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    for name in ServiceName::ALL {
+        let (status, headers, body) = app.get(name, "/no/such/path").await;
+        assert_eq!(status, 404, "{name}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(body["status"], 404);
+        assert!(body["request_id"].is_string(), "{body}");
+
+        let response = app
+            .client
+            .post(app.url(name, "/health/ready"))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .expect("sent");
+        let (status, headers, _) = read(response).await;
+        assert_eq!(status, 405, "{name}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+    }
+    // A body over the limit is refused before any service sees it.
+    let mut config = env.config.clone();
+    config.http.body_limit_bytes = 16;
+    app.stop().await;
+    let app = App::start(config, "all").await;
+    let response = app
+        .client
+        .post(app.url(ServiceName::Gateway, "/api/hospital/anything"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\":\"{}\"}}", "x".repeat(64)))
+        .send()
+        .await
+        .expect("sent");
+    let (status, headers, _) = read(response).await;
+    assert_eq!(status, 413);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    app.stop().await;
+}
+
+async fn metrics_grow_with_traffic(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    let route = r#"route="/health/live""#;
+    let before = sample(&app.text(ServiceName::Hospital, "/metrics").await, "http_server_requests_total", &[route])
+        .unwrap_or(0.0);
+    for _ in 0..3 {
+        app.get(ServiceName::Hospital, "/health/live").await;
+    }
+    app.get(ServiceName::Hospital, "/nowhere").await;
+    let text = app.text(ServiceName::Hospital, "/metrics").await;
+    let after =
+        sample(&text, "http_server_requests_total", &[route, r#"service="hospital""#]).expect("a request counter");
+    assert_eq!(after - before, 3.0, "{text}");
+    assert!(sample(&text, "http_server_errors_total", &[r#"status_class="4xx""#]).is_some_and(|v| v >= 1.0), "{text}");
+    assert!(text.contains("http_server_request_duration_seconds_bucket"), "{text}");
+    // Another service's registry did not see the hospital's traffic.
+    let billing = app.text(ServiceName::Billing, "/metrics").await;
+    assert!(!billing.contains(r#"service="hospital""#), "{billing}");
+    app.stop().await;
+}
+
+medcov_testkit::backend_suite!(
+    every_service_is_ready_on_its_own_port,
+    the_gateway_routes_to_each_service_with_the_request_id,
+    bad_input_gets_a_problem_never_a_500,
+    metrics_grow_with_traffic,
+);

@@ -1,0 +1,532 @@
+//! MedCov settings.
+//!
+//! Three layers, each overriding the one before: the defaults (written out, with comments, in
+//! `medcov.default.toml`, which `medcov config default` prints), an optional TOML file, and
+//! `MEDCOV__SECTION__KEY` environment variables. Every struct refuses unknown keys, so a typo
+//! stops start-up instead of being ignored. Passwords inside URLs never print (see [`urls`]).
+//!
+//! - [`service`]: the five services, their start order and `--target` lists.
+//! - [`urls`]: database and Redis URLs, parsed and redacted.
+
+#![forbid(unsafe_code)]
+
+pub mod service;
+pub mod urls;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use service::{ServiceName, Targets, UnknownService};
+pub use urls::{DatabaseUrl, RedisUrl};
+
+/// The commented example file printed by `medcov config default`; it holds exactly the defaults.
+pub const DEFAULT_FILE: &str = include_str!("medcov.default.toml");
+
+/// The file read when no path is given and it exists.
+pub const DEFAULT_FILE_NAME: &str = "medcov.toml";
+
+/// Environment variable naming the configuration file.
+pub const FILE_ENV: &str = "MEDCOV_CONFIG";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid setting `{key}`: {message}")]
+    Setting { key: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub gateway: GatewayConfig,
+    pub services: ServicesConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            gateway: GatewayConfig::default(),
+            services: ServicesConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub host: IpAddr,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            host: IpAddr::from([127, 0, 0, 1]),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    Json,
+    Pretty,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(LogFormat::Auto),
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            other => Err(format!("`{other}` is not a log format: expected auto, json or pretty")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Auto, level: "info".to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
+    pub otlp_endpoint: Option<url::Url>,
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { otlp_endpoint: None, sample_ratio: 1.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    pub migrate_on_start: bool,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: DatabaseUrl::Embedded,
+            migrate_on_start: true,
+            max_connections: 10,
+            acquire_timeout_ms: 3_000,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
+    pub url: Option<RedisUrl>,
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig { url: None, key_prefix: "medcov".to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub upstream_timeout_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig { upstream_timeout_ms: 10_000 }
+    }
+}
+
+impl GatewayConfig {
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_timeout_ms)
+    }
+}
+
+/// One section per service. Ports left out take the service's default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicesConfig {
+    pub gateway: ServiceConfig,
+    pub auth: ServiceConfig,
+    pub hospital: ServiceConfig,
+    pub insurance: ServiceConfig,
+    pub billing: ServiceConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<DatabaseUrl>,
+    #[serde(deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    pub url: Option<url::Url>,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        let section = |name: ServiceName| ServiceConfig { port: Some(name.default_port()), ..ServiceConfig::default() };
+        ServicesConfig {
+            gateway: section(ServiceName::Gateway),
+            auth: section(ServiceName::Auth),
+            hospital: section(ServiceName::Hospital),
+            insurance: section(ServiceName::Insurance),
+            billing: section(ServiceName::Billing),
+        }
+    }
+}
+
+impl ServicesConfig {
+    pub fn get(&self, name: ServiceName) -> &ServiceConfig {
+        match name {
+            ServiceName::Gateway => &self.gateway,
+            ServiceName::Auth => &self.auth,
+            ServiceName::Hospital => &self.hospital,
+            ServiceName::Insurance => &self.insurance,
+            ServiceName::Billing => &self.billing,
+        }
+    }
+
+    pub fn get_mut(&mut self, name: ServiceName) -> &mut ServiceConfig {
+        match name {
+            ServiceName::Gateway => &mut self.gateway,
+            ServiceName::Auth => &mut self.auth,
+            ServiceName::Hospital => &mut self.hospital,
+            ServiceName::Insurance => &mut self.insurance,
+            ServiceName::Billing => &mut self.billing,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the layers: defaults, then `file` (or `MEDCOV_CONFIG`, or `./medcov.toml` when it
+    /// exists), then `MEDCOV__...` variables from the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let from_env = std::env::var_os(FILE_ENV).map(PathBuf::from);
+        let path = match (file, from_env) {
+            (Some(path), _) => Some(path.to_path_buf()),
+            (None, Some(path)) => Some(path),
+            (None, None) => Some(PathBuf::from(DEFAULT_FILE_NAME)).filter(|p| p.exists()),
+        };
+        Config::load_from(path.as_deref(), vars)
+    }
+
+    /// Like [`Config::load`], with the file and the environment given: the testable core.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::File { path: path.to_path_buf(), message: e.to_string() })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        let env: config::Map<String, String> = env.into_iter().filter(|(key, _)| key.starts_with("MEDCOV__")).collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("MEDCOV")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let layered = builder.build().map_err(|e| describe(file, e))?;
+        let config: Config = layered.try_deserialize().map_err(|e| describe(file, e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let setting =
+            |key: &str, message: &str| ConfigError::Setting { key: key.to_owned(), message: message.to_owned() };
+        if self.http.body_limit_bytes == 0 {
+            return Err(setting("http.body_limit_bytes", "must be at least 1"));
+        }
+        if self.http.request_timeout_ms == 0 {
+            return Err(setting("http.request_timeout_ms", "must be at least 1"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(setting("database.max_connections", "must be at least 1"));
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return Err(setting("database.acquire_timeout_ms", "must be at least 1"));
+        }
+        if self.gateway.upstream_timeout_ms == 0 {
+            return Err(setting("gateway.upstream_timeout_ms", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(setting("telemetry.sample_ratio", "must be between 0.0 and 1.0"));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !matches!(endpoint.scheme(), "http" | "https")
+        {
+            return Err(setting(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL such as http://127.0.0.1:4318",
+            ));
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
+            return Err(setting("redis.key_prefix", "must be non-empty and contain no spaces"));
+        }
+        for name in ServiceName::ALL {
+            let service = self.services.get(name);
+            if let Some(url) = &service.url
+                && !matches!(url.scheme(), "http" | "https")
+            {
+                return Err(setting(&format!("services.{name}.url"), "must be an http:// or https:// URL"));
+            }
+            if !name.has_database() && service.database_url.is_some() {
+                return Err(setting(
+                    &format!("services.{name}.database_url"),
+                    "the gateway keeps no database; remove this setting",
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for name in ServiceName::ALL {
+            let port = self.port(name);
+            if port == 0 {
+                continue;
+            }
+            if let Some(other) = seen.insert(port, name) {
+                return Err(setting(
+                    &format!("services.{name}.port"),
+                    &format!("port {port} is already used by services.{other}.port"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The port a service listens on.
+    pub fn port(&self, name: ServiceName) -> u16 {
+        self.services.get(name).port.unwrap_or_else(|| name.default_port())
+    }
+
+    /// The database a service uses: its own override, or the shared `[database] url`.
+    pub fn database_url(&self, name: ServiceName) -> &DatabaseUrl {
+        self.services.get(name).database_url.as_ref().unwrap_or(&self.database.url)
+    }
+
+    /// Where another process reaches a service.
+    pub fn service_url(&self, name: ServiceName) -> url::Url {
+        if let Some(url) = &self.services.get(name).url {
+            return url.clone();
+        }
+        let host = match self.http.host {
+            IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_owned(),
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        let text = format!("http://{host}:{}/", self.port(name));
+        url::Url::parse(&text).unwrap_or_else(|_| unreachable!("{text} is a valid URL"))
+    }
+
+    /// Whether any service uses PostgreSQL or Redis: the distributed mode.
+    pub fn describe_backend(&self, targets: &Targets) -> String {
+        let postgres = targets.iter().filter(|n| n.has_database()).any(|n| self.database_url(n).is_postgres());
+        match (postgres, &self.redis.url) {
+            (false, None) => format!("embedded: SQLite under {}", self.data_dir.display()),
+            (true, None) => "PostgreSQL".to_owned(),
+            (false, Some(_)) => format!("SQLite under {} with Redis", self.data_dir.display()),
+            (true, Some(_)) => "PostgreSQL and Redis".to_owned(),
+        }
+    }
+
+    /// The effective settings as TOML, passwords hidden: `medcov config show`.
+    pub fn to_toml(&self) -> String {
+        toml_of(self)
+    }
+}
+
+fn toml_of(config: &Config) -> String {
+    toml::to_string(config).unwrap_or_else(|e| format!("# could not print the configuration: {e}\n"))
+}
+
+fn describe(file: Option<&Path>, error: config::ConfigError) -> ConfigError {
+    let message = error.to_string();
+    match file {
+        Some(path) if !message.contains("environment") => ConfigError::File { path: path.to_path_buf(), message },
+        _ => ConfigError::Invalid(message),
+    }
+}
+
+fn empty_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw = Option::<String>::deserialize(deserializer)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn none_as_empty<S, T>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    T: Serialize,
+{
+    match value {
+        Some(v) => v.serialize(serializer),
+        None => serializer.serialize_str(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn the_printed_default_file_holds_exactly_the_defaults() {
+        let f = file(DEFAULT_FILE);
+        let loaded = Config::load_from(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_then_environment() {
+        let f = file("[services.hospital]\nport = 4002\n[http]\nbody_limit_bytes = 10\n");
+        let loaded = Config::load_from(
+            Some(f.path()),
+            env(&[
+                ("MEDCOV__HTTP__BODY_LIMIT_BYTES", "20"),
+                ("MEDCOV__DATABASE__URL", "postgres://postgres@127.0.0.1:5432/medcov"),
+                ("MEDCOV__SERVICES__BILLING__DATABASE_URL", "sqlite:///tmp/billing.db"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.port(ServiceName::Hospital), 4002);
+        assert_eq!(loaded.port(ServiceName::Auth), 3001);
+        assert_eq!(loaded.http.body_limit_bytes, 20);
+        assert!(loaded.database_url(ServiceName::Hospital).is_postgres());
+        assert_eq!(loaded.database_url(ServiceName::Billing), &DatabaseUrl::SqliteFile("/tmp/billing.db".into()));
+    }
+
+    #[test]
+    fn a_wrong_value_names_the_key_and_the_accepted_values() {
+        let err = Config::load_from(None, env(&[("MEDCOV__LOG__FORMAT", "xml")])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("log.format"), "{text}");
+        assert!(text.contains("json") && text.contains("pretty"), "{text}");
+
+        let err = Config::load_from(None, env(&[("MEDCOV__DATABASE__URL", "mysql://x/y")])).unwrap_err().to_string();
+        assert!(err.contains("database.url") && err.contains("postgres://"), "{err}");
+
+        let f = file("[http]\nbody_limit = 5\n");
+        let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("body_limit") && err.contains("body_limit_bytes"), "{err}");
+    }
+
+    #[test]
+    fn clashing_ports_are_refused() {
+        let err = Config::load_from(None, env(&[("MEDCOV__SERVICES__AUTH__PORT", "3002")])).unwrap_err().to_string();
+        assert!(err.contains("services.hospital.port") && err.contains("3002"), "{err}");
+        // Port 0 (any free port) may repeat.
+        let ok = Config::load_from(
+            None,
+            env(&[("MEDCOV__SERVICES__AUTH__PORT", "0"), ("MEDCOV__SERVICES__HOSPITAL__PORT", "0")]),
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn shown_configuration_hides_passwords_and_reads_back() {
+        let mut config = Config::default();
+        config.database.url = "postgres://medcov:s3cret@db:5432/medcov".parse().unwrap();
+        config.redis.url = Some("redis://:hunter2@cache:6379".parse().unwrap());
+        let shown = config.to_toml();
+        assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[services.hospital]"), "{shown}");
+        let f = file(&Config::default().to_toml());
+        assert_eq!(Config::load_from(Some(f.path()), env(&[])).unwrap(), Config::default());
+    }
+}

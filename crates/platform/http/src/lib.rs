@@ -1,0 +1,35 @@
+//! The HTTP kit that every MedCov service is built on, so that all five behave alike at the
+//! edge: the same errors, the same request ids, the same metrics and health endpoints.
+//!
+//! - [`problem`]: RFC 9457 problem+json and [`ApiError`], the one error type handlers return.
+//! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections are problems that
+//!   name the field at fault.
+//! - [`observe`]: the outermost middleware: request id, trace context, the request span,
+//!   access log and request metrics.
+//! - [`metrics`]: one Prometheus registry per service.
+//! - [`health`]: `/health/live` and `/health/ready` with named dependency checks.
+//! - [`server`]: wraps a service's API router in all of the above and serves it.
+//! - [`upstream`]: calling another service, in process or over HTTP.
+
+#![forbid(unsafe_code)]
+
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod observe;
+pub mod problem;
+pub mod server;
+pub mod upstream;
+
+pub use extract::{Json, Path, Query};
+pub use health::{Health, ReadinessCheck};
+pub use metrics::Metrics;
+pub use observe::RequestContext;
+pub use problem::{ApiError, FieldError, Problem};
+pub use server::{HttpSettings, ServiceHttp};
+pub use upstream::Upstream;
+
+/// The header that carries a request id in and out of every service.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The W3C trace context header.
+pub const TRACEPARENT_HEADER: &str = "traceparent";

@@ -1,0 +1,158 @@
+//! The outermost middleware of every service.
+//!
+//! For each request it settles the request id (the caller's `x-request-id` when it is sane, a
+//! new UUIDv7 otherwise) and the trace (the caller's `traceparent`, or a new trace), opens the
+//! `request` span that every log line of the request inherits, and on the way out echoes the
+//! request id, writes one access-log line and records the request metrics.
+//!
+//! The access log names the route template (`/patients/{id}`), never the raw path or query
+//! string: those can carry patient data.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use medcov_telemetry::TraceContext;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::metrics::{HTTP_IN_FLIGHT, Metrics};
+use crate::{REQUEST_ID_HEADER, TRACEPARENT_HEADER};
+
+/// Who is asking, for the length of one request: available to handlers as an extension and,
+/// anywhere inside the request's task, through [`RequestContext::current`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub trace: TraceContext,
+}
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+impl RequestContext {
+    /// The context of the request being served by this task, if any.
+    pub fn current() -> Option<RequestContext> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// The `traceparent` to send to the next hop.
+    pub fn outgoing_traceparent(&self) -> String {
+        self.trace.for_outgoing(&tracing::Span::current()).to_string()
+    }
+}
+
+/// The route template a request matched, carried from the router to the middleware.
+#[derive(Debug, Clone)]
+struct RouteLabel(String);
+
+/// Runs after routing (as a route layer): remembers the matched route for [`observe`].
+pub async fn capture_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    if let Some(route) = &route {
+        tracing::Span::current().record("route", route.as_str());
+    }
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
+}
+
+/// What [`observe`] needs.
+#[derive(Debug, Clone)]
+pub struct ObserveState {
+    pub service: &'static str,
+    pub metrics: Metrics,
+}
+
+pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let incoming =
+        request.headers().get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
+
+    let span = tracing::info_span!(
+        "request",
+        service = state.service,
+        method = %request.method(),
+        route = Empty,
+        request_id = %request_id,
+        trace_id = Empty,
+        status = Empty,
+        latency_ms = Empty,
+    );
+    let trace = match incoming {
+        Some(remote) => {
+            remote.adopt_as_parent(&span);
+            remote
+        }
+        None => TraceContext::new_root(),
+    };
+    span.record("trace_id", trace.trace_id_hex());
+
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let context = RequestContext { request_id: request_id.clone(), trace };
+    request.extensions_mut().insert(context.clone());
+    let method = request.method().as_str().to_owned();
+
+    let in_flight = state.metrics.gauge(HTTP_IN_FLIGHT, &[]);
+    in_flight.increment(1.0);
+    let mut response = CURRENT.scope(context, next.run(request).instrument(span.clone())).await;
+    in_flight.decrement(1.0);
+
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let route = response.extensions().get::<RouteLabel>().map(|r| r.0.as_str()).unwrap_or("(unmatched)").to_owned();
+    state.metrics.record_request(&method, &route, status, elapsed);
+
+    span.record("route", route.as_str());
+    span.record("status", status);
+    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(target: "medcov::access", "request finished");
+        } else {
+            tracing::info!(target: "medcov::access", "request finished");
+        }
+    });
+
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// A caller's request id is kept when it is short and plain; anything else is replaced, so
+/// ids are safe to log and to put in headers.
+fn is_sane_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        assert!(is_sane_request_id("0190e3c2-7a1b-7c3d-9e4f-123456789abc"));
+        assert!(is_sane_request_id("lb:abc_1.2"));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id("has space"));
+        assert!(!is_sane_request_id("line\nbreak"));
+        assert!(!is_sane_request_id(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,232 @@
+//! RFC 9457 problem details, and [`ApiError`]: the error every handler returns.
+//!
+//! Which error goes where: handlers and extractors return `ApiError`; each variant names its
+//! status. A client error carries a message a person can act on. [`ApiError::Internal`] is a
+//! bug or an outage: its cause is logged once, inside the request's span (so the log line has
+//! the request id), and the client sees only the request id to quote.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::observe::RequestContext;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Where the field is: a JSON path such as `members[2].date_of_birth`, or a query or
+    /// path parameter name.
+    pub field: String,
+    /// Why it was refused, in words a person can act on.
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The request id to quote when asking for help.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Each field that failed validation, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, detail: Option<String>) -> Problem {
+        Problem {
+            kind: kind.to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            request_id: RequestContext::current().map(|cx| cx.request_id),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// The error type of every handler.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request cannot be read (malformed JSON, a bad query string).
+    BadRequest { detail: String, errors: Vec<FieldError> },
+    /// 422: the request was read, but fields are invalid.
+    Validation(Vec<FieldError>),
+    /// 401: no valid credentials.
+    Unauthorized(String),
+    /// 403: valid credentials, but not allowed.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 409: conflicts with the current state.
+    Conflict(String),
+    /// 412: an `If-Match` that no longer matches.
+    PreconditionFailed(String),
+    /// 413.
+    PayloadTooLarge(String),
+    /// 415.
+    UnsupportedMediaType(String),
+    /// 502: another service answered badly or not at all.
+    BadGateway(String),
+    /// 503: a dependency is unavailable; retrying later may work.
+    Unavailable(String),
+    /// 504: another service did not answer in time.
+    GatewayTimeout(String),
+    /// 500: a bug. The cause is logged, never sent.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
+        ApiError::Internal(error.into())
+    }
+
+    pub fn field(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Validation(vec![FieldError::new(field, reason)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        match self {
+            ApiError::BadRequest { detail, errors } => Problem {
+                errors: errors.clone(),
+                ..Problem::new(status, "urn:medcov:problem:malformed-request", Some(detail.clone()))
+            },
+            ApiError::Validation(errors) => Problem {
+                errors: errors.clone(),
+                ..Problem::new(status, "urn:medcov:problem:validation", Some(describe_fields(errors)))
+            },
+            ApiError::Internal(_) => Problem::new(
+                status,
+                "about:blank",
+                Some("An unexpected error occurred. Quote the request id when asking for help.".into()),
+            ),
+            ApiError::Unauthorized(d)
+            | ApiError::Forbidden(d)
+            | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::PreconditionFailed(d)
+            | ApiError::PayloadTooLarge(d)
+            | ApiError::UnsupportedMediaType(d)
+            | ApiError::BadGateway(d)
+            | ApiError::Unavailable(d)
+            | ApiError::GatewayTimeout(d) => Problem::new(status, "about:blank", Some(d.clone())),
+        }
+    }
+}
+
+fn describe_fields(errors: &[FieldError]) -> String {
+    match errors {
+        [one] => format!("`{}` {}", one.field, one.reason),
+        many => format!("{} fields are invalid; see `errors`", many.len()),
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Internal(e) => write!(f, "internal error: {e}"),
+            other => write!(f, "{}", other.to_problem().detail.unwrap_or_default()),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            // The one place an internal error is logged; the span adds the request id.
+            tracing::error!(error = %cause, "internal error");
+        }
+        self.to_problem().into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_their_variants() {
+        let table = [
+            (ApiError::Validation(vec![]), 422),
+            (ApiError::BadRequest { detail: String::new(), errors: vec![] }, 400),
+            (ApiError::NotFound(String::new()), 404),
+            (ApiError::Conflict(String::new()), 409),
+            (ApiError::PreconditionFailed(String::new()), 412),
+            (ApiError::Unavailable(String::new()), 503),
+            (ApiError::internal("boom"), 500),
+        ];
+        for (error, status) in table {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.to_problem().status, status);
+        }
+    }
+
+    #[test]
+    fn internal_errors_never_leak_their_cause() {
+        let problem = ApiError::internal("password=hunter2 at db:5432").to_problem();
+        let text = serde_json::to_string(&problem).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn validation_problems_name_each_field() {
+        let problem = ApiError::Validation(vec![
+            FieldError::new("name", "must not be empty"),
+            FieldError::new("date_of_birth", "must not be in the future"),
+        ])
+        .to_problem();
+        let value = serde_json::to_value(&problem).unwrap();
+        assert_eq!(value["type"], "urn:medcov:problem:validation");
+        assert_eq!(value["errors"][1]["field"], "date_of_birth");
+        assert_eq!(
+            ApiError::field("name", "must not be empty").to_problem().detail.as_deref(),
+            Some("`name` must not be empty")
+        );
+    }
+}

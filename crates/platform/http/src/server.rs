@@ -1,0 +1,297 @@
+//! Wraps a service's API router in the kit and serves it.
+//!
+//! Every service answers the same way at the edge. Layers, outermost first:
+//!
+//! 1. [`observe`](crate::observe::observe): request id, trace, span, access log, metrics;
+//! 2. `problem_for_bare_errors`: any 4xx/5xx that is not yet problem+json (405 from the
+//!    router, 413 from the body limit, 503 from the timeout) becomes one;
+//! 3. panic catcher: a panicking handler is a 500 problem, logged once;
+//! 4. request timeout (503);
+//! 5. body size limit (413);
+//! 6. the routes: the service's API plus `/health/live`, `/health/ready`, `/metrics` and
+//!    `/openapi.json`; anything else is a 404 problem.
+
+use std::any::Any;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::observe::{ObserveState, capture_route, observe};
+use crate::problem::{ApiError, Problem};
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl From<&medcov_config::HttpConfig> for HttpSettings {
+    fn from(config: &medcov_config::HttpConfig) -> Self {
+        HttpSettings { body_limit_bytes: config.body_limit_bytes, request_timeout: config.request_timeout() }
+    }
+}
+
+/// Everything the kit adds around one service's API.
+#[derive(Clone)]
+pub struct ServiceHttp {
+    pub service: &'static str,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub settings: HttpSettings,
+}
+
+/// State of the operational endpoints.
+#[derive(Clone)]
+struct Ops {
+    health: Health,
+    metrics: Metrics,
+}
+
+impl ServiceHttp {
+    /// The service's complete router: its API wrapped in the kit. The OpenAPI document the
+    /// API router carries, plus the operational endpoints, is served at `/openapi.json`.
+    pub fn router(&self, api: OpenApiRouter) -> Router {
+        let ops = OpenApiRouter::new()
+            .routes(routes!(live))
+            .routes(routes!(ready))
+            .routes(routes!(metrics))
+            .with_state(Ops { health: self.health.clone(), metrics: self.metrics.clone() });
+        let (router, openapi) = api.merge(ops).split_for_parts();
+        let document = bytes::Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
+        let observe_state = Arc::new(ObserveState { service: self.service, metrics: self.metrics.clone() });
+        router
+            .route(
+                "/openapi.json",
+                get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) }),
+            )
+            .fallback(not_found)
+            .route_layer(from_fn(capture_route))
+            .layer(DefaultBodyLimit::max(self.settings.body_limit_bytes))
+            .layer(RequestBodyLimitLayer::new(self.settings.body_limit_bytes))
+            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.settings.request_timeout))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(from_fn(problem_for_bare_errors))
+            .layer(from_fn_with_state(observe_state, observe))
+    }
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "The process answers.")))]
+async fn live(State(ops): State<Ops>) -> Response {
+    ops.health.live_response()
+}
+
+/// Readiness: every dependency answers. 503 names the ones that do not.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready (or degraded: a non-critical dependency is down)."),
+        (status = 503, description = "A critical dependency is down, or the service is shutting down."),
+    ))]
+async fn ready(State(ops): State<Ops>) -> Response {
+    ops.health.ready_response().await
+}
+
+/// Prometheus metrics of this service, in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format.", content_type = "text/plain")))]
+async fn metrics(State(ops): State<Ops>) -> Response {
+    let mut response = ops.metrics.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such resource".to_owned())
+}
+
+fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_owned());
+    ApiError::internal(format!("panic: {message}")).into_response()
+}
+
+/// Turns an error response without a structured body (none, or plain text, as the router, the
+/// body limit and the timeout answer) into problem+json, keeping short text as its detail.
+/// Structured answers (problem+json, or JSON such as a readiness report) pass untouched.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let is_text = content_type.is_some_and(|v| v.starts_with("text/plain"));
+    if status.as_u16() < 400 || !(content_type.is_none() || is_text) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = if is_text {
+        axum::body::to_bytes(body, 1024)
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    } else {
+        None
+    };
+    let detail = detail.or_else(|| default_detail(status).map(str::to_owned));
+    let mut problem = Problem::new(status, "about:blank", detail).into_response();
+    // Keep headers such as `Allow` on a 405.
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
+}
+
+fn default_detail(status: StatusCode) -> Option<&'static str> {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => Some("this method is not allowed here; see the Allow header"),
+        StatusCode::PAYLOAD_TOO_LARGE => Some("the request body is larger than the configured limit"),
+        StatusCode::SERVICE_UNAVAILABLE => Some("the request did not finish in time; retry later"),
+        _ => None,
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::Json;
+    use crate::problem::PROBLEM_JSON;
+    use axum::body::Body;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Hospital {
+        name: String,
+    }
+
+    fn app(body_limit_bytes: usize, request_timeout: Duration) -> Router {
+        let kit = ServiceHttp {
+            service: "test",
+            metrics: Metrics::new("test"),
+            health: Health::new("test", vec![]),
+            settings: HttpSettings { body_limit_bytes, request_timeout },
+        };
+        let api = OpenApiRouter::new()
+            .route("/hospitals", post(|Json(h): Json<Hospital>| async move { Json(h) }))
+            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(60)).await }))
+            .route(
+                "/panic",
+                get(|| async {
+                    panic!("boom");
+                    #[allow(unreachable_code)]
+                    ()
+                }),
+            );
+        kit.router(api)
+    }
+
+    async fn call(app: Router, request: Request) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, headers, value)
+    }
+
+    fn post_json(path: &str, body: &str) -> Request {
+        Request::post(path).header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_a_problem_never_a_500() {
+        let table: [(Request, u16); 6] = [
+            (post_json("/hospitals", "{not json"), 400),
+            (post_json("/hospitals", r#"{"name": 5}"#), 422),
+            (post_json("/hospitals", r#"{}"#), 422),
+            (Request::post("/hospitals").body(Body::from("{}")).unwrap(), 415),
+            (Request::get("/nowhere").body(Body::empty()).unwrap(), 404),
+            (Request::delete("/hospitals").body(Body::empty()).unwrap(), 405),
+        ];
+        for (request, expected) in table {
+            let (status, headers, body) = call(app(1024, Duration::from_secs(5)), request).await;
+            assert_eq!(status.as_u16(), expected, "{body}");
+            assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+            assert_eq!(body["status"], expected);
+            assert!(body["request_id"].is_string(), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_validation_problem_names_the_field() {
+        let (_, _, body) = call(app(1024, Duration::from_secs(5)), post_json("/hospitals", "{}")).await;
+        assert_eq!(body["errors"][0]["field"], "name");
+        assert_eq!(body["errors"][0]["reason"], "is required");
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_413() {
+        let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(2048));
+        let (status, headers, _) = call(app(1024, Duration::from_secs(5)), post_json("/hospitals", &big)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_requests_time_out_as_503() {
+        let request = Request::get("/slow").body(Body::empty()).unwrap();
+        let (status, headers, _) = call(app(1024, Duration::from_millis(50)), request).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_problem_without_details() {
+        let request = Request::get("/panic").body(Body::empty()).unwrap();
+        let (status, _, body) = call(app(1024, Duration::from_secs(5)), request).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("boom"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_echoed_or_made() {
+        let request = Request::get("/health/live").header("x-request-id", "abc-123").body(Body::empty()).unwrap();
+        let (_, headers, _) = call(app(1024, Duration::from_secs(5)), request).await;
+        assert_eq!(headers["x-request-id"], "abc-123");
+        let request = Request::get("/health/live").body(Body::empty()).unwrap();
+        let (_, headers, _) = call(app(1024, Duration::from_secs(5)), request).await;
+        let made = headers["x-request-id"].to_str().unwrap();
+        assert_eq!(uuid::Uuid::parse_str(made).unwrap().get_version_num(), 7);
+    }
+}

@@ -1,0 +1,45 @@
+//! What a service is given when it is built.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use medcov_config::{Config, ServiceName};
+use medcov_http::{Metrics, Upstream};
+use medcov_store::Database;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::redis::RedisHandle;
+
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub name: ServiceName,
+    pub config: Arc<Config>,
+    /// The service's own database; `None` only for the gateway.
+    pub database: Option<Database>,
+    /// Redis, when configured.
+    pub redis: Option<RedisHandle>,
+    /// The service's metrics registry.
+    pub metrics: Metrics,
+    /// Cancelled when the service stops; background tasks watch it.
+    pub shutdown: CancellationToken,
+    /// Background tasks spawned here are awaited on shutdown.
+    pub tasks: TaskTracker,
+    pub(crate) upstreams: Arc<BTreeMap<ServiceName, Upstream>>,
+}
+
+impl ServiceContext {
+    /// How to reach another service: its router when it was started earlier in this process,
+    /// HTTP to `services.<name>.url` otherwise.
+    pub fn upstream(&self, name: ServiceName) -> Upstream {
+        match self.upstreams.get(&name) {
+            Some(upstream) => upstream.clone(),
+            None => unreachable!("every service has an upstream entry"),
+        }
+    }
+
+    /// The database, for services that have one.
+    pub fn require_database(&self) -> anyhow::Result<Database> {
+        self.database.clone().ok_or_else(|| anyhow::anyhow!("the {} service has no database configured", self.name))
+    }
+}

@@ -1,0 +1,264 @@
+//! Runs any subset of the five services in one process.
+//!
+//! Each service crate describes itself with a [`ServiceSpec`]: its name, its migrations and
+//! how to build its API from a [`ServiceContext`]. [`start`] binds every listener first (so a
+//! port clash stops start-up before anything else happens), then starts the services in
+//! dependency order, and [`Running::shutdown`] stops them in reverse: readiness turns 503,
+//! in-flight requests finish, background tasks drain, pools close.
+//!
+//! - [`context`]: what a service gets when it is built.
+//! - [`redis`]: the shared, lazily connected Redis handle.
+//! - [`checks`]: readiness checks for the database and Redis.
+
+#![forbid(unsafe_code)]
+
+pub mod checks;
+pub mod context;
+pub mod redis;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use medcov_config::{Config, ServiceName, Targets};
+use medcov_http::{Health, HttpSettings, Metrics, ReadinessCheck, ServiceHttp, Upstream};
+use medcov_store::{Database, Migrations, PoolOptions};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use context::ServiceContext;
+pub use redis::RedisHandle;
+
+/// How a service crate plugs into the runtime.
+#[derive(Clone, Copy)]
+pub struct ServiceSpec {
+    pub name: ServiceName,
+    /// `None` for a service without a database (the gateway).
+    pub migrations: Option<Migrations>,
+    pub build: fn(ServiceContext) -> BoxFuture<'static, anyhow::Result<ServiceApi>>,
+}
+
+/// What a service hands back when built.
+pub struct ServiceApi {
+    /// Its routes, with their OpenAPI description.
+    pub router: OpenApiRouter,
+    /// Readiness checks beyond its database and Redis, which the runtime adds.
+    pub checks: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+/// Applies the migrations of `targets` and returns; `medcov migrate`.
+pub async fn migrate(config: &Config, targets: &Targets, specs: &[ServiceSpec]) -> anyhow::Result<()> {
+    let options = PoolOptions::from_config(config);
+    for name in targets.iter() {
+        let Some(migrations) = spec_of(specs, name)?.migrations else { continue };
+        let url = config.database_url(name);
+        let database = Database::connect(name, url, &options).await?;
+        database.migrate(name, &migrations).await?;
+        tracing::info!(service = %name, backend = database.backend().as_str(), database = %url, "migrations applied");
+        database.close().await;
+    }
+    Ok(())
+}
+
+fn spec_of(specs: &[ServiceSpec], name: ServiceName) -> anyhow::Result<ServiceSpec> {
+    specs.iter().copied().find(|s| s.name == name).with_context(|| format!("no service named {name} is built in"))
+}
+
+/// One started service.
+struct Started {
+    name: ServiceName,
+    addr: SocketAddr,
+    health: Health,
+    database: Option<Database>,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    tasks: TaskTracker,
+}
+
+/// Services running in this process.
+pub struct Running {
+    started: Vec<Started>,
+    grace: Duration,
+}
+
+/// Starts `targets` (in start order) and returns once every one of them listens.
+pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]) -> anyhow::Result<Running> {
+    // Bind first: a port clash stops start-up before any database is touched.
+    let mut listeners = BTreeMap::new();
+    for name in targets.iter() {
+        spec_of(specs, name)?;
+        let address = SocketAddr::new(config.http.host, config.port(name));
+        let listener = TcpListener::bind(address).await.with_context(|| {
+            format!("cannot listen on {address} for the {name} service; free the port or set services.{name}.port")
+        })?;
+        listeners.insert(name, listener);
+    }
+
+    let options = PoolOptions::from_config(&config);
+    let http_client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL
+        .into_iter()
+        .map(|name| {
+            let remote = Upstream::Remote {
+                name: name.as_str(),
+                base: config.service_url(name),
+                client: http_client.clone(),
+                timeout: config.gateway.upstream_timeout(),
+            };
+            (name, remote)
+        })
+        .collect();
+    let redis = match &config.redis.url {
+        Some(url) => Some(RedisHandle::new(url, &config.redis.key_prefix)?),
+        None => None,
+    };
+
+    let mut running = Running { started: Vec::new(), grace: config.http.shutdown_grace() };
+    for name in targets.iter() {
+        let spec = spec_of(specs, name)?;
+        let listener = listeners.remove(&name).context("listener bound above")?;
+        match start_one(&config, spec, listener, &options, redis.clone(), &upstreams).await {
+            Ok((started, router)) => {
+                upstreams.insert(name, Upstream::Local { name: name.as_str(), router });
+                running.started.push(started);
+            }
+            Err(error) => {
+                running.shutdown().await;
+                return Err(error.context(format!("the {name} service did not start")));
+            }
+        }
+    }
+    Ok(running)
+}
+
+async fn start_one(
+    config: &Arc<Config>,
+    spec: ServiceSpec,
+    listener: TcpListener,
+    options: &PoolOptions,
+    redis: Option<RedisHandle>,
+    upstreams: &BTreeMap<ServiceName, Upstream>,
+) -> anyhow::Result<(Started, axum::Router)> {
+    let name = spec.name;
+    let database = match &spec.migrations {
+        None => None,
+        Some(migrations) => {
+            let url = config.database_url(name);
+            let database = Database::connect(name, url, options).await?;
+            if config.database.migrate_on_start {
+                database.migrate(name, migrations).await?;
+            } else {
+                database.check_owner(name).await?;
+            }
+            tracing::info!(service = %name, backend = database.backend().as_str(), database = %url, "database ready");
+            Some(database)
+        }
+    };
+
+    let metrics = Metrics::new(name.as_str());
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let context = ServiceContext {
+        name,
+        config: config.clone(),
+        database: database.clone(),
+        redis: redis.clone(),
+        metrics: metrics.clone(),
+        shutdown: stop.clone(),
+        tasks: tasks.clone(),
+        upstreams: Arc::new(upstreams.clone()),
+    };
+    let api = (spec.build)(context).await?;
+
+    let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
+    if let Some(database) = &database {
+        checks.push(Arc::new(checks::DatabaseCheck(database.clone())));
+    }
+    if let Some(redis) = &redis {
+        checks.push(Arc::new(checks::RedisCheck(redis.clone())));
+    }
+    checks.extend(api.checks);
+    let health = Health::new(name.as_str(), checks);
+    let kit = ServiceHttp {
+        service: name.as_str(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        settings: HttpSettings::from(&config.http),
+    };
+    let router = kit.router(api.router);
+
+    tasks.spawn(checks::upkeep(name, metrics, database.clone(), stop.clone()));
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));
+    tracing::info!(service = %name, address = %format!("http://{addr}"), "listening");
+    Ok((Started { name, addr, health, database, stop, server, tasks }, router))
+}
+
+impl Running {
+    /// Where a started service listens.
+    pub fn addr(&self, name: ServiceName) -> Option<SocketAddr> {
+        self.started.iter().find(|s| s.name == name).map(|s| s.addr)
+    }
+
+    /// The services started, in start order, with their addresses.
+    pub fn addresses(&self) -> Vec<(ServiceName, SocketAddr)> {
+        self.started.iter().map(|s| (s.name, s.addr)).collect()
+    }
+
+    /// Runs until `signal` resolves or a server stops on its own, then shuts down.
+    /// Returns an error when a server stopped on its own.
+    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let servers = futures::future::select_all(self.started.iter_mut().map(|s| {
+            let name = s.name;
+            Box::pin(async move { (name, (&mut s.server).await) })
+        }));
+        let failure = tokio::select! {
+            () = signal => None,
+            ((name, outcome), _, _) = servers => Some((name, outcome)),
+        };
+        self.shutdown().await;
+        match failure {
+            None => Ok(()),
+            Some((name, Ok(Ok(())))) => anyhow::bail!("the {name} server stopped unexpectedly"),
+            Some((name, Ok(Err(e)))) => Err(anyhow::Error::new(e).context(format!("the {name} server failed"))),
+            Some((name, Err(e))) => Err(anyhow::Error::new(e).context(format!("the {name} server crashed"))),
+        }
+    }
+
+    /// Stops every service in reverse start order, letting in-flight requests and background
+    /// tasks finish within the grace period.
+    pub async fn shutdown(mut self) {
+        for service in &self.started {
+            service.health.start_draining();
+        }
+        while let Some(service) = self.started.pop() {
+            let name = service.name;
+            tracing::info!(service = %name, "stopping");
+            service.stop.cancel();
+            service.tasks.close();
+            let drained = tokio::time::timeout(self.grace, async {
+                if !service.server.is_finished() {
+                    let _ = service.server.await;
+                }
+                service.tasks.wait().await;
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(service = %name, grace_ms = self.grace.as_millis() as u64, "did not drain within the grace period");
+            }
+            if let Some(database) = service.database {
+                database.close().await;
+            }
+            tracing::info!(service = %name, "stopped");
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Where MedCov services keep their records: a pool per service, on SQLite (the embedded
+//! default) or PostgreSQL, chosen by the URL scheme at start-up.
+//!
+//! - SQLite: one file per service under the data folder, created on first run; WAL, a busy
+//!   timeout, and [`begin_write`] (`BEGIN IMMEDIATE`) for every transaction that writes, since
+//!   a deferred transaction that upgrades to a write fails at once with SQLITE_BUSY.
+//! - PostgreSQL: one schema per service (named after it) in the configured database, which is
+//!   created when missing; each connection's `search_path` is that schema, so a service cannot
+//!   see another's tables by accident.
+//!
+//! Each service ships migrations per backend and records its own name in `medcov_meta`, so
+//! pointing one service at another's database is refused at start-up.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use medcov_config::{DatabaseUrl, ServiceName};
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Sqlite, Transaction};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the {service} database at {url} is unreachable: {source}")]
+    Unreachable { service: ServiceName, url: String, source: sqlx::Error },
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("migrating the {service} database failed: {source}")]
+    Migrate { service: ServiceName, source: sqlx::migrate::MigrateError },
+    #[error("the database configured for {service} belongs to the {owner} service; give each service its own database")]
+    Foreign { service: ServiceName, owner: String },
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// Which engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A service's migrations, one set per backend (`migrations/postgres`, `migrations/sqlite`).
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    pub postgres: &'static Migrator,
+    pub sqlite: &'static Migrator,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl PoolOptions {
+    pub fn from_config(config: &medcov_config::Config) -> PoolOptions {
+        PoolOptions {
+            data_dir: config.data_dir.clone(),
+            max_connections: config.database.max_connections,
+            acquire_timeout: config.database.acquire_timeout(),
+        }
+    }
+}
+
+/// A service's connection pool.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Opens the pool for `service`, creating the SQLite file, or the PostgreSQL database and
+    /// the service's schema, when missing.
+    pub async fn connect(
+        service: ServiceName,
+        url: &DatabaseUrl,
+        options: &PoolOptions,
+    ) -> Result<Database, StoreError> {
+        match url {
+            DatabaseUrl::Embedded => {
+                let path = options.data_dir.join(format!("{service}.db"));
+                connect_sqlite(&path, options).await
+            }
+            DatabaseUrl::SqliteFile(path) => connect_sqlite(path, options).await,
+            DatabaseUrl::Postgres(url) => connect_postgres(service, url, options).await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Database::Sqlite(pool) => pool.acquire().await?.ping().await,
+            Database::Postgres(pool) => pool.acquire().await?.ping().await,
+        }
+    }
+
+    /// Applies pending migrations for this backend, then checks the database belongs to
+    /// `service`.
+    pub async fn migrate(&self, service: ServiceName, migrations: &Migrations) -> Result<(), StoreError> {
+        let result = match self {
+            Database::Sqlite(pool) => migrations.sqlite.run(pool).await,
+            Database::Postgres(pool) => migrations.postgres.run(pool).await,
+        };
+        result.map_err(|source| StoreError::Migrate { service, source })?;
+        self.check_owner(service).await
+    }
+
+    /// Refuses a database whose `medcov_meta` names another service.
+    pub async fn check_owner(&self, service: ServiceName) -> Result<(), StoreError> {
+        const QUERY: &str = "SELECT value FROM medcov_meta WHERE key = 'service'";
+        let owner: Option<String> = match self {
+            Database::Sqlite(pool) => sqlx::query_scalar(QUERY).fetch_optional(pool).await?,
+            Database::Postgres(pool) => sqlx::query_scalar(QUERY).fetch_optional(pool).await?,
+        };
+        match owner {
+            Some(owner) if owner != service.as_str() => Err(StoreError::Foreign { service, owner }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The pool's size and idle connections, for metrics.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match self {
+            Database::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Database::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(pool) => pool.close().await,
+            Database::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Starts a SQLite transaction that holds the write lock from its first statement.
+pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir { path: parent.to_path_buf(), source })?;
+    }
+    let connect = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await?;
+    Ok(Database::Sqlite(pool))
+}
+
+async fn connect_postgres(service: ServiceName, url: &url::Url, options: &PoolOptions) -> Result<Database, StoreError> {
+    let unreachable = |source| StoreError::Unreachable { service, url: medcov_config::urls::redact(url), source };
+    ensure_database(url.as_str()).await.map_err(unreachable)?;
+    let connect = PgConnectOptions::from_str(url.as_str()).map_err(unreachable)?;
+    let schema = service.as_str();
+    // The schema must exist before connections select it.
+    let mut first = sqlx::PgConnection::connect_with(&connect).await.map_err(unreachable)?;
+    // The schema name is a service name from a closed list, never user input.
+    let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+    sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut first).await?;
+    first.close().await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect.options([("search_path", schema)]))
+        .await
+        .map_err(unreachable)?;
+    Ok(Database::Postgres(pool))
+}
+
+/// Creates the database when it does not exist; a concurrent creator winning the race is fine.
+async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {
+    if sqlx::Postgres::database_exists(url).await? {
+        return Ok(());
+    }
+    match sqlx::Postgres::create_database(url).await {
+        Ok(()) => Ok(()),
+        Err(e) if sqlx::Postgres::database_exists(url).await.unwrap_or(false) => {
+            tracing::debug!(error = %e, "database was created concurrently");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,26 @@
+//! The auth service: users, roles, tenant scopes, credentials, tokens and signing keys.
+//!
+//! - `api/`: one module per resource, each with its router and OpenAPI description.
+//! - `store/`: the service's tables, with migrations per backend under `migrations/`.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod store;
+
+use medcov_config::ServiceName;
+use medcov_runtime::{ServiceApi, ServiceContext, ServiceSpec};
+
+/// How the runtime starts this service.
+pub fn spec() -> ServiceSpec {
+    ServiceSpec {
+        name: ServiceName::Auth,
+        migrations: Some(store::MIGRATIONS),
+        build: |context| Box::pin(build(context)),
+    }
+}
+
+async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
+    context.require_database()?;
+    Ok(ServiceApi { router: api::router(), checks: Vec::new() })
+}

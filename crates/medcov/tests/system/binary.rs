@@ -206,3 +206,47 @@ fn version_and_help() {
         assert!(text.contains(word), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_in_the_callers_trace() {
+    use axum::routing::post;
+    // A stand-in collector: records what arrives at the OTLP/HTTP traces path.
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let _ = sender.send(body.to_vec());
+            async { axum::http::StatusCode::OK }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut command = medcov(&["serve", "--target", "hospital"]);
+    command.env("MEDCOV__DATA_DIR", data.path()).env("MEDCOV__TELEMETRY__OTLP_ENDPOINT", &endpoint);
+    all_ports_free(&mut command);
+    let process = Process::spawn(command, 1);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = reqwest::Client::new()
+        .get(process.url("hospital", "/health/live"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    // Shutdown flushes the batch.
+    let (status, _) = process.terminate();
+    assert!(status.success());
+
+    let wanted: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex")).collect();
+    let mut exported = false;
+    while let Ok(Some(body)) = tokio::time::timeout(Duration::from_secs(5), received.recv()).await {
+        if body.windows(16).any(|w| w == wanted.as_slice()) {
+            exported = true;
+            break;
+        }
+    }
+    assert!(exported, "a span in trace {trace_id} reached the collector");
+}

@@ -204,7 +204,7 @@ impl Drop for RedisPrefix {
 /// Runs each listed `async fn(TestEnv)` once per backend, as tests named
 /// `embedded::<name>` and `distributed::<name>`.
 ///
-/// ```ignore
+/// ```text
 /// async fn readiness_names_the_database(env: TestEnv) { ... }
 /// medcov_testkit::backend_suite!(readiness_names_the_database);
 /// ```

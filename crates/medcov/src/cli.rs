@@ -44,8 +44,34 @@ pub enum Command {
     /// Print or check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Administration: users and signing keys.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user directly in the auth database (for the first administrator).
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        /// A role; repeat for several: admin, hospital_clerk, clinician, claims_officer,
+        /// billing_clerk, agent, auditor, member.
+        #[arg(long = "role", required = true, value_name = "ROLE")]
+        roles: Vec<medcov_security::Role>,
+        /// `platform`, `hospital:<uuid>[,<uuid>...]`, `insurer:<uuid>` or `own`.
+        #[arg(long, default_value = "platform")]
+        scope: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Start signing tokens with a new key; the old one verifies until its tokens expire.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +106,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("configuration is valid ({})", config.describe_backend(&Targets::all()));
             Ok(())
         }
+        Command::Admin(command) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-admin")?;
+            runtime()?.block_on(admin(&config, command))
+        }
         Command::Migrate { target } => {
             let config = Config::load(cli.config.as_deref())?;
             let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-migrate")?;
@@ -98,12 +129,91 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Reads `platform`, `own`, `insurer:<uuid>` or `hospital:<uuid>[,<uuid>...]`.
+fn parse_scope(text: &str) -> anyhow::Result<medcov_security::Scope> {
+    use medcov_security::Scope;
+    let uuid = |s: &str| s.trim().parse::<uuid::Uuid>().with_context(|| format!("`{s}` is not a UUID"));
+    match text.trim().split_once(':') {
+        None if text.trim() == "platform" => Ok(Scope::Platform),
+        None if text.trim() == "own" => Ok(Scope::Own),
+        Some(("insurer", id)) => Ok(Scope::Insurer { insurer: uuid(id)? }),
+        Some(("hospital", ids)) => {
+            Ok(Scope::Hospitals { hospitals: ids.split(',').map(uuid).collect::<anyhow::Result<_>>()? })
+        }
+        _ => anyhow::bail!(
+            "invalid --scope `{text}`: expected platform, own, insurer:<uuid> or hospital:<uuid>[,<uuid>...]"
+        ),
+    }
+}
+
+async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    use medcov_config::ServiceName;
+    let service = ServiceName::Auth;
+    let database = medcov_store::Database::connect(
+        service,
+        config.database_url(service),
+        &medcov_store::PoolOptions::from_config(config),
+    )
+    .await?;
+    database.migrate(service, &medcov_auth::store::MIGRATIONS).await?;
+    let auth = medcov_auth::AuthService::new(medcov_auth::store::AuthStore::new(database.clone()), config);
+    auth.ensure_signing_key().await?;
+    let outcome = match command {
+        AdminCommand::CreateUser { username, roles, scope, display_name, password_stdin } => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+                (line.trim_end_matches(['\n', '\r']).to_owned(), false)
+            } else {
+                (medcov_auth::domain::sessions::new_refresh_token(), true)
+            };
+            let input = medcov_auth::service::NewUser {
+                username: username.clone(),
+                password: password.clone(),
+                display_name,
+                roles: roles.into_iter().collect(),
+                scope: parse_scope(&scope)?,
+            };
+            match auth.create_user(None, input).await {
+                Ok(user) => {
+                    println!("created user {username} ({})", user.id);
+                    if generated {
+                        println!("password: {password}");
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::anyhow!("{}", describe(&e))),
+            }
+        }
+        AdminCommand::RotateKey => match auth.rotate_key(None).await {
+            Ok(kid) => {
+                println!("new signing key {kid}");
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("{}", describe(&e))),
+        },
+    };
+    database.close().await;
+    outcome
+}
+
+/// An API error as a line for the terminal, with each invalid field.
+fn describe(error: &medcov_http::ApiError) -> String {
+    let problem = error.to_problem();
+    let mut text = problem.detail.unwrap_or(problem.title);
+    for field in problem.errors {
+        text.push_str(&format!("\n  {}: {}", field.field, field.reason));
+    }
+    text
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 async fn serve(config: Arc<Config>, targets: Targets) -> anyhow::Result<()> {
     let backend = config.describe_backend(&targets);
+    let signal = shutdown_signal()?;
     let running = crate::start(config, &targets).await?;
     tracing::info!(services = %targets, backend = %backend, "MedCov is running");
     if std::io::stdout().is_terminal() {
@@ -113,32 +223,32 @@ async fn serve(config: Arc<Config>, targets: Targets) -> anyhow::Result<()> {
         }
         println!("Health: /health/ready, metrics: /metrics, API description: /openapi.json. Ctrl+C stops.\n");
     }
-    running.run_until(shutdown_signal()).await?;
+    running.run_until(signal).await?;
     tracing::info!("MedCov stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl+C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGINT (Ctrl+C) or SIGTERM. The handlers are installed when this is called,
+/// before start-up, so a signal that arrives while services are starting still drains them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("interrupted, shutting down");
+        })
     }
 }
 

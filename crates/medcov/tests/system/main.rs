@@ -1,12 +1,15 @@
 //! End-to-end tests of the whole system: MedCov started in process on port 0 with either
 //! backend, called over real HTTP; and the binary itself, started as processes.
 //!
+//! - `auth_flow`: sign-in, tokens, sessions, lockout, key rotation and tenant scopes, through
+//!   the gateway, on both backends.
 //! - `serving`: every service is ready, answers problems for bad input, counts its traffic;
 //!   run against both backends.
 //! - `split`: the gateway and the services in separate runtimes, meeting over HTTP.
 //! - `readiness`: PostgreSQL going away and coming back, seen through `/health/ready`.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 
+mod auth_flow;
 mod binary;
 mod readiness;
 mod serving;

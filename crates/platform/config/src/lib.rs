@@ -51,6 +51,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub gateway: GatewayConfig,
+    pub auth: AuthConfig,
     pub services: ServicesConfig,
 }
 
@@ -64,6 +65,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             gateway: GatewayConfig::default(),
+            auth: AuthConfig::default(),
             services: ServicesConfig::default(),
         }
     }
@@ -213,6 +215,33 @@ impl GatewayConfig {
     }
 }
 
+/// Sign-in, tokens and passwords.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub lockout_threshold: u32,
+    pub lockout_minutes: u64,
+    pub password_min_length: usize,
+    pub bootstrap_admin: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: "medcov".to_owned(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            password_min_length: 12,
+            bootstrap_admin: "admin".to_owned(),
+        }
+    }
+}
+
 /// One section per service. Ports left out take the service's default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -327,6 +356,21 @@ impl Config {
         }
         if self.gateway.upstream_timeout_ms == 0 {
             return Err(setting("gateway.upstream_timeout_ms", "must be at least 1"));
+        }
+        if self.auth.issuer.trim().is_empty() {
+            return Err(setting("auth.issuer", "must not be empty"));
+        }
+        if !(60..=86_400).contains(&self.auth.access_token_ttl_secs) {
+            return Err(setting("auth.access_token_ttl_secs", "must be between 60 and 86400 seconds"));
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return Err(setting("auth.refresh_token_ttl_secs", "must be at least auth.access_token_ttl_secs"));
+        }
+        if self.auth.lockout_threshold == 0 {
+            return Err(setting("auth.lockout_threshold", "must be at least 1"));
+        }
+        if !(8..=128).contains(&self.auth.password_min_length) {
+            return Err(setting("auth.password_min_length", "must be between 8 and 128"));
         }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             return Err(setting("telemetry.sample_ratio", "must be between 0.0 and 1.0"));

@@ -89,6 +89,7 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
         route = Empty,
         request_id = %request_id,
         trace_id = Empty,
+        principal = Empty,
         status = Empty,
         latency_ms = Empty,
     );

@@ -182,7 +182,11 @@ impl IntoResponse for ApiError {
             // The one place an internal error is logged; the span adds the request id.
             tracing::error!(error = %cause, "internal error");
         }
-        self.to_problem().into_response()
+        let mut response = self.to_problem().into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 

@@ -38,6 +38,14 @@ impl ServiceContext {
         }
     }
 
+    /// A token verifier that reads the auth service's keys (in process when auth runs here).
+    /// Put it on the router as an `Extension` so handlers can take a `Principal`.
+    pub fn verifier(&self) -> Arc<medcov_security::Verifier> {
+        let keys = medcov_security::verify::UpstreamKeys(self.upstream(ServiceName::Auth));
+        let issuer = &self.config.auth.issuer;
+        Arc::new(medcov_security::Verifier::new(Arc::new(keys), issuer, issuer))
+    }
+
     /// The database, for services that have one.
     pub fn require_database(&self) -> anyhow::Result<Database> {
         self.database.clone().ok_or_else(|| anyhow::anyhow!("the {} service has no database configured", self.name))

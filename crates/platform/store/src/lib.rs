@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -161,6 +162,43 @@ impl Database {
 /// Starts a SQLite transaction that holds the write lock from its first statement.
 pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// A pool that can start a transaction meant to write: `BEGIN IMMEDIATE` on SQLite, a plain
+/// `BEGIN` on PostgreSQL (whose row locks and constraints do the rest).
+pub trait WritePool {
+    type Db: sqlx::Database;
+    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl WritePool for SqlitePool {
+    type Db = Sqlite;
+    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
+        begin_write(self)
+    }
+}
+
+impl WritePool for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send {
+        self.begin()
+    }
+}
+
+/// Runs the same code against whichever pool a [`Database`] holds. For SQL both dialects
+/// accept (`$1` placeholders work in both): one query, both backends, no second copy.
+///
+/// ```text
+/// let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await)?;
+/// ```
+#[macro_export]
+macro_rules! on_pool {
+    ($database:expr, |$pool:ident| $body:expr) => {
+        match $database {
+            $crate::Database::Sqlite($pool) => $body,
+            $crate::Database::Postgres($pool) => $body,
+        }
+    };
 }
 
 async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, StoreError> {

@@ -1,15 +1,24 @@
 //! The auth service: users, roles, tenant scopes, credentials, tokens and signing keys.
 //!
-//! - `api/`: one module per resource, each with its router and OpenAPI description.
-//! - `store/`: the service's tables, with migrations per backend under `migrations/`.
+//! - `domain/`: rules without I/O (passwords, lockout, refresh-token rotation).
+//! - `store/`: users, keys, refresh tokens and the audit log, on either backend.
+//! - `service.rs`: the operations (login, refresh, logout, user administration, key rotation),
+//!   used by the HTTP API and the `medcov admin` commands alike.
+//! - `api/`: the HTTP API.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod domain;
+pub mod service;
 pub mod store;
+
+use std::sync::Arc;
 
 use medcov_config::ServiceName;
 use medcov_runtime::{ServiceApi, ServiceContext, ServiceSpec};
+
+pub use service::AuthService;
 
 /// How the runtime starts this service.
 pub fn spec() -> ServiceSpec {
@@ -21,6 +30,9 @@ pub fn spec() -> ServiceSpec {
 }
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
-    context.require_database()?;
-    Ok(ServiceApi { router: api::router(), checks: Vec::new() })
+    let database = context.require_database()?;
+    let service = Arc::new(AuthService::new(store::AuthStore::new(database), &context.config));
+    service.ensure_signing_key().await?;
+    service.bootstrap_admin(&context.config).await?;
+    Ok(ServiceApi { router: api::router(service), checks: Vec::new() })
 }

@@ -36,5 +36,5 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         .map(|upstream| Arc::new(UpstreamCheck(upstream)) as Arc<dyn ReadinessCheck>)
         .collect();
     let body_limit = context.config.http.body_limit_bytes;
-    Ok(ServiceApi { router: api::router(upstreams, body_limit), checks })
+    Ok(ServiceApi { router: api::router(upstreams, context.verifier(), body_limit), checks })
 }

@@ -22,5 +22,7 @@ pub fn spec() -> ServiceSpec {
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     context.require_database()?;
-    Ok(ServiceApi { router: api::router(), checks: Vec::new() })
+    // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
+    let router = api::router().layer(axum::Extension(context.verifier()));
+    Ok(ServiceApi { router, checks: Vec::new() })
 }

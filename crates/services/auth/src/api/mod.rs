@@ -1,15 +1,53 @@
-//! The auth service's HTTP API. Each resource gets its own module and router, merged here.
+//! The auth service's HTTP API. Each resource has its own module and router, merged here.
+//!
+//! - `sessions`: login, refresh, logout (no token needed: these are how you get one).
+//! - `keys`: the JWKS (public) and key rotation (platform administrators).
+//! - `users`: user administration and the caller's own account.
+//! - `audit`: the authentication audit log (auditors and administrators).
 
+mod audit;
+mod keys;
+mod sessions;
+mod users;
+
+use std::sync::Arc;
+
+use axum::Extension;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::service::AuthService;
+
 #[derive(OpenApi)]
-#[openapi(info(
-    title = "MedCov auth service",
-    description = "The auth service owns users, roles, tenant scopes, credentials, tokens and signing keys. Reached through the gateway under `/api/auth/`."
-))]
+#[openapi(
+    info(
+        title = "MedCov auth service",
+        description = "Users, roles, tenant scopes, credentials, tokens and signing keys. Reached through the gateway under `/api/auth/`. Access tokens are Ed25519-signed JWTs (send `Authorization: Bearer <token>`); refresh tokens are opaque, single-use and rotate on every refresh."
+    ),
+    components(schemas(medcov_http::Problem, medcov_http::FieldError)),
+    modifiers(&BearerAuth),
+)]
 struct ApiDoc;
 
-pub fn router() -> OpenApiRouter {
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
+    let verifier = service.verifier();
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sessions::router(service.clone()))
+        .merge(keys::router(service.clone()))
+        .merge(users::router(service.clone()))
+        .merge(audit::router(service))
+        .layer(Extension(verifier))
 }

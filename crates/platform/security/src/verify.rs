@@ -1,0 +1,338 @@
+//! Verifying access tokens.
+//!
+//! Only EdDSA tokens with a known key id pass; `none`, HS256 and every other algorithm are
+//! refused before any key is looked at. Keys come from a [`KeySource`] (the auth service's
+//! JWKS) and are cached; an unknown key id triggers a refetch, at most once per
+//! `min_refetch` so a flood of forged key ids cannot hammer the auth service.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use futures::future::BoxFuture;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use medcov_http::ApiError;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::keys::JwkSet;
+use crate::principal::{AccessClaims, Principal};
+
+/// Where the public keys come from.
+pub trait KeySource: Send + Sync {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, String>>;
+}
+
+/// The auth service's JWKS, in process or over HTTP.
+pub struct UpstreamKeys(pub medcov_http::Upstream);
+
+/// Where the auth service publishes its keys.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+impl KeySource for UpstreamKeys {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, String>> {
+        Box::pin(async move {
+            let request =
+                axum::extract::Request::get(JWKS_PATH).body(axum::body::Body::empty()).map_err(|e| e.to_string())?;
+            let response = self.0.forward(request, JWKS_PATH, 0).await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("the auth service answered {}", response.status()));
+            }
+            let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024).await.map_err(|e| e.to_string())?;
+            serde_json::from_slice(&bytes).map_err(|e| format!("the key set is unreadable: {e}"))
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no access token: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("the access token is invalid: {0}")]
+    Invalid(String),
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the keys to check the access token are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::KeysUnavailable(_) => ApiError::Unavailable(error.to_string()),
+            other => ApiError::Unauthorized(other.to_string()),
+        }
+    }
+}
+
+/// Key-set fetches allowed per window.
+pub const FETCHES_PER_WINDOW: usize = 3;
+
+pub struct Verifier {
+    source: Arc<dyn KeySource>,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    fetches: Mutex<std::collections::VecDeque<Instant>>,
+    validation: Validation,
+    window: Duration,
+}
+
+impl Verifier {
+    pub fn new(source: Arc<dyn KeySource>, issuer: &str, audience: &str) -> Verifier {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        Verifier {
+            source,
+            keys: RwLock::new(HashMap::new()),
+            fetches: Mutex::new(std::collections::VecDeque::new()),
+            validation,
+            window: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the window in which at most [`FETCHES_PER_WINDOW`] fetches happen.
+    pub fn with_refetch_window(mut self, window: Duration) -> Verifier {
+        self.window = window;
+        self
+    }
+
+    /// Verifies a bearer token.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed token".into()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let kid = header.kid.ok_or_else(|| AuthError::Invalid("the token names no key".into()))?;
+        let key = self.key(&kid).await?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::Invalid("the token is not valid yet".into()),
+                ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                    AuthError::Invalid("the token was not issued for MedCov".into())
+                }
+                _ => AuthError::Invalid("malformed token".into()),
+            }
+        })?;
+        Ok(Principal::from(data.claims))
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Ok(key.clone());
+        }
+        self.refresh(false).await?;
+        self.keys.read().await.get(kid).cloned().ok_or_else(|| AuthError::Invalid("unknown key id".into()))
+    }
+
+    /// Refetches the key set, unless the window's fetches are used up (`force` ignores that).
+    pub async fn refresh(&self, force: bool) -> Result<(), AuthError> {
+        let mut fetches = self.fetches.lock().await;
+        while fetches.front().is_some_and(|at| at.elapsed() >= self.window) {
+            fetches.pop_front();
+        }
+        if !force && fetches.len() >= FETCHES_PER_WINDOW {
+            return Ok(());
+        }
+        let set = self.source.fetch().await.map_err(AuthError::KeysUnavailable)?;
+        let mut keys = HashMap::new();
+        for jwk in set.keys {
+            if jwk.kty != "OKP" || jwk.crv != "Ed25519" {
+                continue;
+            }
+            if let Ok(key) = DecodingKey::from_ed_components(&jwk.x) {
+                keys.insert(jwk.kid, key);
+            }
+        }
+        *self.keys.write().await = keys;
+        fetches.push_back(Instant::now());
+        Ok(())
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Result<&str, AuthError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let text = value.to_str().map_err(|_| AuthError::Invalid("unreadable Authorization header".into()))?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(AuthError::Invalid("expected `Authorization: Bearer <token>`".into())),
+    }
+}
+
+/// Extracts the verified caller. The router must carry the service's `Arc<Verifier>` as an
+/// extension (see [`Verifier`]); a request without a valid token is refused with 401.
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let verifier = parts
+            .extensions
+            .get::<Arc<Verifier>>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("no token verifier is installed on this router"))?;
+        let token = bearer(parts)?;
+        let principal = verifier.verify(token).await?;
+        tracing::Span::current().record("principal", tracing::field::display(principal.id));
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::keys::SigningKey;
+    use crate::principal::{PrincipalKind, Role, Scope};
+
+    struct Keys {
+        set: std::sync::Mutex<JwkSet>,
+        fetches: AtomicUsize,
+    }
+
+    impl KeySource for Keys {
+        fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, String>> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            let set = self.set.lock().unwrap().clone();
+            Box::pin(async move { Ok(set) })
+        }
+    }
+
+    fn now() -> i64 {
+        time_now()
+    }
+
+    fn time_now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    }
+
+    fn claims(exp_in: i64, nbf_in: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "medcov".into(),
+            aud: "medcov".into(),
+            sub: Uuid::now_v7(),
+            iat: now(),
+            nbf: now() + nbf_in,
+            exp: now() + exp_in,
+            jti: Uuid::now_v7(),
+            sid: Uuid::now_v7(),
+            kind: PrincipalKind::User,
+            roles: BTreeSet::from([Role::Clinician]),
+            scope: Scope::Hospitals { hospitals: vec![Uuid::now_v7()] },
+        }
+    }
+
+    fn setup(keys: &[&SigningKey]) -> (Arc<Keys>, Verifier) {
+        let source = Arc::new(Keys {
+            set: std::sync::Mutex::new(JwkSet { keys: keys.iter().map(|k| k.jwk()).collect() }),
+            fetches: AtomicUsize::new(0),
+        });
+        let verifier = Verifier::new(source.clone(), "medcov", "medcov");
+        (source, verifier)
+    }
+
+    fn segment(value: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_yields_its_principal() {
+        let key = SigningKey::generate().unwrap();
+        let (_, verifier) = setup(&[&key]);
+        let claims = claims(900, 0);
+        let principal = verifier.verify(&key.sign(&claims).unwrap()).await.unwrap();
+        assert_eq!(principal.id, claims.sub);
+        assert_eq!(principal.roles, claims.roles);
+        assert_eq!(principal.scope, claims.scope);
+    }
+
+    #[tokio::test]
+    async fn bad_tokens_are_refused() {
+        let key = SigningKey::generate().unwrap();
+        let other = SigningKey::generate().unwrap();
+        let (_, verifier) = setup(&[&key]);
+        let good = key.sign(&claims(900, 0)).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+
+        // Tampered payload: roles changed after signing.
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        payload["roles"] = serde_json::json!(["admin"]);
+        let tampered = format!("{}.{}.{}", parts[0], segment(&payload), parts[2]);
+        // alg none, no signature.
+        let none = format!("{}.{}.", segment(&serde_json::json!({"alg": "none", "kid": key.kid()})), parts[1]);
+        // HS256 "signed" with the public key as the secret.
+        let hs_header = jsonwebtoken::Header { kid: Some(key.kid().to_owned()), ..Default::default() };
+        let public = URL_SAFE_NO_PAD.decode(&key.jwk().x).unwrap();
+        let hs256 = jsonwebtoken::encode(&hs_header, &claims(900, 0), &jsonwebtoken::EncodingKey::from_secret(&public))
+            .unwrap();
+        // Signed by a key that is not published, under the published key's id.
+        let mut forged = other.sign(&claims(900, 0)).unwrap();
+        forged = forged.replace(
+            forged.split('.').next().unwrap(),
+            &segment(&serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": key.kid()})),
+        );
+
+        let table = [
+            (tampered, "bad signature"),
+            (none, "malformed"),
+            (hs256, "not accepted"),
+            (forged, "bad signature"),
+            (key.sign(&claims(-60, -120)).unwrap(), "expired"),
+            (key.sign(&claims(900, 600)).unwrap(), "not valid yet"),
+            (other.sign(&claims(900, 0)).unwrap(), "unknown key id"),
+            ("not-a-token".to_owned(), "malformed"),
+        ];
+        for (token, expected) in table {
+            let error = verifier.verify(&token).await.unwrap_err();
+            assert!(error.to_string().contains(expected), "{expected}: {error}");
+            assert_eq!(ApiError::from(error).status().as_u16(), 401);
+        }
+        let mut wrong_audience = claims(900, 0);
+        wrong_audience.aud = "elsewhere".into();
+        let error = verifier.verify(&key.sign(&wrong_audience).unwrap()).await.unwrap_err();
+        assert!(error.to_string().contains("not issued for MedCov"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_id_refetches_but_not_too_often() {
+        let old = SigningKey::generate().unwrap();
+        let (source, verifier) = setup(&[&old]);
+        verifier.verify(&old.sign(&claims(900, 0)).unwrap()).await.unwrap();
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+
+        // Rotation: a new key is published; tokens signed by it are accepted after one refetch.
+        let new = SigningKey::generate().unwrap();
+        source.set.lock().unwrap().keys.push(new.jwk());
+        verifier.verify(&new.sign(&claims(900, 0)).unwrap()).await.unwrap();
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+        verifier.verify(&old.sign(&claims(900, 0)).unwrap()).await.unwrap();
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2, "known keys need no fetch");
+
+        // A flood of forged key ids within the window fetches only what the window allows.
+        let verifier = verifier.with_refetch_window(Duration::from_secs(60));
+        let stranger = SigningKey::generate().unwrap();
+        for _ in 0..10 {
+            assert!(verifier.verify(&stranger.sign(&claims(900, 0)).unwrap()).await.is_err());
+        }
+        assert_eq!(source.fetches.load(Ordering::SeqCst), FETCHES_PER_WINDOW);
+    }
+}

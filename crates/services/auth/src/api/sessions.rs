@@ -1,0 +1,68 @@
+//! `/login`, `/token/refresh`, `/logout`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use medcov_http::{ApiError, Json};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::service::{AuthService, TokenPair};
+
+pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(refresh)).routes(routes!(logout)).with_state(service)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Sign in. A wrong username, a wrong password, a locked and a deactivated account all get the
+/// same 401; the fifth failure in a row locks the account for 15 minutes (configurable).
+#[utoipa::path(post, path = "/login", tag = "sessions", request_body = Credentials,
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 401, description = "Invalid username or password.", body = medcov_http::Problem),
+        (status = 422, body = medcov_http::Problem),
+    ))]
+async fn login(
+    State(service): State<Arc<AuthService>>,
+    Json(body): Json<Credentials>,
+) -> Result<Json<TokenPair>, ApiError> {
+    service.login(&body.username, &body.password).await.map(Json)
+}
+
+/// Exchange a refresh token for new tokens. Each refresh token works once; presenting a used
+/// one again revokes the whole session.
+#[utoipa::path(post, path = "/token/refresh", tag = "sessions", request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 401, description = "Invalid, expired, revoked or reused.", body = medcov_http::Problem),
+    ))]
+async fn refresh(
+    State(service): State<Arc<AuthService>>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    service.refresh(&body.refresh_token).await.map(Json)
+}
+
+/// End the session the refresh token belongs to.
+#[utoipa::path(post, path = "/logout", tag = "sessions", request_body = RefreshRequest,
+    responses((status = 204, description = "The session is revoked."), (status = 401, body = medcov_http::Problem)))]
+async fn logout(
+    State(service): State<Arc<AuthService>>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    service.logout(&body.refresh_token).await.map(|()| StatusCode::NO_CONTENT)
+}

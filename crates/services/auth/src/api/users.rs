@@ -1,0 +1,210 @@
+//! `/users` (administration) and `/me` (the caller's own account).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use medcov_http::{ApiError, Json, Path, Query};
+use medcov_security::{Principal, PrincipalKind, Role, Scope};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::service::{AuthService, NewUser, UserChange};
+use crate::store::User;
+
+pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(deactivate_user))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .with_state(service)
+}
+
+/// An account as the API shows it (never its password hash).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    id: Uuid,
+    username: String,
+    display_name: String,
+    #[schema(value_type = String)]
+    kind: PrincipalKind,
+    roles: BTreeSet<Role>,
+    scope: Scope,
+    active: bool,
+    /// Locked after too many failed logins.
+    locked: bool,
+    /// Send it back as `If-Match: "<version>"` when changing the user.
+    version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: OffsetDateTime,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        UserView {
+            id: user.id,
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            kind: user.kind,
+            roles: user.roles.clone(),
+            scope: user.scope.clone(),
+            active: user.active,
+            locked: user.failures.is_locked(OffsetDateTime::now_utc()),
+            version: user.version,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+fn with_etag(status: StatusCode, user: &User) -> Response {
+    let mut response = (status, Json(UserView::from(user))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", user.version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The version an `If-Match` header asks for; absent means "whatever is current".
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or("").trim().trim_start_matches("W/").trim_matches('"');
+    text.parse().map(Some).map_err(|_| ApiError::BadRequest {
+        detail: "If-Match must be the ETag of the user, such as \"3\"".into(),
+        errors: vec![medcov_http::FieldError::new("If-Match", "must be an ETag returned by this API")],
+    })
+}
+
+/// Create a user. Administrators only, and only within their own scope.
+#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])), request_body = NewUser,
+    responses(
+        (status = 201, body = UserView),
+        (status = 403, body = medcov_http::Problem),
+        (status = 409, description = "The username is taken.", body = medcov_http::Problem),
+        (status = 422, body = medcov_http::Problem),
+    ))]
+async fn create_user(
+    State(service): State<Arc<AuthService>>,
+    principal: Principal,
+    Json(body): Json<NewUser>,
+) -> Result<Response, ApiError> {
+    let user = service.create_user(Some(&principal), body).await?;
+    Ok(with_etag(StatusCode::CREATED, &user))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Return users after this id (the `next_after` of the previous page).
+    after: Option<Uuid>,
+    /// At most this many (1 to 200, default 50).
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserPage {
+    items: Vec<UserView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_after: Option<Uuid>,
+}
+
+/// List users: every user for platform administrators and auditors, the tenant's own users for
+/// tenant administrators and auditors.
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page),
+    responses((status = 200, body = UserPage), (status = 403, body = medcov_http::Problem)))]
+async fn list_users(
+    State(service): State<Arc<AuthService>>,
+    principal: Principal,
+    Query(page): Query<Page>,
+) -> Result<Json<UserPage>, ApiError> {
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 200"));
+    }
+    let users = service.list_users(&principal, page.after, limit).await?;
+    let next_after = if users.len() as i64 == limit { users.last().map(|u| u.id) } else { None };
+    Ok(Json(UserPage { items: users.iter().map(UserView::from).collect(), next_after }))
+}
+
+/// One user. Users outside the caller's scope are not found.
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView, headers(("ETag" = String))), (status = 404, body = medcov_http::Problem)))]
+async fn get_user(
+    State(service): State<Arc<AuthService>>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let user = service.visible_user(&principal, id).await?;
+    Ok(with_etag(StatusCode::OK, &user))
+}
+
+/// Change a user's display name, roles or scope. Send `If-Match` with the ETag you read: a
+/// stale one gets 412.
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])), request_body = UserChange,
+    responses(
+        (status = 200, body = UserView),
+        (status = 404, body = medcov_http::Problem),
+        (status = 412, body = medcov_http::Problem),
+        (status = 422, body = medcov_http::Problem),
+    ))]
+async fn update_user(
+    State(service): State<Arc<AuthService>>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(change): Json<UserChange>,
+) -> Result<Response, ApiError> {
+    let version = if_match(&headers)?;
+    let user = service.update_user(&principal, id, version, change).await?;
+    Ok(with_etag(StatusCode::OK, &user))
+}
+
+/// Deactivate a user: they can no longer sign in, and every session of theirs is revoked.
+#[utoipa::path(post, path = "/users/{id}/deactivate", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem)))]
+async fn deactivate_user(
+    State(service): State<Arc<AuthService>>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let user = service.deactivate(&principal, id).await?;
+    Ok(with_etag(StatusCode::OK, &user))
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = medcov_http::Problem)))]
+async fn me(State(service): State<Arc<AuthService>>, principal: Principal) -> Result<Response, ApiError> {
+    let user = service.visible_user(&principal, principal.id).await?;
+    Ok(with_etag(StatusCode::OK, &user))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Change your password. Every session of yours is revoked: sign in again.
+#[utoipa::path(post, path = "/me/password", tag = "users", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 204), (status = 422, body = medcov_http::Problem)))]
+async fn change_password(
+    State(service): State<Arc<AuthService>>,
+    principal: Principal,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    service.change_password(&principal, &body.current_password, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

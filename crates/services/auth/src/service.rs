@@ -1,0 +1,520 @@
+//! The auth service's operations, shared by the HTTP API and the `medcov admin` commands.
+//!
+//! Authorization is decided here, next to the data: a tenant administrator only ever sees,
+//! creates or changes users inside their own scope, and a user outside it is reported as not
+//! found rather than forbidden, so scopes cannot be probed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use medcov_config::Config;
+use medcov_http::{ApiError, FieldError};
+use medcov_security::{AccessClaims, JwkSet, KeySource, Principal, PrincipalKind, Role, Scope, SigningKey, Verifier};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::domain::credentials::{self, check_password, check_username};
+use crate::domain::lockout::{Failures, LockoutPolicy};
+use crate::domain::sessions::{self, RefreshState};
+use crate::store::{AuditEntry, AuthStore, RefreshRow, StoreError, User};
+
+/// The one answer to every failed login, whatever failed.
+const BAD_CREDENTIALS: &str = "invalid username or password";
+
+/// How long a retired key keeps verifying beyond the access-token lifetime (clock skew).
+const KEY_OVERLAP: Duration = Duration::seconds(60);
+
+#[derive(Debug, Clone)]
+struct Settings {
+    issuer: String,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    lockout: LockoutPolicy,
+    min_password: usize,
+}
+
+/// Tokens handed out by login and refresh.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single use: each refresh returns a new one.
+    pub refresh_token: String,
+}
+
+/// A new account.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub roles: BTreeSet<Role>,
+    pub scope: Scope,
+}
+
+/// A change to an account: fields left out keep their value.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub display_name: Option<String>,
+    pub roles: Option<BTreeSet<Role>>,
+    pub scope: Option<Scope>,
+}
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::UsernameTaken => ApiError::Conflict("this username is taken".into()),
+        StoreError::Sqlx(e) => ApiError::internal(e),
+    }
+}
+
+/// Keys for verifying tokens inside the auth service itself: straight from its store.
+struct StoreKeys(Arc<AuthService>);
+
+impl KeySource for StoreKeys {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, String>> {
+        Box::pin(async move { self.0.jwks().await.map_err(|e| e.to_string()) })
+    }
+}
+
+pub struct AuthService {
+    store: AuthStore,
+    settings: Settings,
+}
+
+impl AuthService {
+    pub fn new(store: AuthStore, config: &Config) -> AuthService {
+        let auth = &config.auth;
+        AuthService {
+            store,
+            settings: Settings {
+                issuer: auth.issuer.clone(),
+                access_ttl: Duration::seconds(i64::try_from(auth.access_token_ttl_secs).unwrap_or(900)),
+                refresh_ttl: Duration::seconds(i64::try_from(auth.refresh_token_ttl_secs).unwrap_or(86_400)),
+                lockout: LockoutPolicy {
+                    threshold: auth.lockout_threshold,
+                    duration: Duration::minutes(i64::try_from(auth.lockout_minutes).unwrap_or(15)),
+                },
+                min_password: auth.password_min_length,
+            },
+        }
+    }
+
+    /// A verifier reading this service's own keys.
+    pub fn verifier(self: &Arc<Self>) -> Arc<Verifier> {
+        Arc::new(Verifier::new(Arc::new(StoreKeys(self.clone())), &self.settings.issuer, &self.settings.issuer))
+    }
+
+    /// Makes sure a signing key exists (the first start creates one).
+    pub async fn ensure_signing_key(&self) -> anyhow::Result<()> {
+        if self.store.keys().await?.iter().any(|k| k.active) {
+            return Ok(());
+        }
+        let key = SigningKey::generate()?;
+        self.store.add_key(key.kid(), key.pkcs8(), None).await?;
+        tracing::info!(kid = key.kid(), "created the first signing key");
+        Ok(())
+    }
+
+    /// A new signing key takes over; the old one verifies until its tokens have expired.
+    pub async fn rotate_key(&self, actor: Option<Uuid>) -> Result<String, ApiError> {
+        let key = SigningKey::generate().map_err(ApiError::internal)?;
+        let audit = AuditEntry::new("key_rotated", None, actor, json!({ "kid": key.kid() }));
+        self.store.add_key(key.kid(), key.pkcs8(), Some(&audit)).await.map_err(store_error)?;
+        tracing::info!(kid = key.kid(), "signing key rotated");
+        Ok(key.kid().to_owned())
+    }
+
+    /// The public keys that verify tokens still in circulation.
+    pub async fn jwks(&self) -> Result<JwkSet, ApiError> {
+        let now = OffsetDateTime::now_utc();
+        let horizon = self.settings.access_ttl + KEY_OVERLAP;
+        let mut keys = Vec::new();
+        for row in self.store.keys().await.map_err(store_error)? {
+            let current = row.active || row.retired_at.is_some_and(|at| at + horizon > now);
+            if current {
+                keys.push(SigningKey::from_pkcs8(row.kid, &row.private_key).map_err(ApiError::internal)?.jwk());
+            }
+        }
+        Ok(JwkSet { keys })
+    }
+
+    async fn signing_key(&self) -> Result<SigningKey, ApiError> {
+        let row = self
+            .store
+            .keys()
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .find(|k| k.active)
+            .ok_or_else(|| ApiError::Unavailable("no signing key is configured".into()))?;
+        SigningKey::from_pkcs8(row.kid, &row.private_key).map_err(ApiError::internal)
+    }
+
+    /// On a start with no users, creates the configured administrator with a random password
+    /// and writes the credentials to a file only the owner can read.
+    pub async fn bootstrap_admin(&self, config: &Config) -> anyhow::Result<()> {
+        let username = config.auth.bootstrap_admin.trim();
+        if username.is_empty() || self.store.count_users().await? > 0 {
+            return Ok(());
+        }
+        let password = sessions::new_refresh_token();
+        let user = NewUser {
+            username: username.to_owned(),
+            password: password.clone(),
+            display_name: "Administrator".to_owned(),
+            roles: BTreeSet::from([Role::Admin]),
+            scope: Scope::Platform,
+        };
+        let created = self.create_user(None, user).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let path = config.data_dir.join("initial-admin.txt");
+        write_private(&path, &format!("username: {username}\npassword: {password}\n"))?;
+        tracing::warn!(
+            user = %created.id,
+            credentials = %path.display(),
+            "created the first administrator; sign in with the credentials in this file, change the password, then delete it"
+        );
+        Ok(())
+    }
+
+    /// Creates an account. `actor` is `None` only for the command line and bootstrap.
+    pub async fn create_user(&self, actor: Option<&Principal>, input: NewUser) -> Result<User, ApiError> {
+        if let Some(actor) = actor {
+            actor.require_any(&[Role::Admin])?;
+            if !input.scope.within(&actor.scope) {
+                return Err(ApiError::Forbidden("the new user's scope must lie within your own".into()));
+            }
+        }
+        let mut errors = Vec::new();
+        if let Err(e) = check_username(&input.username) {
+            errors.push(e);
+        }
+        if let Err(e) = check_password("password", &input.password, &input.username, self.settings.min_password) {
+            errors.push(e);
+        }
+        if let Err(reason) = input.scope.check_roles(&input.roles) {
+            errors.push(FieldError::new("roles", reason));
+        }
+        if input.roles.contains(&Role::Service) {
+            errors.push(FieldError::new("roles", "service accounts are not created here"));
+        }
+        if input.display_name.chars().count() > 200 {
+            errors.push(FieldError::new("display_name", "must be at most 200 characters"));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let password = input.password.clone();
+        let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        let now = OffsetDateTime::now_utc();
+        let user = User {
+            id: Uuid::now_v7(),
+            username: input.username.trim().to_owned(),
+            display_name: input.display_name.trim().to_owned(),
+            password_hash: hash,
+            kind: PrincipalKind::User,
+            roles: input.roles,
+            scope: input.scope,
+            active: true,
+            failures: Failures { count: 0, locked_until: None },
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = AuditEntry::new(
+            "user_created",
+            Some(user.id),
+            actor.map(|a| a.id),
+            json!({ "roles": user.roles, "scope": user.scope }),
+        );
+        self.store.insert_user(&user, &audit).await.map_err(store_error)?;
+        Ok(user)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, ApiError> {
+        let user = self.store.user_by_username(username).await.map_err(store_error)?;
+        let stored =
+            user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| credentials::decoy_hash().to_owned());
+        let attempt = password.to_owned();
+        // Verify even for an unknown user, so both answers take as long.
+        let matches = tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
+            .await
+            .map_err(ApiError::internal)?;
+        let Some(user) = user else {
+            self.store
+                .audit(&AuditEntry::new("login_failed", None, None, json!({ "reason": "unknown_user" })))
+                .await
+                .map_err(store_error)?;
+            return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
+        };
+        let now = OffsetDateTime::now_utc();
+        if user.failures.is_locked(now) || !user.active {
+            let reason = if user.active { "locked" } else { "inactive" };
+            self.store
+                .audit(&AuditEntry::new("login_failed", Some(user.id), None, json!({ "reason": reason })))
+                .await
+                .map_err(store_error)?;
+            return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
+        }
+        if !matches {
+            let failures = user.failures.after_failure(self.settings.lockout, now);
+            let mut audit = vec![AuditEntry::new(
+                "login_failed",
+                Some(user.id),
+                None,
+                json!({ "reason": "wrong_password", "failures": failures.count }),
+            )];
+            if failures.is_locked(now) {
+                audit.push(AuditEntry::new(
+                    "account_locked",
+                    Some(user.id),
+                    None,
+                    json!({ "until": failures.locked_until.map(|t| t.unix_timestamp()) }),
+                ));
+            }
+            self.store.record_failure(user.id, failures, &audit).await.map_err(store_error)?;
+            return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
+        }
+        let family = Uuid::now_v7();
+        let (pair, refresh, hash) = self.issue(&user, family).await?;
+        let audit = AuditEntry::new("login", Some(user.id), None, json!({ "session": family }));
+        self.store.record_login(user.id, &refresh, &hash, &audit).await.map_err(store_error)?;
+        Ok(pair)
+    }
+
+    /// Signs an access token and makes the next refresh token of `family`.
+    async fn issue(&self, user: &User, family: Uuid) -> Result<(TokenPair, RefreshRow, String), ApiError> {
+        let key = self.signing_key().await?;
+        let now = OffsetDateTime::now_utc();
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.issuer.clone(),
+            sub: user.id,
+            iat: now.unix_timestamp(),
+            nbf: now.unix_timestamp(),
+            exp: (now + self.settings.access_ttl).unix_timestamp(),
+            jti: Uuid::now_v7(),
+            sid: family,
+            kind: user.kind,
+            roles: user.roles.clone(),
+            scope: user.scope.clone(),
+        };
+        let access_token = key.sign(&claims).map_err(ApiError::internal)?;
+        let refresh_token = sessions::new_refresh_token();
+        let hash = sessions::token_hash(&refresh_token);
+        let row = RefreshRow {
+            id: Uuid::now_v7(),
+            family_id: family,
+            user_id: user.id,
+            expires_at: now + self.settings.refresh_ttl,
+            used_at: None,
+            revoked_at: None,
+        };
+        let pair = TokenPair {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: self.settings.access_ttl.whole_seconds(),
+            refresh_token,
+        };
+        Ok((pair, row, hash))
+    }
+
+    /// Rotates a refresh token. A token used twice revokes its whole session.
+    pub async fn refresh(&self, token: &str) -> Result<TokenPair, ApiError> {
+        let invalid = || ApiError::Unauthorized("the refresh token is invalid or expired".into());
+        let Some(row) = self.store.refresh_by_hash(&sessions::token_hash(token)).await.map_err(store_error)? else {
+            return Err(invalid());
+        };
+        let now = OffsetDateTime::now_utc();
+        match sessions::refresh_state(row.used_at.is_some(), row.revoked_at.is_some(), row.expires_at <= now) {
+            RefreshState::Usable => {}
+            RefreshState::Reused => return Err(self.reuse_detected(&row).await),
+            RefreshState::Expired | RefreshState::Revoked => return Err(invalid()),
+        }
+        let user = self.store.user_by_id(row.user_id).await.map_err(store_error)?.ok_or_else(invalid)?;
+        if !user.active {
+            return Err(invalid());
+        }
+        let (pair, next, hash) = self.issue(&user, row.family_id).await?;
+        let audit = AuditEntry::new("refresh", Some(user.id), None, json!({ "session": row.family_id }));
+        if !self.store.rotate_refresh(row.id, &next, &hash, &audit).await.map_err(store_error)? {
+            // Another request used it between our read and our write.
+            return Err(self.reuse_detected(&row).await);
+        }
+        Ok(pair)
+    }
+
+    async fn reuse_detected(&self, row: &RefreshRow) -> ApiError {
+        let audit =
+            AuditEntry::new("refresh_reuse_detected", Some(row.user_id), None, json!({ "session": row.family_id }));
+        match self.store.revoke_family(row.family_id, &audit).await {
+            Ok(revoked) => {
+                tracing::warn!(user = %row.user_id, session = %row.family_id, revoked, "refresh token reused; session revoked");
+                ApiError::Unauthorized("the refresh token was already used; the session has been revoked".into())
+            }
+            Err(e) => store_error(e),
+        }
+    }
+
+    /// Ends the session the refresh token belongs to.
+    pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
+        let Some(row) = self.store.refresh_by_hash(&sessions::token_hash(token)).await.map_err(store_error)? else {
+            return Err(ApiError::Unauthorized("the refresh token is invalid".into()));
+        };
+        let audit = AuditEntry::new("logout", Some(row.user_id), None, json!({ "session": row.family_id }));
+        self.store.revoke_family(row.family_id, &audit).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    pub async fn change_password(&self, actor: &Principal, current: &str, new: &str) -> Result<(), ApiError> {
+        let user = self
+            .store
+            .user_by_id(actor.id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+        let stored = user.password_hash.clone();
+        let attempt = current.to_owned();
+        let matches = tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
+            .await
+            .map_err(ApiError::internal)?;
+        if !matches {
+            return Err(ApiError::field("current_password", "does not match the current password"));
+        }
+        check_password("new_password", new, &user.username, self.settings.min_password)
+            .map_err(|e| ApiError::Validation(vec![e]))?;
+        let password = new.to_owned();
+        let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        let audit = AuditEntry::new("password_changed", Some(user.id), Some(actor.id), json!({}));
+        self.store.set_password(user.id, &hash, &audit).await.map_err(store_error)
+    }
+
+    /// A user the actor may see: themselves, or anyone in scope for an administrator or
+    /// auditor. Anyone else is "not found".
+    pub async fn visible_user(&self, actor: &Principal, id: Uuid) -> Result<User, ApiError> {
+        let not_found = || ApiError::NotFound("no such user".into());
+        let user = self.store.user_by_id(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let allowed =
+            actor.id == id || (actor.has_any(&[Role::Admin, Role::Auditor]) && user.scope.within(&actor.scope));
+        if allowed { Ok(user) } else { Err(not_found()) }
+    }
+
+    pub async fn list_users(&self, actor: &Principal, after: Option<Uuid>, limit: i64) -> Result<Vec<User>, ApiError> {
+        actor.require_any(&[Role::Admin, Role::Auditor])?;
+        let tenants = match actor.scope {
+            Scope::Platform => None,
+            ref scope => Some(crate::store::tenant_keys(scope)),
+        };
+        self.store.list_users(tenants.as_deref(), after, limit).await.map_err(store_error)
+    }
+
+    pub async fn update_user(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        expected_version: Option<i64>,
+        change: UserChange,
+    ) -> Result<User, ApiError> {
+        actor.require_any(&[Role::Admin])?;
+        let mut user = self.visible_user(actor, id).await?;
+        if !user.scope.within(&actor.scope) {
+            return Err(ApiError::NotFound("no such user".into()));
+        }
+        let expected = expected_version.unwrap_or(user.version);
+        if expected != user.version {
+            return Err(ApiError::PreconditionFailed("the user changed since you read it; read it again".into()));
+        }
+        let before = json!({ "roles": user.roles, "scope": user.scope });
+        if let Some(name) = change.display_name {
+            if name.chars().count() > 200 {
+                return Err(ApiError::field("display_name", "must be at most 200 characters"));
+            }
+            user.display_name = name.trim().to_owned();
+        }
+        if let Some(roles) = change.roles {
+            user.roles = roles;
+        }
+        if let Some(scope) = change.scope {
+            if !scope.within(&actor.scope) {
+                return Err(ApiError::Forbidden("the user's scope must lie within your own".into()));
+            }
+            user.scope = scope;
+        }
+        if let Err(reason) = user.scope.check_roles(&user.roles) {
+            return Err(ApiError::field("roles", reason));
+        }
+        if actor.id == user.id && !user.roles.contains(&Role::Admin) {
+            return Err(ApiError::field("roles", "you cannot remove your own admin role"));
+        }
+        let event =
+            if before == json!({ "roles": user.roles, "scope": user.scope }) { "user_updated" } else { "role_changed" };
+        let audit = AuditEntry::new(
+            event,
+            Some(user.id),
+            Some(actor.id),
+            json!({ "before": before, "after": { "roles": user.roles, "scope": user.scope } }),
+        );
+        self.store
+            .update_user(&user, expected, &audit)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::PreconditionFailed("the user changed since you read it; read it again".into()))
+    }
+
+    pub async fn deactivate(&self, actor: &Principal, id: Uuid) -> Result<User, ApiError> {
+        actor.require_any(&[Role::Admin])?;
+        let user = self.visible_user(actor, id).await?;
+        if actor.id == id {
+            return Err(ApiError::Conflict("you cannot deactivate yourself".into()));
+        }
+        let audit = AuditEntry::new("user_deactivated", Some(id), Some(actor.id), json!({}));
+        self.store.deactivate(user.id, &audit).await.map_err(store_error)?;
+        self.visible_user(actor, id).await
+    }
+
+    pub async fn audit_log(
+        &self,
+        actor: &Principal,
+        user: Option<Uuid>,
+        event: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, ApiError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        if actor.scope != Scope::Platform {
+            // Tenant auditors may read the entries of their own users only.
+            let Some(user) = user else {
+                return Err(ApiError::Forbidden("a tenant auditor must ask for one user's entries (user_id)".into()));
+            };
+            self.visible_user(actor, user).await?;
+        }
+        self.store.audit_log(user, event, after, limit).await.map_err(store_error)
+    }
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}

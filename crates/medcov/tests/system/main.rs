@@ -3,6 +3,7 @@
 //!
 //! - `auth_flow`: sign-in, tokens, sessions, lockout, key rotation and tenant scopes, through
 //!   the gateway, on both backends.
+//! - `edge`: rate limits (one instance, and two sharing Redis), CORS, security headers.
 //! - `serving`: every service is ready, answers problems for bad input, counts its traffic;
 //!   run against both backends.
 //! - `split`: the gateway and the services in separate runtimes, meeting over HTTP.
@@ -11,6 +12,7 @@
 
 mod auth_flow;
 mod binary;
+mod edge;
 mod readiness;
 mod serving;
 mod split;

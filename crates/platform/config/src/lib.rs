@@ -201,12 +201,47 @@ impl Default for RedisConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     pub upstream_timeout_ms: u64,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.org`.
+    pub cors_allowed_origins: Vec<String>,
+    pub rate_limits: RateLimitsConfig,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { upstream_timeout_ms: 10_000 }
+        GatewayConfig {
+            upstream_timeout_ms: 10_000,
+            cors_allowed_origins: Vec::new(),
+            rate_limits: RateLimitsConfig::default(),
+        }
     }
+}
+
+/// Rate limits per route group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Every API call: per signed-in principal, or per client IP without a valid token.
+    pub api: QuotaConfig,
+    /// Login, refresh and logout: per client IP.
+    pub auth: QuotaConfig,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        RateLimitsConfig {
+            api: QuotaConfig { per_minute: 600, burst: 100 },
+            auth: QuotaConfig { per_minute: 20, burst: 10 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Requests added per minute.
+    pub per_minute: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
 }
 
 impl GatewayConfig {
@@ -330,6 +365,8 @@ impl Config {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("gateway.cors_allowed_origins")
                 .source(Some(env)),
         );
         let layered = builder.build().map_err(|e| describe(file, e))?;
@@ -356,6 +393,31 @@ impl Config {
         }
         if self.gateway.upstream_timeout_ms == 0 {
             return Err(setting("gateway.upstream_timeout_ms", "must be at least 1"));
+        }
+        for (group, quota) in [("api", self.gateway.rate_limits.api), ("auth", self.gateway.rate_limits.auth)] {
+            if quota.per_minute == 0 || quota.burst == 0 {
+                return Err(setting(
+                    &format!("gateway.rate_limits.{group}"),
+                    "per_minute and burst must be at least 1",
+                ));
+            }
+        }
+        for origin in &self.gateway.cors_allowed_origins {
+            let parsed = url::Url::parse(origin).ok();
+            let plain = parsed.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.path() == "/"
+                    && !origin.ends_with('/')
+            });
+            if !plain {
+                return Err(setting(
+                    "gateway.cors_allowed_origins",
+                    &format!(
+                        "`{origin}` is not an origin: expected scheme://host[:port], such as https://app.example.org"
+                    ),
+                ));
+            }
         }
         if self.auth.issuer.trim().is_empty() {
             return Err(setting("auth.issuer", "must not be empty"));

@@ -133,7 +133,25 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    secure_headers(response.headers_mut());
     response
+}
+
+/// Headers every answer carries unless a handler chose otherwise: answers hold patient and
+/// financial data, so nothing caches them, sniffs them or frames them.
+fn secure_headers(headers: &mut axum::http::HeaderMap) {
+    use axum::http::header;
+    let defaults = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
 }
 
 /// A caller's request id is kept when it is short and plain; anything else is replaced, so

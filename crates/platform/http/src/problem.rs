@@ -91,6 +91,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// 415.
     UnsupportedMediaType(String),
+    /// 429: over a rate limit; `Retry-After` says when to try again.
+    TooManyRequests { detail: String, retry_after: std::time::Duration },
     /// 502: another service answered badly or not at all.
     BadGateway(String),
     /// 503: a dependency is unavailable; retrying later may work.
@@ -121,6 +123,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -139,6 +142,7 @@ impl ApiError {
                 errors: errors.clone(),
                 ..Problem::new(status, "urn:medcov:problem:validation", Some(describe_fields(errors)))
             },
+            ApiError::TooManyRequests { detail, .. } => Problem::new(status, "about:blank", Some(detail.clone())),
             ApiError::Internal(_) => Problem::new(
                 status,
                 "about:blank",
@@ -183,8 +187,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, "internal error");
         }
         let mut response = self.to_problem().into_response();
-        if matches!(self, ApiError::Unauthorized(_)) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match &self {
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            _ => {}
         }
         response
     }

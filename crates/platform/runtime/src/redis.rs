@@ -42,6 +42,11 @@ impl RedisHandle {
         self.connection.clone()
     }
 
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// `<prefix>:<part>:<part>...`
     pub fn key(&self, parts: &[&str]) -> String {
         let mut key = self.prefix.clone();

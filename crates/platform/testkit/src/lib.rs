@@ -89,6 +89,10 @@ fn base_config(dir: &std::path::Path) -> Config {
         config.services.get_mut(name).port = Some(0);
     }
     config.http.shutdown_grace_ms = 5_000;
+    // Every test client comes from 127.0.0.1: generous limits keep suites from tripping over
+    // each other's sign-ins. Rate-limit tests set their own.
+    config.gateway.rate_limits.auth = medcov_config::QuotaConfig { per_minute: 6_000, burst: 1_000 };
+    config.gateway.rate_limits.api = medcov_config::QuotaConfig { per_minute: 60_000, burst: 10_000 };
     config
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use medcov_config::ServiceName;
 use medcov_http::ReadinessCheck;
 use medcov_http::upstream::UpstreamCheck;
+use medcov_ratelimit::{Limiter, MemoryLimiter, Quota, RedisLimiter};
 use medcov_runtime::{ServiceApi, ServiceContext, ServiceSpec};
 
 /// The services the gateway routes to, by the path segment after `/api/`.
@@ -35,6 +36,50 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         .filter(|upstream| matches!(upstream, medcov_http::Upstream::Remote { .. }))
         .map(|upstream| Arc::new(UpstreamCheck(upstream)) as Arc<dyn ReadinessCheck>)
         .collect();
-    let body_limit = context.config.http.body_limit_bytes;
-    Ok(ServiceApi { router: api::router(upstreams, context.verifier(), body_limit), checks })
+    let gateway = &context.config.gateway;
+    let limiter: Arc<dyn Limiter> = match &context.redis {
+        Some(redis) => Arc::new(RedisLimiter::new(redis.connection(), redis.prefix())),
+        None => Arc::new(MemoryLimiter::default()),
+    };
+    let quota = |q: medcov_config::QuotaConfig| Quota::per_minute(q.per_minute, q.burst);
+    let proxy = api::proxy::ProxyState {
+        upstreams,
+        verifier: context.verifier(),
+        limits: api::proxy::Limits {
+            limiter,
+            api: quota(gateway.rate_limits.api),
+            auth: quota(gateway.rate_limits.auth),
+        },
+        body_limit: context.config.http.body_limit_bytes,
+    };
+    let mut router = api::router(proxy);
+    if !gateway.cors_allowed_origins.is_empty() {
+        router = router.layer(cors(&gateway.cors_allowed_origins)?);
+    }
+    Ok(ServiceApi { router, checks })
+}
+
+/// Browsers at the configured origins may call the API, sending a bearer token.
+fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    let origins = origins.iter().map(|o| HeaderValue::from_str(o)).collect::<Result<Vec<_>, _>>()?;
+    Ok(tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+        ])
+        .max_age(std::time::Duration::from_secs(600)))
 }

@@ -415,15 +415,14 @@ impl AuthStore {
     }
 
     pub async fn refresh_by_hash(&self, hash: &str) -> Result<Option<RefreshRow>, StoreError> {
-        let row =
-            on_pool!(&self.db, |pool| {
-                sqlx::query_as(
+        let row = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
             "SELECT id, family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1"
         )
         .bind(hash)
         .fetch_optional(pool)
         .await
-            })?;
+        })?;
         Ok(row)
     }
 

@@ -12,10 +12,6 @@ use utoipa_axum::router::OpenApiRouter;
 ))]
 struct ApiDoc;
 
-pub fn router(
-    upstreams: proxy::Upstreams,
-    verifier: std::sync::Arc<medcov_security::Verifier>,
-    body_limit: usize,
-) -> OpenApiRouter {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(proxy::router(upstreams, verifier, body_limit))
+pub fn router(proxy: proxy::ProxyState) -> OpenApiRouter {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(proxy::router(proxy))
 }

@@ -5,16 +5,23 @@
 //! `health/live`, `health/ready`). The gateway checks the token, then forwards it unchanged:
 //! each service verifies it again, so skipping the gateway gains nothing. Services' `/metrics`
 //! is not exposed here; Prometheus scrapes the service ports.
+//!
+//! Rate limits come first (see `medcov_ratelimit`): sign-in endpoints per client IP, every other
+//! call per principal, or per client IP when the caller has no valid token. Answers carry
+//! `RateLimit-Policy` and `RateLimit` headers; a refused request gets 429 with `Retry-After`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::Method;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
 use axum::routing::any;
 use medcov_config::ServiceName;
 use medcov_http::{ApiError, Path, Upstream};
+use medcov_ratelimit::{Limiter, Quota};
 use medcov_security::Verifier;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -36,18 +43,27 @@ impl Upstreams {
     }
 }
 
+/// The rate limits of the two route groups.
 #[derive(Clone)]
-struct ProxyState {
-    upstreams: Upstreams,
-    verifier: Arc<Verifier>,
-    body_limit: usize,
+pub struct Limits {
+    pub limiter: Arc<dyn Limiter>,
+    pub api: Quota,
+    pub auth: Quota,
 }
 
-pub fn router(upstreams: Upstreams, verifier: Arc<Verifier>, body_limit: usize) -> OpenApiRouter {
+#[derive(Clone)]
+pub struct ProxyState {
+    pub upstreams: Upstreams,
+    pub verifier: Arc<Verifier>,
+    pub limits: Limits,
+    pub body_limit: usize,
+}
+
+pub fn router(state: ProxyState) -> OpenApiRouter {
     OpenApiRouter::new()
         .route("/api/{service}", any(forward_root))
         .route("/api/{service}/{*path}", any(forward))
-        .with_state(ProxyState { upstreams, verifier, body_limit })
+        .with_state(state)
 }
 
 async fn forward_root(
@@ -66,13 +82,61 @@ async fn forward(
     send(&state, &service, request).await
 }
 
+/// The requests that hand out or end sessions, limited more strictly.
+fn is_sign_in(service: ServiceName, method: &Method, path: &str) -> bool {
+    service == ServiceName::Auth && method == Method::POST && matches!(path, "/login" | "/token/refresh" | "/logout")
+}
+
 /// Requests that need no token.
 fn is_public(service: ServiceName, method: &Method, path: &str) -> bool {
     let everywhere = matches!(path, "/openapi.json" | "/health/live" | "/health/ready") && method == Method::GET;
-    let auth = service == ServiceName::Auth
-        && ((method == Method::POST && matches!(path, "/login" | "/token/refresh" | "/logout"))
-            || (method == Method::GET && path == medcov_security::verify::JWKS_PATH));
-    everywhere || auth
+    let keys = service == ServiceName::Auth && method == Method::GET && path == medcov_security::verify::JWKS_PATH;
+    everywhere || keys || is_sign_in(service, method, path)
+}
+
+fn client_ip(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+/// Counts the request against `quota` under `key`; 429 when over.
+async fn limit(state: &ProxyState, group: &'static str, key: String, quota: &Quota) -> Result<Applied, ApiError> {
+    let decision = state.limits.limiter.check(&key, quota).await;
+    if decision.allowed {
+        Ok(Applied { group, quota: *quota, decision })
+    } else {
+        Err(ApiError::TooManyRequests {
+            detail: format!("too many requests; retry in {} s", decision.retry_after.as_secs().max(1)),
+            retry_after: decision.retry_after,
+        })
+    }
+}
+
+/// A passed rate-limit check, to be shown in the answer's headers.
+struct Applied {
+    group: &'static str,
+    quota: Quota,
+    decision: medcov_ratelimit::Decision,
+}
+
+impl Applied {
+    fn write(&self, response: &mut Response) {
+        let policy = format!("\"{}\";q={};w={}", self.group, self.quota.burst, self.quota.period.as_secs());
+        let now = format!(
+            "\"{}\";r={};t={}",
+            self.group,
+            self.decision.remaining,
+            self.decision.reset.as_secs() + u64::from(self.decision.reset.subsec_nanos() > 0)
+        );
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
 }
 
 async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result<Response, ApiError> {
@@ -84,19 +148,38 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
     if path == "/metrics" {
         return Err(ApiError::NotFound("metrics are served on each service's own port".into()));
     }
-    if !is_public(name, request.method(), &path) {
+    let ip = client_ip(&request);
+    let applied = if is_sign_in(name, request.method(), &path) {
+        limit(state, "auth", format!("auth:ip:{ip}"), &state.limits.auth).await?
+    } else if is_public(name, request.method(), &path) {
+        limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await?
+    } else {
         let (parts, body) = request.into_parts();
-        let token = medcov_security::verify::bearer(&parts)?;
-        let principal = state.verifier.verify(token).await?;
-        tracing::Span::current().record("principal", tracing::field::display(principal.id));
-        request = Request::from_parts(parts, body);
-    }
+        let verified = match medcov_security::verify::bearer(&parts) {
+            Ok(token) => state.verifier.verify(token).await,
+            Err(e) => Err(e),
+        };
+        match verified {
+            Ok(principal) => {
+                tracing::Span::current().record("principal", tracing::field::display(principal.id));
+                request = Request::from_parts(parts, body);
+                limit(state, "api", format!("api:sub:{}", principal.id), &state.limits.api).await?
+            }
+            Err(error) => {
+                // Guessing tokens costs from the caller's IP budget.
+                limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await?;
+                return Err(error.into());
+            }
+        }
+    };
     let mut target = path;
     if let Some(query) = request.uri().query() {
         target.push('?');
         target.push_str(query);
     }
-    upstream.forward(request, &target, state.body_limit).await
+    let mut response = upstream.forward(request, &target, state.body_limit).await?;
+    applied.write(&mut response);
+    Ok(response)
 }
 
 #[cfg(test)]

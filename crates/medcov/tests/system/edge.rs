@@ -1,0 +1,90 @@
+//! The gateway's edge: rate limits, CORS and security headers.
+
+use medcov_config::{QuotaConfig, ServiceName};
+use medcov_testkit::TestEnv;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::App;
+
+async fn login_attempt(app: &App) -> (u16, reqwest::header::HeaderMap) {
+    let (status, headers, _) = app
+        .call(Method::POST, "/api/auth/login", None, Some(json!({"username": "nobody", "password": "wrong password"})))
+        .await;
+    (status, headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_sign_in_limit_gets_429_with_retry_after() {
+    let env = TestEnv::embedded().await;
+    let mut config = env.config.clone();
+    config.gateway.rate_limits.auth = QuotaConfig { per_minute: 1, burst: 3 };
+    let app = App::start(config, "all").await;
+    for remaining in [2, 1, 0] {
+        let (status, headers) = login_attempt(&app).await;
+        assert_eq!(status, 401);
+        assert_eq!(headers["ratelimit-policy"], "\"auth\";q=3;w=60");
+        let now = headers["ratelimit"].to_str().expect("ascii");
+        assert!(now.starts_with(&format!("\"auth\";r={remaining};t=")), "{now}");
+    }
+    let (status, headers, body) = app
+        .call(Method::POST, "/api/auth/login", None, Some(json!({"username": "nobody", "password": "wrong password"})))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let retry: u64 = headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Other routes have their own budget.
+    let (status, _, _) = app.call(Method::GET, "/api/auth/.well-known/jwks.json", None, None).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_one_limit_through_redis() {
+    let env = TestEnv::distributed().await;
+    let mut config = env.config.clone();
+    config.gateway.rate_limits.auth = QuotaConfig { per_minute: 1, burst: 3 };
+    let services = App::start(config.clone(), "auth,hospital,insurance,billing").await;
+    for name in [ServiceName::Auth, ServiceName::Hospital, ServiceName::Insurance, ServiceName::Billing] {
+        config.services.get_mut(name).url = Some(services.url(name, "/").parse().expect("url"));
+    }
+    let (one, two) = (App::start(config.clone(), "gateway").await, App::start(config, "gateway").await);
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let gateway = if i % 2 == 0 { &one } else { &two };
+        statuses.push(login_attempt(gateway).await.0);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+    one.stop().await;
+    two.stop().await;
+    services.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_admits_only_configured_origins_and_every_answer_is_hardened() {
+    let env = TestEnv::embedded().await;
+    let mut config = env.config.clone();
+    config.gateway.cors_allowed_origins = vec!["https://app.example.org".to_owned()];
+    let app = App::start(config, "all").await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url(ServiceName::Gateway, "/api/auth/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://app.example.org").await.expect("sent");
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.org");
+    let refused = preflight("https://evil.example").await.expect("sent");
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+
+    let (_, headers, _) = app.get(ServiceName::Hospital, "/health/live").await;
+    for (name, value) in
+        [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("cache-control", "no-store")]
+    {
+        assert_eq!(headers[name], value, "{name}");
+    }
+    app.stop().await;
+}

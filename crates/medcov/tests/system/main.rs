@@ -8,9 +8,11 @@
 //!   run against both backends.
 //! - `split`: the gateway and the services in separate runtimes, meeting over HTTP.
 //! - `readiness`: PostgreSQL going away and coming back, seen through `/health/ready`.
+//! - `authorization`: every route × every kind of caller, against docs/authorization.md.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 
 mod auth_flow;
+mod authorization;
 mod binary;
 mod edge;
 mod readiness;

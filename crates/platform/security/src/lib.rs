@@ -18,4 +18,4 @@ pub mod verify;
 
 pub use keys::{Jwk, JwkSet, SigningKey};
 pub use principal::{AccessClaims, Principal, PrincipalKind, Role, Scope};
-pub use verify::{AuthError, KeySource, Verifier};
+pub use verify::{AuthError, Authorized, KeySource, Policy, Verifier};

@@ -190,6 +190,31 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// Which roles an endpoint admits, checked while extracting the caller, before the body is
+/// read: a caller without the role gets 403 whatever they sent, and learns nothing about the
+/// body the endpoint expects.
+pub trait Policy: Send + Sync + 'static {
+    const ROLES: &'static [crate::principal::Role];
+    /// Only principals with the platform scope.
+    const PLATFORM_ONLY: bool = false;
+}
+
+/// A verified caller that satisfies `P`.
+pub struct Authorized<P: Policy>(pub Principal, pub std::marker::PhantomData<P>);
+
+impl<P: Policy, S: Send + Sync> FromRequestParts<S> for Authorized<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_any(P::ROLES)?;
+        if P::PLATFORM_ONLY && principal.scope != crate::principal::Scope::Platform {
+            return Err(ApiError::Forbidden("this needs a platform-wide principal".into()));
+        }
+        Ok(Authorized(principal, std::marker::PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

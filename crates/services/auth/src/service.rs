@@ -331,6 +331,75 @@ impl AuthService {
         Ok((pair, row, hash))
     }
 
+    /// Creates a service account for another MedCov service or an integration: platform scope,
+    /// the `service` role. Its secret is shown once, here.
+    pub async fn create_service_account(&self, actor: &Principal, name: &str) -> Result<(User, String), ApiError> {
+        if !actor.is_platform_admin() {
+            return Err(ApiError::Forbidden("only a platform administrator may create service accounts".into()));
+        }
+        check_username(name).map_err(|e| ApiError::Validation(vec![FieldError::new("name", e.reason)]))?;
+        let secret = sessions::new_refresh_token();
+        let to_hash = secret.clone();
+        let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&to_hash))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        let now = OffsetDateTime::now_utc();
+        let account = User {
+            id: Uuid::now_v7(),
+            username: name.trim().to_owned(),
+            display_name: name.trim().to_owned(),
+            password_hash: hash,
+            kind: PrincipalKind::Service,
+            roles: BTreeSet::from([Role::Service]),
+            scope: Scope::Platform,
+            active: true,
+            failures: Failures { count: 0, locked_until: None },
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = AuditEntry::new("service_account_created", Some(account.id), Some(actor.id), json!({}));
+        self.store.insert_user(&account, &audit).await.map_err(|e| match e {
+            StoreError::UsernameTaken => ApiError::Conflict("this name is taken".into()),
+            other => store_error(other),
+        })?;
+        Ok((account, secret))
+    }
+
+    /// The client-credentials grant: a service account's id and secret for an access token
+    /// (no refresh token: the service asks again). Failures count towards the lockout.
+    pub async fn client_token(&self, client_id: &str, secret: &str) -> Result<TokenPair, ApiError> {
+        let invalid = || ApiError::Unauthorized("invalid client credentials".into());
+        let account = self.store.user_by_username(client_id).await.map_err(store_error)?;
+        let stored =
+            account.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| credentials::decoy_hash().to_owned());
+        let attempt = secret.to_owned();
+        let matches = tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
+            .await
+            .map_err(ApiError::internal)?;
+        let Some(account) = account.filter(|a| a.kind == PrincipalKind::Service) else {
+            return Err(invalid());
+        };
+        let now = OffsetDateTime::now_utc();
+        if !account.active || account.failures.is_locked(now) {
+            return Err(invalid());
+        }
+        if !matches {
+            let failures = account.failures.after_failure(self.settings.lockout, now);
+            let audit = [AuditEntry::new("login_failed", Some(account.id), None, json!({ "reason": "wrong_secret" }))];
+            self.store.record_failure(account.id, failures, &audit).await.map_err(store_error)?;
+            return Err(invalid());
+        }
+        let (mut pair, _, _) = self.issue(&account, Uuid::now_v7()).await?;
+        pair.refresh_token = String::new();
+        self.store
+            .audit(&AuditEntry::new("client_token", Some(account.id), None, json!({})))
+            .await
+            .map_err(store_error)?;
+        Ok(pair)
+    }
+
     /// Rotates a refresh token. A token used twice revokes its whole session.
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, ApiError> {
         let invalid = || ApiError::Unauthorized("the refresh token is invalid or expired".into());
@@ -499,7 +568,10 @@ impl AuthService {
         if actor.scope != Scope::Platform {
             // Tenant auditors may read the entries of their own users only.
             let Some(user) = user else {
-                return Err(ApiError::Forbidden("a tenant auditor must ask for one user's entries (user_id)".into()));
+                return Err(ApiError::field(
+                    "user_id",
+                    "is required outside the platform scope: ask for one user's entries",
+                ));
             };
             self.visible_user(actor, user).await?;
         }

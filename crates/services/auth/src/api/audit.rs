@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use medcov_http::{ApiError, Json, Query};
-use medcov_security::Principal;
+use medcov_security::Authorized;
+
+use super::Overseers;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -42,7 +44,7 @@ pub struct AuditPage {
     responses((status = 200, body = AuditPage), (status = 403, body = medcov_http::Problem)))]
 async fn audit_log(
     State(service): State<Arc<AuthService>>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<Overseers>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);

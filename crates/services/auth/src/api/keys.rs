@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use medcov_http::{ApiError, Json};
-use medcov_security::{JwkSet, Principal};
+use medcov_security::{Authorized, JwkSet};
+
+use super::PlatformAdmins;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,9 +33,9 @@ pub struct Rotated {
 /// expired. Platform administrators only.
 #[utoipa::path(post, path = "/keys/rotate", tag = "keys", security(("bearer" = [])),
     responses((status = 200, body = Rotated), (status = 401, body = medcov_http::Problem), (status = 403, body = medcov_http::Problem)))]
-async fn rotate(State(service): State<Arc<AuthService>>, principal: Principal) -> Result<Json<Rotated>, ApiError> {
-    if !principal.is_platform_admin() {
-        return Err(ApiError::Forbidden("only a platform administrator may rotate keys".into()));
-    }
+async fn rotate(
+    State(service): State<Arc<AuthService>>,
+    Authorized(principal, _): Authorized<PlatformAdmins>,
+) -> Result<Json<Rotated>, ApiError> {
     service.rotate_key(Some(principal.id)).await.map(|kid| Json(Rotated { kid }))
 }

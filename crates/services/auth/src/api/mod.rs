@@ -10,6 +10,27 @@ mod keys;
 mod sessions;
 mod users;
 
+use medcov_security::{Policy, Role};
+
+/// Administrators of any scope.
+pub struct Admins;
+impl Policy for Admins {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+/// Platform-wide administrators.
+pub struct PlatformAdmins;
+impl Policy for PlatformAdmins {
+    const ROLES: &'static [Role] = &[Role::Admin];
+    const PLATFORM_ONLY: bool = true;
+}
+
+/// Administrators and auditors.
+pub struct Overseers;
+impl Policy for Overseers {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::Auditor];
+}
+
 use std::sync::Arc;
 
 use axum::Extension;

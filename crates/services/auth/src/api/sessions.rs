@@ -12,7 +12,12 @@ use utoipa_axum::routes;
 use crate::service::{AuthService, TokenPair};
 
 pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(refresh)).routes(routes!(logout)).with_state(service)
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(client_token))
+        .with_state(service)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -65,4 +70,30 @@ async fn logout(
     Json(body): Json<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     service.logout(&body.refresh_token).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredentials {
+    /// Must be `client_credentials`.
+    grant_type: String,
+    client_id: String,
+    client_secret: String,
+}
+
+/// The client-credentials grant for service accounts: an access token, no refresh token.
+#[utoipa::path(post, path = "/token", tag = "sessions", request_body = ClientCredentials,
+    responses(
+        (status = 200, body = TokenPair, description = "`refresh_token` is empty."),
+        (status = 401, body = medcov_http::Problem),
+        (status = 422, body = medcov_http::Problem),
+    ))]
+async fn client_token(
+    State(service): State<Arc<AuthService>>,
+    Json(body): Json<ClientCredentials>,
+) -> Result<Json<TokenPair>, ApiError> {
+    if body.grant_type != "client_credentials" {
+        return Err(ApiError::field("grant_type", "must be `client_credentials`"));
+    }
+    service.client_token(&body.client_id, &body.client_secret).await.map(Json)
 }

@@ -7,13 +7,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use medcov_http::{ApiError, Json, Path, Query};
-use medcov_security::{Principal, PrincipalKind, Role, Scope};
+use medcov_security::{Authorized, Principal, PrincipalKind, Role, Scope};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::{Admins, Overseers, PlatformAdmins};
 use crate::service::{AuthService, NewUser, UserChange};
 use crate::store::User;
 
@@ -24,6 +25,7 @@ pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
         .routes(routes!(deactivate_user))
         .routes(routes!(me))
         .routes(routes!(change_password))
+        .routes(routes!(create_service_account))
         .with_state(service)
 }
 
@@ -96,7 +98,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     ))]
 async fn create_user(
     State(service): State<Arc<AuthService>>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<Admins>,
     Json(body): Json<NewUser>,
 ) -> Result<Response, ApiError> {
     let user = service.create_user(Some(&principal), body).await?;
@@ -125,7 +127,7 @@ pub struct UserPage {
     responses((status = 200, body = UserPage), (status = 403, body = medcov_http::Problem)))]
 async fn list_users(
     State(service): State<Arc<AuthService>>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<Overseers>,
     Query(page): Query<Page>,
 ) -> Result<Json<UserPage>, ApiError> {
     let limit = page.limit.unwrap_or(50);
@@ -160,7 +162,7 @@ async fn get_user(
     ))]
 async fn update_user(
     State(service): State<Arc<AuthService>>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<Admins>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(change): Json<UserChange>,
@@ -175,7 +177,7 @@ async fn update_user(
     responses((status = 200, body = UserView), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem)))]
 async fn deactivate_user(
     State(service): State<Arc<AuthService>>,
-    principal: Principal,
+    Authorized(principal, _): Authorized<Admins>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let user = service.deactivate(&principal, id).await?;
@@ -207,4 +209,38 @@ async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     service.change_password(&principal, &body.current_password, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewServiceAccount {
+    /// The account's client id: 3 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServiceAccountCreated {
+    id: Uuid,
+    client_id: String,
+    /// Shown once: store it now.
+    client_secret: String,
+}
+
+/// Create a service account (platform administrators). Exchange its credentials at `/token`.
+#[utoipa::path(post, path = "/service-accounts", tag = "users", security(("bearer" = [])), request_body = NewServiceAccount,
+    responses(
+        (status = 201, body = ServiceAccountCreated),
+        (status = 403, body = medcov_http::Problem),
+        (status = 409, body = medcov_http::Problem),
+    ))]
+async fn create_service_account(
+    State(service): State<Arc<AuthService>>,
+    Authorized(principal, _): Authorized<PlatformAdmins>,
+    Json(body): Json<NewServiceAccount>,
+) -> Result<(StatusCode, Json<ServiceAccountCreated>), ApiError> {
+    let (account, secret) = service.create_service_account(&principal, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ServiceAccountCreated { id: account.id, client_id: account.username, client_secret: secret }),
+    ))
 }

@@ -84,7 +84,9 @@ async fn forward(
 
 /// The requests that hand out or end sessions, limited more strictly.
 fn is_sign_in(service: ServiceName, method: &Method, path: &str) -> bool {
-    service == ServiceName::Auth && method == Method::POST && matches!(path, "/login" | "/token/refresh" | "/logout")
+    service == ServiceName::Auth
+        && method == Method::POST
+        && matches!(path, "/login" | "/token" | "/token/refresh" | "/logout")
 }
 
 /// Requests that need no token.
@@ -192,6 +194,7 @@ mod tests {
             (ServiceName::Auth, Method::POST, "/login", true),
             (ServiceName::Auth, Method::POST, "/token/refresh", true),
             (ServiceName::Auth, Method::POST, "/logout", true),
+            (ServiceName::Auth, Method::POST, "/token", true),
             (ServiceName::Auth, Method::GET, "/.well-known/jwks.json", true),
             (ServiceName::Hospital, Method::GET, "/health/ready", true),
             (ServiceName::Billing, Method::GET, "/openapi.json", true),

@@ -250,3 +250,51 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
     }
     assert!(exported, "a span in trace {trace_id} reached the collector");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_create_user_then_sign_in_through_the_gateway() {
+    use std::io::Write;
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut command = medcov(&[
+        "admin",
+        "create-user",
+        "--username",
+        "ops.admin",
+        "--role",
+        "admin",
+        "--scope",
+        "platform",
+        "--password-stdin",
+    ]);
+    command.env("MEDCOV__DATA_DIR", data.path()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("runs");
+    child.stdin.take().expect("stdin").write_all(b"a long enough passphrase\n").expect("write");
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("created user ops.admin"));
+
+    // Refused input is explained field by field.
+    let refused = medcov(&["admin", "create-user", "--username", "x", "--role", "clinician", "--scope", "platform"])
+        .env("MEDCOV__DATA_DIR", data.path())
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("username") && stderr.contains("roles"), "{stderr}");
+
+    let mut command = medcov(&[]);
+    command.env("MEDCOV__DATA_DIR", data.path());
+    all_ports_free(&mut command);
+    let process = Process::spawn(command, 5);
+    // Users existed already: no bootstrap administrator was made.
+    assert!(!data.path().join("initial-admin.txt").exists());
+    let response = reqwest::Client::new()
+        .post(process.url("gateway", "/api/auth/login"))
+        .json(&serde_json::json!({"username": "ops.admin", "password": "a long enough passphrase"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let (status, _) = process.terminate();
+    assert!(status.success());
+}

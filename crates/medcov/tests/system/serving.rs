@@ -138,7 +138,35 @@ async fn metrics_grow_with_traffic(env: TestEnv) {
     app.stop().await;
 }
 
+async fn one_document_describes_the_whole_api_and_docs_work_offline(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    let (status, _, doc) = app.get(ServiceName::Gateway, "/api/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in ["/api/auth/login", "/api/auth/users/{id}", "/api/hospital/health/ready", "/api/billing/health/live"] {
+        assert!(paths.contains_key(path), "{path} in {:?}", paths.keys().collect::<Vec<_>>());
+    }
+    // Operation ids stay unique once every service's operations are in one document.
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().into_iter().flat_map(|ops| ops.values()))
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "duplicate operation ids");
+    assert!(doc["paths"]["/api/hospital/metrics"].is_null());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let page = app.text(ServiceName::Gateway, "/docs/").await;
+    assert!(page.contains("swagger"), "{page}");
+    let config = app.text(ServiceName::Gateway, "/docs/swagger-initializer.js").await;
+    assert!(config.contains("/api/openapi.json"), "{config}");
+    app.stop().await;
+}
+
 medcov_testkit::backend_suite!(
+    one_document_describes_the_whole_api_and_docs_work_offline,
     every_service_is_ready_on_its_own_port,
     the_gateway_routes_to_each_service_with_the_request_id,
     bad_input_gets_a_problem_never_a_500,

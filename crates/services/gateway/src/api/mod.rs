@@ -1,5 +1,6 @@
 //! The gateway's HTTP API.
 
+pub mod docs;
 pub mod proxy;
 
 use utoipa::OpenApi;
@@ -8,10 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 #[derive(OpenApi)]
 #[openapi(info(
     title = "MedCov gateway",
-    description = "The single public entry of MedCov. `/api/<service>/<path>` is served by `<path>` on the auth, hospital, insurance or billing service; each service's own document is at `/api/<service>/openapi.json`."
+    description = "The single public entry of MedCov. `/api/<service>/<path>` is served by `<path>` on the auth, hospital, insurance or billing service. This document merges all of them; each service's own is at `/api/<service>/openapi.json`, and `/docs` shows this one in Swagger UI."
 ))]
 struct ApiDoc;
 
 pub fn router(proxy: proxy::ProxyState) -> OpenApiRouter {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(proxy::router(proxy))
+    let docs = docs::router(ApiDoc::openapi(), proxy.upstreams.clone());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(docs).merge(proxy::router(proxy))
 }

@@ -34,7 +34,7 @@ impl Upstreams {
         Upstreams(Arc::new(entries.into_iter().collect()))
     }
 
-    fn get(&self, segment: &str) -> Result<(ServiceName, &Upstream), ApiError> {
+    pub fn get(&self, segment: &str) -> Result<(ServiceName, &Upstream), ApiError> {
         segment.parse::<ServiceName>().ok().and_then(|name| self.0.get(&name).map(|u| (name, u))).ok_or_else(|| {
             ApiError::NotFound(format!(
                 "no service is routed at /api/{segment}; expected auth, hospital, insurance or billing"

@@ -7,6 +7,8 @@
 //! - `serving`: every service is ready, answers problems for bad input, counts its traffic;
 //!   run against both backends.
 //! - `split`: the gateway and the services in separate runtimes, meeting over HTTP.
+//! - `patients`: hospitals and patients: registration, duplicates, search, changes, history,
+//!   access log, outbox, tenant scope and concurrency.
 //! - `readiness`: PostgreSQL going away and coming back, seen through `/health/ready`.
 //! - `authorization`: every route × every kind of caller, against docs/authorization.md.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
@@ -15,6 +17,7 @@ mod auth_flow;
 mod authorization;
 mod binary;
 mod edge;
+mod patients;
 mod readiness;
 mod serving;
 mod split;

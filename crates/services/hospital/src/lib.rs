@@ -1,12 +1,16 @@
 //! The hospital service: hospitals, practitioners, patients, appointments and encounters.
 //!
 //! - `api/`: one module per resource, each with its router and OpenAPI description.
+//! - `domain/`: rules without I/O (validation, record numbers, name folding).
 //! - `store/`: the service's tables, with migrations per backend under `migrations/`.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod domain;
 pub mod store;
+
+use std::sync::Arc;
 
 use medcov_config::ServiceName;
 use medcov_runtime::{ServiceApi, ServiceContext, ServiceSpec};
@@ -21,8 +25,8 @@ pub fn spec() -> ServiceSpec {
 }
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
-    context.require_database()?;
+    let store = Arc::new(store::HospitalStore::new(context.require_database()?));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
-    let router = api::router().layer(axum::Extension(context.verifier()));
+    let router = api::router(store).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })
 }

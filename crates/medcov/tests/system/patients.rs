@@ -1,0 +1,216 @@
+//! Hospitals and patients through the gateway, on both backends.
+
+use medcov_config::ServiceName;
+use medcov_testkit::TestEnv;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::App;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Desk {
+    app: App,
+    admin: String,
+    hospital_a: String,
+    hospital_b: String,
+}
+
+async fn desk(env: &TestEnv) -> Desk {
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let mut ids = Vec::new();
+    for code in ["SMG", "KNH"] {
+        let (status, _, body) = app
+            .call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(json!({"name": format!("{code} Hospital"), "code": code, "timezone": "Africa/Nairobi", "currency": "KES"})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    Desk { app, admin, hospital_a: ids[0].clone(), hospital_b: ids[1].clone() }
+}
+
+impl Desk {
+    async fn staff(&self, username: &str, role: &str, hospital: &str) -> String {
+        let (status, _, body) = self
+            .app
+            .call(Method::POST, "/api/auth/users", Some(&self.admin), Some(json!({"username": username, "password": PASSWORD, "roles": [role], "scope": {"kind": "hospitals", "hospitals": [hospital]}})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.app.login(username, PASSWORD).await.0
+    }
+}
+
+fn amina(hospital: &str) -> Value {
+    json!({
+        "hospital_id": hospital,
+        "given_name": "Amina",
+        "family_name": "Okafor",
+        "date_of_birth": "1984-03-09",
+        "sex": "female",
+        "phone": "+254 712 345678",
+        "identifiers": [{"kind": "national_id", "value": "27845123"}],
+        "member_numbers": [{"insurer_id": "01900000-0000-7000-8000-000000000001", "member_number": "mc-0000123-4"}]
+    })
+}
+
+async fn registration_search_change_history_and_access_log(env: TestEnv) {
+    let desk = desk(&env).await;
+    let app = &desk.app;
+    let clerk = desk.staff("clerk.a", "hospital_clerk", &desk.hospital_a).await;
+    let clinician = desk.staff("doc.a", "clinician", &desk.hospital_a).await;
+    let auditor = desk.staff("audit.a", "auditor", &desk.hospital_a).await;
+    let other_clerk = desk.staff("clerk.b", "hospital_clerk", &desk.hospital_b).await;
+
+    let (status, headers, patient) =
+        app.call(Method::POST, "/api/hospital/patients", Some(&clerk), Some(amina(&desk.hospital_a))).await;
+    assert_eq!(status, 201, "{patient}");
+    assert_eq!(headers["etag"], "\"1\"");
+    let mrn = patient["mrn"].as_str().expect("mrn").to_owned();
+    assert!(mrn.starts_with("SMG-"), "{mrn}");
+    let id = patient["id"].as_str().expect("id").to_owned();
+
+    // The same person again is a possible duplicate, unless the clerk says otherwise.
+    let (status, _, body) =
+        app.call(Method::POST, "/api/hospital/patients", Some(&clerk), Some(amina(&desk.hospital_a))).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains(&mrn)), "{body}");
+    let (status, _, twin) = app
+        .call(Method::POST, "/api/hospital/patients?allow_duplicate=true", Some(&clerk), Some(amina(&desk.hospital_a)))
+        .await;
+    assert_eq!(status, 201);
+    assert_ne!(twin["mrn"], mrn);
+
+    // Bad input names each field.
+    let mut bad = amina(&desk.hospital_a);
+    bad["date_of_birth"] = json!("2999-01-01");
+    bad["email"] = json!("amina@");
+    let (status, _, body) = app.call(Method::POST, "/api/hospital/patients", Some(&clerk), Some(bad)).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> =
+        body["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(fields, ["date_of_birth", "email"]);
+
+    // Another hospital's clerk cannot see or register into hospital A.
+    let (status, _, _) = app.call(Method::GET, &format!("/api/hospital/patients/{id}"), Some(&other_clerk), None).await;
+    assert_eq!(status, 404);
+    let (_, _, found) = app.call(Method::GET, "/api/hospital/patients?name=okafor", Some(&other_clerk), None).await;
+    assert_eq!(found["items"], json!([]));
+    let (status, _, _) =
+        app.call(Method::POST, "/api/hospital/patients", Some(&other_clerk), Some(amina(&desk.hospital_a))).await;
+    assert_eq!(status, 404);
+
+    // Search: accents and case do not matter; each criterion narrows.
+    for query in [
+        "name=%C3%93KAF",
+        "name=amina",
+        &format!("mrn={}", mrn.to_lowercase()),
+        "identifier=27845123",
+        "member_number=MC-0000123-4",
+        "date_of_birth=1984-03-09&name=oka",
+    ] {
+        let (status, _, found) =
+            app.call(Method::GET, &format!("/api/hospital/patients?{query}"), Some(&clinician), None).await;
+        assert_eq!(status, 200, "{query}: {found}");
+        let ids: Vec<&str> =
+            found["items"].as_array().expect("items").iter().filter_map(|p| p["id"].as_str()).collect();
+        assert!(ids.contains(&id.as_str()), "{query}: {found}");
+    }
+    let (_, _, none) = app
+        .call(Method::GET, "/api/hospital/patients?name=okafor&date_of_birth=1990-01-01", Some(&clinician), None)
+        .await;
+    assert_eq!(none["items"], json!([]));
+
+    // Changes need the version read; the clinician may read but not change.
+    let path = format!("/api/hospital/patients/{id}");
+    let (status, _, _) =
+        app.call(Method::PATCH, &path, Some(&clinician), Some(json!({"phone": "+254 700 000000"}))).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = app.call(Method::PATCH, &path, Some(&clerk), Some(json!({"phone": "+254 700 000000"}))).await;
+    assert_eq!(status, 428);
+    let patch = |version: &'static str, body: Value| {
+        app.client
+            .patch(app.url(ServiceName::Gateway, &path))
+            .bearer_auth(&clerk)
+            .header("if-match", version)
+            .json(&body)
+            .send()
+    };
+    let changed = patch("\"1\"", json!({"phone": "+254 700 000000"})).await.expect("sent");
+    assert_eq!(changed.status(), 200);
+    assert_eq!(changed.headers()["etag"], "\"2\"");
+    assert_eq!(patch("\"1\"", json!({"phone": "+254 711 111111"})).await.expect("sent").status(), 412);
+    let deceased = patch("\"2\"", json!({"status": "deceased"})).await.expect("sent");
+    assert_eq!(deceased.status(), 422, "deceased needs a date");
+
+    let (_, _, history) = app.call(Method::GET, &format!("{path}/history"), Some(&clinician), None).await;
+    let versions: Vec<i64> =
+        history.as_array().expect("history").iter().filter_map(|h| h["version"].as_i64()).collect();
+    assert_eq!(versions, [1, 2]);
+    assert_eq!(history[0]["record"]["phone"], "+254 712 345678");
+
+    // The auditor sees who did what to the record.
+    let (status, _, log) =
+        app.call(Method::GET, &format!("/api/hospital/access-log?patient_id={id}"), Some(&auditor), None).await;
+    assert_eq!(status, 200, "{log}");
+    let actions: Vec<&str> =
+        log["items"].as_array().expect("items").iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["create", "search", "update", "history"] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    let (status, _, _) = app.call(Method::GET, "/api/hospital/access-log", Some(&clinician), None).await;
+    assert_eq!(status, 403);
+
+    // Each change left its event in the outbox, in the same transaction.
+    let database = medcov_store::Database::connect(
+        ServiceName::Hospital,
+        env.config.database_url(ServiceName::Hospital),
+        &medcov_store::PoolOptions::from_config(&env.config),
+    )
+    .await
+    .expect("hospital database");
+    let events =
+        medcov_hospital::store::HospitalStore::new(database.clone()).unpublished_events().await.expect("outbox");
+    let types: Vec<&str> =
+        events.iter().filter(|(_, aggregate, _)| aggregate.to_string() == id).map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(types, ["hospital.patient_registered.v1", "hospital.patient_updated.v1"]);
+    assert!(!events[0].2.to_string().contains("Okafor"), "events carry no names");
+    database.close().await;
+    desk.app.stop().await;
+}
+
+async fn parallel_changes_lose_nothing(env: TestEnv) {
+    let desk = desk(&env).await;
+    let clerk = desk.staff("clerk.a", "hospital_clerk", &desk.hospital_a).await;
+    let (_, _, patient) =
+        desk.app.call(Method::POST, "/api/hospital/patients", Some(&clerk), Some(amina(&desk.hospital_a))).await;
+    let url =
+        desk.app.url(ServiceName::Gateway, &format!("/api/hospital/patients/{}", patient["id"].as_str().expect("id")));
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (client, url, clerk) = (desk.app.client.clone(), url.clone(), clerk.clone());
+        writers.spawn(async move {
+            let phone = format!("+254 700 00000{i}");
+            client
+                .patch(url)
+                .bearer_auth(clerk)
+                .header("if-match", "\"1\"")
+                .json(&json!({"phone": phone}))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = writers.join_next().await {
+        statuses.push(status.expect("task"));
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 412, 412, 412, 412, 412, 412, 412], "exactly one write wins");
+    desk.app.stop().await;
+}
+
+medcov_testkit::backend_suite!(registration_search_change_history_and_access_log, parallel_changes_lose_nothing);

@@ -1,0 +1,86 @@
+//! `/hospitals`: the tenants of the hospital side.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use medcov_http::{ApiError, Json, Path};
+use medcov_security::{Authorized, Principal};
+use sqlx::types::Json as Stored;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::PlatformAdmins;
+use crate::domain::hospital::HospitalInput;
+use crate::store::{Hospital, HospitalStore, StoreError};
+
+pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(create_hospital, list_hospitals))
+        .routes(routes!(get_hospital))
+        .with_state(store)
+}
+
+/// Register a hospital (platform administrators).
+#[utoipa::path(post, path = "/hospitals", tag = "hospitals", request_body = HospitalInput,
+    responses(
+        (status = 201, body = Hospital),
+        (status = 403, body = medcov_http::Problem),
+        (status = 409, description = "The code is taken.", body = medcov_http::Problem),
+        (status = 422, body = medcov_http::Problem),
+    ))]
+async fn create_hospital(
+    State(store): State<Arc<HospitalStore>>,
+    _admin: Authorized<PlatformAdmins>,
+    Json(input): Json<HospitalInput>,
+) -> Result<(StatusCode, Json<Hospital>), ApiError> {
+    let errors = input.validate();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let now = OffsetDateTime::now_utc();
+    let hospital = Hospital {
+        id: Uuid::now_v7(),
+        code: input.code,
+        name: input.name.trim().to_owned(),
+        timezone: input.timezone,
+        currency: input.currency,
+        address: Stored(input.address),
+        active: true,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_hospital(&hospital).await.map_err(|e| match e {
+        StoreError::CodeTaken => ApiError::Conflict(format!("a hospital with code {} exists", hospital.code)),
+        other => ApiError::internal(other),
+    })?;
+    Ok((StatusCode::CREATED, Json(hospital)))
+}
+
+/// Every hospital: the directory is open to anyone signed in.
+#[utoipa::path(get, path = "/hospitals", tag = "hospitals", responses((status = 200, body = Vec<Hospital>)))]
+async fn list_hospitals(
+    State(store): State<Arc<HospitalStore>>,
+    _caller: Principal,
+) -> Result<Json<Vec<Hospital>>, ApiError> {
+    store.hospitals().await.map(Json).map_err(ApiError::internal)
+}
+
+/// One hospital.
+#[utoipa::path(get, path = "/hospitals/{id}", tag = "hospitals",
+    responses((status = 200, body = Hospital), (status = 404, body = medcov_http::Problem)))]
+async fn get_hospital(
+    State(store): State<Arc<HospitalStore>>,
+    _caller: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Hospital>, ApiError> {
+    store
+        .hospital(id)
+        .await
+        .map_err(ApiError::internal)?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("no such hospital".into()))
+}

@@ -1,0 +1,7 @@
+//! The hospital service's rules, free of I/O.
+//!
+//! - [`hospital`]: the tenant: code, timezone, currency.
+//! - [`patient`]: registration data and its validation, medical record numbers, the search key.
+
+pub mod hospital;
+pub mod patient;

@@ -1,0 +1,324 @@
+//! Patients: what registration needs, what makes it valid, and how they are found.
+
+use medcov_http::FieldError;
+use serde::{Deserialize, Serialize};
+use time::Date;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierKind {
+    NationalId,
+    Passport,
+    BirthCertificate,
+    Other,
+}
+
+/// A national or other identifier of the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identifier {
+    pub kind: IdentifierKind,
+    #[schema(example = "27845123")]
+    pub value: String,
+}
+
+/// An insurance membership the patient presents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberNumber {
+    pub insurer_id: Uuid,
+    #[schema(example = "MC-0000123-4")]
+    pub member_number: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientStatus {
+    Active,
+    Inactive,
+    Deceased,
+}
+
+/// Everything known about a patient that a clerk can change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PatientDetails {
+    #[schema(example = "Amina")]
+    pub given_name: String,
+    #[schema(example = "Okafor")]
+    pub family_name: String,
+    #[schema(value_type = String, format = Date, example = "1984-03-09")]
+    pub date_of_birth: Date,
+    pub sex: Sex,
+    #[schema(example = "+254 712 345678")]
+    pub phone: Option<String>,
+    #[schema(example = "amina@example.org")]
+    pub email: Option<String>,
+    pub identifiers: Vec<Identifier>,
+    pub member_numbers: Vec<MemberNumber>,
+    pub status: PatientStatus,
+    /// Set when `status` is `deceased`.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub deceased_on: Option<Date>,
+}
+
+impl PatientDetails {
+    /// Every problem, field by field, as a person at the desk would expect them checked.
+    pub fn validate(&self, today: Date) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for (field, value) in [("given_name", &self.given_name), ("family_name", &self.family_name)] {
+            let value = value.trim();
+            if value.is_empty() || value.chars().count() > 100 {
+                errors.push(FieldError::new(field, "must be 1 to 100 characters"));
+            } else if value.chars().any(|c| c.is_control() || c.is_ascii_digit()) {
+                errors.push(FieldError::new(field, "must not contain digits or control characters"));
+            }
+        }
+        if self.date_of_birth > today {
+            errors.push(FieldError::new("date_of_birth", "must not be in the future"));
+        }
+        if self.date_of_birth.year() < 1880 {
+            errors.push(FieldError::new("date_of_birth", "must be after 1880"));
+        }
+        if let Some(phone) = &self.phone
+            && !is_phone(phone)
+        {
+            errors.push(FieldError::new(
+                "phone",
+                "must be a phone number: digits, spaces, `-`, `(`, `)`, an optional leading `+`, 7 to 15 digits",
+            ));
+        }
+        if let Some(email) = &self.email
+            && !is_email(email)
+        {
+            errors.push(FieldError::new("email", "must be an email address such as name@example.org"));
+        }
+        for (i, identifier) in self.identifiers.iter().enumerate() {
+            if let Err(reason) = check_identifier(identifier) {
+                errors.push(FieldError::new(format!("identifiers[{i}].value"), reason));
+            }
+            if self.identifiers[..i].iter().any(|other| other.kind == identifier.kind) {
+                errors.push(FieldError::new(format!("identifiers[{i}].kind"), "appears twice"));
+            }
+        }
+        for (i, member) in self.member_numbers.iter().enumerate() {
+            let value = member.member_number.trim();
+            let ok = (3..=40).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !ok {
+                errors.push(FieldError::new(
+                    format!("member_numbers[{i}].member_number"),
+                    "must be 3 to 40 letters, digits or `-`",
+                ));
+            }
+        }
+        match (self.status, self.deceased_on) {
+            (PatientStatus::Deceased, None) => {
+                errors.push(FieldError::new("deceased_on", "is required when the status is deceased"));
+            }
+            (PatientStatus::Deceased, Some(on)) => {
+                if on < self.date_of_birth {
+                    errors.push(FieldError::new("deceased_on", "must not be before the date of birth"));
+                }
+                if on > today {
+                    errors.push(FieldError::new("deceased_on", "must not be in the future"));
+                }
+            }
+            (_, Some(_)) => errors.push(FieldError::new("deceased_on", "may only be set when the status is deceased")),
+            (_, None) => {}
+        }
+        errors
+    }
+
+    /// Trims what people type around names and contact details.
+    pub fn tidy(mut self) -> PatientDetails {
+        self.given_name = self.given_name.trim().to_owned();
+        self.family_name = self.family_name.trim().to_owned();
+        self.phone = self.phone.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+        self.email = self.email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
+        for identifier in &mut self.identifiers {
+            identifier.value = identifier.value.trim().to_uppercase();
+        }
+        for member in &mut self.member_numbers {
+            member.member_number = member.member_number.trim().to_uppercase();
+        }
+        self
+    }
+}
+
+fn is_phone(phone: &str) -> bool {
+    let body = phone.trim().strip_prefix('+').unwrap_or(phone.trim());
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    (7..=15).contains(&digits) && body.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')'))
+}
+
+fn is_email(email: &str) -> bool {
+    let Some((local, domain)) = email.trim().rsplit_once('@') else { return false };
+    !local.is_empty()
+        && email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// The format each kind of identifier must have.
+fn check_identifier(identifier: &Identifier) -> Result<(), &'static str> {
+    let value = identifier.value.trim();
+    let alnum =
+        |min: usize, max: usize| (min..=max).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric());
+    match identifier.kind {
+        IdentifierKind::NationalId if !alnum(5, 20) => Err("a national id is 5 to 20 letters or digits"),
+        IdentifierKind::Passport if !alnum(6, 9) => Err("a passport number is 6 to 9 letters or digits"),
+        IdentifierKind::BirthCertificate if !alnum(4, 20) => {
+            Err("a birth certificate number is 4 to 20 letters or digits")
+        }
+        IdentifierKind::Other if value.is_empty() || value.len() > 40 => Err("must be 1 to 40 characters"),
+        _ => Ok(()),
+    }
+}
+
+/// The form names are searched by: lower case, accents removed, spaces collapsed. "Ñúñez"
+/// and "nunez" are the same.
+pub fn search_key(name: &str) -> String {
+    let folded: String = name.nfd().filter(|c| !is_combining_mark(*c)).collect::<String>().to_lowercase();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The first string after every string that starts with `prefix`, for an index range scan.
+pub fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+/// A medical record number: the hospital code, the sequence, and a Luhn check digit, so a
+/// mistyped number is caught at the desk.
+pub fn medical_record_number(hospital_code: &str, sequence: i64) -> String {
+    let digits = format!("{sequence:07}");
+    format!("{hospital_code}-{digits}{}", luhn_digit(&digits))
+}
+
+fn luhn_digit(digits: &str) -> u32 {
+    let sum: u32 = digits
+        .chars()
+        .rev()
+        .filter_map(|c| c.to_digit(10))
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                let d2 = d * 2;
+                if d2 > 9 { d2 - 9 } else { d2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+/// Whether an MRN's check digit is right.
+pub fn mrn_is_well_formed(mrn: &str) -> bool {
+    let Some((_, number)) = mrn.rsplit_once('-') else { return false };
+    if number.len() < 2 || !number.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let (body, check) = number.split_at(number.len() - 1);
+    check.parse::<u32>().ok() == Some(luhn_digit(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn details() -> PatientDetails {
+        PatientDetails {
+            given_name: "Amina".into(),
+            family_name: "Okafor".into(),
+            date_of_birth: date!(1984 - 03 - 09),
+            sex: Sex::Female,
+            phone: Some("+254 712 345678".into()),
+            email: Some("amina@example.org".into()),
+            identifiers: vec![Identifier { kind: IdentifierKind::NationalId, value: "27845123".into() }],
+            member_numbers: vec![],
+            status: PatientStatus::Active,
+            deceased_on: None,
+        }
+    }
+
+    const TODAY: Date = date!(2026 - 11 - 26);
+
+    #[test]
+    fn a_valid_patient_passes() {
+        assert_eq!(details().validate(TODAY), vec![]);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let table: Vec<(PatientDetails, &str)> = vec![
+            (PatientDetails { given_name: " ".into(), ..details() }, "given_name"),
+            (PatientDetails { family_name: "Ok4for".into(), ..details() }, "family_name"),
+            (PatientDetails { date_of_birth: date!(2027 - 01 - 01), ..details() }, "date_of_birth"),
+            (PatientDetails { phone: Some("call me".into()), ..details() }, "phone"),
+            (PatientDetails { phone: Some("+12".into()), ..details() }, "phone"),
+            (PatientDetails { email: Some("amina@".into()), ..details() }, "email"),
+            (PatientDetails { email: Some("amina example.org".into()), ..details() }, "email"),
+            (
+                PatientDetails {
+                    identifiers: vec![Identifier { kind: IdentifierKind::Passport, value: "12".into() }],
+                    ..details()
+                },
+                "identifiers[0].value",
+            ),
+            (PatientDetails { status: PatientStatus::Deceased, ..details() }, "deceased_on"),
+            (
+                PatientDetails {
+                    status: PatientStatus::Deceased,
+                    deceased_on: Some(date!(1980 - 01 - 01)),
+                    ..details()
+                },
+                "deceased_on",
+            ),
+            (PatientDetails { deceased_on: Some(date!(2020 - 01 - 01)), ..details() }, "deceased_on"),
+        ];
+        for (input, field) in table {
+            let errors = input.validate(TODAY);
+            assert_eq!(errors.len(), 1, "{field}: {errors:?}");
+            assert_eq!(errors[0].field, field);
+        }
+        let deceased =
+            PatientDetails { status: PatientStatus::Deceased, deceased_on: Some(date!(2025 - 01 - 01)), ..details() };
+        assert_eq!(deceased.validate(TODAY), vec![]);
+    }
+
+    #[test]
+    fn names_fold_case_and_accents() {
+        assert_eq!(search_key("  Ñúñez  de la Peña "), "nunez de la pena");
+        assert_eq!(search_key("ØKAFOR"), "økafor");
+        assert_eq!(search_key("Zoë"), search_key("zoe"));
+        let upper = prefix_upper_bound("oka");
+        assert!("okafor" < upper.as_str() && "okb" > upper.as_str());
+    }
+
+    #[test]
+    fn record_numbers_carry_a_check_digit() {
+        // Luhn of 0000017: digits from the right 7,1 → 7*2=14→5, 1 → 6; check = 4.
+        assert_eq!(medical_record_number("SMG", 17), "SMG-00000174");
+        assert!(mrn_is_well_formed("SMG-00000174"));
+        assert!(!mrn_is_well_formed("SMG-00000175"));
+        assert!(!mrn_is_well_formed("SMG-00000147"), "a transposition is caught");
+        for n in [1, 42, 999_999, 1_234_567] {
+            assert!(mrn_is_well_formed(&medical_record_number("ABC-1", n)));
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! End-to-end tests of the whole system: MedCov started in process on port 0 with either
 //! backend, called over real HTTP; and the binary itself, started as processes.
 //!
+//! - `appointments`: practitioners, bookings, double-booking refusal under concurrency, the
+//!   status machine, rescheduling and free slots.
 //! - `auth_flow`: sign-in, tokens, sessions, lockout, key rotation and tenant scopes, through
 //!   the gateway, on both backends.
 //! - `edge`: rate limits (one instance, and two sharing Redis), CORS, security headers.
@@ -13,6 +15,7 @@
 //! - `authorization`: every route × every kind of caller, against docs/authorization.md.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 
+mod appointments;
 mod auth_flow;
 mod authorization;
 mod binary;

@@ -2,11 +2,13 @@
 //!
 //! - `hospitals`: the tenants.
 //! - `patients`: registration, search, changes, history.
+//! - `schedule`: practitioners, appointments, free slots.
 //! - `access`: the patient-record access log, for auditors.
 
 mod access;
 mod hospitals;
 mod patients;
+mod schedule;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(hospitals::router(store.clone()))
         .merge(patients::router(store.clone()))
+        .merge(schedule::router(store.clone()))
         .merge(access::router(store))
 }
 

@@ -235,7 +235,7 @@ async fn update_patient(
     Ok(with_etag(StatusCode::OK, &updated))
 }
 
-fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
+pub(super) fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Err(ApiError::PreconditionRequired(
             "send If-Match with the ETag of the record you read, so no change is lost".into(),

@@ -54,7 +54,7 @@ impl HospitalInput {
         if !code_ok {
             errors.push(FieldError::new("code", "must be 2 to 12 of A-Z, 0-9 and `-`"));
         }
-        if !is_timezone_name(&self.timezone) {
+        if super::schedule::zone(&self.timezone).is_err() {
             errors.push(FieldError::new("timezone", "must be an IANA time zone such as `Africa/Nairobi` or `UTC`"));
         }
         if !(self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase())) {
@@ -67,22 +67,6 @@ impl HospitalInput {
         }
         errors
     }
-}
-
-/// The shape of an IANA zone name (`Area/Location[/Sub]`, or `UTC`). The zone database itself
-/// is not shipped, so an unknown but well-formed name passes.
-fn is_timezone_name(name: &str) -> bool {
-    if name == "UTC" {
-        return true;
-    }
-    let parts: Vec<&str> = name.split('/').collect();
-    (2..=3).contains(&parts.len())
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.len() <= 30
-                && p.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
-        })
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //!
 //! - [`hospital`]: the tenant: code, timezone, currency.
 //! - [`patient`]: registration data and its validation, medical record numbers, the search key.
+//! - [`schedule`]: working hours, time zones, free slots, the appointment status machine.
 
 pub mod hospital;
 pub mod patient;
+pub mod schedule;

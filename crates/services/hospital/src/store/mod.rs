@@ -4,6 +4,8 @@
 //! SQL is written once and runs on either backend ([`medcov_store::on_pool!`]); schemas differ
 //! per backend only in column types. Each change is one transaction with its history row, its
 //! access-log row and its outbox event, so none exists without the others.
+//!
+//! - [`schedule`]: practitioners and appointments.
 
 use medcov_store::{Database, Migrations, WritePool, on_pool};
 use serde::Serialize;
@@ -11,6 +13,8 @@ use sqlx::migrate::Migrator;
 use sqlx::types::Json;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
+
+pub mod schedule;
 
 use crate::domain::hospital::Address;
 use crate::domain::patient::{self, IdentifierKind, PatientDetails, PatientStatus};
@@ -169,6 +173,7 @@ fn lookup_keys(details: &PatientDetails) -> Vec<(&'static str, String)> {
 /// An event for the outbox.
 pub struct Event {
     pub event_type: &'static str,
+    pub aggregate_type: &'static str,
     pub aggregate_id: Uuid,
     pub tenant_id: Uuid,
     pub payload: serde_json::Value,
@@ -182,6 +187,8 @@ pub struct Actor {
     pub traceparent: Option<String>,
 }
 
+#[macro_export]
+#[doc(hidden)]
 macro_rules! write_outbox {
     ($tx:expr, $actor:expr, $event:expr) => {
         sqlx::query(
@@ -190,7 +197,7 @@ macro_rules! write_outbox {
         )
         .bind(Uuid::now_v7())
         .bind($event.event_type)
-        .bind("patient")
+        .bind($event.aggregate_type)
         .bind($event.aggregate_id)
         .bind($event.tenant_id)
         .bind(OffsetDateTime::now_utc())
@@ -363,6 +370,7 @@ impl HospitalStore {
             write_access!(tx, actor, patient.id, hospital_id, "create")?;
             let event = Event {
                 event_type: "hospital.patient_registered.v1",
+                aggregate_type: "patient",
                 aggregate_id: patient.id,
                 tenant_id: hospital_id,
                 payload: serde_json::json!({
@@ -441,6 +449,7 @@ impl HospitalStore {
                 write_access!(tx, actor, updated.id, updated.hospital_id, "update")?;
                 let event = Event {
                     event_type: "hospital.patient_updated.v1",
+                    aggregate_type: "patient",
                     aggregate_id: updated.id,
                     tenant_id: updated.hospital_id,
                     payload: serde_json::json!({

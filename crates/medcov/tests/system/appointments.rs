@@ -1,0 +1,222 @@
+//! Practitioners and appointments through the gateway, on both backends.
+
+use medcov_config::ServiceName;
+use medcov_testkit::TestEnv;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::App;
+
+const PASSWORD: &str = "correct horse battery staple";
+const DAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
+struct Clinic {
+    app: App,
+    clerk: String,
+    hospital: String,
+}
+
+/// A hospital in Nairobi (UTC+3 all year) with a clerk.
+async fn clinic(env: &TestEnv) -> Clinic {
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let (_, _, hospital) = app
+        .call(
+            Method::POST,
+            "/api/hospital/hospitals",
+            Some(&admin),
+            Some(json!({"name": "Nairobi Clinic", "code": "NRB", "timezone": "Africa/Nairobi", "currency": "KES"})),
+        )
+        .await;
+    let hospital = hospital["id"].as_str().expect("id").to_owned();
+    let (status, _, body) = app
+        .call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "desk", "password": PASSWORD, "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": [hospital]}})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (clerk, _) = app.login("desk", PASSWORD).await;
+    Clinic { app, clerk, hospital }
+}
+
+impl Clinic {
+    async fn practitioner(&self, name: &str, capacity: i32) -> String {
+        let hours: Vec<Value> = DAYS.iter().map(|d| json!({"weekday": d, "start": "06:00", "end": "20:00"})).collect();
+        let (status, _, body) = self
+            .app
+            .call(Method::POST, "/api/hospital/practitioners", Some(&self.clerk), Some(json!({"hospital_id": self.hospital, "name": name, "specialty": "general practice", "working_hours": hours, "daily_capacity": capacity})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn patient(&self, given: &str) -> String {
+        let (status, _, body) = self
+            .app
+            .call(Method::POST, "/api/hospital/patients", Some(&self.clerk), Some(json!({"hospital_id": self.hospital, "given_name": given, "family_name": "Test", "date_of_birth": "1990-01-01", "sex": "unknown"})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn book(&self, patient: &str, practitioner: &str, starts_at: &str, minutes: u16) -> (u16, Value) {
+        let (status, _, body) = self
+            .app
+            .call(Method::POST, "/api/hospital/appointments", Some(&self.clerk), Some(json!({"patient_id": patient, "practitioner_id": practitioner, "category": "consultation", "starts_at": starts_at, "duration_minutes": minutes})))
+            .await;
+        (status, body)
+    }
+}
+
+/// Tomorrow (UTC) at `hour`:`minute` Nairobi time, as RFC 3339 in UTC, and tomorrow's date.
+fn tomorrow(hour: i64, minute: i64) -> (String, String) {
+    let day = time::OffsetDateTime::now_utc().date().next_day().expect("a date");
+    let at = day.midnight().assume_utc() + time::Duration::minutes((hour - 3) * 60 + minute);
+    let text = at.format(&time::format_description::well_known::Rfc3339).expect("format");
+    (text, day.to_string())
+}
+
+async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
+    let clinic = clinic(&env).await;
+    let app = &clinic.app;
+    let (dr_a, dr_b) = (clinic.practitioner("Dr. A", 16).await, clinic.practitioner("Dr. B", 16).await);
+    let (amina, baraka) = (clinic.patient("Amina").await, clinic.patient("Baraka").await);
+    let (nine, date) = tomorrow(9, 0);
+    let (nine_fifteen, _) = tomorrow(9, 15);
+
+    let (status, first) = clinic.book(&amina, &dr_a, &nine, 30).await;
+    assert_eq!(status, 201, "{first}");
+    let first_id = first["id"].as_str().expect("id").to_owned();
+
+    // The practitioner is taken at 9:15, and so is the patient, even with another practitioner.
+    for (patient, practitioner) in [(&baraka, &dr_a), (&amina, &dr_b)] {
+        let (status, body) = clinic.book(patient, practitioner, &nine_fifteen, 30).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains(&first_id)), "names the clash: {body}");
+    }
+    // Back to back is fine.
+    let (half_past, _) = tomorrow(9, 30);
+    assert_eq!(clinic.book(&baraka, &dr_a, &half_past, 30).await.0, 201);
+    // Outside working hours (02:00 in Nairobi).
+    let (night, _) = tomorrow(2, 0);
+    let (status, body) = clinic.book(&baraka, &dr_b, &night, 30).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("starts_at")), "{body}");
+
+    // The day and the free slots agree.
+    let (_, _, day) = app
+        .call(
+            Method::GET,
+            &format!("/api/hospital/practitioners/{dr_a}/appointments?date={date}"),
+            Some(&clinic.clerk),
+            None,
+        )
+        .await;
+    assert_eq!(day.as_array().expect("day").len(), 2);
+    let (_, _, slots) = app
+        .call(
+            Method::GET,
+            &format!("/api/hospital/practitioners/{dr_a}/free-slots?date={date}&duration_minutes=30"),
+            Some(&clinic.clerk),
+            None,
+        )
+        .await;
+    let starts: Vec<&str> = slots.as_array().expect("slots").iter().filter_map(|s| s["starts_at"].as_str()).collect();
+    assert!(!starts.iter().any(|s| s.starts_with(&nine[..16])), "9:00 is not free: {starts:?}");
+    assert!(!starts.is_empty());
+
+    // Statuses move forward only.
+    let status_path = format!("/api/hospital/appointments/{first_id}/status");
+    for next in ["arrived", "checked_in"] {
+        let (status, _, body) =
+            app.call(Method::POST, &status_path, Some(&clinic.clerk), Some(json!({"status": next}))).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some(next)), "{body}");
+    }
+    let (status, _, _) =
+        app.call(Method::POST, &status_path, Some(&clinic.clerk), Some(json!({"status": "booked"}))).await;
+    assert_eq!(status, 409);
+    let (status, _, _) =
+        app.call(Method::POST, &status_path, Some(&clinic.clerk), Some(json!({"status": "cancelled"}))).await;
+    assert_eq!(status, 422, "cancelling needs a reason");
+    let (status, _, _) =
+        app.call(Method::POST, &status_path, Some(&clinic.clerk), Some(json!({"status": "fulfilled"}))).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = app
+        .call(Method::POST, &status_path, Some(&clinic.clerk), Some(json!({"status": "cancelled", "reason": "late"})))
+        .await;
+    assert_eq!(status, 409, "fulfilled is final");
+
+    // A fulfilled appointment frees nothing it did not hold; a cancelled one frees its slot.
+    let (status, second) = clinic.book(&amina, &dr_b, &tomorrow(11, 0).0, 30).await;
+    assert_eq!(status, 201);
+    let second_id = second["id"].as_str().expect("id");
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/hospital/appointments/{second_id}/status"),
+            Some(&clinic.clerk),
+            Some(json!({"status": "cancelled", "reason": "patient called"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(clinic.book(&baraka, &dr_b, &tomorrow(11, 0).0, 30).await.0, 201);
+
+    // Rescheduling needs the version read and keeps the slot rules.
+    let (_, third) = clinic.book(&amina, &dr_b, &tomorrow(14, 0).0, 30).await;
+    let reschedule = format!("/api/hospital/appointments/{}/reschedule", third["id"].as_str().expect("id"));
+    let moved = app
+        .client
+        .post(app.url(ServiceName::Gateway, &reschedule))
+        .bearer_auth(&clinic.clerk)
+        .header("if-match", "\"1\"")
+        .json(&json!({"starts_at": tomorrow(15, 0).0, "duration_minutes": 45}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(moved.status(), 200);
+    let moved: Value = moved.json().await.expect("json");
+    assert_eq!(moved["version"], 2);
+    let (_, _, upcoming) =
+        app.call(Method::GET, &format!("/api/hospital/patients/{amina}/appointments"), Some(&clinic.clerk), None).await;
+    let times: Vec<&str> = upcoming.as_array().expect("list").iter().filter_map(|a| a["starts_at"].as_str()).collect();
+    assert!(times.len() >= 2, "{upcoming}");
+    clinic.app.stop().await;
+}
+
+async fn parallel_bookings_of_one_slot_admit_exactly_one(env: TestEnv) {
+    let clinic = clinic(&env).await;
+    let practitioner = clinic.practitioner("Dr. Busy", 50).await;
+    let mut patients = Vec::new();
+    for name in ["Ana", "Ben", "Cai", "Dee", "Eli", "Fay"] {
+        patients.push(clinic.patient(name).await);
+    }
+    let (ten, _) = tomorrow(10, 0);
+    let url = clinic.app.url(ServiceName::Gateway, "/api/hospital/appointments");
+    let mut bookings = tokio::task::JoinSet::new();
+    for patient in &patients {
+        let (client, url, clerk) = (clinic.app.client.clone(), url.clone(), clinic.clerk.clone());
+        let body = json!({"patient_id": patient, "practitioner_id": practitioner, "category": "consultation", "starts_at": ten, "duration_minutes": 30});
+        bookings.spawn(async move {
+            client.post(url).bearer_auth(clerk).json(&body).send().await.expect("sent").status().as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = bookings.join_next().await {
+        statuses.push(status.expect("task"));
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409], "exactly one booking wins the slot");
+
+    // The daily capacity holds too.
+    let small = clinic.practitioner("Dr. Small", 2).await;
+    let mut outcomes = Vec::new();
+    for (i, patient) in patients.iter().take(3).enumerate() {
+        outcomes.push(clinic.book(patient, &small, &tomorrow(12 + i as i64, 0).0, 30).await);
+    }
+    assert_eq!(outcomes.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [201, 201, 409]);
+    assert!(outcomes[2].1["detail"].as_str().is_some_and(|d| d.contains("full")), "{:?}", outcomes[2]);
+    clinic.app.stop().await;
+}
+
+medcov_testkit::backend_suite!(
+    booking_refuses_double_bookings_and_moves_only_forward,
+    parallel_bookings_of_one_slot_admit_exactly_one
+);

@@ -205,6 +205,25 @@ async fn parallel_bookings_of_one_slot_admit_exactly_one(env: TestEnv) {
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409], "exactly one booking wins the slot");
 
+    // One patient, two practitioners, the same time, at once: the patient cannot be in two
+    // places (on PostgreSQL this is the exclusion constraint's catch; still a 409, never a 500).
+    let other = clinic.practitioner("Dr. Other", 50).await;
+    let (eleven, _) = tomorrow(11, 0);
+    let mut pair = tokio::task::JoinSet::new();
+    for doctor in [practitioner.clone(), other.clone()] {
+        let (client, url, clerk) = (clinic.app.client.clone(), url.clone(), clinic.clerk.clone());
+        let body = json!({"patient_id": patients[0], "practitioner_id": doctor, "category": "consultation", "starts_at": eleven, "duration_minutes": 30});
+        pair.spawn(async move {
+            client.post(url).bearer_auth(clerk).json(&body).send().await.expect("sent").status().as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = pair.join_next().await {
+        statuses.push(status.expect("task"));
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409]);
+
     // The daily capacity holds too.
     let small = clinic.practitioner("Dr. Small", 2).await;
     let mut outcomes = Vec::new();
@@ -216,7 +235,122 @@ async fn parallel_bookings_of_one_slot_admit_exactly_one(env: TestEnv) {
     clinic.app.stop().await;
 }
 
+async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
+    let clinic = clinic(&env).await;
+    let app = &clinic.app;
+    let practitioner = clinic.practitioner("Dr. Care", 16).await;
+    let (status, _, patient) = app
+        .call(Method::POST, "/api/hospital/patients", Some(&clinic.clerk), Some(json!({"hospital_id": clinic.hospital, "given_name": "Imani", "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female", "member_numbers": [{"insurer_id": "01900000-0000-7000-8000-000000000001", "member_number": "MC-1"}]})))
+        .await;
+    assert_eq!(status, 201, "{patient}");
+    let patient = patient["id"].as_str().expect("id").to_owned();
+    for (code, category) in [("CONS-GP", "consultation"), ("LAB-FBC", "laboratory")] {
+        let (status, _, body) = app
+            .call(
+                Method::POST,
+                "/api/hospital/service-catalog",
+                Some(&clinic.clerk),
+                Some(json!({"hospital_id": clinic.hospital, "code": code, "category": category, "description": code})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // A clinician of the hospital.
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    app.call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "dr.care", "password": PASSWORD, "roles": ["clinician"], "scope": {"kind": "hospitals", "hospitals": [clinic.hospital]}})))
+        .await;
+    let (clinician, _) = app.login("dr.care", PASSWORD).await;
+
+    let (_, booked) = clinic.book(&patient, &practitioner, &tomorrow(9, 0).0, 30).await;
+    let appointment = booked["id"].as_str().expect("id").to_owned();
+    let open = json!({"patient_id": patient, "practitioner_id": practitioner, "appointment_id": appointment, "visit_type": "normal"});
+    let (status, _, _) = app.call(Method::POST, "/api/hospital/encounters", Some(&clinician), Some(open.clone())).await;
+    assert_eq!(status, 409, "a booked appointment has not been checked in");
+    app.call(
+        Method::POST,
+        &format!("/api/hospital/appointments/{appointment}/status"),
+        Some(&clinic.clerk),
+        Some(json!({"status": "checked_in"})),
+    )
+    .await;
+    let (status, _, encounter) =
+        app.call(Method::POST, "/api/hospital/encounters", Some(&clinician), Some(open.clone())).await;
+    assert_eq!(status, 201, "{encounter}");
+    let (_, _, seen) =
+        app.call(Method::GET, &format!("/api/hospital/appointments/{appointment}"), Some(&clinic.clerk), None).await;
+    assert_eq!(seen["status"], "fulfilled");
+    let (status, _, _) = app.call(Method::POST, "/api/hospital/encounters", Some(&clinician), Some(open)).await;
+    assert_eq!(status, 409, "one encounter per appointment");
+
+    let path = format!("/api/hospital/encounters/{}", encounter["id"].as_str().expect("id"));
+    let send = |method: Method, path: String, version: Option<&'static str>, token: String, body: Option<Value>| {
+        let mut request = app.client.request(method, app.url(ServiceName::Gateway, &path)).bearer_auth(token);
+        if let Some(version) = version {
+            request = request.header("if-match", version);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { crate::support::read(request.send().await.expect("sent")).await }
+    };
+    let unknown = json!({"diagnoses": [{"code": "j06.9", "primary": true}], "services": [{"code": "CONS-GP", "quantity": 1}, {"code": "XRAY", "quantity": 1}]});
+    let (status, _, body) = send(Method::PATCH, path.clone(), Some("\"1\""), clinician.clone(), Some(unknown)).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("services[1].code")), "{body}");
+    let (status, _, _) =
+        send(Method::PATCH, path.clone(), Some("\"1\""), clinic.clerk.clone(), Some(json!({"notes": "x"}))).await;
+    assert_eq!(status, 403, "the desk does not record care");
+    let care = json!({"diagnoses": [{"code": "j06.9", "primary": true}], "services": [{"code": "cons-gp", "quantity": 1}, {"code": "LAB-FBC", "quantity": 2}], "notes": "sore throat"});
+    let (status, _, body) = send(Method::PATCH, path.clone(), Some("\"1\""), clinician.clone(), Some(care)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["diagnoses"][0]["code"], "J06.9");
+
+    let close = format!("{path}/close");
+    assert_eq!(send(Method::POST, close.clone(), None, clinician.clone(), None).await.0, 428);
+    assert_eq!(send(Method::POST, close.clone(), Some("\"1\""), clinician.clone(), None).await.0, 412);
+    let (status, _, closed) = send(Method::POST, close.clone(), Some("\"2\""), clinician.clone(), None).await;
+    assert_eq!((status, closed["status"].as_str()), (200, Some("closed")), "{closed}");
+    let (status, _, _) =
+        send(Method::PATCH, path.clone(), Some("\"3\""), clinician.clone(), Some(json!({"notes": "later"}))).await;
+    assert_eq!(status, 409, "closed is frozen");
+
+    // Billing's view of it, in the outbox, written with the close.
+    let database = medcov_store::Database::connect(
+        ServiceName::Hospital,
+        env.config.database_url(ServiceName::Hospital),
+        &medcov_store::PoolOptions::from_config(&env.config),
+    )
+    .await
+    .expect("hospital database");
+    let events =
+        medcov_hospital::store::HospitalStore::new(database.clone()).unpublished_events().await.expect("outbox");
+    let completed: Vec<&Value> =
+        events.iter().filter(|(t, _, _)| t == "hospital.encounter_completed.v1").map(|(_, _, p)| p).collect();
+    assert_eq!(completed.len(), 1);
+    let payload = completed[0];
+    assert_eq!(
+        payload["services"][1],
+        json!({"code": "LAB-FBC", "category": "laboratory", "description": "LAB-FBC", "quantity": 2})
+    );
+    assert_eq!(payload["member_numbers"][0]["member_number"], "MC-1");
+    assert_eq!(payload["visit_type"], "normal");
+    database.close().await;
+
+    // A walk-in needs no appointment.
+    let (status, _, _) = app
+        .call(
+            Method::POST,
+            "/api/hospital/encounters",
+            Some(&clinic.clerk),
+            Some(json!({"patient_id": patient, "practitioner_id": practitioner, "visit_type": "emergency"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    clinic.app.stop().await;
+}
+
 medcov_testkit::backend_suite!(
     booking_refuses_double_bookings_and_moves_only_forward,
-    parallel_bookings_of_one_slot_admit_exactly_one
+    parallel_bookings_of_one_slot_admit_exactly_one,
+    an_encounter_records_care_and_completes_for_billing,
 );

@@ -217,6 +217,12 @@ async fn tenants_see_only_their_own(env: TestEnv) {
         .await;
     assert_eq!(status, 404);
 
+    // A taken username is a conflict, not an error.
+    let (status, _, body) = app
+        .call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "CLERK.A", "password": PASSWORD, "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": [a]}})))
+        .await;
+    assert_eq!(status, 409, "{body}");
+
     // A clinician is no administrator.
     let (clerk, _) = app.login("clerk.a", PASSWORD).await;
     let (status, _, _) = app.call(Method::GET, "/api/auth/users", Some(&clerk), None).await;

@@ -188,6 +188,9 @@ impl WritePool for PgPool {
 /// Runs the same code against whichever pool a [`Database`] holds. For SQL both dialects
 /// accept (`$1` placeholders work in both): one query, both backends, no second copy.
 ///
+/// The body is pasted into the function: a `?` in it returns from the function. To map an
+/// error (a unique violation into a domain error, say), make the body `async { ... }.await`.
+///
 /// ```text
 /// let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await)?;
 /// ```

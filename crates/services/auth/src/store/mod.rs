@@ -203,7 +203,8 @@ impl AuthStore {
             PrincipalKind::User => "user",
             PrincipalKind::Service => "service",
         };
-        let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool| {
+        // An async block, so `?` ends the block, not the function: the error is mapped below.
+        let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool| async {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO users (id, username, username_key, display_name, password_hash, kind, roles, scope, \
@@ -232,7 +233,8 @@ impl AuthStore {
             }
             write_audit!(tx, audit)?;
             tx.commit().await
-        });
+        }
+        .await);
         match result {
             Err(e) if is_unique_violation(&e) => Err(StoreError::UsernameTaken),
             other => Ok(other?),

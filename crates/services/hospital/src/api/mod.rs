@@ -3,9 +3,11 @@
 //! - `hospitals`: the tenants.
 //! - `patients`: registration, search, changes, history.
 //! - `schedule`: practitioners, appointments, free slots.
+//! - `encounters`: the service catalog, and the care given in an encounter.
 //! - `access`: the patient-record access log, for auditors.
 
 mod access;
+mod encounters;
 mod hospitals;
 mod patients;
 mod schedule;
@@ -34,6 +36,7 @@ pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
         .merge(hospitals::router(store.clone()))
         .merge(patients::router(store.clone()))
         .merge(schedule::router(store.clone()))
+        .merge(encounters::router(store.clone()))
         .merge(access::router(store))
 }
 

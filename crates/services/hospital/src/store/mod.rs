@@ -6,6 +6,7 @@
 //! access-log row and its outbox event, so none exists without the others.
 //!
 //! - [`schedule`]: practitioners and appointments.
+//! - [`encounters`]: the service catalog and encounters.
 
 use medcov_store::{Database, Migrations, WritePool, on_pool};
 use serde::Serialize;
@@ -14,6 +15,7 @@ use sqlx::types::Json;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+pub mod encounters;
 pub mod schedule;
 
 use crate::domain::hospital::Address;

@@ -230,7 +230,10 @@ impl HospitalStore {
     ) -> Result<Appointment, BookingError> {
         let now = OffsetDateTime::now_utc();
         let except = existing.map(|_| appointment.id);
+        // An async block, so `?` and `return` end the block, not the function: an exclusion
+        // violation must reach the match below.
         let outcome: Result<Appointment, BookingError> = on_pool!(&self.db, |pool| {
+            async {
             let mut tx = pool.begin_write().await?;
             // Locks the practitioner's row until commit: bookings of one practitioner queue here.
             let capacity: Option<i32> = sqlx::query_scalar(
@@ -350,6 +353,8 @@ impl HospitalStore {
                 version,
                 ..appointment.clone()
             })
+        }
+        .await
         });
         match outcome {
             // PostgreSQL's exclusion constraint caught what the locks did not: name the clash.

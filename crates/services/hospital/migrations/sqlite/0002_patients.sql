@@ -44,7 +44,7 @@ CREATE TABLE patient_keys (
     value        TEXT NOT NULL,
     PRIMARY KEY (patient_id, kind, value)
 );
-CREATE INDEX patient_keys_lookup ON patient_keys (hospital_id, kind, value);
+CREATE INDEX patient_keys_lookup ON patient_keys (value, kind);
 
 -- Every version of every patient record.
 CREATE TABLE patient_history (

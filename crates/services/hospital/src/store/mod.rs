@@ -481,52 +481,80 @@ impl HospitalStore {
         if hospitals.is_empty() {
             return Ok(Vec::new());
         }
+        // A name matches a prefix of the family name or of the given name. An OR of the two
+        // would defeat both indexes (PostgreSQL then walks one index filtering everything), so
+        // the two ranges are separate index scans joined by UNION: the family branch is already
+        // in result order, so it stops after the page; the given branch is short. Filtering and
+        // ordering read narrow columns; only the page's rows are read whole.
+        let columns = PATIENT_COLUMNS.split(", ").map(|c| format!("w.{c}")).collect::<Vec<_>>().join(", ");
+        let name = search.name.as_deref().map(|n| {
+            let prefix = patient::search_key(n);
+            let upper = patient::prefix_upper_bound(&prefix);
+            (prefix, upper)
+        });
         let rows: Vec<PatientRow> = on_pool!(&self.db, |pool| {
-            let mut query =
-                sqlx::QueryBuilder::new(format!("SELECT {PATIENT_COLUMNS} FROM patients p WHERE p.hospital_id IN ("));
-            let mut list = query.separated(", ");
-            for hospital in hospitals {
-                list.push_bind(*hospital);
-            }
-            query.push(")");
-            if let Some(name) = &search.name {
-                let prefix = patient::search_key(name);
-                let upper = patient::prefix_upper_bound(&prefix);
-                query
-                    .push(" AND ((p.search_family >= ")
-                    .push_bind(prefix.clone())
-                    .push(" AND p.search_family < ")
-                    .push_bind(upper.clone());
-                query
-                    .push(") OR (p.search_given >= ")
-                    .push_bind(prefix)
-                    .push(" AND p.search_given < ")
-                    .push_bind(upper)
-                    .push("))");
-            }
-            if let Some(date) = search.date_of_birth {
-                query.push(" AND p.date_of_birth = ").push_bind(date);
-            }
-            if let Some(mrn) = &search.mrn {
-                query.push(" AND p.mrn = ").push_bind(mrn.trim().to_uppercase());
-            }
-            for (kind, value) in [("identifier", &search.identifier), ("member", &search.member_number)] {
-                if let Some(value) = value {
-                    query.push(" AND EXISTS (SELECT 1 FROM patient_keys k WHERE k.patient_id = p.id AND k.hospital_id = p.hospital_id AND k.value = ");
-                    query.push_bind(value.trim().to_uppercase());
-                    if kind == "member" {
-                        query.push(" AND k.kind = 'member'");
-                    } else {
-                        query.push(" AND k.kind <> 'member'");
+            let mut query = sqlx::QueryBuilder::new(format!(
+                "SELECT {columns} FROM patients w JOIN (SELECT c.id, c.search_family, c.search_given FROM ("
+            ));
+            // The criteria other than the name, on `p`.
+            macro_rules! filters {
+                () => {{
+                    query.push(" WHERE p.hospital_id IN (");
+                    let mut list = query.separated(", ");
+                    for hospital in hospitals {
+                        list.push_bind(*hospital);
                     }
                     query.push(")");
+                    if let Some(date) = search.date_of_birth {
+                        query.push(" AND p.date_of_birth = ").push_bind(date);
+                    }
+                    if let Some(mrn) = &search.mrn {
+                        query.push(" AND p.mrn = ").push_bind(mrn.trim().to_uppercase());
+                    }
+                    // Driven from the key: an index seek on the value, then the few holders.
+                    for (kind, value) in [("identifier", &search.identifier), ("member", &search.member_number)] {
+                        if let Some(value) = value {
+                            query.push(" AND p.id IN (SELECT k.patient_id FROM patient_keys k WHERE k.value = ");
+                            query.push_bind(value.trim().to_uppercase());
+                            query.push(if kind == "member" {
+                                " AND k.kind = 'member')"
+                            } else {
+                                " AND k.kind <> 'member')"
+                            });
+                        }
+                    }
+                }};
+            }
+            match &name {
+                Some((prefix, upper)) => {
+                    query.push("SELECT f.id, f.search_family, f.search_given FROM (SELECT p.id, p.search_family, p.search_given FROM patients p");
+                    filters!();
+                    query
+                        .push(" AND p.search_family >= ")
+                        .push_bind(prefix.clone())
+                        .push(" AND p.search_family < ")
+                        .push_bind(upper.clone())
+                        .push(" ORDER BY p.search_family, p.search_given, p.id LIMIT ")
+                        .push_bind(limit + offset)
+                        .push(") f UNION SELECT p.id, p.search_family, p.search_given FROM patients p");
+                    filters!();
+                    query
+                        .push(" AND p.search_given >= ")
+                        .push_bind(prefix.clone())
+                        .push(" AND p.search_given < ")
+                        .push_bind(upper.clone());
+                }
+                None => {
+                    query.push("SELECT p.id, p.search_family, p.search_given FROM patients p");
+                    filters!();
                 }
             }
             query
-                .push(" ORDER BY p.search_family, p.search_given, p.id LIMIT ")
+                .push(") c ORDER BY c.search_family, c.search_given, c.id LIMIT ")
                 .push_bind(limit)
                 .push(" OFFSET ")
-                .push_bind(offset);
+                .push_bind(offset)
+                .push(") page ON page.id = w.id ORDER BY page.search_family, page.search_given, page.id");
             query.build_query_as().fetch_all(pool).await
         })?;
         Ok(rows.into_iter().map(Patient::from).collect())

@@ -141,6 +141,12 @@ async fn registration_search_change_history_and_access_log(env: TestEnv) {
     assert_eq!(changed.status(), 200);
     assert_eq!(changed.headers()["etag"], "\"2\"");
     assert_eq!(patch("\"1\"", json!({"phone": "+254 711 111111"})).await.expect("sent").status(), 412);
+    // Reads go through the cache; a read right after a write sees the write.
+    for _ in 0..2 {
+        let (status, headers, read) = app.call(Method::GET, &path, Some(&clinician), None).await;
+        assert_eq!((status, read["phone"].as_str(), read["version"].as_i64()), (200, Some("+254 700 000000"), Some(2)));
+        assert_eq!(headers["etag"], "\"2\"");
+    }
     let deceased = patch("\"2\"", json!({"status": "deceased"})).await.expect("sent");
     assert_eq!(deceased.status(), 422, "deceased needs a date");
 

@@ -25,7 +25,15 @@ pub fn spec() -> ServiceSpec {
 }
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
-    let store = Arc::new(store::HospitalStore::new(context.require_database()?));
+    let database = context.require_database()?;
+    // Every instance must see the same invalidations: with Redis, the cache lives there.
+    let store = Arc::new(match &context.redis {
+        Some(redis) => store::HospitalStore::with_cache(
+            database,
+            Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
+        ),
+        None => store::HospitalStore::new(database),
+    });
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let router = api::router(store).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })

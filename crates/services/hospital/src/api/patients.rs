@@ -142,9 +142,17 @@ async fn register_patient(
     Ok(with_etag(StatusCode::CREATED, &patient))
 }
 
-/// A record the principal may see, or "not found".
+/// How long a cached patient record may live; writes invalidate it at once.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A record the principal may see, or "not found". Reads go through the cache; the scope check
+/// runs on every read, cached or not.
 async fn visible(store: &HospitalStore, principal: &Principal, id: Uuid) -> Result<Patient, ApiError> {
-    let patient = store.patient(id).await.map_err(ApiError::internal)?;
+    let tags = crate::store::patient_tag(id);
+    let key = format!("hospital:patient:{id}");
+    let patient = medcov_cache::read_through(store.cache(), &key, &tags, CACHE_TTL, store.patient(id))
+        .await
+        .map_err(ApiError::internal)?;
     patient
         .filter(|p| principal.scope.covers_hospital(p.hospital_id))
         .ok_or_else(|| ApiError::NotFound("no such patient".into()))
@@ -232,6 +240,8 @@ async fn update_patient(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::PreconditionFailed("the record changed since you read it; read it again".into()))?;
+    // After the commit: a read that started before it stored nothing servable (see medcov-cache).
+    store.cache().invalidate(&crate::store::patient_tag(id)).await;
     Ok(with_etag(StatusCode::OK, &updated))
 }
 

@@ -48,7 +48,7 @@ pub struct Hospital {
 const HOSPITAL_COLUMNS: &str = "id, code, name, timezone, currency, address, active, version, created_at, updated_at";
 
 /// A patient record.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Patient {
     pub id: Uuid,
     pub hospital_id: Uuid,
@@ -76,6 +76,21 @@ struct PatientRow {
     version: i64,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+}
+
+/// Patients are cached as JSON.
+impl medcov_cache::serde_like::Codec for Patient {
+    fn encode(&self) -> Option<bytes::Bytes> {
+        serde_json::to_vec(self).ok().map(bytes::Bytes::from)
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// The cache tag of one patient's record.
+pub fn patient_tag(id: Uuid) -> Vec<String> {
+    vec![format!("hospital:patient:{id}")]
 }
 
 impl From<PatientRow> for Patient {
@@ -259,11 +274,23 @@ macro_rules! write_history_and_keys {
 #[derive(Clone)]
 pub struct HospitalStore {
     db: Database,
+    cache: std::sync::Arc<dyn medcov_cache::Cache>,
 }
 
 impl HospitalStore {
+    /// A store with an in-process cache.
     pub fn new(db: Database) -> HospitalStore {
-        HospitalStore { db }
+        let cache = medcov_cache::MemoryCache::new(10_000, std::time::Duration::from_secs(300));
+        HospitalStore { db, cache: std::sync::Arc::new(cache) }
+    }
+
+    /// A store with the given cache (Redis when distributed).
+    pub fn with_cache(db: Database, cache: std::sync::Arc<dyn medcov_cache::Cache>) -> HospitalStore {
+        HospitalStore { db, cache }
+    }
+
+    pub fn cache(&self) -> &dyn medcov_cache::Cache {
+        self.cache.as_ref()
     }
 
     pub async fn insert_hospital(&self, hospital: &Hospital) -> Result<(), StoreError> {

@@ -86,6 +86,10 @@ async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
     let (status, first) = clinic.book(&amina, &dr_a, &nine, 30).await;
     assert_eq!(status, 201, "{first}");
     let first_id = first["id"].as_str().expect("id").to_owned();
+    // The day is read (and cached) now; the booking below must show in the next read.
+    let day_path = format!("/api/hospital/practitioners/{dr_a}/appointments?date={date}");
+    let (_, _, day) = app.call(Method::GET, &day_path, Some(&clinic.clerk), None).await;
+    assert_eq!(day.as_array().expect("day").len(), 1);
 
     // The practitioner is taken at 9:15, and so is the patient, even with another practitioner.
     for (patient, practitioner) in [(&baraka, &dr_a), (&amina, &dr_b)] {
@@ -102,15 +106,8 @@ async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
     assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("starts_at")), "{body}");
 
     // The day and the free slots agree.
-    let (_, _, day) = app
-        .call(
-            Method::GET,
-            &format!("/api/hospital/practitioners/{dr_a}/appointments?date={date}"),
-            Some(&clinic.clerk),
-            None,
-        )
-        .await;
-    assert_eq!(day.as_array().expect("day").len(), 2);
+    let (_, _, day) = app.call(Method::GET, &day_path, Some(&clinic.clerk), None).await;
+    assert_eq!(day.as_array().expect("day").len(), 2, "a read after a booking sees it");
     let (_, _, slots) = app
         .call(
             Method::GET,

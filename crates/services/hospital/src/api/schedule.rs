@@ -17,7 +17,7 @@ use super::{Readers, Registrars, actor, hospitals_in_scope};
 use crate::domain::patient::PatientStatus;
 use crate::domain::schedule::{self, AppointmentStatus, WorkingHours};
 use crate::store::HospitalStore;
-use crate::store::schedule::{Appointment, BookingError, Practitioner, Slot};
+use crate::store::schedule::{Appointment, BookingError, Day, Practitioner, Slot, day_tag};
 
 pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
     OpenApiRouter::new()
@@ -232,7 +232,13 @@ async fn practitioner_day(
     let practitioner = visible_practitioner(&store, &principal, id).await?;
     let tz = zone_of(&store, practitioner.hospital_id).await?;
     let (from, to) = schedule::day_bounds(&tz, query.date).ok_or_else(|| ApiError::field("date", "is out of range"))?;
-    store.practitioner_appointments(id, from, to).await.map(Json).map_err(ApiError::internal)
+    // Through the cache: bookings, moves and status changes of the practitioner invalidate it.
+    let key = format!("hospital:practitioner-day:{id}:{}", query.date);
+    let load = async { store.practitioner_appointments(id, from, to).await.map(Day) };
+    let day = medcov_cache::read_through(store.cache(), &key, &day_tag(id), std::time::Duration::from_secs(300), load)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(day.0))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

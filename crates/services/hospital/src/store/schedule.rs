@@ -41,7 +41,7 @@ pub struct Practitioner {
 const PRACTITIONER_COLUMNS: &str =
     "id, hospital_id, name, specialty, working_hours, daily_capacity, active, version, created_at, updated_at";
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Appointment {
     pub id: Uuid,
     pub hospital_id: Uuid,
@@ -58,6 +58,24 @@ pub struct Appointment {
     pub status: AppointmentStatus,
     pub reason: Option<String>,
     pub version: i64,
+}
+
+/// A practitioner's appointments on one day, as cached.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Day(pub Vec<Appointment>);
+
+impl medcov_cache::serde_like::Codec for Day {
+    fn encode(&self) -> Option<bytes::Bytes> {
+        serde_json::to_vec(self).ok().map(bytes::Bytes::from)
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// The cache tag of a practitioner's days: every booking, move and status change bumps it.
+pub fn day_tag(practitioner: Uuid) -> Vec<String> {
+    vec![format!("hospital:practitioner-day:{practitioner}")]
 }
 
 #[derive(sqlx::FromRow)]
@@ -356,6 +374,9 @@ impl HospitalStore {
         }
         .await
         });
+        if outcome.is_ok() {
+            self.cache().invalidate(&day_tag(appointment.practitioner_id)).await;
+        }
         match outcome {
             // PostgreSQL's exclusion constraint caught what the locks did not: name the clash.
             Err(BookingError::Sqlx(e)) if is_exclusion_violation(&e) => {
@@ -423,6 +444,7 @@ impl HospitalStore {
             tx.commit().await?;
             Ok::<(), BookingError>(())
         })?;
+        self.cache().invalidate(&day_tag(appointment.practitioner_id)).await;
         Ok(Appointment { status: next, reason: reason.map(str::to_owned), version, ..appointment.clone() })
     }
 

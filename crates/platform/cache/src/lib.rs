@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
+pub use bytes::Bytes;
 use futures::future::BoxFuture;
 
 /// A cache with tag-versioned invalidation.
@@ -65,6 +65,15 @@ pub mod serde_like {
         fn decode(bytes: &[u8]) -> Option<Self>;
     }
 
+    /// JSON for any serde type: what [`json_codec!`](crate::json_codec) implements with.
+    pub fn to_json<T: serde::Serialize>(value: &T) -> Option<Bytes> {
+        serde_json::to_vec(value).ok().map(Bytes::from)
+    }
+
+    pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+        serde_json::from_slice(bytes).ok()
+    }
+
     impl Codec for Bytes {
         fn encode(&self) -> Option<Bytes> {
             Some(self.clone())
@@ -86,6 +95,21 @@ pub mod serde_like {
             T::decode(bytes).map(Some)
         }
     }
+}
+
+/// Caches a serde type as JSON: `medcov_cache::json_codec!(Patient);`.
+#[macro_export]
+macro_rules! json_codec {
+    ($type:ty) => {
+        impl $crate::serde_like::Codec for $type {
+            fn encode(&self) -> Option<$crate::Bytes> {
+                $crate::serde_like::to_json(self)
+            }
+            fn decode(bytes: &[u8]) -> Option<Self> {
+                $crate::serde_like::from_json(bytes)
+            }
+        }
+    };
 }
 
 fn frame(versions: &[u64], value: &[u8]) -> Bytes {

@@ -186,6 +186,17 @@ macro_rules! write_audit {
     };
 }
 
+/// Revokes every open session (refresh-token family) of a user, inside a transaction.
+macro_rules! revoke_sessions {
+    ($tx:expr, $user:expr, $now:expr) => {
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind($now)
+            .bind($user)
+            .execute(&mut *$tx)
+            .await
+    };
+}
+
 impl AuthStore {
     pub fn new(db: Database) -> AuthStore {
         AuthStore { db }
@@ -338,11 +349,7 @@ impl AuthStore {
             .bind(true)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            revoke_sessions!(tx, id, now)?;
             if updated.rows_affected() > 0 {
                 write_audit!(tx, audit)?;
             }
@@ -405,11 +412,7 @@ impl AuthStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            revoke_sessions!(tx, id, now)?;
             write_audit!(tx, audit)?;
             tx.commit().await
         })?;

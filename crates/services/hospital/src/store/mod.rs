@@ -78,15 +78,8 @@ struct PatientRow {
     updated_at: OffsetDateTime,
 }
 
-/// Patients are cached as JSON.
-impl medcov_cache::serde_like::Codec for Patient {
-    fn encode(&self) -> Option<bytes::Bytes> {
-        serde_json::to_vec(self).ok().map(bytes::Bytes::from)
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+// Patients are cached as JSON.
+medcov_cache::json_codec!(Patient);
 
 /// The cache tag of one patient's record.
 pub fn patient_tag(id: Uuid) -> Vec<String> {

@@ -64,14 +64,7 @@ pub struct Appointment {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Day(pub Vec<Appointment>);
 
-impl medcov_cache::serde_like::Codec for Day {
-    fn encode(&self) -> Option<bytes::Bytes> {
-        serde_json::to_vec(self).ok().map(bytes::Bytes::from)
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
-}
+medcov_cache::json_codec!(Day);
 
 /// The cache tag of a practitioner's days: every booking, move and status change bumps it.
 pub fn day_tag(practitioner: Uuid) -> Vec<String> {

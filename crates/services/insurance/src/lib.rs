@@ -1,11 +1,13 @@
 //! The insurance service: insurers, plans, policies and members, eligibility, pre-authorisations, claims and accumulators.
 //!
 //! - `api/`: one module per resource, each with its router and OpenAPI description.
+//! - `domain/`: rules without I/O (plans, policies, the adjudication engine, eligibility).
 //! - `store/`: the service's tables, with migrations per backend under `migrations/`.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod domain;
 pub mod store;
 
 use medcov_config::ServiceName;

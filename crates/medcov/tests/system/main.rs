@@ -5,6 +5,8 @@
 //!   status machine, rescheduling and free slots.
 //! - `auth_flow`: sign-in, tokens, sessions, lockout, key rotation and tenant scopes, through
 //!   the gateway, on both backends.
+//! - `insurance`: plans, policies, eligibility, pre-authorisation, claims adjudicated to the
+//!   cent, reversal and review, tenant scope, concurrent claims against one ceiling.
 //! - `edge`: rate limits (one instance, and two sharing Redis), CORS, security headers.
 //! - `serving`: every service is ready, answers problems for bad input, counts its traffic;
 //!   run against both backends.
@@ -20,6 +22,7 @@ mod auth_flow;
 mod authorization;
 mod binary;
 mod edge;
+mod insurance;
 mod patients;
 mod readiness;
 mod serving;

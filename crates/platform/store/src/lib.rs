@@ -13,6 +13,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod outbox;
+
+#[doc(hidden)]
+pub use sqlx as __sqlx;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

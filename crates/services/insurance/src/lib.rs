@@ -10,6 +10,8 @@ pub mod api;
 pub mod domain;
 pub mod store;
 
+use std::sync::Arc;
+
 use medcov_config::ServiceName;
 use medcov_runtime::{ServiceApi, ServiceContext, ServiceSpec};
 
@@ -23,8 +25,16 @@ pub fn spec() -> ServiceSpec {
 }
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
-    context.require_database()?;
+    let database = context.require_database()?;
+    // Every instance must see the same invalidations: with Redis, the cache lives there.
+    let store = Arc::new(match &context.redis {
+        Some(redis) => store::InsuranceStore::with_cache(
+            database,
+            Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
+        ),
+        None => store::InsuranceStore::new(database),
+    });
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
-    let router = api::router().layer(axum::Extension(context.verifier()));
+    let router = api::router(store).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })
 }

@@ -238,7 +238,7 @@ impl HospitalStore {
                     tenant_id: encounter.hospital_id,
                     payload: payload.clone(),
                 };
-                crate::write_outbox!(tx, actor, event)?;
+                medcov_store::write_outbox!(tx, actor, event)?;
             }
             tx.commit().await?;
             Ok::<(), EncounterError>(())

@@ -180,44 +180,8 @@ fn lookup_keys(details: &PatientDetails) -> Vec<(&'static str, String)> {
     keys
 }
 
-/// An event for the outbox.
-pub struct Event {
-    pub event_type: &'static str,
-    pub aggregate_type: &'static str,
-    pub aggregate_id: Uuid,
-    pub tenant_id: Uuid,
-    pub payload: serde_json::Value,
-}
-
-/// Who is acting, for history and the access log.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user_id: Uuid,
-    pub request_id: Option<String>,
-    pub traceparent: Option<String>,
-}
-
-#[macro_export]
-#[doc(hidden)]
-macro_rules! write_outbox {
-    ($tx:expr, $actor:expr, $event:expr) => {
-        sqlx::query(
-            "INSERT INTO outbox (id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
-             causation_id, traceparent, payload, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, NULL)",
-        )
-        .bind(Uuid::now_v7())
-        .bind($event.event_type)
-        .bind($event.aggregate_type)
-        .bind($event.aggregate_id)
-        .bind($event.tenant_id)
-        .bind(OffsetDateTime::now_utc())
-        .bind(&$actor.request_id)
-        .bind(&$actor.traceparent)
-        .bind(Json(&$event.payload))
-        .execute(&mut *$tx)
-        .await
-    };
-}
+pub use medcov_store::outbox::{Actor, Event};
+use medcov_store::write_outbox;
 
 macro_rules! write_access {
     ($tx:expr, $actor:expr, $patient:expr, $hospital:expr, $action:expr) => {
@@ -625,15 +589,5 @@ impl HospitalStore {
             query.push(" ORDER BY id LIMIT ").push_bind(limit);
             query.build_query_as().fetch_all(pool).await
         })?)
-    }
-
-    /// Unpublished outbox events, oldest first (for tests and the relay to come).
-    pub async fn unpublished_events(&self) -> Result<Vec<(String, Uuid, serde_json::Value)>, StoreError> {
-        let rows: Vec<(String, Uuid, Json<serde_json::Value>)> = on_pool!(&self.db, |pool| sqlx::query_as(
-            "SELECT event_type, aggregate_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id"
-        )
-        .fetch_all(pool)
-        .await)?;
-        Ok(rows.into_iter().map(|(t, id, payload)| (t, id, payload.0)).collect())
     }
 }

@@ -356,7 +356,7 @@ impl HospitalStore {
                     "ends_at": slot.ends_at,
                 }),
             };
-            crate::write_outbox!(tx, actor, event)?;
+            medcov_store::write_outbox!(tx, actor, event)?;
             tx.commit().await?;
             Ok(Appointment {
                 starts_at: OffsetDateTime::from_unix_timestamp(slot.starts_at).unwrap_or(appointment.starts_at),
@@ -433,7 +433,7 @@ impl HospitalStore {
                     "to": next,
                 }),
             };
-            crate::write_outbox!(tx, actor, event)?;
+            medcov_store::write_outbox!(tx, actor, event)?;
             tx.commit().await?;
             Ok::<(), BookingError>(())
         })?;

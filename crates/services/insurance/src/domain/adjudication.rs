@@ -20,7 +20,8 @@
 //!    policy's annual ceilings for the setting; what is cut goes to the member.
 //!
 //! For every line, `insurer_pays + patient_pays = allowed`, and `patient_pays = not_covered +
-//! deductible + copay + coinsurance + over_limit`. A rejected line is allowed in full and paid
+//! deductible + copay + coinsurance + over_limit - adjustment` (`adjustment` is a claims
+//! officer's override, never the engine's). A rejected line is allowed in full and paid
 //! by the member, except a duplicate, which is allowed nothing (it is a billing error).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -185,6 +186,10 @@ pub struct LineResult {
     pub coinsurance: i64,
     /// Cut by a count or amount limit, a ceiling, or the approved amount.
     pub over_limit: i64,
+    /// Moved from the member to the insurer by a claims officer's override (negative: the
+    /// other way); always 0 from the engine.
+    #[serde(default)]
+    pub adjustment: i64,
     pub insurer_pays: i64,
     pub patient_pays: i64,
     pub rejection: Option<Reason>,
@@ -245,7 +250,8 @@ impl Adjudication {
 pub struct Member<'a> {
     pub cover: &'a Cover,
     pub used: &'a Accumulators,
-    /// Lines already adjudicated for this member (service code, day), for duplicate checks.
+    /// Lines already accepted for this member (service code, day), for duplicate checks; a
+    /// rejected line is not among them, so it may be claimed again.
     pub paid_lines: &'a BTreeSet<(String, Date)>,
 }
 
@@ -461,6 +467,7 @@ pub fn evaluate(
         copay,
         coinsurance,
         over_limit,
+        adjustment: 0,
         insurer_pays: insurer,
         patient_pays: patient,
         rejection,
@@ -487,4 +494,66 @@ fn setting_name(setting: Setting) -> &'static str {
         Setting::Inpatient => "in-patient",
         Setting::Outpatient => "out-patient",
     }
+}
+
+/// A claims officer's decision on one line, applied after the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// The line, counted from 1.
+    pub line: usize,
+    /// What the insurer pays for the line instead, in minor units (0 up to the allowed amount).
+    pub insurer_pays: i64,
+    pub reason: String,
+}
+
+/// Applies overrides to an adjudication: each named line's insurer share becomes the given
+/// amount, the member's share the rest of the allowed amount, and the difference is recorded
+/// as the line's `adjustment` and in its explanation. The usage follows: the insurer's change
+/// counts against the line's category limit and ceilings. Errors name the override at fault.
+pub fn apply_overrides(
+    plan: &PlanRules,
+    claim: &Claim,
+    result: &mut Adjudication,
+    overrides: &[Override],
+) -> Result<(), (usize, &'static str)> {
+    for (i, o) in overrides.iter().enumerate() {
+        let Some(line) = o.line.checked_sub(1).and_then(|n| result.lines.get_mut(n)) else {
+            return Err((i, "names no line of the claim"));
+        };
+        if o.insurer_pays < 0 || o.insurer_pays > line.allowed {
+            return Err((i, "must be between 0 and the line's allowed amount"));
+        }
+        if o.reason.trim().is_empty() {
+            return Err((i, "needs a reason"));
+        }
+        let delta = o.insurer_pays - line.insurer_pays;
+        line.adjustment += delta;
+        line.insurer_pays = o.insurer_pays;
+        line.patient_pays = line.allowed - o.insurer_pays;
+        if o.insurer_pays > 0 {
+            line.rejection = None;
+        }
+        line.explanation.push(format!(
+            "overridden by a claims officer ({}): insurer pays {}",
+            o.reason.trim(),
+            o.insurer_pays
+        ));
+        let source = &claim.lines[o.line - 1];
+        let setting = plan.categories.get(&source.category).map(|r| r.setting).unwrap_or(Setting::Outpatient);
+        result.usage.member_ceiling.add(setting, delta);
+        result.usage.policy_ceiling.add(setting, delta);
+        result.usage.categories.entry(source.category.clone()).or_default().amount += delta;
+    }
+    Ok(())
+}
+
+/// Every line rejected for one reason (no policy found for the member at all).
+pub fn reject_all(claim: &Claim, reason: Reason) -> Adjudication {
+    let lines = claim
+        .lines
+        .iter()
+        .map(|line| rejected(line.amount(), reason, format!("no policy in force covers {}", line.date_of_service)).0)
+        .collect();
+    Adjudication { lines, usage: Accumulators::default() }
 }

@@ -701,6 +701,7 @@ proptest! {
             // Every cent lands somewhere, once.
             prop_assert_eq!(got.insurer_pays + got.patient_pays, got.allowed);
             prop_assert_eq!(got.patient_pays, got.not_covered + got.deductible + got.copay + got.coinsurance + got.over_limit);
+            prop_assert_eq!(got.adjustment, 0);
             prop_assert_eq!(got.submitted, line.amount());
             prop_assert!(got.allowed == got.submitted || got.rejection == Some(Reason::DuplicateLine));
             for v in [got.allowed, got.not_covered, got.deductible, got.copay, got.coinsurance, got.over_limit, got.insurer_pays, got.patient_pays] {

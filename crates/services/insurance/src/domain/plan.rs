@@ -383,7 +383,8 @@ pub(crate) mod tests {
 
     #[test]
     fn inconsistent_plans_name_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut PlanRules)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut PlanRules)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|p| p.deductible_member = -1), "rules.deductible_member"),
             (Box::new(|p| p.deductible_family = Some(50_000)), "rules.deductible_family"),
             (Box::new(|p| p.max_members = 0), "rules.max_members"),

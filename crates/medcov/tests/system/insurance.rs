@@ -1,0 +1,555 @@
+//! The insurance service through the gateway, on both backends: plans, policies, eligibility,
+//! pre-authorisation, claims adjudicated to the cent, reversal, tenant scope, and concurrent
+//! claims against one ceiling.
+
+use medcov_config::ServiceName;
+use medcov_testkit::TestEnv;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::App;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Policies start 200 days ago, so their year covers today whenever the tests run.
+fn start() -> String {
+    (time::OffsetDateTime::now_utc().date() - time::Duration::days(200)).to_string()
+}
+
+/// Care was given a week ago.
+fn service_day() -> String {
+    (time::OffsetDateTime::now_utc().date() - time::Duration::days(7)).to_string()
+}
+
+fn today() -> String {
+    time::OffsetDateTime::now_utc().date().to_string()
+}
+
+struct Insurer {
+    app: App,
+    admin: String,
+    insurer: String,
+    hospital: String,
+    insurer_admin: String,
+    officer: String,
+    agent: String,
+    /// A billing clerk of the hospital.
+    biller: String,
+}
+
+impl Insurer {
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, _, body) = self.app.call(method, &format!("/api/insurance{path}"), Some(token), body).await;
+        (status, body)
+    }
+
+    async fn user(&self, name: &str, role: &str, scope: Value) -> String {
+        let (status, _, body) = self
+            .app
+            .call(
+                Method::POST,
+                "/api/auth/users",
+                Some(&self.admin),
+                Some(json!({"username": name, "password": PASSWORD, "roles": [role], "scope": scope})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.app.login(name, PASSWORD).await.0
+    }
+}
+
+/// An insurer (AAR, KES) with an administrator, a claims officer and an agent, and a hospital
+/// in its network with a billing clerk.
+async fn insurer(env: &TestEnv) -> Insurer {
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let (status, _, hospital) = app
+        .call(
+            Method::POST,
+            "/api/hospital/hospitals",
+            Some(&admin),
+            Some(json!({"name": "Nairobi Clinic", "code": "NRB", "timezone": "Africa/Nairobi", "currency": "KES"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{hospital}");
+    let (status, _, insurer) = app
+        .call(
+            Method::POST,
+            "/api/insurance/insurers",
+            Some(&admin),
+            Some(json!({"code": "AAR", "name": "AAR Insurance", "currency": "KES"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{insurer}");
+    let mut fixture = Insurer {
+        app,
+        admin,
+        insurer: insurer["id"].as_str().expect("id").to_owned(),
+        hospital: hospital["id"].as_str().expect("id").to_owned(),
+        insurer_admin: String::new(),
+        officer: String::new(),
+        agent: String::new(),
+        biller: String::new(),
+    };
+    let scope = json!({"kind": "insurer", "insurer": fixture.insurer});
+    fixture.insurer_admin = fixture.user("aar.admin", "admin", scope.clone()).await;
+    fixture.officer = fixture.user("aar.claims", "claims_officer", scope.clone()).await;
+    fixture.agent = fixture.user("aar.agent", "agent", scope).await;
+    fixture.biller = fixture
+        .user("nrb.billing", "billing_clerk", json!({"kind": "hospitals", "hospitals": [fixture.hospital]}))
+        .await;
+    fixture
+}
+
+/// The rules of the domain's golden table, with the fixture's hospital in network.
+fn rules(hospital: &str) -> Value {
+    json!({
+        "currency": "KES",
+        "premium": {"kind": "per_member", "adult": 1_200_000, "child": 600_000, "child_until_age": 18},
+        "max_members": 3,
+        "deductible_member": 100_000,
+        "deductible_family": 200_000,
+        "ceilings": {"member_outpatient": 5_000_000, "policy_outpatient": 8_000_000, "member_inpatient": 20_000_000},
+        "categories": {
+            "consultation": {"setting": "outpatient", "limit_count": 3, "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "copay": 50_000}]},
+            "laboratory": {"setting": "outpatient", "limit_amount": 1_000_000, "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "coinsurance_bp": 2_000}]},
+            "procedure": {"setting": "inpatient", "preauth_required": true, "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "copay": 200_000, "coinsurance_bp": 1_000}]}
+        },
+        "excluded_services": ["COSM-01"],
+        "network": [hospital],
+        "preauth_auto_approve_up_to": 5_000_000
+    })
+}
+
+impl Insurer {
+    async fn plan(&self, rules: Value) -> String {
+        let (status, plan) = self
+            .call(Method::POST, "/plans", &self.insurer_admin, Some(json!({"insurer_id": self.insurer, "code": "GOLD", "name": "Gold", "effective_from": "2020-01-01", "rules": rules})))
+            .await;
+        assert_eq!(status, 201, "{plan}");
+        plan["id"].as_str().expect("id").to_owned()
+    }
+
+    /// A pending policy of a year from [`start`] with a holder and a child; returns (policy, holder's number).
+    async fn policy(&self, plan: &str) -> (Value, String) {
+        let (status, policy) = self
+            .call(Method::POST, "/policies", &self.agent, Some(json!({
+                "plan_id": plan, "start_date": start(),
+                "holder": {"given_name": "Amina", "family_name": "Otieno", "date_of_birth": "1988-04-12"},
+                "dependants": [{"given_name": "Baraka", "family_name": "Otieno", "date_of_birth": "2015-09-30", "relationship": "child"}]
+            })))
+            .await;
+        assert_eq!(status, 201, "{policy}");
+        let number = policy["members"][0]["member_number"].as_str().expect("number").to_owned();
+        (policy, number)
+    }
+
+    async fn claim(&self, reference: &str, number: &str, lines: Value) -> (u16, Value) {
+        self.call(
+            Method::POST,
+            "/claims",
+            &self.biller,
+            Some(json!({
+                "hospital_id": self.hospital, "reference": reference, "member_number": number,
+                "visit_type": "normal", "currency": "KES", "lines": lines
+            })),
+        )
+        .await
+    }
+
+    async fn eligibility(&self, number: &str, services: Value) -> Value {
+        let (status, answer) = self
+            .call(Method::POST, "/eligibility", &self.biller, Some(json!({"member_number": number, "date": service_day(), "hospital_id": self.hospital, "services": services})))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+}
+
+fn line(code: &str, category: &str, price: i64) -> Value {
+    json!({"service_code": code, "category": category, "quantity": 1, "unit_price": price, "diagnosis": "J06.9", "date_of_service": service_day()})
+}
+
+/// (insurer pays, patient pays, rejection) of each line.
+fn splits(claim: &Value) -> Vec<(i64, i64, Value)> {
+    claim["result"]
+        .as_array()
+        .expect("an adjudicated claim")
+        .iter()
+        .map(|l| (l["insurer_pays"].as_i64().unwrap(), l["patient_pays"].as_i64().unwrap(), l["rejection"].clone()))
+        .collect()
+}
+
+async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
+    let f = insurer(&env).await;
+    let plan = f.plan(rules(&f.hospital)).await;
+    let (policy, number) = f.policy(&plan).await;
+    // 12 000.00 for the adult, 6 000.00 for the child.
+    assert_eq!(policy["premium"], 1_800_000);
+    assert_eq!(policy["status"], "pending");
+    let policy_id = policy["id"].as_str().unwrap().to_owned();
+
+    // Pending: nothing is covered yet.
+    let (status, claim) = f.claim("NRB-0", &number, json!([line("CONS", "consultation", 300_000)])).await;
+    assert_eq!(status, 201, "{claim}");
+    assert_eq!(claim["outcome"], "rejected");
+    assert_eq!(splits(&claim), vec![(0, 300_000, json!("no_active_policy"))]);
+
+    let (status, active) = f
+        .call(
+            Method::POST,
+            &format!("/policies/{policy_id}/status"),
+            &f.insurer_admin,
+            Some(json!({"status": "active"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{active}");
+    assert_eq!(active["status"], "active");
+
+    // Eligibility estimates each service alone: the deductible, then the co-payment or 20 %.
+    let answer = f
+        .eligibility(
+            &number,
+            json!([
+                {"service_code": "CONS", "category": "consultation", "price": 300_000},
+                {"service_code": "LAB", "category": "laboratory", "price": 250_000},
+                {"service_code": "COSM-01", "category": "consultation"},
+                {"service_code": "PROC", "category": "procedure", "price": 1_000}
+            ]),
+        )
+        .await;
+    assert_eq!(answer["covered"], true);
+    assert_eq!(answer["deductible_left_member"], 100_000);
+    assert_eq!(
+        answer["services"][0]["estimate"],
+        json!({"price": 300_000, "insurer_pays": 150_000, "patient_pays": 150_000})
+    );
+    assert_eq!(answer["services"][0]["count_left"], 3);
+    assert_eq!(
+        answer["services"][1]["estimate"],
+        json!({"price": 250_000, "insurer_pays": 120_000, "patient_pays": 130_000})
+    );
+    assert_eq!(answer["services"][2]["covered"], false);
+    assert_eq!(answer["services"][2]["reason"], "excluded_service");
+    assert_eq!(answer["services"][3]["preauth_required"], true);
+
+    // The claim: the consultation takes the deductible and the co-payment; the test 20 %.
+    let lines = json!([line("CONS", "consultation", 300_000), line("LAB", "laboratory", 250_000)]);
+    let (status, claim) = f.claim("NRB-1", &number, lines.clone()).await;
+    assert_eq!(status, 201, "{claim}");
+    assert_eq!(claim["outcome"], "approved");
+    assert_eq!(splits(&claim), vec![(150_000, 150_000, Value::Null), (200_000, 50_000, Value::Null)]);
+    assert_eq!((claim["insurer_total"].as_i64(), claim["patient_total"].as_i64()), (Some(350_000), Some(200_000)));
+    assert!(claim["result"][0]["explanation"].as_array().is_some_and(|e| !e.is_empty()));
+    let claim_id = claim["id"].as_str().unwrap().to_owned();
+
+    // Idempotent on the reference: the same claim again is the first one; another is refused.
+    let (status, again) = f.claim("NRB-1", &number, lines.clone()).await;
+    assert_eq!((status, again["id"].as_str()), (200, Some(claim_id.as_str())));
+    let (status, other) = f.claim("NRB-1", &number, json!([line("CONS", "consultation", 1)])).await;
+    assert_eq!(status, 422, "{other}");
+    assert_eq!(other["errors"][0]["field"], "reference");
+
+    // The answer after the claim is not a stale cached one.
+    let answer =
+        f.eligibility(&number, json!([{"service_code": "LAB", "category": "laboratory", "price": 250_000}])).await;
+    assert_eq!(answer["deductible_left_member"], 0);
+    assert_eq!(answer["member_ceiling_left"]["outpatient"], 5_000_000 - 350_000);
+    assert_eq!(answer["services"][0]["estimate"]["insurer_pays"], 200_000);
+
+    // A second visit the same day for the same test is a duplicate line.
+    let (_, duplicate) = f.claim("NRB-2", &number, json!([line("LAB", "laboratory", 250_000)])).await;
+    assert_eq!(splits(&duplicate), vec![(0, 0, json!("duplicate_line"))]);
+
+    // Reversal gives back the deductible and the ceiling; adjudicating again gives the same cents.
+    let path = format!("/claims/{claim_id}");
+    let (status, reversed) =
+        f.call(Method::POST, &format!("{path}/reverse"), &f.officer, Some(json!({"reason": "wrong member"}))).await;
+    assert_eq!(status, 200, "{reversed}");
+    assert_eq!(reversed["status"], "submitted");
+    let answer = f.eligibility(&number, json!([])).await;
+    assert_eq!(answer["deductible_left_member"], 100_000);
+    assert_eq!(answer["member_ceiling_left"]["outpatient"], 5_000_000);
+    let (status, again) = f.call(Method::POST, &format!("{path}/adjudicate"), &f.officer, Some(json!({}))).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(splits(&again), splits(&claim));
+    assert_eq!(again["adjudication_no"], 2);
+
+    // Review, then an audited override of the test line.
+    let (status, _) =
+        f.call(Method::POST, &format!("{path}/review"), &f.officer, Some(json!({"reason": "check the test"}))).await;
+    assert_eq!(status, 200);
+    let (status, overridden) = f
+        .call(
+            Method::POST,
+            &format!("{path}/adjudicate"),
+            &f.officer,
+            Some(json!({"overrides": [{"line": 2, "insurer_pays": 250_000, "reason": "agreed by phone"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{overridden}");
+    assert_eq!(splits(&overridden)[1], (250_000, 0, Value::Null));
+    assert_eq!(overridden["result"][1]["adjustment"], 50_000);
+    let (status, bad) = f
+        .call(
+            Method::POST,
+            &format!("{path}/adjudicate"),
+            &f.officer,
+            Some(json!({"overrides": [{"line": 9, "insurer_pays": 1, "reason": "x"}]})),
+        )
+        .await;
+    assert_eq!(status, 409, "only a claim in review or submitted: {bad}");
+
+    // Paid by the insurer; then it can no longer be reversed.
+    let (status, paid) = f
+        .call(Method::POST, &format!("{path}/paid"), &f.insurer_admin, Some(json!({"payment_reference": "EFT-1"})))
+        .await;
+    assert_eq!((status, paid["status"].as_str()), (200, Some("paid")));
+    let (status, _) =
+        f.call(Method::POST, &format!("{path}/reverse"), &f.officer, Some(json!({"reason": "late"}))).await;
+    assert_eq!(status, 409);
+    let (_, history) = f.call(Method::GET, &format!("{path}/history"), &f.officer, None).await;
+    let actions: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["submitted", "adjudicated", "reversed", "adjudicated", "sent_to_review", "adjudicated_with_overrides", "paid"]
+    );
+
+    // Another insurer's staff and another hospital's staff do not see it.
+    let (_, _, other) = f
+        .app
+        .call(
+            Method::POST,
+            "/api/insurance/insurers",
+            Some(&f.admin),
+            Some(json!({"code": "JUB", "name": "Jubilee", "currency": "KES"})),
+        )
+        .await;
+    let stranger = f.user("jub.claims", "claims_officer", json!({"kind": "insurer", "insurer": other["id"]})).await;
+    let (status, _) = f.call(Method::GET, &path, &stranger, None).await;
+    assert_eq!(status, 404);
+    let (_, listed) = f.call(Method::GET, "/claims", &stranger, None).await;
+    assert_eq!(listed, json!([]));
+    let (status, _) = f.call(Method::GET, &format!("/policies/{policy_id}"), &stranger, None).await;
+    assert_eq!(status, 404);
+    let other_clerk =
+        f.user("far.billing", "billing_clerk", json!({"kind": "hospitals", "hospitals": [uuid::Uuid::now_v7()]})).await;
+    let (status, _) = f.call(Method::GET, &path, &other_clerk, None).await;
+    assert_eq!(status, 404);
+    let (status, _) = f
+        .call(
+            Method::POST,
+            "/eligibility",
+            &other_clerk,
+            Some(json!({"member_number": number, "hospital_id": f.hospital})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, mine) = f.call(Method::GET, "/claims", &f.biller, None).await;
+    assert_eq!(mine.as_array().map(Vec::len), Some(3));
+
+    // Every change went to the outbox with it.
+    let database = medcov_store::Database::connect(
+        ServiceName::Insurance,
+        env.config.database_url(ServiceName::Insurance),
+        &medcov_store::PoolOptions::from_config(&env.config),
+    )
+    .await
+    .expect("insurance database");
+    let events = medcov_store::outbox::unpublished(&database).await.expect("outbox");
+    let count = |t: &str| events.iter().filter(|(kind, _, _)| kind == t).count();
+    assert_eq!(count("insurance.policy_created.v1"), 1);
+    assert_eq!(count("insurance.policy_activated.v1"), 1);
+    assert_eq!(count("insurance.claim_adjudicated.v1"), 5);
+    assert_eq!(count("insurance.claim_reversed.v1"), 2);
+    assert_eq!(count("insurance.claim_paid.v1"), 1);
+    let created = events.iter().find(|(t, _, _)| t == "insurance.policy_created.v1").unwrap();
+    assert_eq!(created.2["premium"], json!({"minor": 1_800_000, "currency": "KES"}));
+    database.close().await;
+    f.app.stop().await;
+}
+
+async fn preauthorisations_reserve_and_are_used_by_claims(env: TestEnv) {
+    let f = insurer(&env).await;
+    let plan = f.plan(rules(&f.hospital)).await;
+    let (policy, number) = f.policy(&plan).await;
+    let policy_id = policy["id"].as_str().unwrap();
+    f.call(Method::POST, &format!("/policies/{policy_id}/status"), &f.insurer_admin, Some(json!({"status": "active"})))
+        .await;
+    let clerk = f.user("nrb.desk", "hospital_clerk", json!({"kind": "hospitals", "hospitals": [f.hospital]})).await;
+    let request = |amount: i64| {
+        json!({"member_number": number, "hospital_id": f.hospital, "visit_type": "normal", "planned_date": today(),
+               "services": [{"service_code": "PROC", "category": "procedure", "quantity": 1, "estimated_amount": amount}]})
+    };
+    // Within the plan's automatic threshold: approved at once.
+    let (status, small) = f.call(Method::POST, "/preauthorisations", &clerk, Some(request(3_000_000))).await;
+    assert_eq!(status, 201, "{small}");
+    assert_eq!(small["status"], "approved");
+    // Above it: a claims officer approves part of it, with a reason.
+    let (_, large) = f.call(Method::POST, "/preauthorisations", &clerk, Some(request(6_000_000))).await;
+    assert_eq!(large["status"], "pending");
+    let large_path = format!("/preauthorisations/{}/decision", large["id"].as_str().unwrap());
+    let (status, refused) = f
+        .call(
+            Method::POST,
+            &large_path,
+            &f.officer,
+            Some(json!({"decision": "approve", "approved_amounts": [4_000_000]})),
+        )
+        .await;
+    assert_eq!(status, 422, "a partial approval needs a reason: {refused}");
+    let (status, decided) = f
+        .call(
+            Method::POST,
+            &large_path,
+            &f.officer,
+            Some(json!({"decision": "approve", "approved_amounts": [4_000_000], "reason": "tariff"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["status"], "partially_approved");
+    assert_eq!(decided["approved_amount"], 4_000_000);
+
+    // Both approvals hold 70 000.00 of the 200 000.00 in-patient ceiling.
+    let answer = f.eligibility(&number, json!([])).await;
+    assert_eq!(answer["member_ceiling_left"]["inpatient"], 20_000_000 - 7_000_000);
+
+    // A procedure without an approval is refused; with one it is paid up to the approved amount.
+    let procedure = |preauth: Option<&Value>| {
+        let mut l = line("PROC", "procedure", 3_000_000);
+        if let Some(p) = preauth {
+            l["preauth_id"] = p["id"].clone();
+        }
+        json!([l])
+    };
+    let (_, refused) = f.claim("NRB-P0", &number, procedure(None)).await;
+    assert_eq!(splits(&refused), vec![(0, 3_000_000, json!("preauth_missing"))]);
+    let (_, claim) = f.claim("NRB-P1", &number, procedure(Some(&small))).await;
+    // Deductible 1 000.00, co-payment 2 000.00, 10 % of 27 000.00 = 2 700.00.
+    assert_eq!(splits(&claim), vec![(2_430_000, 570_000, Value::Null)]);
+    // The used approval no longer reserves; the claim's own payment counts instead.
+    let answer = f.eligibility(&number, json!([])).await;
+    assert_eq!(answer["member_ceiling_left"]["inpatient"], 20_000_000 - 4_000_000 - 2_430_000);
+    f.app.stop().await;
+}
+
+async fn concurrent_claims_never_overshoot_a_ceiling(env: TestEnv) {
+    let f = insurer(&env).await;
+    // No deductible, no co-insurance, and a 5 000.00 out-patient ceiling per member.
+    let mut tight = rules(&f.hospital);
+    tight["deductible_member"] = json!(0);
+    tight["deductible_family"] = json!(0);
+    tight["ceilings"] = json!({"member_outpatient": 500_000});
+    tight["categories"]["laboratory"] =
+        json!({"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]});
+    let plan = f.plan(tight).await;
+    let (policy, number) = f.policy(&plan).await;
+    let policy_id = policy["id"].as_str().unwrap();
+    f.call(Method::POST, &format!("/policies/{policy_id}/status"), &f.insurer_admin, Some(json!({"status": "active"})))
+        .await;
+    // Eight claims of 1 000.00 at once: exactly five fit.
+    let f = std::sync::Arc::new(f);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let f = f.clone();
+        let number = number.clone();
+        tasks.push(tokio::spawn(async move {
+            let (status, claim) =
+                f.claim(&format!("NRB-C{i}"), &number, json!([line(&format!("LAB-{i}"), "laboratory", 100_000)])).await;
+            assert_eq!(status, 201, "{claim}");
+            claim["insurer_total"].as_i64().expect("total")
+        }));
+    }
+    let mut paid = Vec::new();
+    for task in tasks {
+        paid.push(task.await.expect("claim task"));
+    }
+    assert_eq!(paid.iter().sum::<i64>(), 500_000, "{paid:?}");
+    assert_eq!(paid.iter().filter(|p| **p == 100_000).count(), 5, "{paid:?}");
+    let answer = f.eligibility(&number, json!([])).await;
+    assert_eq!(answer["member_ceiling_left"]["outpatient"], 0);
+}
+
+async fn inconsistent_input_is_refused_with_the_field(env: TestEnv) {
+    let f = insurer(&env).await;
+    let mut bad = rules(&f.hospital);
+    bad["categories"]["laboratory"]["cost_shares"][0]["coinsurance_bp"] = json!(12_000);
+    bad["deductible_member"] = json!(-5);
+    let (status, problem) = f
+        .call(Method::POST, "/plans", &f.insurer_admin, Some(json!({"insurer_id": f.insurer, "code": "BAD", "name": "Bad", "effective_from": "2020-01-01", "rules": bad})))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let fields: Vec<&str> =
+        problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"rules.categories.laboratory.cost_shares[0].coinsurance_bp"), "{fields:?}");
+    assert!(fields.contains(&"rules.deductible_member"), "{fields:?}");
+
+    let plan = f.plan(rules(&f.hospital)).await;
+    // A version starting later ends the open one; one overlapping a closed period is refused.
+    let version = |from: &str| json!({"effective_from": from, "rules": rules(&f.hospital)});
+    let (status, v2) =
+        f.call(Method::POST, &format!("/plans/{plan}/versions"), &f.insurer_admin, Some(version("2030-01-01"))).await;
+    assert_eq!((status, v2["version"].as_i64()), (201, Some(2)), "{v2}");
+    let (status, clash) =
+        f.call(Method::POST, &format!("/plans/{plan}/versions"), &f.insurer_admin, Some(version("2025-06-01"))).await;
+    assert_eq!(status, 409, "{clash}");
+    let (_, read) = f.call(Method::GET, &format!("/plans/{plan}"), &f.officer, None).await;
+    assert_eq!(read["versions"][0]["effective_to"], "2029-12-31");
+
+    // The plan covers three members: a family of four is refused; a fourth member later too.
+    let person = |name: &str, born: &str| json!({"given_name": name, "family_name": "Otieno", "date_of_birth": born, "relationship": "child"});
+    let (status, problem) = f
+        .call(
+            Method::POST,
+            "/policies",
+            &f.agent,
+            Some(json!({"plan_id": plan, "start_date": start(),
+            "holder": {"given_name": "Amina", "family_name": "Otieno", "date_of_birth": "1988-04-12"},
+            "dependants": [person("A", "2015-01-01"), person("B", "2016-01-01"), person("C", "2017-01-01")]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "dependants");
+    let (policy, _) = f.policy(&plan).await;
+    let policy_id = policy["id"].as_str().unwrap();
+    let (status, grown) = f
+        .call(Method::POST, &format!("/policies/{policy_id}/members"), &f.agent, Some(person("C", "2017-01-01")))
+        .await;
+    assert_eq!(status, 201, "{grown}");
+    let (status, _) = f
+        .call(Method::POST, &format!("/policies/{policy_id}/members"), &f.agent, Some(person("D", "2018-01-01")))
+        .await;
+    assert_eq!(status, 409);
+    // A lifecycle move that does not exist.
+    let (status, _) = f
+        .call(
+            Method::POST,
+            &format!("/policies/{policy_id}/status"),
+            &f.insurer_admin,
+            Some(json!({"status": "expired"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    // A member number with wrong check digits, and a claim line from the future.
+    let (status, problem) = f.claim("X", "AAR-0000000100", json!([line("LAB", "laboratory", 1)])).await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["errors"][0]["field"], "member_number");
+    let number = policy["members"][0]["member_number"].as_str().unwrap();
+    let mut future = line("LAB", "laboratory", 1);
+    future["date_of_service"] = json!("2999-01-01");
+    let (status, problem) = f.claim("X", number, json!([future])).await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["errors"][0]["field"], "lines[0].date_of_service");
+    f.app.stop().await;
+}
+
+medcov_testkit::backend_suite!(
+    a_claim_is_adjudicated_to_the_cent_and_reversed,
+    preauthorisations_reserve_and_are_used_by_claims,
+    concurrent_claims_never_overshoot_a_ceiling,
+    inconsistent_input_is_refused_with_the_field,
+);

@@ -1,0 +1,327 @@
+//! `/claims`: submission (idempotent on the hospital's reference), adjudication with a full
+//! explanation per line, manual review with audited overrides, reversal, and payment.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_security::{Authorized, Policy, Principal, Role, Scope};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::{ClaimsOfficers, actor, limit_offset, today, visible};
+use crate::domain::adjudication::Override;
+use crate::domain::plan::VisitType;
+use crate::store::InsuranceStore;
+use crate::store::claims::{Claim, ClaimEvent, ClaimLine, ClaimStatus, NewClaim};
+
+pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(submit, list_claims))
+        .routes(routes!(get_claim))
+        .routes(routes!(history))
+        .routes(routes!(review))
+        .routes(routes!(adjudicate))
+        .routes(routes!(reverse))
+        .routes(routes!(paid))
+        .with_state(store)
+}
+
+/// Who submits claims: the hospital's desk and billing, and services (billing's worker).
+pub struct Submitters;
+impl Policy for Submitters {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::HospitalClerk, Role::BillingClerk, Role::Service];
+}
+
+/// Who reads claims: the hospital that sent them and the insurer that owes them.
+pub struct Readers;
+impl Policy for Readers {
+    const ROLES: &'static [Role] =
+        &[Role::Admin, Role::HospitalClerk, Role::BillingClerk, Role::ClaimsOfficer, Role::Auditor, Role::Service];
+}
+
+/// Who records the insurer's payment of a claim.
+pub struct Payers;
+impl Policy for Payers {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::BillingClerk, Role::Service];
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "hospital_id": "0190f5a4-0000-7000-8000-000000000001",
+    "reference": "SMG-2026-000123",
+    "member_number": "AAR-0000000197",
+    "visit_type": "normal",
+    "currency": "KES",
+    "lines": [
+        {"service_code": "CONS-GP", "category": "consultation", "quantity": 1, "unit_price": 300000, "diagnosis": "J06.9", "date_of_service": "2026-06-01"},
+        {"service_code": "LAB-FBC", "category": "laboratory", "quantity": 1, "unit_price": 250000, "diagnosis": "J06.9", "date_of_service": "2026-06-01"}
+    ]
+}))]
+pub struct ClaimRequest {
+    pub hospital_id: Uuid,
+    /// The hospital's own claim reference: sending the same claim again returns the first
+    /// (200); another claim under the same reference is refused (422).
+    pub reference: String,
+    pub member_number: String,
+    pub visit_type: VisitType,
+    pub currency: String,
+    pub lines: Vec<ClaimLine>,
+}
+
+fn check(request: &ClaimRequest) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let reference = request.reference.trim();
+    if reference.is_empty() || reference.chars().count() > 64 {
+        errors.push(FieldError::new("reference", "must be 1 to 64 characters"));
+    }
+    if !crate::domain::policy::member_number_valid(request.member_number.trim()) {
+        errors.push(FieldError::new("member_number", "is not a member number (its check digits do not match)"));
+    }
+    if let Err(why) = medcov_money::Currency::parse(&request.currency) {
+        errors.push(FieldError::new("currency", why));
+    }
+    if request.lines.is_empty() || request.lines.len() > 200 {
+        errors.push(FieldError::new("lines", "must have 1 to 200 lines"));
+    }
+    let tomorrow = today().next_day().unwrap_or_else(today);
+    for (i, l) in request.lines.iter().enumerate() {
+        let at = |f: &str| format!("lines[{i}].{f}");
+        if l.service_code.trim().is_empty() || l.service_code.len() > 40 {
+            errors.push(FieldError::new(at("service_code"), "must be 1 to 40 characters"));
+        }
+        if l.category.trim().is_empty() || l.category.len() > 40 {
+            errors.push(FieldError::new(at("category"), "must be 1 to 40 characters"));
+        }
+        if !(1..=10_000).contains(&l.quantity) {
+            errors.push(FieldError::new(at("quantity"), "must be 1 to 10000"));
+        }
+        if !(0..=1_000_000_000_000).contains(&l.unit_price) {
+            errors.push(FieldError::new(at("unit_price"), "must be 0 to 10^12 minor units"));
+        }
+        if !crate::domain::plan::is_icd10_prefix(&l.diagnosis) {
+            errors.push(FieldError::new(at("diagnosis"), "must be an ICD-10 code such as `J06.9`"));
+        }
+        // A day of slack for hospitals ahead of UTC.
+        if l.date_of_service > tomorrow {
+            errors.push(FieldError::new(at("date_of_service"), "must not be in the future"));
+        }
+    }
+    errors
+}
+
+/// Submit a claim; it is adjudicated at once, and the answer says where each cent of each line
+/// landed and why. `201` for a new claim, `200` for a repeat of one already submitted.
+#[utoipa::path(post, path = "/claims", tag = "claims", request_body = ClaimRequest,
+    responses(
+        (status = 201, body = Claim),
+        (status = 200, description = "The same claim was submitted before under this reference.", body = Claim),
+        (status = 404, body = medcov_http::Problem),
+        (status = 422, body = medcov_http::Problem),
+    ))]
+async fn submit(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Submitters>,
+    Json(mut request): Json<ClaimRequest>,
+) -> Result<(StatusCode, Json<Claim>), ApiError> {
+    let errors = check(&request);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if !principal.scope.covers_hospital(request.hospital_id) {
+        return Err(ApiError::NotFound("no such hospital".into()));
+    }
+    request.reference = request.reference.trim().to_owned();
+    request.member_number = request.member_number.trim().to_owned();
+    for line in &mut request.lines {
+        line.service_code = line.service_code.trim().to_uppercase();
+        line.category = line.category.trim().to_owned();
+        line.diagnosis = line.diagnosis.trim().to_uppercase();
+    }
+    let first_day = request.lines.iter().map(|l| l.date_of_service).min().unwrap_or_else(today);
+    let coverage = store
+        .coverage(&request.member_number, first_day)
+        .await?
+        .ok_or_else(|| ApiError::Validation(vec![FieldError::new("member_number", "no such member")]))?;
+    if coverage.policy.currency != request.currency {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "currency",
+            format!("the member's plan is in {}", coverage.policy.currency),
+        )]));
+    }
+    let canonical = serde_json::to_string(&request).map_err(ApiError::internal)?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    let new = NewClaim {
+        insurer_id: coverage.policy.insurer_id,
+        hospital_id: request.hospital_id,
+        reference: request.reference.clone(),
+        request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        member_id: coverage.member.member_id,
+        policy_id: Some(coverage.policy.id),
+        visit_type: request.visit_type,
+        currency: request.currency.clone(),
+        lines: request.lines,
+    };
+    let (claim, created) = store.submit_claim(&new, &actor(&principal)).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(claim)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimQuery {
+    status: Option<ClaimStatus>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Claims the caller may see (their insurer's, or their hospitals'), newest first.
+#[utoipa::path(get, path = "/claims", tag = "claims", params(ClaimQuery), responses((status = 200, body = Vec<Claim>)))]
+async fn list_claims(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Readers>,
+    Query(query): Query<ClaimQuery>,
+) -> Result<Json<Vec<Claim>>, ApiError> {
+    let (limit, offset) = limit_offset(query.limit, query.offset)?;
+    let claims = match &principal.scope {
+        Scope::Platform => store.claims(None, None, query.status, limit, offset).await?,
+        Scope::Insurer { insurer } => store.claims(Some(*insurer), None, query.status, limit, offset).await?,
+        Scope::Hospitals { hospitals } => store.claims(None, Some(hospitals), query.status, limit, offset).await?,
+        Scope::Own => Vec::new(),
+    };
+    Ok(Json(claims))
+}
+
+async fn visible_claim(store: &InsuranceStore, principal: &Principal, id: Uuid) -> Result<Claim, ApiError> {
+    store
+        .claim(id)
+        .await?
+        .filter(|c| visible(principal, c.insurer_id, Some(c.hospital_id)))
+        .ok_or_else(|| ApiError::NotFound("no such claim".into()))
+}
+
+/// A claim the caller's insurer owes (the insurer side only).
+async fn insurers_claim(store: &InsuranceStore, principal: &Principal, id: Uuid) -> Result<Claim, ApiError> {
+    store
+        .claim(id)
+        .await?
+        .filter(|c| principal.scope.covers_insurer(c.insurer_id))
+        .ok_or_else(|| ApiError::NotFound("no such claim".into()))
+}
+
+/// One claim, with its adjudication.
+#[utoipa::path(get, path = "/claims/{id}", tag = "claims",
+    responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem)))]
+async fn get_claim(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Readers>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Claim>, ApiError> {
+    Ok(Json(visible_claim(&store, &principal, id).await?))
+}
+
+/// Every step of a claim: submitted, adjudicated, sent to review, overrides, reversals, paid.
+#[utoipa::path(get, path = "/claims/{id}/history", tag = "claims",
+    responses((status = 200, body = Vec<ClaimEvent>), (status = 404, body = medcov_http::Problem)))]
+async fn history(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Readers>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<ClaimEvent>>, ApiError> {
+    let claim = visible_claim(&store, &principal, id).await?;
+    Ok(Json(store.claim_history(claim.id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "invoice and clinical notes disagree"}))]
+pub struct Reasoned {
+    pub reason: String,
+}
+
+fn reason(input: &Reasoned) -> Result<String, ApiError> {
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::Validation(vec![FieldError::new("reason", "must be 1 to 500 characters")]));
+    }
+    Ok(reason.to_owned())
+}
+
+/// Send an adjudicated claim to manual review: its accumulator entries are reversed until a
+/// claims officer adjudicates it again.
+#[utoipa::path(post, path = "/claims/{id}/review", tag = "claims", request_body = Reasoned,
+    responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+async fn review(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<ClaimsOfficers>,
+    Path(id): Path<Uuid>,
+    Json(input): Json<Reasoned>,
+) -> Result<Json<Claim>, ApiError> {
+    let why = reason(&input)?;
+    let claim = insurers_claim(&store, &principal, id).await?;
+    Ok(Json(store.unadjudicate(&claim, ClaimStatus::InReview, &why, &actor(&principal)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"overrides": [{"line": 2, "insurer_pays": 250000, "reason": "approved by phone, reference 7781"}]}))]
+pub struct AdjudicateRequest {
+    #[serde(default)]
+    pub overrides: Vec<Override>,
+}
+
+/// Adjudicate a claim in review (or one only submitted) again, optionally overriding what the
+/// insurer pays on some lines; each override is recorded with its reason.
+#[utoipa::path(post, path = "/claims/{id}/adjudicate", tag = "claims", request_body = AdjudicateRequest,
+    responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+async fn adjudicate(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<ClaimsOfficers>,
+    Path(id): Path<Uuid>,
+    Json(input): Json<AdjudicateRequest>,
+) -> Result<Json<Claim>, ApiError> {
+    let claim = insurers_claim(&store, &principal, id).await?;
+    Ok(Json(store.adjudicate(claim.id, &input.overrides, &actor(&principal)).await?))
+}
+
+/// Reverse an adjudication: its accumulator entries are negated (nothing is deleted) and its
+/// approvals released; the claim is `submitted` again and may be adjudicated anew.
+#[utoipa::path(post, path = "/claims/{id}/reverse", tag = "claims", request_body = Reasoned,
+    responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+async fn reverse(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<ClaimsOfficers>,
+    Path(id): Path<Uuid>,
+    Json(input): Json<Reasoned>,
+) -> Result<Json<Claim>, ApiError> {
+    let why = reason(&input)?;
+    let claim = insurers_claim(&store, &principal, id).await?;
+    Ok(Json(store.unadjudicate(&claim, ClaimStatus::Submitted, &why, &actor(&principal)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"payment_reference": "EFT-2026-06-30-0042"}))]
+pub struct PaidRequest {
+    pub payment_reference: String,
+}
+
+/// Record that the insurer paid an adjudicated claim.
+#[utoipa::path(post, path = "/claims/{id}/paid", tag = "claims", request_body = PaidRequest,
+    responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+async fn paid(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Payers>,
+    Path(id): Path<Uuid>,
+    Json(input): Json<PaidRequest>,
+) -> Result<Json<Claim>, ApiError> {
+    let reference = input.payment_reference.trim();
+    if reference.is_empty() || reference.chars().count() > 100 {
+        return Err(ApiError::Validation(vec![FieldError::new("payment_reference", "must be 1 to 100 characters")]));
+    }
+    let claim = insurers_claim(&store, &principal, id).await?;
+    Ok(Json(store.mark_paid(&claim, reference, &actor(&principal)).await?))
+}

@@ -1,0 +1,189 @@
+//! `/eligibility`: is a member covered on a day at a hospital, and for each service asked
+//! about, covered or why not, with what is left and an estimate of the member's share.
+//!
+//! The hot path: answers are cached (in process, or in Redis when distributed) under the
+//! member, and every write an answer depends on (a claim adjudicated or reversed, an approval
+//! decided, a policy or member status change) invalidates the member's answers at once.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use medcov_http::{ApiError, FieldError, Json};
+use medcov_security::{Authorized, Policy, Principal, Role, Scope};
+use serde::{Deserialize, Serialize};
+use time::Date;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::today;
+use crate::domain::eligibility::{self, Answer, Question, ServiceQuery};
+use crate::domain::plan::VisitType;
+use crate::domain::policy::PolicyStatus;
+use crate::store::{ELIGIBILITY_TTL, InsuranceStore, StoreError, member_tag};
+
+pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(check_eligibility)).with_state(store)
+}
+
+/// Who asks: hospital staff for their hospitals, insurer staff for their members, services.
+pub struct Askers;
+impl Policy for Askers {
+    const ROLES: &'static [Role] = &[
+        Role::Admin,
+        Role::HospitalClerk,
+        Role::Clinician,
+        Role::BillingClerk,
+        Role::ClaimsOfficer,
+        Role::Agent,
+        Role::Service,
+    ];
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "member_number": "AAR-0000000197",
+    "date": "2026-06-01",
+    "hospital_id": "0190f5a4-0000-7000-8000-000000000001",
+    "visit_type": "normal",
+    "services": [
+        {"service_code": "CONS-GP", "category": "consultation", "price": 300000},
+        {"service_code": "LAB-FBC", "category": "laboratory", "price": 250000, "diagnosis": "J06.9"}
+    ]
+}))]
+pub struct EligibilityRequest {
+    #[schema(example = "AAR-0000000197")]
+    pub member_number: String,
+    /// The day of care (today by default).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date: Option<Date>,
+    pub hospital_id: Uuid,
+    #[serde(default = "normal")]
+    pub visit_type: VisitType,
+    #[serde(default)]
+    pub services: Vec<ServiceQuery>,
+}
+
+fn normal() -> VisitType {
+    VisitType::Normal
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EligibilityResponse {
+    pub member_id: Uuid,
+    pub member_number: String,
+    pub insurer_id: Uuid,
+    pub policy_id: Uuid,
+    pub policy_number: String,
+    pub policy_status: PolicyStatus,
+    /// The plan version the answer follows.
+    pub plan_version_id: Uuid,
+    #[schema(value_type = String, format = Date)]
+    pub date: Date,
+    #[serde(flatten)]
+    pub answer: Answer,
+}
+
+medcov_cache::json_codec!(EligibilityResponse);
+
+fn cache_key(request: &EligibilityRequest, date: Date) -> String {
+    let canonical = serde_json::json!([
+        request.member_number,
+        date.to_string(),
+        request.hospital_id,
+        request.visit_type,
+        request.services
+    ]);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.to_string().as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("insurance:eligibility:{hex}")
+}
+
+fn check(request: &EligibilityRequest) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !crate::domain::policy::member_number_valid(request.member_number.trim()) {
+        errors.push(FieldError::new("member_number", "is not a member number (its check digits do not match)"));
+    }
+    if request.services.len() > 50 {
+        errors.push(FieldError::new("services", "at most 50 services per question"));
+    }
+    for (i, s) in request.services.iter().enumerate() {
+        if s.service_code.trim().is_empty() {
+            errors.push(FieldError::new(format!("services[{i}].service_code"), "must not be empty"));
+        }
+        if s.category.trim().is_empty() {
+            errors.push(FieldError::new(format!("services[{i}].category"), "must not be empty"));
+        }
+        if s.price.is_some_and(|p| p < 0) {
+            errors.push(FieldError::new(format!("services[{i}].price"), "must not be negative"));
+        }
+    }
+    errors
+}
+
+/// Whether the caller may ask about this hospital at all.
+fn may_ask_for(principal: &Principal, hospital: Uuid) -> bool {
+    match &principal.scope {
+        Scope::Hospitals { .. } => principal.scope.covers_hospital(hospital),
+        Scope::Platform | Scope::Insurer { .. } => true,
+        Scope::Own => false,
+    }
+}
+
+/// Answer an eligibility question. An unknown member, or one of another insurer for insurer
+/// staff, is 404.
+#[utoipa::path(post, path = "/eligibility", tag = "eligibility", request_body = EligibilityRequest,
+    responses((status = 200, body = EligibilityResponse), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+async fn check_eligibility(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Askers>,
+    Json(request): Json<EligibilityRequest>,
+) -> Result<Json<EligibilityResponse>, ApiError> {
+    let errors = check(&request);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if !may_ask_for(&principal, request.hospital_id) {
+        return Err(ApiError::NotFound("no such hospital".into()));
+    }
+    let date = request.date.unwrap_or_else(today);
+    let number = request.member_number.trim().to_owned();
+    let member_id = store.member_id(&number).await?.ok_or_else(|| ApiError::NotFound("no such member".into()))?;
+    let tags = [member_tag(member_id)];
+    let key = cache_key(&request, date);
+    let response = medcov_cache::read_through(store.cache(), &key, &tags, ELIGIBILITY_TTL, async {
+        let coverage = store.coverage(&number, date).await?.ok_or(StoreError::NotFound("no such member"))?;
+        let version = store
+            .plan_version(coverage.policy.plan_version_id)
+            .await?
+            .ok_or(StoreError::NotFound("no such plan version"))?;
+        let used = store.usage(coverage.policy.id, coverage.member.member_id, today()).await?;
+        let question = Question {
+            date,
+            hospital_id: request.hospital_id,
+            visit_type: request.visit_type,
+            services: &request.services,
+        };
+        let answer = eligibility::answer(&version.rules, &coverage.cover, &used, &question);
+        Ok::<EligibilityResponse, StoreError>(EligibilityResponse {
+            member_id: coverage.member.member_id,
+            member_number: coverage.member.member_number,
+            insurer_id: coverage.policy.insurer_id,
+            policy_id: coverage.policy.id,
+            policy_number: coverage.policy.number,
+            policy_status: coverage.policy.status,
+            plan_version_id: version.id,
+            date,
+            answer,
+        })
+    })
+    .await?;
+    if let Scope::Insurer { insurer } = principal.scope
+        && insurer != response.insurer_id
+    {
+        return Err(ApiError::NotFound("no such member".into()));
+    }
+    Ok(Json(response))
+}

@@ -1,0 +1,86 @@
+//! `/insurers`: the tenants of the insurance service.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use medcov_http::{ApiError, FieldError, Json, Path};
+use medcov_security::{Authorized, Principal};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::PlatformAdmins;
+use crate::store::InsuranceStore;
+use crate::store::plans::Insurer;
+
+pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(create_insurer, list_insurers)).routes(routes!(get_insurer)).with_state(store)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "AAR", "name": "AAR Insurance", "currency": "KES"}))]
+pub struct NewInsurer {
+    /// 2 to 10 upper-case letters and digits; it prefixes member and policy numbers.
+    pub code: String,
+    pub name: String,
+    /// ISO 4217; plans of the insurer are priced in it.
+    pub currency: String,
+}
+
+/// Register an insurer (platform administrators).
+#[utoipa::path(post, path = "/insurers", tag = "insurers", request_body = NewInsurer,
+    responses((status = 201, body = Insurer), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+async fn create_insurer(
+    State(store): State<Arc<InsuranceStore>>,
+    _admin: Authorized<PlatformAdmins>,
+    Json(input): Json<NewInsurer>,
+) -> Result<(StatusCode, Json<Insurer>), ApiError> {
+    let code = input.code.trim().to_owned();
+    let mut errors = Vec::new();
+    if !(2..=10).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        errors.push(FieldError::new("code", "must be 2 to 10 of A-Z and 0-9"));
+    }
+    if input.name.trim().is_empty() || input.name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    if let Err(why) = medcov_money::Currency::parse(&input.currency) {
+        errors.push(FieldError::new("currency", why));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let insurer = Insurer {
+        id: Uuid::now_v7(),
+        code,
+        name: input.name.trim().to_owned(),
+        currency: input.currency,
+        active: true,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    store.insert_insurer(&insurer).await?;
+    Ok((StatusCode::CREATED, Json(insurer)))
+}
+
+/// Every insurer: the directory is not confidential.
+#[utoipa::path(get, path = "/insurers", tag = "insurers", responses((status = 200, body = Vec<Insurer>)))]
+async fn list_insurers(
+    State(store): State<Arc<InsuranceStore>>,
+    _principal: Principal,
+) -> Result<Json<Vec<Insurer>>, ApiError> {
+    Ok(Json(store.insurers().await?))
+}
+
+/// One insurer.
+#[utoipa::path(get, path = "/insurers/{id}", tag = "insurers",
+    responses((status = 200, body = Insurer), (status = 404, body = medcov_http::Problem)))]
+async fn get_insurer(
+    State(store): State<Arc<InsuranceStore>>,
+    _principal: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Insurer>, ApiError> {
+    store.insurer(id).await?.map(Json).ok_or_else(|| ApiError::NotFound("no such insurer".into()))
+}

@@ -324,6 +324,50 @@ pub fn is_icd10_prefix(code: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// A worked example plan (KES): deductible 1 000.00 per member and 2 000.00 per family;
+/// out-patient ceilings 50 000.00 per member and 80 000.00 per policy, in-patient 200 000.00
+/// per member; consultation (co-payment 500.00, 3 a year), laboratory (20 % in network, 50 %
+/// out, 10 000.00 a year), imaging (10 %, pre-authorised above 20 000.00), maternity (in-patient,
+/// 10 %, 300 days' wait) and procedure (in-patient, 2 000.00 + 10 %, always pre-authorised). The
+/// golden adjudication table and the benchmark use it.
+pub fn example() -> PlanRules {
+    serde_json::from_value(serde_json::json!({
+        "currency": "KES",
+        "premium": {"kind": "per_member", "adult": 1_200_000, "child": 600_000, "child_until_age": 18},
+        "max_members": 4,
+        "deductible_member": 100_000,
+        "deductible_family": 200_000,
+        "ceilings": {"member_outpatient": 5_000_000, "policy_outpatient": 8_000_000, "member_inpatient": 20_000_000},
+        "categories": {
+            "consultation": {"setting": "outpatient", "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "copay": 50_000, "coinsurance_bp": 0},
+                {"visit_type": "emergency", "network": "in_network"},
+                {"visit_type": "emergency", "network": "out_of_network", "coinsurance_bp": 2_000},
+                {"visit_type": "referral", "network": "in_network", "coinsurance_bp": 1_000}
+            ], "limit_count": 3},
+            "laboratory": {"setting": "outpatient", "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "coinsurance_bp": 2_000},
+                {"visit_type": "normal", "network": "out_of_network", "coinsurance_bp": 5_000}
+            ], "limit_amount": 1_000_000},
+            "imaging": {"setting": "outpatient", "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "coinsurance_bp": 1_000}
+            ], "preauth_above": 2_000_000},
+            "maternity": {"setting": "inpatient", "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "coinsurance_bp": 1_000}
+            ], "waiting_days": 300},
+            "procedure": {"setting": "inpatient", "cost_shares": [
+                {"visit_type": "normal", "network": "in_network", "copay": 200_000, "coinsurance_bp": 1_000},
+                {"visit_type": "emergency", "network": "in_network", "coinsurance_bp": 1_000}
+            ], "preauth_required": true}
+        },
+        "excluded_services": ["COSM-01"],
+        "excluded_diagnoses": [{"from": "Z41", "to": "Z41"}],
+        "network": ["00000000-0000-0000-0000-0000000000a1"],
+        "preauth_auto_approve_up_to": 5_000_000
+    }))
+    .expect("the example plan parses")
+}
+
 /// Whether a new version's period `[from, to]` overlaps an existing one's.
 pub fn overlaps(a_from: Date, a_to: Option<Date>, b_from: Date, b_to: Option<Date>) -> bool {
     let a_ends_before_b = a_to.is_some_and(|t| t < b_from);
@@ -335,45 +379,9 @@ pub fn overlaps(a_from: Date, a_to: Option<Date>, b_from: Date, b_to: Option<Dat
 pub(crate) mod tests {
     use super::*;
 
-    /// A plan used across the domain tests: KES, deductible 1 000.00 per member and 2 000.00
-    /// per family, out-patient ceilings 50 000.00 per member and 80 000.00 per policy,
-    /// in-patient 200 000.00 per member.
+    /// The worked example plan of the golden table and the benchmark.
     pub fn sample() -> PlanRules {
-        serde_json::from_value(serde_json::json!({
-            "currency": "KES",
-            "premium": {"kind": "per_member", "adult": 1_200_000, "child": 600_000, "child_until_age": 18},
-            "max_members": 4,
-            "deductible_member": 100_000,
-            "deductible_family": 200_000,
-            "ceilings": {"member_outpatient": 5_000_000, "policy_outpatient": 8_000_000, "member_inpatient": 20_000_000},
-            "categories": {
-                "consultation": {"setting": "outpatient", "cost_shares": [
-                    {"visit_type": "normal", "network": "in_network", "copay": 50_000, "coinsurance_bp": 0},
-                    {"visit_type": "emergency", "network": "in_network"},
-                    {"visit_type": "emergency", "network": "out_of_network", "coinsurance_bp": 2_000},
-                    {"visit_type": "referral", "network": "in_network", "coinsurance_bp": 1_000}
-                ], "limit_count": 3},
-                "laboratory": {"setting": "outpatient", "cost_shares": [
-                    {"visit_type": "normal", "network": "in_network", "coinsurance_bp": 2_000},
-                    {"visit_type": "normal", "network": "out_of_network", "coinsurance_bp": 5_000}
-                ], "limit_amount": 1_000_000},
-                "imaging": {"setting": "outpatient", "cost_shares": [
-                    {"visit_type": "normal", "network": "in_network", "coinsurance_bp": 1_000}
-                ], "preauth_above": 2_000_000},
-                "maternity": {"setting": "inpatient", "cost_shares": [
-                    {"visit_type": "normal", "network": "in_network", "coinsurance_bp": 1_000}
-                ], "waiting_days": 300},
-                "procedure": {"setting": "inpatient", "cost_shares": [
-                    {"visit_type": "normal", "network": "in_network", "copay": 200_000, "coinsurance_bp": 1_000},
-                    {"visit_type": "emergency", "network": "in_network", "coinsurance_bp": 1_000}
-                ], "preauth_required": true}
-            },
-            "excluded_services": ["COSM-01"],
-            "excluded_diagnoses": [{"from": "Z41", "to": "Z41"}],
-            "network": ["00000000-0000-0000-0000-0000000000a1"],
-            "preauth_auto_approve_up_to": 5_000_000
-        }))
-        .expect("the sample plan parses")
+        super::example()
     }
 
     #[test]

@@ -315,7 +315,7 @@ fn ledger_rows(usage: &Accumulators) -> Vec<(String, i64, i64, i64, i64, i64)> {
 /// Reads what a member and their policy have used (plus live reservations of approvals not
 /// cited by `claim`), and the service days already claimed for the member.
 macro_rules! read_usage {
-    ($tx:expr, $policy:expr, $member:expr, $claim:expr, $today:expr) => {
+    ($tx:expr, $policy:expr, $member:expr, $claim:expr, $today:expr, $with_paid_lines:expr) => {
         async {
             let mut used = Accumulators::default();
             let (ded, inp, outp): (i64, i64, i64) = sqlx::query_as(
@@ -366,20 +366,22 @@ macro_rules! read_usage {
                 used.policy_ceiling.outpatient += outpatient;
             }
             let mut paid_lines = BTreeSet::new();
-            let others: Vec<(Json<Vec<ClaimLine>>, Option<Json<Vec<LineResult>>>)> = sqlx::query_as(
-                "SELECT lines, result FROM claims WHERE member_id = $1 AND status IN ('adjudicated', 'paid') \
-                 AND ($2 IS NULL OR id <> $2)",
-            )
-            .bind($member)
-            .bind($claim)
-            .fetch_all(&mut *$tx)
-            .await?;
-            for (lines, result) in others {
-                let results = result.map(|r| r.0).unwrap_or_default();
-                for (i, line) in lines.0.iter().enumerate() {
-                    // A line counts once it was accepted; a rejected one may be sent again.
-                    if results.get(i).is_some_and(|r| r.rejection.is_none() || r.insurer_pays > 0) {
-                        paid_lines.insert((line.service_code.to_ascii_uppercase(), line.date_of_service));
+            if $with_paid_lines {
+                let others: Vec<(Json<Vec<ClaimLine>>, Option<Json<Vec<LineResult>>>)> = sqlx::query_as(
+                    "SELECT lines, result FROM claims WHERE member_id = $1 AND status IN ('adjudicated', 'paid') \
+                     AND ($2 IS NULL OR id <> $2)",
+                )
+                .bind($member)
+                .bind($claim)
+                .fetch_all(&mut *$tx)
+                .await?;
+                for (lines, result) in others {
+                    let results = result.map(|r| r.0).unwrap_or_default();
+                    for (i, line) in lines.0.iter().enumerate() {
+                        // A line counts once it was accepted; a rejected one may be sent again.
+                        if results.get(i).is_some_and(|r| r.rejection.is_none() || r.insurer_pays > 0) {
+                            paid_lines.insert((line.service_code.to_ascii_uppercase(), line.date_of_service));
+                        }
                     }
                 }
             }
@@ -522,7 +524,7 @@ macro_rules! adjudicate_in {
                             .await?;
                     }
                     let (used, paid_lines) =
-                        read_usage!($tx, policy_id, claim.member_id, Some(claim.id), $now.date())?;
+                        read_usage!($tx, policy_id, claim.member_id, Some(claim.id), $now.date(), true)?;
                     let lines = claim
                         .lines
                         .iter()
@@ -885,7 +887,7 @@ impl InsuranceStore {
     pub async fn usage(&self, policy: Uuid, member: Uuid, today: Date) -> Result<Accumulators, StoreError> {
         let used: Result<Accumulators, sqlx::Error> = on_pool!(&self.db, |pool| async {
             let mut conn = pool.acquire().await?;
-            let (used, _) = read_usage!(conn, policy, member, None::<Uuid>, today)?;
+            let (used, _) = read_usage!(conn, policy, member, None::<Uuid>, today, false)?;
             Ok(used)
         }
         .await);

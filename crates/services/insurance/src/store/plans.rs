@@ -26,7 +26,7 @@ pub struct Insurer {
 }
 
 /// One version of a plan's rules, effective over a period of policy start dates.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PlanVersion {
     pub id: Uuid,
     pub plan_id: Uuid,
@@ -65,6 +65,9 @@ impl From<VersionRow> for PlanVersion {
         }
     }
 }
+
+// Plan versions are cached as JSON.
+medcov_cache::json_codec!(PlanVersion);
 
 const VERSION_COLUMNS: &str = "id, plan_id, version, effective_from, effective_to, rules, created_at";
 
@@ -269,10 +272,22 @@ impl InsuranceStore {
         Ok(plans)
     }
 
+    /// A plan version, through the cache: its rules never change (only `effective_to`, which
+    /// is read from [`InsuranceStore::plan`] where it matters, when a policy picks its version).
     pub async fn plan_version(&self, id: Uuid) -> Result<Option<PlanVersion>, StoreError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM plan_versions WHERE id = $1");
-        let row: Option<VersionRow> =
-            on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)?;
-        Ok(row.map(PlanVersion::from))
+        let key = format!("insurance:plan-version:{id}");
+        let found = medcov_cache::read_through(self.cache(), &key, &[], std::time::Duration::from_secs(3600), async {
+            let sql = format!("SELECT {VERSION_COLUMNS} FROM plan_versions WHERE id = $1");
+            let row: Option<VersionRow> =
+                on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+                    .map_err(|e| Some(StoreError::from(e)))?;
+            row.map(PlanVersion::from).ok_or(None)
+        })
+        .await;
+        match found {
+            Ok(version) => Ok(Some(version)),
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
+        }
     }
 }

@@ -54,7 +54,7 @@ impl Policy for Payers {
 #[schema(example = json!({
     "hospital_id": "0190f5a4-0000-7000-8000-000000000001",
     "reference": "SMG-2026-000123",
-    "member_number": "AAR-0000000197",
+    "member_number": "AAR-0000000195",
     "visit_type": "normal",
     "currency": "KES",
     "lines": [

@@ -43,7 +43,7 @@ impl Policy for Askers {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
-    "member_number": "AAR-0000000197",
+    "member_number": "AAR-0000000195",
     "date": "2026-06-01",
     "hospital_id": "0190f5a4-0000-7000-8000-000000000001",
     "visit_type": "normal",
@@ -53,7 +53,7 @@ impl Policy for Askers {
     ]
 }))]
 pub struct EligibilityRequest {
-    #[schema(example = "AAR-0000000197")]
+    #[schema(example = "AAR-0000000195")]
     pub member_number: String,
     /// The day of care (today by default).
     #[serde(default)]

@@ -74,7 +74,7 @@ pub struct RequestedService {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
-    "member_number": "AAR-0000000197",
+    "member_number": "AAR-0000000195",
     "hospital_id": "0190f5a4-0000-7000-8000-000000000001",
     "visit_type": "normal",
     "planned_date": "2026-06-15",

@@ -150,11 +150,12 @@ pub fn premium(rule: &PremiumRule, births: &[Date], start: Date) -> i64 {
     }
 }
 
-/// A member number: the insurer's code, a dash, eight digits of sequence and two check digits
+/// A member number: the insurer's code, a dash, the sequence in at least eight digits and two
+/// check digits
 /// by ISO 7064 MOD 97-10 (as in IBANs), which catch every single-digit error and every
-/// transposition. `AAR-0000001234`.
+/// transposition of adjacent digits. `AAR-0000000195` is the first member of insurer `AAR`.
 pub fn member_number(insurer_code: &str, sequence: u64) -> String {
-    let body = format!("{:08}", sequence % 100_000_000);
+    let body = format!("{sequence:08}");
     let check = 98 - mod97(&format!("{body}00"));
     format!("{insurer_code}-{body}{check:02}")
 }
@@ -164,7 +165,10 @@ pub fn member_number_valid(number: &str) -> bool {
     let Some((code, digits)) = number.rsplit_once('-') else {
         return false;
     };
-    !code.is_empty() && digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) && mod97(digits) == 1
+    !code.is_empty()
+        && (10..=22).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && mod97(digits) == 1
 }
 
 fn mod97(digits: &str) -> u32 {
@@ -179,10 +183,12 @@ mod tests {
 
     #[test]
     fn member_numbers_check_out() {
+        // By hand: 98 - (0000000100 mod 97 = 3) = 95.
+        assert_eq!(member_number("AAR", 1), "AAR-0000000195");
         let n = member_number("AAR", 1234);
         assert_eq!(n.len(), "AAR-".len() + 10);
         assert!(member_number_valid(&n), "{n}");
-        for seq in [0, 1, 9, 99_999_999, 4_711] {
+        for seq in [0, 1, 9, 99_999_999, 100_000_000, 4_711] {
             assert!(member_number_valid(&member_number("X1", seq)));
         }
         // Every single-digit change and every adjacent swap of different digits is caught.

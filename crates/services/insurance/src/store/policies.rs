@@ -13,7 +13,7 @@ use crate::domain::policy::{self, Cover, MemberStatus, PolicyStatus, Relationshi
 pub struct PolicyMember {
     pub member_id: Uuid,
     /// Unique, with two check digits (ISO 7064 MOD 97-10).
-    #[schema(example = "AAR-0000001297")]
+    #[schema(example = "AAR-0000001262")]
     pub member_number: String,
     pub given_name: String,
     pub family_name: String,

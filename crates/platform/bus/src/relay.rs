@@ -1,0 +1,148 @@
+//! The outbox relay: publishes a service's outbox rows, oldest first, and marks them published.
+//! The rows stay: the outbox is also the service's append-only event log.
+//!
+//! A row is marked only after the bus took it, so nothing is lost when the bus is away (the
+//! rows wait) and a crash between publishing and marking publishes the row again (consumers
+//! deduplicate by event id). On PostgreSQL several relays may run at once: each takes a batch
+//! with `FOR UPDATE SKIP LOCKED`. On SQLite one relay runs per database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use medcov_store::{Database, WritePool};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{Bus, BusError, Envelope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("the outbox could not be read or marked: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("the bus did not take an event: {0}")]
+    Bus(#[from] BusError),
+}
+
+type Row = (
+    Uuid,
+    String,
+    String,
+    Uuid,
+    Option<Uuid>,
+    OffsetDateTime,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Json<serde_json::Value>,
+);
+
+const SELECT: &str = "SELECT id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
+     causation_id, traceparent, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
+
+fn envelope(row: Row) -> Envelope {
+    let (
+        id,
+        event_type,
+        aggregate_type,
+        aggregate_id,
+        tenant_id,
+        occurred_at,
+        correlation_id,
+        causation_id,
+        traceparent,
+        payload,
+    ) = row;
+    Envelope {
+        id,
+        event_type,
+        aggregate_type,
+        aggregate_id,
+        tenant_id,
+        occurred_at,
+        correlation_id,
+        causation_id,
+        traceparent,
+        payload: payload.0,
+    }
+}
+
+/// Publishes up to `batch` unpublished rows; returns how many.
+pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usize, RelayError> {
+    let now = OffsetDateTime::now_utc();
+    match db {
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin_write().await?;
+            let sql = format!("{SELECT} FOR UPDATE SKIP LOCKED");
+            let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch).fetch_all(&mut *tx).await?;
+            let count = rows.len();
+            for row in rows {
+                let event = envelope(row);
+                bus.publish(&event).await?;
+                sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(event.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(count)
+        }
+        Database::Sqlite(pool) => {
+            let rows: Vec<Row> = sqlx::query_as(SELECT).bind(batch).fetch_all(pool).await?;
+            let count = rows.len();
+            for row in rows {
+                let event = envelope(row);
+                bus.publish(&event).await?;
+                // Marked one by one: a failure later in the batch republishes nothing before it.
+                sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(event.id)
+                    .execute(pool)
+                    .await?;
+            }
+            Ok(count)
+        }
+    }
+}
+
+/// Relays until `shutdown`, polling every `interval` when the outbox is empty and backing off
+/// while the bus or the database fails.
+pub async fn run(
+    service: &'static str,
+    db: Database,
+    bus: Arc<dyn Bus>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut pause = interval;
+    let mut failing = false;
+    while !shutdown.is_cancelled() {
+        let wait = match relay_once(&db, bus.as_ref(), 100).await {
+            Ok(count) => {
+                if failing {
+                    tracing::info!(service, "the outbox relay works again");
+                    failing = false;
+                }
+                metrics::counter!("events_published_total", "service" => service).increment(count as u64);
+                pause = interval;
+                if count == 100 { Duration::ZERO } else { interval }
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(service, %error, "the outbox relay failed; the events wait in the outbox");
+                    failing = true;
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                pause
+            }
+        };
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The embedded bus: streams, groups, pending entries and dead letters as tables in one SQLite
+//! file, with the semantics of Redis Streams. Readers in the same process wake on publish;
+//! readers in another process sharing the file poll.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::{Bus, BusError, BusResult, DeadLetter, Delivery, Envelope, GroupStats, Pending, Start};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS bus_streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bus_entries (stream TEXT NOT NULL, seq INTEGER NOT NULL, envelope TEXT NOT NULL, \
+     added_ms INTEGER NOT NULL, PRIMARY KEY (stream, seq))",
+    "CREATE TABLE IF NOT EXISTS bus_groups (stream TEXT NOT NULL, grp TEXT NOT NULL, last_seq INTEGER NOT NULL, \
+     PRIMARY KEY (stream, grp))",
+    "CREATE TABLE IF NOT EXISTS bus_pending (stream TEXT NOT NULL, grp TEXT NOT NULL, seq INTEGER NOT NULL, \
+     consumer TEXT NOT NULL, delivered_ms INTEGER NOT NULL, deliveries INTEGER NOT NULL, PRIMARY KEY (stream, grp, seq))",
+    "CREATE TABLE IF NOT EXISTS bus_dead (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, grp TEXT NOT NULL, \
+     entry TEXT NOT NULL, envelope TEXT NOT NULL, error TEXT NOT NULL, deliveries INTEGER NOT NULL, at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bus_discarded (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, \
+     grp TEXT NOT NULL, entry TEXT NOT NULL, envelope TEXT NOT NULL, error TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)",
+];
+
+/// How often a reader that was not woken looks again (another process may have published).
+const POLL: Duration = Duration::from_millis(50);
+
+pub struct SqliteBus {
+    pool: SqlitePool,
+    published: Notify,
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn parse(envelope: &str) -> BusResult<Envelope> {
+    serde_json::from_str(envelope).map_err(|e| BusError::Malformed(e.to_string()))
+}
+
+fn seq_of(entry: &str) -> BusResult<i64> {
+    entry.parse().map_err(|_| BusError::Malformed(format!("`{entry}` is not an entry id of this bus")))
+}
+
+impl SqliteBus {
+    /// Opens (creating if needed) the bus file.
+    pub async fn open(path: &Path) -> BusResult<SqliteBus> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| BusError::Malformed(format!("{}: {e}", parent.display())))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(BusError::Sqlite)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        Ok(SqliteBus { pool, published: Notify::new() })
+    }
+
+    async fn append(tx: &mut sqlx::SqliteConnection, stream: &str, envelope: &str) -> BusResult<i64> {
+        sqlx::query("INSERT INTO bus_streams (stream, last_seq) VALUES ($1, 0) ON CONFLICT (stream) DO NOTHING")
+            .bind(stream)
+            .execute(&mut *tx)
+            .await?;
+        let seq: i64 =
+            sqlx::query_scalar("UPDATE bus_streams SET last_seq = last_seq + 1 WHERE stream = $1 RETURNING last_seq")
+                .bind(stream)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query("INSERT INTO bus_entries (stream, seq, envelope, added_ms) VALUES ($1, $2, $3, $4)")
+            .bind(stream)
+            .bind(seq)
+            .bind(envelope)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        Ok(seq)
+    }
+
+    async fn read_now(&self, stream: &str, group: &str, consumer: &str, count: usize) -> BusResult<Vec<Delivery>> {
+        let mut tx = medcov_store::begin_write(&self.pool).await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM bus_groups WHERE stream = $1 AND grp = $2")
+            .bind(stream)
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(last) = last else {
+            return Err(BusError::Malformed(format!("no group {group} on stream {stream}")));
+        };
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, envelope FROM bus_entries WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(stream)
+        .bind(last)
+        .bind(count as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some((newest, _)) = rows.last() else {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        };
+        sqlx::query("UPDATE bus_groups SET last_seq = $1 WHERE stream = $2 AND grp = $3")
+            .bind(newest)
+            .bind(stream)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        let now = now_ms();
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for (seq, envelope) in rows {
+            sqlx::query(
+                "INSERT INTO bus_pending (stream, grp, seq, consumer, delivered_ms, deliveries) VALUES ($1, $2, $3, $4, $5, 1)",
+            )
+            .bind(stream)
+            .bind(group)
+            .bind(seq)
+            .bind(consumer)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            deliveries.push(Delivery { entry: seq.to_string(), envelope: parse(&envelope)?, deliveries: 1 });
+        }
+        tx.commit().await?;
+        Ok(deliveries)
+    }
+}
+
+impl Bus for SqliteBus {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn publish<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, BusResult<String>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(envelope).map_err(|e| BusError::Malformed(e.to_string()))?;
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let seq = Self::append(&mut tx, envelope.stream(), &text).await?;
+            tx.commit().await?;
+            self.published.notify_waiters();
+            Ok(seq.to_string())
+        })
+    }
+
+    fn create_group<'a>(&'a self, stream: &'a str, group: &'a str, start: Start) -> BoxFuture<'a, BusResult<()>> {
+        Box::pin(async move {
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            sqlx::query("INSERT INTO bus_streams (stream, last_seq) VALUES ($1, 0) ON CONFLICT (stream) DO NOTHING")
+                .bind(stream)
+                .execute(&mut *tx)
+                .await?;
+            let from: i64 = match start {
+                Start::Beginning => 0,
+                Start::End => {
+                    sqlx::query_scalar("SELECT last_seq FROM bus_streams WHERE stream = $1")
+                        .bind(stream)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+            };
+            sqlx::query(
+                "INSERT INTO bus_groups (stream, grp, last_seq) VALUES ($1, $2, $3) ON CONFLICT (stream, grp) DO NOTHING",
+            )
+            .bind(stream)
+            .bind(group)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        consumer: &'a str,
+        count: usize,
+        block: Duration,
+    ) -> BoxFuture<'a, BusResult<Vec<Delivery>>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + block;
+            loop {
+                // Register for the wake-up before looking, so a publish in between is not missed.
+                let woken = self.published.notified();
+                let found = self.read_now(stream, group, consumer, count).await?;
+                let now = tokio::time::Instant::now();
+                if !found.is_empty() || now >= deadline {
+                    return Ok(found);
+                }
+                let _ = tokio::time::timeout((deadline - now).min(POLL), woken).await;
+            }
+        })
+    }
+
+    fn ack<'a>(&'a self, stream: &'a str, group: &'a str, entries: &'a [String]) -> BoxFuture<'a, BusResult<()>> {
+        Box::pin(async move {
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            for entry in entries {
+                sqlx::query("DELETE FROM bus_pending WHERE stream = $1 AND grp = $2 AND seq = $3")
+                    .bind(stream)
+                    .bind(group)
+                    .bind(seq_of(entry)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn pending<'a>(&'a self, stream: &'a str, group: &'a str, count: usize) -> BoxFuture<'a, BusResult<Vec<Pending>>> {
+        Box::pin(async move {
+            let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+                "SELECT seq, consumer, delivered_ms, deliveries FROM bus_pending WHERE stream = $1 AND grp = $2 \
+                 ORDER BY seq LIMIT $3",
+            )
+            .bind(stream)
+            .bind(group)
+            .bind(count as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            let now = now_ms();
+            Ok(rows
+                .into_iter()
+                .map(|(seq, consumer, at, deliveries)| Pending {
+                    entry: seq.to_string(),
+                    consumer,
+                    idle: Duration::from_millis((now - at).max(0) as u64),
+                    deliveries: deliveries as u64,
+                })
+                .collect())
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        consumer: &'a str,
+        min_idle: Duration,
+        entries: &'a [String],
+    ) -> BoxFuture<'a, BusResult<Vec<Delivery>>> {
+        Box::pin(async move {
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let now = now_ms();
+            let idle_before = now - min_idle.as_millis() as i64;
+            let mut claimed = Vec::new();
+            for entry in entries {
+                let seq = seq_of(entry)?;
+                let deliveries: Option<i64> = sqlx::query_scalar(
+                    "UPDATE bus_pending SET consumer = $1, delivered_ms = $2, deliveries = deliveries + 1 \
+                     WHERE stream = $3 AND grp = $4 AND seq = $5 AND delivered_ms <= $6 RETURNING deliveries",
+                )
+                .bind(consumer)
+                .bind(now)
+                .bind(stream)
+                .bind(group)
+                .bind(seq)
+                .bind(idle_before)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(deliveries) = deliveries else { continue };
+                let envelope: Option<String> =
+                    sqlx::query_scalar("SELECT envelope FROM bus_entries WHERE stream = $1 AND seq = $2")
+                        .bind(stream)
+                        .bind(seq)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match envelope {
+                    Some(envelope) => claimed.push(Delivery {
+                        entry: entry.clone(),
+                        envelope: parse(&envelope)?,
+                        deliveries: deliveries as u64,
+                    }),
+                    // The entry is gone (as Redis does, the pending entry goes with it).
+                    None => {
+                        sqlx::query("DELETE FROM bus_pending WHERE stream = $1 AND grp = $2 AND seq = $3")
+                            .bind(stream)
+                            .bind(group)
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(claimed)
+        })
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        delivery: &'a Delivery,
+        error: &'a str,
+    ) -> BoxFuture<'a, BusResult<()>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(&delivery.envelope).map_err(|e| BusError::Malformed(e.to_string()))?;
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            sqlx::query(
+                "INSERT INTO bus_dead (stream, grp, entry, envelope, error, deliveries, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(stream)
+            .bind(group)
+            .bind(&delivery.entry)
+            .bind(text)
+            .bind(error)
+            .bind(delivery.deliveries as i64)
+            .bind(OffsetDateTime::now_utc())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM bus_pending WHERE stream = $1 AND grp = $2 AND seq = $3")
+                .bind(stream)
+                .bind(group)
+                .bind(seq_of(&delivery.entry)?)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn dead_letters<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, BusResult<Vec<DeadLetter>>> {
+        Box::pin(async move {
+            let rows: Vec<(i64, String, String, String, i64, OffsetDateTime)> = sqlx::query_as(
+                "SELECT id, entry, envelope, error, deliveries, at FROM bus_dead WHERE stream = $1 AND grp = $2 ORDER BY id",
+            )
+            .bind(stream)
+            .bind(group)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(id, entry, envelope, error, deliveries, at)| {
+                    Ok(DeadLetter {
+                        id: id.to_string(),
+                        stream: stream.to_owned(),
+                        group: group.to_owned(),
+                        entry,
+                        envelope: parse(&envelope)?,
+                        error,
+                        deliveries: deliveries as u64,
+                        at,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn retry<'a>(&'a self, stream: &'a str, group: &'a str, dead: &'a str) -> BoxFuture<'a, BusResult<String>> {
+        Box::pin(async move {
+            let id: i64 = dead.parse().map_err(|_| BusError::NoSuchDeadLetter(dead.to_owned()))?;
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let envelope: Option<String> = sqlx::query_scalar(
+                "DELETE FROM bus_dead WHERE id = $1 AND stream = $2 AND grp = $3 RETURNING envelope",
+            )
+            .bind(id)
+            .bind(stream)
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let envelope = envelope.ok_or_else(|| BusError::NoSuchDeadLetter(dead.to_owned()))?;
+            let seq = Self::append(&mut tx, stream, &envelope).await?;
+            tx.commit().await?;
+            self.published.notify_waiters();
+            Ok(seq.to_string())
+        })
+    }
+
+    fn discard<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        dead: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, BusResult<()>> {
+        Box::pin(async move {
+            let id: i64 = dead.parse().map_err(|_| BusError::NoSuchDeadLetter(dead.to_owned()))?;
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let row: Option<(String, String, String)> = sqlx::query_as(
+                "DELETE FROM bus_dead WHERE id = $1 AND stream = $2 AND grp = $3 RETURNING entry, envelope, error",
+            )
+            .bind(id)
+            .bind(stream)
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (entry, envelope, error) = row.ok_or_else(|| BusError::NoSuchDeadLetter(dead.to_owned()))?;
+            sqlx::query(
+                "INSERT INTO bus_discarded (stream, grp, entry, envelope, error, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(stream)
+            .bind(group)
+            .bind(entry)
+            .bind(envelope)
+            .bind(error)
+            .bind(reason)
+            .bind(OffsetDateTime::now_utc())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn stats<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, BusResult<GroupStats>> {
+        Box::pin(async move {
+            let (pending, lag, dead): (i64, i64, i64) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM bus_pending WHERE stream = $1 AND grp = $2), \
+                 (SELECT COUNT(*) FROM bus_entries WHERE stream = $1 AND seq > \
+                    COALESCE((SELECT last_seq FROM bus_groups WHERE stream = $1 AND grp = $2), 0)), \
+                 (SELECT COUNT(*) FROM bus_dead WHERE stream = $1 AND grp = $2)",
+            )
+            .bind(stream)
+            .bind(group)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(GroupStats {
+                stream: stream.to_owned(),
+                group: group.to_owned(),
+                pending: pending as u64,
+                lag: lag as u64,
+                dead: dead as u64,
+            })
+        })
+    }
+
+    fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<Vec<String>>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT grp FROM bus_groups WHERE stream = $1 ORDER BY grp")
+                .bind(stream)
+                .fetch_all(&self.pool)
+                .await?)
+        })
+    }
+
+    fn trim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<u64>> {
+        Box::pin(async move {
+            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            // Per group: its oldest pending entry, or the first it has not been given yet.
+            let threshold: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(COALESCE((SELECT MIN(p.seq) FROM bus_pending p WHERE p.stream = g.stream AND p.grp = g.grp), \
+                 g.last_seq + 1)) FROM bus_groups g WHERE g.stream = $1",
+            )
+            .bind(stream)
+            .fetch_one(&mut *tx)
+            .await?;
+            let Some(threshold) = threshold else {
+                tx.commit().await?;
+                return Ok(0);
+            };
+            let done = sqlx::query("DELETE FROM bus_entries WHERE stream = $1 AND seq < $2")
+                .bind(stream)
+                .bind(threshold)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        })
+    }
+}

@@ -1,0 +1,360 @@
+//! The bus contract: one suite, run against Redis Streams and the SQLite bus.
+//!
+//! Ordering per stream, independent groups, at-least-once under a consumer crash (another
+//! consumer reclaims), reclaim only after the idle time, dead letters after the configured
+//! deliveries and their retry, trimming that never drops a pending or undelivered entry, no
+//! loss across a consumer restart, and the outbox relay holding events while the bus is away.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use medcov_bus::consumer::{self, ConsumerConfig, Handler};
+use medcov_bus::{Bus, Envelope, RedisBus, SqliteBus, Start};
+use medcov_testkit::{TestBackend, TestEnv};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+async fn bus(env: &TestEnv) -> Arc<dyn Bus> {
+    match env.backend {
+        TestBackend::Embedded => Arc::new(SqliteBus::open(&env.data_dir().join("bus.db")).await.expect("the bus file")),
+        TestBackend::Distributed => {
+            let url = env.config.redis.url.as_ref().expect("redis url");
+            let client = redis::Client::open(url.expose()).expect("client");
+            let connection = redis::aio::ConnectionManager::new(client.clone()).await.expect("redis");
+            Arc::new(RedisBus::new(client, connection, &env.config.redis.key_prefix))
+        }
+    }
+}
+
+fn event(n: usize) -> Envelope {
+    Envelope {
+        id: Uuid::now_v7(),
+        event_type: "test.thing_happened.v1".into(),
+        aggregate_type: "thing".into(),
+        aggregate_id: Uuid::now_v7(),
+        tenant_id: None,
+        occurred_at: OffsetDateTime::now_utc(),
+        correlation_id: Some(format!("c-{n}")),
+        causation_id: None,
+        traceparent: None,
+        payload: serde_json::json!({"n": n}),
+    }
+}
+
+fn n_of(envelope: &Envelope) -> usize {
+    envelope.payload["n"].as_u64().expect("n") as usize
+}
+
+const STREAM: &str = "test";
+const NOW: Duration = Duration::ZERO;
+
+async fn entries_arrive_in_order_and_each_group_gets_all(env: TestEnv) {
+    let bus = bus(&env).await;
+    bus.create_group(STREAM, "a", Start::Beginning).await.unwrap();
+    for n in 0..25 {
+        bus.publish(&event(n)).await.unwrap();
+    }
+    bus.create_group(STREAM, "b", Start::Beginning).await.unwrap();
+    bus.create_group(STREAM, "late", Start::End).await.unwrap();
+    for group in ["a", "b"] {
+        let mut seen = Vec::new();
+        loop {
+            let batch = bus.read(STREAM, group, "c1", 10, NOW).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            assert!(batch.iter().all(|d| d.deliveries == 1));
+            let entries: Vec<String> = batch.iter().map(|d| d.entry.clone()).collect();
+            seen.extend(batch.iter().map(|d| n_of(&d.envelope)));
+            bus.ack(STREAM, group, &entries).await.unwrap();
+        }
+        assert_eq!(seen, (0..25).collect::<Vec<_>>(), "group {group}");
+        let stats = bus.stats(STREAM, group).await.unwrap();
+        assert_eq!((stats.pending, stats.lag, stats.dead), (0, 0, 0));
+    }
+    // A group created at the end sees only what comes after.
+    assert!(bus.read(STREAM, "late", "c1", 10, NOW).await.unwrap().is_empty());
+    bus.publish(&event(99)).await.unwrap();
+    let late = bus.read(STREAM, "late", "c1", 10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(late.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), vec![99]);
+    assert_eq!(bus.groups(STREAM).await.unwrap(), vec!["a", "b", "late"]);
+    // Creating a group twice is fine.
+    bus.create_group(STREAM, "a", Start::Beginning).await.unwrap();
+}
+
+async fn a_blocked_reader_wakes_on_publish(env: TestEnv) {
+    let bus = bus(&env).await;
+    bus.create_group(STREAM, "g", Start::End).await.unwrap();
+    let reader = {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.read(STREAM, "g", "c1", 10, Duration::from_secs(5)).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bus.publish(&event(7)).await.unwrap();
+    let got =
+        tokio::time::timeout(Duration::from_secs(4), reader).await.expect("woken before the block ran out").unwrap();
+    assert_eq!(got.len(), 1);
+}
+
+async fn a_crashed_consumers_entries_are_reclaimed_after_the_idle_time(env: TestEnv) {
+    let bus = bus(&env).await;
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    for n in 0..5 {
+        bus.publish(&event(n)).await.unwrap();
+    }
+    // c1 takes everything and dies without acknowledging.
+    let taken = bus.read(STREAM, "g", "c1", 10, NOW).await.unwrap();
+    assert_eq!(taken.len(), 5);
+    assert!(bus.read(STREAM, "g", "c2", 10, NOW).await.unwrap().is_empty(), "nothing new for c2");
+    let pending = bus.pending(STREAM, "g", 10).await.unwrap();
+    assert_eq!(pending.len(), 5);
+    assert!(pending.iter().all(|p| p.consumer == "c1" && p.deliveries == 1));
+    let entries: Vec<String> = pending.iter().map(|p| p.entry.clone()).collect();
+    // Not idle long enough yet: nothing moves.
+    assert!(bus.claim(STREAM, "g", "c2", Duration::from_secs(30), &entries).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reclaimed = bus.claim(STREAM, "g", "c2", Duration::from_millis(250), &entries).await.unwrap();
+    assert_eq!(reclaimed.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert!(reclaimed.iter().all(|d| d.deliveries == 2), "{reclaimed:?}");
+    assert!(bus.pending(STREAM, "g", 10).await.unwrap().iter().all(|p| p.consumer == "c2"));
+    bus.ack(STREAM, "g", &entries).await.unwrap();
+    assert_eq!(bus.stats(STREAM, "g").await.unwrap().pending, 0);
+}
+
+/// Fails while `broken`, and counts what it handled per event.
+struct Flaky {
+    broken: AtomicBool,
+    handled: Mutex<BTreeMap<usize, usize>>,
+    calls: AtomicUsize,
+}
+
+impl Handler for Flaky {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.broken.load(Ordering::SeqCst) && n_of(envelope) == 3 {
+                return Err("event 3 cannot be handled yet".into());
+            }
+            *self.handled.lock().unwrap().entry(n_of(envelope)).or_default() += 1;
+            Ok(())
+        })
+    }
+}
+
+fn fast(group: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        block: Duration::from_millis(50),
+        retry_base: Duration::from_millis(40),
+        retry_max: Duration::from_millis(200),
+        max_deliveries: 3,
+        ..ConsumerConfig::new(STREAM, group)
+    }
+}
+
+async fn a_poison_event_is_dead_lettered_and_retried_once_fixed(env: TestEnv) {
+    let bus = bus(&env).await;
+    let config = fast("g");
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    for n in 0..5 {
+        bus.publish(&event(n)).await.unwrap();
+    }
+    let handler = Flaky { broken: AtomicBool::new(true), handled: Mutex::default(), calls: AtomicUsize::new(0) };
+    let mut dead = 0;
+    for _ in 0..200 {
+        dead += consumer::turn(bus.as_ref(), &config, &handler).await.unwrap().dead;
+        if dead > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(dead, 1, "event 3 went to the dead letters");
+    // Three deliveries of event 3, each waiting out a longer backoff, and the four others once.
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 4 + 3);
+    let letters = bus.dead_letters(STREAM, "g").await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(n_of(&letters[0].envelope), 3);
+    assert_eq!(letters[0].deliveries, 3);
+    assert_eq!(letters[0].error, "event 3 cannot be handled yet");
+    let stats = bus.stats(STREAM, "g").await.unwrap();
+    assert_eq!((stats.pending, stats.dead), (0, 1));
+
+    // Fixed, then retried: it is handled once, and the dead letters are empty.
+    handler.broken.store(false, Ordering::SeqCst);
+    bus.retry(STREAM, "g", &letters[0].id).await.unwrap();
+    for _ in 0..50 {
+        consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+        if handler.handled.lock().unwrap().contains_key(&3) {
+            break;
+        }
+    }
+    assert_eq!(handler.handled.lock().unwrap().get(&3), Some(&1));
+    assert!(bus.dead_letters(STREAM, "g").await.unwrap().is_empty());
+    assert!(bus.retry(STREAM, "g", &letters[0].id).await.is_err(), "a dead letter is retried once");
+
+    // Another poison event, discarded with a reason.
+    handler.broken.store(true, Ordering::SeqCst);
+    let mut poison = event(3);
+    poison.id = Uuid::now_v7();
+    bus.publish(&poison).await.unwrap();
+    for _ in 0..200 {
+        if consumer::turn(bus.as_ref(), &config, &handler).await.unwrap().dead > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let letters = bus.dead_letters(STREAM, "g").await.unwrap();
+    assert_eq!(letters.len(), 1);
+    bus.discard(STREAM, "g", &letters[0].id, "a test event").await.unwrap();
+    assert!(bus.dead_letters(STREAM, "g").await.unwrap().is_empty());
+}
+
+async fn trimming_keeps_every_entry_a_group_still_needs(env: TestEnv) {
+    let bus = bus(&env).await;
+    bus.create_group(STREAM, "fast", Start::Beginning).await.unwrap();
+    let mut entries = Vec::new();
+    for n in 0..10 {
+        entries.push(bus.publish(&event(n)).await.unwrap());
+    }
+    // No group has acknowledged anything: nothing goes.
+    bus.create_group(STREAM, "slow", Start::Beginning).await.unwrap();
+    assert_eq!(bus.trim(STREAM).await.unwrap(), 0);
+    // `fast` handles everything but event 6; `slow` has read only up to event 3.
+    let got = bus.read(STREAM, "fast", "c", 10, NOW).await.unwrap();
+    let acked: Vec<String> = got.iter().filter(|d| n_of(&d.envelope) != 6).map(|d| d.entry.clone()).collect();
+    bus.ack(STREAM, "fast", &acked).await.unwrap();
+    let slow = bus.read(STREAM, "slow", "c", 4, NOW).await.unwrap();
+    bus.ack(STREAM, "slow", &slow.iter().map(|d| d.entry.clone()).collect::<Vec<_>>()).await.unwrap();
+    let dropped = bus.trim(STREAM).await.unwrap();
+    assert!(dropped <= 4, "only entries both groups are done with (0 to 3) may go: {dropped}");
+    // `slow` still gets 4..9, and `fast` can still reclaim 6.
+    let rest = bus.read(STREAM, "slow", "c", 10, NOW).await.unwrap();
+    assert_eq!(rest.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8, 9]);
+    bus.ack(STREAM, "slow", &rest.iter().map(|d| d.entry.clone()).collect::<Vec<_>>()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let again = bus.claim(STREAM, "fast", "c2", Duration::from_millis(50), &[entries[6].clone()]).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(n_of(&again[0].envelope), 6);
+    bus.ack(STREAM, "fast", &[entries[6].clone()]).await.unwrap();
+    // Now everything is done everywhere; at most the last delivered entry stays.
+    bus.trim(STREAM).await.unwrap();
+    assert!(bus.read(STREAM, "fast", "c", 10, NOW).await.unwrap().is_empty());
+}
+
+async fn nothing_is_lost_when_a_consumer_restarts(env: TestEnv) {
+    let bus = bus(&env).await;
+    let config = fast("g");
+    let handler =
+        Arc::new(Flaky { broken: AtomicBool::new(false), handled: Mutex::default(), calls: AtomicUsize::new(0) });
+    for n in 0..40 {
+        bus.publish(&event(n)).await.unwrap();
+    }
+    // First run: stopped early.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(consumer::run(bus.clone(), config.clone(), handler.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    stop.cancel();
+    task.await.unwrap();
+    for n in 40..60 {
+        bus.publish(&event(n)).await.unwrap();
+    }
+    // Second run, a new consumer name in the same group: it finishes the work.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let second = ConsumerConfig { consumer: "after-restart".into(), ..config };
+    let task = tokio::spawn(consumer::run(bus.clone(), second, handler.clone(), stop.clone()));
+    for _ in 0..200 {
+        if handler.handled.lock().unwrap().len() == 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    let handled = handler.handled.lock().unwrap().clone();
+    assert_eq!(handled.keys().copied().collect::<Vec<_>>(), (0..60).collect::<Vec<_>>(), "every event handled");
+    assert_eq!(bus.stats(STREAM, "g").await.unwrap().pending, 0);
+}
+
+/// An outbox table of the shape every service has.
+async fn outbox(env: &TestEnv) -> medcov_store::Database {
+    let url = env.config.database_url(medcov_config::ServiceName::Hospital);
+    let db = medcov_store::Database::connect(
+        medcov_config::ServiceName::Hospital,
+        url,
+        &medcov_store::PoolOptions::from_config(&env.config),
+    )
+    .await
+    .expect("database");
+    let ddl = match &db {
+        medcov_store::Database::Postgres(_) => {
+            "CREATE TABLE outbox (id UUID PRIMARY KEY, event_type TEXT NOT NULL, aggregate_type TEXT NOT NULL, \
+             aggregate_id UUID NOT NULL, tenant_id UUID, occurred_at TIMESTAMPTZ NOT NULL, correlation_id TEXT, \
+             causation_id TEXT, traceparent TEXT, payload JSONB NOT NULL, published_at TIMESTAMPTZ)"
+        }
+        medcov_store::Database::Sqlite(_) => {
+            "CREATE TABLE outbox (id BLOB PRIMARY KEY, event_type TEXT NOT NULL, aggregate_type TEXT NOT NULL, \
+             aggregate_id BLOB NOT NULL, tenant_id BLOB, occurred_at TEXT NOT NULL, correlation_id TEXT, \
+             causation_id TEXT, traceparent TEXT, payload TEXT NOT NULL, published_at TEXT)"
+        }
+    };
+    medcov_store::on_pool!(&db, |pool| sqlx::query(ddl).execute(pool).await.map(|_| ())).expect("outbox table");
+    for n in 0..7 {
+        let e = event(n);
+        medcov_store::on_pool!(&db, |pool| {
+            sqlx::query(
+                "INSERT INTO outbox (id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
+                 causation_id, traceparent, payload, published_at) VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, $7, NULL)",
+            )
+            .bind(e.id)
+            .bind(&e.event_type)
+            .bind(&e.aggregate_type)
+            .bind(e.aggregate_id)
+            .bind(e.occurred_at)
+            .bind(&e.correlation_id)
+            .bind(sqlx::types::Json(&e.payload))
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .expect("an outbox row");
+    }
+    db
+}
+
+async fn the_outbox_keeps_what_the_bus_did_not_take(env: TestEnv) {
+    let db = outbox(&env).await;
+    // A bus that is not there: nothing is marked published.
+    let client = redis::Client::open("redis://127.0.0.1:1/").unwrap();
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(200)))
+        .set_number_of_retries(0);
+    let away = RedisBus::new(
+        client.clone(),
+        redis::aio::ConnectionManager::new_lazy_with_config(client, config).unwrap(),
+        "x",
+    );
+    assert!(medcov_bus::relay::relay_once(&db, &away, 100).await.is_err());
+    assert_eq!(medcov_store::outbox::unpublished(&db).await.unwrap().len(), 7);
+    // The bus is back: everything goes, in order, once.
+    let bus = bus(&env).await;
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    assert_eq!(medcov_bus::relay::relay_once(&db, bus.as_ref(), 100).await.unwrap(), 7);
+    assert_eq!(medcov_bus::relay::relay_once(&db, bus.as_ref(), 100).await.unwrap(), 0);
+    assert!(medcov_store::outbox::unpublished(&db).await.unwrap().is_empty());
+    let got = bus.read(STREAM, "g", "c", 20, NOW).await.unwrap();
+    assert_eq!(got.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), (0..7).collect::<Vec<_>>());
+    assert_eq!(got[0].envelope.correlation_id.as_deref(), Some("c-0"));
+    db.close().await;
+}
+
+medcov_testkit::backend_suite!(
+    the_outbox_keeps_what_the_bus_did_not_take,
+    entries_arrive_in_order_and_each_group_gets_all,
+    a_blocked_reader_wakes_on_publish,
+    a_crashed_consumers_entries_are_reclaimed_after_the_idle_time,
+    a_poison_event_is_dead_lettered_and_retried_once_fixed,
+    trimming_keeps_every_entry_a_group_still_needs,
+    nothing_is_lost_when_a_consumer_restarts,
+);

@@ -47,6 +47,11 @@ pub enum Command {
     /// Administration: users and signing keys.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The event bus: consumer groups, dead letters, replay (Redis when `redis.url` is set,
+    /// otherwise `bus.db` in the data folder). The same operations are in each service's API
+    /// under `/events`.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Print the version.
     Version,
 }
@@ -72,6 +77,58 @@ pub enum AdminCommand {
     },
     /// Start signing tokens with a new key; the old one verifies until its tokens expire.
     RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Every consumer group of a stream with its pending, lag and dead-letter counts.
+    Groups {
+        /// The stream: the emitting service (hospital, insurance, billing).
+        #[arg(long)]
+        stream: String,
+    },
+    /// The dead letters of a consumer group.
+    DeadLetters {
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Put dead letters back on their stream: one by id, or all of the group.
+    Retry {
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        group: String,
+        /// A dead letter's id; omitted with --all.
+        #[arg(long, required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Drop a dead letter for good, with the reason (kept in the discard log).
+    Discard {
+        #[arg(long)]
+        stream: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Publish a service's event log again from a time; consumers skip what they handled.
+    Replay {
+        /// hospital or insurance.
+        #[arg(long)]
+        service: medcov_config::ServiceName,
+        /// RFC 3339, e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        since: String,
+        /// Only this event type.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +168,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-admin")?;
             runtime()?.block_on(admin(&config, command))
         }
+        Command::Events(command) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-events")?;
+            runtime()?.block_on(events(&config, command))
+        }
         Command::Migrate { target } => {
             let config = Config::load(cli.config.as_deref())?;
             let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-migrate")?;
@@ -143,6 +205,77 @@ fn parse_scope(text: &str) -> anyhow::Result<medcov_security::Scope> {
         _ => anyhow::bail!(
             "invalid --scope `{text}`: expected platform, own, insurer:<uuid> or hospital:<uuid>[,<uuid>...]"
         ),
+    }
+}
+
+async fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
+    let redis = match &config.redis.url {
+        Some(url) => Some(medcov_runtime::RedisHandle::new(url, &config.redis.key_prefix)?),
+        None => None,
+    };
+    let bus = medcov_runtime::bus(config, redis.as_ref()).await?;
+    let show = |value: &dyn erased::Show| println!("{}", value.json());
+    match command {
+        EventsCommand::Groups { stream } => {
+            let mut groups = Vec::new();
+            for group in bus.groups(&stream).await? {
+                groups.push(bus.stats(&stream, &group).await?);
+            }
+            show(&groups);
+        }
+        EventsCommand::DeadLetters { stream, group } => show(&bus.dead_letters(&stream, &group).await?),
+        EventsCommand::Retry { stream, group, id, all } => {
+            let ids: Vec<String> = match (id, all) {
+                (Some(id), _) => vec![id],
+                (None, _) => bus.dead_letters(&stream, &group).await?.into_iter().map(|d| d.id).collect(),
+            };
+            for id in &ids {
+                let entry = bus.retry(&stream, &group, id).await?;
+                println!("retried {id} as entry {entry}");
+            }
+            println!("{} dead letter(s) retried", ids.len());
+        }
+        EventsCommand::Discard { stream, group, id, reason } => {
+            anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why");
+            bus.discard(&stream, &group, &id, reason.trim()).await?;
+            println!("discarded {id}");
+        }
+        EventsCommand::Replay { service, since, event_type } => {
+            use medcov_config::ServiceName;
+            let migrations = match service {
+                ServiceName::Hospital => medcov_hospital::store::MIGRATIONS,
+                ServiceName::Insurance => medcov_insurance::store::MIGRATIONS,
+                other => anyhow::bail!("the {other} service keeps no event log"),
+            };
+            let since = time::OffsetDateTime::parse(&since, &time::format_description::well_known::Rfc3339)
+                .with_context(|| {
+                    format!("--since `{since}` is not an RFC 3339 instant such as 2026-11-01T00:00:00Z")
+                })?;
+            let database = medcov_store::Database::connect(
+                service,
+                config.database_url(service),
+                &medcov_store::PoolOptions::from_config(config),
+            )
+            .await?;
+            database.migrate(service, &migrations).await?;
+            let count =
+                medcov_runtime::events::replay_log(&database, bus.as_ref(), since, event_type.as_deref()).await?;
+            database.close().await;
+            println!("{count} event(s) published again");
+        }
+    }
+    Ok(())
+}
+
+/// Printing any serialisable answer as pretty JSON.
+mod erased {
+    pub trait Show {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Show for T {
+        fn json(&self) -> String {
+            serde_json::to_string_pretty(self).unwrap_or_default()
+        }
     }
 }
 

@@ -319,7 +319,7 @@ async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
     )
     .await
     .expect("hospital database");
-    let events = medcov_store::outbox::unpublished(&database).await.expect("outbox");
+    let events = medcov_store::outbox::all(&database).await.expect("outbox");
     let completed: Vec<&Value> =
         events.iter().filter(|(t, _, _)| t == "hospital.encounter_completed.v1").map(|(_, _, p)| p).collect();
     assert_eq!(completed.len(), 1);

@@ -146,12 +146,14 @@ fn only_the_targeted_service_starts() {
     assert_eq!(process.addresses.keys().collect::<Vec<_>>(), ["hospital"]);
     let (status, _) = process.terminate();
     assert!(status.success());
-    let files: Vec<String> = std::fs::read_dir(data.path())
+    let mut files: Vec<String> = std::fs::read_dir(data.path())
         .expect("data dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|name| name.ends_with(".db"))
         .collect();
-    assert_eq!(files, ["hospital.db"]);
+    files.sort();
+    // Its own database, and the embedded event bus its events go to; no other service's.
+    assert_eq!(files, ["bus.db", "hospital.db"]);
 }
 
 #[test]

@@ -360,7 +360,7 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     )
     .await
     .expect("insurance database");
-    let events = medcov_store::outbox::unpublished(&database).await.expect("outbox");
+    let events = medcov_store::outbox::all(&database).await.expect("outbox");
     let count = |t: &str| events.iter().filter(|(kind, _, _)| kind == t).count();
     assert_eq!(count("insurance.policy_created.v1"), 1);
     assert_eq!(count("insurance.policy_activated.v1"), 1);

@@ -7,6 +7,8 @@
 //!   the gateway, on both backends.
 //! - `insurance`: plans, policies, eligibility, pre-authorisation, claims adjudicated to the
 //!   cent, reversal and review, tenant scope, concurrent claims against one ceiling.
+//! - `events`: outbox to bus with correlation, the event log by tenant, dead letters, retry,
+//!   discard and replay through the gateway.
 //! - `edge`: rate limits (one instance, and two sharing Redis), CORS, security headers.
 //! - `serving`: every service is ready, answers problems for bad input, counts its traffic;
 //!   run against both backends.
@@ -22,6 +24,7 @@ mod auth_flow;
 mod authorization;
 mod binary;
 mod edge;
+mod events;
 mod insurance;
 mod patients;
 mod readiness;

@@ -176,7 +176,7 @@ async fn registration_search_change_history_and_access_log(env: TestEnv) {
     )
     .await
     .expect("hospital database");
-    let events = medcov_store::outbox::unpublished(&database).await.expect("outbox");
+    let events = medcov_store::outbox::all(&database).await.expect("outbox");
     let types: Vec<&str> =
         events.iter().filter(|(_, aggregate, _)| aggregate.to_string() == id).map(|(t, _, _)| t.as_str()).collect();
     assert_eq!(types, ["hospital.patient_registered.v1", "hospital.patient_updated.v1"]);

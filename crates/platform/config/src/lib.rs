@@ -52,6 +52,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub gateway: GatewayConfig,
     pub auth: AuthConfig,
+    pub events: EventsConfig,
     pub services: ServicesConfig,
 }
 
@@ -66,6 +67,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             gateway: GatewayConfig::default(),
             auth: AuthConfig::default(),
+            events: EventsConfig::default(),
             services: ServicesConfig::default(),
         }
     }
@@ -194,6 +196,34 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig { url: None, key_prefix: "medcov".to_owned() }
+    }
+}
+
+/// The event bus: Redis Streams when `redis.url` is set, otherwise `bus.db` in the data folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How often an idle outbox relay looks for new events, in milliseconds.
+    pub relay_interval_ms: u64,
+    /// Deliveries of an event a consumer keeps failing on before it goes to the dead letters.
+    pub max_deliveries: u64,
+    /// The wait before the first retry of a failed event, doubled for each further delivery.
+    pub retry_base_ms: u64,
+    /// The longest wait between retries.
+    pub retry_max_ms: u64,
+    /// How often each service trims its stream of what every consumer group is done with.
+    pub trim_interval_s: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            relay_interval_ms: 100,
+            max_deliveries: 5,
+            retry_base_ms: 1_000,
+            retry_max_ms: 300_000,
+            trim_interval_s: 60,
+        }
     }
 }
 
@@ -390,6 +420,20 @@ impl Config {
         }
         if self.database.acquire_timeout_ms == 0 {
             return Err(setting("database.acquire_timeout_ms", "must be at least 1"));
+        }
+        let events = &self.events;
+        for (key, value) in [
+            ("events.relay_interval_ms", events.relay_interval_ms),
+            ("events.max_deliveries", events.max_deliveries),
+            ("events.retry_base_ms", events.retry_base_ms),
+            ("events.trim_interval_s", events.trim_interval_s),
+        ] {
+            if value == 0 {
+                return Err(setting(key, "must be at least 1"));
+            }
+        }
+        if events.retry_max_ms < events.retry_base_ms {
+            return Err(setting("events.retry_max_ms", "must not be below events.retry_base_ms"));
         }
         if self.gateway.upstream_timeout_ms == 0 {
             return Err(setting("gateway.upstream_timeout_ms", "must be at least 1"));

@@ -19,6 +19,8 @@ pub struct ServiceContext {
     pub database: Option<Database>,
     /// Redis, when configured.
     pub redis: Option<RedisHandle>,
+    /// The event bus (Redis Streams with Redis, the SQLite bus otherwise).
+    pub bus: Arc<dyn medcov_bus::Bus>,
     /// The service's metrics registry.
     pub metrics: Metrics,
     /// Cancelled when the service stops; background tasks watch it.

@@ -9,11 +9,16 @@
 //! - [`context`]: what a service gets when it is built.
 //! - [`redis`]: the shared, lazily connected Redis handle.
 //! - [`checks`]: readiness checks for the database and Redis.
+//! - [`events`]: the event log and bus operations every service with an outbox serves.
+//!
+//! A service with an outbox also gets its outbox relay and the trimming of its stream as
+//! background tasks.
 
 #![forbid(unsafe_code)]
 
 pub mod checks;
 pub mod context;
+pub mod events;
 pub mod redis;
 
 use std::collections::BTreeMap;
@@ -41,6 +46,9 @@ pub struct ServiceSpec {
     pub name: ServiceName,
     /// `None` for a service without a database (the gateway).
     pub migrations: Option<Migrations>,
+    /// Whether it has an outbox: then the runtime relays it to the bus, trims its stream and
+    /// serves its event log under `/events`.
+    pub outbox: bool,
     pub build: fn(ServiceContext) -> BoxFuture<'static, anyhow::Result<ServiceApi>>,
 }
 
@@ -122,11 +130,13 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         None => None,
     };
 
+    let bus = bus(&config, redis.as_ref()).await?;
+
     let mut running = Running { started: Vec::new(), grace: config.http.shutdown_grace() };
     for name in targets.iter() {
         let spec = spec_of(specs, name)?;
         let listener = listeners.remove(&name).context("listener bound above")?;
-        match start_one(&config, spec, listener, &options, redis.clone(), &upstreams).await {
+        match start_one(&config, spec, listener, &options, redis.clone(), bus.clone(), &upstreams).await {
             Ok((started, router)) => {
                 upstreams.insert(name, Upstream::Local { name: name.as_str(), router });
                 running.started.push(started);
@@ -140,12 +150,29 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     Ok(running)
 }
 
+/// The event bus: Redis Streams when Redis is configured, `bus.db` in the data folder otherwise.
+pub async fn bus(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<dyn medcov_bus::Bus>> {
+    Ok(match redis {
+        Some(redis) => Arc::new(medcov_bus::RedisBus::new(redis.client(), redis.connection(), redis.prefix())),
+        None => {
+            let path = config.data_dir.join("bus.db");
+            Arc::new(
+                medcov_bus::SqliteBus::open(&path)
+                    .await
+                    .with_context(|| format!("cannot open the event bus at {}", path.display()))?,
+            )
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn start_one(
     config: &Arc<Config>,
     spec: ServiceSpec,
     listener: TcpListener,
     options: &PoolOptions,
     redis: Option<RedisHandle>,
+    bus: Arc<dyn medcov_bus::Bus>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
     let name = spec.name;
@@ -172,12 +199,22 @@ async fn start_one(
         config: config.clone(),
         database: database.clone(),
         redis: redis.clone(),
+        bus: bus.clone(),
         metrics: metrics.clone(),
         shutdown: stop.clone(),
         tasks: tasks.clone(),
         upstreams: Arc::new(upstreams.clone()),
     };
-    let api = (spec.build)(context).await?;
+    let verifier = context.verifier();
+    let mut api = (spec.build)(context).await?;
+    if let (true, Some(database)) = (spec.outbox, &database) {
+        let stream = name.as_str();
+        let events = events::router(stream, database.clone(), bus.clone()).layer(axum::Extension(verifier));
+        api.router = api.router.merge(events);
+        let interval = Duration::from_millis(config.events.relay_interval_ms);
+        tasks.spawn(medcov_bus::relay::run(stream, database.clone(), bus.clone(), interval, stop.clone()));
+        tasks.spawn(trim(stream, bus.clone(), Duration::from_secs(config.events.trim_interval_s), stop.clone()));
+    }
 
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     if let Some(database) = &database {
@@ -201,6 +238,21 @@ async fn start_one(
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));
     tracing::info!(service = %name, address = %format!("http://{addr}"), "listening");
     Ok((Started { name, addr, health, database, stop, server, tasks }, router))
+}
+
+/// Trims a service's stream of what every group is done with, now and then.
+async fn trim(stream: &'static str, bus: Arc<dyn medcov_bus::Bus>, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match bus.trim(stream).await {
+            Ok(dropped) if dropped > 0 => tracing::debug!(stream, dropped, "stream trimmed"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(stream, %error, "the stream could not be trimmed"),
+        }
+    }
 }
 
 impl Running {

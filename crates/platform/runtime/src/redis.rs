@@ -11,6 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 #[derive(Clone)]
 pub struct RedisHandle {
+    client: redis::Client,
     connection: ConnectionManager,
     prefix: String,
     url: String,
@@ -31,15 +32,20 @@ impl RedisHandle {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| anyhow::anyhow!("cannot set up Redis at {}: {e}", url.redacted()))?;
-        Ok(RedisHandle { connection, prefix: prefix.to_owned(), url: url.redacted() })
+        Ok(RedisHandle { client, connection, prefix: prefix.to_owned(), url: url.redacted() })
     }
 
     /// A multiplexed connection for short commands. Blocking commands (XREADGROUP BLOCK)
     /// need a dedicated connection of their own.
     pub fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    /// The client, for dedicated connections (blocking reads).
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
     }
 
     /// The prefix of every key.

@@ -49,10 +49,25 @@ macro_rules! write_outbox {
 
 /// A service's unpublished outbox events, oldest first: (type, aggregate id, payload).
 pub async fn unpublished(db: &crate::Database) -> Result<Vec<(String, Uuid, serde_json::Value)>, sqlx::Error> {
+    events(db, true).await
+}
+
+/// Every event a service emitted (its event log), oldest first: (type, aggregate id, payload).
+pub async fn all(db: &crate::Database) -> Result<Vec<(String, Uuid, serde_json::Value)>, sqlx::Error> {
+    events(db, false).await
+}
+
+async fn events(
+    db: &crate::Database,
+    unpublished: bool,
+) -> Result<Vec<(String, Uuid, serde_json::Value)>, sqlx::Error> {
     let rows: Vec<(String, Uuid, sqlx::types::Json<serde_json::Value>)> = crate::on_pool!(db, |pool| {
-        sqlx::query_as("SELECT event_type, aggregate_id, payload FROM outbox WHERE published_at IS NULL ORDER BY id")
-            .fetch_all(pool)
-            .await
+        sqlx::query_as(
+            "SELECT event_type, aggregate_id, payload FROM outbox WHERE ($1 = FALSE OR published_at IS NULL) ORDER BY id",
+        )
+        .bind(unpublished)
+        .fetch_all(pool)
+        .await
     })?;
     Ok(rows.into_iter().map(|(t, id, payload)| (t, id, payload.0)).collect())
 }

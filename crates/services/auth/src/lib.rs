@@ -25,6 +25,7 @@ pub fn spec() -> ServiceSpec {
     ServiceSpec {
         name: ServiceName::Auth,
         migrations: Some(store::MIGRATIONS),
+        outbox: false,
         build: |context| Box::pin(build(context)),
     }
 }

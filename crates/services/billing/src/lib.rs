@@ -16,6 +16,7 @@ pub fn spec() -> ServiceSpec {
     ServiceSpec {
         name: ServiceName::Billing,
         migrations: Some(store::MIGRATIONS),
+        outbox: false,
         build: |context| Box::pin(build(context)),
     }
 }

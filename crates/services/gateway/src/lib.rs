@@ -23,7 +23,12 @@ pub const ROUTED: [ServiceName; 4] =
     [ServiceName::Auth, ServiceName::Hospital, ServiceName::Insurance, ServiceName::Billing];
 
 pub fn spec() -> ServiceSpec {
-    ServiceSpec { name: ServiceName::Gateway, migrations: None, build: |context| Box::pin(build(context)) }
+    ServiceSpec {
+        name: ServiceName::Gateway,
+        migrations: None,
+        outbox: false,
+        build: |context| Box::pin(build(context)),
+    }
 }
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {

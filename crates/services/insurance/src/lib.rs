@@ -20,6 +20,7 @@ pub fn spec() -> ServiceSpec {
     ServiceSpec {
         name: ServiceName::Insurance,
         migrations: Some(store::MIGRATIONS),
+        outbox: true,
         build: |context| Box::pin(build(context)),
     }
 }

@@ -1,0 +1,413 @@
+//! What every service with an outbox serves about its events, under `/events`:
+//!
+//! - `GET /events`: its event log (the outbox, which keeps every event it emitted), by
+//!   aggregate, type and time, for administrators and auditors within their tenant scope;
+//! - operations on its stream, for platform administrators: the consumer groups with their
+//!   pending, lag and dead-letter counts; the dead letters of a group, to retry or discard;
+//!   replaying the log from a time (consumers skip what they already handled).
+//!
+//! The same operations are on the command line: `medcov events --help`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use medcov_bus::{Bus, Envelope};
+use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_security::{Authorized, Policy, Role, Scope};
+use medcov_store::{Database, on_pool};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json as SqlJson;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+#[derive(Clone)]
+struct EventsState {
+    stream: &'static str,
+    db: Database,
+    bus: Arc<dyn Bus>,
+}
+
+pub fn router(stream: &'static str, db: Database, bus: Arc<dyn Bus>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(event_log))
+        .routes(routes!(consumers))
+        .routes(routes!(dead_letters))
+        .routes(routes!(retry))
+        .routes(routes!(discard))
+        .routes(routes!(replay))
+        .with_state(EventsState { stream, db, bus })
+}
+
+/// Who reads the event log.
+pub struct LogReaders;
+impl Policy for LogReaders {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::Auditor];
+}
+
+/// Who operates the bus.
+pub struct Operators;
+impl Policy for Operators {
+    const ROLES: &'static [Role] = &[Role::Admin];
+    const PLATFORM_ONLY: bool = true;
+}
+
+/// An event of the log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoggedEvent {
+    pub id: Uuid,
+    /// `<service>.<event>.v<version>`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: OffsetDateTime,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// When the relay handed it to the bus; absent while it waits.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub published_at: Option<OffsetDateTime>,
+}
+
+type LogRow = (
+    Uuid,
+    String,
+    String,
+    Uuid,
+    Option<Uuid>,
+    OffsetDateTime,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    SqlJson<serde_json::Value>,
+    Option<OffsetDateTime>,
+);
+
+fn logged(
+    (
+        id,
+        event_type,
+        aggregate_type,
+        aggregate_id,
+        tenant_id,
+        occurred_at,
+        correlation_id,
+        causation_id,
+        _trace,
+        payload,
+        published_at,
+    ): LogRow,
+) -> LoggedEvent {
+    LoggedEvent {
+        id,
+        event_type,
+        aggregate_type,
+        aggregate_id,
+        tenant_id,
+        occurred_at,
+        correlation_id,
+        causation_id,
+        payload: payload.0,
+        published_at,
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    aggregate_id: Option<Uuid>,
+    /// An event type, such as `hospital.patient_registered.v1`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    /// Events at or after this instant (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<OffsetDateTime>,
+    /// At most this many, oldest first (default 100, at most 1000).
+    limit: Option<i64>,
+}
+
+const LOG_SELECT: &str = "SELECT id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
+     causation_id, traceparent, payload, published_at FROM outbox";
+
+/// The service's event log, oldest first. Tenant staff see their tenant's events only.
+#[utoipa::path(get, path = "/events", tag = "events", params(LogQuery),
+    responses((status = 200, body = Vec<LoggedEvent>), (status = 422, body = medcov_http::Problem)))]
+async fn event_log(
+    State(state): State<EventsState>,
+    Authorized(principal, _): Authorized<LogReaders>,
+    Query(query): Query<LogQuery>,
+) -> Result<Json<Vec<LoggedEvent>>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Validation(vec![FieldError::new("limit", "must be between 1 and 1000")]));
+    }
+    let tenants: Option<Vec<Uuid>> = match &principal.scope {
+        Scope::Platform => None,
+        Scope::Hospitals { hospitals } => Some(hospitals.clone()),
+        Scope::Insurer { insurer } => Some(vec![*insurer]),
+        Scope::Own => Some(Vec::new()),
+    };
+    if tenants.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Json(Vec::new()));
+    }
+    let mut sql = format!(
+        "{LOG_SELECT} WHERE ($1 IS NULL OR aggregate_id = $1) AND ($2 IS NULL OR event_type = $2) \
+         AND ($3 IS NULL OR occurred_at >= $3)"
+    );
+    if let Some(tenants) = &tenants {
+        let list: Vec<String> = (0..tenants.len()).map(|i| format!("${}", i + 5)).collect();
+        sql.push_str(&format!(" AND tenant_id IN ({})", list.join(", ")));
+    }
+    sql.push_str(" ORDER BY id LIMIT $4");
+    let rows: Vec<LogRow> = on_pool!(&state.db, |pool| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(query.aggregate_id)
+            .bind(query.event_type.as_deref())
+            .bind(query.since)
+            .bind(limit);
+        for tenant in tenants.iter().flatten() {
+            q = q.bind(*tenant);
+        }
+        q.fetch_all(pool).await
+    })
+    .map_err(ApiError::internal)?;
+    Ok(Json(rows.into_iter().map(logged).collect()))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsumerGroup {
+    pub stream: String,
+    pub group: String,
+    /// Delivered, not yet acknowledged.
+    pub pending: u64,
+    /// Not yet delivered.
+    pub lag: u64,
+    /// Waiting for an operator.
+    pub dead_letters: u64,
+}
+
+fn bus_error(e: medcov_bus::BusError) -> ApiError {
+    match e {
+        medcov_bus::BusError::NoSuchDeadLetter(id) => ApiError::NotFound(format!("no dead letter {id}")),
+        other => ApiError::Unavailable(format!("the event bus: {other}")),
+    }
+}
+
+/// The consumer groups reading this service's stream.
+#[utoipa::path(get, path = "/events/consumers", tag = "events",
+    responses((status = 200, body = Vec<ConsumerGroup>), (status = 503, body = medcov_http::Problem)))]
+async fn consumers(
+    State(state): State<EventsState>,
+    _admin: Authorized<Operators>,
+) -> Result<Json<Vec<ConsumerGroup>>, ApiError> {
+    let mut out = Vec::new();
+    for group in state.bus.groups(state.stream).await.map_err(bus_error)? {
+        let stats = state.bus.stats(state.stream, &group).await.map_err(bus_error)?;
+        out.push(ConsumerGroup {
+            stream: stats.stream,
+            group: stats.group,
+            pending: stats.pending,
+            lag: stats.lag,
+            dead_letters: stats.dead,
+        });
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GroupQuery {
+    /// The consumer group, such as `billing`.
+    group: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeadLetterView {
+    pub id: String,
+    pub group: String,
+    /// Its entry id in the stream when it died.
+    pub entry: String,
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    /// The handler's last error.
+    pub error: String,
+    pub deliveries: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+/// The dead letters of a consumer group on this service's stream, oldest first.
+#[utoipa::path(get, path = "/events/dead-letters", tag = "events", params(GroupQuery),
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 503, body = medcov_http::Problem)))]
+async fn dead_letters(
+    State(state): State<EventsState>,
+    _admin: Authorized<Operators>,
+    Query(query): Query<GroupQuery>,
+) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+    let letters = state.bus.dead_letters(state.stream, &query.group).await.map_err(bus_error)?;
+    Ok(Json(
+        letters
+            .into_iter()
+            .map(|d| DeadLetterView {
+                id: d.id,
+                group: d.group,
+                entry: d.entry,
+                event_id: d.envelope.id,
+                event_type: d.envelope.event_type,
+                aggregate_id: d.envelope.aggregate_id,
+                error: d.error,
+                deliveries: d.deliveries,
+                at: d.at,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"group": "billing"}))]
+pub struct RetryRequest {
+    pub group: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Retried {
+    /// The event's new entry in the stream.
+    pub entry: String,
+}
+
+/// Put a dead letter back on the stream, once its cause is fixed.
+#[utoipa::path(post, path = "/events/dead-letters/{id}/retry", tag = "events", request_body = RetryRequest,
+    responses((status = 200, body = Retried), (status = 404, body = medcov_http::Problem), (status = 503, body = medcov_http::Problem)))]
+async fn retry(
+    State(state): State<EventsState>,
+    _admin: Authorized<Operators>,
+    Path(id): Path<String>,
+    Json(input): Json<RetryRequest>,
+) -> Result<Json<Retried>, ApiError> {
+    let entry = state.bus.retry(state.stream, &input.group, &id).await.map_err(bus_error)?;
+    tracing::info!(stream = state.stream, group = %input.group, dead_letter = %id, "dead letter retried");
+    Ok(Json(Retried { entry }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"group": "billing", "reason": "test data from the pilot"}))]
+pub struct DiscardRequest {
+    pub group: String,
+    pub reason: String,
+}
+
+/// Drop a dead letter for good; the reason is kept in the discard log.
+#[utoipa::path(post, path = "/events/dead-letters/{id}/discard", tag = "events", request_body = DiscardRequest,
+    responses((status = 204), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+async fn discard(
+    State(state): State<EventsState>,
+    _admin: Authorized<Operators>,
+    Path(id): Path<String>,
+    Json(input): Json<DiscardRequest>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    if input.reason.trim().is_empty() {
+        return Err(ApiError::Validation(vec![FieldError::new("reason", "must say why")]));
+    }
+    state.bus.discard(state.stream, &input.group, &id, input.reason.trim()).await.map_err(bus_error)?;
+    tracing::info!(stream = state.stream, group = %input.group, dead_letter = %id, "dead letter discarded");
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"since": "2026-11-01T00:00:00Z"}))]
+pub struct ReplayRequest {
+    /// Replay events that occurred at or after this instant.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub since: OffsetDateTime,
+    /// Only this event type.
+    #[serde(default, rename = "type")]
+    pub event_type: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Replayed {
+    pub republished: usize,
+}
+
+/// Publish the log again from a time: every consumer group sees those events once more and
+/// skips the ones it already handled (its inbox), so a group that lost its effects, or a new
+/// one, catches up.
+#[utoipa::path(post, path = "/events/replay", tag = "events", request_body = ReplayRequest,
+    responses((status = 200, body = Replayed), (status = 503, body = medcov_http::Problem)))]
+async fn replay(
+    State(state): State<EventsState>,
+    _admin: Authorized<Operators>,
+    Json(input): Json<ReplayRequest>,
+) -> Result<Json<Replayed>, ApiError> {
+    let republished = replay_log(&state.db, state.bus.as_ref(), input.since, input.event_type.as_deref())
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("replay stopped: {e}")))?;
+    tracing::info!(stream = state.stream, republished, "event log replayed");
+    Ok(Json(Replayed { republished }))
+}
+
+/// Publishes the log's events from `since` again, oldest first, in pages.
+pub async fn replay_log(
+    db: &Database,
+    bus: &dyn Bus,
+    since: OffsetDateTime,
+    event_type: Option<&str>,
+) -> Result<usize, anyhow::Error> {
+    let mut after = Uuid::nil();
+    let mut count = 0;
+    loop {
+        let sql = format!(
+            "{LOG_SELECT} WHERE occurred_at >= $1 AND ($2 IS NULL OR event_type = $2) AND id > $3 ORDER BY id LIMIT 500"
+        );
+        let rows: Vec<LogRow> = on_pool!(db, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(since).bind(event_type).bind(after).fetch_all(pool).await
+        })?;
+        let Some(last) = rows.last() else { return Ok(count) };
+        after = last.0;
+        for row in rows {
+            let (
+                id,
+                event_type,
+                aggregate_type,
+                aggregate_id,
+                tenant_id,
+                occurred_at,
+                correlation_id,
+                causation_id,
+                traceparent,
+                payload,
+                _,
+            ) = row;
+            let envelope = Envelope {
+                id,
+                event_type,
+                aggregate_type,
+                aggregate_id,
+                tenant_id,
+                occurred_at,
+                correlation_id,
+                causation_id,
+                traceparent,
+                payload: payload.0,
+            };
+            bus.publish(&envelope).await?;
+            count += 1;
+        }
+    }
+}

@@ -83,6 +83,10 @@ async fn a_change_reaches_the_bus_and_the_log(env: TestEnv) {
     assert_eq!(log[0]["type"], "hospital.patient_registered.v1");
     assert!(log[0]["published_at"].is_string(), "{log}");
 
+    let metrics = app.text(medcov_config::ServiceName::Hospital, "/metrics").await;
+    let published = crate::support::sample(&metrics, "events_published_total", &[]).unwrap_or(0.0);
+    assert!(published >= 1.0, "the relay counts what it published: {published}");
+
     // Tenant staff see their own hospital's events only.
     let staff = |name: &'static str, hospital: Value| {
         let app = &app;

@@ -66,6 +66,24 @@ impl ConsumerConfig {
     }
 }
 
+/// Where a consumer counts what it does (the service's registry; no-ops by default).
+#[derive(Clone)]
+pub struct ConsumerMetrics {
+    pub handled: metrics::Counter,
+    pub retried: metrics::Counter,
+    pub dead: metrics::Counter,
+}
+
+impl Default for ConsumerMetrics {
+    fn default() -> Self {
+        ConsumerMetrics {
+            handled: metrics::Counter::noop(),
+            retried: metrics::Counter::noop(),
+            dead: metrics::Counter::noop(),
+        }
+    }
+}
+
 /// What one turn did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Turn {
@@ -78,15 +96,14 @@ async fn process(
     bus: &dyn Bus,
     config: &ConsumerConfig,
     handler: &dyn Handler,
+    counters: &ConsumerMetrics,
     delivery: Delivery,
     turn: &mut Turn,
 ) -> BusResult<()> {
-    let labels = [("stream", config.stream.clone()), ("group", config.group.clone())];
     match handler.handle(&delivery.envelope).await {
         Ok(()) => {
             bus.ack(&config.stream, &config.group, std::slice::from_ref(&delivery.entry)).await?;
-            metrics::counter!("events_consumed_total", &[&labels[..], &[("outcome", "ok".to_owned())]].concat())
-                .increment(1);
+            counters.handled.increment(1);
             turn.handled += 1;
         }
         Err(error) if delivery.deliveries >= config.max_deliveries => {
@@ -94,16 +111,14 @@ async fn process(
                 event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
                 "an event failed on its last delivery and goes to the dead letters");
             bus.dead_letter(&config.stream, &config.group, &delivery, &error).await?;
-            metrics::counter!("events_consumed_total", &[&labels[..], &[("outcome", "dead".to_owned())]].concat())
-                .increment(1);
+            counters.dead.increment(1);
             turn.dead += 1;
         }
         Err(error) => {
             tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
                 event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
                 retry_in_ms = config.backoff(delivery.deliveries).as_millis() as u64, "an event failed and will be retried");
-            metrics::counter!("events_consumed_total", &[&labels[..], &[("outcome", "retry".to_owned())]].concat())
-                .increment(1);
+            counters.retried.increment(1);
             turn.failed += 1;
         }
     }
@@ -113,6 +128,15 @@ async fn process(
 /// One turn: reclaim what waited out its backoff, then read and handle new entries (waiting up
 /// to `block` for them).
 pub async fn turn(bus: &dyn Bus, config: &ConsumerConfig, handler: &dyn Handler) -> BusResult<Turn> {
+    turn_counted(bus, config, handler, &ConsumerMetrics::default()).await
+}
+
+async fn turn_counted(
+    bus: &dyn Bus,
+    config: &ConsumerConfig,
+    handler: &dyn Handler,
+    counters: &ConsumerMetrics,
+) -> BusResult<Turn> {
     let mut turn = Turn::default();
     let due: Vec<String> = bus
         .pending(&config.stream, &config.group, config.batch)
@@ -124,12 +148,12 @@ pub async fn turn(bus: &dyn Bus, config: &ConsumerConfig, handler: &dyn Handler)
     if !due.is_empty() {
         let min_idle = config.retry_base.min(config.backoff(1));
         for delivery in bus.claim(&config.stream, &config.group, &config.consumer, min_idle, &due).await? {
-            process(bus, config, handler, delivery, &mut turn).await?;
+            process(bus, config, handler, counters, delivery, &mut turn).await?;
         }
     }
     let block = if turn.handled + turn.failed + turn.dead > 0 { Duration::ZERO } else { config.block };
     for delivery in bus.read(&config.stream, &config.group, &config.consumer, config.batch, block).await? {
-        process(bus, config, handler, delivery, &mut turn).await?;
+        process(bus, config, handler, counters, delivery, &mut turn).await?;
     }
     Ok(turn)
 }
@@ -137,7 +161,13 @@ pub async fn turn(bus: &dyn Bus, config: &ConsumerConfig, handler: &dyn Handler)
 /// Runs a consumer until `shutdown`: creates its group, then takes turns. Bus errors (Redis
 /// away, say) are logged and retried after a pause; they lose nothing, since unacknowledged
 /// entries stay pending.
-pub async fn run(bus: Arc<dyn Bus>, config: ConsumerConfig, handler: Arc<dyn Handler>, shutdown: CancellationToken) {
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    config: ConsumerConfig,
+    handler: Arc<dyn Handler>,
+    counters: ConsumerMetrics,
+    shutdown: CancellationToken,
+) {
     let mut pause = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         match bus.create_group(&config.stream, &config.group, config.start).await {
@@ -152,13 +182,12 @@ pub async fn run(bus: Arc<dyn Bus>, config: ConsumerConfig, handler: Arc<dyn Han
             }
         }
     }
-    let mut last_stats = tokio::time::Instant::now() - Duration::from_secs(60);
     pause = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let step = tokio::select! {
             // A turn in progress finishes (handlers are not cut off midway); only the wait for
             // new entries is abandoned.
-            result = turn(bus.as_ref(), &config, handler.as_ref()) => result,
+            result = turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters) => result,
             _ = shutdown.cancelled() => break,
         };
         match step {
@@ -170,15 +199,6 @@ pub async fn run(bus: Arc<dyn Bus>, config: ConsumerConfig, handler: Arc<dyn Han
                     _ = tokio::time::sleep(pause) => {}
                 }
                 pause = (pause * 2).min(Duration::from_secs(5));
-            }
-        }
-        if last_stats.elapsed() >= Duration::from_secs(5) {
-            last_stats = tokio::time::Instant::now();
-            if let Ok(stats) = bus.stats(&config.stream, &config.group).await {
-                let labels = [("stream", config.stream.clone()), ("group", config.group.clone())];
-                metrics::gauge!("events_group_pending", &labels).set(stats.pending as f64);
-                metrics::gauge!("events_group_lag", &labels).set(stats.lag as f64);
-                metrics::gauge!("events_group_dead_letters", &labels).set(stats.dead as f64);
             }
         }
     }

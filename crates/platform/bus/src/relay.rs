@@ -114,6 +114,7 @@ pub async fn run(
     db: Database,
     bus: Arc<dyn Bus>,
     interval: Duration,
+    published: metrics::Counter,
     shutdown: CancellationToken,
 ) {
     let mut pause = interval;
@@ -125,7 +126,7 @@ pub async fn run(
                     tracing::info!(service, "the outbox relay works again");
                     failing = false;
                 }
-                metrics::counter!("events_published_total", "service" => service).increment(count as u64);
+                published.increment(count as u64);
                 pause = interval;
                 if count == 100 { Duration::ZERO } else { interval }
             }

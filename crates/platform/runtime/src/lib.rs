@@ -212,8 +212,11 @@ async fn start_one(
         let events = events::router(stream, database.clone(), bus.clone()).layer(axum::Extension(verifier));
         api.router = api.router.merge(events);
         let interval = Duration::from_millis(config.events.relay_interval_ms);
-        tasks.spawn(medcov_bus::relay::run(stream, database.clone(), bus.clone(), interval, stop.clone()));
-        tasks.spawn(trim(stream, bus.clone(), Duration::from_secs(config.events.trim_interval_s), stop.clone()));
+        metrics.describe_counter("events_published_total", "Events the outbox relay handed to the bus.");
+        let published = metrics.counter("events_published_total", &[]);
+        tasks.spawn(medcov_bus::relay::run(stream, database.clone(), bus.clone(), interval, published, stop.clone()));
+        let trim_every = Duration::from_secs(config.events.trim_interval_s);
+        tasks.spawn(watch_stream(stream, bus.clone(), metrics.clone(), trim_every, stop.clone()));
     }
 
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
@@ -240,17 +243,42 @@ async fn start_one(
     Ok((Started { name, addr, health, database, stop, server, tasks }, router))
 }
 
-/// Trims a service's stream of what every group is done with, now and then.
-async fn trim(stream: &'static str, bus: Arc<dyn medcov_bus::Bus>, every: Duration, stop: CancellationToken) {
+/// Every few seconds, publishes the pending, lag and dead-letter counts of each group reading
+/// a service's stream as gauges; every `trim_every`, trims the stream of what every group is
+/// done with.
+async fn watch_stream(
+    stream: &'static str,
+    bus: Arc<dyn medcov_bus::Bus>,
+    metrics: Metrics,
+    trim_every: Duration,
+    stop: CancellationToken,
+) {
+    metrics.describe_gauge("events_group_pending", "Events delivered to a consumer group and not yet acknowledged.");
+    metrics.describe_gauge("events_group_lag", "Events in the stream not yet delivered to a consumer group.");
+    metrics.describe_gauge("events_group_dead_letters", "Dead letters of a consumer group waiting for an operator.");
+    let mut last_trim = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(Duration::from_secs(5).min(trim_every)) => {}
         }
-        match bus.trim(stream).await {
-            Ok(dropped) if dropped > 0 => tracing::debug!(stream, dropped, "stream trimmed"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(stream, %error, "the stream could not be trimmed"),
+        if let Ok(groups) = bus.groups(stream).await {
+            for group in groups {
+                if let Ok(stats) = bus.stats(stream, &group).await {
+                    let labels = [("stream", stream), ("group", group.as_str())];
+                    metrics.gauge("events_group_pending", &labels).set(stats.pending as f64);
+                    metrics.gauge("events_group_lag", &labels).set(stats.lag as f64);
+                    metrics.gauge("events_group_dead_letters", &labels).set(stats.dead as f64);
+                }
+            }
+        }
+        if last_trim.elapsed() >= trim_every {
+            last_trim = tokio::time::Instant::now();
+            match bus.trim(stream).await {
+                Ok(dropped) if dropped > 0 => tracing::debug!(stream, dropped, "stream trimmed"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(stream, %error, "the stream could not be trimmed"),
+            }
         }
     }
 }

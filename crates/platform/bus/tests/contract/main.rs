@@ -253,7 +253,8 @@ async fn nothing_is_lost_when_a_consumer_restarts(env: TestEnv) {
     }
     // First run: stopped early.
     let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(consumer::run(bus.clone(), config.clone(), handler.clone(), stop.clone()));
+    let task =
+        tokio::spawn(consumer::run(bus.clone(), config.clone(), handler.clone(), Default::default(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(30)).await;
     stop.cancel();
     task.await.unwrap();
@@ -263,7 +264,7 @@ async fn nothing_is_lost_when_a_consumer_restarts(env: TestEnv) {
     // Second run, a new consumer name in the same group: it finishes the work.
     let stop = tokio_util::sync::CancellationToken::new();
     let second = ConsumerConfig { consumer: "after-restart".into(), ..config };
-    let task = tokio::spawn(consumer::run(bus.clone(), second, handler.clone(), stop.clone()));
+    let task = tokio::spawn(consumer::run(bus.clone(), second, handler.clone(), Default::default(), stop.clone()));
     for _ in 0..200 {
         if handler.handled.lock().unwrap().len() == 60 {
             break;

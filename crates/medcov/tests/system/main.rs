@@ -17,11 +17,15 @@
 //!   access log, outbox, tenant scope and concurrency.
 //! - `readiness`: PostgreSQL going away and coming back, seen through `/health/ready`.
 //! - `authorization`: every route × every kind of caller, against docs/authorization.md.
+//! - `billing`: encounters invoiced through the bus (once), payments under Idempotency-Keys
+//!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
+//!   invoice.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 
 mod appointments;
 mod auth_flow;
 mod authorization;
+mod billing;
 mod binary;
 mod edge;
 mod events;

@@ -1,0 +1,360 @@
+//! Billing through the gateway, on both backends: a completed encounter becomes a draft invoice
+//! through the bus (once, even when the event comes again), payments that are never taken
+//! twice under one Idempotency-Key (also in parallel), overpayments as credit, a ledger that
+//! reconciles, and an insurer's adjudication splitting the invoice.
+
+use std::time::Duration;
+
+use medcov_testkit::TestEnv;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::App;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Clinic {
+    app: App,
+    admin: String,
+    hospital: String,
+    clinician: String,
+    biller: String,
+    practitioner: String,
+}
+
+impl Clinic {
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, _, body) = self.app.call(method, path, Some(token), body).await;
+        (status, body)
+    }
+
+    async fn user(&self, name: &str, role: &str, scope: Value) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/auth/users",
+                &self.admin,
+                Some(json!({"username": name, "password": PASSWORD, "roles": [role], "scope": scope})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.app.login(name, PASSWORD).await.0
+    }
+
+    async fn patient(&self, member_number: Option<&str>) -> String {
+        let mut body = json!({"hospital_id": self.hospital, "given_name": "Imani", "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female"});
+        if let Some(number) = member_number {
+            body["member_numbers"] =
+                json!([{"insurer_id": "01900000-0000-7000-8000-000000000001", "member_number": number}]);
+        }
+        let (status, patient) = self.call(Method::POST, "/api/hospital/patients", &self.admin, Some(body)).await;
+        assert_eq!(status, 201, "{patient}");
+        patient["id"].as_str().expect("id").to_owned()
+    }
+
+    /// A walk-in seen for a consultation and two blood counts; the encounter is closed.
+    async fn encounter(&self, patient: &str) -> String {
+        let (status, encounter) = self
+            .call(
+                Method::POST,
+                "/api/hospital/encounters",
+                &self.clinician,
+                Some(json!({"patient_id": patient, "practitioner_id": self.practitioner, "visit_type": "normal"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{encounter}");
+        let path = format!("/api/hospital/encounters/{}", encounter["id"].as_str().unwrap());
+        let care = json!({"diagnoses": [{"code": "J06.9", "primary": true}], "services": [{"code": "CONS-GP", "quantity": 1}, {"code": "LAB-FBC", "quantity": 2}]});
+        let url = self.app.url(medcov_config::ServiceName::Gateway, &path);
+        let response = self
+            .app
+            .client
+            .patch(&url)
+            .bearer_auth(&self.clinician)
+            .header("if-match", "\"1\"")
+            .json(&care)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let response = self
+            .app
+            .client
+            .post(format!("{url}/close"))
+            .bearer_auth(&self.clinician)
+            .header("if-match", "\"2\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        encounter["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The invoices of a patient, once there are `count` of them.
+    async fn invoices(&self, patient: &str, count: usize) -> Vec<Value> {
+        for _ in 0..100 {
+            let (_, list) = self
+                .call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &self.biller, None)
+                .await;
+            let list = list.as_array().cloned().unwrap_or_default();
+            if list.len() >= count {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no invoice for patient {patient} after 10 s");
+    }
+
+    async fn pay(&self, invoice: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+        let url =
+            self.app.url(medcov_config::ServiceName::Gateway, &format!("/api/billing/invoices/{invoice}/payments"));
+        let mut request = self.app.client.post(url).bearer_auth(&self.biller).json(&body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let (status, _, body) = crate::support::read(request.send().await.unwrap()).await;
+        (status, body)
+    }
+
+    async fn reconciled(&self) -> Vec<Value> {
+        let (status, report) = self.call(Method::GET, "/api/billing/ledger/reconciliation", &self.admin, None).await;
+        assert_eq!(status, 200, "{report}");
+        let report = report.as_array().cloned().unwrap();
+        assert!(report.iter().all(|a| a["agrees"] == true), "the journal and the invoices disagree: {report:?}");
+        report
+    }
+}
+
+fn balance(report: &[Value], account: &str) -> i64 {
+    report.iter().find(|a| a["account"] == account).and_then(|a| a["journal"].as_i64()).unwrap_or(0)
+}
+
+/// A hospital with a practitioner, a catalog and a price list: consultation 3 000.00, blood
+/// count 1 250.00.
+async fn clinic(env: &TestEnv) -> Clinic {
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let (_, _, hospital) = app
+        .call(
+            Method::POST,
+            "/api/hospital/hospitals",
+            Some(&admin),
+            Some(json!({"name": "Billing Clinic", "code": "BIL", "timezone": "UTC", "currency": "KES"})),
+        )
+        .await;
+    let hospital = hospital["id"].as_str().expect("id").to_owned();
+    let mut clinic =
+        Clinic { app, admin, hospital, clinician: String::new(), biller: String::new(), practitioner: String::new() };
+    let scope = json!({"kind": "hospitals", "hospitals": [clinic.hospital]});
+    clinic.clinician = clinic.user("bil.doctor", "clinician", scope.clone()).await;
+    clinic.biller = clinic.user("bil.billing", "billing_clerk", scope).await;
+    let hours: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        .iter()
+        .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:59"}))
+        .collect();
+    let (status, practitioner) = clinic
+        .call(Method::POST, "/api/hospital/practitioners", &clinic.admin, Some(json!({"hospital_id": clinic.hospital, "name": "Dr Care", "specialty": "general practice", "working_hours": hours, "daily_capacity": 40})))
+        .await;
+    assert_eq!(status, 201, "{practitioner}");
+    clinic.practitioner = practitioner["id"].as_str().unwrap().to_owned();
+    for (code, category, price) in [("CONS-GP", "consultation", 300_000), ("LAB-FBC", "laboratory", 125_000)] {
+        let (status, body) = clinic
+            .call(
+                Method::POST,
+                "/api/hospital/service-catalog",
+                &clinic.admin,
+                Some(json!({"hospital_id": clinic.hospital, "code": code, "category": category, "description": code})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = clinic
+            .call(Method::POST, "/api/billing/price-list", &clinic.biller, Some(json!({"hospital_id": clinic.hospital, "service_code": code, "category": category, "description": code, "unit_price": price, "currency": "KES", "effective_from": "2020-01-01"})))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Prices of one code never overlap.
+    let (status, _) = clinic
+        .call(Method::POST, "/api/billing/price-list", &clinic.biller, Some(json!({"hospital_id": clinic.hospital, "service_code": "LAB-FBC", "category": "laboratory", "description": "x", "unit_price": 1, "currency": "KES", "effective_from": "2025-01-01"})))
+        .await;
+    assert_eq!(status, 409);
+    clinic
+}
+
+async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: TestEnv) {
+    let c = clinic(&env).await;
+    let since = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let patient = c.patient(None).await;
+    let encounter = c.encounter(&patient).await;
+    let invoice = c.invoices(&patient, 1).await.remove(0);
+    assert_eq!(invoice["encounter_id"], encounter.as_str());
+    assert_eq!(invoice["status"], "draft");
+    // 3 000.00 + 2 × 1 250.00, all on the patient: no insurer.
+    assert_eq!((invoice["total"].as_i64(), invoice["patient_share"].as_i64()), (Some(550_000), Some(550_000)));
+    assert_eq!(invoice["lines"][1]["total"], 250_000);
+    let id = invoice["id"].as_str().unwrap().to_owned();
+
+    let (status, _) = c.pay(&id, Some("k0"), json!({"payer": "patient", "method": "cash", "amount": 1})).await;
+    assert_eq!(status, 409, "a draft takes no payment");
+    let (status, issued) = c.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &c.biller, None).await;
+    assert_eq!((status, issued["status"].as_str()), (200, Some("issued")), "{issued}");
+    assert_eq!(balance(&c.reconciled().await, "patient_receivable"), 550_000);
+
+    // No key, no payment.
+    let (status, _) = c.pay(&id, None, json!({"payer": "patient", "method": "cash", "amount": 200_000})).await;
+    assert_eq!(status, 428);
+    // A partial payment, its repeat, and another request under its key.
+    let first = json!({"payer": "patient", "method": "cash", "amount": 200_000});
+    let (status, paid) = c.pay(&id, Some("k1"), first.clone()).await;
+    assert_eq!(status, 201, "{paid}");
+    let (status, again) = c.pay(&id, Some("k1"), first).await;
+    assert_eq!((status, again["id"].clone()), (200, paid["id"].clone()));
+    let (status, problem) = c.pay(&id, Some("k1"), json!({"payer": "patient", "method": "cash", "amount": 999})).await;
+    assert_eq!(status, 422, "{problem}");
+    // Six retries of one payment at once move the money once.
+    let mut tasks = Vec::new();
+    let c = std::sync::Arc::new(c);
+    for _ in 0..6 {
+        let c = c.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            c.pay(&id, Some("k2"), json!({"payer": "patient", "method": "mobile_money", "amount": 100_000})).await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    assert_eq!(outcomes.iter().filter(|(s, _)| *s == 201).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|(s, p)| (*s == 201 || *s == 200) && p["id"] == outcomes[0].1["id"]), "{outcomes:?}");
+    let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+    assert_eq!((now["paid_patient"].as_i64(), now["status"].as_str()), (Some(300_000), Some("partially_paid")));
+    // 4 000.00 on 2 500.00 owed: 1 500.00 becomes credit.
+    let (status, over) = c.pay(&id, Some("k3"), json!({"payer": "patient", "method": "card", "amount": 400_000})).await;
+    assert_eq!(status, 201);
+    assert_eq!((over["applied"].as_i64(), over["credit"].as_i64()), (Some(250_000), Some(150_000)));
+    let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+    assert_eq!(now["status"], "paid");
+    let report = c.reconciled().await;
+    assert_eq!(balance(&report, "patient_receivable"), 0);
+    assert_eq!(balance(&report, "cash") + balance(&report, "mobile_money") + balance(&report, "card"), 700_000);
+    assert_eq!(balance(&report, "payer_credit"), -150_000);
+    assert_eq!(balance(&report, "care_revenue"), -550_000);
+    let (status, _) = c
+        .call(Method::POST, &format!("/api/billing/invoices/{id}/void"), &c.biller, Some(json!({"reason": "x"})))
+        .await;
+    assert_eq!(status, 409, "paid invoices are not voided");
+
+    // The encounter's event again (a replay): still one invoice.
+    let (status, replayed) = c
+        .call(
+            Method::POST,
+            "/api/hospital/events/replay",
+            &c.admin,
+            Some(json!({"since": since.format(&time::format_description::well_known::Rfc3339).unwrap()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(c.invoices(&patient, 1).await.len(), 1);
+
+    // Another hospital's clerk sees nothing of it.
+    let stranger =
+        c.user("far.billing", "billing_clerk", json!({"kind": "hospitals", "hospitals": [uuid::Uuid::now_v7()]})).await;
+    let (status, _) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &stranger, None).await;
+    assert_eq!(status, 404);
+}
+
+async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
+    let c = clinic(&env).await;
+    // An insurer whose plan covers consultations (co-payment 500.00) and tests (20 %).
+    let (_, insurer) = c
+        .call(
+            Method::POST,
+            "/api/insurance/insurers",
+            &c.admin,
+            Some(json!({"code": "SPL", "name": "Split Insurance", "currency": "KES"})),
+        )
+        .await;
+    let rules = json!({
+        "currency": "KES", "premium": {"kind": "per_member", "adult": 1, "child": 1, "child_until_age": 18}, "max_members": 2,
+        "categories": {
+            "consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network", "copay": 50_000}]},
+            "laboratory": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network", "coinsurance_bp": 2_000}]}
+        },
+        "network": [c.hospital]
+    });
+    let (status, plan) = c
+        .call(Method::POST, "/api/insurance/plans", &c.admin, Some(json!({"insurer_id": insurer["id"], "code": "BASIC", "name": "Basic", "effective_from": "2020-01-01", "rules": rules})))
+        .await;
+    assert_eq!(status, 201, "{plan}");
+    let start = (time::OffsetDateTime::now_utc().date() - time::Duration::days(30)).to_string();
+    let (status, policy) = c
+        .call(Method::POST, "/api/insurance/policies", &c.admin, Some(json!({"plan_id": plan["id"], "start_date": start, "holder": {"given_name": "Imani", "family_name": "Otieno", "date_of_birth": "1975-05-05"}})))
+        .await;
+    assert_eq!(status, 201, "{policy}");
+    c.call(
+        Method::POST,
+        &format!("/api/insurance/policies/{}/status", policy["id"].as_str().unwrap()),
+        &c.admin,
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    let number = policy["members"][0]["member_number"].as_str().unwrap().to_owned();
+
+    let patient = c.patient(Some(&number)).await;
+    c.encounter(&patient).await;
+    let invoice = c.invoices(&patient, 1).await.remove(0);
+    assert_eq!(invoice["member_number"], number.as_str());
+    let id = invoice["id"].as_str().unwrap().to_owned();
+    // The hospital claims under the invoice number.
+    let lines: Vec<Value> = invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| json!({"service_code": l["service_code"], "category": l["category"], "quantity": l["quantity"], "unit_price": l["unit_price"], "diagnosis": "J06.9", "date_of_service": invoice["date_of_service"]}))
+        .collect();
+    let (status, claim) = c
+        .call(Method::POST, "/api/insurance/claims", &c.biller, Some(json!({"hospital_id": c.hospital, "reference": invoice["number"], "member_number": number, "visit_type": "normal", "currency": "KES", "lines": lines})))
+        .await;
+    assert_eq!(status, 201, "{claim}");
+    let mut split = Value::Null;
+    for _ in 0..100 {
+        let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+        if now["split_source"] == "claim" {
+            split = now;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(split["claim_id"], claim["id"], "the adjudication reached billing: {split}");
+    // Consultation 3 000.00: co-payment 500.00. Tests 2 500.00: 20 % = 500.00.
+    assert_eq!(
+        (split["lines"][0]["insurer_share"].as_i64(), split["lines"][0]["patient_share"].as_i64()),
+        (Some(250_000), Some(50_000))
+    );
+    assert_eq!(
+        (split["lines"][1]["insurer_share"].as_i64(), split["lines"][1]["patient_share"].as_i64()),
+        (Some(200_000), Some(50_000))
+    );
+    assert_eq!((split["insurer_share"].as_i64(), split["patient_share"].as_i64()), (Some(450_000), Some(100_000)));
+
+    c.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &c.biller, None).await;
+    let (status, _) = c.pay(&id, Some("ins-1"), json!({"payer": "insurer", "method": "cash", "amount": 450_000})).await;
+    assert_eq!(status, 422, "an insurer does not pay cash");
+    let (status, _) =
+        c.pay(&id, Some("ins-1"), json!({"payer": "insurer", "method": "insurer_remittance", "amount": 450_000})).await;
+    assert_eq!(status, 201);
+    let (status, _) = c.pay(&id, Some("pat-1"), json!({"payer": "patient", "method": "cash", "amount": 100_000})).await;
+    assert_eq!(status, 201);
+    let (_, paid) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+    assert_eq!(paid["status"], "paid");
+    let report = c.reconciled().await;
+    assert_eq!((balance(&report, "insurer_receivable"), balance(&report, "bank")), (0, 450_000));
+    c.app.stop().await;
+}
+
+medcov_testkit::backend_suite!(
+    an_encounter_is_invoiced_once_and_paid_without_double_charges,
+    an_adjudicated_claim_splits_the_invoice,
+);

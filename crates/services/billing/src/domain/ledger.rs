@@ -1,0 +1,223 @@
+//! Double entry: every money movement is a journal entry whose debits equal its credits.
+//! Balances (of invoices, patients, insurers, cash) are derived from the journal.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Account {
+    /// What patients owe.
+    PatientReceivable,
+    /// What insurers owe.
+    InsurerReceivable,
+    /// Income from care.
+    CareRevenue,
+    Cash,
+    Card,
+    MobileMoney,
+    Bank,
+    /// Money received beyond what was owed: the payer's credit.
+    PayerCredit,
+}
+
+impl Account {
+    pub const ALL: [Account; 8] = [
+        Account::PatientReceivable,
+        Account::InsurerReceivable,
+        Account::CareRevenue,
+        Account::Cash,
+        Account::Card,
+        Account::MobileMoney,
+        Account::Bank,
+        Account::PayerCredit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Account::PatientReceivable => "patient_receivable",
+            Account::InsurerReceivable => "insurer_receivable",
+            Account::CareRevenue => "care_revenue",
+            Account::Cash => "cash",
+            Account::Card => "card",
+            Account::MobileMoney => "mobile_money",
+            Account::Bank => "bank",
+            Account::PayerCredit => "payer_credit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Account> {
+        Account::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// How money arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Cash,
+    Card,
+    MobileMoney,
+    BankTransfer,
+    InsurerRemittance,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Cash => "cash",
+            Method::Card => "card",
+            Method::MobileMoney => "mobile_money",
+            Method::BankTransfer => "bank_transfer",
+            Method::InsurerRemittance => "insurer_remittance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer, Method::InsurerRemittance]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    /// Where the money lands.
+    pub fn account(self) -> Account {
+        match self {
+            Method::Cash => Account::Cash,
+            Method::Card => Account::Card,
+            Method::MobileMoney => Account::MobileMoney,
+            Method::BankTransfer | Method::InsurerRemittance => Account::Bank,
+        }
+    }
+}
+
+/// One side of one account in an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Posting {
+    pub account: Account,
+    pub debit: i64,
+    pub credit: i64,
+}
+
+impl Posting {
+    fn debit(account: Account, amount: i64) -> Posting {
+        Posting { account, debit: amount, credit: 0 }
+    }
+
+    fn credit(account: Account, amount: i64) -> Posting {
+        Posting { account, debit: 0, credit: amount }
+    }
+}
+
+/// A journal entry, without its zero postings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Entry {
+    pub memo: String,
+    pub postings: Vec<Posting>,
+}
+
+impl Entry {
+    fn new(memo: impl Into<String>, postings: Vec<Posting>) -> Entry {
+        Entry { memo: memo.into(), postings: postings.into_iter().filter(|p| p.debit != 0 || p.credit != 0).collect() }
+    }
+
+    /// Debits equal credits, and each posting is one-sided and not negative.
+    pub fn balanced(&self) -> bool {
+        let one_sided = self.postings.iter().all(|p| p.debit >= 0 && p.credit >= 0 && (p.debit == 0 || p.credit == 0));
+        one_sided
+            && self.postings.iter().map(|p| p.debit).sum::<i64>() == self.postings.iter().map(|p| p.credit).sum::<i64>()
+    }
+}
+
+/// Issuing an invoice: the receivables of both payers against care revenue.
+pub fn invoice_issued(patient_share: i64, insurer_share: i64) -> Entry {
+    Entry::new(
+        "invoice issued",
+        vec![
+            Posting::debit(Account::PatientReceivable, patient_share),
+            Posting::debit(Account::InsurerReceivable, insurer_share),
+            Posting::credit(Account::CareRevenue, patient_share + insurer_share),
+        ],
+    )
+}
+
+/// Voiding an issued invoice: the issue entry reversed.
+pub fn invoice_voided(patient_share: i64, insurer_share: i64) -> Entry {
+    Entry::new(
+        "invoice voided",
+        vec![
+            Posting::credit(Account::PatientReceivable, patient_share),
+            Posting::credit(Account::InsurerReceivable, insurer_share),
+            Posting::debit(Account::CareRevenue, patient_share + insurer_share),
+        ],
+    )
+}
+
+/// An adjudication moving shares between the payers of an issued invoice.
+pub fn invoice_resplit(insurer_before: i64, insurer_after: i64) -> Entry {
+    let moved = insurer_after - insurer_before;
+    let postings = if moved >= 0 {
+        vec![Posting::debit(Account::InsurerReceivable, moved), Posting::credit(Account::PatientReceivable, moved)]
+    } else {
+        vec![Posting::debit(Account::PatientReceivable, -moved), Posting::credit(Account::InsurerReceivable, -moved)]
+    };
+    Entry::new("shares changed by the adjudication", postings)
+}
+
+/// A payment: the money's account against the payer's receivable, and any excess as credit.
+pub fn payment_received(method: Method, receivable: Account, applied: i64, credit: i64) -> Entry {
+    Entry::new(
+        "payment received",
+        vec![
+            Posting::debit(method.account(), applied + credit),
+            Posting::credit(receivable, applied),
+            Posting::credit(Account::PayerCredit, credit),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn entries_by_hand() {
+        let issued = invoice_issued(2_000, 8_000);
+        assert_eq!(
+            issued.postings,
+            vec![
+                Posting::debit(Account::PatientReceivable, 2_000),
+                Posting::debit(Account::InsurerReceivable, 8_000),
+                Posting::credit(Account::CareRevenue, 10_000),
+            ]
+        );
+        // 25.00 paid in cash on 20.00 owed: 5.00 becomes credit.
+        let paid = payment_received(Method::Cash, Account::PatientReceivable, 2_000, 500);
+        assert_eq!(
+            paid.postings,
+            vec![
+                Posting::debit(Account::Cash, 2_500),
+                Posting::credit(Account::PatientReceivable, 2_000),
+                Posting::credit(Account::PayerCredit, 500),
+            ]
+        );
+        // Nothing insured: no insurer posting at all.
+        assert_eq!(invoice_issued(4_000, 0).postings.len(), 2);
+        assert_eq!(
+            invoice_resplit(8_000, 6_000).postings,
+            vec![Posting::debit(Account::PatientReceivable, 2_000), Posting::credit(Account::InsurerReceivable, 2_000),]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_entry_balances(a in 0i64..1_000_000_000, b in 0i64..1_000_000_000, c in 0i64..1_000_000_000) {
+            prop_assert!(invoice_issued(a, b).balanced());
+            prop_assert!(invoice_voided(a, b).balanced());
+            prop_assert!(invoice_resplit(a, b).balanced());
+            for method in [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer, Method::InsurerRemittance] {
+                prop_assert!(payment_received(method, Account::PatientReceivable, a, c).balanced());
+            }
+        }
+    }
+}

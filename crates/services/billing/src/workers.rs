@@ -1,0 +1,149 @@
+//! The consumers of the billing service, each a handler of one stream's events (the consumer
+//! runtime of `medcov-bus` runs the loop, reclaims and dead-letters):
+//!
+//! - [`Encounters`] (group `billing` on `hospital`): `encounter_completed` drafts the
+//!   encounter's invoice, priced from the price list valid on the date of service.
+//! - [`Claims`] (group `billing` on `insurance`): `claim_adjudicated` for an invoice of ours
+//!   (the claim's reference is the invoice number) splits its lines into insurer and patient
+//!   shares.
+//!
+//! Each records the event in its inbox in the same transaction as its effect: a repeated
+//! delivery drafts no second invoice and moves no share twice.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use medcov_bus::Envelope;
+use medcov_bus::consumer::Handler;
+use serde::Deserialize;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::domain::invoice::{self, Adjudicated, Status};
+use crate::store::{Actor, BillingStore, Invoice, invoice_number};
+
+fn actor(envelope: &Envelope) -> Actor {
+    // Changes made for an event are made by the platform, correlated with the request that
+    // started the chain.
+    Actor {
+        user_id: Uuid::nil(),
+        request_id: envelope.correlation_id.clone(),
+        traceparent: envelope.traceparent.clone(),
+    }
+}
+
+#[derive(Deserialize)]
+struct EncounterService {
+    code: String,
+    category: Option<String>,
+    description: Option<String>,
+    quantity: u32,
+}
+
+#[derive(Deserialize)]
+struct MemberNumber {
+    member_number: String,
+}
+
+#[derive(Deserialize)]
+struct EncounterCompleted {
+    encounter_id: Uuid,
+    hospital_id: Uuid,
+    patient_id: Uuid,
+    date_of_service: Date,
+    #[serde(default)]
+    member_numbers: Vec<MemberNumber>,
+    services: Vec<EncounterService>,
+}
+
+pub struct Encounters(pub Arc<BillingStore>);
+
+impl Handler for Encounters {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if envelope.event_type != "hospital.encounter_completed.v1" {
+                return Ok(());
+            }
+            let event: EncounterCompleted = serde_json::from_value(envelope.payload.clone())
+                .map_err(|e| format!("an encounter_completed payload this service cannot read: {e}"))?;
+            let services: Vec<(String, u32, Option<String>, Option<String>)> =
+                event.services.into_iter().map(|s| (s.code, s.quantity, s.category, s.description)).collect();
+            let (lines, currency) = self
+                .0
+                .price_lines(event.hospital_id, event.date_of_service, &services)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (total, insurer_share, patient_share) = invoice::totals(&lines);
+            let id = Uuid::now_v7();
+            let draft = Invoice {
+                id,
+                hospital_id: event.hospital_id,
+                number: invoice_number(id, event.date_of_service),
+                patient_id: event.patient_id,
+                encounter_id: Some(event.encounter_id),
+                member_number: event.member_numbers.into_iter().next().map(|m| m.member_number),
+                // Unpriced lines keep the invoice a draft; its currency comes with the first price.
+                currency: currency.unwrap_or_default(),
+                date_of_service: event.date_of_service,
+                status: Status::Draft,
+                lines,
+                total,
+                insurer_share,
+                patient_share,
+                paid_patient: 0,
+                paid_insurer: 0,
+                claim_id: None,
+                split_source: "none".into(),
+                void_reason: None,
+                version: 1,
+                created_at: OffsetDateTime::now_utc(),
+                issued_at: None,
+            };
+            self.0
+                .create_invoice(&draft, &actor(envelope), Some(("billing.encounters", envelope.id)))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ClaimLine {
+    insurer_pays: i64,
+}
+
+#[derive(Deserialize)]
+struct ClaimAdjudicated {
+    claim_id: Uuid,
+    hospital_id: Uuid,
+    reference: String,
+    lines: Vec<ClaimLine>,
+}
+
+pub struct Claims(pub Arc<BillingStore>);
+
+impl Handler for Claims {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if envelope.event_type != "insurance.claim_adjudicated.v1" {
+                return Ok(());
+            }
+            let event: ClaimAdjudicated = serde_json::from_value(envelope.payload.clone())
+                .map_err(|e| format!("a claim_adjudicated payload this service cannot read: {e}"))?;
+            let Some(invoice) =
+                self.0.invoice_by_number(event.hospital_id, &event.reference).await.map_err(|e| e.to_string())?
+            else {
+                // A claim the hospital sent for something billing did not invoice.
+                return Ok(());
+            };
+            let adjudicated: Vec<Adjudicated> =
+                event.lines.iter().map(|l| Adjudicated { insurer_pays: l.insurer_pays }).collect();
+            self.0
+                .split_by_claim(&invoice, event.claim_id, &adjudicated, Some(("billing.claims", envelope.id)))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -354,7 +354,199 @@ async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
     c.app.stop().await;
 }
 
+async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let call = |method: Method, path: String, token: String, body: Option<Value>| {
+        let app = &app;
+        async move {
+            let (status, _, body) = app.call(method, &path, Some(&token), body).await;
+            (status, body)
+        }
+    };
+    let (_, insurer) = call(
+        Method::POST,
+        "/api/insurance/insurers".into(),
+        admin.clone(),
+        Some(json!({"code": "SAL", "name": "Sales Insurance", "currency": "KES"})),
+    )
+    .await;
+    let scope = json!({"kind": "insurer", "insurer": insurer["id"]});
+    let mut tokens = Vec::new();
+    for (name, role) in [("sal.agent", "agent"), ("sal.billing", "billing_clerk"), ("sal.admin", "admin")] {
+        let (status, user) = call(
+            Method::POST,
+            "/api/auth/users".into(),
+            admin.clone(),
+            Some(json!({"username": name, "password": PASSWORD, "roles": [role], "scope": scope})),
+        )
+        .await;
+        assert_eq!(status, 201, "{user}");
+        tokens.push((app.login(name, PASSWORD).await.0, user["id"].as_str().unwrap().to_owned()));
+    }
+    let [(agent, agent_id), (clerk, _), (insurer_admin, _)] = [tokens[0].clone(), tokens[1].clone(), tokens[2].clone()];
+    let rules = json!({"currency": "KES", "premium": {"kind": "per_member", "adult": 1_200_000, "child": 600_000, "child_until_age": 18},
+        "max_members": 4, "categories": {"consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]}}});
+    let (_, plan) = call(Method::POST, "/api/insurance/plans".into(), insurer_admin.clone(), Some(json!({"insurer_id": insurer["id"], "code": "SALE", "name": "Sale", "effective_from": "2020-01-01", "rules": rules}))).await;
+    // Gold agents earn 12.5 % on this plan.
+    let (status, _) = call(
+        Method::PUT,
+        format!("/api/billing/agents/{agent_id}"),
+        insurer_admin.clone(),
+        Some(json!({"insurer_id": insurer["id"], "tier": "gold"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        Method::PUT,
+        "/api/billing/commission-rates".into(),
+        insurer_admin.clone(),
+        Some(json!({"insurer_id": insurer["id"], "plan_id": plan["id"], "tier": "gold", "rate_bp": 1_250})),
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    let sell = |given: &'static str| {
+        let call = &call;
+        let agent = agent.clone();
+        let plan = plan["id"].clone();
+        async move {
+            let today = time::OffsetDateTime::now_utc().date().to_string();
+            let (status, policy) = call(
+                Method::POST,
+                "/api/insurance/policies".into(),
+                agent,
+                Some(json!({"plan_id": plan, "start_date": today,
+                "holder": {"given_name": given, "family_name": "Buyer", "date_of_birth": "1980-01-01"}})),
+            )
+            .await;
+            assert_eq!(status, 201, "{policy}");
+            policy
+        }
+    };
+    let premium_of = |policy: Value| {
+        let call = &call;
+        let clerk = clerk.clone();
+        async move {
+            for _ in 0..100 {
+                let (_, list) = call(Method::GET, "/api/billing/premiums".into(), clerk.clone(), None).await;
+                if let Some(p) = list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"])) {
+                    return p.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no premium for the policy");
+        }
+    };
+    let policy = sell("Paying").await;
+    let premium = premium_of(policy.clone()).await;
+    assert_eq!((premium["amount"].as_i64(), premium["status"].as_str()), (Some(1_200_000), Some("issued")));
+    assert_eq!(premium["agent_id"], agent_id.as_str());
+
+    // Paid (once, whatever the retries): the policy activates and the agent earns 1 500.00.
+    let url = app.url(
+        medcov_config::ServiceName::Gateway,
+        &format!("/api/billing/premiums/{}/payments", premium["id"].as_str().unwrap()),
+    );
+    let body = json!({"method": "mobile_money", "amount": 1_200_000, "external_reference": "MPESA-1"});
+    for expected in [201, 200] {
+        let response = app
+            .client
+            .post(&url)
+            .bearer_auth(&clerk)
+            .header("idempotency-key", "prem-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected);
+    }
+    let policy_path = format!("/api/insurance/policies/{}", policy["id"].as_str().unwrap());
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (_, now) = call(Method::GET, policy_path.clone(), insurer_admin.clone(), None).await;
+        status = now["status"].clone();
+        if status == "active" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "active", "premium_paid reached insurance");
+    let from = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let to = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let statement_path =
+        format!("/api/billing/commissions?from={}&to={}", from.replace('+', "%2B"), to.replace('+', "%2B"));
+    let (status, statement) = call(Method::GET, statement_path.clone(), agent.clone(), None).await;
+    assert_eq!(status, 200, "{statement}");
+    assert_eq!((statement["earned"].as_i64(), statement["clawed_back"].as_i64()), (Some(150_000), Some(0)));
+
+    // Cancelled within the clawback period: the commission is taken back.
+    let (status, _) = call(
+        Method::POST,
+        format!("{policy_path}/status"),
+        insurer_admin.clone(),
+        Some(json!({"status": "cancelled", "reason": "changed their mind"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut statement = Value::Null;
+    for _ in 0..100 {
+        statement = call(Method::GET, statement_path.clone(), agent.clone(), None).await.1;
+        if statement["clawed_back"] == 150_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (statement["earned"].as_i64(), statement["clawed_back"].as_i64()),
+        (Some(0), Some(150_000)),
+        "{statement}"
+    );
+
+    // A policy cancelled before its premium is paid: the premium is voided.
+    let unpaid = sell("Unpaid").await;
+    let premium = premium_of(unpaid.clone()).await;
+    call(
+        Method::POST,
+        format!("/api/insurance/policies/{}/status", unpaid["id"].as_str().unwrap()),
+        insurer_admin.clone(),
+        Some(json!({"status": "cancelled", "reason": "no premium"})),
+    )
+    .await;
+    let mut voided = Value::Null;
+    for _ in 0..100 {
+        voided = call(
+            Method::GET,
+            format!("/api/billing/premiums/{}", premium["id"].as_str().unwrap()),
+            clerk.clone(),
+            None,
+        )
+        .await
+        .1;
+        if voided["status"] == "void" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(voided["status"], "void");
+
+    // The insurer's books agree with its premiums, payments and commissions.
+    let (_, report) = call(Method::GET, "/api/billing/ledger/reconciliation".into(), insurer_admin.clone(), None).await;
+    let report = report.as_array().cloned().unwrap();
+    assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
+    assert_eq!(balance(&report, "premium_income"), -1_200_000);
+    assert_eq!(balance(&report, "mobile_money"), 1_200_000);
+    assert_eq!(balance(&report, "commission_payable"), 0);
+    app.stop().await;
+}
+
 medcov_testkit::backend_suite!(
     an_encounter_is_invoiced_once_and_paid_without_double_charges,
     an_adjudicated_claim_splits_the_invoice,
+    a_sold_policy_is_invoiced_paid_activated_and_commissioned,
 );

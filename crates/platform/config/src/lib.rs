@@ -53,6 +53,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub auth: AuthConfig,
     pub events: EventsConfig,
+    pub billing: BillingConfig,
     pub services: ServicesConfig,
 }
 
@@ -68,6 +69,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             auth: AuthConfig::default(),
             events: EventsConfig::default(),
+            billing: BillingConfig::default(),
             services: ServicesConfig::default(),
         }
     }
@@ -196,6 +198,23 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig { url: None, key_prefix: "medcov".to_owned() }
+    }
+}
+
+/// Premiums and commissions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Days from a policy's creation until its premium is due.
+    pub premium_due_days: u32,
+    /// A commission is clawed back when its policy is cancelled (or its premium refunded)
+    /// within this many days of earning it.
+    pub commission_clawback_days: u32,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig { premium_due_days: 30, commission_clawback_days: 90 }
     }
 }
 
@@ -420,6 +439,12 @@ impl Config {
         }
         if self.database.acquire_timeout_ms == 0 {
             return Err(setting("database.acquire_timeout_ms", "must be at least 1"));
+        }
+        if self.billing.premium_due_days == 0 || self.billing.premium_due_days > 366 {
+            return Err(setting("billing.premium_due_days", "must be between 1 and 366"));
+        }
+        if self.billing.commission_clawback_days > 3660 {
+            return Err(setting("billing.commission_clawback_days", "must be at most 3660"));
         }
         let events = &self.events;
         for (key, value) in [

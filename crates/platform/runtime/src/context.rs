@@ -48,6 +48,26 @@ impl ServiceContext {
         Arc::new(medcov_security::Verifier::new(Arc::new(keys), issuer, issuer))
     }
 
+    /// Runs a consumer of `stream` in consumer group `group` until the service stops, with the
+    /// `[events]` retry settings, counting outcomes in `events_consumed_total`.
+    pub fn consume(&self, stream: &'static str, group: &'static str, handler: Arc<dyn medcov_bus::consumer::Handler>) {
+        use medcov_bus::consumer::{ConsumerConfig, ConsumerMetrics};
+        let events = &self.config.events;
+        let config = ConsumerConfig {
+            max_deliveries: events.max_deliveries,
+            retry_base: std::time::Duration::from_millis(events.retry_base_ms),
+            retry_max: std::time::Duration::from_millis(events.retry_max_ms),
+            ..ConsumerConfig::new(stream, group)
+        };
+        self.metrics
+            .describe_counter("events_consumed_total", "Events handled by this service's consumers, by outcome.");
+        let counter = |outcome| {
+            self.metrics.counter("events_consumed_total", &[("stream", stream), ("group", group), ("outcome", outcome)])
+        };
+        let counters = ConsumerMetrics { handled: counter("ok"), retried: counter("retry"), dead: counter("dead") };
+        self.tasks.spawn(medcov_bus::consumer::run(self.bus.clone(), config, handler, counters, self.shutdown.clone()));
+    }
+
     /// The database, for services that have one.
     pub fn require_database(&self) -> anyhow::Result<Database> {
         self.database.clone().ok_or_else(|| anyhow::anyhow!("the {} service has no database configured", self.name))

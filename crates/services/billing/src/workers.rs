@@ -3,9 +3,10 @@
 //!
 //! - [`Encounters`] (group `billing` on `hospital`): `encounter_completed` drafts the
 //!   encounter's invoice, priced from the price list valid on the date of service.
-//! - [`Claims`] (group `billing` on `insurance`): `claim_adjudicated` for an invoice of ours
+//! - [`Insurance`] (group `billing` on `insurance`): `claim_adjudicated` for an invoice of ours
 //!   (the claim's reference is the invoice number) splits its lines into insurer and patient
-//!   shares.
+//!   shares; `policy_created` invoices the premium; `policy_cancelled` voids an unpaid premium
+//!   and claws back a recent commission.
 //!
 //! Each records the event in its inbox in the same transaction as its effect: a repeated
 //! delivery drafts no second invoice and moves no share twice.
@@ -121,29 +122,97 @@ struct ClaimAdjudicated {
     lines: Vec<ClaimLine>,
 }
 
-pub struct Claims(pub Arc<BillingStore>);
+#[derive(Deserialize)]
+struct Money {
+    minor: i64,
+    currency: String,
+}
 
-impl Handler for Claims {
+#[derive(Deserialize)]
+struct PolicyCreated {
+    policy_id: Uuid,
+    insurer_id: Uuid,
+    plan_id: Uuid,
+    holder_id: Uuid,
+    agent_id: Option<Uuid>,
+    premium: Money,
+}
+
+#[derive(Deserialize)]
+struct PolicyCancelled {
+    policy_id: Uuid,
+    reason: Option<String>,
+}
+
+pub struct Insurance {
+    pub store: Arc<BillingStore>,
+    pub config: medcov_config::BillingConfig,
+}
+
+fn read<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Result<T, String> {
+    serde_json::from_value(envelope.payload.clone())
+        .map_err(|e| format!("a {} payload this service cannot read: {e}", envelope.event_type))
+}
+
+impl Handler for Insurance {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            if envelope.event_type != "insurance.claim_adjudicated.v1" {
-                return Ok(());
+            match envelope.event_type.as_str() {
+                "insurance.claim_adjudicated.v1" => self.claim_adjudicated(envelope).await,
+                "insurance.policy_created.v1" => {
+                    let event: PolicyCreated = read(envelope)?;
+                    let due = OffsetDateTime::now_utc().date()
+                        + time::Duration::days(i64::from(self.config.premium_due_days));
+                    let premium = crate::store::premiums::NewPremium {
+                        insurer_id: event.insurer_id,
+                        policy_id: event.policy_id,
+                        plan_id: event.plan_id,
+                        holder_id: event.holder_id,
+                        agent_id: event.agent_id,
+                        amount: event.premium.minor,
+                        currency: event.premium.currency,
+                        due_date: due,
+                    };
+                    self.store
+                        .create_premium(&premium, &actor(envelope), Some(("billing.policies", envelope.id)))
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                "insurance.policy_cancelled.v1" => {
+                    let event: PolicyCancelled = read(envelope)?;
+                    let reason = event.reason.unwrap_or_else(|| "policy cancelled".into());
+                    self.store
+                        .policy_cancelled(
+                            event.policy_id,
+                            &reason,
+                            self.config.commission_clawback_days,
+                            &actor(envelope),
+                            Some(("billing.policies", envelope.id)),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                _ => Ok(()),
             }
-            let event: ClaimAdjudicated = serde_json::from_value(envelope.payload.clone())
-                .map_err(|e| format!("a claim_adjudicated payload this service cannot read: {e}"))?;
-            let Some(invoice) =
-                self.0.invoice_by_number(event.hospital_id, &event.reference).await.map_err(|e| e.to_string())?
-            else {
-                // A claim the hospital sent for something billing did not invoice.
-                return Ok(());
-            };
-            let adjudicated: Vec<Adjudicated> =
-                event.lines.iter().map(|l| Adjudicated { insurer_pays: l.insurer_pays }).collect();
-            self.0
-                .split_by_claim(&invoice, event.claim_id, &adjudicated, Some(("billing.claims", envelope.id)))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
         })
+    }
+}
+
+impl Insurance {
+    async fn claim_adjudicated(&self, envelope: &Envelope) -> Result<(), String> {
+        let event: ClaimAdjudicated = read(envelope)?;
+        let Some(invoice) =
+            self.store.invoice_by_number(event.hospital_id, &event.reference).await.map_err(|e| e.to_string())?
+        else {
+            // A claim the hospital sent for something billing did not invoice.
+            return Ok(());
+        };
+        let adjudicated: Vec<Adjudicated> =
+            event.lines.iter().map(|l| Adjudicated { insurer_pays: l.insurer_pays }).collect();
+        self.store
+            .split_by_claim(&invoice, event.claim_id, &adjudicated, Some(("billing.claims", envelope.id)))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

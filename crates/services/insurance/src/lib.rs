@@ -3,12 +3,14 @@
 //! - `api/`: one module per resource, each with its router and OpenAPI description.
 //! - `domain/`: rules without I/O (plans, policies, the adjudication engine, eligibility).
 //! - `store/`: the service's tables, with migrations per backend under `migrations/`.
+//! - `workers`: the consumers of other services' events.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod domain;
 pub mod store;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -35,6 +37,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         ),
         None => store::InsuranceStore::new(database),
     });
+    context.consume("billing", "insurance", Arc::new(workers::Billing(store.clone())));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let router = api::router(store).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })

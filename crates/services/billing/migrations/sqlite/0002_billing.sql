@@ -64,7 +64,8 @@ CREATE INDEX payments_invoice ON payments (invoice_id);
 -- The journal: entries and their postings; every entry balances.
 CREATE TABLE journal_entries (
     id          BLOB PRIMARY KEY,
-    hospital_id BLOB NOT NULL,
+    -- The hospital (care) or insurer (premiums, commissions) whose books it is in.
+    tenant_id   BLOB NOT NULL,
     at          TEXT NOT NULL,
     memo        TEXT NOT NULL,
     invoice_id  BLOB,

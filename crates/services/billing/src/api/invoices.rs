@@ -258,7 +258,7 @@ async fn pay(
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(recorded)))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Err(ApiError::PreconditionRequired(
             "send an Idempotency-Key header (a UUID, say) so a retried payment is never taken twice".into(),

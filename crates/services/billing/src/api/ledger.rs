@@ -8,7 +8,7 @@ use medcov_security::{Authorized, Policy, Role};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::hospitals_in_scope;
+use super::tenants_in_scope;
 use crate::store::{BillingStore, Reconciled};
 
 pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
@@ -22,12 +22,13 @@ impl Policy for Auditors {
 }
 
 /// Each account's balance in the journal beside the same balance derived from invoices and
-/// payments; `agrees` is false for any account where they differ (for the caller's hospitals).
+/// payments; `agrees` is false for any account where they differ (for the caller's hospitals
+/// or insurer).
 #[utoipa::path(get, path = "/ledger/reconciliation", tag = "ledger", responses((status = 200, body = Vec<Reconciled>)))]
 async fn reconciliation(
     State(store): State<Arc<BillingStore>>,
     Authorized(principal, _): Authorized<Auditors>,
 ) -> Result<Json<Vec<Reconciled>>, ApiError> {
-    let hospitals = hospitals_in_scope(&principal);
-    Ok(Json(store.reconcile(hospitals.as_deref()).await?))
+    let tenants = tenants_in_scope(&principal);
+    Ok(Json(store.reconcile(tenants.as_deref()).await?))
 }

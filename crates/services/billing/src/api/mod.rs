@@ -2,10 +2,13 @@
 //!
 //! - `prices`: the hospitals' price lists.
 //! - `invoices`: invoices for care, their issue and voiding, and payments against them.
+//! - `premiums`: policy premiums and their payments, agents' tiers, commission rates and
+//!   statements.
 //! - `ledger`: the reconciliation of the journal with invoices and payments.
 
 mod invoices;
 mod ledger;
+mod premiums;
 mod prices;
 
 use std::sync::Arc;
@@ -32,6 +35,7 @@ pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(prices::router(store.clone()))
         .merge(invoices::router(store.clone()))
+        .merge(premiums::router(store.clone()))
         .merge(ledger::router(store))
 }
 
@@ -54,6 +58,25 @@ fn actor(principal: &Principal) -> Actor {
         user_id: principal.id,
         request_id: context.as_ref().map(|c| c.request_id.clone()),
         traceparent: context.as_ref().map(|c| c.trace.to_string()),
+    }
+}
+
+/// The tenants (hospitals or the insurer) whose books a principal may see: `None` for all.
+fn tenants_in_scope(principal: &Principal) -> Option<Vec<Uuid>> {
+    match &principal.scope {
+        Scope::Platform => None,
+        Scope::Hospitals { hospitals } => Some(hospitals.clone()),
+        Scope::Insurer { insurer } => Some(vec![*insurer]),
+        Scope::Own => Some(Vec::new()),
+    }
+}
+
+/// The insurer a principal's premium and commission lists are limited to: `None` for all.
+fn insurer_in_scope(principal: &Principal) -> Option<Uuid> {
+    match &principal.scope {
+        Scope::Platform => None,
+        Scope::Insurer { insurer } => Some(*insurer),
+        _ => Some(Uuid::nil()),
     }
 }
 

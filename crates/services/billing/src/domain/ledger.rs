@@ -18,10 +18,16 @@ pub enum Account {
     Bank,
     /// Money received beyond what was owed: the payer's credit.
     PayerCredit,
+    /// Premiums policy holders owe.
+    PremiumReceivable,
+    PremiumIncome,
+    CommissionExpense,
+    /// Commissions owed to agents.
+    CommissionPayable,
 }
 
 impl Account {
-    pub const ALL: [Account; 8] = [
+    pub const ALL: [Account; 12] = [
         Account::PatientReceivable,
         Account::InsurerReceivable,
         Account::CareRevenue,
@@ -30,6 +36,10 @@ impl Account {
         Account::MobileMoney,
         Account::Bank,
         Account::PayerCredit,
+        Account::PremiumReceivable,
+        Account::PremiumIncome,
+        Account::CommissionExpense,
+        Account::CommissionPayable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +52,10 @@ impl Account {
             Account::MobileMoney => "mobile_money",
             Account::Bank => "bank",
             Account::PayerCredit => "payer_credit",
+            Account::PremiumReceivable => "premium_receivable",
+            Account::PremiumIncome => "premium_income",
+            Account::CommissionExpense => "commission_expense",
+            Account::CommissionPayable => "commission_payable",
         }
     }
 
@@ -174,6 +188,38 @@ pub fn payment_received(method: Method, receivable: Account, applied: i64, credi
     )
 }
 
+/// A premium invoiced to a policy holder.
+pub fn premium_issued(amount: i64) -> Entry {
+    Entry::new(
+        "premium invoiced",
+        vec![Posting::debit(Account::PremiumReceivable, amount), Posting::credit(Account::PremiumIncome, amount)],
+    )
+}
+
+/// An unpaid premium withdrawn (its policy cancelled).
+pub fn premium_voided(amount: i64) -> Entry {
+    Entry::new(
+        "premium voided",
+        vec![Posting::credit(Account::PremiumReceivable, amount), Posting::debit(Account::PremiumIncome, amount)],
+    )
+}
+
+/// A commission earned by an agent.
+pub fn commission_earned(amount: i64) -> Entry {
+    Entry::new(
+        "commission earned",
+        vec![Posting::debit(Account::CommissionExpense, amount), Posting::credit(Account::CommissionPayable, amount)],
+    )
+}
+
+/// A commission taken back.
+pub fn commission_clawed_back(amount: i64) -> Entry {
+    Entry::new(
+        "commission clawed back",
+        vec![Posting::credit(Account::CommissionExpense, amount), Posting::debit(Account::CommissionPayable, amount)],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -215,6 +261,10 @@ mod tests {
             prop_assert!(invoice_issued(a, b).balanced());
             prop_assert!(invoice_voided(a, b).balanced());
             prop_assert!(invoice_resplit(a, b).balanced());
+            prop_assert!(premium_issued(a).balanced());
+            prop_assert!(premium_voided(a).balanced());
+            prop_assert!(commission_earned(a).balanced());
+            prop_assert!(commission_clawed_back(a).balanced());
             for method in [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer, Method::InsurerRemittance] {
                 prop_assert!(payment_received(method, Account::PatientReceivable, a, c).balanced());
             }

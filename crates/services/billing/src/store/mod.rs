@@ -9,6 +9,8 @@ use sqlx::types::Json;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+pub mod premiums;
+
 pub use medcov_store::outbox::{Actor, Event};
 
 use crate::domain::invoice::{self, Adjudicated, Line, Payer, Status};
@@ -43,7 +45,7 @@ impl From<StoreError> for medcov_http::ApiError {
     }
 }
 
-fn unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -222,7 +224,7 @@ macro_rules! write_entry {
             debug_assert!(entry.balanced());
             let id = Uuid::now_v7();
             sqlx::query(
-                "INSERT INTO journal_entries (id, hospital_id, at, memo, invoice_id, payment_id) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO journal_entries (id, tenant_id, at, memo, invoice_id, payment_id) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(id)
             .bind($hospital)
@@ -250,6 +252,7 @@ macro_rules! write_entry {
         .await
     };
 }
+pub(crate) use write_entry;
 
 /// Inserts a new invoice row inside a transaction.
 macro_rules! insert_invoice {
@@ -729,8 +732,9 @@ impl BillingStore {
         Ok(on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(invoice).fetch_all(pool).await)?)
     }
 
-    /// Compares each account's journal balance with the same balance derived from invoices
-    /// and payments, for some hospitals (all with `None`).
+    /// Compares each account's journal balance with the same balance derived from invoices,
+    /// premiums, payments and commissions, for some tenants (hospitals or insurers; all with
+    /// `None`).
     pub async fn reconcile(&self, hospitals: Option<&[Uuid]>) -> Result<Vec<Reconciled>, StoreError> {
         let filter = |column: &str| match hospitals {
             None => String::new(),
@@ -743,7 +747,7 @@ impl BillingStore {
         let journal_sql = format!(
             "SELECT p.account, CAST(COALESCE(SUM(p.debit - p.credit), 0) AS BIGINT) FROM journal_postings p \
              JOIN journal_entries e ON e.id = p.entry_id WHERE 1 = 1{} GROUP BY p.account",
-            filter("e.hospital_id")
+            filter("e.tenant_id")
         );
         let derived_sql = format!(
             "SELECT CAST(COALESCE(SUM(patient_share - paid_patient), 0) AS BIGINT), \
@@ -751,23 +755,46 @@ impl BillingStore {
              CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM invoices WHERE status IN ('issued', 'partially_paid', 'paid'){}",
             filter("hospital_id")
         );
+        // The numbered parameters are reused in both branches of the union.
         let money_sql = format!(
             "SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) \
-             FROM payments WHERE 1 = 1{} GROUP BY method",
-            filter("hospital_id")
+             FROM payments WHERE 1 = 1{} GROUP BY method \
+             UNION ALL SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) \
+             FROM premium_payments WHERE 1 = 1{} GROUP BY method",
+            filter("hospital_id"),
+            filter("insurer_id")
+        );
+        let premium_sql = format!(
+            "SELECT CAST(COALESCE(SUM(amount - paid), 0) AS BIGINT), CAST(COALESCE(SUM(amount), 0) AS BIGINT) \
+             FROM premiums WHERE status <> 'void'{}",
+            filter("insurer_id")
+        );
+        let commission_sql = format!(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM commissions WHERE status = 'earned'{}",
+            filter("insurer_id")
         );
         let ids = hospitals.unwrap_or_default();
-        type Sums = (Vec<(String, i64)>, (i64, i64, i64), Vec<(String, i64, i64)>);
-        let (journal, derived, money): Sums = on_pool!(&self.db, |pool| async {
+        type Sums = (Vec<(String, i64)>, (i64, i64, i64), Vec<(String, i64, i64)>, (i64, i64), i64);
+        let (journal, derived, money, premiums, commissions): Sums = on_pool!(&self.db, |pool| async {
             let mut q1 = sqlx::query_as(sqlx::AssertSqlSafe(journal_sql));
             let mut q2 = sqlx::query_as(sqlx::AssertSqlSafe(derived_sql));
             let mut q3 = sqlx::query_as(sqlx::AssertSqlSafe(money_sql));
+            let mut q4 = sqlx::query_as(sqlx::AssertSqlSafe(premium_sql));
+            let mut q5 = sqlx::query_scalar(sqlx::AssertSqlSafe(commission_sql));
             for id in ids {
                 q1 = q1.bind(*id);
                 q2 = q2.bind(*id);
                 q3 = q3.bind(*id);
+                q4 = q4.bind(*id);
+                q5 = q5.bind(*id);
             }
-            Ok::<_, sqlx::Error>((q1.fetch_all(pool).await?, q2.fetch_one(pool).await?, q3.fetch_all(pool).await?))
+            Ok::<_, sqlx::Error>((
+                q1.fetch_all(pool).await?,
+                q2.fetch_one(pool).await?,
+                q3.fetch_all(pool).await?,
+                q4.fetch_one(pool).await?,
+                q5.fetch_one(pool).await?,
+            ))
         }
         .await)?;
         let balance =
@@ -777,6 +804,10 @@ impl BillingStore {
             (Account::InsurerReceivable, derived.1),
             (Account::CareRevenue, -derived.2),
             (Account::PayerCredit, -money.iter().map(|(_, _, c)| c).sum::<i64>()),
+            (Account::PremiumReceivable, premiums.0),
+            (Account::PremiumIncome, -premiums.1),
+            (Account::CommissionExpense, commissions),
+            (Account::CommissionPayable, -commissions),
         ];
         for account in [Account::Cash, Account::Card, Account::MobileMoney, Account::Bank] {
             let received: i64 = money

@@ -250,7 +250,14 @@ async fn change_status(
         return Err(ApiError::Validation(errors));
     }
     let changed = store
-        .change_policy_status(&policy, input.status, input.effective_on, input.reason.as_deref(), &actor(&principal))
+        .change_policy_status(
+            &policy,
+            input.status,
+            input.effective_on,
+            input.reason.as_deref(),
+            &actor(&principal),
+            None,
+        )
         .await?;
     Ok(Json(changed))
 }

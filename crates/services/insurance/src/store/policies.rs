@@ -407,6 +407,7 @@ impl InsuranceStore {
         effective_on: Option<Date>,
         reason: Option<&str>,
         actor: &Actor,
+        inbox: Option<(&'static str, Uuid)>,
     ) -> Result<Policy, StoreError> {
         if !current.status.can_become(next) {
             return Err(StoreError::Conflict(format!(
@@ -424,6 +425,11 @@ impl InsuranceStore {
         let changed: Result<(), StoreError> = on_pool!(&self.db, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
+            if let Some((consumer, event)) = inbox
+                && !medcov_bus::record_once!(tx, consumer, event)?
+            {
+                return Ok(());
+            }
             let done = sqlx::query(
                 "UPDATE policies SET status = $1, ended_on = $2, version = version + 1, updated_at = $3 \
                  WHERE id = $4 AND version = $5",

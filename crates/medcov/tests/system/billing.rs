@@ -240,6 +240,49 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     assert_eq!(balance(&report, "cash") + balance(&report, "mobile_money") + balance(&report, "card"), 700_000);
     assert_eq!(balance(&report, "payer_credit"), -150_000);
     assert_eq!(balance(&report, "care_revenue"), -550_000);
+    // A refund of 2 000.00 of the card payment: the 1 500.00 credit first, then 500.00 owed again.
+    let payment = over["id"].as_str().unwrap();
+    let (status, problem) = c
+        .call(
+            Method::POST,
+            &format!("/api/billing/payments/{payment}/refunds"),
+            &c.biller,
+            Some(json!({"amount": 400_001, "reason": "too much"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, refund) = c
+        .call(
+            Method::POST,
+            &format!("/api/billing/payments/{payment}/refunds"),
+            &c.biller,
+            Some(json!({"amount": 200_000, "reason": "overpaid"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{refund}");
+    assert_eq!((refund["from_credit"].as_i64(), refund["from_applied"].as_i64()), (Some(150_000), Some(50_000)));
+    let refund_path = format!("/api/billing/refunds/{}", refund["id"].as_str().unwrap());
+    let (status, _) = c.call(Method::POST, &format!("{refund_path}/approve"), &c.biller, Some(json!({}))).await;
+    assert_eq!(status, 409, "who asked does not approve");
+    let (_, still) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+    assert_eq!(still["status"], "paid", "nothing moves before the approval");
+    let (status, approved) =
+        c.call(Method::POST, &format!("{refund_path}/approve"), &c.admin, Some(json!({"note": "checked"}))).await;
+    assert_eq!((status, approved["status"].as_str()), (200, Some("completed")), "{approved}");
+    let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+    assert_eq!((now["paid_patient"].as_i64(), now["status"].as_str()), (Some(500_000), Some("partially_paid")));
+    let report = c.reconciled().await;
+    assert_eq!((balance(&report, "payer_credit"), balance(&report, "card")), (0, 200_000));
+    assert_eq!(balance(&report, "patient_receivable"), 50_000);
+    let (status, _) = c
+        .call(
+            Method::POST,
+            &format!("/api/billing/payments/{payment}/refunds"),
+            &c.biller,
+            Some(json!({"amount": 200_001, "reason": "again"})),
+        )
+        .await;
+    assert_eq!(status, 422, "only what is left can be refunded");
     let (status, _) = c
         .call(Method::POST, &format!("/api/billing/invoices/{id}/void"), &c.biller, Some(json!({"reason": "x"})))
         .await;

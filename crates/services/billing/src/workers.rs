@@ -94,6 +94,7 @@ impl Handler for Encounters {
                 paid_patient: 0,
                 paid_insurer: 0,
                 claim_id: None,
+                insurer_id: None,
                 split_source: "none".into(),
                 void_reason: None,
                 version: 1,
@@ -117,6 +118,7 @@ struct ClaimLine {
 #[derive(Deserialize)]
 struct ClaimAdjudicated {
     claim_id: Uuid,
+    insurer_id: Uuid,
     hospital_id: Uuid,
     reference: String,
     lines: Vec<ClaimLine>,
@@ -210,7 +212,13 @@ impl Insurance {
         let adjudicated: Vec<Adjudicated> =
             event.lines.iter().map(|l| Adjudicated { insurer_pays: l.insurer_pays }).collect();
         self.store
-            .split_by_claim(&invoice, event.claim_id, &adjudicated, Some(("billing.claims", envelope.id)))
+            .split_by_claim(
+                &invoice,
+                event.claim_id,
+                event.insurer_id,
+                &adjudicated,
+                Some(("billing.claims", envelope.id)),
+            )
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())

@@ -33,6 +33,8 @@ CREATE TABLE invoices (
     paid_patient     BIGINT NOT NULL,
     paid_insurer     BIGINT NOT NULL,
     claim_id         UUID,
+    -- The insurer owing the insurer share, once a claim split the invoice.
+    insurer_id       UUID,
     split_source     TEXT NOT NULL,
     void_reason      TEXT,
     version          BIGINT NOT NULL,

@@ -33,6 +33,8 @@ CREATE TABLE invoices (
     paid_patient     INTEGER NOT NULL,
     paid_insurer     INTEGER NOT NULL,
     claim_id         BLOB,
+    -- The insurer owing the insurer share, once a claim split the invoice.
+    insurer_id       BLOB,
     split_source     TEXT NOT NULL,
     void_reason      TEXT,
     version          INTEGER NOT NULL,

@@ -107,6 +107,7 @@ async fn create_invoice(
         paid_patient: 0,
         paid_insurer: 0,
         claim_id: None,
+        insurer_id: None,
         split_source: "none".into(),
         void_reason: None,
         version: 1,

@@ -4,12 +4,14 @@
 //! - `invoices`: invoices for care, their issue and voiding, and payments against them.
 //! - `premiums`: policy premiums and their payments, agents' tiers, commission rates and
 //!   statements.
+//! - `refunds`: refunds of payments, asked by one person and approved by another.
 //! - `ledger`: the reconciliation of the journal with invoices and payments.
 
 mod invoices;
 mod ledger;
 mod premiums;
 mod prices;
+mod refunds;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
         .merge(prices::router(store.clone()))
         .merge(invoices::router(store.clone()))
         .merge(premiums::router(store.clone()))
+        .merge(refunds::router(store.clone()))
         .merge(ledger::router(store))
 }
 

@@ -108,6 +108,16 @@ pub fn apply(outstanding: i64, amount: i64) -> (i64, i64) {
     (applied, amount - applied)
 }
 
+/// How a refund of `amount` splits between a payment's credit (first) and what it applied to
+/// the invoice: (from credit, from applied). `None` when more is asked than is left.
+pub fn refund_split(applied_left: i64, credit_left: i64, amount: i64) -> Option<(i64, i64)> {
+    if amount <= 0 || amount > applied_left + credit_left {
+        return None;
+    }
+    let from_credit = amount.min(credit_left);
+    Some((from_credit, amount - from_credit))
+}
+
 /// The status of an issued invoice from what was paid of each share.
 pub fn status(patient_share: i64, insurer_share: i64, paid_patient: i64, paid_insurer: i64) -> Status {
     let paid = paid_patient + paid_insurer;
@@ -162,7 +172,28 @@ mod tests {
         assert_eq!(status(2_000, 8_000, 2_000, 8_000), Status::Paid);
     }
 
+    #[test]
+    fn refunds_by_hand() {
+        // 4 000.00 paid on 2 500.00 owed (1 500.00 credit): a 2 000.00 refund takes the credit
+        // first, then 500.00 of what was applied.
+        assert_eq!(refund_split(250_000, 150_000, 200_000), Some((150_000, 50_000)));
+        assert_eq!(refund_split(250_000, 150_000, 100_000), Some((100_000, 0)));
+        assert_eq!(refund_split(250_000, 0, 250_000), Some((0, 250_000)));
+        assert_eq!(refund_split(250_000, 150_000, 400_001), None);
+        assert_eq!(refund_split(250_000, 150_000, 0), None);
+    }
+
     proptest! {
+        #[test]
+        fn refunds_never_exceed_the_payment(applied in 0i64..1_000_000, credit in 0i64..1_000_000, amount in -10i64..3_000_000) {
+            if let Some((c, a)) = refund_split(applied, credit, amount) {
+                prop_assert_eq!(c + a, amount);
+                prop_assert!(c <= credit && a <= applied && c >= 0 && a >= 0);
+            } else {
+                prop_assert!(amount <= 0 || amount > applied + credit);
+            }
+        }
+
         #[test]
         fn shares_always_add_up(totals_in in prop::collection::vec((1u32..5, 0i64..10_000_000), 1..10),
                                  pays in prop::collection::vec(-1_000i64..20_000_000, 0..10)) {

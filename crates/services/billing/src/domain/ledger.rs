@@ -188,6 +188,19 @@ pub fn payment_received(method: Method, receivable: Account, applied: i64, credi
     )
 }
 
+/// A refund paid out: taken first from the payer's credit, then from the receivable the payment
+/// had settled (which the payer owes again).
+pub fn refund_paid(method: Method, receivable: Account, from_applied: i64, from_credit: i64) -> Entry {
+    Entry::new(
+        "refund paid",
+        vec![
+            Posting::debit(receivable, from_applied),
+            Posting::debit(Account::PayerCredit, from_credit),
+            Posting::credit(method.account(), from_applied + from_credit),
+        ],
+    )
+}
+
 /// A premium invoiced to a policy holder.
 pub fn premium_issued(amount: i64) -> Entry {
     Entry::new(
@@ -267,6 +280,7 @@ mod tests {
             prop_assert!(commission_clawed_back(a).balanced());
             for method in [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer, Method::InsurerRemittance] {
                 prop_assert!(payment_received(method, Account::PatientReceivable, a, c).balanced());
+                prop_assert!(refund_paid(method, Account::PatientReceivable, a, c).balanced());
             }
         }
     }

@@ -10,11 +10,12 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 pub mod premiums;
+pub mod refunds;
 
 pub use medcov_store::outbox::{Actor, Event};
 
 use crate::domain::invoice::{self, Adjudicated, Line, Payer, Status};
-use crate::domain::ledger::{self, Account, Entry, Method};
+use crate::domain::ledger::{self, Account, Method};
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -97,6 +98,8 @@ pub struct Invoice {
     pub paid_insurer: i64,
     /// The claim whose adjudication split the lines, once it has.
     pub claim_id: Option<Uuid>,
+    /// The insurer owing the insurer share, once a claim split the invoice.
+    pub insurer_id: Option<Uuid>,
     /// `none` (all on the patient), or `claim` (split by the adjudication).
     pub split_source: String,
     pub void_reason: Option<String>,
@@ -110,7 +113,7 @@ pub struct Invoice {
 }
 
 #[derive(sqlx::FromRow)]
-struct InvoiceRow {
+pub(crate) struct InvoiceRow {
     id: Uuid,
     hospital_id: Uuid,
     number: String,
@@ -127,6 +130,7 @@ struct InvoiceRow {
     paid_patient: i64,
     paid_insurer: i64,
     claim_id: Option<Uuid>,
+    insurer_id: Option<Uuid>,
     split_source: String,
     void_reason: Option<String>,
     version: i64,
@@ -153,6 +157,7 @@ impl From<InvoiceRow> for Invoice {
             paid_patient: r.paid_patient,
             paid_insurer: r.paid_insurer,
             claim_id: r.claim_id,
+            insurer_id: r.insurer_id,
             split_source: r.split_source,
             void_reason: r.void_reason,
             version: r.version,
@@ -162,9 +167,9 @@ impl From<InvoiceRow> for Invoice {
     }
 }
 
-const INVOICE_COLUMNS: &str = "id, hospital_id, number, patient_id, encounter_id, member_number, currency, date_of_service, \
-     status, lines, total, insurer_share, patient_share, paid_patient, paid_insurer, claim_id, split_source, void_reason, \
-     version, created_at, issued_at";
+pub(crate) const INVOICE_COLUMNS: &str = "id, hospital_id, number, patient_id, encounter_id, member_number, currency, date_of_service, \
+     status, lines, total, insurer_share, patient_share, paid_patient, paid_insurer, claim_id, insurer_id, split_source, \
+     void_reason, version, created_at, issued_at";
 
 /// A payment against an invoice.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -186,7 +191,8 @@ pub struct Payment {
     pub created_at: OffsetDateTime,
 }
 
-const PAYMENT_COLUMNS: &str = "id, invoice_id, payer, method, amount, applied, credit, external_reference, created_at";
+pub(crate) const PAYMENT_COLUMNS: &str =
+    "id, invoice_id, payer, method, amount, applied, credit, external_reference, created_at";
 
 /// A payment to record.
 pub struct NewPayment {
@@ -220,7 +226,7 @@ fn payer_text(p: Payer) -> &'static str {
 macro_rules! write_entry {
     ($tx:expr, $hospital:expr, $entry:expr, $invoice:expr, $payment:expr, $party:expr) => {
         async {
-            let entry: &Entry = &$entry;
+            let entry: &$crate::domain::ledger::Entry = &$entry;
             debug_assert!(entry.balanced());
             let id = Uuid::now_v7();
             sqlx::query(
@@ -554,6 +560,7 @@ impl BillingStore {
         &self,
         current: &Invoice,
         claim_id: Uuid,
+        insurer_id: Uuid,
         adjudicated: &[Adjudicated],
         inbox: Option<(&'static str, Uuid)>,
     ) -> Result<Invoice, StoreError> {
@@ -573,7 +580,7 @@ impl BillingStore {
             }
             let done = sqlx::query(
                 "UPDATE invoices SET lines = $1, insurer_share = $2, patient_share = $3, claim_id = $4, split_source = 'claim', \
-                 version = version + 1 WHERE id = $5 AND version = $6",
+                 version = version + 1, insurer_id = $7 WHERE id = $5 AND version = $6",
             )
             .bind(Json(&lines))
             .bind(insurer)
@@ -581,6 +588,7 @@ impl BillingStore {
             .bind(claim_id)
             .bind(current.id)
             .bind(current.version)
+            .bind(insurer_id)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {
@@ -759,9 +767,12 @@ impl BillingStore {
         let money_sql = format!(
             "SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) \
              FROM payments WHERE 1 = 1{} GROUP BY method \
+             UNION ALL SELECT p.method, CAST(COALESCE(SUM(-r.amount), 0) AS BIGINT), CAST(COALESCE(SUM(-r.from_credit), 0) AS BIGINT) \
+             FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.status = 'completed'{} GROUP BY p.method \
              UNION ALL SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) \
              FROM premium_payments WHERE 1 = 1{} GROUP BY method",
             filter("hospital_id"),
+            filter("r.hospital_id"),
             filter("insurer_id")
         );
         let premium_sql = format!(

@@ -40,18 +40,16 @@ const REFUND_COLUMNS: &str = "id, hospital_id, payment_id, invoice_id, amount, f
      requested_by, decided_by, decision_note, created_at, decided_at";
 
 impl BillingStore {
+    /// A payment and its hospital.
     pub async fn payment(&self, id: Uuid) -> Result<Option<(Payment, Uuid)>, StoreError> {
-        let sql = format!("SELECT {PAYMENT_COLUMNS}, hospital_id FROM payments WHERE id = $1");
-        let row: Option<(Uuid, Uuid, String, String, i64, i64, i64, Option<String>, OffsetDateTime, Uuid)> =
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
+        let payment: Option<Payment> =
             on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)?;
-        Ok(row.map(
-            |(id, invoice_id, payer, method, amount, applied, credit, external_reference, created_at, hospital)| {
-                (
-                    Payment { id, invoice_id, payer, method, amount, applied, credit, external_reference, created_at },
-                    hospital,
-                )
-            },
-        ))
+        let Some(payment) = payment else { return Ok(None) };
+        let hospital: Uuid = on_pool!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT hospital_id FROM payments WHERE id = $1").bind(id).fetch_one(pool).await
+        })?;
+        Ok(Some((payment, hospital)))
     }
 
     /// Requests a refund of part or all of a payment; nothing moves until it is approved.

@@ -283,6 +283,35 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
         )
         .await;
     assert_eq!(status, 422, "only what is left can be refunded");
+
+    // Reports: today's cash by method, and what is still owed, by age; also as CSV.
+    let today = time::OffsetDateTime::now_utc().date();
+    let (status, cash) =
+        c.call(Method::GET, &format!("/api/billing/reports/daily-cash?from={today}&to={today}"), &c.biller, None).await;
+    assert_eq!(status, 200, "{cash}");
+    let by_method =
+        |m: &str| cash.as_array().unwrap().iter().find(|r| r["method"] == m).cloned().unwrap_or(Value::Null);
+    assert_eq!(
+        (by_method("cash")["net"].as_i64(), by_method("mobile_money")["net"].as_i64()),
+        (Some(200_000), Some(100_000))
+    );
+    assert_eq!(
+        (by_method("card")["received"].as_i64(), by_method("card")["refunded"].as_i64()),
+        (Some(400_000), Some(200_000))
+    );
+    let (_, aged) = c.call(Method::GET, "/api/billing/reports/aged-receivables", &c.biller, None).await;
+    assert_eq!(
+        aged,
+        json!([{"payer": "patient", "party_id": patient, "current": 50_000, "days_31_60": 0, "days_61_90": 0, "over_90": 0, "total": 50_000}])
+    );
+    let url = c.app.url(medcov_config::ServiceName::Gateway, "/api/billing/reports/aged-receivables?format=csv");
+    let response = c.app.client.get(url).bearer_auth(&c.biller).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = response.text().await.unwrap();
+    assert_eq!(
+        csv,
+        format!("payer,party_id,current,days_31_60,days_61_90,over_90,total\npatient,{patient},50000,0,0,0,50000\n")
+    );
     let (status, _) = c
         .call(Method::POST, &format!("/api/billing/invoices/{id}/void"), &c.biller, Some(json!({"reason": "x"})))
         .await;

@@ -5,6 +5,7 @@
 //! - `premiums`: policy premiums and their payments, agents' tiers, commission rates and
 //!   statements.
 //! - `refunds`: refunds of payments, asked by one person and approved by another.
+//! - `reports`: cash by day, aged receivables, commissions by agent (JSON or CSV).
 //! - `ledger`: the reconciliation of the journal with invoices and payments.
 
 mod invoices;
@@ -12,6 +13,7 @@ mod ledger;
 mod premiums;
 mod prices;
 mod refunds;
+mod reports;
 
 use std::sync::Arc;
 
@@ -39,6 +41,7 @@ pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
         .merge(invoices::router(store.clone()))
         .merge(premiums::router(store.clone()))
         .merge(refunds::router(store.clone()))
+        .merge(reports::router(store.clone()))
         .merge(ledger::router(store))
 }
 

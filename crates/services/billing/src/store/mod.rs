@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 pub mod premiums;
 pub mod refunds;
+pub mod reports;
 
 pub use medcov_store::outbox::{Actor, Event};
 

@@ -414,9 +414,26 @@ async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
     c.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &c.biller, None).await;
     let (status, _) = c.pay(&id, Some("ins-1"), json!({"payer": "insurer", "method": "cash", "amount": 450_000})).await;
     assert_eq!(status, 422, "an insurer does not pay cash");
-    let (status, _) =
-        c.pay(&id, Some("ins-1"), json!({"payer": "insurer", "method": "insurer_remittance", "amount": 450_000})).await;
-    assert_eq!(status, 201);
+    // The insurer's remittance settles its share; an unknown invoice in it is reported.
+    let url = c.app.url(medcov_config::ServiceName::Gateway, "/api/billing/remittances");
+    let remittance = json!({"hospital_id": c.hospital, "method": "insurer_remittance", "external_reference": "EFT-77",
+        "items": [{"invoice_number": invoice["number"], "amount": 450_000}, {"invoice_number": "INV-NOPE", "amount": 1_000}]});
+    for _ in 0..2 {
+        let response = c
+            .app
+            .client
+            .post(&url)
+            .bearer_auth(&c.biller)
+            .header("idempotency-key", "rem-1")
+            .json(&remittance)
+            .send()
+            .await
+            .unwrap();
+        let (status, _, result) = crate::support::read(response).await;
+        assert_eq!(status, 200, "{result}");
+        assert_eq!(result["settled"][0]["payment"]["applied"], 450_000);
+        assert_eq!(result["unmatched"][0]["invoice_number"], "INV-NOPE");
+    }
     let (status, _) = c.pay(&id, Some("pat-1"), json!({"payer": "patient", "method": "cash", "amount": 100_000})).await;
     assert_eq!(status, 201);
     let (_, paid) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;

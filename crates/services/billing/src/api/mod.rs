@@ -4,6 +4,7 @@
 //! - `invoices`: invoices for care, their issue and voiding, and payments against them.
 //! - `premiums`: policy premiums and their payments, agents' tiers, commission rates and
 //!   statements.
+//! - `remittances`: an insurer's payment settling many invoices.
 //! - `refunds`: refunds of payments, asked by one person and approved by another.
 //! - `reports`: cash by day, aged receivables, commissions by agent (JSON or CSV).
 //! - `ledger`: the reconciliation of the journal with invoices and payments.
@@ -13,6 +14,7 @@ mod ledger;
 mod premiums;
 mod prices;
 mod refunds;
+mod remittances;
 mod reports;
 
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
         .merge(premiums::router(store.clone()))
         .merge(refunds::router(store.clone()))
         .merge(reports::router(store.clone()))
+        .merge(remittances::router(store.clone()))
         .merge(ledger::router(store))
 }
 

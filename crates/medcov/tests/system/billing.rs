@@ -337,7 +337,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     assert_eq!(status, 404);
 }
 
-async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
+async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) {
     let c = clinic(&env).await;
     // An insurer whose plan covers consultations (co-payment 500.00) and tests (20 %).
     let (_, insurer) = c
@@ -379,17 +379,7 @@ async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
     let invoice = c.invoices(&patient, 1).await.remove(0);
     assert_eq!(invoice["member_number"], number.as_str());
     let id = invoice["id"].as_str().unwrap().to_owned();
-    // The hospital claims under the invoice number.
-    let lines: Vec<Value> = invoice["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| json!({"service_code": l["service_code"], "category": l["category"], "quantity": l["quantity"], "unit_price": l["unit_price"], "diagnosis": "J06.9", "date_of_service": invoice["date_of_service"]}))
-        .collect();
-    let (status, claim) = c
-        .call(Method::POST, "/api/insurance/claims", &c.biller, Some(json!({"hospital_id": c.hospital, "reference": invoice["number"], "member_number": number, "visit_type": "normal", "currency": "KES", "lines": lines})))
-        .await;
-    assert_eq!(status, 201, "{claim}");
+    // The claim went to the insurer with the draft, under the invoice number.
     let mut split = Value::Null;
     for _ in 0..100 {
         let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
@@ -399,7 +389,11 @@ async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
+    let claim =
+        claims.as_array().unwrap().iter().find(|cl| cl["reference"] == invoice["number"]).cloned().expect("the claim");
     assert_eq!(split["claim_id"], claim["id"], "the adjudication reached billing: {split}");
+    assert_eq!(split["status"], "issued", "issued once split: {split}");
     // Consultation 3 000.00: co-payment 500.00. Tests 2 500.00: 20 % = 500.00.
     assert_eq!(
         (split["lines"][0]["insurer_share"].as_i64(), split["lines"][0]["patient_share"].as_i64()),
@@ -411,7 +405,6 @@ async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
     );
     assert_eq!((split["insurer_share"].as_i64(), split["patient_share"].as_i64()), (Some(450_000), Some(100_000)));
 
-    c.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &c.biller, None).await;
     let (status, _) = c.pay(&id, Some("ins-1"), json!({"payer": "insurer", "method": "cash", "amount": 450_000})).await;
     assert_eq!(status, 422, "an insurer does not pay cash");
     // The insurer's remittance settles its share; an unknown invoice in it is reported.
@@ -440,6 +433,51 @@ async fn an_adjudicated_claim_splits_the_invoice(env: TestEnv) {
     assert_eq!(paid["status"], "paid");
     let report = c.reconciled().await;
     assert_eq!((balance(&report, "insurer_receivable"), balance(&report, "bank")), (0, 450_000));
+    // The remittance settled the insurer's share: the claim is paid.
+    let claim_path = format!("/api/insurance/claims/{}", claim["id"].as_str().unwrap());
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = c.call(Method::GET, &claim_path, &c.biller, None).await.1["status"].clone();
+        if status == "paid" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "paid");
+
+    // A second visit, invoiced and claimed, then voided: its claim is withdrawn.
+    c.encounter(&patient).await;
+    let second = c.invoices(&patient, 2).await.into_iter().find(|i| i["id"] != id.as_str()).expect("a second invoice");
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    let mut issued = Value::Null;
+    for _ in 0..100 {
+        issued = c.call(Method::GET, &format!("/api/billing/invoices/{second_id}"), &c.biller, None).await.1;
+        if issued["status"] == "issued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(issued["status"], "issued", "{issued}");
+    let (status, _) = c
+        .call(
+            Method::POST,
+            &format!("/api/billing/invoices/{second_id}/void"),
+            &c.biller,
+            Some(json!({"reason": "entered twice"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let second_claim = format!("/api/insurance/claims/{}", issued["claim_id"].as_str().unwrap());
+    let mut claim_status = Value::Null;
+    for _ in 0..100 {
+        claim_status = c.call(Method::GET, &second_claim, &c.biller, None).await.1["status"].clone();
+        if claim_status == "withdrawn" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(claim_status, "withdrawn");
+    c.reconciled().await;
     c.app.stop().await;
 }
 
@@ -636,6 +674,6 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
 
 medcov_testkit::backend_suite!(
     an_encounter_is_invoiced_once_and_paid_without_double_charges,
-    an_adjudicated_claim_splits_the_invoice,
+    an_insured_encounter_is_claimed_split_issued_and_settled,
     a_sold_policy_is_invoiced_paid_activated_and_commissioned,
 );

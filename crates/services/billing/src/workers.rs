@@ -47,11 +47,22 @@ struct MemberNumber {
 }
 
 #[derive(Deserialize)]
+struct Diagnosis {
+    code: String,
+    #[serde(default)]
+    primary: bool,
+}
+
+#[derive(Deserialize)]
 struct EncounterCompleted {
     encounter_id: Uuid,
     hospital_id: Uuid,
     patient_id: Uuid,
     date_of_service: Date,
+    #[serde(default)]
+    visit_type: Option<String>,
+    #[serde(default)]
+    diagnoses: Vec<Diagnosis>,
     #[serde(default)]
     member_numbers: Vec<MemberNumber>,
     services: Vec<EncounterService>,
@@ -76,13 +87,38 @@ impl Handler for Encounters {
                 .map_err(|e| e.to_string())?;
             let (total, insurer_share, patient_share) = invoice::totals(&lines);
             let id = Uuid::now_v7();
+            let member_number = event.member_numbers.into_iter().next().map(|m| m.member_number);
+            let diagnosis = event
+                .diagnoses
+                .iter()
+                .find(|d| d.primary)
+                .or(event.diagnoses.first())
+                .map(|d| d.code.clone())
+                .unwrap_or_default();
+            let number = invoice_number(id, event.date_of_service);
+            // Every line priced and an insurer to ask: the claim goes out with the draft.
+            let claim_request = match (&member_number, &currency) {
+                (Some(member), Some(currency)) if lines.iter().all(|l| !l.unpriced) => Some(serde_json::json!({
+                    "invoice_id": id,
+                    "number": number,
+                    "hospital_id": event.hospital_id,
+                    "member_number": member,
+                    "visit_type": event.visit_type.as_deref().unwrap_or("normal"),
+                    "currency": currency,
+                    "lines": lines.iter().map(|l| serde_json::json!({
+                        "service_code": l.service_code, "category": l.category, "quantity": l.quantity,
+                        "unit_price": l.unit_price, "diagnosis": diagnosis, "date_of_service": event.date_of_service.to_string(),
+                    })).collect::<Vec<_>>(),
+                })),
+                _ => None,
+            };
             let draft = Invoice {
                 id,
                 hospital_id: event.hospital_id,
-                number: invoice_number(id, event.date_of_service),
+                number,
                 patient_id: event.patient_id,
                 encounter_id: Some(event.encounter_id),
-                member_number: event.member_numbers.into_iter().next().map(|m| m.member_number),
+                member_number,
                 // Unpriced lines keep the invoice a draft; its currency comes with the first price.
                 currency: currency.unwrap_or_default(),
                 date_of_service: event.date_of_service,
@@ -102,7 +138,7 @@ impl Handler for Encounters {
                 issued_at: None,
             };
             self.0
-                .create_invoice(&draft, &actor(envelope), Some(("billing.encounters", envelope.id)))
+                .create_invoice(&draft, &actor(envelope), Some(("billing.encounters", envelope.id)), claim_request)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -161,6 +197,7 @@ impl Handler for Insurance {
         Box::pin(async move {
             match envelope.event_type.as_str() {
                 "insurance.claim_adjudicated.v1" => self.claim_adjudicated(envelope).await,
+                "insurance.claim_refused.v1" => self.claim_refused(envelope).await,
                 "insurance.policy_created.v1" => {
                     let event: PolicyCreated = read(envelope)?;
                     let due = OffsetDateTime::now_utc().date()
@@ -200,7 +237,38 @@ impl Handler for Insurance {
     }
 }
 
+#[derive(Deserialize)]
+struct ClaimRefused {
+    hospital_id: Uuid,
+    reference: String,
+}
+
 impl Insurance {
+    /// Issues an invoice drafted from an encounter once its split is known.
+    async fn issue_drafted(&self, invoice: &Invoice, envelope: &Envelope) -> Result<(), String> {
+        if invoice.status != Status::Draft || invoice.encounter_id.is_none() || invoice.lines.iter().any(|l| l.unpriced)
+        {
+            return Ok(());
+        }
+        match self.store.issue(invoice, &actor(envelope)).await {
+            Ok(_) => Ok(()),
+            // Issued meanwhile (by a clerk, or by an earlier delivery): nothing left to do.
+            Err(crate::store::StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The insurer could not take the claim: the invoice is the patient's, and goes out.
+    async fn claim_refused(&self, envelope: &Envelope) -> Result<(), String> {
+        let event: ClaimRefused = read(envelope)?;
+        let Some(invoice) =
+            self.store.invoice_by_number(event.hospital_id, &event.reference).await.map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        self.issue_drafted(&invoice, envelope).await
+    }
+
     async fn claim_adjudicated(&self, envelope: &Envelope) -> Result<(), String> {
         let event: ClaimAdjudicated = read(envelope)?;
         let Some(invoice) =
@@ -211,7 +279,8 @@ impl Insurance {
         };
         let adjudicated: Vec<Adjudicated> =
             event.lines.iter().map(|l| Adjudicated { insurer_pays: l.insurer_pays }).collect();
-        self.store
+        let split = self
+            .store
             .split_by_claim(
                 &invoice,
                 event.claim_id,
@@ -220,7 +289,7 @@ impl Insurance {
                 Some(("billing.claims", envelope.id)),
             )
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.issue_drafted(&split, envelope).await
     }
 }

@@ -1,9 +1,14 @@
 //! The consumers of the insurance service:
 //!
-//! - [`Billing`] (group `insurance` on `billing`): `premium_paid` activates its pending policy.
+//! - [`Billing`] (group `insurance` on `billing`):
+//!   - `premium_paid` activates its pending policy (recorded in the inbox with the activation);
+//!   - `claim_requested` submits the claim of an insured patient's invoice (idempotent on the
+//!     invoice number, its reference), or answers `claim_refused` when it cannot be taken;
+//!   - `payment_completed` that settles an invoice's insurer share marks its claim paid;
+//!   - `invoice_voided` withdraws the invoice's claim, reversing its adjudication.
 //!
-//! The event is recorded in the inbox in the same transaction as the activation, so a
-//! repeated delivery changes nothing.
+//! A repeated delivery changes nothing: the inbox, the claim reference, or the claim's state
+//! (a paid claim is not paid again) stop it.
 
 use std::sync::Arc;
 
@@ -13,12 +18,51 @@ use medcov_bus::consumer::Handler;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::domain::plan::VisitType;
 use crate::domain::policy::PolicyStatus;
-use crate::store::{Actor, InsuranceStore};
+use crate::store::claims::{ClaimLine, ClaimStatus, NewClaim};
+use crate::store::{Actor, Event, InsuranceStore, StoreError};
 
 #[derive(Deserialize)]
 struct PremiumPaid {
     policy_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ClaimRequested {
+    number: String,
+    hospital_id: Uuid,
+    member_number: String,
+    visit_type: VisitType,
+    currency: String,
+    lines: Vec<ClaimLine>,
+}
+
+#[derive(Deserialize)]
+struct PaymentCompleted {
+    claim_id: Option<Uuid>,
+    #[serde(default)]
+    insurer_settled: bool,
+    payment_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct InvoiceVoided {
+    claim_id: Option<Uuid>,
+    reason: Option<String>,
+}
+
+fn actor(envelope: &Envelope) -> Actor {
+    Actor {
+        user_id: Uuid::nil(),
+        request_id: envelope.correlation_id.clone(),
+        traceparent: envelope.traceparent.clone(),
+    }
+}
+
+fn read<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Result<T, String> {
+    serde_json::from_value(envelope.payload.clone())
+        .map_err(|e| format!("a {} payload this service cannot read: {e}", envelope.event_type))
 }
 
 pub struct Billing(pub Arc<InsuranceStore>);
@@ -26,38 +70,119 @@ pub struct Billing(pub Arc<InsuranceStore>);
 impl Handler for Billing {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            if envelope.event_type != "billing.premium_paid.v1" {
-                return Ok(());
-            }
-            let event: PremiumPaid = serde_json::from_value(envelope.payload.clone())
-                .map_err(|e| format!("a premium_paid payload this service cannot read: {e}"))?;
-            let Some(policy) = self.0.policy(event.policy_id).await.map_err(|e| e.to_string())? else {
-                return Ok(());
-            };
-            // A policy cancelled before its premium arrived stays cancelled (billing refunds).
-            if policy.status != PolicyStatus::Pending {
-                return Ok(());
-            }
-            let actor = Actor {
-                user_id: Uuid::nil(),
-                request_id: envelope.correlation_id.clone(),
-                traceparent: envelope.traceparent.clone(),
-            };
-            match self
-                .0
-                .change_policy_status(
-                    &policy,
-                    PolicyStatus::Active,
-                    None,
-                    Some("premium paid"),
-                    &actor,
-                    Some(("insurance.premiums", envelope.id)),
-                )
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.to_string()),
+            match envelope.event_type.as_str() {
+                "billing.premium_paid.v1" => self.premium_paid(envelope).await,
+                "billing.claim_requested.v1" => self.claim_requested(envelope).await,
+                "billing.payment_completed.v1" => self.payment_completed(envelope).await,
+                "billing.invoice_voided.v1" => self.invoice_voided(envelope).await,
+                _ => Ok(()),
             }
         })
+    }
+}
+
+impl Billing {
+    async fn claim_requested(&self, envelope: &Envelope) -> Result<(), String> {
+        let request: ClaimRequested = read(envelope)?;
+        let refuse = |reason: &str| Event {
+            event_type: "insurance.claim_refused.v1",
+            aggregate_type: "claim",
+            aggregate_id: envelope.aggregate_id,
+            tenant_id: request.hospital_id,
+            payload: serde_json::json!({"hospital_id": request.hospital_id, "reference": request.number, "reason": reason}),
+        };
+        let first_day = request.lines.iter().map(|l| l.date_of_service).min();
+        let coverage = match first_day {
+            Some(day) => self.0.coverage(request.member_number.trim(), day).await.map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let Some(coverage) = coverage else {
+            return self.0.emit(&refuse("no such member"), &actor(envelope)).await.map_err(|e| e.to_string());
+        };
+        if coverage.policy.currency != request.currency {
+            let reason = format!("the member's plan is in {}", coverage.policy.currency);
+            return self.0.emit(&refuse(&reason), &actor(envelope)).await.map_err(|e| e.to_string());
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, envelope.payload.to_string().as_bytes());
+        let claim = NewClaim {
+            insurer_id: coverage.policy.insurer_id,
+            hospital_id: request.hospital_id,
+            reference: request.number.clone(),
+            request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            member_id: coverage.member.member_id,
+            policy_id: Some(coverage.policy.id),
+            visit_type: request.visit_type,
+            currency: request.currency.clone(),
+            lines: request.lines,
+        };
+        match self.0.submit_claim(&claim, &actor(envelope)).await {
+            Ok(_) => Ok(()),
+            // The reference was used for another claim by the hospital itself.
+            Err(StoreError::Invalid { reason, .. }) => {
+                self.0.emit(&refuse(&reason), &actor(envelope)).await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn payment_completed(&self, envelope: &Envelope) -> Result<(), String> {
+        let payment: PaymentCompleted = read(envelope)?;
+        let (Some(claim_id), true) = (payment.claim_id, payment.insurer_settled) else {
+            return Ok(());
+        };
+        let Some(claim) = self.0.claim(claim_id).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        if claim.status != ClaimStatus::Adjudicated {
+            return Ok(());
+        }
+        match self.0.mark_paid(&claim, &payment.payment_id.to_string(), &actor(envelope)).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn invoice_voided(&self, envelope: &Envelope) -> Result<(), String> {
+        let voided: InvoiceVoided = read(envelope)?;
+        let Some(claim_id) = voided.claim_id else {
+            return Ok(());
+        };
+        let Some(claim) = self.0.claim(claim_id).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        if claim.status != ClaimStatus::Adjudicated {
+            return Ok(());
+        }
+        let reason = voided.reason.unwrap_or_else(|| "the invoice was voided".into());
+        match self.0.unadjudicate(&claim, ClaimStatus::Withdrawn, &reason, &actor(envelope)).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn premium_paid(&self, envelope: &Envelope) -> Result<(), String> {
+        let event: PremiumPaid = read(envelope)?;
+        let Some(policy) = self.0.policy(event.policy_id).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        // A policy cancelled before its premium arrived stays cancelled (billing refunds).
+        if policy.status != PolicyStatus::Pending {
+            return Ok(());
+        }
+        match self
+            .0
+            .change_policy_status(
+                &policy,
+                PolicyStatus::Active,
+                None,
+                Some("premium paid"),
+                &actor(envelope),
+                Some(("insurance.premiums", envelope.id)),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }

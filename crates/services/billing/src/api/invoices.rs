@@ -114,7 +114,7 @@ async fn create_invoice(
         created_at: OffsetDateTime::now_utc(),
         issued_at: None,
     };
-    let (created, _) = store.create_invoice(&draft, &actor(&principal), None).await?;
+    let (created, _) = store.create_invoice(&draft, &actor(&principal), None, None).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

@@ -372,6 +372,7 @@ impl BillingStore {
         invoice: &Invoice,
         actor: &Actor,
         inbox: Option<(&'static str, Uuid)>,
+        claim_request: Option<serde_json::Value>,
     ) -> Result<(Invoice, bool), StoreError> {
         let created: Result<bool, StoreError> = on_pool!(&self.db, |pool| async {
             let mut tx = pool.begin_write().await?;
@@ -391,6 +392,18 @@ impl BillingStore {
                 }
             }
             insert_invoice!(tx, invoice, actor)?;
+            // An insured patient's claim is asked of the insurer with the draft (the claim's
+            // reference is the invoice number).
+            if let Some(payload) = &claim_request {
+                let event = Event {
+                    event_type: "billing.claim_requested.v1",
+                    aggregate_type: "invoice",
+                    aggregate_id: invoice.id,
+                    tenant_id: invoice.hospital_id,
+                    payload: payload.clone(),
+                };
+                write_outbox!(tx, actor, event)?;
+            }
             tx.commit().await?;
             Ok(true)
         }
@@ -698,6 +711,7 @@ impl BillingStore {
                     "payment_id": id, "invoice_id": invoice.id, "number": invoice.number, "hospital_id": invoice.hospital_id,
                     "payer": payer_text(payment.payer), "method": payment.method.as_str(), "amount": payment.amount,
                     "applied": applied, "credit": credit, "currency": invoice.currency, "invoice_status": status,
+                    "claim_id": invoice.claim_id, "insurer_settled": invoice.insurer_share > 0 && paid_insurer >= invoice.insurer_share,
                 }),
             };
             write_outbox!(tx, actor, event)?;

@@ -52,6 +52,8 @@ pub enum ClaimStatus {
     /// Waiting for a claims officer.
     InReview,
     Paid,
+    /// Taken back by the hospital (its invoice was voided); its adjudication is reversed.
+    Withdrawn,
 }
 
 impl ClaimStatus {
@@ -61,13 +63,20 @@ impl ClaimStatus {
             ClaimStatus::Adjudicated => "adjudicated",
             ClaimStatus::InReview => "in_review",
             ClaimStatus::Paid => "paid",
+            ClaimStatus::Withdrawn => "withdrawn",
         }
     }
 
     pub fn parse(s: &str) -> Option<ClaimStatus> {
-        [ClaimStatus::Submitted, ClaimStatus::Adjudicated, ClaimStatus::InReview, ClaimStatus::Paid]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            ClaimStatus::Submitted,
+            ClaimStatus::Adjudicated,
+            ClaimStatus::InReview,
+            ClaimStatus::Paid,
+            ClaimStatus::Withdrawn,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -775,7 +784,11 @@ impl InsuranceStore {
                     .fetch_all(&mut *tx)
                     .await?;
             }
-            let action = if to == ClaimStatus::InReview { "sent_to_review" } else { "reversed" };
+            let action = match to {
+                ClaimStatus::InReview => "sent_to_review",
+                ClaimStatus::Withdrawn => "withdrawn",
+                _ => "reversed",
+            };
             claim_history!(tx, claim.id, actor, action, serde_json::json!({"adjudication_no": claim.adjudication_no, "reason": reason}), now)?;
             let event = Event {
                 event_type: "insurance.claim_reversed.v1",
@@ -793,6 +806,17 @@ impl InsuranceStore {
         });
         self.invalidate_members(&touched?).await;
         self.claim(claim.id).await?.ok_or(StoreError::NotFound("no such claim"))
+    }
+
+    /// Writes an event that goes with no change of its own (a refusal, say).
+    pub async fn emit(&self, event: &Event, actor: &Actor) -> Result<(), StoreError> {
+        let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            write_outbox!(tx, actor, event)?;
+            tx.commit().await
+        }
+        .await);
+        Ok(result?)
     }
 
     /// Records that the insurer paid an adjudicated claim.

@@ -383,7 +383,8 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let mut split = Value::Null;
     for _ in 0..100 {
         let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
-        if now["split_source"] == "claim" {
+        // Split by the adjudication, then issued.
+        if now["split_source"] == "claim" && now["status"] == "issued" {
             split = now;
             break;
         }
@@ -600,6 +601,28 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, "active", "premium_paid reached insurance");
+    // The policy-sale saga completed (just after the activation), and says how.
+    let mut sale = None;
+    for _ in 0..100 {
+        let (_, sagas) =
+            call(Method::GET, "/api/insurance/sagas?state=completed".into(), insurer_admin.clone(), None).await;
+        sale = sagas.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
+        if sale.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sale = sale.expect("the completed saga");
+    let (_, sale) = call(
+        Method::GET,
+        format!("/api/insurance/sagas/{}", sale["id"].as_str().unwrap()),
+        insurer_admin.clone(),
+        None,
+    )
+    .await;
+    let steps: Vec<&str> =
+        sale["transitions"].as_array().unwrap().iter().map(|t| t["to_state"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["running", "completed"], "{sale}");
     let from = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -672,7 +695,85 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     app.stop().await;
 }
 
+/// A policy sold and never paid: at the deadline the saga cancels it (even when MedCov was
+/// restarted in between) and billing voids its premium.
+async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env: TestEnv) {
+    env.config.billing.premium_due_s = 3;
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let (_, _, insurer) = app
+        .call(
+            Method::POST,
+            "/api/insurance/insurers",
+            Some(&admin),
+            Some(json!({"code": "DLN", "name": "Deadline Insurance", "currency": "KES"})),
+        )
+        .await;
+    let rules = json!({"currency": "KES", "premium": {"kind": "per_member", "adult": 500_000, "child": 0, "child_until_age": 18},
+        "max_members": 1, "categories": {"consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]}}});
+    let (_, _, plan) = app
+        .call(Method::POST, "/api/insurance/plans", Some(&admin), Some(json!({"insurer_id": insurer["id"], "code": "DL", "name": "Deadline", "effective_from": "2020-01-01", "rules": rules})))
+        .await;
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let (status, _, policy) = app
+        .call(
+            Method::POST,
+            "/api/insurance/policies",
+            Some(&admin),
+            Some(json!({"plan_id": plan["id"], "start_date": today,
+            "holder": {"given_name": "Late", "family_name": "Payer", "date_of_birth": "1980-01-01"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{policy}");
+    // MedCov stops before the deadline and starts again: the timer is in the database.
+    app.stop().await;
+    let app = App::start(env.config.clone(), "all").await;
+    let policy_path = format!("/api/insurance/policies/{}", policy["id"].as_str().unwrap());
+    let mut now = Value::Null;
+    for _ in 0..100 {
+        now = app.call(Method::GET, &policy_path, Some(&admin), None).await.2;
+        if now["status"] == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(now["status"], "cancelled", "{now}");
+    let (_, _, sagas) = app.call(Method::GET, "/api/insurance/sagas?state=compensated", Some(&admin), None).await;
+    let sale = sagas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["subject_id"] == policy["id"])
+        .cloned()
+        .expect("the compensated saga");
+    let (_, _, sale) = app
+        .call(Method::GET, &format!("/api/insurance/sagas/{}", sale["id"].as_str().unwrap()), Some(&admin), None)
+        .await;
+    let steps: Vec<&str> =
+        sale["transitions"].as_array().unwrap().iter().map(|t| t["to_state"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["running", "compensating", "compensated"], "{sale}");
+    // Billing heard of the cancellation: the premium is void.
+    let mut premium = Value::Null;
+    for _ in 0..100 {
+        let (_, _, list) = app.call(Method::GET, "/api/billing/premiums", Some(&admin), None).await;
+        premium = list
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"]).cloned())
+            .unwrap_or(Value::Null);
+        if premium["status"] == "void" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(premium["status"], "void", "{premium}");
+    let metrics = app.text(medcov_config::ServiceName::Insurance, "/metrics").await;
+    assert!(crate::support::sample(&metrics, "sagas", &["state=\"compensated\""]).unwrap_or(0.0) >= 1.0, "{metrics}");
+    app.stop().await;
+}
+
 medcov_testkit::backend_suite!(
+    an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart,
     an_encounter_is_invoiced_once_and_paid_without_double_charges,
     an_insured_encounter_is_claimed_split_issued_and_settled,
     a_sold_policy_is_invoiced_paid_activated_and_commissioned,

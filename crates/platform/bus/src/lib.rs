@@ -11,6 +11,7 @@
 //! - [`consumer`]: the loop around a handler: read, handle, acknowledge; reclaim what another
 //!   consumer left idle (the idle time is the retry backoff, growing with each delivery);
 //!   dead-letter an entry after too many deliveries; drain on shutdown.
+//! - [`saga`]: persisted saga instances with durable deadlines and a transition log.
 //! - [`inbox`]: a consumer records each event it handled in the same transaction as its effect,
 //!   so a repeated delivery has no second effect.
 
@@ -20,6 +21,7 @@ pub mod consumer;
 pub mod inbox;
 pub mod redis_bus;
 pub mod relay;
+pub mod saga;
 pub mod sqlite_bus;
 
 use std::time::Duration;

@@ -205,8 +205,9 @@ impl Default for RedisConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BillingConfig {
-    /// Days from a policy's creation until its premium is due.
-    pub premium_due_days: u32,
+    /// Seconds from a policy's creation until its premium is due (30 days by default). A
+    /// policy still unpaid then is cancelled by the policy-sale saga and its premium voided.
+    pub premium_due_s: u64,
     /// A commission is clawed back when its policy is cancelled (or its premium refunded)
     /// within this many days of earning it.
     pub commission_clawback_days: u32,
@@ -214,7 +215,7 @@ pub struct BillingConfig {
 
 impl Default for BillingConfig {
     fn default() -> Self {
-        BillingConfig { premium_due_days: 30, commission_clawback_days: 90 }
+        BillingConfig { premium_due_s: 30 * 24 * 3600, commission_clawback_days: 90 }
     }
 }
 
@@ -440,8 +441,8 @@ impl Config {
         if self.database.acquire_timeout_ms == 0 {
             return Err(setting("database.acquire_timeout_ms", "must be at least 1"));
         }
-        if self.billing.premium_due_days == 0 || self.billing.premium_due_days > 366 {
-            return Err(setting("billing.premium_due_days", "must be between 1 and 366"));
+        if self.billing.premium_due_s == 0 || self.billing.premium_due_s > 366 * 24 * 3600 {
+            return Err(setting("billing.premium_due_s", "must be between 1 second and 366 days"));
         }
         if self.billing.commission_clawback_days > 3660 {
             return Err(setting("billing.commission_clawback_days", "must be at most 3660"));

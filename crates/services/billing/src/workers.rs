@@ -200,8 +200,8 @@ impl Handler for Insurance {
                 "insurance.claim_refused.v1" => self.claim_refused(envelope).await,
                 "insurance.policy_created.v1" => {
                     let event: PolicyCreated = read(envelope)?;
-                    let due = OffsetDateTime::now_utc().date()
-                        + time::Duration::days(i64::from(self.config.premium_due_days));
+                    let due =
+                        OffsetDateTime::now_utc().date() + time::Duration::seconds(self.config.premium_due_s as i64);
                     let premium = crate::store::premiums::NewPremium {
                         insurer_id: event.insurer_id,
                         policy_id: event.policy_id,

@@ -4,11 +4,13 @@
 //! - `domain/`: rules without I/O (plans, policies, the adjudication engine, eligibility).
 //! - `store/`: the service's tables, with migrations per backend under `migrations/`.
 //! - `workers`: the consumers of other services' events.
+//! - `sagas`: the policy-sale saga this service orchestrates (its deadline ticker).
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod domain;
+pub mod sagas;
 pub mod store;
 pub mod workers;
 
@@ -30,14 +32,23 @@ pub fn spec() -> ServiceSpec {
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let database = context.require_database()?;
     // Every instance must see the same invalidations: with Redis, the cache lives there.
-    let store = Arc::new(match &context.redis {
-        Some(redis) => store::InsuranceStore::with_cache(
-            database,
-            Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
-        ),
-        None => store::InsuranceStore::new(database),
-    });
+    let store = Arc::new(
+        match &context.redis {
+            Some(redis) => store::InsuranceStore::with_cache(
+                database,
+                Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
+            ),
+            None => store::InsuranceStore::new(database),
+        }
+        .with_premium_due(context.config.billing.premium_due_s),
+    );
     context.consume("billing", "insurance", Arc::new(workers::Billing(store.clone())));
+    context.tasks.spawn(sagas::run(
+        store.clone(),
+        context.metrics.clone(),
+        std::time::Duration::from_secs(1),
+        context.shutdown.clone(),
+    ));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let router = api::router(store).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })

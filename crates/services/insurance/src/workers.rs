@@ -181,8 +181,9 @@ impl Billing {
             )
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
         }
+        crate::sagas::premium_paid(&self.0, policy.id).await.map_err(|e| e.to_string())
     }
 }

@@ -100,6 +100,11 @@ fn version_on(plan: &Plan, day: Date) -> Option<&PlanVersion> {
     plan.versions.iter().find(|v| v.effective_from <= day && v.effective_to.is_none_or(|to| day <= to))
 }
 
+/// When an unpaid premium cancels the policy (the policy-sale saga's deadline).
+fn premium_deadline(store: &InsuranceStore) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + Duration::seconds(store.premium_due_s() as i64)
+}
+
 /// The last covered day of a one-year period starting on `start`.
 fn expiry_of(start: Date) -> Date {
     let next = start.replace_year(start.year() + 1).unwrap_or_else(|_| start + Duration::days(365));
@@ -176,6 +181,7 @@ async fn create_policy(
         currency: version.rules.currency.to_string(),
         members,
         renewal_of: None,
+        premium_deadline: premium_deadline(&store),
     };
     let created = store.create_policy(&new, &actor(&principal)).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -308,6 +314,7 @@ async fn renew(
         currency: version.rules.currency.to_string(),
         members,
         renewal_of: Some(current.id),
+        premium_deadline: premium_deadline(&store),
     };
     let renewed = store.create_policy(&new, &actor(&principal)).await?;
     Ok((StatusCode::CREATED, Json(renewed)))

@@ -70,18 +70,33 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
 pub struct InsuranceStore {
     db: Database,
     cache: Arc<dyn Cache>,
+    premium_due_s: u64,
 }
 
 impl InsuranceStore {
     /// A store with an in-process cache.
     pub fn new(db: Database) -> InsuranceStore {
         let cache = medcov_cache::MemoryCache::new(50_000, Duration::from_secs(300));
-        InsuranceStore { db, cache: Arc::new(cache) }
+        InsuranceStore {
+            db,
+            cache: Arc::new(cache),
+            premium_due_s: medcov_config::BillingConfig::default().premium_due_s,
+        }
     }
 
     /// A store with the given cache (Redis when distributed).
     pub fn with_cache(db: Database, cache: Arc<dyn Cache>) -> InsuranceStore {
-        InsuranceStore { db, cache }
+        InsuranceStore { db, cache, premium_due_s: medcov_config::BillingConfig::default().premium_due_s }
+    }
+
+    /// Sets how long a sold policy waits for its premium (`billing.premium_due_s`).
+    pub fn with_premium_due(mut self, seconds: u64) -> InsuranceStore {
+        self.premium_due_s = seconds;
+        self
+    }
+
+    pub fn premium_due_s(&self) -> u64 {
+        self.premium_due_s
     }
 
     pub fn cache(&self) -> &dyn Cache {

@@ -164,7 +164,12 @@ pub struct NewPolicy {
     pub currency: String,
     pub members: Vec<NewMember>,
     pub renewal_of: Option<Uuid>,
+    /// When the policy-sale saga gives up on the premium and cancels the policy.
+    pub premium_deadline: OffsetDateTime,
 }
+
+/// The saga that follows a sold policy until its premium is paid (or cancels it).
+pub const POLICY_SALE: &str = "policy_sale";
 
 /// What covers a member on a date: the member, their policy period, its plan version.
 #[derive(Debug, Clone)]
@@ -352,6 +357,15 @@ impl InsuranceStore {
             .bind(&actor.request_id)
             .execute(&mut *tx)
             .await?;
+            medcov_bus::start_saga!(
+                tx,
+                POLICY_SALE,
+                id,
+                Some(new.insurer_id),
+                "awaiting_premium",
+                Some(new.premium_deadline),
+                serde_json::json!({"premium": new.premium, "currency": new.currency})
+            )?;
             let created = load_policy!(tx, id)?.ok_or(StoreError::NotFound("no such policy"))?;
             write_outbox!(tx, actor, policy_event(&created, "insurance.policy_created.v1", serde_json::json!({"renewal_of": new.renewal_of})))?;
             tx.commit().await?;

@@ -1,0 +1,134 @@
+//! `/sagas`: the flows this service orchestrates, with their state and every transition.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use medcov_bus::saga::{self, Saga, SagaState, Transition};
+use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_security::{Authorized, Policy, Role, Scope};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::store::InsuranceStore;
+
+pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(list_sagas)).routes(routes!(get_saga)).with_state(store)
+}
+
+/// Who watches flows.
+pub struct Watchers;
+impl Policy for Watchers {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::Auditor];
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SagaQuery {
+    /// `running`, `compensating`, `completed` or `compensated`.
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SagaView {
+    pub id: Uuid,
+    /// `policy_sale`.
+    pub kind: String,
+    /// The policy (or other record) it follows.
+    pub subject_id: Uuid,
+    pub state: String,
+    pub step: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deadline_at: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: String,
+    pub transitions: Vec<TransitionView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TransitionView {
+    #[schema(value_type = String, format = DateTime)]
+    pub at: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub step: String,
+    pub note: Option<String>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn view(saga: Saga, transitions: Vec<Transition>) -> SagaView {
+    SagaView {
+        id: saga.id,
+        kind: saga.kind,
+        subject_id: saga.subject_id,
+        state: saga.state.as_str().to_owned(),
+        step: saga.step,
+        deadline_at: saga.deadline_at.map(rfc3339),
+        created_at: rfc3339(saga.created_at),
+        updated_at: rfc3339(saga.updated_at),
+        transitions: transitions
+            .into_iter()
+            .map(|t| TransitionView {
+                at: rfc3339(t.at),
+                from_state: t.from_state,
+                to_state: t.to_state,
+                step: t.step,
+                note: t.note,
+            })
+            .collect(),
+    }
+}
+
+fn tenants(scope: &Scope) -> Option<Vec<Uuid>> {
+    match scope {
+        Scope::Platform => None,
+        Scope::Insurer { insurer } => Some(vec![*insurer]),
+        _ => Some(Vec::new()),
+    }
+}
+
+/// Instances, newest first, by state (transitions left out; read one for them).
+#[utoipa::path(get, path = "/sagas", tag = "sagas", params(SagaQuery),
+    responses((status = 200, body = Vec<SagaView>), (status = 422, body = medcov_http::Problem)))]
+async fn list_sagas(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Watchers>,
+    Query(query): Query<SagaQuery>,
+) -> Result<Json<Vec<SagaView>>, ApiError> {
+    let state = match query.state.as_deref() {
+        None => None,
+        Some(s) => Some(SagaState::parse(s).ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(
+                "state",
+                "must be running, compensating, completed or compensated",
+            )])
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let tenants = tenants(&principal.scope);
+    let sagas = saga::list(store.database(), state, tenants.as_deref(), limit).await.map_err(ApiError::internal)?;
+    Ok(Json(sagas.into_iter().map(|s| view(s, Vec::new())).collect()))
+}
+
+/// One instance with every transition.
+#[utoipa::path(get, path = "/sagas/{id}", tag = "sagas",
+    responses((status = 200, body = SagaView), (status = 404, body = medcov_http::Problem)))]
+async fn get_saga(
+    State(store): State<Arc<InsuranceStore>>,
+    Authorized(principal, _): Authorized<Watchers>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<SagaView>, ApiError> {
+    let (saga, log) = saga::get(store.database(), id)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|(s, _)| s.tenant_id.is_some_and(|t| principal.scope.covers_insurer(t)))
+        .ok_or_else(|| ApiError::NotFound("no such saga".into()))?;
+    Ok(Json(view(saga, log)))
+}

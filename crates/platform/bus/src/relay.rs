@@ -25,7 +25,8 @@ pub enum RelayError {
     Bus(#[from] BusError),
 }
 
-type Row = (
+/// An outbox row, as [`COLUMNS`] reads it.
+pub type Row = (
     Uuid,
     String,
     String,
@@ -38,10 +39,14 @@ type Row = (
     Json<serde_json::Value>,
 );
 
+/// The columns of an outbox row that make its envelope.
+pub const COLUMNS: &str = "id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, causation_id, traceparent, payload";
+
 const SELECT: &str = "SELECT id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
      causation_id, traceparent, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
 
-fn envelope(row: Row) -> Envelope {
+/// The envelope of an outbox row.
+pub fn envelope(row: Row) -> Envelope {
     let (
         id,
         event_type,

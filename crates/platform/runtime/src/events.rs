@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use medcov_bus::{Bus, Envelope};
+use medcov_bus::Bus;
 use medcov_http::{ApiError, FieldError, Json, Path, Query};
 use medcov_security::{Authorized, Policy, Role, Scope};
 use medcov_store::{Database, on_pool};
@@ -369,44 +369,21 @@ pub async fn replay_log(
     since: OffsetDateTime,
     event_type: Option<&str>,
 ) -> Result<usize, anyhow::Error> {
+    let columns = medcov_bus::relay::COLUMNS;
     let mut after = Uuid::nil();
     let mut count = 0;
     loop {
         let sql = format!(
-            "{LOG_SELECT} WHERE occurred_at >= $1 AND ($2 IS NULL OR event_type = $2) AND id > $3 ORDER BY id LIMIT 500"
+            "SELECT {columns} FROM outbox WHERE occurred_at >= $1 AND ($2 IS NULL OR event_type = $2) AND id > $3 \
+             ORDER BY id LIMIT 500"
         );
-        let rows: Vec<LogRow> = on_pool!(db, |pool| {
+        let rows: Vec<medcov_bus::relay::Row> = on_pool!(db, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(since).bind(event_type).bind(after).fetch_all(pool).await
         })?;
         let Some(last) = rows.last() else { return Ok(count) };
         after = last.0;
         for row in rows {
-            let (
-                id,
-                event_type,
-                aggregate_type,
-                aggregate_id,
-                tenant_id,
-                occurred_at,
-                correlation_id,
-                causation_id,
-                traceparent,
-                payload,
-                _,
-            ) = row;
-            let envelope = Envelope {
-                id,
-                event_type,
-                aggregate_type,
-                aggregate_id,
-                tenant_id,
-                occurred_at,
-                correlation_id,
-                causation_id,
-                traceparent,
-                payload: payload.0,
-            };
-            bus.publish(&envelope).await?;
+            bus.publish(&medcov_bus::relay::envelope(row)).await?;
             count += 1;
         }
     }

@@ -38,6 +38,27 @@ use tokio_util::task::TaskTracker;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use context::ServiceContext;
+
+/// Who is acting in a request: the verified caller, with the request's id and trace for the
+/// history, the audit and the events it writes.
+pub fn actor(principal: &medcov_security::Principal) -> medcov_store::outbox::Actor {
+    let context = medcov_http::RequestContext::current();
+    medcov_store::outbox::Actor {
+        user_id: principal.id,
+        request_id: context.as_ref().map(|c| c.request_id.clone()),
+        traceparent: context.as_ref().map(|c| c.trace.to_string()),
+    }
+}
+
+/// Who is acting for an event a consumer handles: the platform (the nil id), correlated with
+/// the request that started the chain.
+pub fn event_actor(envelope: &medcov_bus::Envelope) -> medcov_store::outbox::Actor {
+    medcov_store::outbox::Actor {
+        user_id: uuid::Uuid::nil(),
+        request_id: envelope.correlation_id.clone(),
+        traceparent: envelope.traceparent.clone(),
+    }
+}
 pub use redis::RedisHandle;
 
 /// How a service crate plugs into the runtime.

@@ -20,18 +20,10 @@ use serde::Deserialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::domain::invoice::{self, Adjudicated, Status};
-use crate::store::{Actor, BillingStore, Invoice, invoice_number};
+use crate::domain::invoice::{Adjudicated, Status};
+use crate::store::{BillingStore, Draft, Invoice, invoice_number};
 
-fn actor(envelope: &Envelope) -> Actor {
-    // Changes made for an event are made by the platform, correlated with the request that
-    // started the chain.
-    Actor {
-        user_id: Uuid::nil(),
-        request_id: envelope.correlation_id.clone(),
-        traceparent: envelope.traceparent.clone(),
-    }
-}
+use medcov_runtime::event_actor as actor;
 
 #[derive(Deserialize)]
 struct EncounterService {
@@ -85,7 +77,6 @@ impl Handler for Encounters {
                 .price_lines(event.hospital_id, event.date_of_service, &services)
                 .await
                 .map_err(|e| e.to_string())?;
-            let (total, insurer_share, patient_share) = invoice::totals(&lines);
             let id = Uuid::now_v7();
             let member_number = event.member_numbers.into_iter().next().map(|m| m.member_number);
             let diagnosis = event
@@ -112,31 +103,17 @@ impl Handler for Encounters {
                 })),
                 _ => None,
             };
-            let draft = Invoice {
+            let draft = Invoice::draft(Draft {
                 id,
                 hospital_id: event.hospital_id,
-                number,
                 patient_id: event.patient_id,
                 encounter_id: Some(event.encounter_id),
                 member_number,
                 // Unpriced lines keep the invoice a draft; its currency comes with the first price.
                 currency: currency.unwrap_or_default(),
                 date_of_service: event.date_of_service,
-                status: Status::Draft,
                 lines,
-                total,
-                insurer_share,
-                patient_share,
-                paid_patient: 0,
-                paid_insurer: 0,
-                claim_id: None,
-                insurer_id: None,
-                split_source: "none".into(),
-                void_reason: None,
-                version: 1,
-                created_at: OffsetDateTime::now_utc(),
-                issued_at: None,
-            };
+            });
             self.0
                 .create_invoice(&draft, &actor(envelope), Some(("billing.encounters", envelope.id)), claim_request)
                 .await

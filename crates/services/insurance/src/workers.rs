@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::domain::plan::VisitType;
 use crate::domain::policy::PolicyStatus;
 use crate::store::claims::{ClaimLine, ClaimStatus, NewClaim};
-use crate::store::{Actor, Event, InsuranceStore, StoreError};
+use crate::store::{Event, InsuranceStore, StoreError};
 
 #[derive(Deserialize)]
 struct PremiumPaid {
@@ -52,13 +52,7 @@ struct InvoiceVoided {
     reason: Option<String>,
 }
 
-fn actor(envelope: &Envelope) -> Actor {
-    Actor {
-        user_id: Uuid::nil(),
-        request_id: envelope.correlation_id.clone(),
-        traceparent: envelope.traceparent.clone(),
-    }
-}
+use medcov_runtime::event_actor as actor;
 
 fn read<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Result<T, String> {
     serde_json::from_value(envelope.payload.clone())

@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Billers, Readers, actor, hospitals_in_scope, limit_offset};
-use crate::domain::invoice::{self, Payer, Status};
+use crate::domain::invoice::{Payer, Status};
 use crate::domain::ledger::Method;
-use crate::store::{BillingStore, Invoice, NewPayment, Payment, invoice_number};
+use crate::store::{BillingStore, Draft, Invoice, NewPayment, Payment};
 
 pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
     OpenApiRouter::new()
@@ -88,32 +88,16 @@ async fn create_invoice(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let (total, insurer_share, patient_share) = invoice::totals(&lines);
-    let id = Uuid::now_v7();
-    let draft = Invoice {
-        id,
+    let draft = Invoice::draft(Draft {
+        id: Uuid::now_v7(),
         hospital_id: input.hospital_id,
-        number: invoice_number(id, input.date_of_service),
         patient_id: input.patient_id,
         encounter_id: None,
         member_number: input.member_number,
         currency: currency.unwrap_or_default(),
         date_of_service: input.date_of_service,
-        status: Status::Draft,
         lines,
-        total,
-        insurer_share,
-        patient_share,
-        paid_patient: 0,
-        paid_insurer: 0,
-        claim_id: None,
-        insurer_id: None,
-        split_source: "none".into(),
-        void_reason: None,
-        version: 1,
-        created_at: OffsetDateTime::now_utc(),
-        issued_at: None,
-    };
+    });
     let (created, _) = store.create_invoice(&draft, &actor(&principal), None, None).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }

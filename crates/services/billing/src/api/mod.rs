@@ -25,7 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::store::{Actor, BillingStore};
+use crate::store::BillingStore;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,14 +61,7 @@ impl Policy for Readers {
         &[Role::Admin, Role::BillingClerk, Role::HospitalClerk, Role::Auditor, Role::Service];
 }
 
-fn actor(principal: &Principal) -> Actor {
-    let context = medcov_http::RequestContext::current();
-    Actor {
-        user_id: principal.id,
-        request_id: context.as_ref().map(|c| c.request_id.clone()),
-        traceparent: context.as_ref().map(|c| c.trace.to_string()),
-    }
-}
+use medcov_runtime::actor;
 
 /// The tenants (hospitals or the insurer) whose books a principal may see: `None` for all.
 fn tenants_in_scope(principal: &Principal) -> Option<Vec<Uuid>> {

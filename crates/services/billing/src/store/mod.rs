@@ -113,6 +113,49 @@ pub struct Invoice {
     pub issued_at: Option<OffsetDateTime>,
 }
 
+/// What a new invoice is drafted from.
+pub struct Draft {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    pub patient_id: Uuid,
+    pub encounter_id: Option<Uuid>,
+    pub member_number: Option<String>,
+    pub currency: String,
+    pub date_of_service: Date,
+    pub lines: Vec<Line>,
+}
+
+impl Invoice {
+    /// A draft, numbered, all on the patient until a claim splits it.
+    pub fn draft(d: Draft) -> Invoice {
+        let (total, insurer_share, patient_share) = invoice::totals(&d.lines);
+        Invoice {
+            id: d.id,
+            hospital_id: d.hospital_id,
+            number: invoice_number(d.id, d.date_of_service),
+            patient_id: d.patient_id,
+            encounter_id: d.encounter_id,
+            member_number: d.member_number,
+            currency: d.currency,
+            date_of_service: d.date_of_service,
+            status: Status::Draft,
+            lines: d.lines,
+            total,
+            insurer_share,
+            patient_share,
+            paid_patient: 0,
+            paid_insurer: 0,
+            claim_id: None,
+            insurer_id: None,
+            split_source: "none".into(),
+            void_reason: None,
+            version: 1,
+            created_at: OffsetDateTime::now_utc(),
+            issued_at: None,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct InvoiceRow {
     id: Uuid,

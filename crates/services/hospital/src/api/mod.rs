@@ -19,7 +19,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::store::{Actor, HospitalStore};
+use crate::store::HospitalStore;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -75,11 +75,4 @@ fn hospitals_in_scope(principal: &Principal) -> Option<Vec<Uuid>> {
     }
 }
 
-fn actor(principal: &Principal) -> Actor {
-    let context = medcov_http::RequestContext::current();
-    Actor {
-        user_id: principal.id,
-        request_id: context.as_ref().map(|c| c.request_id.clone()),
-        traceparent: context.as_ref().map(|c| c.trace.to_string()),
-    }
-}
+use medcov_runtime::actor;

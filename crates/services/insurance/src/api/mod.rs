@@ -24,7 +24,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::store::{Actor, InsuranceStore};
+use crate::store::InsuranceStore;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -79,14 +79,7 @@ impl Policy for ClaimsOfficers {
     const ROLES: &'static [Role] = &[Role::Admin, Role::ClaimsOfficer];
 }
 
-fn actor(principal: &Principal) -> Actor {
-    let context = medcov_http::RequestContext::current();
-    Actor {
-        user_id: principal.id,
-        request_id: context.as_ref().map(|c| c.request_id.clone()),
-        traceparent: context.as_ref().map(|c| c.trace.to_string()),
-    }
-}
+use medcov_runtime::actor;
 
 /// The insurer a caller's lists are limited to: `None` for the platform.
 fn own_insurer(principal: &Principal) -> Result<Option<Uuid>, ApiError> {

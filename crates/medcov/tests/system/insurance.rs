@@ -547,7 +547,68 @@ async fn inconsistent_input_is_refused_with_the_field(env: TestEnv) {
     f.app.stop().await;
 }
 
+/// Registering a patient with member numbers asks their insurers: the desk sees, for each
+/// number, covered or why not.
+async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
+    let f = insurer(&env).await;
+    let plan = f.plan(rules(&f.hospital)).await;
+    let (policy, number) = f.policy(&plan).await;
+    let register = |given: &'static str, numbers: Vec<&str>| {
+        let f = &f;
+        let numbers: Vec<Value> =
+            numbers.into_iter().map(|n| json!({"insurer_id": f.insurer, "member_number": n})).collect();
+        async move {
+            let (status, _, patient) = f
+                .app
+                .call(Method::POST, "/api/hospital/patients", Some(&f.admin), Some(json!({"hospital_id": f.hospital, "given_name": given, "family_name": "Verified", "date_of_birth": "1988-04-12", "sex": "female", "member_numbers": numbers})))
+                .await;
+            assert_eq!(status, 201, "{patient}");
+            patient["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let coverage = |patient: String, count: usize| {
+        let f = &f;
+        async move {
+            for _ in 0..100 {
+                let (_, _, answers) = f
+                    .app
+                    .call(Method::GET, &format!("/api/hospital/patients/{patient}/coverage"), Some(&f.admin), None)
+                    .await;
+                if answers.as_array().is_some_and(|a| a.len() == count) {
+                    return answers;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("no answer from the insurer for {patient}");
+        }
+    };
+    // The policy is still pending: not covered, and why.
+    let waiting = register("Pending", vec![&number]).await;
+    let answers = coverage(waiting, 1).await;
+    assert_eq!(
+        (answers[0]["status"].as_str(), answers[0]["reason"].as_str()),
+        (Some("not_covered"), Some("no_active_policy"))
+    );
+    f.call(
+        Method::POST,
+        &format!("/policies/{}/status", policy["id"].as_str().unwrap()),
+        &f.insurer_admin,
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    // Covered; a well-formed number nobody has; a number whose check digits are wrong.
+    let patient = register("Active", vec![&number, "AAR-0000099911", "AAR-0000000100"]).await;
+    let answers = coverage(patient, 3).await;
+    let status_of =
+        |n: &str| answers.as_array().unwrap().iter().find(|a| a["member_number"] == n).map(|a| a["status"].clone());
+    assert_eq!(status_of(&number), Some(json!("covered")), "{answers}");
+    assert_eq!(status_of("AAR-0000099911"), Some(json!("unknown")));
+    assert_eq!(status_of("AAR-0000000100"), Some(json!("invalid")));
+    f.app.stop().await;
+}
+
 medcov_testkit::backend_suite!(
+    a_registered_patients_member_numbers_are_verified,
     a_claim_is_adjudicated_to_the_cent_and_reversed,
     preauthorisations_reserve_and_are_used_by_claims,
     concurrent_claims_never_overshoot_a_ceiling,

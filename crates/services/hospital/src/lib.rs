@@ -2,6 +2,7 @@
 //!
 //! - `api/`: one module per resource, each with its router and OpenAPI description.
 //! - `domain/`: rules without I/O (validation, record numbers, name folding).
+//! - `workers`: the consumers of other services' events.
 //! - `store/`: the service's tables, with migrations per backend under `migrations/`.
 
 #![forbid(unsafe_code)]
@@ -9,6 +10,7 @@
 pub mod api;
 pub mod domain;
 pub mod store;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -35,6 +37,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         ),
         None => store::HospitalStore::new(database),
     });
+    context.consume("insurance", "hospital", Arc::new(workers::Insurance(store.clone())));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let router = api::router(store).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })

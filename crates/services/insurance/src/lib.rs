@@ -43,6 +43,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         .with_premium_due(context.config.billing.premium_due_s),
     );
     context.consume("billing", "insurance", Arc::new(workers::Billing(store.clone())));
+    context.consume("hospital", "insurance", Arc::new(workers::Hospital(store.clone())));
     context.tasks.spawn(sagas::run(
         store.clone(),
         context.metrics.clone(),

@@ -7,6 +7,10 @@
 //!   - `payment_completed` that settles an invoice's insurer share marks its claim paid;
 //!   - `invoice_voided` withdraws the invoice's claim, reversing its adjudication.
 //!
+//! - [`Hospital`] (group `insurance` on `hospital`): `patient_registered` and
+//!   `patient_updated` are answered, for each member number on the record, with
+//!   `member_verified`: covered today, or why not (`invalid`, `unknown`, `not_covered`).
+//!
 //! A repeated delivery changes nothing: the inbox, the claim reference, or the claim's state
 //! (a paid claim is not paid again) stop it.
 
@@ -91,11 +95,11 @@ impl Billing {
             None => None,
         };
         let Some(coverage) = coverage else {
-            return self.0.emit(&refuse("no such member"), &actor(envelope)).await.map_err(|e| e.to_string());
+            return self.0.emit(&refuse("no such member"), &actor(envelope), None).await.map_err(|e| e.to_string());
         };
         if coverage.policy.currency != request.currency {
             let reason = format!("the member's plan is in {}", coverage.policy.currency);
-            return self.0.emit(&refuse(&reason), &actor(envelope)).await.map_err(|e| e.to_string());
+            return self.0.emit(&refuse(&reason), &actor(envelope), None).await.map_err(|e| e.to_string());
         }
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, envelope.payload.to_string().as_bytes());
         let claim = NewClaim {
@@ -113,7 +117,7 @@ impl Billing {
             Ok(_) => Ok(()),
             // The reference was used for another claim by the hospital itself.
             Err(StoreError::Invalid { reason, .. }) => {
-                self.0.emit(&refuse(&reason), &actor(envelope)).await.map_err(|e| e.to_string())
+                self.0.emit(&refuse(&reason), &actor(envelope), None).await.map_err(|e| e.to_string())
             }
             Err(e) => Err(e.to_string()),
         }
@@ -179,5 +183,75 @@ impl Billing {
             Err(e) => return Err(e.to_string()),
         }
         crate::sagas::premium_paid(&self.0, policy.id).await.map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+struct PatientMember {
+    member_number: String,
+}
+
+#[derive(Deserialize)]
+struct PatientRecord {
+    patient_id: Uuid,
+    hospital_id: Uuid,
+    #[serde(default)]
+    member_numbers: Vec<PatientMember>,
+}
+
+pub struct Hospital(pub Arc<InsuranceStore>);
+
+impl Handler for Hospital {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if !matches!(envelope.event_type.as_str(), "hospital.patient_registered.v1" | "hospital.patient_updated.v1")
+            {
+                return Ok(());
+            }
+            let record: PatientRecord = read(envelope)?;
+            let today = time::OffsetDateTime::now_utc().date();
+            let mut answers = Vec::new();
+            for member in &record.member_numbers {
+                let number = member.member_number.trim();
+                let (status, reason, coverage) = if !crate::domain::policy::member_number_valid(number) {
+                    ("invalid", Some("the check digits do not match".to_owned()), None)
+                } else {
+                    match self.0.coverage(number, today).await.map_err(|e| e.to_string())? {
+                        None => ("unknown", Some("no member has this number".to_owned()), None),
+                        Some(coverage) => match coverage.cover.on(today) {
+                            Ok(()) => ("covered", None, Some(coverage)),
+                            Err(crate::domain::policy::NotCovered::NoActivePolicy) => {
+                                ("not_covered", Some("no_active_policy".to_owned()), Some(coverage))
+                            }
+                            Err(crate::domain::policy::NotCovered::MemberInactive) => {
+                                ("not_covered", Some("member_inactive".to_owned()), Some(coverage))
+                            }
+                        },
+                    }
+                };
+                answers.push(serde_json::json!({
+                    "member_number": number,
+                    "status": status,
+                    "reason": reason,
+                    "insurer_id": coverage.as_ref().map(|c| c.policy.insurer_id),
+                    "policy_id": coverage.as_ref().map(|c| c.policy.id),
+                    "member_id": coverage.as_ref().map(|c| c.member.member_id),
+                }));
+            }
+            if answers.is_empty() {
+                return Ok(());
+            }
+            let event = Event {
+                event_type: "insurance.member_verified.v1",
+                aggregate_type: "patient",
+                aggregate_id: record.patient_id,
+                tenant_id: record.hospital_id,
+                payload: serde_json::json!({"patient_id": record.patient_id, "hospital_id": record.hospital_id, "checked_on": today.to_string(), "members": answers}),
+            };
+            self.0
+                .emit(&event, &actor(envelope), Some(("insurance.patients", envelope.id)))
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

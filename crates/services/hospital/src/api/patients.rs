@@ -25,6 +25,7 @@ pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
         .routes(routes!(register_patient, search_patients))
         .routes(routes!(get_patient, update_patient))
         .routes(routes!(patient_history))
+        .routes(routes!(patient_coverage))
         .with_state(store)
 }
 
@@ -172,6 +173,24 @@ async fn get_patient(
         .await
         .map_err(ApiError::internal)?;
     Ok(with_etag(StatusCode::OK, &patient))
+}
+
+/// What the insurers answered about the member numbers on a record: `covered`, or why not
+/// (`not_covered` with the reason, `unknown`, `invalid`). Filled in shortly after the record
+/// is registered or its member numbers change (the read is logged).
+#[utoipa::path(get, path = "/patients/{id}/coverage", tag = "patients",
+    responses((status = 200, body = Vec<crate::store::coverage::Coverage>), (status = 404, body = medcov_http::Problem)))]
+async fn patient_coverage(
+    State(store): State<Arc<HospitalStore>>,
+    Authorized(principal, _): Authorized<Readers>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<crate::store::coverage::Coverage>>, ApiError> {
+    let patient = visible(&store, &principal, id).await?;
+    store
+        .log_reads(&actor(&principal), &[(patient.id, patient.hospital_id)], "coverage_read")
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(store.coverage(patient.id).await.map_err(ApiError::internal)?))
 }
 
 /// Change a record. `If-Match` with the ETag you read is required; a stale one gets 412.

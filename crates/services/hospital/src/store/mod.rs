@@ -7,6 +7,7 @@
 //!
 //! - [`schedule`]: practitioners and appointments.
 //! - [`encounters`]: the service catalog and encounters.
+//! - [`coverage`]: what insurers answered about patients' member numbers.
 
 use medcov_store::{Database, Migrations, WritePool, on_pool};
 use serde::Serialize;
@@ -15,6 +16,7 @@ use sqlx::types::Json;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+pub mod coverage;
 pub mod encounters;
 pub mod schedule;
 

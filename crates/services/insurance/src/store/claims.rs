@@ -808,10 +808,21 @@ impl InsuranceStore {
         self.claim(claim.id).await?.ok_or(StoreError::NotFound("no such claim"))
     }
 
-    /// Writes an event that goes with no change of its own (a refusal, say).
-    pub async fn emit(&self, event: &Event, actor: &Actor) -> Result<(), StoreError> {
+    /// Writes an event that goes with no change of its own (a refusal, an answer), once per
+    /// handled event with `inbox`.
+    pub async fn emit(
+        &self,
+        event: &Event,
+        actor: &Actor,
+        inbox: Option<(&'static str, Uuid)>,
+    ) -> Result<(), StoreError> {
         let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool| async {
             let mut tx = pool.begin_write().await?;
+            if let Some((consumer, id)) = inbox
+                && !medcov_bus::record_once!(tx, consumer, id)?
+            {
+                return Ok(());
+            }
             write_outbox!(tx, actor, event)?;
             tx.commit().await
         }

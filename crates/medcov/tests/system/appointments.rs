@@ -277,6 +277,12 @@ async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
     let (_, _, seen) =
         app.call(Method::GET, &format!("/api/hospital/appointments/{appointment}"), Some(&clinic.clerk), None).await;
     assert_eq!(seen["status"], "fulfilled");
+    let (status, _, history) = app
+        .call(Method::GET, &format!("/api/hospital/appointments/{appointment}/history"), Some(&clinic.clerk), None)
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let statuses: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["booked", "checked_in", "fulfilled"], "{history}");
     let (status, _, _) = app.call(Method::POST, "/api/hospital/encounters", Some(&clinician), Some(open)).await;
     assert_eq!(status, 409, "one encounter per appointment");
 

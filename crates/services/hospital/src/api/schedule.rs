@@ -27,6 +27,7 @@ pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
         .routes(routes!(free_slots))
         .routes(routes!(book))
         .routes(routes!(get_appointment))
+        .routes(routes!(appointment_history))
         .routes(routes!(change_status))
         .routes(routes!(reschedule))
         .routes(routes!(patient_appointments))
@@ -422,6 +423,19 @@ async fn get_appointment(
     Path(id): Path<Uuid>,
 ) -> Result<Json<Appointment>, ApiError> {
     visible_appointment(&store, &principal, id).await.map(Json)
+}
+
+/// Every version of an appointment, oldest first: its booking, each status change (with who
+/// and why) and each move.
+#[utoipa::path(get, path = "/appointments/{id}/history", tag = "appointments",
+    responses((status = 200, body = Vec<crate::store::schedule::AppointmentChange>), (status = 404, body = medcov_http::Problem)))]
+async fn appointment_history(
+    State(store): State<Arc<HospitalStore>>,
+    Authorized(principal, _): Authorized<Readers>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<crate::store::schedule::AppointmentChange>>, ApiError> {
+    let appointment = visible_appointment(&store, &principal, id).await?;
+    store.appointment_history(appointment.id).await.map(Json).map_err(ApiError::internal)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -488,3 +488,50 @@ impl HospitalStore {
         Ok(rows.into_iter().map(Appointment::from).collect())
     }
 }
+
+/// One version of an appointment: who moved it where, and when.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct AppointmentChange {
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    pub by_user: Uuid,
+    pub status: AppointmentStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: OffsetDateTime,
+    pub reason: Option<String>,
+}
+
+impl HospitalStore {
+    /// Every version of an appointment, oldest first: booking, each status change, each move.
+    pub async fn appointment_history(&self, id: Uuid) -> Result<Vec<AppointmentChange>, sqlx::Error> {
+        type Row = (i64, OffsetDateTime, Uuid, String, i64, i64, Option<String>);
+        let rows: Vec<Row> = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT version, at, by_user, status, starts_at, ends_at, reason FROM appointment_history \
+                 WHERE appointment_id = $1 ORDER BY version",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await
+        })?;
+        let instant = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Ok(rows
+            .into_iter()
+            .map(|(version, at, by_user, status, starts_at, ends_at, reason)| AppointmentChange {
+                version,
+                at,
+                by_user,
+                status: AppointmentStatus::parse(&status).unwrap_or(AppointmentStatus::Booked),
+                starts_at: instant(starts_at),
+                ends_at: instant(ends_at),
+                reason,
+            })
+            .collect())
+    }
+}

@@ -338,7 +338,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
 }
 
 async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) {
-    let c = clinic(&env).await;
+    let mut c = clinic(&env).await;
     // An insurer whose plan covers consultations (co-payment 500.00) and tests (20 %).
     let (_, insurer) = c
         .call(
@@ -479,6 +479,32 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     }
     assert_eq!(claim_status, "withdrawn");
     c.reconciled().await;
+
+    // MedCov restarts, and every service's events are delivered all over again: nothing happens
+    // twice (one invoice per visit, one claim per invoice, one payment per remittance).
+    let stopped = std::mem::replace(&mut c.app, App { running: None, client: reqwest::Client::new() });
+    stopped.stop().await;
+    c.app = App::start(env.config.clone(), "all").await;
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for service in ["hospital", "insurance", "billing"] {
+        let (status, replayed) = c
+            .call(Method::POST, &format!("/api/{service}/events/replay"), &c.admin, Some(json!({"since": since})))
+            .await;
+        assert_eq!(status, 200, "{replayed}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.invoices(&patient, 2).await.len(), 2);
+    let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
+    assert_eq!(claims.as_array().map(Vec::len), Some(2), "{claims}");
+    let (_, first) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+    assert_eq!((first["status"].as_str(), first["paid_insurer"].as_i64()), (Some("paid"), Some(450_000)));
+    let (_, payments) = c.call(Method::GET, &format!("/api/billing/invoices/{id}/payments"), &c.biller, None).await;
+    assert_eq!(payments.as_array().map(Vec::len), Some(2), "{payments}");
+    assert_eq!(c.call(Method::GET, &claim_path, &c.biller, None).await.1["status"], "paid");
+    let report = c.reconciled().await;
+    assert_eq!((balance(&report, "insurer_receivable"), balance(&report, "bank")), (0, 450_000));
     c.app.stop().await;
 }
 

@@ -183,6 +183,37 @@ async fn clinic(env: &TestEnv) -> Clinic {
 
 async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: TestEnv) {
     let c = clinic(&env).await;
+    // A price list imported from CSV: good lines go in, bad ones come back with their line.
+    let csv = "service_code,category,description,unit_price,currency,effective_from,effective_to\n\
+               XR-CHEST,imaging,\"X-ray, chest \"\"PA\"\"\",450000,KES,2020-01-01,\n\
+               XR-HAND,imaging,Hand,12.50,KES,2020-01-01,\n\
+               LAB-FBC,laboratory,Overlap,1,KES,2025-01-01,\n";
+    let url = c.app.url(
+        medcov_config::ServiceName::Gateway,
+        &format!("/api/billing/price-list/import?hospital_id={}", c.hospital),
+    );
+    let response = c
+        .app
+        .client
+        .post(&url)
+        .bearer_auth(&c.biller)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, report) = crate::support::read(response).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["imported"], 1, "{report}");
+    let lines: Vec<i64> = report["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, [3, 4], "{report}");
+    let url = c.app.url(
+        medcov_config::ServiceName::Gateway,
+        &format!("/api/billing/price-list/export?hospital_id={}", c.hospital),
+    );
+    let exported = c.app.client.get(&url).bearer_auth(&c.biller).send().await.unwrap().text().await.unwrap();
+    assert!(exported.contains("XR-CHEST,imaging,\"X-ray, chest \"\"PA\"\"\",450000,KES,2020-01-01,\n"), "{exported}");
+    assert_eq!(exported.lines().count(), 4, "the header and three prices: {exported}");
     let since = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
     let patient = c.patient(None).await;
     let encounter = c.encounter(&patient).await;

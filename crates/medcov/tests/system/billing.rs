@@ -465,6 +465,27 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     assert_eq!(paid["status"], "paid");
     let report = c.reconciled().await;
     assert_eq!((balance(&report, "insurer_receivable"), balance(&report, "bank")), (0, 450_000));
+    // Statements: the insurer was billed 4 500.00 and paid it; the patient 1 000.00, paid.
+    let (_, statement) = c
+        .call(
+            Method::GET,
+            &format!("/api/billing/insurers/{}/statement", insurer["id"].as_str().unwrap()),
+            &c.biller,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (statement["billed"].as_i64(), statement["paid"].as_i64(), statement["outstanding"].as_i64()),
+        (Some(450_000), Some(450_000), Some(0)),
+        "{statement}"
+    );
+    let (_, statement) =
+        c.call(Method::GET, &format!("/api/billing/patients/{patient}/statement"), &c.biller, None).await;
+    assert_eq!(
+        (statement["billed"].as_i64(), statement["paid"].as_i64()),
+        (Some(100_000), Some(100_000)),
+        "{statement}"
+    );
     // The remittance settled the insurer's share: the claim is paid.
     let claim_path = format!("/api/insurance/claims/{}", claim["id"].as_str().unwrap());
     let mut status = Value::Null;
@@ -796,14 +817,17 @@ async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(now["status"], "cancelled", "{now}");
-    let (_, _, sagas) = app.call(Method::GET, "/api/insurance/sagas?state=compensated", Some(&admin), None).await;
-    let sale = sagas
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["subject_id"] == policy["id"])
-        .cloned()
-        .expect("the compensated saga");
+    // The saga moves to compensated just after the cancellation.
+    let mut sale = None;
+    for _ in 0..100 {
+        let (_, _, sagas) = app.call(Method::GET, "/api/insurance/sagas?state=compensated", Some(&admin), None).await;
+        sale = sagas.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
+        if sale.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sale = sale.expect("the compensated saga");
     let (_, _, sale) = app
         .call(Method::GET, &format!("/api/insurance/sagas/{}", sale["id"].as_str().unwrap()), Some(&admin), None)
         .await;

@@ -7,6 +7,7 @@
 //! - `remittances`: an insurer's payment settling many invoices.
 //! - `refunds`: refunds of payments, asked by one person and approved by another.
 //! - `reports`: cash by day, aged receivables, commissions by agent (JSON or CSV).
+//! - `statements`: a patient's and an insurer's statements.
 //! - `ledger`: the reconciliation of the journal with invoices and payments.
 
 mod invoices;
@@ -16,6 +17,7 @@ mod prices;
 mod refunds;
 mod remittances;
 mod reports;
+mod statements;
 
 use std::sync::Arc;
 
@@ -45,6 +47,7 @@ pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
         .merge(refunds::router(store.clone()))
         .merge(reports::router(store.clone()))
         .merge(remittances::router(store.clone()))
+        .merge(statements::router(store.clone()))
         .merge(ledger::router(store))
 }
 

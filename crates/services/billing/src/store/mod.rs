@@ -520,6 +520,31 @@ impl BillingStore {
         Ok(rows.into_iter().map(Invoice::from).collect())
     }
 
+    /// Invoices whose insurer share an insurer owes, at some hospitals (all with `None`).
+    pub async fn invoices_of_insurer(
+        &self,
+        insurer: Uuid,
+        hospitals: Option<&[Uuid]>,
+    ) -> Result<Vec<Invoice>, StoreError> {
+        let mut sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE insurer_id = $1");
+        if let Some(hospitals) = hospitals {
+            if hospitals.is_empty() {
+                return Ok(Vec::new());
+            }
+            let list: Vec<String> = (0..hospitals.len()).map(|i| format!("${}", i + 2)).collect();
+            sql.push_str(&format!(" AND hospital_id IN ({})", list.join(", ")));
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT 1000");
+        let rows: Vec<InvoiceRow> = on_pool!(&self.db, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(insurer);
+            for h in hospitals.unwrap_or_default() {
+                q = q.bind(*h);
+            }
+            q.fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(Invoice::from).collect())
+    }
+
     /// Issues a draft: its receivables enter the journal and `invoice_issued` is emitted.
     pub async fn issue(&self, current: &Invoice, actor: &Actor) -> Result<Invoice, StoreError> {
         if current.status != Status::Draft {

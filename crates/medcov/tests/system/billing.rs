@@ -713,6 +713,29 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     assert_eq!(status, 200, "{statement}");
     assert_eq!((statement["earned"].as_i64(), statement["clawed_back"].as_i64()), (Some(150_000), Some(0)));
 
+    // The agent is paid what they earned, once per key; then nothing more is owed.
+    let payout = json!({"agent_id": agent_id, "insurer_id": insurer["id"], "method": "bank_transfer", "external_reference": "EFT-C1"});
+    let url = app.url(medcov_config::ServiceName::Gateway, "/api/billing/commissions/payouts");
+    let mut payout_id = Value::Null;
+    for (key, expected) in [("pay-1", 201), ("pay-1", 200), ("pay-2", 409)] {
+        let response = app
+            .client
+            .post(&url)
+            .bearer_auth(&clerk)
+            .header("idempotency-key", key)
+            .json(&payout)
+            .send()
+            .await
+            .unwrap();
+        let (status, _, body) = crate::support::read(response).await;
+        assert_eq!(status, expected, "{key}: {body}");
+        if status == 201 {
+            assert_eq!(body["amount"], 150_000);
+            payout_id = body["id"].clone();
+        } else if status == 200 {
+            assert_eq!(body["id"], payout_id);
+        }
+    }
     // Cancelled within the clawback period: the commission is taken back.
     let (status, _) = call(
         Method::POST,
@@ -769,7 +792,9 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
     assert_eq!(balance(&report, "premium_income"), -1_200_000);
     assert_eq!(balance(&report, "mobile_money"), 1_200_000);
-    assert_eq!(balance(&report, "commission_payable"), 0);
+    // Paid out, then clawed back: the agent owes it back (a debit on commissions payable).
+    assert_eq!(balance(&report, "commission_payable"), 150_000);
+    assert_eq!(balance(&report, "bank"), -150_000);
     app.stop().await;
 }
 

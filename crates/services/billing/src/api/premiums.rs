@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::invoices::idempotency_key;
 use super::{actor, insurer_in_scope, limit_offset};
 use crate::domain::ledger::Method;
-use crate::store::premiums::{Commission, Premium, PremiumPayment};
+use crate::store::premiums::{Commission, NewPayout, Payout, Premium, PremiumPayment};
 use crate::store::{BillingStore, NewPayment};
 
 pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
@@ -27,6 +27,7 @@ pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
         .routes(routes!(set_agent))
         .routes(routes!(set_rate))
         .routes(routes!(statement))
+        .routes(routes!(pay_out))
         .with_state(store)
 }
 
@@ -240,4 +241,54 @@ async fn statement(
     let earned = commissions.iter().filter(|c| c.status == "earned").map(|c| c.amount).sum();
     let clawed_back = commissions.iter().filter(|c| c.status == "clawed_back").map(|c| c.amount).sum();
     Ok(Json(Statement { agent_id: agent, earned, clawed_back, commissions }))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"agent_id": "0190f5a4-0000-7000-8000-0000000000ac", "insurer_id": "0190f5a4-0000-7000-8000-0000000000aa",
+    "method": "bank_transfer", "external_reference": "EFT-COMM-2026-11"}))]
+pub struct PayoutRequest {
+    pub agent_id: Uuid,
+    pub insurer_id: Uuid,
+    /// `bank_transfer` or `mobile_money`.
+    pub method: Method,
+    pub external_reference: String,
+}
+
+/// Pay an agent what they are owed (earned, unpaid commissions less those clawed back after
+/// they were paid). `Idempotency-Key` required; 409 when nothing is owed.
+#[utoipa::path(post, path = "/commissions/payouts", tag = "premiums", request_body = PayoutRequest,
+    params(("Idempotency-Key" = String, Header, description = "A key unique to this payout")),
+    responses((status = 201, body = Payout), (status = 200, body = Payout), (status = 404, body = medcov_http::Problem),
+        (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
+async fn pay_out(
+    State(store): State<Arc<BillingStore>>,
+    Authorized(principal, _): Authorized<Collectors>,
+    headers: HeaderMap,
+    Json(input): Json<PayoutRequest>,
+) -> Result<(StatusCode, Json<Payout>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    if !principal.scope.covers_insurer(input.insurer_id) {
+        return Err(ApiError::NotFound("no such insurer".into()));
+    }
+    if !matches!(input.method, Method::BankTransfer | Method::MobileMoney) {
+        return Err(ApiError::Validation(vec![FieldError::new("method", "must be bank_transfer or mobile_money")]));
+    }
+    let reference = input.external_reference.trim();
+    if reference.is_empty() || reference.chars().count() > 100 {
+        return Err(ApiError::Validation(vec![FieldError::new("external_reference", "must be 1 to 100 characters")]));
+    }
+    let canonical = serde_json::to_string(&input).map_err(ApiError::internal)?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let request = NewPayout {
+        insurer: input.insurer_id,
+        agent: input.agent_id,
+        method: input.method,
+        external_reference: reference,
+        key: &key,
+        request_hash: &hash,
+    };
+    let (payout, created) = store.pay_out(&request, &actor(&principal)).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(payout)))
 }

@@ -233,6 +233,14 @@ pub fn commission_clawed_back(amount: i64) -> Entry {
     )
 }
 
+/// Commissions paid out to an agent from a money account.
+pub fn commission_paid_out(method: Method, amount: i64) -> Entry {
+    Entry::new(
+        "commission paid out",
+        vec![Posting::debit(Account::CommissionPayable, amount), Posting::credit(method.account(), amount)],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -278,6 +286,7 @@ mod tests {
             prop_assert!(premium_voided(a).balanced());
             prop_assert!(commission_earned(a).balanced());
             prop_assert!(commission_clawed_back(a).balanced());
+            prop_assert!(commission_paid_out(Method::BankTransfer, a).balanced());
             for method in [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer, Method::InsurerRemittance] {
                 prop_assert!(payment_received(method, Account::PatientReceivable, a, c).balanced());
                 prop_assert!(refund_paid(method, Account::PatientReceivable, a, c).balanced());

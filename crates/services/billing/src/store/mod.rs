@@ -853,9 +853,12 @@ impl BillingStore {
              UNION ALL SELECT p.method, CAST(COALESCE(SUM(-r.amount), 0) AS BIGINT), CAST(COALESCE(SUM(-r.from_credit), 0) AS BIGINT) \
              FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.status = 'completed'{} GROUP BY p.method \
              UNION ALL SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) \
-             FROM premium_payments WHERE 1 = 1{} GROUP BY method",
+             FROM premium_payments WHERE 1 = 1{} GROUP BY method \
+             UNION ALL SELECT method, CAST(COALESCE(SUM(-amount), 0) AS BIGINT), 0 \
+             FROM commission_payouts WHERE 1 = 1{} GROUP BY method",
             filter("hospital_id"),
             filter("r.hospital_id"),
+            filter("insurer_id"),
             filter("insurer_id")
         );
         let premium_sql = format!(
@@ -867,20 +870,26 @@ impl BillingStore {
             "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM commissions WHERE status = 'earned'{}",
             filter("insurer_id")
         );
+        let payout_sql = format!(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM commission_payouts WHERE 1 = 1{}",
+            filter("insurer_id")
+        );
         let ids = hospitals.unwrap_or_default();
-        type Sums = (Vec<(String, i64)>, (i64, i64, i64), Vec<(String, i64, i64)>, (i64, i64), i64);
-        let (journal, derived, money, premiums, commissions): Sums = on_pool!(&self.db, |pool| async {
+        type Sums = (Vec<(String, i64)>, (i64, i64, i64), Vec<(String, i64, i64)>, (i64, i64), i64, i64);
+        let (journal, derived, money, premiums, commissions, payouts): Sums = on_pool!(&self.db, |pool| async {
             let mut q1 = sqlx::query_as(sqlx::AssertSqlSafe(journal_sql));
             let mut q2 = sqlx::query_as(sqlx::AssertSqlSafe(derived_sql));
             let mut q3 = sqlx::query_as(sqlx::AssertSqlSafe(money_sql));
             let mut q4 = sqlx::query_as(sqlx::AssertSqlSafe(premium_sql));
             let mut q5 = sqlx::query_scalar(sqlx::AssertSqlSafe(commission_sql));
+            let mut q6 = sqlx::query_scalar(sqlx::AssertSqlSafe(payout_sql));
             for id in ids {
                 q1 = q1.bind(*id);
                 q2 = q2.bind(*id);
                 q3 = q3.bind(*id);
                 q4 = q4.bind(*id);
                 q5 = q5.bind(*id);
+                q6 = q6.bind(*id);
             }
             Ok::<_, sqlx::Error>((
                 q1.fetch_all(pool).await?,
@@ -888,6 +897,7 @@ impl BillingStore {
                 q3.fetch_all(pool).await?,
                 q4.fetch_one(pool).await?,
                 q5.fetch_one(pool).await?,
+                q6.fetch_one(pool).await?,
             ))
         }
         .await)?;
@@ -901,7 +911,7 @@ impl BillingStore {
             (Account::PremiumReceivable, premiums.0),
             (Account::PremiumIncome, -premiums.1),
             (Account::CommissionExpense, commissions),
-            (Account::CommissionPayable, -commissions),
+            (Account::CommissionPayable, payouts - commissions),
         ];
         for account in [Account::Cash, Account::Card, Account::MobileMoney, Account::Bank] {
             let received: i64 = money

@@ -485,3 +485,134 @@ impl BillingStore {
         })?)
     }
 }
+
+/// A payout to make.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPayout<'a> {
+    pub insurer: Uuid,
+    pub agent: Uuid,
+    pub method: crate::domain::ledger::Method,
+    pub external_reference: &'a str,
+    /// The Idempotency-Key and a digest of the request.
+    pub key: &'a str,
+    pub request_hash: &'a str,
+}
+
+/// A payout of commissions to an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Payout {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    pub agent_id: Uuid,
+    pub amount: i64,
+    pub method: String,
+    pub external_reference: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl BillingStore {
+    /// Pays an agent what they are owed: their earned, unpaid commissions, less those clawed
+    /// back after they were paid. Once per Idempotency-Key (a repeat returns the first payout,
+    /// `false`); 409 when nothing is owed.
+    pub async fn pay_out(&self, payout: &NewPayout<'_>, actor: &Actor) -> Result<(Payout, bool), StoreError> {
+        let NewPayout { insurer, agent, method, external_reference, key, request_hash } = *payout;
+        let id = Uuid::now_v7();
+        let now = OffsetDateTime::now_utc();
+        let outcome: Result<Uuid, StoreError> = on_pool!(&self.db, |pool| {
+            async {
+            let mut tx = pool.begin_write().await?;
+            let existing: Option<(Uuid, String)> =
+                sqlx::query_as("SELECT id, request_hash FROM commission_payouts WHERE insurer_id = $1 AND idempotency_key = $2")
+                    .bind(insurer)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((existing, hash)) = existing {
+                return if hash == request_hash {
+                    Ok(existing)
+                } else {
+                    Err(StoreError::Invalid {
+                        field: "Idempotency-Key".into(),
+                        reason: "was already used for a different request".into(),
+                    })
+                };
+            }
+            // Claim the rows first: a concurrent payout of the same agent waits on them, then
+            // finds nothing left to claim.
+            sqlx::query(
+                "UPDATE commissions SET payout_id = $1 WHERE insurer_id = $2 AND agent_id = $3 AND status = 'earned' AND payout_id IS NULL",
+            )
+            .bind(id)
+            .bind(insurer)
+            .bind(agent)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE commissions SET recovered_by = $1 WHERE insurer_id = $2 AND agent_id = $3 AND status = 'clawed_back' \
+                 AND payout_id IS NOT NULL AND recovered_by IS NULL",
+            )
+            .bind(id)
+            .bind(insurer)
+            .bind(agent)
+            .execute(&mut *tx)
+            .await?;
+            let (owed, recovered): (i64, i64) = sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN payout_id = $1 AND status = 'earned' THEN amount ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN recovered_by = $1 THEN amount ELSE 0 END), 0) AS BIGINT) \
+                 FROM commissions WHERE payout_id = $1 OR recovered_by = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let amount = owed - recovered;
+            if amount <= 0 {
+                // Dropping the transaction undoes the claims above.
+                return Err(StoreError::Conflict(format!(
+                    "nothing is owed to the agent (earned and unpaid {owed}, clawed back after payment {recovered})"
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO commission_payouts (id, insurer_id, agent_id, amount, method, external_reference, idempotency_key, \
+                 request_hash, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(id)
+            .bind(insurer)
+            .bind(agent)
+            .bind(amount)
+            .bind(method.as_str())
+            .bind(external_reference)
+            .bind(key)
+            .bind(request_hash)
+            .bind(actor.user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            write_entry!(tx, insurer, ledger::commission_paid_out(method, amount), None::<Uuid>, Some(id), Some(agent))?;
+            let event = Event {
+                event_type: "billing.commission_paid_out.v1",
+                aggregate_type: "payout",
+                aggregate_id: id,
+                tenant_id: insurer,
+                payload: serde_json::json!({"payout_id": id, "agent_id": agent, "insurer_id": insurer, "amount": amount,
+                    "method": method.as_str(), "external_reference": external_reference}),
+            };
+            write_outbox!(tx, actor, event)?;
+            tx.commit().await?;
+            Ok(id)
+        }
+        .await
+        });
+        let payout_id = outcome?;
+        let found: Payout = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT id, insurer_id, agent_id, amount, method, external_reference, created_at FROM commission_payouts WHERE id = $1",
+            )
+            .bind(payout_id)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok((found, payout_id == id))
+    }
+}

@@ -38,11 +38,13 @@ CREATE TABLE premium_payments (
 );
 
 -- An agent's tier decides their commission rate on each plan.
+-- Per insurer: one insurer's administrators never change another's agents.
 CREATE TABLE agents (
-    agent_id    UUID PRIMARY KEY,
+    agent_id    UUID NOT NULL,
     insurer_id  UUID NOT NULL,
     tier        TEXT NOT NULL,
-    updated_at  TIMESTAMPTZ NOT NULL
+    updated_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (agent_id, insurer_id)
 );
 
 CREATE TABLE commission_rates (

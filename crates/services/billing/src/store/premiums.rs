@@ -440,7 +440,7 @@ impl BillingStore {
         Ok(on_pool!(&self.db, |pool| {
             sqlx::query(
                 "INSERT INTO agents (agent_id, insurer_id, tier, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (agent_id) DO UPDATE SET insurer_id = excluded.insurer_id, tier = excluded.tier, updated_at = excluded.updated_at",
+                 ON CONFLICT (agent_id, insurer_id) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at",
             )
             .bind(agent)
             .bind(insurer)

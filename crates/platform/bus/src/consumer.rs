@@ -184,12 +184,9 @@ pub async fn run(
     }
     pause = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        let step = tokio::select! {
-            // A turn in progress finishes (handlers are not cut off midway); only the wait for
-            // new entries is abandoned.
-            result = turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters) => result,
-            _ = shutdown.cancelled() => break,
-        };
+        // A turn is never cut off: its handlers finish and acknowledge what they handled. Its
+        // wait for new entries is at most `block`, so stopping takes at most that long.
+        let step = turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters).await;
         match step {
             Ok(_) => pause = Duration::from_millis(100),
             Err(error) => {

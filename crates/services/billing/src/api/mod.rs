@@ -33,7 +33,7 @@ use crate::store::BillingStore;
 #[openapi(
     info(
         title = "MedCov billing service",
-        description = "The billing service owns price lists, invoices, payments and the ledger. Reached through the gateway under `/api/billing/`.\n\nAmounts are integer minor units (cents) of the invoice's currency. Every money movement is a balanced journal entry; `GET /ledger/reconciliation` proves the journal and the invoices agree. A payment needs an `Idempotency-Key` header: a repeat with the same request returns the first payment, one with another request under the same key is 422, so no payment is taken twice. Invoices are drafted from completed encounters (the `hospital.encounter_completed.v1` event) or by a billing clerk, and split between insurer and patient by the insurer's adjudication."
+        description = "The billing service owns price lists, invoices, payments and the ledger. Reached through the gateway under `/api/billing/`.\n\nAmounts are integer minor units (cents) of the invoice's currency. Every money movement is a balanced journal entry; `GET /ledger/reconciliation` proves the journal and the invoices agree. A payment needs an `Idempotency-Key` header: a repeat with the same request returns the first payment, a repeat while the first still runs is 409, and another request under the same key is 422, so no payment is taken twice. Invoices are drafted from completed encounters (the `hospital.encounter_completed.v1` event) or by a billing clerk, and split between insurer and patient by the insurer's adjudication."
     ),
     components(schemas(medcov_http::Problem, medcov_http::FieldError))
 )]

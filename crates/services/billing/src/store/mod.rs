@@ -9,6 +9,7 @@ use sqlx::types::Json;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+pub mod idempotency;
 pub mod premiums;
 pub mod refunds;
 pub mod reports;
@@ -697,6 +698,34 @@ impl BillingStore {
         payment: &NewPayment,
         actor: &Actor,
     ) -> Result<(Payment, bool), StoreError> {
+        let invoice = self.invoice(invoice_id).await?.ok_or(StoreError::NotFound("no such invoice"))?;
+        let (tenant, key) = (invoice.hospital_id, payment.idempotency_key.as_str());
+        if self.take_key(tenant, key, &payment.request_hash).await? == idempotency::Taken::Done {
+            return self.paid_under(tenant, key).await.map(|p| (p, false));
+        }
+        let result = self.pay_once(invoice_id, payment, actor).await;
+        if result.is_err() {
+            self.release_key(tenant, key).await;
+        }
+        result
+    }
+
+    /// The payment recorded under a key.
+    async fn paid_under(&self, hospital: Uuid, key: &str) -> Result<Payment, StoreError> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE hospital_id = $1 AND idempotency_key = $2");
+        Ok(on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(hospital)
+            .bind(key)
+            .fetch_one(pool)
+            .await)?)
+    }
+
+    async fn pay_once(
+        &self,
+        invoice_id: Uuid,
+        payment: &NewPayment,
+        actor: &Actor,
+    ) -> Result<(Payment, bool), StoreError> {
         let now = OffsetDateTime::now_utc();
         let id = Uuid::now_v7();
         let outcome: Result<Result<(), Uuid>, StoreError> = on_pool!(&self.db, |pool| {
@@ -769,6 +798,7 @@ impl BillingStore {
                 Payer::Patient => Some(invoice.patient_id),
                 Payer::Insurer => None,
             };
+            idempotency::key_done!(tx, invoice.hospital_id, &payment.idempotency_key)?;
             write_entry!(tx, invoice.hospital_id, ledger::payment_received(payment.method, receivable, applied, credit), Some(invoice.id), Some(id), party)?;
             let event = Event {
                 event_type: "billing.payment_completed.v1",

@@ -204,6 +204,34 @@ impl BillingStore {
         payment: &NewPayment,
         actor: &Actor,
     ) -> Result<(PremiumPayment, bool), StoreError> {
+        let premium = self.premium(premium_id).await?.ok_or(StoreError::NotFound("no such premium"))?;
+        let (tenant, key) = (premium.insurer_id, payment.idempotency_key.as_str());
+        if self.take_key(tenant, key, &payment.request_hash).await? == super::idempotency::Taken::Done {
+            let found: PremiumPayment = on_pool!(&self.db, |pool| {
+                sqlx::query_as(
+                    "SELECT id, premium_id, method, amount, applied, credit, external_reference, created_at FROM premium_payments \
+                     WHERE insurer_id = $1 AND idempotency_key = $2",
+                )
+                .bind(tenant)
+                .bind(key)
+                .fetch_one(pool)
+                .await
+            })?;
+            return Ok((found, false));
+        }
+        let result = self.pay_premium_once(premium_id, payment, actor).await;
+        if result.is_err() {
+            self.release_key(tenant, key).await;
+        }
+        result
+    }
+
+    async fn pay_premium_once(
+        &self,
+        premium_id: Uuid,
+        payment: &NewPayment,
+        actor: &Actor,
+    ) -> Result<(PremiumPayment, bool), StoreError> {
         let now = OffsetDateTime::now_utc();
         let id = Uuid::now_v7();
         let outcome: Result<Result<(), Uuid>, StoreError> = on_pool!(&self.db, |pool| {
@@ -268,6 +296,7 @@ impl BillingStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            super::idempotency::key_done!(tx, premium.insurer_id, &payment.idempotency_key)?;
             let entry: Entry = ledger::payment_received(payment.method, Account::PremiumReceivable, applied, credit);
             write_entry!(tx, premium.insurer_id, entry, Some(premium.id), Some(id), Some(premium.holder_id))?;
             if completes {
@@ -517,6 +546,30 @@ impl BillingStore {
     /// back after they were paid. Once per Idempotency-Key (a repeat returns the first payout,
     /// `false`); 409 when nothing is owed.
     pub async fn pay_out(&self, payout: &NewPayout<'_>, actor: &Actor) -> Result<(Payout, bool), StoreError> {
+        if self.take_key(payout.insurer, payout.key, payout.request_hash).await? == super::idempotency::Taken::Done {
+            return self.paid_out_under(payout.insurer, payout.key).await.map(|p| (p, false));
+        }
+        let result = self.pay_out_once(payout, actor).await;
+        if result.is_err() {
+            self.release_key(payout.insurer, payout.key).await;
+        }
+        result
+    }
+
+    async fn paid_out_under(&self, insurer: Uuid, key: &str) -> Result<Payout, StoreError> {
+        Ok(on_pool!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT id, insurer_id, agent_id, amount, method, external_reference, created_at FROM commission_payouts \
+                 WHERE insurer_id = $1 AND idempotency_key = $2",
+            )
+            .bind(insurer)
+            .bind(key)
+            .fetch_one(pool)
+            .await
+        })?)
+    }
+
+    async fn pay_out_once(&self, payout: &NewPayout<'_>, actor: &Actor) -> Result<(Payout, bool), StoreError> {
         let NewPayout { insurer, agent, method, external_reference, key, request_hash } = *payout;
         let id = Uuid::now_v7();
         let now = OffsetDateTime::now_utc();
@@ -589,6 +642,7 @@ impl BillingStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            super::idempotency::key_done!(tx, insurer, key)?;
             write_entry!(tx, insurer, ledger::commission_paid_out(method, amount), None::<Uuid>, Some(id), Some(agent))?;
             let event = Event {
                 event_type: "billing.commission_paid_out.v1",

@@ -21,7 +21,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::domain::invoice::{Adjudicated, Status};
-use crate::store::{BillingStore, Draft, Invoice, invoice_number};
+use crate::store::{BillingStore, Draft, Invoice};
 
 use medcov_runtime::event_actor as actor;
 
@@ -86,23 +86,6 @@ impl Handler for Encounters {
                 .or(event.diagnoses.first())
                 .map(|d| d.code.clone())
                 .unwrap_or_default();
-            let number = invoice_number(id, event.date_of_service);
-            // Every line priced and an insurer to ask: the claim goes out with the draft.
-            let claim_request = match (&member_number, &currency) {
-                (Some(member), Some(currency)) if lines.iter().all(|l| !l.unpriced) => Some(serde_json::json!({
-                    "invoice_id": id,
-                    "number": number,
-                    "hospital_id": event.hospital_id,
-                    "member_number": member,
-                    "visit_type": event.visit_type.as_deref().unwrap_or("normal"),
-                    "currency": currency,
-                    "lines": lines.iter().map(|l| serde_json::json!({
-                        "service_code": l.service_code, "category": l.category, "quantity": l.quantity,
-                        "unit_price": l.unit_price, "diagnosis": diagnosis, "date_of_service": event.date_of_service.to_string(),
-                    })).collect::<Vec<_>>(),
-                })),
-                _ => None,
-            };
             let draft = Invoice::draft(Draft {
                 id,
                 hospital_id: event.hospital_id,
@@ -114,6 +97,7 @@ impl Handler for Encounters {
                 date_of_service: event.date_of_service,
                 lines,
             });
+            let claim_request = draft.claim_request(&diagnosis, event.visit_type.as_deref().unwrap_or("normal"));
             self.0
                 .create_invoice(&draft, &actor(envelope), Some(("billing.encounters", envelope.id)), claim_request)
                 .await

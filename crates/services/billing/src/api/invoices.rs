@@ -45,8 +45,16 @@ pub struct NewInvoice {
     pub patient_id: Uuid,
     #[schema(value_type = String, format = Date)]
     pub date_of_service: Date,
+    /// The patient's member number: with a `diagnosis`, the claim is asked of the insurer with
+    /// the draft, as for an encounter.
     #[serde(default)]
     pub member_number: Option<String>,
+    /// The primary diagnosis (ICD-10), for the claim.
+    #[serde(default)]
+    pub diagnosis: Option<String>,
+    /// `normal` (default), `emergency` or `referral`, for the claim.
+    #[serde(default)]
+    pub visit_type: Option<String>,
     pub lines: Vec<RequestedLine>,
 }
 
@@ -70,6 +78,12 @@ async fn create_invoice(
         if !(1..=10_000).contains(&line.quantity) {
             errors.push(FieldError::new(format!("lines[{i}].quantity"), "must be 1 to 10000"));
         }
+    }
+    if input.visit_type.as_deref().is_some_and(|v| !matches!(v, "normal" | "emergency" | "referral")) {
+        errors.push(FieldError::new("visit_type", "must be normal, emergency or referral"));
+    }
+    if input.diagnosis.as_deref().is_some_and(|d| d.trim().is_empty() || d.len() > 10) {
+        errors.push(FieldError::new("diagnosis", "must be an ICD-10 code such as `J06.9`"));
     }
     if input.date_of_service > OffsetDateTime::now_utc().date().next_day().unwrap_or(input.date_of_service) {
         errors.push(FieldError::new("date_of_service", "must not be in the future"));
@@ -98,7 +112,11 @@ async fn create_invoice(
         date_of_service: input.date_of_service,
         lines,
     });
-    let (created, _) = store.create_invoice(&draft, &actor(&principal), None, None).await?;
+    let claim = match &input.diagnosis {
+        Some(diagnosis) => draft.claim_request(diagnosis.trim(), input.visit_type.as_deref().unwrap_or("normal")),
+        None => None,
+    };
+    let (created, _) = store.create_invoice(&draft, &actor(&principal), None, claim).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

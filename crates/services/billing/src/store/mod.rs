@@ -127,6 +127,27 @@ pub struct Draft {
 }
 
 impl Invoice {
+    /// The claim to ask of the patient's insurer for this draft (its reference is the invoice
+    /// number), when there is an insurer to ask and every line is priced.
+    pub fn claim_request(&self, diagnosis: &str, visit_type: &str) -> Option<serde_json::Value> {
+        let member = self.member_number.as_ref()?;
+        if self.lines.is_empty() || self.lines.iter().any(|l| l.unpriced) || self.currency.is_empty() {
+            return None;
+        }
+        Some(serde_json::json!({
+            "invoice_id": self.id,
+            "number": self.number,
+            "hospital_id": self.hospital_id,
+            "member_number": member,
+            "visit_type": visit_type,
+            "currency": self.currency,
+            "lines": self.lines.iter().map(|l| serde_json::json!({
+                "service_code": l.service_code, "category": l.category, "quantity": l.quantity,
+                "unit_price": l.unit_price, "diagnosis": diagnosis, "date_of_service": self.date_of_service.to_string(),
+            })).collect::<Vec<_>>(),
+        }))
+    }
+
     /// A draft, numbered, all on the patient until a claim splits it.
     pub fn draft(d: Draft) -> Invoice {
         let (total, insurer_share, patient_share) = invoice::totals(&d.lines);

@@ -749,7 +749,7 @@ impl BillingStore {
     ) -> Result<(Payment, bool), StoreError> {
         let now = OffsetDateTime::now_utc();
         let id = Uuid::now_v7();
-        let outcome: Result<Result<(), Uuid>, StoreError> = on_pool!(&self.db, |pool| {
+        let outcome: Result<(), StoreError> = on_pool!(&self.db, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
             // The lock (a no-op update), then the current state.
@@ -758,22 +758,6 @@ impl BillingStore {
             let row: Option<InvoiceRow> =
                 sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(invoice_id).fetch_optional(&mut *tx).await?;
             let invoice = Invoice::from(row.ok_or(StoreError::NotFound("no such invoice"))?);
-            let existing: Option<(Uuid, String)> =
-                sqlx::query_as("SELECT id, request_hash FROM payments WHERE hospital_id = $1 AND idempotency_key = $2")
-                    .bind(invoice.hospital_id)
-                    .bind(&payment.idempotency_key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((existing, hash)) = existing {
-                return if hash == payment.request_hash {
-                    Ok(Err(existing))
-                } else {
-                    Err(StoreError::Invalid {
-                        field: "Idempotency-Key".into(),
-                        reason: "was already used for a different request".into(),
-                    })
-                };
-            }
             if matches!(invoice.status, Status::Draft | Status::Void) {
                 return Err(StoreError::Conflict(format!("a {} invoice takes no payment", invoice.status.as_str())));
             }
@@ -835,38 +819,22 @@ impl BillingStore {
             };
             write_outbox!(tx, actor, event)?;
             tx.commit().await?;
-            Ok(Ok(()))
+            Ok(())
         }
         .await
         });
-        let outcome = match outcome {
-            // Two first attempts with one key at once: the loser sees the winner's payment.
+        match outcome {
+            // The held Idempotency-Key lets only one request run; the unique key on payments is
+            // the last guard should a crashed request's key have been taken again meanwhile.
             Err(StoreError::Sqlx(e)) if unique_violation(&e) => {
-                let existing: Option<(Uuid, String)> = on_pool!(&self.db, |pool| {
-                    sqlx::query_as(
-                        "SELECT p.id, p.request_hash FROM payments p JOIN invoices i ON i.hospital_id = p.hospital_id \
-                         WHERE i.id = $1 AND p.idempotency_key = $2",
-                    )
-                    .bind(invoice_id)
-                    .bind(&payment.idempotency_key)
-                    .fetch_optional(pool)
-                    .await
-                })?;
-                match existing {
-                    Some((id, hash)) if hash == payment.request_hash => Err(id),
-                    _ => return Err(StoreError::Sqlx(e)),
-                }
+                return Err(StoreError::Conflict("a payment under this Idempotency-Key was recorded meanwhile".into()));
             }
             other => other?,
-        };
-        let (payment_id, created) = match outcome {
-            Ok(()) => (id, true),
-            Err(existing) => (existing, false),
-        };
+        }
         let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
         let found: Payment =
-            on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(payment_id).fetch_one(pool).await)?;
-        Ok((found, created))
+            on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(pool).await)?;
+        Ok((found, true))
     }
 
     pub async fn payments(&self, invoice: Uuid) -> Result<Vec<Payment>, StoreError> {

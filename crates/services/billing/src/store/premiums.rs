@@ -234,7 +234,7 @@ impl BillingStore {
     ) -> Result<(PremiumPayment, bool), StoreError> {
         let now = OffsetDateTime::now_utc();
         let id = Uuid::now_v7();
-        let outcome: Result<Result<(), Uuid>, StoreError> = on_pool!(&self.db, |pool| {
+        let outcome: Result<(), StoreError> = on_pool!(&self.db, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE premiums SET version = version WHERE id = $1").bind(premium_id).execute(&mut *tx).await?;
@@ -244,22 +244,6 @@ impl BillingStore {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound("no such premium"))?;
-            let existing: Option<(Uuid, String)> =
-                sqlx::query_as("SELECT id, request_hash FROM premium_payments WHERE insurer_id = $1 AND idempotency_key = $2")
-                    .bind(premium.insurer_id)
-                    .bind(&payment.idempotency_key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((existing, hash)) = existing {
-                return if hash == payment.request_hash {
-                    Ok(Err(existing))
-                } else {
-                    Err(StoreError::Invalid {
-                        field: "Idempotency-Key".into(),
-                        reason: "was already used for a different request".into(),
-                    })
-                };
-            }
             if premium.status == Status::Void.as_str() {
                 return Err(StoreError::Conflict("a void premium takes no payment".into()));
             }
@@ -355,42 +339,26 @@ impl BillingStore {
                 }
             }
             tx.commit().await?;
-            Ok(Ok(()))
+            Ok(())
         }
         .await
         });
-        let outcome = match outcome {
+        match outcome {
+            // See `pay_once`: the held key runs one request; this is the last guard.
             Err(StoreError::Sqlx(e)) if unique_violation(&e) => {
-                let existing: Option<(Uuid, String)> = on_pool!(&self.db, |pool| {
-                    sqlx::query_as(
-                        "SELECT p.id, p.request_hash FROM premium_payments p JOIN premiums r ON r.insurer_id = p.insurer_id \
-                         WHERE r.id = $1 AND p.idempotency_key = $2",
-                    )
-                    .bind(premium_id)
-                    .bind(&payment.idempotency_key)
-                    .fetch_optional(pool)
-                    .await
-                })?;
-                match existing {
-                    Some((id, hash)) if hash == payment.request_hash => Err(id),
-                    _ => return Err(StoreError::Sqlx(e)),
-                }
+                return Err(StoreError::Conflict("a payment under this Idempotency-Key was recorded meanwhile".into()));
             }
             other => other?,
-        };
-        let (payment_id, created) = match outcome {
-            Ok(()) => (id, true),
-            Err(existing) => (existing, false),
-        };
+        }
         let found: PremiumPayment = on_pool!(&self.db, |pool| {
             sqlx::query_as(
                 "SELECT id, premium_id, method, amount, applied, credit, external_reference, created_at FROM premium_payments WHERE id = $1",
             )
-            .bind(payment_id)
+            .bind(id)
             .fetch_one(pool)
             .await
         })?;
-        Ok((found, created))
+        Ok((found, true))
     }
 
     /// A policy was cancelled: its unpaid premium is voided, and a commission earned within
@@ -573,25 +541,9 @@ impl BillingStore {
         let NewPayout { insurer, agent, method, external_reference, key, request_hash } = *payout;
         let id = Uuid::now_v7();
         let now = OffsetDateTime::now_utc();
-        let outcome: Result<Uuid, StoreError> = on_pool!(&self.db, |pool| {
+        let outcome: Result<(), StoreError> = on_pool!(&self.db, |pool| {
             async {
             let mut tx = pool.begin_write().await?;
-            let existing: Option<(Uuid, String)> =
-                sqlx::query_as("SELECT id, request_hash FROM commission_payouts WHERE insurer_id = $1 AND idempotency_key = $2")
-                    .bind(insurer)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((existing, hash)) = existing {
-                return if hash == request_hash {
-                    Ok(existing)
-                } else {
-                    Err(StoreError::Invalid {
-                        field: "Idempotency-Key".into(),
-                        reason: "was already used for a different request".into(),
-                    })
-                };
-            }
             // Claim the rows first: a concurrent payout of the same agent waits on them, then
             // finds nothing left to claim.
             sqlx::query(
@@ -654,19 +606,11 @@ impl BillingStore {
             };
             write_outbox!(tx, actor, event)?;
             tx.commit().await?;
-            Ok(id)
+            Ok(())
         }
         .await
         });
-        let payout_id = outcome?;
-        let found: Payout = on_pool!(&self.db, |pool| {
-            sqlx::query_as(
-                "SELECT id, insurer_id, agent_id, amount, method, external_reference, created_at FROM commission_payouts WHERE id = $1",
-            )
-            .bind(payout_id)
-            .fetch_one(pool)
-            .await
-        })?;
-        Ok((found, payout_id == id))
+        outcome?;
+        self.paid_out_under(insurer, key).await.map(|p| (p, true))
     }
 }

@@ -25,51 +25,45 @@ pub enum RelayError {
     Bus(#[from] BusError),
 }
 
-/// An outbox row, as [`COLUMNS`] reads it.
-pub type Row = (
-    Uuid,
-    String,
-    String,
-    Uuid,
-    Option<Uuid>,
-    OffsetDateTime,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Json<serde_json::Value>,
-);
+/// An outbox row: the envelope's columns ([`COLUMNS`]) and, when selected, when it was
+/// published.
+#[derive(Debug, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub occurred_at: OffsetDateTime,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub payload: Json<serde_json::Value>,
+    #[sqlx(default)]
+    pub published_at: Option<OffsetDateTime>,
+}
 
 /// The columns of an outbox row that make its envelope.
 pub const COLUMNS: &str = "id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, causation_id, traceparent, payload";
 
-const SELECT: &str = "SELECT id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
-     causation_id, traceparent, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
+fn unpublished(batch_lock: &str) -> String {
+    format!("SELECT {COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1{batch_lock}")
+}
 
-/// The envelope of an outbox row.
-pub fn envelope(row: Row) -> Envelope {
-    let (
-        id,
-        event_type,
-        aggregate_type,
-        aggregate_id,
-        tenant_id,
-        occurred_at,
-        correlation_id,
-        causation_id,
-        traceparent,
-        payload,
-    ) = row;
-    Envelope {
-        id,
-        event_type,
-        aggregate_type,
-        aggregate_id,
-        tenant_id,
-        occurred_at,
-        correlation_id,
-        causation_id,
-        traceparent,
-        payload: payload.0,
+impl From<OutboxRow> for Envelope {
+    fn from(row: OutboxRow) -> Envelope {
+        Envelope {
+            id: row.id,
+            event_type: row.event_type,
+            aggregate_type: row.aggregate_type,
+            aggregate_id: row.aggregate_id,
+            tenant_id: row.tenant_id,
+            occurred_at: row.occurred_at,
+            correlation_id: row.correlation_id,
+            causation_id: row.causation_id,
+            traceparent: row.traceparent,
+            payload: row.payload.0,
+        }
     }
 }
 
@@ -79,11 +73,11 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
     match db {
         Database::Postgres(pool) => {
             let mut tx = pool.begin_write().await?;
-            let sql = format!("{SELECT} FOR UPDATE SKIP LOCKED");
-            let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch).fetch_all(&mut *tx).await?;
+            let sql = unpublished(" FOR UPDATE SKIP LOCKED");
+            let rows: Vec<OutboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch).fetch_all(&mut *tx).await?;
             let count = rows.len();
             for row in rows {
-                let event = envelope(row);
+                let event = Envelope::from(row);
                 bus.publish(&event).await?;
                 sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
                     .bind(now)
@@ -95,10 +89,11 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
             Ok(count)
         }
         Database::Sqlite(pool) => {
-            let rows: Vec<Row> = sqlx::query_as(SELECT).bind(batch).fetch_all(pool).await?;
+            let rows: Vec<OutboxRow> =
+                sqlx::query_as(sqlx::AssertSqlSafe(unpublished(""))).bind(batch).fetch_all(pool).await?;
             let count = rows.len();
             for row in rows {
-                let event = envelope(row);
+                let event = Envelope::from(row);
                 bus.publish(&event).await?;
                 // Marked one by one: a failure later in the batch republishes nothing before it.
                 sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")

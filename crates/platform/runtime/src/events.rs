@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use medcov_bus::Bus;
+use medcov_bus::relay::{COLUMNS, OutboxRow};
 use medcov_http::{ApiError, FieldError, Json, Path, Query};
 use medcov_security::{Authorized, Policy, Role, Scope};
 use medcov_store::{Database, on_pool};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json as SqlJson;
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -76,46 +76,18 @@ pub struct LoggedEvent {
     pub published_at: Option<OffsetDateTime>,
 }
 
-type LogRow = (
-    Uuid,
-    String,
-    String,
-    Uuid,
-    Option<Uuid>,
-    OffsetDateTime,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    SqlJson<serde_json::Value>,
-    Option<OffsetDateTime>,
-);
-
-fn logged(
-    (
-        id,
-        event_type,
-        aggregate_type,
-        aggregate_id,
-        tenant_id,
-        occurred_at,
-        correlation_id,
-        causation_id,
-        _trace,
-        payload,
-        published_at,
-    ): LogRow,
-) -> LoggedEvent {
+fn logged(row: OutboxRow) -> LoggedEvent {
     LoggedEvent {
-        id,
-        event_type,
-        aggregate_type,
-        aggregate_id,
-        tenant_id,
-        occurred_at,
-        correlation_id,
-        causation_id,
-        payload: payload.0,
-        published_at,
+        id: row.id,
+        event_type: row.event_type,
+        aggregate_type: row.aggregate_type,
+        aggregate_id: row.aggregate_id,
+        tenant_id: row.tenant_id,
+        occurred_at: row.occurred_at,
+        correlation_id: row.correlation_id,
+        causation_id: row.causation_id,
+        payload: row.payload.0,
+        published_at: row.published_at,
     }
 }
 
@@ -134,9 +106,6 @@ pub struct LogQuery {
     /// At most this many, oldest first (default 100, at most 1000).
     limit: Option<i64>,
 }
-
-const LOG_SELECT: &str = "SELECT id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
-     causation_id, traceparent, payload, published_at FROM outbox";
 
 /// The service's event log, oldest first. Tenant staff see their tenant's events only.
 #[utoipa::path(get, path = "/events", tag = "events", params(LogQuery),
@@ -160,7 +129,7 @@ async fn event_log(
         return Ok(Json(Vec::new()));
     }
     let mut sql = format!(
-        "{LOG_SELECT} WHERE ($1 IS NULL OR aggregate_id = $1) AND ($2 IS NULL OR event_type = $2) \
+        "SELECT {COLUMNS}, published_at FROM outbox WHERE ($1 IS NULL OR aggregate_id = $1) AND ($2 IS NULL OR event_type = $2) \
          AND ($3 IS NULL OR occurred_at >= $3)"
     );
     if let Some(tenants) = &tenants {
@@ -168,7 +137,7 @@ async fn event_log(
         sql.push_str(&format!(" AND tenant_id IN ({})", list.join(", ")));
     }
     sql.push_str(" ORDER BY id LIMIT $4");
-    let rows: Vec<LogRow> = on_pool!(&state.db, |pool| {
+    let rows: Vec<OutboxRow> = on_pool!(&state.db, |pool| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(query.aggregate_id)
             .bind(query.event_type.as_deref())
@@ -369,21 +338,20 @@ pub async fn replay_log(
     since: OffsetDateTime,
     event_type: Option<&str>,
 ) -> Result<usize, anyhow::Error> {
-    let columns = medcov_bus::relay::COLUMNS;
     let mut after = Uuid::nil();
     let mut count = 0;
     loop {
         let sql = format!(
-            "SELECT {columns} FROM outbox WHERE occurred_at >= $1 AND ($2 IS NULL OR event_type = $2) AND id > $3 \
+            "SELECT {COLUMNS} FROM outbox WHERE occurred_at >= $1 AND ($2 IS NULL OR event_type = $2) AND id > $3 \
              ORDER BY id LIMIT 500"
         );
-        let rows: Vec<medcov_bus::relay::Row> = on_pool!(db, |pool| {
+        let rows: Vec<OutboxRow> = on_pool!(db, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(since).bind(event_type).bind(after).fetch_all(pool).await
         })?;
         let Some(last) = rows.last() else { return Ok(count) };
-        after = last.0;
+        after = last.id;
         for row in rows {
-            bus.publish(&medcov_bus::relay::envelope(row)).await?;
+            bus.publish(&medcov_bus::Envelope::from(row)).await?;
             count += 1;
         }
     }

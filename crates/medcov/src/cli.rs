@@ -356,8 +356,27 @@ async fn serve(config: Arc<Config>, targets: Targets) -> anyhow::Result<()> {
         }
         println!("Health: /health/ready, metrics: /metrics, API description: /openapi.json. Ctrl+C stops.\n");
     }
+    reload_on_hangup(running.mesh().clone())?;
     running.run_until(signal).await?;
     tracing::info!("MedCov stopped");
+    Ok(())
+}
+
+/// SIGHUP reads the mesh policy file again (an invalid one is refused; the policy in force stays).
+fn reload_on_hangup(mesh: Arc<medcov_mesh::Mesh>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP received, reading the mesh policy again");
+                let _ = mesh.reload();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = mesh;
     Ok(())
 }
 

@@ -1,80 +1,9 @@
 //! The `medcov` binary as a user runs it.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_medcov");
-
-fn medcov(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command.args(args).current_dir(std::env::temp_dir());
-    // The tests decide every setting; nothing leaks in from the developer's shell.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MEDCOV") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-/// A running `medcov serve`, with the addresses it logged.
-struct Process {
-    child: Child,
-    addresses: BTreeMap<String, String>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Process {
-    fn spawn(mut command: Command, services: usize) -> Process {
-        command.env("MEDCOV__LOG__FORMAT", "json").stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = command.spawn().expect("medcov starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut addresses = BTreeMap::new();
-        while addresses.len() < services {
-            let line = lines.recv_timeout(Duration::from_secs(30)).expect("medcov logs where it listens");
-            let event: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("a JSON log line ({e}): {line}"));
-            if event["message"] == "listening" {
-                let service = event["service"].as_str().expect("service").to_owned();
-                let address = event["address"].as_str().expect("address").to_owned();
-                addresses.insert(service, address);
-            }
-        }
-        Process { child, addresses, lines }
-    }
-
-    fn url(&self, service: &str, path: &str) -> String {
-        format!("{}{path}", self.addresses[service])
-    }
-
-    /// Sends SIGTERM and returns the exit status and the log lines written meanwhile.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(sent.success());
-        let status = self.child.wait().expect("medcov exits");
-        let lines = self.lines.try_iter().collect();
-        (status, lines)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Process, medcov};
 
 fn all_ports_free(command: &mut Command) {
     for service in ["GATEWAY", "AUTH", "HOSPITAL", "INSURANCE", "BILLING"] {

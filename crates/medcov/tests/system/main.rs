@@ -9,6 +9,9 @@
 //!   cent, reversal and review, tenant scope, concurrent claims against one ceiling.
 //! - `events`: outbox to bus with correlation, the event log by tenant, dead letters, retry,
 //!   discard and replay through the gateway.
+//! - `mesh`: the gateway's calls to the services: a killed instance of two costs no request
+//!   and rejoins when restarted; a failing upstream opens its circuit breaker; the policy file
+//!   reloaded while running.
 //! - `edge`: rate limits (one instance, and two sharing Redis), CORS, security headers.
 //! - `serving`: every service is ready, answers problems for bad input, counts its traffic;
 //!   run against both backends.
@@ -30,6 +33,7 @@ mod binary;
 mod edge;
 mod events;
 mod insurance;
+mod mesh;
 mod patients;
 mod readiness;
 mod serving;

@@ -1,6 +1,10 @@
 //! Starting MedCov for a test and calling it.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use medcov_config::{Config, ServiceName, Targets};
 use medcov_runtime::Running;
@@ -108,5 +112,82 @@ impl App {
             body["access_token"].as_str().expect("access").to_owned(),
             body["refresh_token"].as_str().expect("refresh").to_owned(),
         )
+    }
+}
+
+/// The `medcov` binary, as processes.
+pub const BIN: &str = env!("CARGO_BIN_EXE_medcov");
+
+pub fn medcov(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(std::env::temp_dir());
+    // The tests decide every setting; nothing leaks in from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MEDCOV") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A running `medcov serve`, with the addresses it logged.
+pub struct Process {
+    pub child: Child,
+    pub addresses: BTreeMap<String, String>,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    pub fn spawn(mut command: Command, services: usize) -> Process {
+        command.env("MEDCOV__LOG__FORMAT", "json").stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("medcov starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addresses = BTreeMap::new();
+        while addresses.len() < services {
+            let line = lines.recv_timeout(Duration::from_secs(30)).expect("medcov logs where it listens");
+            let event: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("a JSON log line ({e}): {line}"));
+            if event["message"] == "listening" {
+                let service = event["service"].as_str().expect("service").to_owned();
+                let address = event["address"].as_str().expect("address").to_owned();
+                addresses.insert(service, address);
+            }
+        }
+        Process { child, addresses, lines }
+    }
+
+    pub fn url(&self, service: &str, path: &str) -> String {
+        format!("{}{path}", self.addresses[service])
+    }
+
+    /// Sends SIGTERM and returns the exit status and the log lines written meanwhile.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+        let status = self.child.wait().expect("medcov exits");
+        let lines = self.lines.try_iter().collect();
+        (status, lines)
+    }
+
+    /// SIGKILL: no draining, no goodbye to the registry, as when a machine dies.
+    pub fn kill(mut self) {
+        self.child.kill().expect("the process is killed");
+        self.child.wait().expect("it is reaped");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

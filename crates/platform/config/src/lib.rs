@@ -51,6 +51,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub gateway: GatewayConfig,
+    pub mesh: MeshConfig,
     pub auth: AuthConfig,
     pub events: EventsConfig,
     pub billing: BillingConfig,
@@ -67,6 +68,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             gateway: GatewayConfig::default(),
+            mesh: MeshConfig::default(),
             auth: AuthConfig::default(),
             events: EventsConfig::default(),
             billing: BillingConfig::default(),
@@ -247,23 +249,12 @@ impl Default for EventsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
-    pub upstream_timeout_ms: u64,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.org`.
     pub cors_allowed_origins: Vec<String>,
     pub rate_limits: RateLimitsConfig,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        GatewayConfig {
-            upstream_timeout_ms: 10_000,
-            cors_allowed_origins: Vec::new(),
-            rate_limits: RateLimitsConfig::default(),
-        }
-    }
 }
 
 /// Rate limits per route group.
@@ -294,9 +285,41 @@ pub struct QuotaConfig {
     pub burst: u32,
 }
 
-impl GatewayConfig {
-    pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_millis(self.upstream_timeout_ms)
+/// Calls between services in different processes: the registry, and the policy file that
+/// sets timeouts, retries, breakers and balancing (see the `medcov-mesh` crate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshConfig {
+    /// The mesh policy file; empty: the built-in policy.
+    pub policy_file: PathBuf,
+    /// How often a changed policy file is looked for (it is also read again on SIGHUP).
+    pub policy_watch_interval_ms: u64,
+    /// How often each instance renews its registration, and callers re-read the registry.
+    pub heartbeat_interval_ms: u64,
+    /// How long a registration lasts without a heartbeat.
+    pub registration_ttl_ms: u64,
+    /// This instance's share of traffic under weighted balancing.
+    pub weight: u32,
+    /// This instance's zone, shown in the registry.
+    pub zone: String,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig {
+            policy_file: PathBuf::new(),
+            policy_watch_interval_ms: 2_000,
+            heartbeat_interval_ms: 2_000,
+            registration_ttl_ms: 6_000,
+            weight: 1,
+            zone: String::new(),
+        }
+    }
+}
+
+impl MeshConfig {
+    pub fn policy_file(&self) -> Option<&Path> {
+        Some(self.policy_file.as_path()).filter(|p| !p.as_os_str().is_empty())
     }
 }
 
@@ -347,6 +370,10 @@ pub struct ServiceConfig {
     pub database_url: Option<DatabaseUrl>,
     #[serde(deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
     pub url: Option<url::Url>,
+    /// Every instance of the service, when they are listed by hand rather than found in the
+    /// registry (Redis); callers spread their calls over them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<url::Url>,
 }
 
 impl Default for ServicesConfig {
@@ -417,6 +444,10 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("gateway.cors_allowed_origins")
+                .with_list_parse_key("services.auth.instances")
+                .with_list_parse_key("services.hospital.instances")
+                .with_list_parse_key("services.insurance.instances")
+                .with_list_parse_key("services.billing.instances")
                 .source(Some(env)),
         );
         let layered = builder.build().map_err(|e| describe(file, e))?;
@@ -461,8 +492,23 @@ impl Config {
         if events.retry_max_ms < events.retry_base_ms {
             return Err(setting("events.retry_max_ms", "must not be below events.retry_base_ms"));
         }
-        if self.gateway.upstream_timeout_ms == 0 {
-            return Err(setting("gateway.upstream_timeout_ms", "must be at least 1"));
+        let mesh = &self.mesh;
+        for (key, value) in [
+            ("mesh.policy_watch_interval_ms", mesh.policy_watch_interval_ms),
+            ("mesh.heartbeat_interval_ms", mesh.heartbeat_interval_ms),
+            ("mesh.weight", u64::from(mesh.weight)),
+        ] {
+            if value == 0 {
+                return Err(setting(key, "must be at least 1"));
+            }
+        }
+        if mesh.registration_ttl_ms <= mesh.heartbeat_interval_ms {
+            return Err(setting("mesh.registration_ttl_ms", "must be longer than mesh.heartbeat_interval_ms"));
+        }
+        if let Some(path) = mesh.policy_file()
+            && !path.is_file()
+        {
+            return Err(setting("mesh.policy_file", &format!("{} is not a readable file", path.display())));
         }
         for (group, quota) in [("api", self.gateway.rate_limits.api), ("auth", self.gateway.rate_limits.auth)] {
             if quota.per_minute == 0 || quota.burst == 0 {
@@ -520,6 +566,12 @@ impl Config {
         }
         for name in ServiceName::ALL {
             let service = self.services.get(name);
+            if let Some(url) = service.instances.iter().find(|u| !matches!(u.scheme(), "http" | "https")) {
+                return Err(setting(
+                    &format!("services.{name}.instances"),
+                    &format!("{url} is not an http:// or https:// URL"),
+                ));
+            }
             if let Some(url) = &service.url
                 && !matches!(url.scheme(), "http" | "https")
             {
@@ -571,6 +623,13 @@ impl Config {
         };
         let text = format!("http://{host}:{}/", self.port(name));
         url::Url::parse(&text).unwrap_or_else(|_| unreachable!("{text} is a valid URL"))
+    }
+
+    /// Every address a caller may use for a service while the registry knows none: the listed
+    /// `instances`, or else its one URL.
+    pub fn service_urls(&self, name: ServiceName) -> Vec<url::Url> {
+        let listed = &self.services.get(name).instances;
+        if listed.is_empty() { vec![self.service_url(name)] } else { listed.clone() }
     }
 
     /// Whether any service uses PostgreSQL or Redis: the distributed mode.

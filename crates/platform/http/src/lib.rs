@@ -9,7 +9,6 @@
 //! - [`metrics`]: one Prometheus registry per service.
 //! - [`health`]: `/health/live` and `/health/ready` with named dependency checks.
 //! - [`server`]: wraps a service's API router in all of the above and serves it.
-//! - [`upstream`]: calling another service, in process or over HTTP.
 
 #![forbid(unsafe_code)]
 
@@ -19,7 +18,6 @@ pub mod metrics;
 pub mod observe;
 pub mod problem;
 pub mod server;
-pub mod upstream;
 
 pub use extract::{Json, Path, Query};
 pub use health::{Health, ReadinessCheck};
@@ -27,7 +25,6 @@ pub use metrics::Metrics;
 pub use observe::RequestContext;
 pub use problem::{ApiError, FieldError, Problem};
 pub use server::{HttpSettings, ServiceHttp};
-pub use upstream::Upstream;
 
 /// The header that carries a request id in and out of every service.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use medcov_config::{Config, ServiceName};
-use medcov_http::{Metrics, Upstream};
+use medcov_http::Metrics;
+use medcov_mesh::{Mesh, Upstream};
 use medcov_store::Database;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +29,8 @@ pub struct ServiceContext {
     /// Background tasks spawned here are awaited on shutdown.
     pub tasks: TaskTracker,
     pub(crate) upstreams: Arc<BTreeMap<ServiceName, Upstream>>,
+    /// The process's mesh: registry, pools, breakers and the policy in force.
+    pub mesh: Arc<Mesh>,
 }
 
 impl ServiceContext {
@@ -35,7 +38,7 @@ impl ServiceContext {
     /// HTTP to `services.<name>.url` otherwise.
     pub fn upstream(&self, name: ServiceName) -> Upstream {
         match self.upstreams.get(&name) {
-            Some(upstream) => upstream.clone(),
+            Some(upstream) => upstream.clone().counted_in(&self.metrics),
             None => unreachable!("every service has an upstream entry"),
         }
     }

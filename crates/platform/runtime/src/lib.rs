@@ -29,7 +29,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 use medcov_config::{Config, ServiceName, Targets};
-use medcov_http::{Health, HttpSettings, Metrics, ReadinessCheck, ServiceHttp, Upstream};
+use medcov_http::{Health, HttpSettings, Metrics, ReadinessCheck, ServiceHttp};
+use medcov_mesh::{Instance, Mesh, Remote, Upstream};
 use medcov_store::{Database, Migrations, PoolOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -114,6 +115,9 @@ struct Started {
 pub struct Running {
     started: Vec<Started>,
     grace: Duration,
+    mesh: Arc<Mesh>,
+    mesh_stop: CancellationToken,
+    mesh_task: Option<JoinHandle<()>>,
 }
 
 /// Starts `targets` (in start order) and returns once every one of them listens.
@@ -130,34 +134,44 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     }
 
     let options = PoolOptions::from_config(&config);
-    let http_client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .context("cannot build the HTTP client")?;
-    let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL
-        .into_iter()
-        .map(|name| {
-            let remote = Upstream::Remote {
-                name: name.as_str(),
-                base: config.service_url(name),
-                client: http_client.clone(),
-                timeout: config.gateway.upstream_timeout(),
-            };
-            (name, remote)
-        })
-        .collect();
     let redis = match &config.redis.url {
         Some(url) => Some(RedisHandle::new(url, &config.redis.key_prefix)?),
         None => None,
     };
-
+    let mesh = mesh(&config, redis.as_ref())?;
+    let placeholder = Metrics::new("mesh");
+    let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL
+        .into_iter()
+        .map(|name| {
+            let remote = Remote {
+                name: name.as_str(),
+                mesh: mesh.clone(),
+                pool: mesh.pool(name.as_str(), &config.service_urls(name)),
+                metrics: placeholder.clone(),
+            };
+            (name, Upstream::Remote(remote))
+        })
+        .collect();
     let bus = bus(&config, redis.as_ref()).await?;
 
-    let mut running = Running { started: Vec::new(), grace: config.http.shutdown_grace() };
+    let mesh_stop = CancellationToken::new();
+    let intervals = medcov_mesh::Intervals {
+        refresh: Duration::from_millis(config.mesh.heartbeat_interval_ms),
+        policy_watch: Duration::from_millis(config.mesh.policy_watch_interval_ms),
+    };
+    let mesh_task = tokio::spawn(mesh.clone().run(intervals, mesh_stop.clone()));
+    let mut running = Running {
+        started: Vec::new(),
+        grace: config.http.shutdown_grace(),
+        mesh: mesh.clone(),
+        mesh_stop,
+        mesh_task: Some(mesh_task),
+    };
     for name in targets.iter() {
         let spec = spec_of(specs, name)?;
         let listener = listeners.remove(&name).context("listener bound above")?;
-        match start_one(&config, spec, listener, &options, redis.clone(), bus.clone(), &upstreams).await {
+        let shared = Shared { options: &options, redis: redis.clone(), bus: bus.clone(), mesh: mesh.clone() };
+        match start_one(&config, spec, listener, shared, &upstreams).await {
             Ok((started, router)) => {
                 upstreams.insert(name, Upstream::Local { name: name.as_str(), router });
                 running.started.push(started);
@@ -186,16 +200,38 @@ pub async fn bus(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The mesh of this process: the policy file (refusing to start on an invalid one), the
+/// registry (Redis when configured, in process otherwise) and one HTTP client.
+pub fn mesh(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<Mesh>> {
+    let names: Vec<&'static str> = ServiceName::ALL.iter().map(|n| n.as_str()).collect();
+    let policy = medcov_mesh::PolicyHandle::open(config.mesh.policy_file().map(|p| p.to_path_buf()), &names)?;
+    let registry: Arc<dyn medcov_mesh::Registry> = match redis {
+        Some(redis) => Arc::new(medcov_mesh::RedisRegistry::new(redis.connection(), redis.prefix())),
+        None => Arc::new(medcov_mesh::MemoryRegistry::new(medcov_mesh::clock::system())),
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .context("cannot build the HTTP client")?;
+    Ok(Arc::new(Mesh::new(policy, registry, client, medcov_mesh::clock::system())))
+}
+
+/// What every service of the process shares.
+struct Shared<'a> {
+    options: &'a PoolOptions,
+    redis: Option<RedisHandle>,
+    bus: Arc<dyn medcov_bus::Bus>,
+    mesh: Arc<Mesh>,
+}
+
 async fn start_one(
     config: &Arc<Config>,
     spec: ServiceSpec,
     listener: TcpListener,
-    options: &PoolOptions,
-    redis: Option<RedisHandle>,
-    bus: Arc<dyn medcov_bus::Bus>,
+    shared: Shared<'_>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
+    let Shared { options, redis, bus, mesh } = shared;
     let name = spec.name;
     let database = match &spec.migrations {
         None => None,
@@ -225,6 +261,7 @@ async fn start_one(
         shutdown: stop.clone(),
         tasks: tasks.clone(),
         upstreams: Arc::new(upstreams.clone()),
+        mesh: mesh.clone(),
     };
     let verifier = context.verifier();
     let mut api = (spec.build)(context).await?;
@@ -259,9 +296,48 @@ async fn start_one(
 
     tasks.spawn(checks::upkeep(name, metrics, database.clone(), stop.clone()));
     let addr = listener.local_addr()?;
+    tasks.spawn(register(config.clone(), mesh.clone(), name, addr, stop.clone()));
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));
     tracing::info!(service = %name, address = %format!("http://{addr}"), "listening");
     Ok((Started { name, addr, health, database, stop, server, tasks }, router))
+}
+
+/// Keeps this instance in the registry while it runs, and takes it out when it stops.
+async fn register(config: Arc<Config>, mesh: Arc<Mesh>, name: ServiceName, addr: SocketAddr, stop: CancellationToken) {
+    let address = match &config.services.get(name).url {
+        Some(url) => url.clone(),
+        None => {
+            let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+            let text = format!("http://{}/", SocketAddr::new(host, addr.port()));
+            match text.parse() {
+                Ok(url) => url,
+                Err(_) => return,
+            }
+        }
+    };
+    let mut instance = Instance::new(name.as_str(), address);
+    instance.weight = config.mesh.weight;
+    instance.zone = config.mesh.zone.clone();
+    let every = Duration::from_millis(config.mesh.heartbeat_interval_ms);
+    let ttl = Duration::from_millis(config.mesh.registration_ttl_ms);
+    let mut warned = false;
+    loop {
+        match mesh.registry().register(&instance, ttl).await {
+            Ok(()) => warned = false,
+            Err(error) if !warned => {
+                warned = true;
+                tracing::warn!(service = %name, %error, "cannot register in the service registry; retrying");
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+    if let Err(error) = mesh.registry().deregister(name.as_str(), &instance.id).await {
+        tracing::warn!(service = %name, %error, "cannot leave the service registry; the registration will lapse");
+    }
 }
 
 /// Every few seconds, publishes the pending, lag and dead-letter counts of each group reading
@@ -335,6 +411,11 @@ impl Running {
         }
     }
 
+    /// The process's mesh (to reload its policy on SIGHUP, for instance).
+    pub fn mesh(&self) -> &Arc<Mesh> {
+        &self.mesh
+    }
+
     /// Stops every service in reverse start order, letting in-flight requests and background
     /// tasks finish within the grace period.
     pub async fn shutdown(mut self) {
@@ -360,6 +441,10 @@ impl Running {
                 database.close().await;
             }
             tracing::info!(service = %name, "stopped");
+        }
+        self.mesh_stop.cancel();
+        if let Some(task) = self.mesh_task.take() {
+            let _ = task.await;
         }
     }
 }

@@ -26,7 +26,7 @@ pub trait KeySource: Send + Sync {
 }
 
 /// The auth service's JWKS, in process or over HTTP.
-pub struct UpstreamKeys(pub medcov_http::Upstream);
+pub struct UpstreamKeys(pub medcov_mesh::Upstream);
 
 /// Where the auth service publishes its keys.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";

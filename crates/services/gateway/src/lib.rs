@@ -4,7 +4,8 @@
 //! in the same process, over HTTP to `services.<name>.url` otherwise. The request id and the
 //! trace context travel with the request.
 //!
-//! - `api/`: the routes (the proxy).
+//! - `api/`: the routes: the proxy, the merged API description, and `/mesh` (operating the
+//!   calls to the services: instances, health, breakers, the policy).
 
 #![forbid(unsafe_code)]
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use medcov_config::ServiceName;
 use medcov_http::ReadinessCheck;
-use medcov_http::upstream::UpstreamCheck;
+use medcov_mesh::UpstreamCheck;
 use medcov_ratelimit::{Limiter, MemoryLimiter, Quota, RedisLimiter};
 use medcov_runtime::{ServiceApi, ServiceContext, ServiceSpec};
 
@@ -38,7 +39,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let checks = ROUTED
         .iter()
         .map(|&name| context.upstream(name))
-        .filter(|upstream| matches!(upstream, medcov_http::Upstream::Remote { .. }))
+        .filter(|upstream| matches!(upstream, medcov_mesh::Upstream::Remote(_)))
         .map(|upstream| Arc::new(UpstreamCheck(upstream)) as Arc<dyn ReadinessCheck>)
         .collect();
     let gateway = &context.config.gateway;
@@ -57,7 +58,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         },
         body_limit: context.config.http.body_limit_bytes,
     };
-    let mut router = api::router(proxy);
+    let mut router = api::router(proxy, context.mesh.clone());
     if !gateway.cors_allowed_origins.is_empty() {
         router = router.layer(cors(&gateway.cors_allowed_origins)?);
     }

@@ -1,0 +1,330 @@
+//! The mesh between the gateway and the services: instances found in the registry, a killed
+//! instance costing no request, circuit breakers, and the policy reloaded while running.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use medcov_config::{Config, QuotaConfig, ServiceName};
+use medcov_testkit::TestEnv;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{App, Process, medcov, sample};
+
+/// A stand-in for a service: answers every path but its liveness probe with `status` after
+/// `delay_ms`, and counts the calls it gets.
+#[derive(Clone, Default)]
+struct Fake {
+    status: Arc<AtomicU16>,
+    delay_ms: Arc<AtomicU64>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Fake {
+    async fn start() -> (Fake, String) {
+        let fake = Fake::default();
+        fake.status.store(200, Ordering::SeqCst);
+        let state = fake.clone();
+        let app =
+            axum::Router::new().route("/health/live", axum::routing::get(|| async { "ok" })).fallback(move || {
+                let state = state.clone();
+                async move {
+                    state.hits.fetch_add(1, Ordering::SeqCst);
+                    let delay = state.delay_ms.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
+                    let status = axum::http::StatusCode::from_u16(state.status.load(Ordering::SeqCst)).expect("status");
+                    (status, axum::Json(json!({ "from": "fake" })))
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (fake, url)
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A gateway with the auth service, billing being `billing_url`, under the policy `policy`.
+async fn gateway_with(env: &TestEnv, billing_url: &str, policy: &str) -> (App, String, std::path::PathBuf) {
+    let mut config: Config = env.config.clone();
+    let file = env.data_dir().join("mesh.toml");
+    std::fs::write(&file, policy).expect("policy written");
+    config.mesh.policy_file = file.clone();
+    config.mesh.policy_watch_interval_ms = 100;
+    config.services.billing.url = Some(billing_url.parse().expect("url"));
+    let app = App::start(config, "gateway,auth").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (token, _) = app.login(&username, &password).await;
+    (app, token, file)
+}
+
+fn breaker<'a>(mesh: &'a Value, id: &str) -> &'a Value {
+    mesh["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .flat_map(|u| u["breakers"].as_array().into_iter().flatten())
+        .find(|b| b["id"] == id)
+        .unwrap_or_else(|| panic!("breaker {id} in {mesh}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_upstream_opens_the_breaker_which_half_opens_and_closes() {
+    let env = TestEnv::embedded().await;
+    let (fake, url) = Fake::start().await;
+    let policy = r#"
+        [upstreams.billing.retry]
+        attempts = 1
+        [upstreams.billing.breaker]
+        window_size = 5
+        minimum_calls = 5
+        failure_rate_percent = 50
+        wait_ms = 1000
+        half_open_calls = 2
+        [upstreams.billing.outlier]
+        consecutive_failures = 1000
+    "#;
+    let (app, token, _) = gateway_with(&env, &url, policy).await;
+    let call = || app.call(Method::GET, "/api/billing/invoices", Some(&token), None);
+
+    fake.status.store(500, Ordering::SeqCst);
+    for _ in 0..5 {
+        let (status, _, body) = call().await;
+        assert_eq!((status, &body["from"]), (500, &json!("fake")), "the upstream's own answer goes back");
+    }
+    assert_eq!(fake.hits(), 5);
+    // 5 of 5 failed: open. Calls fail at once without reaching the upstream.
+    for _ in 0..3 {
+        let (status, headers, body) = call().await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert!(body["detail"].as_str().unwrap().contains("circuit breaker is open"), "{body}");
+    }
+    assert_eq!(fake.hits(), 5, "an open breaker sends nothing");
+    let (_, _, mesh) = app.call(Method::GET, "/mesh", Some(&token), None).await;
+    let open = breaker(&mesh, "billing");
+    assert_eq!((open["state"].as_str(), open["transitions"].as_u64()), (Some("open"), Some(1)), "{mesh}");
+
+    // After the wait, exactly two trial calls; both succeed and it closes.
+    fake.status.store(200, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (first, second) = tokio::join!(call(), call());
+    assert_eq!((first.0, second.0), (200, 200));
+    assert_eq!(fake.hits(), 7);
+    let (_, _, mesh) = app.call(Method::GET, "/mesh", Some(&token), None).await;
+    assert_eq!(breaker(&mesh, "billing")["state"], "closed", "{mesh}");
+    assert_eq!(call().await.0, 200);
+
+    let metrics = app.text(ServiceName::Gateway, "/metrics").await;
+    for to in ["open", "half_open", "closed"] {
+        let label = format!("to=\"{to}\"");
+        assert_eq!(
+            sample(&metrics, "mesh_breaker_transitions_total", &["breaker=\"billing\"", &label]),
+            Some(1.0),
+            "{to}"
+        );
+    }
+    assert_eq!(sample(&metrics, "mesh_rejected_total", &["upstream=\"billing\"", "reason=\"breaker\""]), Some(3.0));
+
+    // An operator forces it open, then closes it.
+    let set =
+        |state: &str| app.call(Method::PUT, "/mesh/breakers/billing", Some(&token), Some(json!({ "state": state })));
+    let (status, _, body) = set("forced_open").await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("forced_open")), "{body}");
+    let before = fake.hits();
+    assert_eq!(call().await.0, 503);
+    assert_eq!(fake.hits(), before);
+    assert_eq!(set("closed").await.0, 200);
+    assert_eq!(call().await.0, 200);
+    let (status, _, body) = set("sideways").await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("state")), "{body}");
+    let (status, _, _) =
+        app.call(Method::PUT, "/mesh/breakers/pharmacy", Some(&token), Some(json!({ "state": "closed" }))).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_changes_a_route_timeout_without_a_restart() {
+    let env = TestEnv::embedded().await;
+    let (fake, url) = Fake::start().await;
+    fake.delay_ms.store(300, Ordering::SeqCst);
+    let policy = |timeout: u64| {
+        format!(
+            "[upstreams.billing.routes.reports]\npath_prefix = \"/reports\"\ntimeout_ms = {timeout}\n\
+             [upstreams.billing.routes.reports.retry]\nattempts = 1\n"
+        )
+    };
+    let (app, token, file) = gateway_with(&env, &url, &policy(2_000)).await;
+    let report = || app.call(Method::GET, "/api/billing/reports/cash", Some(&token), None);
+    assert_eq!(report().await.0, 200, "300 ms is within 2 s");
+
+    // The file changes: the watcher applies it, no restart.
+    std::fs::write(&file, policy(100)).expect("policy rewritten");
+    let mut status = 200;
+    for _ in 0..50 {
+        status = report().await.0;
+        if status == 504 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 504, "the new 100 ms timeout applies");
+    // Other routes keep the upstream's timeout.
+    assert_eq!(app.call(Method::GET, "/api/billing/invoices", Some(&token), None).await.0, 200);
+
+    // An invalid policy is refused, naming the key, and the one in force stays.
+    std::fs::write(&file, policy(0)).expect("policy rewritten");
+    let (status, _, body) = app.call(Method::POST, "/mesh/policy/reload", Some(&token), None).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "upstreams.billing.routes.reports.timeout_ms", "{body}");
+    assert_eq!(report().await.0, 504);
+    // Fixed again, and reloaded on demand.
+    std::fs::write(&file, policy(1_000)).expect("policy rewritten");
+    let (status, _, body) = app.call(Method::POST, "/mesh/policy/reload", Some(&token), None).await;
+    assert!(status == 200 && body.get("changed").is_some(), "{body}");
+    assert_eq!(report().await.0, 200);
+    app.stop().await;
+}
+
+/// The second hospital instance: a `medcov serve --target hospital` process on `port` sharing
+/// the test's database and Redis.
+fn hospital_process(env: &TestEnv, auth_url: &str, port: &str) -> Process {
+    let mut command = medcov(&["serve", "--target", "hospital"]);
+    let config = &env.config;
+    command
+        .env("MEDCOV__DATA_DIR", env.data_dir().join("second"))
+        .env("MEDCOV__DATABASE__URL", env.postgres_url().expect("postgres"))
+        .env("MEDCOV__REDIS__URL", config.redis.url.as_ref().expect("redis").expose())
+        .env("MEDCOV__REDIS__KEY_PREFIX", &config.redis.key_prefix)
+        .env("MEDCOV__SERVICES__AUTH__URL", auth_url)
+        .env("MEDCOV__SERVICES__HOSPITAL__PORT", port)
+        .env("MEDCOV__MESH__HEARTBEAT_INTERVAL_MS", "200")
+        .env("MEDCOV__MESH__REGISTRATION_TTL_MS", "1000");
+    Process::spawn(command, 1)
+}
+
+fn hospital_instances(mesh: &Value) -> Vec<Value> {
+    mesh["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .find(|u| u["name"] == "hospital")
+        .and_then(|u| u["instances"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
+    let env = TestEnv::distributed().await;
+    let mut config = env.config.clone();
+    config.mesh.heartbeat_interval_ms = 200;
+    config.mesh.registration_ttl_ms = 1_000;
+    config.gateway.rate_limits.api = QuotaConfig { per_minute: 1_000_000, burst: 100_000 };
+    let file = env.data_dir().join("mesh.toml");
+    let policy = "[defaults.health]\ninterval_ms = 200\nunhealthy_threshold = 1\nhealthy_threshold = 1\n\
+                  [defaults.outlier]\nconsecutive_failures = 2\nbase_ejection_ms = 1000\n";
+    std::fs::write(&file, policy).expect("policy written");
+    config.mesh.policy_file = file;
+
+    // Instance one of the hospital service (with auth) in this process, instance two a process.
+    let core = App::start(config.clone(), "auth,hospital").await;
+    let auth_url = core.url(ServiceName::Auth, "/");
+    let second = hospital_process(&env, &auth_url, "0");
+    let second_url = format!("{}/", second.addresses["hospital"]);
+    let port = second_url.rsplit(':').next().expect("port").trim_end_matches('/').to_owned();
+
+    let mut gateway_config = config.clone();
+    gateway_config.services.auth.url = Some(auth_url.parse().expect("url"));
+    gateway_config.services.hospital.url = Some(core.url(ServiceName::Hospital, "/").parse().expect("url"));
+    let gateway = Arc::new(App::start(gateway_config, "gateway").await);
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (token, _) = gateway.login(&username, &password).await;
+    let mesh = async || gateway.call(Method::GET, "/mesh", Some(&token), None).await.2;
+    wait_for("the gateway knows both instances", async || hospital_instances(&mesh().await).len() == 2).await;
+
+    // A steady stream of reads from four clients.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (gateway, token, stop) = (gateway.clone(), token.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut served, mut failed) = (0usize, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let (status, _, body) = gateway.call(Method::GET, "/api/hospital/hospitals", Some(&token), None).await;
+                if status == 200 { served += 1 } else { failed.push(format!("{status} {body}")) }
+            }
+            (served, failed)
+        }));
+    }
+    let reached = |instances: &[Value], url: &str| {
+        instances.iter().find(|i| i["address"] == url).and_then(|i| i["requests"].as_u64()).unwrap_or(0)
+    };
+    wait_for("the second instance serves", async || reached(&hospital_instances(&mesh().await), &second_url) > 20)
+        .await;
+
+    second.kill();
+    wait_for("the dead instance is out of the pool", async || {
+        let instances = hospital_instances(&mesh().await);
+        instances
+            .iter()
+            .find(|i| i["address"] == second_url.as_str())
+            .is_none_or(|i| i["healthy"] == false || i["ejected_for_ms"].as_u64().unwrap_or(0) > 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = reached(&hospital_instances(&mesh().await), &second_url);
+
+    // Restarted on the same address, it registers again and takes traffic.
+    let restarted = hospital_process(&env, &auth_url, &port);
+    wait_for("the restarted instance serves again", async || {
+        let instances = hospital_instances(&mesh().await);
+        let back = instances.iter().any(|i| i["address"] == second_url.as_str() && i["healthy"] == true);
+        back && reached(&instances, &second_url) > before + 20
+    })
+    .await;
+
+    stop.store(true, Ordering::SeqCst);
+    let (mut served, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (s, f) = client.await.expect("client");
+        served += s;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        served + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(served > 200, "a steady stream: {served}");
+    eprintln!("{served} reads served, none failed; the second instance had {before} calls before its restart");
+    let metrics = gateway.text(ServiceName::Gateway, "/metrics").await;
+    assert!(
+        sample(&metrics, "mesh_retries_total", &["upstream=\"hospital\""]).unwrap_or(0.0) >= 1.0,
+        "the kill was retried around"
+    );
+
+    drop(restarted);
+    if let Ok(gateway) = Arc::try_unwrap(gateway) {
+        gateway.stop().await;
+    }
+    core.stop().await;
+}

@@ -1,0 +1,450 @@
+//! Calling another MedCov service: in process when it runs in the same process (no socket, no
+//! serialisation of the connection), over HTTP through the mesh when it runs elsewhere. One
+//! type, so the gateway and the typed clients do not care which.
+//!
+//! A remote call, in order:
+//! 1. the route's settings are looked up in the policy in force;
+//! 2. its rate limit (429) and its bulkhead (503 at once when too many calls are in flight);
+//! 3. its circuit breaker (503 at once, without a network call, while open);
+//! 4. tries: an instance chosen by the balancer, a per-try timeout within the overall
+//!    deadline; a failed try of a call that is safe to repeat is retried on another instance
+//!    after a full-jitter backoff, while the retry budget allows;
+//! 5. each try's outcome feeds outlier ejection, the call's outcome feeds the breaker.
+//!
+//! Metrics (in the caller's registry): `mesh_requests_total{upstream,instance,outcome}`,
+//! `mesh_request_duration_seconds{upstream}`, `mesh_retries_total{upstream}`,
+//! `mesh_rejected_total{upstream,reason}`, `mesh_breaker_state{breaker}`,
+//! `mesh_breaker_transitions_total{breaker,to}`, `mesh_ejections_total{upstream,instance}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use medcov_http::health::ReadinessCheck;
+use medcov_http::{ApiError, Metrics, REQUEST_ID_HEADER, RequestContext, TRACEPARENT_HEADER};
+use rand::Rng;
+use tower::ServiceExt;
+
+use crate::Mesh;
+use crate::breaker::{Outcome, Transition};
+use crate::pool::{Endpoint, Health, Pool};
+
+/// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+#[derive(Clone)]
+pub enum Upstream {
+    /// The service runs in this process: call its router directly.
+    Local { name: &'static str, router: Router },
+    /// The service runs elsewhere: call it over HTTP through the mesh.
+    Remote(Remote),
+}
+
+/// A service in other processes, as one caller sees it.
+#[derive(Clone)]
+pub struct Remote {
+    pub name: &'static str,
+    pub mesh: Arc<Mesh>,
+    pub pool: Arc<Pool>,
+    /// Where the calls are counted: the caller's registry.
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::Local { name, .. } => write!(f, "Upstream::Local({name})"),
+            Upstream::Remote(remote) => write!(f, "Upstream::Remote({})", remote.name),
+        }
+    }
+}
+
+impl Upstream {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Upstream::Local { name, .. } | Upstream::Remote(Remote { name, .. }) => name,
+        }
+    }
+
+    /// The same upstream, counting its calls in `metrics`.
+    pub fn counted_in(self, metrics: &Metrics) -> Upstream {
+        match self {
+            Upstream::Remote(remote) => Upstream::Remote(Remote { metrics: metrics.clone(), ..remote }),
+            local => local,
+        }
+    }
+
+    /// Sends `request` to `path_and_query` on the service (for example `/patients?limit=5`),
+    /// carrying the request id and trace context, and returns its answer as it is.
+    /// `body_limit` bounds what is buffered for a remote call.
+    pub async fn forward(
+        &self,
+        request: Request,
+        path_and_query: &str,
+        body_limit: usize,
+    ) -> Result<Response, ApiError> {
+        let (parts, body) = request.into_parts();
+        let mut headers = forwardable(&parts.headers);
+        if let Some(cx) = RequestContext::current() {
+            if let Ok(v) = HeaderValue::from_str(&cx.request_id) {
+                headers.insert(REQUEST_ID_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&cx.outgoing_traceparent()) {
+                headers.insert(TRACEPARENT_HEADER, v);
+            }
+        }
+        match self {
+            Upstream::Local { router, .. } => {
+                let mut inner =
+                    Request::builder().method(parts.method).uri(path_and_query).body(body).map_err(|e| {
+                        ApiError::BadRequest { detail: format!("cannot forward this request: {e}"), errors: vec![] }
+                    })?;
+                *inner.headers_mut() = headers;
+                Ok(router.clone().oneshot(inner).await.unwrap_or_else(|never| match never {}))
+            }
+            Upstream::Remote(remote) => {
+                let bytes = axum::body::to_bytes(body, body_limit).await.map_err(|_| {
+                    ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
+                })?;
+                remote.call(parts.method, path_and_query, headers, bytes).await
+            }
+        }
+    }
+
+    /// Whether the service answers its liveness probe.
+    pub async fn probe(&self) -> Result<(), String> {
+        let request = Request::get("/health/live").body(Body::empty()).map_err(|e| e.to_string())?;
+        let response = self.forward(request, "/health/live", 0).await.map_err(|e| e.to_string())?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+    }
+}
+
+/// Whether a request may be sent twice: an idempotent method (RFC 9110 §9.2.2) or an
+/// Idempotency-Key that makes the service answer a repeat with the first result.
+pub fn safe_to_repeat(method: &Method, headers: &HeaderMap) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
+        || headers.contains_key("idempotency-key")
+}
+
+/// How one try ended.
+enum Try {
+    /// An answer to hand back (a 5xx other than 502/503/504 included: retrying would not help).
+    Answer(Response, Health),
+    /// 502, 503 or 504 from the instance: another may do better.
+    Unavailable(Response),
+    /// No connection: the request never left, so it can go elsewhere whatever its method.
+    Unreachable(String),
+    /// Sent, and then the connection broke or the try timed out.
+    Broken { timeout: bool, detail: String },
+}
+
+impl Remote {
+    async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<Response, ApiError> {
+        let name = self.name;
+        let started = tokio::time::Instant::now();
+        let policy = self.mesh.policy().current();
+        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+        let (route, settings) = policy.route(name, method.as_str(), path);
+        let key = match route {
+            Some(route) => format!("{name}.{}", route.name),
+            None => name.to_owned(),
+        };
+        let rejected = |reason: &'static str| {
+            self.metrics.counter("mesh_rejected_total", &[("upstream", name), ("reason", reason)]).increment(1);
+        };
+
+        if settings.rate_limit_per_s > 0
+            && let Err(wait) = self.pool.rate_limit(&key, settings.rate_limit_per_s).take(self.pool.now())
+        {
+            rejected("rate_limit");
+            return Err(ApiError::TooManyRequests {
+                detail: format!("calls to the {name} service are limited to {} a second", settings.rate_limit_per_s),
+                retry_after: wait,
+            });
+        }
+        let Ok(_slot) = self.pool.bulkhead(&key, settings.concurrency_limit).try_acquire_owned() else {
+            rejected("bulkhead");
+            return Err(ApiError::Unavailable(format!(
+                "the {name} service has {} calls in flight, its limit; try again shortly",
+                settings.concurrency_limit
+            )));
+        };
+        let breaker = self.pool.breaker(&key, &settings.breaker);
+        let (admitted, transition) = breaker.acquire();
+        self.transitioned(&key, transition);
+        let permit = match admitted {
+            Ok(permit) => permit,
+            Err(refused) => {
+                rejected("breaker");
+                self.metrics.gauge("mesh_breaker_state", &[("breaker", &key)]).set(refused.state.gauge());
+                let wait = refused.retry_after.as_secs() + u64::from(refused.retry_after.subsec_nanos() > 0);
+                return Err(ApiError::Unavailable(format!(
+                    "the {name} service is failing: its circuit breaker is {} and calls are refused{}",
+                    refused.state.as_str().replace('_', "-"),
+                    if wait > 0 { format!(" for {wait} s more") } else { String::new() }
+                )));
+            }
+        };
+
+        let deadline = started + Duration::from_millis(settings.deadline_ms);
+        let repeatable = safe_to_repeat(&method, &headers);
+        let budget = self.pool.budget(&key, &settings.retry);
+        budget.deposit();
+        let mut last: Option<String> = None;
+        let mut attempt: u32 = 0;
+        let result = loop {
+            let Some(endpoint) = self.pool.pick(last.as_deref()) else {
+                break Err(ApiError::Unavailable(format!("no instance of the {name} service is known")));
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let timeout = left.min(Duration::from_millis(settings.timeout_ms));
+            let outcome = self.send(&endpoint, &method, path_and_query, &headers, &body, timeout).await;
+            let health = match &outcome {
+                Try::Answer(_, health) => *health,
+                _ => Health::Failed,
+            };
+            if let Some(ejected) = self.pool.report(&endpoint, health, &settings.outlier) {
+                self.metrics
+                    .counter("mesh_ejections_total", &[("upstream", name), ("instance", endpoint.id())])
+                    .increment(1);
+                tracing::warn!(
+                    upstream = name,
+                    instance = endpoint.id(),
+                    seconds = ejected.as_secs_f64(),
+                    "instance ejected after failing calls in a row"
+                );
+            }
+            let label = match &outcome {
+                Try::Answer(r, _) if r.status().is_server_error() => "error",
+                Try::Answer(..) => "ok",
+                Try::Unavailable(_) => "unavailable",
+                Try::Unreachable(_) => "unreachable",
+                Try::Broken { timeout: true, .. } => "timeout",
+                Try::Broken { .. } => "broken",
+            };
+            self.metrics
+                .counter("mesh_requests_total", &[("upstream", name), ("instance", endpoint.id()), ("outcome", label)])
+                .increment(1);
+            let retryable = match &outcome {
+                Try::Answer(..) => false,
+                Try::Unreachable(_) => true,
+                Try::Unavailable(_) | Try::Broken { .. } => repeatable,
+            };
+            attempt += 1;
+            let backoff = full_jitter(settings.retry.base_ms, settings.retry.max_ms, attempt);
+            let time_left = deadline.saturating_duration_since(tokio::time::Instant::now()) > backoff;
+            if retryable && attempt < settings.retry.attempts && time_left && budget.withdraw() {
+                self.metrics.counter("mesh_retries_total", &[("upstream", name)]).increment(1);
+                tracing::debug!(
+                    upstream = name,
+                    instance = endpoint.id(),
+                    attempt,
+                    outcome = label,
+                    "retrying on another instance"
+                );
+                last = Some(endpoint.id().to_owned());
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            break match outcome {
+                Try::Answer(response, _) | Try::Unavailable(response) => Ok(response),
+                Try::Unreachable(detail) => {
+                    tracing::warn!(upstream = name, instance = endpoint.id(), error = %detail, "upstream unreachable");
+                    Err(ApiError::BadGateway(format!("the {name} service is unreachable")))
+                }
+                Try::Broken { timeout: true, .. } => {
+                    Err(ApiError::GatewayTimeout(format!("the {name} service did not answer in time")))
+                }
+                Try::Broken { detail, .. } => {
+                    tracing::warn!(upstream = name, instance = endpoint.id(), error = %detail, "upstream call broke off");
+                    Err(ApiError::BadGateway(format!("the {name} service broke off the call")))
+                }
+            };
+        };
+        let failed = match &result {
+            Ok(response) => response.status().is_server_error(),
+            Err(_) => true,
+        };
+        let transition = breaker.record(permit, if failed { Outcome::Failure } else { Outcome::Success });
+        self.transitioned(&key, transition);
+        self.metrics.gauge("mesh_breaker_state", &[("breaker", &key)]).set(breaker.state().gauge());
+        self.metrics.histogram("mesh_request_duration_seconds", &[("upstream", name)]).record(started.elapsed());
+        result
+    }
+
+    async fn send(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &bytes::Bytes,
+        timeout: Duration,
+    ) -> Try {
+        let _flight = endpoint.start();
+        let url = match join(&endpoint.instance.address, path_and_query) {
+            Ok(url) => url,
+            Err(e) => return Try::Answer(e.into_response(), Health::Ok),
+        };
+        let sent = self
+            .mesh
+            .client()
+            .request(method.clone(), url)
+            .headers(headers.clone())
+            .body(body.clone())
+            .timeout(timeout)
+            .send()
+            .await;
+        let reply = match sent {
+            Ok(reply) => reply,
+            Err(e) if e.is_connect() => return Try::Unreachable(e.to_string()),
+            Err(e) => return Try::Broken { timeout: e.is_timeout(), detail: e.to_string() },
+        };
+        let status = reply.status();
+        let reply_headers = forwardable(reply.headers());
+        let bytes = match reply.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => return Try::Broken { timeout: e.is_timeout(), detail: e.to_string() },
+        };
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = status;
+        *response.headers_mut() = reply_headers;
+        if matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT) {
+            Try::Unavailable(response)
+        } else {
+            let health = if status.is_server_error() { Health::Failed } else { Health::Ok };
+            Try::Answer(response, health)
+        }
+    }
+
+    fn transitioned(&self, key: &str, transition: Option<Transition>) {
+        if let Some(Transition { from, to }) = transition {
+            self.metrics
+                .counter("mesh_breaker_transitions_total", &[("breaker", key), ("to", to.as_str())])
+                .increment(1);
+            tracing::warn!(breaker = key, from = from.as_str(), to = to.as_str(), "circuit breaker changed state");
+        }
+    }
+}
+
+/// A random wait up to min(max, base × 2^(attempt-1)).
+fn full_jitter(base_ms: u64, max_ms: u64, attempt: u32) -> Duration {
+    let ceiling = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20)).min(max_ms);
+    Duration::from_millis(rand::rng().random_range(0..=ceiling))
+}
+
+/// `path_and_query` under `base`.
+pub fn join_url(base: &url::Url, path_and_query: &str) -> Result<url::Url, url::ParseError> {
+    base.join(path_and_query.trim_start_matches('/'))
+}
+
+fn join(base: &url::Url, path_and_query: &str) -> Result<url::Url, ApiError> {
+    join_url(base, path_and_query)
+        .map_err(|e| ApiError::BadRequest { detail: format!("cannot forward to this path: {e}"), errors: vec![] })
+}
+
+fn forwardable(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    let connection_listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for (name, value) in headers {
+        let hop = HOP_BY_HOP.contains(&name.as_str()) || connection_listed.contains(name);
+        if !hop && name != header::CONTENT_LENGTH {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// A readiness check that another service answers (not critical: the caller still serves
+/// what it can).
+pub struct UpstreamCheck(pub Upstream);
+
+impl ReadinessCheck for UpstreamCheck {
+    fn name(&self) -> String {
+        format!("upstream:{}", self.0.name())
+    }
+
+    fn critical(&self) -> bool {
+        false
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.0.probe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_safe_requests_are_repeated() {
+        let none = HeaderMap::new();
+        let mut keyed = HeaderMap::new();
+        keyed.insert("idempotency-key", HeaderValue::from_static("k1"));
+        assert!(safe_to_repeat(&Method::GET, &none));
+        assert!(safe_to_repeat(&Method::PUT, &none));
+        assert!(!safe_to_repeat(&Method::POST, &none));
+        assert!(!safe_to_repeat(&Method::PATCH, &none));
+        assert!(safe_to_repeat(&Method::POST, &keyed));
+    }
+
+    #[test]
+    fn backoff_stays_under_its_ceiling() {
+        for attempt in 1..8 {
+            let ceiling = (25u64 << (attempt - 1)).min(1_000);
+            for _ in 0..100 {
+                assert!(full_jitter(25, 1_000, attempt) <= Duration::from_millis(ceiling));
+            }
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_behind() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", HeaderValue::from_static("keep-alive, x-secret-hop"));
+        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer t"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let kept = forwardable(&headers);
+        assert!(kept.get("x-secret-hop").is_none());
+        assert!(kept.get("transfer-encoding").is_none());
+        assert!(kept.get("connection").is_none());
+        assert_eq!(kept["authorization"], "Bearer t");
+        assert_eq!(kept["content-type"], "application/json");
+    }
+
+    #[test]
+    fn paths_join_under_the_base() {
+        let base = url::Url::parse("http://127.0.0.1:3002/").unwrap();
+        assert_eq!(join(&base, "/patients?q=a").unwrap().as_str(), "http://127.0.0.1:3002/patients?q=a");
+    }
+}

@@ -19,6 +19,8 @@ struct Fake {
     status: Arc<AtomicU16>,
     delay_ms: Arc<AtomicU64>,
     hits: Arc<AtomicUsize>,
+    /// When set, its answers allow a stale copy for this many seconds.
+    stale_if_error: Arc<AtomicU64>,
 }
 
 impl Fake {
@@ -36,7 +38,13 @@ impl Fake {
                         tokio::time::sleep(Duration::from_millis(delay)).await;
                     }
                     let status = axum::http::StatusCode::from_u16(state.status.load(Ordering::SeqCst)).expect("status");
-                    (status, axum::Json(json!({ "from": "fake" })))
+                    let mut headers = axum::http::HeaderMap::new();
+                    let stale = state.stale_if_error.load(Ordering::SeqCst);
+                    if stale > 0 {
+                        let value = format!("private, no-cache, stale-if-error={stale}");
+                        headers.insert("cache-control", value.parse().expect("header"));
+                    }
+                    (status, headers, axum::Json(json!({ "from": "fake", "hit": state.hits.load(Ordering::SeqCst) })))
                 }
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -52,13 +60,22 @@ impl Fake {
 
 /// A gateway with the auth service, billing being `billing_url`, under the policy `policy`.
 async fn gateway_with(env: &TestEnv, billing_url: &str, policy: &str) -> (App, String, std::path::PathBuf) {
+    gateway_and(env, billing_url, policy, "gateway,auth").await
+}
+
+async fn gateway_and(
+    env: &TestEnv,
+    billing_url: &str,
+    policy: &str,
+    targets: &str,
+) -> (App, String, std::path::PathBuf) {
     let mut config: Config = env.config.clone();
     let file = env.data_dir().join("mesh.toml");
     std::fs::write(&file, policy).expect("policy written");
     config.mesh.policy_file = file.clone();
     config.mesh.policy_watch_interval_ms = 100;
     config.services.billing.url = Some(billing_url.parse().expect("url"));
-    let app = App::start(config, "gateway,auth").await;
+    let app = App::start(config, targets).await;
     let (username, password) = App::initial_admin(env.data_dir());
     let (token, _) = app.login(&username, &password).await;
     (app, token, file)
@@ -96,7 +113,7 @@ async fn a_failing_upstream_opens_the_breaker_which_half_opens_and_closes() {
     fake.status.store(500, Ordering::SeqCst);
     for _ in 0..5 {
         let (status, _, body) = call().await;
-        assert_eq!((status, &body["from"]), (500, &json!("fake")), "the upstream's own answer goes back");
+        assert_eq!((status, body["from"].as_str()), (500, Some("fake")), "the upstream's own answer goes back");
     }
     assert_eq!(fake.hits(), 5);
     // 5 of 5 failed: open. Calls fail at once without reaching the upstream.
@@ -259,7 +276,8 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     let mesh = async || gateway.call(Method::GET, "/mesh", Some(&token), None).await.2;
     wait_for("the gateway knows both instances", async || hospital_instances(&mesh().await).len() == 2).await;
 
-    // A steady stream of reads from four clients.
+    // A steady stream of reads from four clients (of patients: never answered from the
+    // gateway's cache).
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..4 {
@@ -267,7 +285,8 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
         clients.push(tokio::spawn(async move {
             let (mut served, mut failed) = (0usize, Vec::new());
             while !stop.load(Ordering::SeqCst) {
-                let (status, _, body) = gateway.call(Method::GET, "/api/hospital/hospitals", Some(&token), None).await;
+                let (status, _, body) =
+                    gateway.call(Method::GET, "/api/hospital/patients?limit=5", Some(&token), None).await;
                 if status == 200 { served += 1 } else { failed.push(format!("{status} {body}")) }
             }
             (served, failed)
@@ -327,4 +346,70 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
         gateway.stop().await;
     }
     core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_caches_marked_answers_per_audience_and_stands_in_with_stale_ones() {
+    let env = TestEnv::embedded().await;
+    let (fake, url) = Fake::start().await;
+    let (app, admin, _) =
+        gateway_and(&env, &url, "[upstreams.billing.retry]\nattempts = 1\n", "gateway,auth,hospital").await;
+    let hospital = |code: &str| json!({"name": format!("{code} Hospital"), "code": code, "timezone": "Africa/Nairobi", "currency": "KES"});
+    let (status, _, body) =
+        app.call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(hospital("NRB"))).await;
+    assert_eq!(status, 201, "{body}");
+    let nairobi = body["id"].as_str().expect("id").to_owned();
+    let x_cache = |headers: &reqwest::header::HeaderMap| headers.get("x-cache").map(|v| v.to_str().unwrap().to_owned());
+
+    // The first call learns the answer's tags, the second stores it, the third is a hit.
+    let one = format!("/api/hospital/hospitals/{nairobi}");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (status, headers, body) = app.call(Method::GET, &one, Some(&admin), None).await;
+        assert_eq!((status, body["id"].as_str()), (200, Some(nairobi.as_str())));
+        assert!(headers.get("cache-tag").is_none(), "tags stay inside");
+        seen.push(x_cache(&headers).unwrap_or_default());
+    }
+    assert_eq!(seen, ["MISS", "MISS", "HIT"]);
+
+    // Another audience (a clerk of that hospital) never gets the administrator's entry.
+    let (status, _, body) = app
+        .call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "desk", "password": "a long enough password", "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": [nairobi]}})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (clerk, _) = app.login("desk", "a long enough password").await;
+    let (_, headers, _) = app.call(Method::GET, &one, Some(&clerk), None).await;
+    assert_eq!(x_cache(&headers).as_deref(), Some("MISS"));
+
+    // A write invalidates: the directory is never stale after a hospital is added.
+    for _ in 0..3 {
+        app.call(Method::GET, "/api/hospital/hospitals", Some(&admin), None).await;
+    }
+    let (_, headers, body) = app.call(Method::GET, "/api/hospital/hospitals", Some(&admin), None).await;
+    assert_eq!((x_cache(&headers).as_deref(), body.as_array().map(Vec::len)), (Some("HIT"), Some(1)));
+    assert_eq!(app.call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(hospital("MSA"))).await.0, 201);
+    let (_, headers, body) = app.call(Method::GET, "/api/hospital/hospitals", Some(&admin), None).await;
+    assert_eq!((x_cache(&headers).as_deref(), body.as_array().map(Vec::len)), (Some("MISS"), Some(2)));
+
+    // An answer allowed to stand in: while the service fails, the last one comes back marked stale.
+    fake.stale_if_error.store(60, Ordering::SeqCst);
+    let question = json!({"member_number": "X-1"});
+    let app = &app;
+    let ask = |token: String, body: Value| async move {
+        app.call(Method::POST, "/api/billing/estimates", Some(&token), Some(body)).await
+    };
+    let (status, headers, fresh) = ask(admin.clone(), question.clone()).await;
+    assert_eq!((status, x_cache(&headers).as_deref()), (200, Some("MISS")));
+    fake.status.store(503, Ordering::SeqCst);
+    let (status, headers, stale) = ask(admin.clone(), question.clone()).await;
+    assert_eq!((status, x_cache(&headers).as_deref()), (200, Some("STALE")), "{stale}");
+    assert_eq!(headers["warning"], "110 - \"Response is Stale\"");
+    assert_eq!(stale, fresh, "the last good answer, as it was");
+    // Not for another question, nor for another audience.
+    assert_eq!(ask(admin.clone(), json!({"member_number": "X-2"})).await.0, 503);
+    assert_eq!(ask(clerk.clone(), question.clone()).await.0, 503);
+
+    let metrics = app.text(ServiceName::Gateway, "/metrics").await;
+    assert_eq!(sample(&metrics, "gateway_cache_total", &["result=\"stale\""]), Some(1.0));
+    assert!(sample(&metrics, "gateway_cache_total", &["result=\"hit\""]).unwrap_or(0.0) >= 2.0);
 }

@@ -1,13 +1,13 @@
-//! PostgreSQL going away and coming back, seen through `/health/ready`.
+//! PostgreSQL and Redis going away and coming back, seen through `/health/ready` and traffic.
 //!
-//! The test cannot stop the shared PostgreSQL server (other tests use it), so the hospital
-//! service reaches its database through a TCP relay that the test cuts and restores: to the
-//! service that is the same as the server dying and coming back on the same address.
+//! The tests cannot stop the shared servers (other tests use them), so MedCov reaches them
+//! through a TCP relay that the test cuts and restores: to MedCov that is the same as the
+//! server dying and coming back on the same address.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use medcov_config::ServiceName;
+use medcov_config::{QuotaConfig, ServiceName};
 use medcov_testkit::TestEnv;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -105,4 +105,79 @@ async fn redis_going_away_degrades_but_does_not_unready() {
     let redis = body["checks"].as_array().expect("checks").iter().find(|c| c["name"] == "redis").cloned();
     assert_eq!(redis.expect("a redis check")["status"], "down");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_keep_succeeding_while_redis_is_away_and_caching_and_limits_resume_after() {
+    let env = TestEnv::distributed().await;
+    let real: url::Url = env.config.redis.url.as_ref().expect("redis").expose().parse().expect("url");
+    let target: SocketAddr = format!("{}:{}", real.host_str().expect("host"), real.port().unwrap_or(6379))
+        .parse()
+        .expect("a socket address");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+    let relay_addr = listener.local_addr().expect("addr");
+    let mut relay_task = relay(listener, target);
+    let mut via_relay = real.clone();
+    via_relay.set_port(Some(relay_addr.port())).expect("port");
+    let mut config = env.config.clone();
+    config.redis.url = Some(via_relay.as_str().parse().expect("url"));
+    config.gateway.rate_limits.api = QuotaConfig { per_minute: 60_000, burst: 10_000 };
+    let app = App::start(config, "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let (_, _, me) = app.call(reqwest::Method::GET, "/api/auth/me", Some(&admin), None).await;
+    let hospital =
+        serde_json::json!({"name": "Nairobi", "code": "NRB", "timezone": "Africa/Nairobi", "currency": "KES"});
+    let (status, _, body) =
+        app.call(reqwest::Method::POST, "/api/hospital/hospitals", Some(&admin), Some(hospital)).await;
+    assert_eq!(status, 201, "{body}");
+    let one = format!("/api/hospital/hospitals/{}", body["id"].as_str().expect("id"));
+    let read = async || {
+        let (status, headers, body) = app.call(reqwest::Method::GET, &one, Some(&admin), None).await;
+        assert_eq!(status, 200, "{body}");
+        headers.get("x-cache").map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default()
+    };
+    for _ in 0..2 {
+        read().await;
+    }
+    assert_eq!(read().await, "HIT", "cached in Redis");
+
+    // The gateway's rate limit lives in Redis: the principal's key moves with each request.
+    let mut redis =
+        redis::Client::open(real.as_str()).expect("client").get_multiplexed_async_connection().await.expect("redis");
+    let limit_key =
+        format!("{}:ratelimit:api:sub:{}", env.redis_prefix().expect("prefix"), me["id"].as_str().expect("id"));
+    let tat = async |redis: &mut redis::aio::MultiplexedConnection| -> Option<String> {
+        redis::cmd("GET").arg(&limit_key).query_async(redis).await.expect("read")
+    };
+    let before = tat(&mut redis).await;
+    assert!(before.is_some(), "the limiter keeps its state in Redis");
+
+    // Redis goes away: every read still succeeds, from the services (misses).
+    relay_task.abort();
+    let _ = relay_task.await;
+    for _ in 0..5 {
+        assert_eq!(read().await, "MISS");
+        let (status, _, body) =
+            app.call(reqwest::Method::GET, "/api/hospital/patients?limit=5", Some(&admin), None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _, body) = app.get(ServiceName::Gateway, "/health/ready").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("degraded")), "{body}");
+    let during = tat(&mut redis).await;
+
+    // It comes back: caching and the shared limit resume by themselves.
+    let listener = TcpListener::bind(relay_addr).await.expect("rebind relay");
+    relay_task = relay(listener, target);
+    let mut resumed = false;
+    for _ in 0..50 {
+        if read().await == "HIT" && tat(&mut redis).await != during {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(resumed, "caching and the Redis limiter resume once Redis is back");
+    app.stop().await;
+    relay_task.abort();
 }

@@ -6,6 +6,14 @@
 //! after committing. So a reader that loaded old data while a writer committed stores an entry
 //! that is already invalid: no stale read survives a write, whatever the interleaving.
 //!
+//! Tag versions never go back: a tag with no version yet (never written, or evicted by
+//! Redis under memory pressure) starts at a random 62-bit value, so an entry stored under an
+//! earlier version can never match again. Eviction loses entries, never resurrects them.
+//!
+//! Concurrent misses of one key in a process are loaded once (single flight): the first reader
+//! loads, the others wait for its result. Every read is counted as a hit, a miss (loaded) or
+//! coalesced (served by another reader's load) in `cache_requests_total{cache,result}`.
+//!
 //! - [`MemoryCache`]: in process (moka), for one instance.
 //! - [`RedisCache`]: shared by every instance. Redis failing makes reads slower (misses), never
 //!   wrong or failing.
@@ -18,9 +26,69 @@ use std::time::Duration;
 
 pub use bytes::Bytes;
 use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+/// What every cache keeps besides its entries: the loads in flight and the counters.
+#[derive(Default)]
+pub struct Common {
+    flights: Mutex<HashMap<String, watch::Receiver<Option<Bytes>>>>,
+    counters: Counters,
+}
+
+/// `cache_requests_total` by result; no-op counters unless given.
+#[derive(Clone)]
+pub struct Counters {
+    pub hit: metrics::Counter,
+    pub miss: metrics::Counter,
+    pub coalesced: metrics::Counter,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters { hit: metrics::Counter::noop(), miss: metrics::Counter::noop(), coalesced: metrics::Counter::noop() }
+    }
+}
+
+impl Common {
+    pub fn new(counters: Counters) -> Common {
+        Common { flights: Mutex::new(HashMap::new()), counters }
+    }
+
+    fn join(&self, key: &str) -> Flight<'_> {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        match flights.get(key) {
+            Some(receiver) => Flight::Follower(receiver.clone()),
+            None => {
+                let (sender, receiver) = watch::channel(None);
+                flights.insert(key.to_owned(), receiver);
+                Flight::Leader(Leading { common: self, key: key.to_owned(), sender })
+            }
+        }
+    }
+}
+
+enum Flight<'a> {
+    Leader(Leading<'a>),
+    Follower(watch::Receiver<Option<Bytes>>),
+}
+
+/// The reader loading a key for everyone; leaves the flight however it ends.
+struct Leading<'a> {
+    common: &'a Common,
+    key: String,
+    sender: watch::Sender<Option<Bytes>>,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.common.flights.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
+}
 
 /// A cache with tag-versioned invalidation.
 pub trait Cache: Send + Sync {
+    /// Its flights and counters.
+    fn common(&self) -> &Common;
     /// The current versions of `tags`, in order.
     fn versions<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Vec<u64>>;
     /// The entry under `key` if it was stored with exactly `versions`.
@@ -42,15 +110,36 @@ where
     T: serde_like::Codec,
     F: std::future::Future<Output = Result<T, E>>,
 {
+    let counters = &cache.common().counters;
     let versions = cache.versions(tags).await;
     if let Some(bytes) = cache.get(key, &versions).await
         && let Some(value) = T::decode(&bytes)
     {
+        counters.hit.increment(1);
         return Ok(value);
     }
+    let leading = match cache.common().join(key) {
+        Flight::Leader(leading) => Some(leading),
+        Flight::Follower(mut receiver) => {
+            // Another reader is loading this key: take its result. When it fails (or its value
+            // is not cacheable), load like everyone else.
+            if receiver.changed().await.is_ok()
+                && let Some(bytes) = receiver.borrow().clone()
+                && let Some(value) = T::decode(&bytes)
+            {
+                counters.coalesced.increment(1);
+                return Ok(value);
+            }
+            None
+        }
+    };
+    counters.miss.increment(1);
     let value = load.await?;
     if let Some(bytes) = value.encode() {
-        cache.put(key, &versions, bytes, ttl).await;
+        cache.put(key, &versions, bytes.clone(), ttl).await;
+        if let Some(leading) = &leading {
+            leading.sender.send_replace(Some(bytes));
+        }
     }
     Ok(value)
 }
@@ -112,6 +201,42 @@ macro_rules! json_codec {
     };
 }
 
+/// A shared cache seen by one user: the same entries and tags, its own flights and counters.
+/// Every service of a process shares one cache (so the gateway sees the services'
+/// invalidations) and counts its own reads.
+pub struct Counted {
+    inner: std::sync::Arc<dyn Cache>,
+    common: Common,
+}
+
+impl Counted {
+    pub fn new(inner: std::sync::Arc<dyn Cache>, counters: Counters) -> Counted {
+        Counted { inner, common: Common::new(counters) }
+    }
+}
+
+impl Cache for Counted {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn versions<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Vec<u64>> {
+        self.inner.versions(tags)
+    }
+
+    fn get<'a>(&'a self, key: &'a str, versions: &'a [u64]) -> BoxFuture<'a, Option<Bytes>> {
+        self.inner.get(key, versions)
+    }
+
+    fn put<'a>(&'a self, key: &'a str, versions: &'a [u64], value: Bytes, ttl: Duration) -> BoxFuture<'a, ()> {
+        self.inner.put(key, versions, value, ttl)
+    }
+
+    fn invalidate<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, ()> {
+        self.inner.invalidate(tags)
+    }
+}
+
 fn frame(versions: &[u64], value: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(8 * versions.len() + 2 + value.len());
     out.extend_from_slice(&u16::try_from(versions.len()).unwrap_or(u16::MAX).to_be_bytes());
@@ -139,41 +264,79 @@ fn unframe(bytes: &[u8], versions: &[u64]) -> Option<Bytes> {
 
 /// In process.
 pub struct MemoryCache {
-    entries: moka::sync::Cache<String, Bytes>,
+    /// Each entry with its own time to live.
+    entries: moka::sync::Cache<String, (Bytes, Duration)>,
     tags: Mutex<HashMap<String, u64>>,
+    common: Common,
 }
 
 impl MemoryCache {
-    /// Holds at most `capacity` entries; none lives longer than `max_ttl`.
+    /// Holds at most `capacity` entries; each lives as long as the TTL it is stored with, none
+    /// longer than `max_ttl`.
     pub fn new(capacity: u64, max_ttl: Duration) -> MemoryCache {
         MemoryCache {
-            entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(max_ttl).build(),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(max_ttl)
+                .expire_after(EntryTtl)
+                .build(),
             tags: Mutex::new(HashMap::new()),
+            common: Common::default(),
         }
+    }
+
+    /// Counts its reads in `counters`.
+    pub fn counted(mut self, counters: Counters) -> MemoryCache {
+        self.common = Common::new(counters);
+        self
     }
 }
 
+/// Entries expire after the TTL they were stored with.
+struct EntryTtl;
+
+impl moka::Expiry<String, (Bytes, Duration)> for EntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &(Bytes, Duration),
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.1)
+    }
+}
+
+/// A first version for a tag: random, so it never repeats one an evicted tag had.
+fn fresh_version() -> u64 {
+    rand::random::<u64>() >> 2
+}
+
 impl Cache for MemoryCache {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
     fn versions<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Vec<u64>> {
-        let known = self.tags.lock().unwrap_or_else(|p| p.into_inner());
-        let versions = tags.iter().map(|t| known.get(t).copied().unwrap_or(0)).collect();
+        let mut known = self.tags.lock().unwrap_or_else(|p| p.into_inner());
+        let versions = tags.iter().map(|t| *known.entry(t.clone()).or_insert_with(fresh_version)).collect();
         Box::pin(async move { versions })
     }
 
     fn get<'a>(&'a self, key: &'a str, versions: &'a [u64]) -> BoxFuture<'a, Option<Bytes>> {
-        let found = self.entries.get(key).and_then(|bytes| unframe(&bytes, versions));
+        let found = self.entries.get(key).and_then(|(bytes, _)| unframe(&bytes, versions));
         Box::pin(async move { found })
     }
 
-    fn put<'a>(&'a self, key: &'a str, versions: &'a [u64], value: Bytes, _ttl: Duration) -> BoxFuture<'a, ()> {
-        self.entries.insert(key.to_owned(), frame(versions, &value));
+    fn put<'a>(&'a self, key: &'a str, versions: &'a [u64], value: Bytes, ttl: Duration) -> BoxFuture<'a, ()> {
+        self.entries.insert(key.to_owned(), (frame(versions, &value), ttl));
         Box::pin(async {})
     }
 
     fn invalidate<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, ()> {
         let mut known = self.tags.lock().unwrap_or_else(|p| p.into_inner());
         for tag in tags {
-            *known.entry(tag.clone()).or_insert(0) += 1;
+            let version = known.entry(tag.clone()).or_insert_with(fresh_version);
+            *version = version.wrapping_add(1);
         }
         Box::pin(async {})
     }
@@ -184,11 +347,55 @@ impl Cache for MemoryCache {
 pub struct RedisCache {
     connection: redis::aio::ConnectionManager,
     prefix: String,
+    common: Common,
 }
+
+/// The versions of the tags in KEYS, starting a missing one at its ARGV value.
+const VERSIONS: &str = r#"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if not v then
+    v = ARGV[i]
+    redis.call('SET', key, v)
+  end
+  out[i] = v
+end
+return out
+"#;
+
+/// Moves every tag in KEYS to a new version; a missing one starts at its ARGV value.
+const BUMP: &str = r#"
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('INCR', key)
+  else
+    redis.call('SET', key, ARGV[i])
+  end
+end
+return 0
+"#;
+
+static VERSIONS_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(VERSIONS));
+static BUMP_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(BUMP));
 
 impl RedisCache {
     pub fn new(connection: redis::aio::ConnectionManager, prefix: &str) -> RedisCache {
-        RedisCache { connection, prefix: prefix.to_owned() }
+        RedisCache { connection, prefix: prefix.to_owned(), common: Common::default() }
+    }
+
+    /// Counts its reads in `counters`.
+    pub fn counted(mut self, counters: Counters) -> RedisCache {
+        self.common = Common::new(counters);
+        self
+    }
+
+    fn script(&self, script: &'static redis::Script, tags: &[String]) -> redis::ScriptInvocation<'static> {
+        let mut invocation = script.prepare_invoke();
+        for tag in tags {
+            invocation.key(self.tag_key(tag)).arg(fresh_version());
+        }
+        invocation
     }
 
     fn tag_key(&self, tag: &str) -> String {
@@ -208,15 +415,18 @@ fn warn(what: &str, error: &redis::RedisError) {
 const UNKNOWN: u64 = u64::MAX;
 
 impl Cache for RedisCache {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
     fn versions<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Vec<u64>> {
         Box::pin(async move {
             if tags.is_empty() {
                 return Vec::new();
             }
-            let keys: Vec<String> = tags.iter().map(|t| self.tag_key(t)).collect();
             let mut connection = self.connection.clone();
-            match redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<u64>>>(&mut connection).await {
-                Ok(values) => values.into_iter().map(|v| v.unwrap_or(0)).collect(),
+            match self.script(&VERSIONS_SCRIPT, tags).invoke_async::<Vec<u64>>(&mut connection).await {
+                Ok(values) => values,
                 Err(e) => {
                     warn("version read", &e);
                     vec![UNKNOWN; tags.len()]
@@ -263,12 +473,11 @@ impl Cache for RedisCache {
 
     fn invalidate<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut pipe = redis::pipe();
-            for tag in tags {
-                pipe.cmd("INCR").arg(self.tag_key(tag)).ignore();
+            if tags.is_empty() {
+                return;
             }
-            if let Err(e) = pipe.query_async::<()>(&mut connection).await {
+            let mut connection = self.connection.clone();
+            if let Err(e) = self.script(&BUMP_SCRIPT, tags).invoke_async::<()>(&mut connection).await {
                 // Entries of these tags may now outlive the write until their TTL: say so loudly.
                 tracing::error!(error = %e, tags = ?tags, "Redis cache invalidation failed; entries may be stale until they expire");
             }

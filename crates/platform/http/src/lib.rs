@@ -1,6 +1,7 @@
 //! The HTTP kit that every MedCov service is built on, so that all five behave alike at the
 //! edge: the same errors, the same request ids, the same metrics and health endpoints.
 //!
+//! - [`caching`]: marking an answer cacheable at the gateway, or usable stale on errors.
 //! - [`problem`]: RFC 9457 problem+json and [`ApiError`], the one error type handlers return.
 //! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections are problems that
 //!   name the field at fault.
@@ -12,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod caching;
 pub mod extract;
 pub mod health;
 pub mod metrics;

@@ -31,6 +31,7 @@ pub struct ServiceContext {
     pub(crate) upstreams: Arc<BTreeMap<ServiceName, Upstream>>,
     /// The process's mesh: registry, pools, breakers and the policy in force.
     pub mesh: Arc<Mesh>,
+    pub(crate) cache: Arc<dyn medcov_cache::Cache>,
 }
 
 impl ServiceContext {
@@ -41,6 +42,17 @@ impl ServiceContext {
             Some(upstream) => upstream.clone().counted_in(&self.metrics),
             None => unreachable!("every service has an upstream entry"),
         }
+    }
+
+    /// The process's cache (Redis when configured, in process otherwise), counting this
+    /// service's reads in `cache_requests_total{result}`: hit, miss (loaded) or coalesced
+    /// (served by a concurrent reader's load).
+    pub fn cache(&self) -> Arc<dyn medcov_cache::Cache> {
+        self.metrics.describe_counter("cache_requests_total", "Cache reads by result: hit, miss or coalesced.");
+        let counter = |result| self.metrics.counter("cache_requests_total", &[("result", result)]);
+        let counters =
+            medcov_cache::Counters { hit: counter("hit"), miss: counter("miss"), coalesced: counter("coalesced") };
+        Arc::new(medcov_cache::Counted::new(self.cache.clone(), counters))
     }
 
     /// A token verifier that reads the auth service's keys (in process when auth runs here).

@@ -139,6 +139,12 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         None => None,
     };
     let mesh = mesh(&config, redis.as_ref())?;
+    // One cache for the process: the gateway sees the services' invalidations. With Redis it
+    // is shared by every process.
+    let cache: Arc<dyn medcov_cache::Cache> = match &redis {
+        Some(redis) => Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
+        None => Arc::new(medcov_cache::MemoryCache::new(100_000, Duration::from_secs(3600))),
+    };
     let placeholder = Metrics::new("mesh");
     let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL
         .into_iter()
@@ -170,7 +176,13 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     for name in targets.iter() {
         let spec = spec_of(specs, name)?;
         let listener = listeners.remove(&name).context("listener bound above")?;
-        let shared = Shared { options: &options, redis: redis.clone(), bus: bus.clone(), mesh: mesh.clone() };
+        let shared = Shared {
+            options: &options,
+            redis: redis.clone(),
+            bus: bus.clone(),
+            mesh: mesh.clone(),
+            cache: cache.clone(),
+        };
         match start_one(&config, spec, listener, shared, &upstreams).await {
             Ok((started, router)) => {
                 upstreams.insert(name, Upstream::Local { name: name.as_str(), router });
@@ -222,6 +234,7 @@ struct Shared<'a> {
     redis: Option<RedisHandle>,
     bus: Arc<dyn medcov_bus::Bus>,
     mesh: Arc<Mesh>,
+    cache: Arc<dyn medcov_cache::Cache>,
 }
 
 async fn start_one(
@@ -231,7 +244,7 @@ async fn start_one(
     shared: Shared<'_>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
-    let Shared { options, redis, bus, mesh } = shared;
+    let Shared { options, redis, bus, mesh, cache } = shared;
     let name = spec.name;
     let database = match &spec.migrations {
         None => None,
@@ -262,6 +275,7 @@ async fn start_one(
         tasks: tasks.clone(),
         upstreams: Arc::new(upstreams.clone()),
         mesh: mesh.clone(),
+        cache,
     };
     let verifier = context.verifier();
     let mut api = (spec.build)(context).await?;

@@ -50,6 +50,14 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let quota = |q: medcov_config::QuotaConfig| Quota::per_minute(q.per_minute, q.burst);
     let proxy = api::proxy::ProxyState {
         upstreams,
+        cache: context.cache(),
+        metrics: {
+            context.metrics.describe_counter(
+                "gateway_cache_total",
+                "Answers the gateway's response cache gave (hit, stale) or stored (miss).",
+            );
+            context.metrics.clone()
+        },
         verifier: context.verifier(),
         limits: api::proxy::Limits {
             limiter,

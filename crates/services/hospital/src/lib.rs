@@ -30,13 +30,7 @@ pub fn spec() -> ServiceSpec {
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let database = context.require_database()?;
     // Every instance must see the same invalidations: with Redis, the cache lives there.
-    let store = Arc::new(match &context.redis {
-        Some(redis) => store::HospitalStore::with_cache(
-            database,
-            Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
-        ),
-        None => store::HospitalStore::new(database),
-    });
+    let store = Arc::new(store::HospitalStore::with_cache(database, context.cache()));
     context.consume("insurance", "hospital", Arc::new(workers::Insurance(store.clone())));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let router = api::router(store).layer(axum::Extension(context.verifier()));

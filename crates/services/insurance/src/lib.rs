@@ -33,14 +33,8 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let database = context.require_database()?;
     // Every instance must see the same invalidations: with Redis, the cache lives there.
     let store = Arc::new(
-        match &context.redis {
-            Some(redis) => store::InsuranceStore::with_cache(
-                database,
-                Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
-            ),
-            None => store::InsuranceStore::new(database),
-        }
-        .with_premium_due(context.config.billing.premium_due_s),
+        store::InsuranceStore::with_cache(database, context.cache())
+            .with_premium_due(context.config.billing.premium_due_s),
     );
     context.consume("billing", "insurance", Arc::new(workers::Billing(store.clone())));
     context.consume("hospital", "insurance", Arc::new(workers::Hospital(store.clone())));

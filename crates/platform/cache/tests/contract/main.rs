@@ -49,18 +49,85 @@ async fn a_read_racing_a_write_stores_nothing_servable(cache: &dyn Cache) {
     assert_eq!(cache.get("p9", &now).await, None, "the stale entry is not served");
 }
 
+async fn concurrent_misses_load_once(cache: &dyn Cache) {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let t = tags(&["plan:1"]);
+    let slow = || async {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, ()>(Bytes::from_static(b"plan"))
+    };
+    let reads = (0..20).map(|_| read_through(cache, "plan1", &t, Duration::from_secs(60), slow()));
+    let values = futures::future::join_all(reads).await;
+    assert!(values.iter().all(|v| v.as_deref() == Ok(&b"plan"[..])), "{values:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "one load for twenty concurrent misses");
+}
+
+async fn a_failed_load_leaves_the_others_to_load(cache: &dyn Cache) {
+    let t = tags(&["plan:2"]);
+    let failing = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<Bytes, &str>("database down")
+    };
+    let working = async { Ok::<_, &str>(Bytes::from_static(b"ok")) };
+    let (first, second) = tokio::join!(read_through(cache, "plan2", &t, Duration::from_secs(60), failing), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        read_through(cache, "plan2", &t, Duration::from_secs(60), working).await
+    });
+    assert_eq!((first, second), (Err("database down"), Ok(Bytes::from_static(b"ok"))));
+}
+
+async fn an_entry_lives_as_long_as_its_ttl(cache: &dyn Cache) {
+    let t = tags(&["short"]);
+    let versions = cache.versions(&t).await;
+    cache.put("short", &versions, Bytes::from_static(b"s"), Duration::from_millis(100)).await;
+    assert!(cache.get("short", &versions).await.is_some());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(cache.get("short", &versions).await, None, "expired");
+}
+
+async fn the_contract(cache: &dyn Cache) {
+    an_entry_lives_as_long_as_its_ttl(cache).await;
+    hits_until_a_tag_is_invalidated(cache).await;
+    a_read_racing_a_write_stores_nothing_servable(cache).await;
+    concurrent_misses_load_once(cache).await;
+    a_failed_load_leaves_the_others_to_load(cache).await;
+}
+
 #[tokio::test]
 async fn memory_cache_keeps_the_contract() {
-    let cache = MemoryCache::new(1_000, Duration::from_secs(60));
-    hits_until_a_tag_is_invalidated(&cache).await;
-    a_read_racing_a_write_stores_nothing_servable(&cache).await;
+    the_contract(&MemoryCache::new(1_000, Duration::from_secs(60))).await;
 }
 
 #[tokio::test]
 async fn redis_cache_keeps_the_contract() {
     let (_env, cache) = redis_cache().await;
-    hits_until_a_tag_is_invalidated(&cache).await;
-    a_read_racing_a_write_stores_nothing_servable(&cache).await;
+    the_contract(&cache).await;
+}
+
+/// Redis may evict a tag's version under memory pressure (in-process tags are never evicted).
+/// An entry stored before must not come back to life.
+#[tokio::test]
+async fn an_evicted_tag_never_resurrects_a_stale_entry() {
+    let (env, cache) = redis_cache().await;
+    let t = tags(&["patient:7"]);
+    let first = cache.versions(&t).await;
+    cache.put("p7", &first, Bytes::from_static(b"v1"), Duration::from_secs(60)).await;
+    cache.invalidate(&t).await;
+    let url = env.config.redis.url.as_ref().expect("redis url").expose().to_owned();
+    let mut redis =
+        redis::Client::open(url).expect("client").get_multiplexed_async_connection().await.expect("connection");
+    // The tag is evicted, then invalidated once more (or simply read): it restarts somewhere new.
+    let tag_key = format!("{}:cache:tag:patient:7", env.redis_prefix().expect("prefix"));
+    for evict_then_bump in [false, true] {
+        let _: () = redis::cmd("DEL").arg(&tag_key).query_async(&mut redis).await.expect("evicted");
+        if evict_then_bump {
+            cache.invalidate(&t).await;
+        }
+        let now = cache.versions(&t).await;
+        assert_ne!(now, first);
+        assert_eq!(cache.get("p7", &now).await, None, "the old entry stays dead");
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The gateway's HTTP API.
 
+pub mod cache;
 pub mod docs;
 pub mod mesh;
 pub mod proxy;

@@ -55,6 +55,10 @@ pub struct Limits {
 #[derive(Clone)]
 pub struct ProxyState {
     pub upstreams: Upstreams,
+    /// Answers the services mark cacheable, and last good answers (see `cache`).
+    pub cache: Arc<dyn medcov_cache::Cache>,
+    /// Counts `gateway_cache_total{result}`: hit, miss, stale.
+    pub metrics: medcov_http::Metrics,
     pub verifier: Arc<Verifier>,
     pub limits: Limits,
     pub body_limit: usize,
@@ -152,6 +156,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         return Err(ApiError::NotFound("metrics are served on each service's own port".into()));
     }
     let ip = client_ip(&request);
+    let mut audience = None;
     let applied = if is_sign_in(name, request.method(), &path) {
         limit(state, "auth", format!("auth:ip:{ip}"), &state.limits.auth).await?
     } else if is_public(name, request.method(), &path) {
@@ -165,6 +170,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         match verified {
             Ok(principal) => {
                 tracing::Span::current().record("principal", tracing::field::display(principal.id));
+                audience = Some(super::cache::audience(&principal));
                 request = Request::from_parts(parts, body);
                 limit(state, "api", format!("api:sub:{}", principal.id), &state.limits.api).await?
             }
@@ -180,7 +186,62 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         target.push('?');
         target.push_str(query);
     }
-    let mut response = upstream.forward(request, &target, state.body_limit).await?;
+    // Signed-in GETs and POSTs may be answered from the cache, or stored for later.
+    let cache = state.cache.as_ref();
+    let mut lookup = None;
+    if let Some(audience) = &audience
+        && (request.method() == Method::GET || request.method() == Method::POST)
+    {
+        let method = request.method().clone();
+        let body = if method == Method::POST {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, state.body_limit).await.map_err(|_| {
+                ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
+            })?;
+            request = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+            Some(bytes)
+        } else {
+            None
+        };
+        let mut found = super::cache::Lookup::new(&method, service, &target, audience, body.as_deref());
+        if let Some(mut hit) = found.fresh(cache).await {
+            state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
+            applied.write(&mut hit);
+            return Ok(hit);
+        }
+        lookup = Some(found);
+    }
+    let forwarded = upstream.forward(request, &target, state.body_limit).await;
+    let counted = |result| state.metrics.counter("gateway_cache_total", &[("result", result)]).increment(1);
+    let mut response = match (forwarded, &lookup) {
+        (Ok(answer), Some(lookup)) if super::cache::unavailable(answer.status()) => match lookup.stale(cache).await {
+            Some(stale) => {
+                counted("stale");
+                stale
+            }
+            None => answer,
+        },
+        (Ok(answer), Some(lookup)) => {
+            let answer = lookup.store(cache, answer, state.body_limit).await;
+            if answer.headers().contains_key("x-cache") {
+                counted("miss");
+            }
+            answer
+        }
+        (Ok(answer), None) => answer,
+        (Err(error), Some(lookup))
+            if matches!(error, ApiError::BadGateway(_) | ApiError::Unavailable(_) | ApiError::GatewayTimeout(_)) =>
+        {
+            match lookup.stale(cache).await {
+                Some(stale) => {
+                    counted("stale");
+                    stale
+                }
+                None => return Err(error),
+            }
+        }
+        (Err(error), _) => return Err(error),
+    };
     applied.write(&mut response);
     Ok(response)
 }

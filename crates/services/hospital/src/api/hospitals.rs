@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use medcov_http::{ApiError, Json, Path};
 use medcov_security::{Authorized, Principal};
 use sqlx::types::Json as Stored;
@@ -57,30 +57,37 @@ async fn create_hospital(
         StoreError::CodeTaken => ApiError::Conflict(format!("a hospital with code {} exists", hospital.code)),
         other => ApiError::internal(other),
     })?;
+    store.cache().invalidate(&[DIRECTORY_TAG.to_owned()]).await;
     Ok((StatusCode::CREATED, Json(hospital)))
 }
 
-/// Every hospital: the directory is open to anyone signed in.
+/// The cache tag of the hospital directory, invalidated when a hospital is added.
+const DIRECTORY_TAG: &str = "hospital:directory";
+
+/// Every hospital: the directory is open to anyone signed in. Cacheable at the gateway for a
+/// minute, until a hospital is added.
 #[utoipa::path(get, path = "/hospitals", tag = "hospitals", responses((status = 200, body = Vec<Hospital>)))]
 async fn list_hospitals(
     State(store): State<Arc<HospitalStore>>,
     _caller: Principal,
-) -> Result<Json<Vec<Hospital>>, ApiError> {
-    store.hospitals().await.map(Json).map_err(ApiError::internal)
+) -> Result<(HeaderMap, Json<Vec<Hospital>>), ApiError> {
+    let hospitals = store.hospitals().await.map_err(ApiError::internal)?;
+    Ok((medcov_http::caching::cacheable(60, &[DIRECTORY_TAG.to_owned()]), Json(hospitals)))
 }
 
-/// One hospital.
+/// One hospital. Cacheable at the gateway for five minutes (hospitals are not changed once
+/// created; the directory tag covers them all).
 #[utoipa::path(get, path = "/hospitals/{id}", tag = "hospitals",
     responses((status = 200, body = Hospital), (status = 404, body = medcov_http::Problem)))]
 async fn get_hospital(
     State(store): State<Arc<HospitalStore>>,
     _caller: Principal,
     Path(id): Path<Uuid>,
-) -> Result<Json<Hospital>, ApiError> {
-    store
+) -> Result<(HeaderMap, Json<Hospital>), ApiError> {
+    let hospital = store
         .hospital(id)
         .await
         .map_err(ApiError::internal)?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound("no such hospital".into()))
+        .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
+    Ok((medcov_http::caching::cacheable(300, &[DIRECTORY_TAG.to_owned()]), Json(hospital)))
 }

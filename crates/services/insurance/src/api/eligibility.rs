@@ -133,14 +133,16 @@ fn may_ask_for(principal: &Principal, hospital: Uuid) -> bool {
 }
 
 /// Answer an eligibility question. An unknown member, or one of another insurer for insurer
-/// staff, is 404.
+/// staff, is 404. While insurance cannot answer, the gateway may give the last answer to the
+/// same question by the same audience, up to a day old, marked `Warning: 110` and
+/// `X-Cache: STALE`.
 #[utoipa::path(post, path = "/eligibility", tag = "eligibility", request_body = EligibilityRequest,
     responses((status = 200, body = EligibilityResponse), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn check_eligibility(
     State(store): State<Arc<InsuranceStore>>,
     Authorized(principal, _): Authorized<Askers>,
     Json(request): Json<EligibilityRequest>,
-) -> Result<Json<EligibilityResponse>, ApiError> {
+) -> Result<(axum::http::HeaderMap, Json<EligibilityResponse>), ApiError> {
     let errors = check(&request);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -185,5 +187,8 @@ async fn check_eligibility(
     {
         return Err(ApiError::NotFound("no such member".into()));
     }
-    Ok(Json(response))
+    Ok((medcov_http::caching::stale_if_error(STALE_FOR_S), Json(response)))
 }
+
+/// How long the gateway may answer with the last eligibility answer while insurance cannot.
+const STALE_FOR_S: u64 = 24 * 3600;

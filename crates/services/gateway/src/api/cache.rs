@@ -1,0 +1,297 @@
+//! Response caching at the gateway, for answers a service marks as cacheable, and the last
+//! good answer as a fallback when the service cannot answer.
+//!
+//! A service opts in per response:
+//!
+//! - `Cache-Control: max-age=<s>` with `Cache-Tag: <tag>, <tag>` on a 200 to a GET: the
+//!   gateway serves later identical GETs from its cache for up to `<s>` seconds, until the
+//!   service invalidates one of the tags (the services and the gateway share the process's
+//!   cache, or Redis). An answer is stored only once its tags are known *before* the call
+//!   (from an earlier answer), so a write racing the call can never leave a stale entry: the
+//!   first call of a URL only learns its tags.
+//! - `Cache-Control: stale-if-error=<s>` (RFC 5861) on a 200 to a GET or a POST: the gateway
+//!   keeps the answer for `<s>` seconds, and serves it, marked `Warning: 110 - "Response is
+//!   Stale"`, when the service is unreachable, times out, answers 502, 503 or 504, or its
+//!   circuit breaker is open. A POST is matched on its body too.
+//!
+//! Entries are keyed by the caller's audience: its tenant scope and roles (and its own id for
+//! `own`-scoped members), so one tenant never receives another's answer, nor a role one it may
+//! not see. Answers carry `X-Cache: HIT`, `MISS` or `STALE`; hits carry `Age`. Services mark
+//! only answers that depend on nothing but the audience and the request, and never patient
+//! records (whose every read is audited by the service).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use medcov_cache::{Bytes, Cache};
+use medcov_security::{Principal, Scope};
+
+const CACHE_TAG: &str = "cache-tag";
+const X_CACHE: &str = "x-cache";
+
+/// Who is asking, as far as answers can differ.
+pub fn audience(principal: &Principal) -> String {
+    let roles: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
+    let scope = match &principal.scope {
+        Scope::Platform => "platform".to_owned(),
+        Scope::Hospitals { hospitals } => {
+            let mut ids: Vec<String> = hospitals.iter().map(ToString::to_string).collect();
+            ids.sort();
+            format!("hospitals={}", ids.join(","))
+        }
+        Scope::Insurer { insurer } => format!("insurer={insurer}"),
+        Scope::Own => format!("own={}", principal.id),
+    };
+    format!("{scope};roles={}", roles.join(","))
+}
+
+/// What a service said about caching its answer.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Directives {
+    pub max_age: Option<u64>,
+    pub stale_if_error: Option<u64>,
+    pub no_store: bool,
+    pub tags: Vec<String>,
+}
+
+impl Directives {
+    pub fn of(headers: &HeaderMap) -> Directives {
+        let mut out = Directives::default();
+        for value in headers.get_all(header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()) {
+            for directive in value.split(',').map(str::trim) {
+                let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+                match name.to_ascii_lowercase().as_str() {
+                    "max-age" => out.max_age = arg.trim_matches('"').parse().ok(),
+                    "stale-if-error" => out.stale_if_error = arg.trim_matches('"').parse().ok(),
+                    "no-store" => out.no_store = true,
+                    _ => {}
+                }
+            }
+        }
+        out.tags = headers
+            .get_all(CACHE_TAG)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        out
+    }
+}
+
+/// A stored answer: status, content type, when it was stored, body.
+fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Bytes {
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or(b"");
+    let cache_control = headers.get(header::CACHE_CONTROL).map(|v| v.as_bytes()).unwrap_or(b"");
+    let mut out = Vec::with_capacity(16 + content_type.len() + cache_control.len() + body.len());
+    out.extend_from_slice(&status.as_u16().to_be_bytes());
+    out.extend_from_slice(&now_secs().to_be_bytes());
+    for part in [content_type, cache_control] {
+        out.extend_from_slice(&u16::try_from(part.len()).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(if part.len() <= usize::from(u16::MAX) { part } else { b"" });
+    }
+    out.extend_from_slice(body);
+    Bytes::from(out)
+}
+
+fn decode(bytes: &[u8]) -> Option<(StatusCode, u64, HeaderMap, Bytes)> {
+    let status = StatusCode::from_u16(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?)).ok()?;
+    let stored = u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?);
+    let mut at = 10;
+    let mut headers = HeaderMap::new();
+    for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+        let len = usize::from(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+        let value = bytes.get(at + 2..at + 2 + len)?;
+        if !value.is_empty() {
+            headers.insert(name, HeaderValue::from_bytes(value).ok()?);
+        }
+        at += 2 + len;
+    }
+    Some((status, stored, headers, Bytes::copy_from_slice(bytes.get(at..)?)))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn respond(status: StatusCode, mut headers: HeaderMap, body: Bytes, how: &'static str) -> Response {
+    headers.insert(X_CACHE, HeaderValue::from_static(how));
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// One request as the cache sees it.
+pub struct Lookup {
+    fresh_key: String,
+    tags_key: String,
+    last_key: String,
+    /// Tag versions noted before the call, when the URL's tags are known.
+    noted: Option<(Vec<String>, Vec<u64>)>,
+    method: Method,
+}
+
+impl Lookup {
+    /// Keys for `method target` (a POST's body included) as `audience` asks it.
+    pub fn new(method: &Method, service: &str, target: &str, audience: &str, body: Option<&[u8]>) -> Lookup {
+        let mut base = format!("gateway:{audience}:{method}:{service}{target}");
+        if let Some(body) = body {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+            base.push(':');
+            base.extend(digest.as_ref().iter().map(|b| format!("{b:02x}")));
+        }
+        Lookup {
+            fresh_key: format!("{base}:fresh"),
+            tags_key: format!("{base}:tags"),
+            last_key: format!("{base}:last"),
+            noted: None,
+            method: method.clone(),
+        }
+    }
+
+    /// A fresh answer from the cache, or `None` (and the tag versions noted for storing).
+    pub async fn fresh(&mut self, cache: &dyn Cache) -> Option<Response> {
+        if self.method != Method::GET {
+            return None;
+        }
+        let tags: Vec<String> = cache.get(&self.tags_key, &[]).await.and_then(|b| serde_json::from_slice(&b).ok())?;
+        let versions = cache.versions(&tags).await;
+        if let Some(bytes) = cache.get(&self.fresh_key, &versions).await
+            && let Some((status, stored, mut headers, body)) = decode(&bytes)
+        {
+            if let Ok(age) = HeaderValue::from_str(&now_secs().saturating_sub(stored).to_string()) {
+                headers.insert(header::AGE, age);
+            }
+            return Some(respond(status, headers, body, "HIT"));
+        }
+        self.noted = Some((tags, versions));
+        None
+    }
+
+    /// Keeps what the service allowed of its answer; returns the answer for the client.
+    pub async fn store(&self, cache: &dyn Cache, response: Response, body_limit: usize) -> Response {
+        let directives = Directives::of(response.headers());
+        let (mut parts, body) = response.into_parts();
+        parts.headers.remove(CACHE_TAG);
+        let worth = parts.status == StatusCode::OK
+            && !directives.no_store
+            && (directives.stale_if_error.is_some_and(|s| s > 0)
+                || (self.method == Method::GET
+                    && directives.max_age.is_some_and(|s| s > 0)
+                    && !directives.tags.is_empty()));
+        if !worth {
+            return Response::from_parts(parts, body);
+        }
+        let Ok(bytes) = axum::body::to_bytes(body, body_limit).await else {
+            return problem_too_large();
+        };
+        let stored = encode(parts.status, &parts.headers, &bytes);
+        if let Some(seconds) = directives.stale_if_error.filter(|s| *s > 0) {
+            cache.put(&self.last_key, &[], stored.clone(), Duration::from_secs(seconds)).await;
+        }
+        if self.method == Method::GET
+            && let Some(seconds) = directives.max_age.filter(|s| *s > 0)
+            && !directives.tags.is_empty()
+        {
+            match &self.noted {
+                // Versions noted before the call under the same tags: safe to store.
+                Some((tags, versions)) if *tags == directives.tags => {
+                    cache.put(&self.fresh_key, versions, stored, Duration::from_secs(seconds)).await;
+                }
+                // First sight, or the tags changed: learn them; the next call stores.
+                _ => {
+                    if let Ok(json) = serde_json::to_vec(&directives.tags) {
+                        cache.put(&self.tags_key, &[], Bytes::from(json), Duration::from_secs(seconds.max(3600))).await;
+                    }
+                }
+            }
+        }
+        parts.headers.insert(X_CACHE, HeaderValue::from_static("MISS"));
+        Response::from_parts(parts, Body::from(bytes))
+    }
+
+    /// The last good answer, marked stale, when the service allowed it and still within its time.
+    pub async fn stale(&self, cache: &dyn Cache) -> Option<Response> {
+        let bytes = cache.get(&self.last_key, &[]).await?;
+        let (status, stored, mut headers, body) = decode(&bytes)?;
+        headers.insert(header::WARNING, HeaderValue::from_static("110 - \"Response is Stale\""));
+        if let Ok(age) = HeaderValue::from_str(&now_secs().saturating_sub(stored).to_string()) {
+            headers.insert(header::AGE, age);
+        }
+        Some(respond(status, headers, body, "STALE"))
+    }
+}
+
+fn problem_too_large() -> Response {
+    use axum::response::IntoResponse;
+    medcov_http::ApiError::BadGateway("the service's answer is larger than the gateway accepts".into()).into_response()
+}
+
+/// Whether an answer or error means the service could not answer (the stale answer may do).
+pub fn unavailable(status: StatusCode) -> bool {
+    matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_are_read_from_cache_control_and_cache_tag() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60, stale-if-error=\"300\""));
+        headers.append(CACHE_TAG, HeaderValue::from_static("hospital:1, hospitals"));
+        headers.append(CACHE_TAG, HeaderValue::from_static("x"));
+        assert_eq!(
+            Directives::of(&headers),
+            Directives {
+                max_age: Some(60),
+                stale_if_error: Some(300),
+                no_store: false,
+                tags: vec!["hospital:1".into(), "hospitals".into(), "x".into()]
+            }
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        assert!(Directives::of(&headers).no_store);
+    }
+
+    #[test]
+    fn stored_answers_come_back_whole() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let bytes = encode(StatusCode::OK, &headers, b"{\"a\":1}");
+        let (status, stored, back, body) = decode(&bytes).expect("decodes");
+        assert_eq!(
+            (status, &back[header::CONTENT_TYPE], &body[..]),
+            (StatusCode::OK, &headers[header::CONTENT_TYPE], &b"{\"a\":1}"[..])
+        );
+        assert!(stored > 0);
+        assert_eq!(decode(&bytes[..5]), None);
+    }
+
+    #[test]
+    fn audiences_differ_by_scope_and_roles_and_members_by_person() {
+        use medcov_security::Role;
+        let principal = |roles: &[Role], scope: Scope| Principal {
+            id: uuid::Uuid::now_v7(),
+            kind: medcov_security::PrincipalKind::User,
+            roles: roles.iter().copied().collect(),
+            scope,
+            session: uuid::Uuid::nil(),
+            token: uuid::Uuid::nil(),
+        };
+        let h = |ids: &[u128]| Scope::Hospitals { hospitals: ids.iter().map(|i| uuid::Uuid::from_u128(*i)).collect() };
+        let clerk_ab = audience(&principal(&[Role::HospitalClerk], h(&[1, 2])));
+        assert_eq!(clerk_ab, audience(&principal(&[Role::HospitalClerk], h(&[2, 1]))), "order does not matter");
+        assert_ne!(clerk_ab, audience(&principal(&[Role::HospitalClerk], h(&[1]))));
+        assert_ne!(clerk_ab, audience(&principal(&[Role::Clinician], h(&[1, 2]))));
+        assert_ne!(
+            audience(&principal(&[Role::Member], Scope::Own)),
+            audience(&principal(&[Role::Member], Scope::Own))
+        );
+    }
+}

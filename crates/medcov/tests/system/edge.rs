@@ -88,3 +88,59 @@ async fn cors_admits_only_configured_origins_and_every_answer_is_hardened() {
     }
     app.stop().await;
 }
+
+/// Every mutating endpoint honours Idempotency-Key: a repeat gets the first answer, another
+/// request under the key 422, concurrent repeats one effect; keys belong to their caller.
+async fn idempotency_keys_guard_every_mutating_endpoint(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let hospital = |code: &str| json!({"name": format!("{code} Hospital"), "code": code, "timezone": "Africa/Nairobi", "currency": "KES"});
+    let create = |token: String, key: &'static str, body: serde_json::Value| {
+        let request = app
+            .client
+            .post(app.url(ServiceName::Gateway, "/api/hospital/hospitals"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body);
+        async move { crate::support::read(request.send().await.expect("sent")).await }
+    };
+    let count = async || {
+        let (_, _, body) = app.call(Method::GET, "/api/hospital/hospitals", Some(&admin), None).await;
+        body.as_array().map(Vec::len).unwrap_or(0)
+    };
+
+    let (status, headers, first) = create(admin.clone(), "key-1", hospital("NRB")).await;
+    assert_eq!(status, 201, "{first}");
+    assert!(headers.get("idempotency-replayed").is_none());
+    let (status, headers, again) = create(admin.clone(), "key-1", hospital("NRB")).await;
+    assert_eq!((status, &again), (201, &first), "the first answer, again");
+    assert_eq!(headers["idempotency-replayed"], "true");
+    assert_eq!(count().await, 1);
+
+    let (status, _, body) = create(admin.clone(), "key-1", hospital("MSA")).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("Idempotency-Key")), "{body}");
+    let (status, _, body) = create(admin.clone(), "a key with spaces", hospital("MSA")).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("Idempotency-Key")), "{body}");
+
+    // Eight at once under a fresh key: one hospital, every answer the same one or a 409.
+    let answers = futures::future::join_all((0..8).map(|_| create(admin.clone(), "key-2", hospital("KSM")))).await;
+    let created: Vec<&serde_json::Value> = answers.iter().filter(|(s, _, _)| *s == 201).map(|(_, _, b)| b).collect();
+    assert!(!created.is_empty() && created.iter().all(|b| b["id"] == created[0]["id"]), "{answers:?}");
+    assert!(answers.iter().all(|(s, _, _)| *s == 201 || *s == 409), "{answers:?}");
+    assert_eq!(count().await, 2);
+
+    // Another caller's key of the same name is another key.
+    let (status, _, body) = app
+        .call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "second-admin", "password": "a long enough password", "roles": ["admin"], "scope": {"kind": "platform"}})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (other, _) = app.login("second-admin", "a long enough password").await;
+    let (status, headers, body) = create(other, "key-1", hospital("ELD")).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(headers.get("idempotency-replayed").is_none());
+    assert_eq!(count().await, 3);
+    app.stop().await;
+}
+
+medcov_testkit::backend_suite!(idempotency_keys_guard_every_mutating_endpoint);

@@ -10,6 +10,7 @@
 //! - [`redis`]: the shared, lazily connected Redis handle.
 //! - [`checks`]: readiness checks for the database and Redis.
 //! - [`events`]: the event log and bus operations every service with an outbox serves.
+//! - [`idempotency`]: the Idempotency-Key middleware on every service's mutating endpoints.
 //!
 //! A service with an outbox also gets its outbox relay and the trimming of its stream as
 //! background tasks.
@@ -19,6 +20,7 @@
 pub mod checks;
 pub mod context;
 pub mod events;
+pub mod idempotency;
 pub mod redis;
 
 use std::collections::BTreeMap;
@@ -145,6 +147,10 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         Some(redis) => Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
         None => Arc::new(medcov_cache::MemoryCache::new(100_000, Duration::from_secs(3600))),
     };
+    let keys: Arc<dyn medcov_cache::idempotency::KeyStore> = match &redis {
+        Some(redis) => Arc::new(medcov_cache::idempotency::RedisKeys::new(redis.connection(), redis.prefix())),
+        None => Arc::new(medcov_cache::idempotency::MemoryKeys::default()),
+    };
     let placeholder = Metrics::new("mesh");
     let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL
         .into_iter()
@@ -182,6 +188,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
             bus: bus.clone(),
             mesh: mesh.clone(),
             cache: cache.clone(),
+            keys: keys.clone(),
         };
         match start_one(&config, spec, listener, shared, &upstreams).await {
             Ok((started, router)) => {
@@ -235,6 +242,7 @@ struct Shared<'a> {
     bus: Arc<dyn medcov_bus::Bus>,
     mesh: Arc<Mesh>,
     cache: Arc<dyn medcov_cache::Cache>,
+    keys: Arc<dyn medcov_cache::idempotency::KeyStore>,
 }
 
 async fn start_one(
@@ -244,7 +252,7 @@ async fn start_one(
     shared: Shared<'_>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
-    let Shared { options, redis, bus, mesh, cache } = shared;
+    let Shared { options, redis, bus, mesh, cache, keys } = shared;
     let name = spec.name;
     let database = match &spec.migrations {
         None => None,
@@ -281,7 +289,7 @@ async fn start_one(
     let mut api = (spec.build)(context).await?;
     if let (true, Some(database)) = (spec.outbox, &database) {
         let stream = name.as_str();
-        let events = events::router(stream, database.clone(), bus.clone()).layer(axum::Extension(verifier));
+        let events = events::router(stream, database.clone(), bus.clone()).layer(axum::Extension(verifier.clone()));
         api.router = api.router.merge(events);
         let interval = Duration::from_millis(config.events.relay_interval_ms);
         metrics.describe_counter("events_published_total", "Events the outbox relay handed to the bus.");
@@ -289,6 +297,16 @@ async fn start_one(
         tasks.spawn(medcov_bus::relay::run(stream, database.clone(), bus.clone(), interval, published, stop.clone()));
         let trim_every = Duration::from_secs(config.events.trim_interval_s);
         tasks.spawn(watch_stream(stream, bus.clone(), metrics.clone(), trim_every, stop.clone()));
+    }
+
+    if spec.migrations.is_some() {
+        let state = idempotency::Idempotency {
+            service: name.as_str(),
+            store: keys,
+            verifier: verifier.clone(),
+            body_limit: config.http.body_limit_bytes,
+        };
+        api.router = api.router.layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
     }
 
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();

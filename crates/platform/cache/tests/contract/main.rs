@@ -147,3 +147,44 @@ async fn redis_down_means_misses_not_failures() {
     }
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "every read went to the source");
 }
+
+mod idempotency_keys {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use medcov_cache::idempotency::{Claim, KeyStore, MemoryKeys, RedisKeys};
+
+    async fn the_contract(store: &dyn KeyStore) {
+        let hold = Duration::from_secs(60);
+        assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Claimed);
+        assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Running, "a repeat while it runs");
+        store.complete("k1", Bytes::from_static(b"answer"), Duration::from_secs(60)).await;
+        assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Done(Bytes::from_static(b"answer")));
+        // A failed request gives its key up.
+        assert_eq!(store.claim("k2", hold).await.expect("claim"), Claim::Claimed);
+        store.release("k2").await;
+        assert_eq!(store.claim("k2", hold).await.expect("claim"), Claim::Claimed);
+        // A crashed request's claim lapses.
+        assert_eq!(store.claim("k3", Duration::from_millis(100)).await.expect("claim"), Claim::Claimed);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(store.claim("k3", hold).await.expect("claim"), Claim::Claimed);
+        // Of many at once, one claims.
+        let claims = futures::future::join_all((0..10).map(|_| store.claim("k4", hold))).await;
+        let claimed = claims.iter().filter(|c| matches!(c, Ok(Claim::Claimed))).count();
+        assert_eq!(claimed, 1, "{claims:?}");
+    }
+
+    #[tokio::test]
+    async fn in_process() {
+        the_contract(&MemoryKeys::default()).await;
+    }
+
+    #[tokio::test]
+    async fn in_redis() {
+        let env = medcov_testkit::TestEnv::distributed().await;
+        let url = env.config.redis.url.as_ref().expect("redis url").expose().to_owned();
+        let connection =
+            redis::aio::ConnectionManager::new(redis::Client::open(url).expect("client")).await.expect("connection");
+        the_contract(&RedisKeys::new(connection, env.redis_prefix().expect("prefix"))).await;
+    }
+}

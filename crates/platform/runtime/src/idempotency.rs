@@ -1,0 +1,201 @@
+//! The Idempotency-Key middleware every service's mutating endpoints go through (POST, PUT,
+//! PATCH, DELETE), after the IETF draft `draft-ietf-httpapi-idempotency-key-header`:
+//!
+//! - a request carrying `Idempotency-Key` (1 to 255 visible ASCII characters) claims the key
+//!   for its caller while it runs;
+//! - a repeat of the same request (method, path, query and body) gets the first answer again,
+//!   marked `Idempotency-Replayed: true`, for 24 hours;
+//! - a repeat while the first still runs gets 409; another request under the same key, 422;
+//! - an answer of 500 or more is not kept (the key is given up, so a retry runs again).
+//!
+//! Keys belong to the verified caller: another caller's key of the same name is another key.
+//! Requests without a key, or without a valid token (the handler answers those), pass
+//! untouched. The keys live in Redis when configured (every instance sees them), in process
+//! otherwise. When that store fails, the request runs unprotected (logged): availability over
+//! the protection, since money endpoints keep their own keys in their database as well.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use medcov_cache::idempotency::{Claim, KeyStore};
+use medcov_http::{ApiError, FieldError};
+use medcov_security::Verifier;
+
+pub const HEADER: &str = "idempotency-key";
+const REPLAYED: &str = "idempotency-replayed";
+/// How long a request may hold its key before it counts as crashed.
+const HOLD: Duration = Duration::from_secs(60);
+/// How long an answer is kept for repeats.
+const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// Headers kept with an answer for its replays.
+const KEPT: [HeaderName; 4] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG, header::CACHE_CONTROL];
+
+#[derive(Clone)]
+pub struct Idempotency {
+    pub service: &'static str,
+    pub store: Arc<dyn KeyStore>,
+    pub verifier: Arc<Verifier>,
+    pub body_limit: usize,
+}
+
+pub async fn middleware(State(state): State<Idempotency>, request: Request, next: Next) -> Response {
+    let mutating = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let Some(value) = request.headers().get(HEADER).filter(|_| mutating).cloned() else {
+        return next.run(request).await;
+    };
+    let key = match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => key.to_owned(),
+        _ => {
+            return ApiError::Validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters (a UUID, say)",
+            )])
+            .into_response();
+        }
+    };
+    let (parts, body) = request.into_parts();
+    let principal = match medcov_security::verify::bearer(&parts) {
+        Ok(token) => state.verifier.verify(token).await.ok(),
+        Err(_) => None,
+    };
+    let Some(principal) = principal else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, state.body_limit).await else {
+        return ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
+            .into_response();
+    };
+    let fingerprint = fingerprint(&parts.method, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), &bytes);
+    let stored_key = format!("{}:{}:{key}", state.service, principal.id);
+    let request = Request::from_parts(parts, Body::from(bytes));
+
+    match state.store.claim(&stored_key, HOLD).await {
+        Err(error) => {
+            tracing::warn!(%error, service = state.service, "Idempotency-Key not checked: its store is unavailable");
+            next.run(request).await
+        }
+        Ok(Claim::Running) => ApiError::Conflict(
+            "a request with this Idempotency-Key is still being processed; retry once it has finished".into(),
+        )
+        .into_response(),
+        Ok(Claim::Done(record)) => match decode(&record) {
+            Some((first, _, _, _)) if first != fingerprint => ApiError::Validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "was already used for a different request; use a new key for a new request",
+            )])
+            .into_response(),
+            Some((_, status, headers, body)) => {
+                let mut response = Response::new(Body::from(body));
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
+                response
+            }
+            None => next.run(request).await,
+        },
+        Ok(Claim::Claimed) => {
+            let response = next.run(request).await;
+            if response.status().is_server_error() {
+                state.store.release(&stored_key).await;
+                return response;
+            }
+            let (parts, body) = response.into_parts();
+            match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(body) => {
+                    let record = encode(&fingerprint, parts.status, &parts.headers, &body);
+                    state.store.complete(&stored_key, record, KEEP).await;
+                    Response::from_parts(parts, Body::from(body))
+                }
+                Err(_) => {
+                    state.store.release(&stored_key).await;
+                    ApiError::Internal("the answer could not be read".into()).into_response()
+                }
+            }
+        }
+    }
+}
+
+fn fingerprint(method: &Method, target: &str, body: &[u8]) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(method.as_str().as_bytes());
+    context.update(b" ");
+    context.update(target.as_bytes());
+    context.update(b"\n");
+    context.update(body);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
+/// fingerprint (32) · status (2) · header count (1) · (name len, name, value len, value)* · body
+fn encode(fingerprint: &[u8; 32], status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(64 + body.len());
+    out.extend_from_slice(fingerprint);
+    out.extend_from_slice(&status.as_u16().to_be_bytes());
+    let kept: Vec<(&HeaderName, &HeaderValue)> =
+        KEPT.iter().filter_map(|name| headers.get(name).map(|value| (name, value))).collect();
+    out.push(u8::try_from(kept.len()).unwrap_or(0));
+    for (name, value) in kept {
+        for part in [name.as_str().as_bytes(), value.as_bytes()] {
+            out.extend_from_slice(&u16::try_from(part.len()).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+    out.extend_from_slice(body);
+    Bytes::from(out)
+}
+
+fn decode(bytes: &[u8]) -> Option<([u8; 32], StatusCode, HeaderMap, Bytes)> {
+    let fingerprint: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    let status = StatusCode::from_u16(u16::from_be_bytes(bytes.get(32..34)?.try_into().ok()?)).ok()?;
+    let count = *bytes.get(34)?;
+    let mut at = 35;
+    let mut headers = HeaderMap::new();
+    for _ in 0..count {
+        let mut take = || {
+            let len = usize::from(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+            let part = bytes.get(at + 2..at + 2 + len)?;
+            at += 2 + len;
+            Some(part)
+        };
+        let name = HeaderName::from_bytes(take()?).ok()?;
+        let value = HeaderValue::from_bytes(take()?).ok()?;
+        headers.insert(name, value);
+    }
+    Some((fingerprint, status, headers, Bytes::copy_from_slice(bytes.get(at..)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_come_back_whole() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::LOCATION, HeaderValue::from_static("/patients/1"));
+        headers.insert("x-request-id", HeaderValue::from_static("not kept"));
+        let print = fingerprint(&Method::POST, "/patients", b"{}");
+        let record = encode(&print, StatusCode::CREATED, &headers, b"{\"id\":1}");
+        let (back, status, kept, body) = decode(&record).expect("decodes");
+        assert_eq!((back, status, &body[..]), (print, StatusCode::CREATED, &b"{\"id\":1}"[..]));
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[header::LOCATION], "/patients/1");
+        assert_eq!(decode(&record[..20]), None);
+    }
+
+    #[test]
+    fn the_fingerprint_covers_method_target_and_body() {
+        let base = fingerprint(&Method::POST, "/patients", b"{}");
+        assert_ne!(base, fingerprint(&Method::PUT, "/patients", b"{}"));
+        assert_ne!(base, fingerprint(&Method::POST, "/patients?x=1", b"{}"));
+        assert_ne!(base, fingerprint(&Method::POST, "/patients", b"{ }"));
+        assert_eq!(base, fingerprint(&Method::POST, "/patients", b"{}"));
+    }
+}

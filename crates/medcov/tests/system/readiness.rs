@@ -121,7 +121,9 @@ async fn reads_keep_succeeding_while_redis_is_away_and_caching_and_limits_resume
     via_relay.set_port(Some(relay_addr.port())).expect("port");
     let mut config = env.config.clone();
     config.redis.url = Some(via_relay.as_str().parse().expect("url"));
-    config.gateway.rate_limits.api = QuotaConfig { per_minute: 60_000, burst: 10_000 };
+    // One request a second with a large burst: each request moves the limiter's state in Redis
+    // a second ahead, so it outlives the test's pauses.
+    config.gateway.rate_limits.api = QuotaConfig { per_minute: 60, burst: 10_000 };
     let app = App::start(config, "all").await;
     let (username, password) = App::initial_admin(env.data_dir());
     let (admin, _) = app.login(&username, &password).await;

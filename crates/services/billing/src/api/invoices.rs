@@ -210,13 +210,12 @@ pub struct PaymentRequest {
 }
 
 /// Record a payment. The `Idempotency-Key` header (1 to 255 visible characters) is required:
-/// the same request again returns the first payment (200); another request under the same key
-/// is 422. Partial payments leave the invoice `partially_paid`; overpayments become credit.
+/// the same request again returns the first answer (201, `Idempotency-Replayed: true`);
+/// another request under the same key is 422. Partial payments leave the invoice `partially_paid`; overpayments become credit.
 #[utoipa::path(post, path = "/invoices/{id}/payments", tag = "invoices", request_body = PaymentRequest,
     params(("Idempotency-Key" = String, Header, description = "A key unique to this payment attempt, such as a UUID")),
     responses(
-        (status = 201, body = Payment),
-        (status = 200, description = "A repeat of a payment already recorded under this key.", body = Payment),
+        (status = 201, description = "The payment; a repeat under the same key carries `Idempotency-Replayed: true`.", body = Payment),
         (status = 404, body = medcov_http::Problem),
         (status = 409, body = medcov_http::Problem),
         (status = 422, body = medcov_http::Problem),
@@ -228,7 +227,7 @@ async fn pay(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(input): Json<PaymentRequest>,
-) -> Result<(StatusCode, Json<Payment>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Payment>), ApiError> {
     let key = idempotency_key(&headers)?;
     let mut errors = Vec::new();
     if !(1..=1_000_000_000_000).contains(&input.amount) {
@@ -258,7 +257,18 @@ async fn pay(
         request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
     };
     let (recorded, created) = store.pay(current.id, &payment, &actor(&principal)).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(recorded)))
+    Ok((StatusCode::CREATED, replayed(!created), Json(recorded)))
+}
+
+/// `Idempotency-Replayed: true` on the answer to a repeat, as the Idempotency-Key middleware
+/// marks its replays: a repeat that reaches the handler (the middleware's store was down, say)
+/// answers the same way.
+pub(super) fn replayed(repeat: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if repeat {
+        headers.insert("idempotency-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    headers
 }
 
 pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {

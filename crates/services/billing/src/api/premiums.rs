@@ -103,7 +103,7 @@ pub struct PremiumPaymentRequest {
 /// earns the selling agent's commission.
 #[utoipa::path(post, path = "/premiums/{id}/payments", tag = "premiums", request_body = PremiumPaymentRequest,
     params(("Idempotency-Key" = String, Header, description = "A key unique to this payment attempt")),
-    responses((status = 201, body = PremiumPayment), (status = 200, body = PremiumPayment), (status = 404, body = medcov_http::Problem),
+    responses((status = 201, description = "The payment; a repeat under the same key carries `Idempotency-Replayed: true`.", body = PremiumPayment), (status = 404, body = medcov_http::Problem),
         (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn pay_premium(
     State(store): State<Arc<BillingStore>>,
@@ -111,7 +111,7 @@ async fn pay_premium(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(input): Json<PremiumPaymentRequest>,
-) -> Result<(StatusCode, Json<PremiumPayment>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<PremiumPayment>), ApiError> {
     let key = idempotency_key(&headers)?;
     if !(1..=1_000_000_000_000).contains(&input.amount) {
         return Err(ApiError::Validation(vec![FieldError::new("amount", "must be 1 to 10^12 minor units")]));
@@ -128,7 +128,7 @@ async fn pay_premium(
         request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
     };
     let (recorded, created) = store.pay_premium(premium.id, &payment, &actor(&principal)).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(recorded)))
+    Ok((StatusCode::CREATED, super::invoices::replayed(!created), Json(recorded)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -259,14 +259,14 @@ pub struct PayoutRequest {
 /// they were paid). `Idempotency-Key` required; 409 when nothing is owed.
 #[utoipa::path(post, path = "/commissions/payouts", tag = "premiums", request_body = PayoutRequest,
     params(("Idempotency-Key" = String, Header, description = "A key unique to this payout")),
-    responses((status = 201, body = Payout), (status = 200, body = Payout), (status = 404, body = medcov_http::Problem),
+    responses((status = 201, description = "The payout; a repeat under the same key carries `Idempotency-Replayed: true`.", body = Payout), (status = 404, body = medcov_http::Problem),
         (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn pay_out(
     State(store): State<Arc<BillingStore>>,
     Authorized(principal, _): Authorized<Collectors>,
     headers: HeaderMap,
     Json(input): Json<PayoutRequest>,
-) -> Result<(StatusCode, Json<Payout>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Payout>), ApiError> {
     let key = idempotency_key(&headers)?;
     if !principal.scope.covers_insurer(input.insurer_id) {
         return Err(ApiError::NotFound("no such insurer".into()));
@@ -290,5 +290,5 @@ async fn pay_out(
         request_hash: &hash,
     };
     let (payout, created) = store.pay_out(&request, &actor(&principal)).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(payout)))
+    Ok((StatusCode::CREATED, super::invoices::replayed(!created), Json(payout)))
 }

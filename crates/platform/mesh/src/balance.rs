@@ -84,15 +84,26 @@ impl Balancer {
     fn smooth_weighted(&self, candidates: &[Candidate<'_>]) -> usize {
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Instances gone from the pool lose their running weight.
-        current.retain(|id, _| candidates.iter().any(|c| c.id == id));
+        if current.len() > candidates.len() || current.keys().any(|id| !candidates.iter().any(|c| c.id == id)) {
+            current.retain(|id, _| candidates.iter().any(|c| c.id == id));
+        }
         let total: i64 = candidates.iter().map(|c| i64::from(c.weight.max(1))).sum();
         let mut best = 0;
         let mut best_weight = i64::MIN;
         for (i, candidate) in candidates.iter().enumerate() {
-            let weight = current.entry(candidate.id.to_owned()).or_insert(0);
-            *weight += i64::from(candidate.weight.max(1));
-            if *weight > best_weight {
-                best_weight = *weight;
+            let step = i64::from(candidate.weight.max(1));
+            let weight = match current.get_mut(candidate.id) {
+                Some(weight) => {
+                    *weight += step;
+                    *weight
+                }
+                None => {
+                    current.insert(candidate.id.to_owned(), step);
+                    step
+                }
+            };
+            if weight > best_weight {
+                best_weight = weight;
                 best = i;
             }
         }

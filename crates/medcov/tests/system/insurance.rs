@@ -614,3 +614,36 @@ medcov_testkit::backend_suite!(
     concurrent_claims_never_overshoot_a_ceiling,
     inconsistent_input_is_refused_with_the_field,
 );
+
+/// The insurance service loads the plan versions in force into the cache at start when
+/// `cache.warm` lists them, and not otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_versions_are_warmed_into_the_cache_at_start() {
+    let env = TestEnv::embedded().await;
+    let f = insurer(&env).await;
+    f.plan(rules(&f.hospital)).await;
+    f.app.stop().await;
+
+    let loads = async |app: &App| {
+        let metrics = app.text(ServiceName::Insurance, "/metrics").await;
+        crate::support::sample(&metrics, "cache_requests_total", &["result=\"miss\""]).unwrap_or(0.0)
+    };
+    let app = App::start(env.config.clone(), "all").await;
+    let mut warmed = 0.0;
+    for _ in 0..50 {
+        warmed = loads(&app).await;
+        if warmed >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(warmed, 1.0, "the one plan version was loaded with no request asking for it");
+    app.stop().await;
+
+    let mut config = env.config.clone();
+    config.cache.warm = Vec::new();
+    let app = App::start(config, "all").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(loads(&app).await, 0.0, "nothing is warmed when no set is listed");
+    app.stop().await;
+}

@@ -52,6 +52,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub gateway: GatewayConfig,
     pub mesh: MeshConfig,
+    pub cache: CacheConfig,
     pub auth: AuthConfig,
     pub events: EventsConfig,
     pub billing: BillingConfig,
@@ -69,6 +70,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             gateway: GatewayConfig::default(),
             mesh: MeshConfig::default(),
+            cache: CacheConfig::default(),
             auth: AuthConfig::default(),
             events: EventsConfig::default(),
             billing: BillingConfig::default(),
@@ -285,6 +287,23 @@ pub struct QuotaConfig {
     pub burst: u32,
 }
 
+/// The key sets a service can load into the cache at start, by `<service>.<set>`.
+pub const WARM_SETS: [&str; 1] = ["insurance.plan_versions"];
+
+/// Caching.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Key sets loaded into the cache at start, in the background (see [`WARM_SETS`]).
+    pub warm: Vec<String>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { warm: WARM_SETS.iter().map(|s| (*s).to_owned()).collect() }
+    }
+}
+
 /// Calls between services in different processes: the registry, and the policy file that
 /// sets timeouts, retries, breakers and balancing (see the `medcov-mesh` crate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -444,6 +463,7 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("gateway.cors_allowed_origins")
+                .with_list_parse_key("cache.warm")
                 .with_list_parse_key("services.auth.instances")
                 .with_list_parse_key("services.hospital.instances")
                 .with_list_parse_key("services.insurance.instances")
@@ -491,6 +511,12 @@ impl Config {
         }
         if events.retry_max_ms < events.retry_base_ms {
             return Err(setting("events.retry_max_ms", "must not be below events.retry_base_ms"));
+        }
+        if let Some(unknown) = self.cache.warm.iter().find(|s| !WARM_SETS.contains(&s.as_str())) {
+            return Err(setting(
+                "cache.warm",
+                &format!("`{unknown}` is not a key set; known: {}", WARM_SETS.join(", ")),
+            ));
         }
         let mesh = &self.mesh;
         for (key, value) in [

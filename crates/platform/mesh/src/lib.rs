@@ -7,7 +7,8 @@
 //!   and the breakers, bulkheads, rate limits and retry budgets of its routes.
 //! - [`balance`]: round robin, smooth weighted round robin, least connections, power of two
 //!   choices.
-//! - [`breaker`]: the circuit breaker (Resilience4j semantics, injectable clock).
+//! - [`breaker`]: the circuit breaker (Resilience4j semantics, injectable clock), and
+//!   [`layer`]: the same as a tower layer for any client stack.
 //! - [`policy`]: the policy file that sets all of it per upstream and route, validated and
 //!   reloadable.
 //! - [`upstream`]: the call itself, in process or remote through all of the above.
@@ -21,6 +22,7 @@
 pub mod balance;
 pub mod breaker;
 pub mod clock;
+pub mod layer;
 pub mod policy;
 pub mod pool;
 pub mod registry;

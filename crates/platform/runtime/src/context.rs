@@ -55,6 +55,32 @@ impl ServiceContext {
         Arc::new(medcov_cache::Counted::new(self.cache.clone(), counters))
     }
 
+    /// Loads the key set `set` into the cache in the background when `cache.warm` lists
+    /// `<service>.<set>`; `job` returns how many keys it loaded. Logs the start, the end and
+    /// the time it took.
+    pub fn warm(
+        &self,
+        set: &'static str,
+        job: impl std::future::Future<Output = Result<usize, String>> + Send + 'static,
+    ) {
+        let name = format!("{}.{set}", self.name);
+        if !self.config.cache.warm.contains(&name) {
+            return;
+        }
+        let stop = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let started = std::time::Instant::now();
+            tracing::info!(set = %name, "warming the cache");
+            tokio::select! {
+                () = stop.cancelled() => tracing::info!(set = %name, "cache warming stopped by shutdown"),
+                outcome = job => match outcome {
+                    Ok(keys) => tracing::info!(set = %name, keys, ms = started.elapsed().as_millis() as u64, "cache warmed"),
+                    Err(error) => tracing::warn!(set = %name, %error, "cache warming failed; the keys load on first use"),
+                },
+            }
+        });
+    }
+
     /// A token verifier that reads the auth service's keys (in process when auth runs here).
     /// Put it on the router as an `Extension` so handlers can take a `Principal`.
     pub fn verifier(&self) -> Arc<medcov_security::Verifier> {

@@ -36,6 +36,8 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         store::InsuranceStore::with_cache(database, context.cache())
             .with_premium_due(context.config.billing.premium_due_s),
     );
+    let warming = store.clone();
+    context.warm("plan_versions", async move { warming.warm_plan_versions().await.map_err(|e| e.to_string()) });
     context.consume("billing", "insurance", Arc::new(workers::Billing(store.clone())));
     context.consume("hospital", "insurance", Arc::new(workers::Hospital(store.clone())));
     context.tasks.spawn(sagas::run(

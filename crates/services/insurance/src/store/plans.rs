@@ -272,6 +272,27 @@ impl InsuranceStore {
         Ok(plans)
     }
 
+    /// Loads every plan version in force (open-ended or ending in the future) into the cache,
+    /// logging progress every 500; returns how many.
+    pub async fn warm_plan_versions(&self) -> Result<usize, StoreError> {
+        let today = time::OffsetDateTime::now_utc().date();
+        let ids: Vec<Uuid> = on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM plan_versions WHERE effective_to IS NULL OR effective_to >= $1 ORDER BY id",
+            )
+            .bind(today)
+            .fetch_all(pool)
+            .await
+        })?;
+        for (done, id) in ids.iter().enumerate() {
+            self.plan_version(*id).await?;
+            if (done + 1) % 500 == 0 {
+                tracing::info!(done = done + 1, total = ids.len(), "warming plan versions");
+            }
+        }
+        Ok(ids.len())
+    }
+
     /// A plan version, through the cache: its rules never change (only `effective_to`, which
     /// is read from [`InsuranceStore::plan`] where it matters, when a policy picks its version).
     pub async fn plan_version(&self, id: Uuid) -> Result<Option<PlanVersion>, StoreError> {

@@ -229,3 +229,45 @@ async fn admin_create_user_then_sign_in_through_the_gateway() {
     let (status, _) = process.terminate();
     assert!(status.success());
 }
+
+/// SIGHUP reads the mesh policy file again; a broken file is refused and named in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_mesh_policy() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let policy = data.path().join("mesh.toml");
+    std::fs::write(&policy, "[upstreams.hospital]\ntimeout_ms = 1000\n").expect("policy");
+    let mut command = medcov(&["serve", "--target", "gateway"]);
+    all_ports_free(&mut command);
+    command
+        .env("MEDCOV__DATA_DIR", data.path())
+        .env("MEDCOV__MESH__POLICY_FILE", &policy)
+        // Only the signal reloads here: the file watcher looks once an hour.
+        .env("MEDCOV__MESH__POLICY_WATCH_INTERVAL_MS", "3600000");
+    let process = Process::spawn(command, 1);
+    let hangup = |process: &Process| {
+        let sent = Command::new("kill").args(["-HUP", &process.child.id().to_string()]).status().expect("kill runs");
+        assert!(sent.success());
+    };
+    let wait_for = |process: &Process, needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = process.lines.recv_timeout(Duration::from_millis(200))
+                && line.contains(needle)
+            {
+                return line;
+            }
+        }
+        panic!("no log line containing {needle:?}");
+    };
+
+    std::fs::write(&policy, "[upstreams.hospital]\ntimeout_ms = 250\n").expect("policy");
+    hangup(&process);
+    wait_for(&process, "mesh policy reloaded");
+
+    std::fs::write(&policy, "[upstreams.hospital]\ntimeout_ms = -1\n").expect("policy");
+    hangup(&process);
+    let line = wait_for(&process, "mesh policy not reloaded");
+    assert!(line.contains("upstreams.hospital.timeout_ms"), "{line}");
+    let (status, _) = process.terminate();
+    assert!(status.success());
+}

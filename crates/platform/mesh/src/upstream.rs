@@ -12,7 +12,8 @@
 //! 5. each try's outcome feeds outlier ejection, the call's outcome feeds the breaker.
 //!
 //! Metrics (in the caller's registry): `mesh_requests_total{upstream,instance,outcome}`,
-//! `mesh_request_duration_seconds{upstream}`, `mesh_retries_total{upstream}`,
+//! `mesh_request_duration_seconds{upstream}` (the whole call), `mesh_try_duration_seconds{upstream,instance}`
+//! (one try), `mesh_retries_total{upstream}`,
 //! `mesh_rejected_total{upstream,reason}`, `mesh_breaker_state{breaker}`,
 //! `mesh_breaker_transitions_total{breaker,to}`, `mesh_ejections_total{upstream,instance}`.
 
@@ -219,7 +220,11 @@ impl Remote {
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let timeout = left.min(Duration::from_millis(settings.timeout_ms));
+            let try_started = tokio::time::Instant::now();
             let outcome = self.send(&endpoint, &method, path_and_query, &headers, &body, timeout).await;
+            self.metrics
+                .histogram("mesh_try_duration_seconds", &[("upstream", name), ("instance", endpoint.id())])
+                .record(try_started.elapsed());
             let health = match &outcome {
                 Try::Answer(_, health) => *health,
                 _ => Health::Failed,

@@ -814,13 +814,82 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     }
     assert_eq!(voided["status"], "void");
 
-    // The insurer's books agree with its premiums, payments and commissions.
+    // A premium paid, then partly refunded (asked by one person, approved by another): the
+    // premium is owed again for that part and the commission on it is clawed back.
+    let refunded = sell("Refunded").await;
+    let premium = premium_of(refunded.clone()).await;
+    let response = app
+        .client
+        .post(app.url(
+            medcov_config::ServiceName::Gateway,
+            &format!("/api/billing/premiums/{}/payments", premium["id"].as_str().unwrap()),
+        ))
+        .bearer_auth(&clerk)
+        .header("idempotency-key", "prem-2")
+        .json(&json!({"method": "mobile_money", "amount": 1_200_000}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, payment) = crate::support::read(response).await;
+    assert_eq!(status, 201, "{payment}");
+    for _ in 0..100 {
+        statement = call(Method::GET, statement_path.clone(), agent.clone(), None).await.1;
+        if statement["earned"] == 150_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(statement["earned"], 150_000, "{statement}");
+    let refunds = format!("/api/billing/premium-payments/{}/refunds", payment["id"].as_str().unwrap());
+    let (status, problem) =
+        call(Method::POST, refunds.clone(), clerk.clone(), Some(json!({"amount": 1_200_001, "reason": "too much"})))
+            .await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("amount")), "{problem}");
+    let (status, refund) = call(
+        Method::POST,
+        refunds,
+        clerk.clone(),
+        Some(json!({"amount": 200_000, "reason": "paid twice by the employer"})),
+    )
+    .await;
+    assert_eq!((status, refund["status"].as_str()), (201, Some("requested")), "{refund}");
+    let decide = |who: String, verdict: &'static str| {
+        call(
+            Method::POST,
+            format!("/api/billing/premium-refunds/{}/{verdict}", refund["id"].as_str().unwrap()),
+            who,
+            Some(json!({})),
+        )
+    };
+    assert_eq!(decide(clerk.clone(), "approve").await.0, 409, "not by who asked");
+    assert_eq!(decide(agent.clone(), "approve").await.0, 403, "agents do not move money");
+    let (status, done) = decide(insurer_admin.clone(), "approve").await;
+    assert_eq!(
+        (status, done["status"].as_str(), done["from_applied"].as_i64()),
+        (200, Some("completed"), Some(200_000)),
+        "{done}"
+    );
+    assert_eq!(decide(insurer_admin.clone(), "reject").await.0, 409, "decided once");
+    let (_, now) =
+        call(Method::GET, format!("/api/billing/premiums/{}", premium["id"].as_str().unwrap()), clerk.clone(), None)
+            .await;
+    assert_eq!((now["paid"].as_i64(), now["status"].as_str()), (Some(1_000_000), Some("partially_paid")), "{now}");
+    let (_, statement) = call(Method::GET, statement_path.clone(), agent.clone(), None).await;
+    assert_eq!(
+        (statement["earned"].as_i64(), statement["clawed_back"].as_i64()),
+        (Some(0), Some(300_000)),
+        "{statement}"
+    );
+
+    // The insurer's books agree with its premiums, payments, refunds and commissions.
     let (_, report) = call(Method::GET, "/api/billing/ledger/reconciliation".into(), insurer_admin.clone(), None).await;
     let report = report.as_array().cloned().unwrap();
     assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
-    assert_eq!(balance(&report, "premium_income"), -1_200_000);
-    assert_eq!(balance(&report, "mobile_money"), 1_200_000);
-    // Paid out, then clawed back: the agent owes it back (a debit on commissions payable).
+    assert_eq!(balance(&report, "premium_income"), -2_400_000);
+    assert_eq!(balance(&report, "mobile_money"), 2_200_000);
+    assert_eq!(balance(&report, "premium_receivable"), 200_000, "owed again");
+    // Paid out, then clawed back: the agent owes it back (a debit on commissions payable); the
+    // second commission was earned and clawed back before any payout.
     assert_eq!(balance(&report, "commission_payable"), 150_000);
     assert_eq!(balance(&report, "bank"), -150_000);
     app.stop().await;

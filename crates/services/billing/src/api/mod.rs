@@ -12,6 +12,7 @@
 
 mod invoices;
 mod ledger;
+mod premium_refunds;
 mod premiums;
 mod prices;
 mod refunds;
@@ -39,11 +40,13 @@ use crate::store::BillingStore;
 )]
 struct ApiDoc;
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
+/// The routes; `clawback_days` is `billing.commission_clawback_days`.
+pub fn router(store: Arc<BillingStore>, clawback_days: u32) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(prices::router(store.clone()))
         .merge(invoices::router(store.clone()))
         .merge(premiums::router(store.clone()))
+        .merge(premium_refunds::router(store.clone(), clawback_days))
         .merge(refunds::router(store.clone()))
         .merge(reports::router(store.clone()))
         .merge(remittances::router(store.clone()))

@@ -10,6 +10,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 pub mod idempotency;
+pub mod premium_refunds;
 pub mod premiums;
 pub mod refunds;
 pub mod reports;
@@ -843,7 +844,7 @@ impl BillingStore {
     }
 
     /// Compares each account's journal balance with the same balance derived from invoices,
-    /// premiums, payments and commissions, for some tenants (hospitals or insurers; all with
+    /// premiums, payments, refunds and commissions, for some tenants (hospitals or insurers; all with
     /// `None`).
     pub async fn reconcile(&self, hospitals: Option<&[Uuid]>) -> Result<Vec<Reconciled>, StoreError> {
         let filter = |column: &str| match hospitals {
@@ -873,11 +874,15 @@ impl BillingStore {
              FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.status = 'completed'{} GROUP BY p.method \
              UNION ALL SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) \
              FROM premium_payments WHERE 1 = 1{} GROUP BY method \
+             UNION ALL SELECT p.method, CAST(COALESCE(SUM(-r.amount), 0) AS BIGINT), CAST(COALESCE(SUM(-r.from_credit), 0) AS BIGINT) \
+             FROM premium_refunds r JOIN premium_payments p ON p.id = r.premium_payment_id WHERE r.status = 'completed'{} \
+             GROUP BY p.method \
              UNION ALL SELECT method, CAST(COALESCE(SUM(-amount), 0) AS BIGINT), 0 \
              FROM commission_payouts WHERE 1 = 1{} GROUP BY method",
             filter("hospital_id"),
             filter("r.hospital_id"),
             filter("insurer_id"),
+            filter("r.insurer_id"),
             filter("insurer_id")
         );
         let premium_sql = format!(

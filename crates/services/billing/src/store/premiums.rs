@@ -36,7 +36,7 @@ pub struct Premium {
     pub paid_at: Option<OffsetDateTime>,
 }
 
-const PREMIUM_COLUMNS: &str = "id, insurer_id, policy_id, plan_id, holder_id, agent_id, number, amount, currency, status, \
+pub(crate) const PREMIUM_COLUMNS: &str = "id, insurer_id, policy_id, plan_id, holder_id, agent_id, number, amount, currency, status, \
      paid, due_date, void_reason, created_at, paid_at";
 
 /// A premium payment.
@@ -77,7 +77,7 @@ pub struct Commission {
     pub clawback_reason: Option<String>,
 }
 
-const COMMISSION_COLUMNS: &str = "id, insurer_id, agent_id, policy_id, premium_id, premium_amount, rate_bp, amount, status, \
+pub(crate) const COMMISSION_COLUMNS: &str = "id, insurer_id, agent_id, policy_id, premium_id, premium_amount, rate_bp, amount, status, \
      earned_at, clawed_back_at, clawback_reason";
 
 /// A premium to invoice for a new policy period.
@@ -97,6 +97,39 @@ fn premium_number(id: Uuid) -> String {
     let day = OffsetDateTime::now_utc().date();
     format!("PRM-{}{:02}{:02}-{}", day.year(), day.month() as u8, day.day(), &hex[20..])
 }
+
+/// Claws back, inside the transaction, every commission on `policy` earned since `since`:
+/// marks it, reverses its ledger entry and emits `commission_clawed_back`.
+macro_rules! claw_back {
+    ($tx:expr, $actor:expr, $policy:expr, $since:expr, $now:expr, $reason:expr) => {
+        async {
+            let sql = format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE policy_id = $1 AND status = 'earned' AND earned_at >= $2");
+            let earned: Vec<Commission> =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind($policy).bind($since).fetch_all(&mut *$tx).await?;
+            for commission in earned {
+                sqlx::query("UPDATE commissions SET status = 'clawed_back', clawed_back_at = $1, clawback_reason = $2 WHERE id = $3")
+                    .bind($now)
+                    .bind($reason)
+                    .bind(commission.id)
+                    .execute(&mut *$tx)
+                    .await?;
+                write_entry!($tx, commission.insurer_id, ledger::commission_clawed_back(commission.amount), Some(commission.premium_id), None::<Uuid>, Some(commission.agent_id))?;
+                let event = Event {
+                    event_type: "billing.commission_clawed_back.v1",
+                    aggregate_type: "commission",
+                    aggregate_id: commission.id,
+                    tenant_id: commission.insurer_id,
+                    payload: serde_json::json!({"commission_id": commission.id, "agent_id": commission.agent_id, "policy_id": $policy,
+                        "amount": commission.amount, "reason": $reason}),
+                };
+                write_outbox!($tx, $actor, event)?;
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await
+    };
+}
+pub(crate) use claw_back;
 
 impl BillingStore {
     /// Invoices a policy's premium (once per policy, and once per event with `inbox`).
@@ -374,62 +407,50 @@ impl BillingStore {
         let now = OffsetDateTime::now_utc();
         on_pool!(&self.db, |pool| {
             async {
-            let mut tx = pool.begin_write().await?;
-            if let Some((consumer, event)) = inbox
-                && !medcov_bus::record_once!(tx, consumer, event)?
-            {
-                return Ok(());
-            }
-            let sql = format!("SELECT {PREMIUM_COLUMNS} FROM premiums WHERE policy_id = $1");
-            let premium: Option<Premium> =
-                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(policy).fetch_optional(&mut *tx).await?;
-            let Some(premium) = premium else {
-                tx.commit().await?;
-                return Ok(());
-            };
-            if premium.paid == 0 && premium.status == Status::Issued.as_str() {
-                sqlx::query("UPDATE premiums SET status = 'void', void_reason = $1, version = version + 1 WHERE id = $2")
+                let mut tx = pool.begin_write().await?;
+                if let Some((consumer, event)) = inbox
+                    && !medcov_bus::record_once!(tx, consumer, event)?
+                {
+                    return Ok(());
+                }
+                let sql = format!("SELECT {PREMIUM_COLUMNS} FROM premiums WHERE policy_id = $1");
+                let premium: Option<Premium> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(policy).fetch_optional(&mut *tx).await?;
+                let Some(premium) = premium else {
+                    tx.commit().await?;
+                    return Ok(());
+                };
+                if premium.paid == 0 && premium.status == Status::Issued.as_str() {
+                    sqlx::query(
+                        "UPDATE premiums SET status = 'void', void_reason = $1, version = version + 1 WHERE id = $2",
+                    )
                     .bind(reason)
                     .bind(premium.id)
                     .execute(&mut *tx)
                     .await?;
-                write_entry!(tx, premium.insurer_id, ledger::premium_voided(premium.amount), Some(premium.id), None::<Uuid>, Some(premium.holder_id))?;
-                let event = Event {
-                    event_type: "billing.premium_voided.v1",
-                    aggregate_type: "premium",
-                    aggregate_id: premium.id,
-                    tenant_id: premium.insurer_id,
-                    payload: serde_json::json!({"premium_id": premium.id, "policy_id": policy, "reason": reason}),
-                };
-                write_outbox!(tx, actor, event)?;
+                    write_entry!(
+                        tx,
+                        premium.insurer_id,
+                        ledger::premium_voided(premium.amount),
+                        Some(premium.id),
+                        None::<Uuid>,
+                        Some(premium.holder_id)
+                    )?;
+                    let event = Event {
+                        event_type: "billing.premium_voided.v1",
+                        aggregate_type: "premium",
+                        aggregate_id: premium.id,
+                        tenant_id: premium.insurer_id,
+                        payload: serde_json::json!({"premium_id": premium.id, "policy_id": policy, "reason": reason}),
+                    };
+                    write_outbox!(tx, actor, event)?;
+                }
+                let since = now - Duration::days(i64::from(clawback_days));
+                claw_back!(tx, actor, policy, since, now, reason)?;
+                tx.commit().await?;
+                Ok(())
             }
-            let since = now - Duration::days(i64::from(clawback_days));
-            let sql = format!("SELECT {COMMISSION_COLUMNS} FROM commissions WHERE policy_id = $1 AND status = 'earned' AND earned_at >= $2");
-            let earned: Vec<Commission> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(policy).bind(since).fetch_all(&mut *tx).await?;
-            for commission in earned {
-                sqlx::query(
-                    "UPDATE commissions SET status = 'clawed_back', clawed_back_at = $1, clawback_reason = $2 WHERE id = $3",
-                )
-                .bind(now)
-                .bind(reason)
-                .bind(commission.id)
-                .execute(&mut *tx)
-                .await?;
-                write_entry!(tx, commission.insurer_id, ledger::commission_clawed_back(commission.amount), Some(commission.premium_id), None::<Uuid>, Some(commission.agent_id))?;
-                let event = Event {
-                    event_type: "billing.commission_clawed_back.v1",
-                    aggregate_type: "commission",
-                    aggregate_id: commission.id,
-                    tenant_id: commission.insurer_id,
-                    payload: serde_json::json!({"commission_id": commission.id, "agent_id": commission.agent_id, "policy_id": policy,
-                        "amount": commission.amount, "reason": reason}),
-                };
-                write_outbox!(tx, actor, event)?;
-            }
-            tx.commit().await?;
-            Ok(())
-        }
-        .await
+            .await
         })
     }
 

@@ -59,10 +59,14 @@ impl BillingStore {
             "SELECT created_at, method, amount, 0 FROM payments WHERE created_at >= $1 AND created_at < $2{} \
              UNION ALL SELECT created_at, method, amount, 0 FROM premium_payments WHERE created_at >= $1 AND created_at < $2{} \
              UNION ALL SELECT r.decided_at, p.method, 0, r.amount FROM refunds r JOIN payments p ON p.id = r.payment_id \
+             WHERE r.status = 'completed' AND r.decided_at >= $1 AND r.decided_at < $2{} \
+             UNION ALL SELECT r.decided_at, p.method, 0, r.amount FROM premium_refunds r \
+             JOIN premium_payments p ON p.id = r.premium_payment_id \
              WHERE r.status = 'completed' AND r.decided_at >= $1 AND r.decided_at < $2{}",
             tenant_filter("hospital_id", tenants, 3),
             tenant_filter("insurer_id", tenants, 3),
-            tenant_filter("r.hospital_id", tenants, 3)
+            tenant_filter("r.hospital_id", tenants, 3),
+            tenant_filter("r.insurer_id", tenants, 3)
         );
         let rows: Vec<(OffsetDateTime, String, i64, i64)> = on_pool!(&self.db, |pool| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(start).bind(end);

@@ -227,6 +227,10 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
 
     let (status, _) = c.pay(&id, Some("k0"), json!({"payer": "patient", "method": "cash", "amount": 1})).await;
     assert_eq!(status, 409, "a draft takes no payment");
+    let (status, estimate) =
+        c.call(Method::GET, &format!("/api/billing/invoices/{id}/estimate"), &c.biller, None).await;
+    assert_eq!((status, estimate["source"].as_str()), (200, Some("self_pay")), "{estimate}");
+    assert_eq!((estimate["insurer_share"].as_i64(), estimate["patient_share"].as_i64()), (Some(0), Some(550_000)));
     let (status, issued) = c.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &c.biller, None).await;
     assert_eq!((status, issued["status"].as_str()), (200, Some("issued")), "{issued}");
     assert_eq!(balance(&c.reconciled().await, "patient_receivable"), 550_000);
@@ -438,6 +442,24 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
         (split["lines"][1]["insurer_share"].as_i64(), split["lines"][1]["patient_share"].as_i64()),
         (Some(200_000), Some(50_000))
     );
+    // The split as `estimate` tells it: the adjudication, or the insurer's eligibility answer
+    // asked now; both by hand: 2 500.00 + 2 000.00 on the insurer, 500.00 + 500.00 on the patient.
+    for (basis, source) in [("", "adjudication"), ("?basis=eligibility", "estimate")] {
+        let (status, estimate) =
+            c.call(Method::GET, &format!("/api/billing/invoices/{id}/estimate{basis}"), &c.biller, None).await;
+        assert_eq!((status, estimate["source"].as_str()), (200, Some(source)), "{estimate}");
+        let shares =
+            |i: usize| (estimate["lines"][i]["insurer_share"].as_i64(), estimate["lines"][i]["patient_share"].as_i64());
+        assert_eq!(
+            (shares(0), shares(1)),
+            ((Some(250_000), Some(50_000)), (Some(200_000), Some(50_000))),
+            "{estimate}"
+        );
+        assert_eq!(
+            (estimate["insurer_share"].as_i64(), estimate["patient_share"].as_i64()),
+            (Some(450_000), Some(100_000))
+        );
+    }
     assert_eq!((split["insurer_share"].as_i64(), split["patient_share"].as_i64()), (Some(450_000), Some(100_000)));
 
     let (status, _) = c.pay(&id, Some("ins-1"), json!({"payer": "insurer", "method": "cash", "amount": 450_000})).await;

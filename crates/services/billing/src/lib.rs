@@ -32,7 +32,8 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let insurance = workers::Insurance { store: store.clone(), config: context.config.billing.clone() };
     context.consume("insurance", "billing", Arc::new(insurance));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
-    let router =
-        api::router(store, context.config.billing.commission_clawback_days).layer(axum::Extension(context.verifier()));
+    let insurance = context.upstream(medcov_config::ServiceName::Insurance);
+    let router = api::router(store, context.config.billing.commission_clawback_days, insurance)
+        .layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })
 }

@@ -141,7 +141,7 @@ async fn list_invoices(
     Ok(Json(store.invoices(hospitals.as_deref(), query.status, query.patient_id, limit, offset).await?))
 }
 
-async fn visible(store: &BillingStore, principal: &Principal, id: Uuid) -> Result<Invoice, ApiError> {
+pub(super) async fn visible(store: &BillingStore, principal: &Principal, id: Uuid) -> Result<Invoice, ApiError> {
     store
         .invoice(id)
         .await?

@@ -10,6 +10,7 @@
 //! - `statements`: a patient's and an insurer's statements.
 //! - `ledger`: the reconciliation of the journal with invoices and payments.
 
+mod estimates;
 mod invoices;
 mod ledger;
 mod premium_refunds;
@@ -40,11 +41,13 @@ use crate::store::BillingStore;
 )]
 struct ApiDoc;
 
-/// The routes; `clawback_days` is `billing.commission_clawback_days`.
-pub fn router(store: Arc<BillingStore>, clawback_days: u32) -> OpenApiRouter {
+/// The routes; `clawback_days` is `billing.commission_clawback_days`; `insurance` answers the
+/// estimates of insured invoices.
+pub fn router(store: Arc<BillingStore>, clawback_days: u32, insurance: medcov_mesh::Upstream) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(prices::router(store.clone()))
         .merge(invoices::router(store.clone()))
+        .merge(estimates::router(store.clone(), insurance))
         .merge(premiums::router(store.clone()))
         .merge(premium_refunds::router(store.clone(), clawback_days))
         .merge(refunds::router(store.clone()))

@@ -172,3 +172,36 @@ medcov_testkit::backend_suite!(
     bad_input_gets_a_problem_never_a_500,
     metrics_grow_with_traffic,
 );
+
+/// Every request body in every service's API description carries an example (on the body or
+/// on its schema), so a reader sees what to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_body_has_an_example() {
+    let env = TestEnv::embedded().await;
+    let app = App::start(env.config.clone(), "all").await;
+    let mut missing = Vec::new();
+    for service in
+        [ServiceName::Gateway, ServiceName::Auth, ServiceName::Hospital, ServiceName::Insurance, ServiceName::Billing]
+    {
+        let (_, _, doc) = app.get(service, "/openapi.json").await;
+        let schemas = &doc["components"]["schemas"];
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let Some(content) = operation["requestBody"]["content"].as_object() else { continue };
+                for (media, body) in content {
+                    let schema = &body["schema"];
+                    let named = schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()).map(|n| &schemas[n]);
+                    let has = body.get("example").is_some()
+                        || body.get("examples").is_some()
+                        || schema.get("example").is_some()
+                        || named.is_some_and(|s| s.get("example").is_some() || s.get("examples").is_some());
+                    if !has {
+                        missing.push(format!("{service} {} {path} ({media})", method.to_uppercase()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "request bodies without an example:\n{}", missing.join("\n"));
+    app.stop().await;
+}

@@ -51,6 +51,7 @@ pub struct TokenPair {
 /// A new account.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "amina.desk", "password": "correct horse battery staple", "display_name": "Amina (front desk)", "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": ["0190f5a4-0000-7000-8000-000000000001"]}}))]
 pub struct NewUser {
     pub username: String,
     pub password: String,
@@ -63,6 +64,7 @@ pub struct NewUser {
 /// A change to an account: fields left out keep their value.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"display_name": "Amina Okafor", "roles": ["hospital_clerk", "billing_clerk"]}))]
 pub struct UserChange {
     pub display_name: Option<String>,
     pub roles: Option<BTreeSet<Role>>,

@@ -22,6 +22,7 @@ pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "amina.desk", "password": "correct horse battery staple"}))]
 pub struct Credentials {
     username: String,
     password: String,
@@ -29,6 +30,7 @@ pub struct Credentials {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "mcr_3q2-4Yk0wH1nW7pZ8cXfT5bV9sL6dR2a"}))]
 pub struct RefreshRequest {
     refresh_token: String,
 }
@@ -74,6 +76,7 @@ async fn logout(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"grant_type": "client_credentials", "client_id": "svc-claims-import", "client_secret": "mcs_8fJ2kL9qW3eR7tY1uI5oP0aS4dF6gH2j"}))]
 pub struct ClientCredentials {
     /// Must be `client_credentials`.
     grant_type: String,

@@ -194,6 +194,7 @@ async fn me(State(service): State<Arc<AuthService>>, principal: Principal) -> Re
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"current_password": "correct horse battery staple", "new_password": "a longer passphrase than before"}))]
 pub struct PasswordChange {
     current_password: String,
     new_password: String,
@@ -213,6 +214,7 @@ async fn change_password(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "claims import"}))]
 pub struct NewServiceAccount {
     /// The account's client id: 3 to 64 letters, digits, `.`, `_`, `-` or `@`.
     name: String,

@@ -77,6 +77,7 @@ async fn get_refund(
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"note": "checked against the bank statement"}))]
 pub struct Decision {
     #[serde(default)]
     pub note: Option<String>,

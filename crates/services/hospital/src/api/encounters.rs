@@ -42,6 +42,7 @@ impl Policy for Openers {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"hospital_id": "0190f5a4-0000-7000-8000-000000000001", "code": "CONS-GP", "category": "consultation", "description": "General practitioner consultation"}))]
 pub struct NewCatalogEntry {
     pub hospital_id: Uuid,
     #[schema(example = "CONS-GP")]
@@ -116,6 +117,7 @@ async fn list_catalog(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"patient_id": "0190f5a4-0000-7000-8000-000000000020", "practitioner_id": "0190f5a4-0000-7000-8000-000000000030", "visit_type": "normal"}))]
 pub struct OpenEncounter {
     pub patient_id: Uuid,
     pub practitioner_id: Uuid,
@@ -217,6 +219,7 @@ async fn get_encounter(
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"diagnoses": [{"code": "J06.9", "primary": true}], "services": [{"code": "CONS-GP", "quantity": 1}, {"code": "LAB-FBC", "quantity": 2}], "notes": "Sore throat for three days; no fever."}))]
 pub struct CareRecord {
     pub diagnoses: Option<Vec<Diagnosis>>,
     pub services: Option<Vec<ServiceLine>>,

@@ -32,6 +32,7 @@ pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
 /// A patient to register.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"hospital_id": "0190f5a4-0000-7000-8000-000000000001", "given_name": "Amina", "family_name": "Okafor", "date_of_birth": "1984-03-09", "sex": "female", "phone": "+254 712 345678", "email": "amina.okafor@example.org", "identifiers": [{"kind": "national_id", "value": "27845123"}], "member_numbers": [{"insurer_id": "0190f5a4-0000-7000-8000-0000000000aa", "member_number": "MC-0000123-4"}]}))]
 pub struct NewPatient {
     pub hospital_id: Uuid,
     #[schema(example = "Amina")]
@@ -54,6 +55,7 @@ pub struct NewPatient {
 /// A change to a record: fields left out keep their value.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"phone": "+254 722 000111", "email": "amina@example.org"}))]
 pub struct PatientChange {
     pub given_name: Option<String>,
     pub family_name: Option<String>,

@@ -45,6 +45,7 @@ const CATEGORIES: [&str; 7] =
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"hospital_id": "0190f5a4-0000-7000-8000-000000000001", "name": "Dr. Wanjiru Kamau", "specialty": "general practice", "working_hours": [{"weekday": "monday", "start": "08:00", "end": "13:00"}, {"weekday": "monday", "start": "14:00", "end": "17:00"}], "daily_capacity": 16}))]
 pub struct PractitionerInput {
     pub hospital_id: Uuid,
     #[schema(example = "Dr. Wanjiru Kamau")]
@@ -58,6 +59,7 @@ pub struct PractitionerInput {
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"daily_capacity": 20, "working_hours": [{"weekday": "tuesday", "start": "08:00", "end": "16:00"}]}))]
 pub struct PractitionerChange {
     pub name: Option<String>,
     pub specialty: Option<String>,
@@ -305,6 +307,7 @@ async fn free_slots(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"patient_id": "0190f5a4-0000-7000-8000-000000000020", "practitioner_id": "0190f5a4-0000-7000-8000-000000000030", "category": "consultation", "starts_at": "2026-11-30T06:00:00Z", "duration_minutes": 30}))]
 pub struct Booking {
     pub patient_id: Uuid,
     pub practitioner_id: Uuid,
@@ -440,6 +443,7 @@ async fn appointment_history(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "cancelled", "reason": "the patient called to cancel"}))]
 pub struct StatusChange {
     pub status: AppointmentStatus,
     /// Required to cancel.
@@ -476,6 +480,7 @@ async fn change_status(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"starts_at": "2026-12-01T07:30:00Z", "duration_minutes": 30}))]
 pub struct Reschedule {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]

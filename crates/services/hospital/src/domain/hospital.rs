@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// A new hospital, as an administrator sends it.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "St. Mary's General", "code": "SMG", "timezone": "Africa/Nairobi", "currency": "KES", "address": {"line1": "Langata Road", "city": "Nairobi", "country": "KE"}}))]
 pub struct HospitalInput {
     /// Shown everywhere.
     #[schema(example = "St. Mary's General")]

@@ -167,8 +167,16 @@ async fn get_plan(
         .ok_or_else(|| ApiError::NotFound("no such plan".into()))
 }
 
+fn example_version() -> serde_json::Value {
+    serde_json::json!({
+        "effective_from": "2027-01-01",
+        "rules": serde_json::from_str::<serde_json::Value>(EXAMPLE_RULES).unwrap_or_default(),
+    })
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = example_version)]
 pub struct NewVersion {
     /// A version starting after the open-ended latest one ends that one the day before;
     /// any other overlap with an existing version's period is refused.

@@ -351,7 +351,82 @@ async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
     clinic.app.stop().await;
 }
 
+/// A hospital open 08:00 to 12:00 every day: nothing is booked outside, whatever the
+/// practitioner's hours, and free slots stay inside.
+async fn opening_hours_bound_bookings_and_free_slots(env: TestEnv) {
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    let morning: Vec<Value> = DAYS.iter().map(|d| json!({"weekday": d, "start": "08:00", "end": "12:00"})).collect();
+    let (status, _, body) = app
+        .call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(json!({"name": "Morning Clinic", "code": "AM", "timezone": "Africa/Nairobi", "currency": "KES", "opening_hours": [{"weekday": "monday", "start": "09:00", "end": "08:00"}]})))
+        .await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("opening_hours[0]")), "{body}");
+    let (status, _, hospital) = app
+        .call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(json!({"name": "Morning Clinic", "code": "AM", "timezone": "Africa/Nairobi", "currency": "KES", "opening_hours": morning})))
+        .await;
+    assert_eq!((status, hospital["opening_hours"].as_array().map(Vec::len)), (201, Some(7)), "{hospital}");
+    let (_, _, user) = app
+        .call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "am.desk", "password": PASSWORD, "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": [hospital["id"]]}})))
+        .await;
+    assert!(user["id"].is_string(), "{user}");
+    let (clerk, _) = app.login("am.desk", PASSWORD).await;
+    let clinic = Clinic { app, clerk, hospital: hospital["id"].as_str().expect("id").to_owned() };
+    let doctor = clinic.practitioner("Dr. Early", 20).await;
+    let patient = clinic.patient("Baraka").await;
+
+    let (at, date) = tomorrow(12, 0);
+    let (status, body) = clinic.book(&patient, &doctor, &at, 30).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "starts_at");
+    assert!(body["errors"][0]["reason"].as_str().unwrap().contains("opening hours"), "{body}");
+    let (at, _) = tomorrow(11, 45);
+    assert_eq!(clinic.book(&patient, &doctor, &at, 30).await.0, 422, "runs past closing");
+    let (at, _) = tomorrow(11, 30);
+    let (status, body) = clinic.book(&patient, &doctor, &at, 30).await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, _, slots) = clinic
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/hospital/practitioners/{doctor}/free-slots?date={date}&duration_minutes=30"),
+            Some(&clinic.clerk),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{slots}");
+    let slots = slots.as_array().expect("slots");
+    // Starts on a 15-minute grid from 08:00; 11:15 would run into the 11:30 booking and
+    // 11:30 is taken: 08:00 … 11:00, 13 slots.
+    assert_eq!(slots.len(), 13, "{slots:?}");
+    let (first, _) = tomorrow(8, 0);
+    assert_eq!(slots[0]["starts_at"], first.as_str());
+
+    // The hospital stays open an hour longer: noon can be booked now.
+    let longer: Vec<Value> = DAYS.iter().map(|d| json!({"weekday": d, "start": "08:00", "end": "13:00"})).collect();
+    let change = |version: &'static str| {
+        let request = clinic
+            .app
+            .client
+            .patch(clinic.app.url(ServiceName::Gateway, &format!("/api/hospital/hospitals/{}", clinic.hospital)))
+            .bearer_auth(&admin)
+            .header("if-match", version)
+            .json(&json!({"opening_hours": longer}));
+        async move { crate::support::read(request.send().await.expect("sent")).await }
+    };
+    let (status, headers, changed) = change("\"1\"").await;
+    assert_eq!((status, changed["version"].as_i64()), (200, Some(2)), "{changed}");
+    assert_eq!(headers["etag"], "\"2\"");
+    assert_eq!(change("\"1\"").await.0, 412, "a stale ETag loses nothing");
+    let (at, _) = tomorrow(12, 0);
+    let (status, body) = clinic.book(&patient, &doctor, &at, 30).await;
+    assert_eq!(status, 201, "{body}");
+    clinic.app.stop().await;
+}
+
 medcov_testkit::backend_suite!(
+    opening_hours_bound_bookings_and_free_slots,
     booking_refuses_double_bookings_and_moves_only_forward,
     parallel_bookings_of_one_slot_admit_exactly_one,
     an_encounter_records_care_and_completes_for_billing,

@@ -51,6 +51,7 @@ async fn seed(database: &Database) -> (Uuid, Vec<(String, String, time::Date)>) 
         timezone: "UTC".into(),
         currency: "USD".into(),
         address: Json(Address::default()),
+        opening_hours: Json(Vec::new()),
         active: true,
         version: 1,
         created_at: now,

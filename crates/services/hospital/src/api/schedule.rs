@@ -215,12 +215,18 @@ pub struct DayQuery {
 }
 
 async fn zone_of(store: &HospitalStore, hospital: Uuid) -> Result<jiff::tz::TimeZone, ApiError> {
+    Ok(site_of(store, hospital).await?.0)
+}
+
+/// A hospital's time zone and opening hours.
+async fn site_of(store: &HospitalStore, hospital: Uuid) -> Result<(jiff::tz::TimeZone, Vec<WorkingHours>), ApiError> {
     let hospital = store
         .hospital(hospital)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
-    schedule::zone(&hospital.timezone).map_err(ApiError::internal)
+    let tz = schedule::zone(&hospital.timezone).map_err(ApiError::internal)?;
+    Ok((tz, hospital.opening_hours.0))
 }
 
 /// A practitioner's appointments on a local date, by start time.
@@ -279,7 +285,7 @@ async fn free_slots(
         return Err(ApiError::field("duration_minutes", "must be between 5 and 480"));
     }
     let practitioner = visible_practitioner(&store, &principal, id).await?;
-    let tz = zone_of(&store, practitioner.hospital_id).await?;
+    let (tz, opening) = site_of(&store, practitioner.hospital_id).await?;
     let (from, to) = schedule::day_bounds(&tz, query.date).ok_or_else(|| ApiError::field("date", "is out of range"))?;
     let day = store.practitioner_appointments(id, from, to).await.map_err(ApiError::internal)?;
     let taken = day.iter().filter(|a| a.status != AppointmentStatus::Cancelled).count();
@@ -294,7 +300,7 @@ async fn free_slots(
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let slots = schedule::free_slots(&practitioner.working_hours, &tz, query.date, duration, &busy)
         .into_iter()
-        .filter(|(s, _)| *s >= now)
+        .filter(|(s, e)| *s >= now && schedule::open_for(&opening, &tz, *s, *e))
         .filter_map(|(s, e)| {
             Some(FreeSlot {
                 starts_at: OffsetDateTime::from_unix_timestamp(s).ok()?,
@@ -321,10 +327,11 @@ pub struct Booking {
     pub duration_minutes: u16,
 }
 
-/// The slot a request asks for, checked against the practitioner's hours.
+/// The slot a request asks for, checked against the hospital's opening hours and the
+/// practitioner's working hours.
 fn slot_for(
     practitioner: &Practitioner,
-    tz: &jiff::tz::TimeZone,
+    (tz, opening): &(jiff::tz::TimeZone, Vec<WorkingHours>),
     starts_at: OffsetDateTime,
     duration_minutes: u16,
 ) -> Result<Slot, ApiError> {
@@ -340,7 +347,9 @@ fn slot_for(
         errors.push(FieldError::new("starts_at", "must not be in the past"));
     }
     let end = start + i64::from(duration_minutes) * 60;
-    if errors.is_empty() && !schedule::within_hours(&practitioner.working_hours, tz, start, end) {
+    if errors.is_empty() && !schedule::open_for(opening, tz, start, end) {
+        errors.push(FieldError::new("starts_at", "is outside the hospital's opening hours"));
+    } else if errors.is_empty() && !schedule::within_hours(&practitioner.working_hours, tz, start, end) {
         errors.push(FieldError::new("starts_at", "is outside the practitioner's working hours"));
     }
     if !errors.is_empty() {
@@ -390,8 +399,8 @@ async fn book(
     if patient.details.status != PatientStatus::Active {
         return Err(ApiError::field("patient_id", "the patient is not active"));
     }
-    let tz = zone_of(&store, practitioner.hospital_id).await?;
-    let slot = slot_for(&practitioner, &tz, input.starts_at, input.duration_minutes)?;
+    let site = site_of(&store, practitioner.hospital_id).await?;
+    let slot = slot_for(&practitioner, &site, input.starts_at, input.duration_minutes)?;
     let appointment = Appointment {
         id: Uuid::now_v7(),
         hospital_id: practitioner.hospital_id,
@@ -511,8 +520,8 @@ async fn reschedule(
         )));
     }
     let practitioner = visible_practitioner(&store, &principal, appointment.practitioner_id).await?;
-    let tz = zone_of(&store, practitioner.hospital_id).await?;
-    let slot = slot_for(&practitioner, &tz, input.starts_at, input.duration_minutes)?;
+    let site = site_of(&store, practitioner.hospital_id).await?;
+    let slot = slot_for(&practitioner, &site, input.starts_at, input.duration_minutes)?;
     store.book(&appointment, &slot, Some(expected), &actor(&principal)).await.map(Json).map_err(booking_error)
 }
 

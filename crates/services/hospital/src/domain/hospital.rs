@@ -22,6 +22,9 @@ pub struct HospitalInput {
     pub currency: String,
     #[serde(default)]
     pub address: Address,
+    /// When the hospital takes appointments, per weekday, in its time zone; none: always open.
+    #[serde(default)]
+    pub opening_hours: Vec<super::schedule::WorkingHours>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -66,6 +69,7 @@ impl HospitalInput {
         if !country_ok {
             errors.push(FieldError::new("address.country", "must be an ISO 3166-1 alpha-2 code such as `KE`"));
         }
+        errors.extend(super::schedule::check_week("opening_hours", &self.opening_hours));
         errors
     }
 }
@@ -81,6 +85,7 @@ mod tests {
             timezone: "Africa/Nairobi".into(),
             currency: "KES".into(),
             address: Address::default(),
+            opening_hours: Vec::new(),
         }
     }
 

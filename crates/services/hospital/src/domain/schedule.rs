@@ -86,18 +86,30 @@ pub struct WorkingHours {
     pub end: LocalTime,
 }
 
-/// Checks a week of working hours: each stretch starts before it ends and none overlap.
+/// Checks a practitioner's week of working hours: each stretch starts before it ends and none
+/// overlap.
 pub fn check_hours(hours: &[WorkingHours]) -> Vec<FieldError> {
+    check_week("working_hours", hours)
+}
+
+/// Checks a week of hours named `field` (working or opening hours).
+pub fn check_week(field: &str, hours: &[WorkingHours]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (i, h) in hours.iter().enumerate() {
         if h.start >= h.end {
-            errors.push(FieldError::new(format!("working_hours[{i}]"), "must start before it ends"));
+            errors.push(FieldError::new(format!("{field}[{i}]"), "must start before it ends"));
         }
         if hours[..i].iter().any(|o| o.weekday == h.weekday && o.start < h.end && h.start < o.end) {
-            errors.push(FieldError::new(format!("working_hours[{i}]"), "overlaps another stretch on the same day"));
+            errors.push(FieldError::new(format!("{field}[{i}]"), "overlaps another stretch on the same day"));
         }
     }
     errors
+}
+
+/// Whether a hospital with `opening` hours is open for all of `[start, end)`. No opening hours
+/// means open around the clock.
+pub fn open_for(opening: &[WorkingHours], tz: &TimeZone, start: i64, end: i64) -> bool {
+    opening.is_empty() || within_hours(opening, tz, start, end)
 }
 
 /// A hospital's zone, from its IANA name.
@@ -272,6 +284,23 @@ mod tests {
             assert_eq!(within_hours(&week(), &tz, start, end), ok, "{start}..{end}");
         }
         assert!(zone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn opening_hours_bound_appointments_and_none_means_always_open() {
+        let tz = zone("Africa/Nairobi").unwrap();
+        let opening = [WorkingHours { weekday: Weekday::Monday, start: LocalTime(8 * 60), end: LocalTime(18 * 60) }];
+        // Monday 2026-11-30, 09:00 and 17:45 Nairobi (UTC+3).
+        let nine = time::macros::datetime!(2026-11-30 06:00 UTC).unix_timestamp();
+        let quarter_to_six = time::macros::datetime!(2026-11-30 14:45 UTC).unix_timestamp();
+        assert!(open_for(&opening, &tz, nine, nine + 1800));
+        assert!(!open_for(&opening, &tz, quarter_to_six, quarter_to_six + 1800), "runs past closing");
+        assert!(!open_for(&opening, &tz, nine + 86_400, nine + 86_400 + 1800), "closed on Tuesdays");
+        assert!(open_for(&[], &tz, quarter_to_six, quarter_to_six + 1800));
+        let overlapping =
+            [opening[0], WorkingHours { weekday: Weekday::Monday, start: LocalTime(17 * 60), end: LocalTime(20 * 60) }];
+        let fields: Vec<String> = check_week("opening_hours", &overlapping).into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["opening_hours[1]"]);
     }
 
     #[test]

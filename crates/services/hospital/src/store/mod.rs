@@ -37,6 +37,9 @@ pub struct Hospital {
     pub currency: String,
     #[schema(value_type = Address)]
     pub address: Json<Address>,
+    /// When it takes appointments, per weekday, in its time zone; empty: always open.
+    #[schema(value_type = Vec<crate::domain::schedule::WorkingHours>)]
+    pub opening_hours: Json<Vec<crate::domain::schedule::WorkingHours>>,
     pub active: bool,
     pub version: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -47,7 +50,8 @@ pub struct Hospital {
     pub updated_at: OffsetDateTime,
 }
 
-const HOSPITAL_COLUMNS: &str = "id, code, name, timezone, currency, address, active, version, created_at, updated_at";
+const HOSPITAL_COLUMNS: &str =
+    "id, code, name, timezone, currency, address, opening_hours, active, version, created_at, updated_at";
 
 /// A patient record.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -151,6 +155,8 @@ pub enum StoreError {
     UnknownHospital,
     #[error("possible duplicates")]
     PossibleDuplicates(Vec<(Uuid, String)>),
+    #[error("the record changed since it was read")]
+    Stale,
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
 }
@@ -255,8 +261,8 @@ impl HospitalStore {
     pub async fn insert_hospital(&self, hospital: &Hospital) -> Result<(), StoreError> {
         let result = on_pool!(&self.db, |pool| {
             sqlx::query(
-            "INSERT INTO hospitals (id, code, name, timezone, currency, address, active, mrn_seq, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $9)"
+            "INSERT INTO hospitals (id, code, name, timezone, currency, address, opening_hours, active, mrn_seq, version, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $10)"
         )
         .bind(hospital.id)
         .bind(&hospital.code)
@@ -264,6 +270,7 @@ impl HospitalStore {
         .bind(&hospital.timezone)
         .bind(&hospital.currency)
         .bind(&hospital.address)
+        .bind(&hospital.opening_hours)
         .bind(hospital.active)
         .bind(hospital.version)
         .bind(hospital.created_at)
@@ -280,6 +287,30 @@ impl HospitalStore {
     pub async fn hospital(&self, id: Uuid) -> Result<Option<Hospital>, StoreError> {
         let sql = format!("SELECT {HOSPITAL_COLUMNS} FROM hospitals WHERE id = $1");
         Ok(on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// Writes a hospital's changed name, address and opening hours if it is still at version
+    /// `expected`; returns it at its new version.
+    pub async fn update_hospital(&self, hospital: &Hospital, expected: i64) -> Result<Hospital, StoreError> {
+        let done = on_pool!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE hospitals SET name = $1, address = $2, opening_hours = $3, updated_at = $4, version = version + 1 \
+                 WHERE id = $5 AND version = $6",
+            )
+            .bind(&hospital.name)
+            .bind(&hospital.address)
+            .bind(&hospital.opening_hours)
+            .bind(hospital.updated_at)
+            .bind(hospital.id)
+            .bind(expected)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::Stale);
+        }
+        self.hospital(hospital.id).await?.ok_or(StoreError::Stale)
     }
 
     pub async fn hospitals(&self) -> Result<Vec<Hospital>, StoreError> {

@@ -1,0 +1,2 @@
+-- A hospital's opening hours: a week of stretches in its time zone; none means always open.
+ALTER TABLE hospitals ADD COLUMN opening_hours TEXT NOT NULL DEFAULT '[]';

@@ -29,6 +29,21 @@ fn relay(listener: TcpListener, target: SocketAddr) -> JoinHandle<()> {
     })
 }
 
+/// A relay to the server of `url` (PostgreSQL or Redis): the relay's address, the server's, the
+/// relay's task, and `url` pointing at the relay.
+async fn relayed(url: &str, default_port: u16) -> (SocketAddr, SocketAddr, JoinHandle<()>, url::Url) {
+    let real: url::Url = url.parse().expect("url");
+    let target: SocketAddr = format!("{}:{}", real.host_str().expect("host"), real.port().unwrap_or(default_port))
+        .parse()
+        .expect("a socket address");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+    let relay_addr = listener.local_addr().expect("addr");
+    let task = relay(listener, target);
+    let mut via_relay = real.clone();
+    via_relay.set_port(Some(relay_addr.port())).expect("port");
+    (relay_addr, target, task, via_relay)
+}
+
 async fn ready_status(app: &App) -> (u16, serde_json::Value) {
     let (status, _, body) = app.get(ServiceName::Hospital, "/health/ready").await;
     (status, body)
@@ -37,17 +52,7 @@ async fn ready_status(app: &App) -> (u16, serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database_and_recovers_without_a_restart() {
     let env = TestEnv::distributed().await;
-    let real: url::Url = env.postgres_url().expect("postgres").parse().expect("url");
-    let target: SocketAddr = format!("{}:{}", real.host_str().expect("host"), real.port().unwrap_or(5432))
-        .parse()
-        .expect("a socket address");
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
-    let relay_addr = listener.local_addr().expect("addr");
-    let mut relay_task = relay(listener, target);
-
-    let mut via_relay = real.clone();
-    via_relay.set_port(Some(relay_addr.port())).expect("port");
+    let (relay_addr, target, mut relay_task, via_relay) = relayed(env.postgres_url().expect("postgres"), 5432).await;
     let mut config = env.config.clone();
     config.database.url = via_relay.as_str().parse().expect("url");
     config.database.acquire_timeout_ms = 500;
@@ -110,15 +115,8 @@ async fn redis_going_away_degrades_but_does_not_unready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_keep_succeeding_while_redis_is_away_and_caching_and_limits_resume_after() {
     let env = TestEnv::distributed().await;
-    let real: url::Url = env.config.redis.url.as_ref().expect("redis").expose().parse().expect("url");
-    let target: SocketAddr = format!("{}:{}", real.host_str().expect("host"), real.port().unwrap_or(6379))
-        .parse()
-        .expect("a socket address");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
-    let relay_addr = listener.local_addr().expect("addr");
-    let mut relay_task = relay(listener, target);
-    let mut via_relay = real.clone();
-    via_relay.set_port(Some(relay_addr.port())).expect("port");
+    let real = env.config.redis.url.as_ref().expect("redis").expose().to_owned();
+    let (relay_addr, target, mut relay_task, via_relay) = relayed(&real, 6379).await;
     let mut config = env.config.clone();
     config.redis.url = Some(via_relay.as_str().parse().expect("url"));
     // One request a second with a large burst: each request moves the limiter's state in Redis

@@ -87,13 +87,7 @@ async fn approve_premium_refund(
     Path(id): Path<Uuid>,
     Json(input): Json<Decision>,
 ) -> Result<Json<PremiumRefund>, ApiError> {
-    let refund = visible(&refunds.store, &principal, id).await?;
-    let actor = actor(&principal);
-    let decided = refunds
-        .store
-        .decide_premium_refund(refund.id, true, input.note.as_deref(), refunds.clawback_days, &actor)
-        .await?;
-    Ok(Json(decided))
+    decide(&refunds, &principal, id, true, input).await
 }
 
 /// Reject a premium refund request.
@@ -105,11 +99,17 @@ async fn reject_premium_refund(
     Path(id): Path<Uuid>,
     Json(input): Json<Decision>,
 ) -> Result<Json<PremiumRefund>, ApiError> {
-    let refund = visible(&refunds.store, &principal, id).await?;
-    let actor = actor(&principal);
-    let decided = refunds
-        .store
-        .decide_premium_refund(refund.id, false, input.note.as_deref(), refunds.clawback_days, &actor)
-        .await?;
-    Ok(Json(decided))
+    decide(&refunds, &principal, id, false, input).await
+}
+
+async fn decide(
+    refunds: &Refunds,
+    principal: &Principal,
+    id: Uuid,
+    approve: bool,
+    input: Decision,
+) -> Result<Json<PremiumRefund>, ApiError> {
+    let refund = visible(&refunds.store, principal, id).await?;
+    let (note, days) = (input.note.as_deref(), refunds.clawback_days);
+    Ok(Json(refunds.store.decide_premium_refund(refund.id, approve, note, days, &actor(principal)).await?))
 }

@@ -94,8 +94,7 @@ async fn approve(
     Path(id): Path<Uuid>,
     Json(input): Json<Decision>,
 ) -> Result<Json<Refund>, ApiError> {
-    let refund = visible(&store, &principal, id).await?;
-    Ok(Json(store.decide_refund(refund.id, true, input.note.as_deref(), &actor(&principal)).await?))
+    decide(&store, &principal, id, true, input).await
 }
 
 /// Reject a refund request.
@@ -107,6 +106,16 @@ async fn reject(
     Path(id): Path<Uuid>,
     Json(input): Json<Decision>,
 ) -> Result<Json<Refund>, ApiError> {
-    let refund = visible(&store, &principal, id).await?;
-    Ok(Json(store.decide_refund(refund.id, false, input.note.as_deref(), &actor(&principal)).await?))
+    decide(&store, &principal, id, false, input).await
+}
+
+async fn decide(
+    store: &BillingStore,
+    principal: &Principal,
+    id: Uuid,
+    approve: bool,
+    input: Decision,
+) -> Result<Json<Refund>, ApiError> {
+    let refund = visible(store, principal, id).await?;
+    Ok(Json(store.decide_refund(refund.id, approve, input.note.as_deref(), &actor(principal)).await?))
 }

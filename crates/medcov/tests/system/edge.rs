@@ -89,6 +89,26 @@ async fn cors_admits_only_configured_origins_and_every_answer_is_hardened() {
     app.stop().await;
 }
 
+/// The services' metrics are not reachable through the gateway, however the path is spelt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_stay_behind_the_gateway() {
+    let env = TestEnv::embedded().await;
+    let app = App::start(env.config.clone(), "all").await;
+    let (username, password) = App::initial_admin(env.data_dir());
+    let (admin, _) = app.login(&username, &password).await;
+    for path in
+        ["/api/hospital/metrics", "/api/hospital//metrics", "/api/hospital/metrics?x=1", "/api/billing///metrics"]
+    {
+        let response =
+            app.client.get(app.url(ServiceName::Gateway, path)).bearer_auth(&admin).send().await.expect("sent");
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("http_server_requests_total"), "{path}");
+    }
+    app.stop().await;
+}
+
 /// Every mutating endpoint honours Idempotency-Key: a repeat gets the first answer, another
 /// request under the key 422, concurrent repeats one effect; keys belong to their caller.
 async fn idempotency_keys_guard_every_mutating_endpoint(env: TestEnv) {

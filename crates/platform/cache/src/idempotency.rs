@@ -18,12 +18,29 @@ use futures::future::BoxFuture;
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The key is this request's: run it, then `complete` or `release`.
-    Claimed,
+    /// The key is this request's: run it, then `complete` or `release` with the ticket. A
+    /// claim that lapsed and was taken by another request is no longer this one's: completing
+    /// or releasing it then does nothing.
+    Claimed(Ticket),
     /// Another request holds it and is still running.
     Running,
     /// A request under it finished with this record.
     Done(Bytes),
+}
+
+/// Proof of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket(String);
+
+impl Ticket {
+    fn new() -> Ticket {
+        Ticket(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    /// The value a claimed key holds until it completes.
+    fn running(&self) -> Vec<u8> {
+        [RUNNING, self.0.as_bytes()].concat()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,23 +50,30 @@ pub struct Unavailable(pub String);
 pub trait KeyStore: Send + Sync {
     /// Claims `key` for `hold` (after which a crashed request's claim lapses).
     fn claim<'a>(&'a self, key: &'a str, hold: Duration) -> BoxFuture<'a, Result<Claim, Unavailable>>;
-    /// Leaves `record` under `key` for `keep`.
-    fn complete<'a>(&'a self, key: &'a str, record: Bytes, keep: Duration) -> BoxFuture<'a, ()>;
-    /// Gives the key up (the request failed; a retry may run).
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
+    /// Leaves `record` under `key` for `keep`, if the claim is still `ticket`'s.
+    fn complete<'a>(&'a self, key: &'a str, ticket: &'a Ticket, record: Bytes, keep: Duration) -> BoxFuture<'a, ()>;
+    /// Gives the key up (the request failed; a retry may run), if the claim is still `ticket`'s.
+    fn release<'a>(&'a self, key: &'a str, ticket: &'a Ticket) -> BoxFuture<'a, ()>;
 }
 
-/// The value of a claimed key that has no record yet.
-const RUNNING: &[u8] = b"\0running";
+/// The start of a claimed key's value while its request runs (then its ticket).
+const RUNNING: &[u8] = b"\0running:";
 
 /// In process.
 #[derive(Default)]
 pub struct MemoryKeys {
-    entries: Mutex<HashMap<String, (Option<Bytes>, Instant)>>,
+    entries: Mutex<HashMap<String, (Held, Instant)>>,
+}
+
+/// A key's state: running under a ticket, or done with a record.
+#[derive(Debug, Clone)]
+enum Held {
+    Running(Ticket),
+    Done(Bytes),
 }
 
 impl MemoryKeys {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<Bytes>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Held, Instant)>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -62,25 +86,32 @@ impl KeyStore for MemoryKeys {
             entries.retain(|_, (_, until)| *until > now);
         }
         let claim = match entries.get(key) {
-            Some((record, until)) if *until > now => match record {
-                Some(record) => Claim::Done(record.clone()),
-                None => Claim::Running,
+            Some((held, until)) if *until > now => match held {
+                Held::Done(record) => Claim::Done(record.clone()),
+                Held::Running(_) => Claim::Running,
             },
             _ => {
-                entries.insert(key.to_owned(), (None, now + hold));
-                Claim::Claimed
+                let ticket = Ticket::new();
+                entries.insert(key.to_owned(), (Held::Running(ticket.clone()), now + hold));
+                Claim::Claimed(ticket)
             }
         };
         Box::pin(async move { Ok(claim) })
     }
 
-    fn complete<'a>(&'a self, key: &'a str, record: Bytes, keep: Duration) -> BoxFuture<'a, ()> {
-        self.lock().insert(key.to_owned(), (Some(record), Instant::now() + keep));
+    fn complete<'a>(&'a self, key: &'a str, ticket: &'a Ticket, record: Bytes, keep: Duration) -> BoxFuture<'a, ()> {
+        let mut entries = self.lock();
+        if matches!(entries.get(key), Some((Held::Running(held), _)) if held == ticket) {
+            entries.insert(key.to_owned(), (Held::Done(record), Instant::now() + keep));
+        }
         Box::pin(async {})
     }
 
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
-        self.lock().remove(key);
+    fn release<'a>(&'a self, key: &'a str, ticket: &'a Ticket) -> BoxFuture<'a, ()> {
+        let mut entries = self.lock();
+        if matches!(entries.get(key), Some((Held::Running(held), _)) if held == ticket) {
+            entries.remove(key);
+        }
         Box::pin(async {})
     }
 }
@@ -101,6 +132,18 @@ impl RedisKeys {
     }
 }
 
+/// Stores the record only while the key still holds this request's claim.
+static COMPLETE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0",
+    )
+});
+
+/// Deletes the key only while it still holds this request's claim.
+static RELEASE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+});
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -109,9 +152,10 @@ impl KeyStore for RedisKeys {
     fn claim<'a>(&'a self, key: &'a str, hold: Duration) -> BoxFuture<'a, Result<Claim, Unavailable>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
+            let ticket = Ticket::new();
             let set: Option<String> = redis::cmd("SET")
                 .arg(self.key(key))
-                .arg(RUNNING)
+                .arg(ticket.running())
                 .arg("NX")
                 .arg("PX")
                 .arg(millis(hold))
@@ -119,7 +163,7 @@ impl KeyStore for RedisKeys {
                 .await
                 .map_err(|e| Unavailable(e.to_string()))?;
             if set.is_some() {
-                return Ok(Claim::Claimed);
+                return Ok(Claim::Claimed(ticket));
             }
             let found: Option<Vec<u8>> = redis::cmd("GET")
                 .arg(self.key(key))
@@ -127,33 +171,40 @@ impl KeyStore for RedisKeys {
                 .await
                 .map_err(|e| Unavailable(e.to_string()))?;
             Ok(match found {
-                Some(record) if record != RUNNING => Claim::Done(Bytes::from(record)),
+                Some(record) if !record.starts_with(RUNNING) => Claim::Done(Bytes::from(record)),
                 // Running, or it lapsed between the two commands: the caller retries.
                 _ => Claim::Running,
             })
         })
     }
 
-    fn complete<'a>(&'a self, key: &'a str, record: Bytes, keep: Duration) -> BoxFuture<'a, ()> {
+    fn complete<'a>(&'a self, key: &'a str, ticket: &'a Ticket, record: Bytes, keep: Duration) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            let stored = redis::cmd("SET")
-                .arg(self.key(key))
+            let stored = COMPLETE
+                .key(self.key(key))
+                .arg(ticket.running())
                 .arg(record.to_vec())
-                .arg("PX")
                 .arg(millis(keep))
-                .query_async::<()>(&mut connection)
+                .invoke_async::<i64>(&mut connection)
                 .await;
-            if let Err(error) = stored {
-                tracing::error!(%error, "an Idempotency-Key's answer could not be kept; a repeat would run again");
+            match stored {
+                Ok(1) => {}
+                Ok(_) => tracing::warn!(
+                    "an Idempotency-Key's claim lapsed before its request finished; its answer is not kept"
+                ),
+                Err(error) => {
+                    tracing::error!(%error, "an Idempotency-Key's answer could not be kept; a repeat would run again")
+                }
             }
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+    fn release<'a>(&'a self, key: &'a str, ticket: &'a Ticket) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            let _: Result<(), _> = redis::cmd("DEL").arg(self.key(key)).query_async(&mut connection).await;
+            let _: Result<i64, _> =
+                RELEASE.key(self.key(key)).arg(ticket.running()).invoke_async(&mut connection).await;
         })
     }
 }

@@ -121,7 +121,10 @@ where
         counters.hit.increment(1);
         return Ok(value);
     }
-    let leading = match cache.common().join(key) {
+    // Readers share a load only when they saw the same tag versions: a reader that started
+    // after a write never takes a value loaded before it.
+    let flight = format!("{key}\u{0}{versions:?}");
+    let leading = match cache.common().join(&flight) {
         Flight::Leader(leading) => Some(leading),
         Flight::Follower(mut receiver) => {
             // Another reader is loading this key: take its result. When it fails (or its value
@@ -269,7 +272,9 @@ fn unframe(bytes: &[u8], versions: &[u64]) -> Option<Bytes> {
 pub struct MemoryCache {
     /// Each entry with its own time to live.
     entries: moka::sync::Cache<String, (Bytes, Duration)>,
-    tags: Mutex<HashMap<String, u64>>,
+    /// Tag versions, forgotten after [`TAG_TTL`] unused (a forgotten tag restarts at a fresh
+    /// random version); updated under the lock so concurrent bumps are not lost.
+    tags: Mutex<moka::sync::Cache<String, u64>>,
     common: Common,
 }
 
@@ -283,7 +288,9 @@ impl MemoryCache {
                 .time_to_live(max_ttl)
                 .expire_after(EntryTtl)
                 .build(),
-            tags: Mutex::new(HashMap::new()),
+            tags: Mutex::new(
+                moka::sync::Cache::builder().max_capacity(capacity.saturating_mul(4)).time_to_idle(TAG_TTL).build(),
+            ),
             common: Common::default(),
         }
     }
@@ -309,6 +316,10 @@ impl moka::Expiry<String, (Bytes, Duration)> for EntryTtl {
     }
 }
 
+/// How long a tag's version lives unused. It must outlive every entry stored under it; when
+/// it lapses the tag restarts at a fresh random version, which no stored entry can match.
+const TAG_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// A first version for a tag: random, so it never repeats one an evicted tag had.
 fn fresh_version() -> u64 {
     rand::random::<u64>() >> 2
@@ -320,8 +331,8 @@ impl Cache for MemoryCache {
     }
 
     fn versions<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Vec<u64>> {
-        let mut known = self.tags.lock().unwrap_or_else(|p| p.into_inner());
-        let versions = tags.iter().map(|t| *known.entry(t.clone()).or_insert_with(fresh_version)).collect();
+        let known = self.tags.lock().unwrap_or_else(|p| p.into_inner());
+        let versions = tags.iter().map(|t| known.get_with(t.clone(), fresh_version)).collect();
         Box::pin(async move { versions })
     }
 
@@ -336,10 +347,10 @@ impl Cache for MemoryCache {
     }
 
     fn invalidate<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, ()> {
-        let mut known = self.tags.lock().unwrap_or_else(|p| p.into_inner());
+        let known = self.tags.lock().unwrap_or_else(|p| p.into_inner());
         for tag in tags {
-            let version = known.entry(tag.clone()).or_insert_with(fresh_version);
-            *version = version.wrapping_add(1);
+            let next = known.get(tag).map(|v| v.wrapping_add(1)).unwrap_or_else(fresh_version);
+            known.insert(tag.clone(), next);
         }
         Box::pin(async {})
     }
@@ -356,11 +367,12 @@ pub struct RedisCache {
 /// The versions of the tags in KEYS, starting a missing one at its ARGV value.
 const VERSIONS: &str = r#"
 local out = {}
+local ttl = ARGV[#ARGV]
 for i, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
   if not v then
     v = ARGV[i]
-    redis.call('SET', key, v)
+    redis.call('SET', key, v, 'EX', ttl)
   end
   out[i] = v
 end
@@ -369,11 +381,13 @@ return out
 
 /// Moves every tag in KEYS to a new version; a missing one starts at its ARGV value.
 const BUMP: &str = r#"
+local ttl = ARGV[#ARGV]
 for i, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then
     redis.call('INCR', key)
+    redis.call('EXPIRE', key, ttl)
   else
-    redis.call('SET', key, ARGV[i])
+    redis.call('SET', key, ARGV[i], 'EX', ttl)
   end
 end
 return 0
@@ -398,6 +412,7 @@ impl RedisCache {
         for tag in tags {
             invocation.key(self.tag_key(tag)).arg(fresh_version());
         }
+        invocation.arg(TAG_TTL.as_secs());
         invocation
     }
 

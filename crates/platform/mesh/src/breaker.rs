@@ -87,6 +87,12 @@ impl BreakerConfig {
         if self.minimum_calls == 0 {
             out.push(("minimum_calls", "must be at least 1".to_owned()));
         }
+        if self.window == WindowKind::Count && self.minimum_calls > self.window_size {
+            out.push((
+                "minimum_calls",
+                format!("must not exceed window_size ({}): the window never holds more", self.window_size),
+            ));
+        }
         for (field, rate) in [
             ("failure_rate_percent", self.failure_rate_percent),
             ("slow_call_rate_percent", self.slow_call_rate_percent),
@@ -160,6 +166,31 @@ pub enum Outcome {
 pub struct Permit {
     epoch: u64,
     started: Duration,
+}
+
+/// An admitted call that records its outcome exactly once: with [`Guard::finish`], or, when
+/// dropped unfinished (the caller went away mid-call), by giving its permit back.
+pub struct Guard {
+    breaker: std::sync::Arc<CircuitBreaker>,
+    permit: Option<Permit>,
+}
+
+impl Guard {
+    pub fn new(breaker: std::sync::Arc<CircuitBreaker>, permit: Permit) -> Guard {
+        Guard { breaker, permit: Some(permit) }
+    }
+
+    pub fn finish(mut self, outcome: Outcome) -> Option<Transition> {
+        self.permit.take().and_then(|permit| self.breaker.record(permit, outcome))
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.release(permit);
+        }
+    }
 }
 
 /// A refused call.
@@ -405,6 +436,27 @@ impl CircuitBreaker {
                 }
             }
             Phase::Open { .. } | Phase::Disabled | Phase::ForcedOpen => None,
+        }
+    }
+
+    /// Gives back a permit whose call ended with no outcome (its caller went away): a half-open
+    /// trial slot is freed for another call, so the breaker cannot wait forever for it.
+    pub fn release(&self, permit: Permit) {
+        let mut inner = self.lock();
+        if permit.epoch != inner.epoch {
+            return;
+        }
+        if let Phase::HalfOpen { admitted, .. } = &mut inner.phase {
+            *admitted = admitted.saturating_sub(1);
+        }
+    }
+
+    /// The operator's setting in force, if any (forced open or disabled).
+    pub fn manual(&self) -> Option<State> {
+        match self.lock().phase {
+            Phase::ForcedOpen => Some(State::ForcedOpen),
+            Phase::Disabled => Some(State::Disabled),
+            _ => None,
         }
     }
 

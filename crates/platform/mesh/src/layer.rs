@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::breaker::{CircuitBreaker, Outcome, Refused};
+use crate::breaker::{CircuitBreaker, Guard, Outcome, Refused};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -63,19 +63,19 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let permit = match self.breaker.acquire().0 {
-            Ok(permit) => permit,
+        let guard = match self.breaker.acquire().0 {
+            Ok(permit) => Guard::new(self.breaker.clone(), permit),
             Err(refused) => return Box::pin(std::future::ready(Err(Error::Open(refused)))),
         };
-        let breaker = self.breaker.clone();
         let call = self.inner.call(request);
         Box::pin(async move {
+            // Dropped before the call ends, the guard gives its permit back.
             let result = call.await;
             let failed = match &result {
                 Ok(response) => response.status().is_server_error(),
                 Err(_) => true,
             };
-            breaker.record(permit, if failed { Outcome::Failure } else { Outcome::Success });
+            guard.finish(if failed { Outcome::Failure } else { Outcome::Success });
             result.map_err(|e| Error::Inner(e.into()))
         })
     }

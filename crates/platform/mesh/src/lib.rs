@@ -58,6 +58,7 @@ pub struct Mesh {
     registry: Arc<dyn Registry>,
     client: reqwest::Client,
     pools: Mutex<BTreeMap<String, Arc<Pool>>>,
+    keys_shared: bool,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -85,7 +86,18 @@ pub struct BreakerView {
 
 impl Mesh {
     pub fn new(policy: PolicyHandle, registry: Arc<dyn Registry>, client: reqwest::Client, clock: SharedClock) -> Mesh {
-        Mesh { clock, policy, registry, client, pools: Mutex::new(BTreeMap::new()) }
+        Mesh { clock, policy, registry, client, pools: Mutex::new(BTreeMap::new()), keys_shared: false }
+    }
+
+    /// Whether every instance of a service sees the same Idempotency-Keys (they live in Redis):
+    /// only then is a POST with a key retried on another instance.
+    pub fn with_shared_keys(mut self, shared: bool) -> Mesh {
+        self.keys_shared = shared;
+        self
+    }
+
+    pub fn keys_shared(&self) -> bool {
+        self.keys_shared
     }
 
     pub fn policy(&self) -> &PolicyHandle {

@@ -289,9 +289,10 @@ impl MeshPolicy {
     /// The settings of a call to `upstream`, and the route it matched (`None`: the upstream's own).
     pub fn route(&self, upstream: &str, method: &str, path: &str) -> (Option<&Route>, &Policy) {
         let Some(up) = self.upstreams.get(upstream) else { return (None, &self.defaults) };
-        let route = up.routes.iter().find(|r| {
-            path.starts_with(&r.path_prefix) && (r.methods.is_empty() || r.methods.iter().any(|m| m == method))
-        });
+        let route = up
+            .routes
+            .iter()
+            .find(|r| under(path, &r.path_prefix) && (r.methods.is_empty() || r.methods.iter().any(|m| m == method)));
         match route {
             Some(route) => (Some(route), &route.policy),
             None => (None, &up.policy),
@@ -301,6 +302,15 @@ impl MeshPolicy {
     /// The upstream's own settings.
     pub fn upstream(&self, upstream: &str) -> &Policy {
         self.upstreams.get(upstream).map(|u| &u.policy).unwrap_or(&self.defaults)
+    }
+}
+
+/// Whether `path` is `prefix` or under it, on segment boundaries (`/claims` covers
+/// `/claims/1`, not `/claimsx`).
+fn under(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with(['/', '?']) || prefix.ends_with('/'),
+        None => false,
     }
 }
 
@@ -494,6 +504,7 @@ mod tests {
         let policy = MeshPolicy::parse(text, &SERVICES).expect("valid");
         assert_eq!(policy.route("hospital", "GET", "/patients/search?q=a").1.timeout_ms, 200);
         assert_eq!(policy.route("hospital", "GET", "/patients/1").1.timeout_ms, 100);
+        assert_eq!(policy.route("hospital", "GET", "/patientsx").1.timeout_ms, 10_000, "segments, not characters");
     }
 
     #[test]

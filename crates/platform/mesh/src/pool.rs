@@ -323,8 +323,18 @@ impl Pool {
         let mut breakers = locked(&self.breakers);
         match breakers.get(key) {
             Some(breaker) if breaker.config() == config => breaker.clone(),
-            _ => {
+            previous => {
                 let breaker = Arc::new(CircuitBreaker::new(config.clone(), self.clock.clone()));
+                // New settings keep an operator's choice.
+                match previous.and_then(|b| b.manual()) {
+                    Some(crate::breaker::State::ForcedOpen) => {
+                        breaker.force_open();
+                    }
+                    Some(crate::breaker::State::Disabled) => {
+                        breaker.disable();
+                    }
+                    _ => {}
+                }
                 breakers.insert(key.to_owned(), breaker.clone());
                 breaker
             }

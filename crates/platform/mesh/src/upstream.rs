@@ -135,11 +135,13 @@ impl Upstream {
     }
 }
 
-/// Whether a request may be sent twice: an idempotent method (RFC 9110 §9.2.2) or an
-/// Idempotency-Key that makes the service answer a repeat with the first result.
-pub fn safe_to_repeat(method: &Method, headers: &HeaderMap) -> bool {
+/// Whether a request may be sent twice: an idempotent method (RFC 9110 §9.2.2), or an
+/// Idempotency-Key when every instance sees the same keys (`keys_shared`: they live in Redis),
+/// so the instance a retry reaches answers a repeat with the first result. Keys held in one
+/// process's memory protect nothing on another instance.
+pub fn safe_to_repeat(method: &Method, headers: &HeaderMap, keys_shared: bool) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
-        || headers.contains_key("idempotency-key")
+        || (keys_shared && headers.contains_key("idempotency-key"))
 }
 
 /// How one try ended.
@@ -194,8 +196,8 @@ impl Remote {
         let breaker = self.pool.breaker(&key, &settings.breaker);
         let (admitted, transition) = breaker.acquire();
         self.transitioned(&key, transition);
-        let permit = match admitted {
-            Ok(permit) => permit,
+        let guard = match admitted {
+            Ok(permit) => crate::breaker::Guard::new(breaker.clone(), permit),
             Err(refused) => {
                 rejected("breaker");
                 self.metrics.gauge("mesh_breaker_state", &[("breaker", &key)]).set(refused.state.gauge());
@@ -209,7 +211,7 @@ impl Remote {
         };
 
         let deadline = started + Duration::from_millis(settings.deadline_ms);
-        let repeatable = safe_to_repeat(&method, &headers);
+        let repeatable = safe_to_repeat(&method, &headers, self.mesh.keys_shared());
         let budget = self.pool.budget(&key, &settings.retry);
         budget.deposit();
         let mut last: Option<String> = None;
@@ -291,7 +293,7 @@ impl Remote {
             Ok(response) => response.status().is_server_error(),
             Err(_) => true,
         };
-        let transition = breaker.record(permit, if failed { Outcome::Failure } else { Outcome::Success });
+        let transition = guard.finish(if failed { Outcome::Failure } else { Outcome::Success });
         self.transitioned(&key, transition);
         self.metrics.gauge("mesh_breaker_state", &[("breaker", &key)]).set(breaker.state().gauge());
         self.metrics.histogram("mesh_request_duration_seconds", &[("upstream", name)]).record(started.elapsed());
@@ -360,8 +362,18 @@ fn full_jitter(base_ms: u64, max_ms: u64, attempt: u32) -> Duration {
 }
 
 /// `path_and_query` under `base`.
+/// `path_and_query` under `base`'s path, taken literally: `//x` stays a path (it is never read
+/// as another host) and is never collapsed into `/x`.
 pub fn join_url(base: &url::Url, path_and_query: &str) -> Result<url::Url, url::ParseError> {
-    base.join(path_and_query.trim_start_matches('/'))
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let mut url = base.clone();
+    let relative = path.strip_prefix('/').unwrap_or(path);
+    url.set_path(&format!("{}/{relative}", base.path().trim_end_matches('/')));
+    url.set_query(query);
+    Ok(url)
 }
 
 fn join(base: &url::Url, path_and_query: &str) -> Result<url::Url, ApiError> {
@@ -414,11 +426,12 @@ mod tests {
         let none = HeaderMap::new();
         let mut keyed = HeaderMap::new();
         keyed.insert("idempotency-key", HeaderValue::from_static("k1"));
-        assert!(safe_to_repeat(&Method::GET, &none));
-        assert!(safe_to_repeat(&Method::PUT, &none));
-        assert!(!safe_to_repeat(&Method::POST, &none));
-        assert!(!safe_to_repeat(&Method::PATCH, &none));
-        assert!(safe_to_repeat(&Method::POST, &keyed));
+        assert!(safe_to_repeat(&Method::GET, &none, false));
+        assert!(safe_to_repeat(&Method::PUT, &none, false));
+        assert!(!safe_to_repeat(&Method::POST, &none, true));
+        assert!(!safe_to_repeat(&Method::PATCH, &none, true));
+        assert!(safe_to_repeat(&Method::POST, &keyed, true));
+        assert!(!safe_to_repeat(&Method::POST, &keyed, false), "keys in one process's memory do not cover another");
     }
 
     #[test]
@@ -451,5 +464,11 @@ mod tests {
     fn paths_join_under_the_base() {
         let base = url::Url::parse("http://127.0.0.1:3002/").unwrap();
         assert_eq!(join(&base, "/patients?q=a").unwrap().as_str(), "http://127.0.0.1:3002/patients?q=a");
+        assert_eq!(join(&base, "/").unwrap().as_str(), "http://127.0.0.1:3002/");
+        assert_eq!(join(&base, "/a%20b").unwrap().as_str(), "http://127.0.0.1:3002/a%20b");
+        // Never another host, never collapsed.
+        assert_eq!(join(&base, "//metrics").unwrap().as_str(), "http://127.0.0.1:3002//metrics");
+        let prefixed = url::Url::parse("http://10.0.0.7/hospital/").unwrap();
+        assert_eq!(join(&prefixed, "/patients").unwrap().as_str(), "http://10.0.0.7/hospital/patients");
     }
 }

@@ -6,7 +6,11 @@
 //! - a repeat of the same request (method, path, query and body) gets the first answer again,
 //!   marked `Idempotency-Replayed: true`, for 24 hours;
 //! - a repeat while the first still runs gets 409; another request under the same key, 422;
-//! - an answer of 500 or more is not kept (the key is given up, so a retry runs again).
+//! - an answer of 500 or more, or one that says to try again (408, 409, 425, 429), is not
+//!   kept: the key is given up, so a retry runs again;
+//! - a request holds its key for `http.request_timeout_ms` plus a minute at most; one that
+//!   overruns (it crashed) loses it, and can then neither store its answer nor free the key
+//!   another request took.
 //!
 //! Keys belong to the verified caller: another caller's key of the same name is another key.
 //! Requests without a key, or without a valid token (the handler answers those), pass
@@ -29,8 +33,6 @@ use medcov_security::Verifier;
 
 pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotency-replayed";
-/// How long a request may hold its key before it counts as crashed.
-const HOLD: Duration = Duration::from_secs(60);
 /// How long an answer is kept for repeats.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// Headers kept with an answer for its replays.
@@ -42,6 +44,9 @@ pub struct Idempotency {
     pub store: Arc<dyn KeyStore>,
     pub verifier: Arc<Verifier>,
     pub body_limit: usize,
+    /// How long a request may hold its key before it counts as crashed: longer than any
+    /// request may run (`http.request_timeout_ms`).
+    pub hold: Duration,
 }
 
 pub async fn middleware(State(state): State<Idempotency>, request: Request, next: Next) -> Response {
@@ -75,7 +80,7 @@ pub async fn middleware(State(state): State<Idempotency>, request: Request, next
     let stored_key = format!("{}:{}:{key}", state.service, principal.id);
     let request = Request::from_parts(parts, Body::from(bytes));
 
-    match state.store.claim(&stored_key, HOLD).await {
+    match state.store.claim(&stored_key, state.hold).await {
         Err(error) => {
             tracing::warn!(%error, service = state.service, "Idempotency-Key not checked: its store is unavailable");
             next.run(request).await
@@ -99,26 +104,36 @@ pub async fn middleware(State(state): State<Idempotency>, request: Request, next
             }
             None => next.run(request).await,
         },
-        Ok(Claim::Claimed) => {
+        Ok(Claim::Claimed(ticket)) => {
             let response = next.run(request).await;
-            if response.status().is_server_error() {
-                state.store.release(&stored_key).await;
+            if !worth_keeping(response.status()) {
+                state.store.release(&stored_key, &ticket).await;
                 return response;
             }
             let (parts, body) = response.into_parts();
             match axum::body::to_bytes(body, usize::MAX).await {
                 Ok(body) => {
                     let record = encode(&fingerprint, parts.status, &parts.headers, &body);
-                    state.store.complete(&stored_key, record, KEEP).await;
+                    state.store.complete(&stored_key, &ticket, record, KEEP).await;
                     Response::from_parts(parts, Body::from(body))
                 }
                 Err(_) => {
-                    state.store.release(&stored_key).await;
+                    state.store.release(&stored_key, &ticket).await;
                     ApiError::Internal("the answer could not be read".into()).into_response()
                 }
             }
         }
     }
+}
+
+/// Whether an answer is the request's final word: not a server error, and not one that says
+/// "try again" (timeout, conflict, too early, too many requests).
+fn worth_keeping(status: StatusCode) -> bool {
+    !status.is_server_error()
+        && !matches!(
+            status,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::CONFLICT | StatusCode::TOO_EARLY | StatusCode::TOO_MANY_REQUESTS
+        )
 }
 
 fn fingerprint(method: &Method, target: &str, body: &[u8]) -> [u8; 32] {

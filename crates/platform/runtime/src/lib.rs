@@ -232,7 +232,8 @@ pub fn mesh(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<
         .connect_timeout(Duration::from_secs(2))
         .build()
         .context("cannot build the HTTP client")?;
-    Ok(Arc::new(Mesh::new(policy, registry, client, medcov_mesh::clock::system())))
+    let mesh = Mesh::new(policy, registry, client, medcov_mesh::clock::system()).with_shared_keys(redis.is_some());
+    Ok(Arc::new(mesh))
 }
 
 /// What every service of the process shares.
@@ -305,6 +306,7 @@ async fn start_one(
             store: keys,
             verifier: verifier.clone(),
             body_limit: config.http.body_limit_bytes,
+            hold: config.http.request_timeout() + Duration::from_secs(60),
         };
         api.router = api.router.layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
     }

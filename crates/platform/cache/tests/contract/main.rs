@@ -119,6 +119,8 @@ async fn an_evicted_tag_never_resurrects_a_stale_entry() {
         redis::Client::open(url).expect("client").get_multiplexed_async_connection().await.expect("connection");
     // The tag is evicted, then invalidated once more (or simply read): it restarts somewhere new.
     let tag_key = format!("{}:cache:tag:patient:7", env.redis_prefix().expect("prefix"));
+    let ttl: i64 = redis::cmd("TTL").arg(&tag_key).query_async(&mut redis).await.expect("ttl");
+    assert!(ttl > 24 * 3600, "tag versions expire, long after any entry: {ttl}");
     for evict_then_bump in [false, true] {
         let _: () = redis::cmd("DEL").arg(&tag_key).query_async(&mut redis).await.expect("evicted");
         if evict_then_bump {
@@ -152,25 +154,37 @@ mod idempotency_keys {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use medcov_cache::idempotency::{Claim, KeyStore, MemoryKeys, RedisKeys};
+    use medcov_cache::idempotency::{Claim, KeyStore, MemoryKeys, RedisKeys, Ticket};
+
+    async fn claimed(store: &dyn KeyStore, key: &str, hold: Duration) -> Ticket {
+        match store.claim(key, hold).await.expect("claim") {
+            Claim::Claimed(ticket) => ticket,
+            other => panic!("{key} not claimed: {other:?}"),
+        }
+    }
 
     async fn the_contract(store: &dyn KeyStore) {
         let hold = Duration::from_secs(60);
-        assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Claimed);
+        let first = claimed(store, "k1", hold).await;
         assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Running, "a repeat while it runs");
-        store.complete("k1", Bytes::from_static(b"answer"), Duration::from_secs(60)).await;
+        store.complete("k1", &first, Bytes::from_static(b"answer"), Duration::from_secs(60)).await;
         assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Done(Bytes::from_static(b"answer")));
         // A failed request gives its key up.
-        assert_eq!(store.claim("k2", hold).await.expect("claim"), Claim::Claimed);
-        store.release("k2").await;
-        assert_eq!(store.claim("k2", hold).await.expect("claim"), Claim::Claimed);
-        // A crashed request's claim lapses.
-        assert_eq!(store.claim("k3", Duration::from_millis(100)).await.expect("claim"), Claim::Claimed);
+        let second = claimed(store, "k2", hold).await;
+        store.release("k2", &second).await;
+        claimed(store, "k2", hold).await;
+        // A crashed request's claim lapses; another request takes the key, and the first one,
+        // finishing late, can neither overwrite nor delete what the second left.
+        let late = claimed(store, "k3", Duration::from_millis(100)).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(store.claim("k3", hold).await.expect("claim"), Claim::Claimed);
+        let retaken = claimed(store, "k3", hold).await;
+        store.complete("k3", &retaken, Bytes::from_static(b"second"), Duration::from_secs(60)).await;
+        store.release("k3", &late).await;
+        store.complete("k3", &late, Bytes::from_static(b"first"), Duration::from_secs(60)).await;
+        assert_eq!(store.claim("k3", hold).await.expect("claim"), Claim::Done(Bytes::from_static(b"second")));
         // Of many at once, one claims.
         let claims = futures::future::join_all((0..10).map(|_| store.claim("k4", hold))).await;
-        let claimed = claims.iter().filter(|c| matches!(c, Ok(Claim::Claimed))).count();
+        let claimed = claims.iter().filter(|c| matches!(c, Ok(Claim::Claimed(_)))).count();
         assert_eq!(claimed, 1, "{claims:?}");
     }
 

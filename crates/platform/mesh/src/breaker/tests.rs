@@ -260,6 +260,7 @@ fn invalid_settings_are_named() {
         fields,
         [
             "window_size",
+            "minimum_calls",
             "failure_rate_percent",
             "slow_call_rate_percent",
             "wait_multiplier",
@@ -268,4 +269,25 @@ fn invalid_settings_are_named() {
         ]
     );
     assert!(BreakerConfig::default().problems().is_empty());
+}
+
+#[test]
+fn a_trial_call_abandoned_midway_frees_its_slot() {
+    let clock = ManualClock::new();
+    let breaker = Arc::new(CircuitBreaker::new(config(WindowKind::Count, 2, 2), clock.clone()));
+    for _ in 0..2 {
+        let permit = breaker.acquire().0.expect("closed admits");
+        breaker.record(permit, Outcome::Failure);
+    }
+    clock.advance(Duration::from_secs(1));
+    // Three trial slots; one caller goes away without an outcome.
+    let abandoned = Guard::new(breaker.clone(), breaker.acquire().0.expect("trial"));
+    let trials: Vec<Guard> = (0..2).map(|_| Guard::new(breaker.clone(), breaker.acquire().0.expect("trial"))).collect();
+    assert!(breaker.acquire().0.is_err(), "all three slots taken");
+    drop(abandoned);
+    let last = Guard::new(breaker.clone(), breaker.acquire().0.expect("the freed slot"));
+    for guard in trials.into_iter().chain([last]) {
+        guard.finish(Outcome::Success);
+    }
+    assert_eq!(breaker.state(), State::Closed, "the breaker did not wait forever");
 }

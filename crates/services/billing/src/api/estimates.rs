@@ -175,11 +175,16 @@ async fn estimate(
     let body = axum::body::to_bytes(response.into_body(), 4 * 1024 * 1024)
         .await
         .map_err(|_| ApiError::BadGateway("the insurer's answer could not be read".into()))?;
-    if status.as_u16() == 404 {
+    // Only "no such member" means the insurer covers none of it; any other 404 (a plan version
+    // gone, a hospital outside the caller's scope) is not an answer about coverage.
+    let detail =
+        serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|p| p["detail"].as_str().map(str::to_owned));
+    if status.as_u16() == 404 && detail.as_deref() == Some("no such member") {
         return Ok(Json(of("not_covered", Some("the insurer knows no such member".into()), on_patient(false))));
     }
     if !status.is_success() {
-        return Err(ApiError::BadGateway(format!("the insurer answered {status} to the eligibility question")));
+        let why = detail.map(|d| format!(": {d}")).unwrap_or_default();
+        return Err(ApiError::BadGateway(format!("the insurer answered {status} to the eligibility question{why}")));
     }
     let answer: Answer = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadGateway(format!("the insurer's answer is not as expected: {e}")))?;

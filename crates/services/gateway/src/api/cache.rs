@@ -29,6 +29,9 @@ use medcov_cache::{Bytes, Cache};
 use medcov_security::{Principal, Scope};
 
 const CACHE_TAG: &str = "cache-tag";
+/// The largest answer kept (by its known length); larger ones, or ones of unknown length,
+/// pass through uncached.
+const MAX_KEPT: usize = 1024 * 1024;
 const X_CACHE: &str = "x-cache";
 
 /// Who is asking, as far as answers can differ.
@@ -173,7 +176,7 @@ impl Lookup {
     }
 
     /// Keeps what the service allowed of its answer; returns the answer for the client.
-    pub async fn store(&self, cache: &dyn Cache, response: Response, body_limit: usize) -> Response {
+    pub async fn store(&self, cache: &dyn Cache, response: Response) -> Response {
         let directives = Directives::of(response.headers());
         let (mut parts, body) = response.into_parts();
         parts.headers.remove(CACHE_TAG);
@@ -183,10 +186,15 @@ impl Lookup {
                 || (self.method == Method::GET
                     && directives.max_age.is_some_and(|s| s > 0)
                     && !directives.tags.is_empty()));
-        if !worth {
+        // An answer too large to keep passes through untouched.
+        let length = axum::body::HttpBody::size_hint(&body)
+            .exact()
+            .and_then(|l| usize::try_from(l).ok())
+            .or_else(|| parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()));
+        if !worth || length.is_none_or(|l| l > MAX_KEPT) {
             return Response::from_parts(parts, body);
         }
-        let Ok(bytes) = axum::body::to_bytes(body, body_limit).await else {
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_KEPT).await else {
             return problem_too_large();
         };
         let stored = encode(parts.status, &parts.headers, &bytes);

@@ -152,7 +152,10 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
     let raw_path = request.uri().path();
     let rest = raw_path.get("/api/".len() + service.len()..).unwrap_or("");
     let path = if rest.is_empty() { "/".to_owned() } else { rest.to_owned() };
-    if path == "/metrics" {
+    if path.contains("//") {
+        return Err(ApiError::NotFound(format!("no such path: /api/{service}{path}")));
+    }
+    if path == "/metrics" || path.starts_with("/metrics?") {
         return Err(ApiError::NotFound("metrics are served on each service's own port".into()));
     }
     let ip = client_ip(&request);
@@ -222,7 +225,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
             None => answer,
         },
         (Ok(answer), Some(lookup)) => {
-            let answer = lookup.store(cache, answer, state.body_limit).await;
+            let answer = lookup.store(cache, answer).await;
             if answer.headers().contains_key("x-cache") {
                 counted("miss");
             }

@@ -102,7 +102,12 @@ pub async fn middleware(State(state): State<Idempotency>, request: Request, next
                 response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
                 response
             }
-            None => next.run(request).await,
+            // Unreadable (written by another version): running it again could repeat its effect.
+            None => ApiError::Conflict(
+                "the first answer under this Idempotency-Key cannot be read back; check the outcome before retrying with a new key"
+                    .into(),
+            )
+            .into_response(),
         },
         Ok(Claim::Claimed(ticket)) => {
             let response = next.run(request).await;

@@ -162,10 +162,12 @@ impl Insurer {
     }
 
     async fn eligibility(&self, number: &str, services: Value) -> Value {
-        let (status, answer) = self
-            .call(Method::POST, "/eligibility", &self.biller, Some(json!({"member_number": number, "date": service_day(), "hospital_id": self.hospital, "services": services})))
-            .await;
+        let body = json!({"member_number": number, "date": service_day(), "hospital_id": self.hospital, "services": services});
+        let (status, headers, answer) =
+            self.app.call(Method::POST, "/api/insurance/eligibility", Some(&self.biller), Some(body)).await;
         assert_eq!(status, 200, "{answer}");
+        // The gateway may stand in with this answer for a day while insurance cannot answer.
+        assert_eq!(headers["cache-control"], "private, no-cache, stale-if-error=86400");
         answer
     }
 }

@@ -375,9 +375,9 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     assert_eq!(status, 404);
 }
 
-async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) {
-    let mut c = clinic(&env).await;
-    // An insurer whose plan covers consultations (co-payment 500.00) and tests (20 %).
+/// An insurer whose plan covers consultations (co-payment 500.00) and tests (20 %) at the
+/// clinic, and an active member of it: (insurer, member number).
+async fn insured_member(c: &Clinic) -> (Value, String) {
     let (_, insurer) = c
         .call(
             Method::POST,
@@ -411,6 +411,12 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     )
     .await;
     let number = policy["members"][0]["member_number"].as_str().unwrap().to_owned();
+    (insurer, number)
+}
+
+async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) {
+    let mut c = clinic(&env).await;
+    let (insurer, number) = insured_member(&c).await;
 
     let patient = c.patient(Some(&number)).await;
     c.encounter(&patient).await;
@@ -607,6 +613,52 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
         (Some(250_000), Some(50_000)),
         "{split}"
     );
+    c.app.stop().await;
+}
+
+/// Encounter to settlement with MedCov stopped right after the encounter closes and started
+/// again: the flow picks up where the bus and the outboxes left it, and every effect happens
+/// once (one invoice, one claim, one split, one journal).
+async fn an_insured_encounter_finishes_once_across_a_restart(env: TestEnv) {
+    let mut c = clinic(&env).await;
+    let (_, number) = insured_member(&c).await;
+    let patient = c.patient(Some(&number)).await;
+    c.encounter(&patient).await;
+    // Stop at once: the encounter's event may be in the outbox, on the bus, or half handled.
+    if let Some(running) = c.app.running.take() {
+        running.shutdown().await;
+    }
+    c.app = App::start(env.config.clone(), "all").await;
+
+    let invoice = c.invoices(&patient, 1).await.remove(0);
+    let id = invoice["id"].as_str().unwrap().to_owned();
+    let mut split = Value::Null;
+    for _ in 0..150 {
+        let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
+        if now["split_source"] == "claim" && now["status"] == "issued" {
+            split = now;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (split["insurer_share"].as_i64(), split["patient_share"].as_i64()),
+        (Some(450_000), Some(100_000)),
+        "{split}"
+    );
+    // Give any duplicate a chance to show, then count.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (_, invoices) =
+        c.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &c.biller, None).await;
+    assert_eq!(invoices.as_array().map(Vec::len), Some(1), "one invoice: {invoices}");
+    let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
+    let theirs: Vec<&Value> =
+        claims.as_array().unwrap().iter().filter(|cl| cl["reference"] == invoice["number"]).collect();
+    assert_eq!(theirs.len(), 1, "one claim: {claims}");
+    assert_eq!(theirs[0]["status"], "adjudicated");
+    let report = c.reconciled().await;
+    assert_eq!(balance(&report, "insurer_receivable"), 450_000);
+    assert_eq!(balance(&report, "patient_receivable"), 100_000);
     c.app.stop().await;
 }
 
@@ -1007,6 +1059,7 @@ async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env:
 }
 
 medcov_testkit::backend_suite!(
+    an_insured_encounter_finishes_once_across_a_restart,
     an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart,
     an_encounter_is_invoiced_once_and_paid_without_double_charges,
     an_insured_encounter_is_claimed_split_issued_and_settled,

@@ -162,7 +162,8 @@ impl Insurer {
     }
 
     async fn eligibility(&self, number: &str, services: Value) -> Value {
-        let body = json!({"member_number": number, "date": service_day(), "hospital_id": self.hospital, "services": services});
+        let body =
+            json!({"member_number": number, "date": service_day(), "hospital_id": self.hospital, "services": services});
         let (status, headers, answer) =
             self.app.call(Method::POST, "/api/insurance/eligibility", Some(&self.biller), Some(body)).await;
         assert_eq!(status, 200, "{answer}");

@@ -552,6 +552,49 @@ async fn inconsistent_input_is_refused_with_the_field(env: TestEnv) {
 
 /// Registering a patient with member numbers asks their insurers: the desk sees, for each
 /// number, covered or why not.
+/// Patient registration with coverage, with MedCov stopped right after the registration and
+/// started again: the insurer's answer arrives once, whatever was in flight.
+async fn member_verification_finishes_once_across_a_restart(env: TestEnv) {
+    let mut f = insurer(&env).await;
+    let plan = f.plan(rules(&f.hospital)).await;
+    let (policy, number) = f.policy(&plan).await;
+    f.call(
+        Method::POST,
+        &format!("/policies/{}/status", policy["id"].as_str().unwrap()),
+        &f.insurer_admin,
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    let members = json!([{"insurer_id": f.insurer, "member_number": number}, {"insurer_id": f.insurer, "member_number": "AAR-0000000100"}]);
+    let (status, _, patient) = f
+        .app
+        .call(Method::POST, "/api/hospital/patients", Some(&f.admin), Some(json!({"hospital_id": f.hospital, "given_name": "Restart", "family_name": "Verified", "date_of_birth": "1988-04-12", "sex": "female", "member_numbers": members})))
+        .await;
+    assert_eq!(status, 201, "{patient}");
+    if let Some(running) = f.app.running.take() {
+        running.shutdown().await;
+    }
+    f.app = App::start(env.config.clone(), "all").await;
+    let path = format!("/api/hospital/patients/{}/coverage", patient["id"].as_str().unwrap());
+    let mut answers = Value::Null;
+    for _ in 0..150 {
+        answers = f.app.call(Method::GET, &path, Some(&f.admin), None).await.2;
+        if answers.as_array().is_some_and(|a| a.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Give a duplicate a chance to show, then look again.
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let answers_now = f.app.call(Method::GET, &path, Some(&f.admin), None).await.2;
+    assert_eq!(answers_now, answers, "nothing changed after the answer");
+    let statuses: Vec<&str> =
+        answers.as_array().expect("answers").iter().filter_map(|a| a["status"].as_str()).collect();
+    assert_eq!(statuses.len(), 2, "{answers}");
+    assert!(statuses.contains(&"covered") && statuses.contains(&"invalid"), "{answers}");
+    f.app.stop().await;
+}
+
 async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
     let f = insurer(&env).await;
     let plan = f.plan(rules(&f.hospital)).await;
@@ -611,6 +654,7 @@ async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
 }
 
 medcov_testkit::backend_suite!(
+    member_verification_finishes_once_across_a_restart,
     a_registered_patients_member_numbers_are_verified,
     a_claim_is_adjudicated_to_the_cent_and_reversed,
     preauthorisations_reserve_and_are_used_by_claims,

@@ -595,6 +595,96 @@ async fn member_verification_finishes_once_across_a_restart(env: TestEnv) {
     f.app.stop().await;
 }
 
+/// The patient-registration saga, orchestrated by the hospital service: completed (verified,
+/// linked, account opened), failed at the first step (self-pay, the desk told why), and
+/// compensated after linking when billing does not answer (the link undone).
+async fn the_registration_saga_completes_fails_and_compensates(env: TestEnv) {
+    let mut f = insurer(&env).await;
+    let plan = f.plan(rules(&f.hospital)).await;
+    let (policy, number) = f.policy(&plan).await;
+    f.call(
+        Method::POST,
+        &format!("/policies/{}/status", policy["id"].as_str().unwrap()),
+        &f.insurer_admin,
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    let register = async |app: &App, given: &str, numbers: &[&str]| {
+        let members: Vec<Value> =
+            numbers.iter().map(|n| json!({"insurer_id": f.insurer, "member_number": n})).collect();
+        let (status, _, patient) = app
+            .call(Method::POST, "/api/hospital/patients", Some(&f.admin), Some(json!({"hospital_id": f.hospital, "given_name": given, "family_name": "Saga", "date_of_birth": "1990-02-02", "sex": "male", "member_numbers": members})))
+            .await;
+        assert_eq!(status, 201, "{patient}");
+        patient["id"].as_str().unwrap().to_owned()
+    };
+    let ended = async |app: &App, patient: &str, state: &str| -> Value {
+        for _ in 0..150 {
+            let (_, _, list) =
+                app.call(Method::GET, &format!("/api/hospital/sagas?state={state}"), Some(&f.admin), None).await;
+            if let Some(saga) = list.as_array().and_then(|l| l.iter().find(|s| s["subject_id"] == patient)) {
+                let path = format!("/api/hospital/sagas/{}", saga["id"].as_str().unwrap());
+                return app.call(Method::GET, &path, Some(&f.admin), None).await.2;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no {state} saga for {patient}");
+    };
+    let moves = |saga: &Value| -> Vec<(String, String)> {
+        saga["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["to_state"].as_str().unwrap().to_owned(), t["step"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+
+    // Covered: verified and linked, then the account opened.
+    let covered = register(&f.app, "Covered", &[&number]).await;
+    let saga = ended(&f.app, &covered, "completed").await;
+    assert_eq!(
+        moves(&saga),
+        [pair("running", "verify_member"), pair("running", "open_account"), pair("completed", "open_account")],
+        "{saga}"
+    );
+    assert_eq!(saga["kind"], "patient_registration");
+    assert_eq!(saga["data"]["results"]["verify_member"]["members"][0]["status"], "covered", "{saga}");
+    assert!(saga["data"]["results"]["open_account"]["opened_at"].is_string(), "{saga}");
+
+    // No covered number: the first step fails, nothing to undo; the desk sees why.
+    let self_pay = register(&f.app, "SelfPay", &["AAR-0000000100"]).await;
+    let saga = ended(&f.app, &self_pay, "compensated").await;
+    assert_eq!(moves(&saga), [pair("running", "verify_member"), pair("compensated", "verify_member")], "{saga}");
+    assert!(saga["data"]["failure"].as_str().unwrap().contains("no member number is covered"), "{saga}");
+    let (_, _, coverage) =
+        f.app.call(Method::GET, &format!("/api/hospital/patients/{self_pay}/coverage"), Some(&f.admin), None).await;
+    assert_eq!(coverage[0]["status"], "invalid", "{coverage}");
+
+    // Billing is down: the account step times out, and the link made before it is undone.
+    if let Some(running) = f.app.running.take() {
+        running.shutdown().await;
+    }
+    let mut config = env.config.clone();
+    config.events.saga_step_timeout_ms = 1_000;
+    let app = App::start(config, "auth,hospital,insurance,gateway").await;
+    let stranded = register(&app, "Stranded", &[&number]).await;
+    let saga = ended(&app, &stranded, "compensated").await;
+    assert_eq!(
+        moves(&saga),
+        [
+            pair("running", "verify_member"),
+            pair("running", "open_account"),
+            pair("compensating", "verify_member"),
+            pair("compensated", "verify_member")
+        ],
+        "{saga}"
+    );
+    assert!(saga["data"]["failure"].as_str().unwrap().contains("open_account did not answer in time"), "{saga}");
+    assert_eq!(saga["data"]["compensations"]["verify_member"]["unlinked"], 1, "{saga}");
+    app.stop().await;
+}
+
 async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
     let f = insurer(&env).await;
     let plan = f.plan(rules(&f.hospital)).await;
@@ -654,6 +744,7 @@ async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
 }
 
 medcov_testkit::backend_suite!(
+    the_registration_saga_completes_fails_and_compensates,
     member_verification_finishes_once_across_a_restart,
     a_registered_patients_member_numbers_are_verified,
     a_claim_is_adjudicated_to_the_cent_and_reversed,

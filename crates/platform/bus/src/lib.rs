@@ -19,6 +19,7 @@
 
 pub mod consumer;
 pub mod inbox;
+pub mod orchestrator;
 pub mod redis_bus;
 pub mod relay;
 pub mod saga;
@@ -31,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+#[doc(hidden)]
+pub use medcov_store as __store;
 #[doc(hidden)]
 pub use sqlx as __sqlx;
 #[doc(hidden)]

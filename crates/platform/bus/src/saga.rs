@@ -71,7 +71,8 @@ pub struct Transition {
     pub note: Option<String>,
 }
 
-type Row = (
+#[doc(hidden)]
+pub type Row = (
     Uuid,
     String,
     Uuid,
@@ -84,9 +85,11 @@ type Row = (
     OffsetDateTime,
 );
 
-const COLUMNS: &str = "id, kind, subject_id, tenant_id, state, step, deadline_at, data, created_at, updated_at";
+#[doc(hidden)]
+pub const COLUMNS: &str = "id, kind, subject_id, tenant_id, state, step, deadline_at, data, created_at, updated_at";
 
-fn saga((id, kind, subject_id, tenant_id, state, step, deadline_at, data, created_at, updated_at): Row) -> Saga {
+#[doc(hidden)]
+pub fn saga((id, kind, subject_id, tenant_id, state, step, deadline_at, data, created_at, updated_at): Row) -> Saga {
     Saga {
         id,
         kind,
@@ -140,6 +143,23 @@ macro_rules! start_saga {
 }
 
 /// The instance of `kind` for `subject`, if any.
+/// A saga read inside the caller's transaction `$tx`; evaluates to `Result<Option<Saga>>`.
+#[macro_export]
+macro_rules! saga_get_in {
+    ($tx:expr, $id:expr) => {
+        async {
+            let sql = format!("SELECT {} FROM sagas WHERE id = $1", $crate::saga::COLUMNS);
+            let row: Option<$crate::saga::Row> = $crate::__sqlx::query_as($crate::__sqlx::AssertSqlSafe(sql))
+                .bind($id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            Ok::<_, $crate::__sqlx::Error>(row.map($crate::saga::saga))
+        }
+        .await
+    };
+}
+pub use saga_get_in as get_in;
+
 pub async fn find(db: &Database, kind: &str, subject: Uuid) -> Result<Option<Saga>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM sagas WHERE kind = $1 AND subject_id = $2");
     let row: Option<Row> = on_pool!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))

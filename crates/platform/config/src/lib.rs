@@ -237,6 +237,9 @@ pub struct EventsConfig {
     pub retry_max_ms: u64,
     /// How often each service trims its stream of what every consumer group is done with.
     pub trim_interval_s: u64,
+    /// How long an orchestrated saga waits for a step's reply before it fails the step and
+    /// compensates (and between retries of a compensation).
+    pub saga_step_timeout_ms: u64,
 }
 
 impl Default for EventsConfig {
@@ -247,6 +250,7 @@ impl Default for EventsConfig {
             retry_base_ms: 1_000,
             retry_max_ms: 300_000,
             trim_interval_s: 60,
+            saga_step_timeout_ms: 30_000,
         }
     }
 }
@@ -504,6 +508,7 @@ impl Config {
             ("events.max_deliveries", events.max_deliveries),
             ("events.retry_base_ms", events.retry_base_ms),
             ("events.trim_interval_s", events.trim_interval_s),
+            ("events.saga_step_timeout_ms", events.saga_step_timeout_ms),
         ] {
             if value == 0 {
                 return Err(setting(key, "must be at least 1"));

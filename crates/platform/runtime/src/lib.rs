@@ -10,6 +10,7 @@
 //! - [`redis`]: the shared, lazily connected Redis handle.
 //! - [`checks`]: readiness checks for the database and Redis.
 //! - [`events`]: the event log and bus operations every service with an outbox serves.
+//! - [`sagas`]: `/sagas`, the flows a service orchestrates.
 //! - [`idempotency`]: the Idempotency-Key middleware on every service's mutating endpoints.
 //!
 //! A service with an outbox also gets its outbox relay and the trimming of its stream as
@@ -22,6 +23,7 @@ pub mod context;
 pub mod events;
 pub mod idempotency;
 pub mod redis;
+pub mod sagas;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -2,7 +2,8 @@
 //! runtime of `medcov-bus` runs the loop, reclaims and dead-letters):
 //!
 //! - [`Encounters`] (group `billing` on `hospital`): `encounter_completed` drafts the
-//!   encounter's invoice, priced from the price list valid on the date of service.
+//!   encounter's invoice, priced from the price list valid on the date of service; the
+//!   patient-registration saga's `open_account` command opens the patient's account.
 //! - [`Insurance`] (group `billing` on `insurance`): `claim_adjudicated` for an invoice of ours
 //!   (the claim's reference is the invoice number) splits its lines into insurer and patient
 //!   shares; `policy_created` invoices the premium; `policy_cancelled` voids an unpaid premium
@@ -62,9 +63,38 @@ struct EncounterCompleted {
 
 pub struct Encounters(pub Arc<BillingStore>);
 
+/// The patient-registration saga's last step: the patient's account is opened (once).
+async fn open_account(
+    store: &BillingStore,
+    envelope: &Envelope,
+    command: &medcov_bus::orchestrator::Command,
+) -> Result<(), String> {
+    #[derive(Deserialize)]
+    struct Input {
+        patient_id: Uuid,
+        hospital_id: Uuid,
+    }
+    let input: Input = serde_json::from_value(command.data["input"].clone())
+        .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+    if command.command != "open_account" {
+        return Err(format!("the registration saga asked billing for `{}`, which it does not do", command.command));
+    }
+    let reply = |opened_at: OffsetDateTime| {
+        let data = serde_json::json!({"patient_id": input.patient_id, "opened_at": opened_at.to_string()});
+        command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
+    };
+    store
+        .open_account(input.patient_id, input.hospital_id, reply, &actor(envelope), ("billing.saga", envelope.id))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 impl Handler for Encounters {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            if let Some(command) = medcov_bus::orchestrator::Command::addressed(envelope, "billing") {
+                return open_account(&self.0, envelope, &command).await;
+            }
             if envelope.event_type != "hospital.encounter_completed.v1" {
                 return Ok(());
             }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod sagas;
 pub mod store;
 pub mod workers;
 
@@ -30,9 +31,14 @@ pub fn spec() -> ServiceSpec {
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let database = context.require_database()?;
     // Every instance must see the same invalidations: with Redis, the cache lives there.
-    let store = Arc::new(store::HospitalStore::with_cache(database, context.cache()));
+    let timeout = std::time::Duration::from_millis(context.config.events.saga_step_timeout_ms);
+    let store = Arc::new(store::HospitalStore::with_cache(database, context.cache()).with_step_timeout(timeout));
     context.consume("insurance", "hospital", Arc::new(workers::Insurance(store.clone())));
+    context.consume("billing", "hospital", Arc::new(workers::Billing(store.clone())));
+    let every = std::time::Duration::from_secs(1).min(timeout);
+    context.tasks.spawn(sagas::run(store.clone(), context.metrics.clone(), every, context.shutdown.clone()));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
-    let router = api::router(store).layer(axum::Extension(context.verifier()));
+    let sagas = medcov_runtime::sagas::router(store.database().clone());
+    let router = api::router(store).merge(sagas).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })
 }

@@ -1,7 +1,10 @@
 //! The consumers of the hospital service:
 //!
 //! - [`Insurance`] (group `hospital` on `insurance`): `member_verified` records what the insurer
-//!   answered about each member number of a patient (covered, or why not), for the desk.
+//!   answered about each member number of a patient (covered, or why not), for the desk; and
+//!   the insurer's replies to the registration saga (whose verification answers are recorded
+//!   the same way).
+//! - [`Billing`] (group `hospital` on `billing`): billing's replies to the registration saga.
 //!
 //! Each event is recorded in the inbox with its effect.
 
@@ -37,11 +40,60 @@ pub struct Insurance(pub Arc<HospitalStore>);
 impl Handler for Insurance {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            if envelope.event_type == "insurance.saga_reply.v1" {
+                return reply(&self.0, envelope).await;
+            }
             if envelope.event_type != "insurance.member_verified.v1" {
                 return Ok(());
             }
             let event: MemberVerified = serde_json::from_value(envelope.payload.clone())
                 .map_err(|e| format!("a member_verified payload this service cannot read: {e}"))?;
+            record(&self.0, envelope.id, event).await
+        })
+    }
+}
+
+pub struct Billing(pub Arc<HospitalStore>);
+
+impl Handler for Billing {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if envelope.event_type == "billing.saga_reply.v1" {
+                return reply(&self.0, envelope).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A reply to the registration saga: the saga moves on (once per reply), and the insurer's
+/// answers about the member numbers are recorded for the desk, whatever the outcome.
+async fn reply(store: &HospitalStore, envelope: &Envelope) -> Result<(), String> {
+    use medcov_bus::orchestrator::{self, Handled, Reply};
+    let actor = medcov_runtime::event_actor(envelope);
+    let handled = orchestrator::on_reply(store.database(), store.registration(), "hospital.sagas", envelope, &actor)
+        .await
+        .map_err(|e| e.to_string())?;
+    match &handled {
+        Handled::Completed(saga) => tracing::info!(saga = %saga.id, "patient registration saga completed"),
+        Handled::Compensated { saga, reason } => {
+            tracing::info!(saga = %saga.id, %reason, "patient registration saga compensated")
+        }
+        _ => {}
+    }
+    let reply: Reply =
+        serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
+    if reply.command == "verify_and_link"
+        && let Ok(answers) = serde_json::from_value::<MemberVerified>(reply.data)
+    {
+        record(store, envelope.id, answers).await?;
+    }
+    Ok(())
+}
+
+async fn record(store: &HospitalStore, event_id: Uuid, event: MemberVerified) -> Result<(), String> {
+    {
+        {
             let answers: Vec<Coverage> = event
                 .members
                 .into_iter()
@@ -54,7 +106,7 @@ impl Handler for Insurance {
                     checked_on: event.checked_on,
                 })
                 .collect();
-            self.0.record_coverage(envelope.id, event.patient_id, &answers).await.map_err(|e| e.to_string())
-        })
+            store.record_coverage(event_id, event.patient_id, &answers).await.map_err(|e| e.to_string())
+        }
     }
 }

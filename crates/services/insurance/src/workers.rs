@@ -7,9 +7,11 @@
 //!   - `payment_completed` that settles an invoice's insurer share marks its claim paid;
 //!   - `invoice_voided` withdraws the invoice's claim, reversing its adjudication.
 //!
-//! - [`Hospital`] (group `insurance` on `hospital`): `patient_registered` and
-//!   `patient_updated` are answered, for each member number on the record, with
-//!   `member_verified`: covered today, or why not (`invalid`, `unknown`, `not_covered`).
+//! - [`Hospital`] (group `insurance` on `hospital`): the patient-registration saga's commands:
+//!   `verify_and_link` checks each member number (covered today, or why not: `invalid`,
+//!   `unknown`, `not_covered`) and links the covered members to the patient, failing when none
+//!   is covered; `unlink` undoes the links. `patient_updated` is answered with
+//!   `member_verified`, for each member number on the record.
 //!
 //! A repeated delivery changes nothing: the inbox, the claim reference, or the claim's state
 //! (a paid claim is not paid again) stop it.
@@ -26,6 +28,11 @@ use crate::domain::plan::VisitType;
 use crate::domain::policy::PolicyStatus;
 use crate::store::claims::{ClaimLine, ClaimStatus, NewClaim};
 use crate::store::{Event, InsuranceStore, StoreError};
+use medcov_bus::orchestrator::Command;
+use std::ops::Not;
+
+/// The type of this service's replies to sagas.
+const REPLY: &str = "insurance.saga_reply.v1";
 
 #[derive(Deserialize)]
 struct PremiumPaid {
@@ -204,40 +211,17 @@ pub struct Hospital(pub Arc<InsuranceStore>);
 impl Handler for Hospital {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            if !matches!(envelope.event_type.as_str(), "hospital.patient_registered.v1" | "hospital.patient_updated.v1")
-            {
+            if let Some(command) = Command::addressed(envelope, "insurance") {
+                return self.command(envelope, &command).await;
+            }
+            // A registration is verified by the registration saga's command; a change of the
+            // member numbers is answered here.
+            if envelope.event_type != "hospital.patient_updated.v1" {
                 return Ok(());
             }
             let record: PatientRecord = read(envelope)?;
-            let today = time::OffsetDateTime::now_utc().date();
-            let mut answers = Vec::new();
-            for member in &record.member_numbers {
-                let number = member.member_number.trim();
-                let (status, reason, coverage) = if !crate::domain::policy::member_number_valid(number) {
-                    ("invalid", Some("the check digits do not match".to_owned()), None)
-                } else {
-                    match self.0.coverage(number, today).await.map_err(|e| e.to_string())? {
-                        None => ("unknown", Some("no member has this number".to_owned()), None),
-                        Some(coverage) => match coverage.cover.on(today) {
-                            Ok(()) => ("covered", None, Some(coverage)),
-                            Err(crate::domain::policy::NotCovered::NoActivePolicy) => {
-                                ("not_covered", Some("no_active_policy".to_owned()), Some(coverage))
-                            }
-                            Err(crate::domain::policy::NotCovered::MemberInactive) => {
-                                ("not_covered", Some("member_inactive".to_owned()), Some(coverage))
-                            }
-                        },
-                    }
-                };
-                answers.push(serde_json::json!({
-                    "member_number": number,
-                    "status": status,
-                    "reason": reason,
-                    "insurer_id": coverage.as_ref().map(|c| c.policy.insurer_id),
-                    "policy_id": coverage.as_ref().map(|c| c.policy.id),
-                    "member_id": coverage.as_ref().map(|c| c.member.member_id),
-                }));
-            }
+            let numbers: Vec<&str> = record.member_numbers.iter().map(|m| m.member_number.trim()).collect();
+            let (today, answers, _) = self.answers(&numbers).await?;
             if answers.is_empty() {
                 return Ok(());
             }
@@ -253,5 +237,93 @@ impl Handler for Hospital {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+impl Hospital {
+    /// What the insurer says of each member number today: the answers, and the members covered.
+    async fn answers(&self, numbers: &[&str]) -> Result<(time::Date, Vec<serde_json::Value>, Vec<Uuid>), String> {
+        let today = time::OffsetDateTime::now_utc().date();
+        let mut answers = Vec::new();
+        let mut covered = Vec::new();
+        for number in numbers {
+            let (status, reason, coverage) = if !crate::domain::policy::member_number_valid(number) {
+                ("invalid", Some("the check digits do not match".to_owned()), None)
+            } else {
+                match self.0.coverage(number, today).await.map_err(|e| e.to_string())? {
+                    None => ("unknown", Some("no member has this number".to_owned()), None),
+                    Some(coverage) => match coverage.cover.on(today) {
+                        Ok(()) => ("covered", None, Some(coverage)),
+                        Err(crate::domain::policy::NotCovered::NoActivePolicy) => {
+                            ("not_covered", Some("no_active_policy".to_owned()), Some(coverage))
+                        }
+                        Err(crate::domain::policy::NotCovered::MemberInactive) => {
+                            ("not_covered", Some("member_inactive".to_owned()), Some(coverage))
+                        }
+                    },
+                }
+            };
+            if status == "covered"
+                && let Some(c) = &coverage
+            {
+                covered.push(c.member.member_id);
+            }
+            answers.push(serde_json::json!({
+                "member_number": number,
+                "status": status,
+                "reason": reason,
+                "insurer_id": coverage.as_ref().map(|c| c.policy.insurer_id),
+                "policy_id": coverage.as_ref().map(|c| c.policy.id),
+                "member_id": coverage.as_ref().map(|c| c.member.member_id),
+            }));
+        }
+        Ok((today, answers, covered))
+    }
+
+    /// A step of the patient-registration saga: verify the member numbers and link the covered
+    /// members to the patient (failing when none is covered), or undo the links.
+    async fn command(&self, envelope: &Envelope, command: &Command) -> Result<(), String> {
+        let input: PatientRecord = serde_json::from_value(command.data["input"].clone())
+            .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+        let inbox = ("insurance.saga", envelope.id);
+        let actor = actor(envelope);
+        match command.command.as_str() {
+            "verify_and_link" => {
+                let numbers: Vec<&str> = input.member_numbers.iter().map(|m| m.member_number.trim()).collect();
+                let (today, answers, covered) = self.answers(&numbers).await?;
+                let reason = (covered.is_empty()).then(|| {
+                    let why: Vec<String> = answers
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "{}: {}",
+                                a["member_number"].as_str().unwrap_or(""),
+                                a["reason"].as_str().or(a["status"].as_str()).unwrap_or("")
+                            )
+                        })
+                        .collect();
+                    format!("no member number is covered today ({})", why.join("; "))
+                });
+                let data = serde_json::json!({"patient_id": input.patient_id, "hospital_id": input.hospital_id, "checked_on": today.to_string(), "members": answers});
+                let reply = command.reply(REPLY, input.hospital_id, covered.is_empty().not(), reason, data);
+                self.0
+                    .link_members(input.patient_id, input.hospital_id, &covered, &reply, &actor, inbox)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            "unlink" => {
+                let reply = |removed: u64| {
+                    command.reply(
+                        REPLY,
+                        input.hospital_id,
+                        true,
+                        None,
+                        serde_json::json!({"patient_id": input.patient_id, "unlinked": removed}),
+                    )
+                };
+                self.0.unlink_patient(input.patient_id, reply, &actor, inbox).await.map_err(|e| e.to_string())
+            }
+            other => Err(format!("the registration saga asked insurance for `{other}`, which it does not do")),
+        }
     }
 }

@@ -843,6 +843,43 @@ impl BillingStore {
         Ok(on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(invoice).fetch_all(pool).await)?)
     }
 
+    /// Opens `patient`'s account (kept as it is when it exists) and writes the reply built from
+    /// its opening time, once per command (`inbox`).
+    pub async fn open_account(
+        &self,
+        patient: Uuid,
+        hospital: Uuid,
+        reply: impl Fn(OffsetDateTime) -> Event,
+        actor: &Actor,
+        inbox: (&'static str, Uuid),
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            if !medcov_bus::record_once!(tx, inbox.0, inbox.1)? {
+                return Ok(());
+            }
+            sqlx::query(
+                "INSERT INTO patient_accounts (patient_id, hospital_id, opened_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (patient_id) DO NOTHING",
+            )
+            .bind(patient)
+            .bind(hospital)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let opened: OffsetDateTime =
+                sqlx::query_scalar("SELECT opened_at FROM patient_accounts WHERE patient_id = $1")
+                    .bind(patient)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            write_outbox!(tx, actor, reply(opened))?;
+            tx.commit().await
+        }
+        .await);
+        Ok(result?)
+    }
+
     /// Compares each account's journal balance with the same balance derived from invoices,
     /// premiums, payments, refunds and commissions, for some tenants (hospitals or insurers; all with
     /// `None`).

@@ -240,18 +240,35 @@ macro_rules! write_history_and_keys {
 pub struct HospitalStore {
     db: Database,
     cache: std::sync::Arc<dyn medcov_cache::Cache>,
+    registration: medcov_bus::orchestrator::Definition,
 }
 
 impl HospitalStore {
     /// A store with an in-process cache.
     pub fn new(db: Database) -> HospitalStore {
         let cache = medcov_cache::MemoryCache::new(10_000, std::time::Duration::from_secs(300));
-        HospitalStore { db, cache: std::sync::Arc::new(cache) }
+        HospitalStore::with_cache(db, std::sync::Arc::new(cache))
     }
 
     /// A store with the given cache (Redis when distributed).
     pub fn with_cache(db: Database, cache: std::sync::Arc<dyn medcov_cache::Cache>) -> HospitalStore {
-        HospitalStore { db, cache }
+        let registration = crate::sagas::registration(std::time::Duration::from_secs(30));
+        HospitalStore { db, cache, registration }
+    }
+
+    /// The registration saga's steps wait `timeout` for each reply.
+    pub fn with_step_timeout(mut self, timeout: std::time::Duration) -> HospitalStore {
+        self.registration = crate::sagas::registration(timeout);
+        self
+    }
+
+    /// The patient-registration saga.
+    pub fn registration(&self) -> &medcov_bus::orchestrator::Definition {
+        &self.registration
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     pub fn cache(&self) -> &dyn medcov_cache::Cache {
@@ -400,6 +417,15 @@ impl HospitalStore {
                 }),
             };
             write_outbox!(tx, actor, event)?;
+            // Coverage is verified, linked and the account opened by the registration saga.
+            if !details.member_numbers.is_empty() {
+                let input = serde_json::json!({
+                    "patient_id": patient.id,
+                    "hospital_id": hospital_id,
+                    "member_numbers": details.member_numbers,
+                });
+                medcov_bus::start_orchestrated!(tx, actor, self.registration, patient.id, hospital_id, input)?;
+            }
             tx.commit().await?;
             Ok(patient)
         });

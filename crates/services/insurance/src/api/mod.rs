@@ -5,7 +5,7 @@
 //! - `policies`: policies, their members, status changes and renewals.
 //! - `eligibility`: is a member covered, for what, and what would they pay.
 //! - `preauth`: pre-authorisation requests and decisions.
-//! - `sagas`: the flows this service orchestrates (the policy sale).
+//! - `/sagas` (from `medcov_runtime::sagas`): the flows this service orchestrates (the policy sale).
 //! - `claims`: submission, adjudication, review, overrides, reversal, payment.
 
 mod claims;
@@ -14,7 +14,6 @@ mod insurers;
 mod plans;
 mod policies;
 mod preauth;
-mod sagas;
 
 use std::sync::Arc;
 
@@ -43,7 +42,7 @@ pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
         .merge(policies::router(store.clone()))
         .merge(eligibility::router(store.clone()))
         .merge(preauth::router(store.clone()))
-        .merge(sagas::router(store.clone()))
+        .merge(medcov_runtime::sagas::router(store.database().clone()))
         .merge(claims::router(store))
 }
 

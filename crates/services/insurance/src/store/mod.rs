@@ -18,6 +18,7 @@ use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
 pub mod claims;
+pub mod links;
 pub mod plans;
 pub mod policies;
 

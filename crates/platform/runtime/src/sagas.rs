@@ -1,6 +1,6 @@
-//! `/sagas`: the flows this service orchestrates, with their state and every transition.
-
-use std::sync::Arc;
+//! `/sagas`: the flows a service orchestrates, with their state and every transition, for
+//! administrators and auditors within their tenant scope. Served by every service that
+//! orchestrates one (insurance: the policy sale; hospital: patient registration).
 
 use axum::extract::State;
 use medcov_bus::saga::{self, Saga, SagaState, Transition};
@@ -11,10 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::store::InsuranceStore;
+use medcov_store::Database;
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(list_sagas)).routes(routes!(get_saga)).with_state(store)
+pub fn router(db: Database) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(list_sagas)).routes(routes!(get_saga)).with_state(db)
 }
 
 /// Who watches flows.
@@ -34,12 +34,15 @@ pub struct SagaQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SagaView {
     pub id: Uuid,
-    /// `policy_sale`.
+    /// `policy_sale`, `patient_registration`.
     pub kind: String,
-    /// The policy (or other record) it follows.
+    /// The policy, patient (or other record) it follows.
     pub subject_id: Uuid,
     pub state: String,
     pub step: String,
+    /// What it carries: its input, each step's result, and the first failure.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub deadline_at: Option<String>,
     #[schema(value_type = String, format = DateTime)]
@@ -70,6 +73,7 @@ fn view(saga: Saga, transitions: Vec<Transition>) -> SagaView {
         subject_id: saga.subject_id,
         state: saga.state.as_str().to_owned(),
         step: saga.step,
+        data: saga.data,
         deadline_at: saga.deadline_at.map(rfc3339),
         created_at: rfc3339(saga.created_at),
         updated_at: rfc3339(saga.updated_at),
@@ -90,7 +94,8 @@ fn tenants(scope: &Scope) -> Option<Vec<Uuid>> {
     match scope {
         Scope::Platform => None,
         Scope::Insurer { insurer } => Some(vec![*insurer]),
-        _ => Some(Vec::new()),
+        Scope::Hospitals { hospitals } => Some(hospitals.clone()),
+        Scope::Own => Some(Vec::new()),
     }
 }
 
@@ -98,7 +103,7 @@ fn tenants(scope: &Scope) -> Option<Vec<Uuid>> {
 #[utoipa::path(get, path = "/sagas", tag = "sagas", params(SagaQuery),
     responses((status = 200, body = Vec<SagaView>), (status = 422, body = medcov_http::Problem)))]
 async fn list_sagas(
-    State(store): State<Arc<InsuranceStore>>,
+    State(db): State<Database>,
     Authorized(principal, _): Authorized<Watchers>,
     Query(query): Query<SagaQuery>,
 ) -> Result<Json<Vec<SagaView>>, ApiError> {
@@ -113,7 +118,7 @@ async fn list_sagas(
     };
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let tenants = tenants(&principal.scope);
-    let sagas = saga::list(store.database(), state, tenants.as_deref(), limit).await.map_err(ApiError::internal)?;
+    let sagas = saga::list(&db, state, tenants.as_deref(), limit).await.map_err(ApiError::internal)?;
     Ok(Json(sagas.into_iter().map(|s| view(s, Vec::new())).collect()))
 }
 
@@ -121,14 +126,16 @@ async fn list_sagas(
 #[utoipa::path(get, path = "/sagas/{id}", tag = "sagas",
     responses((status = 200, body = SagaView), (status = 404, body = medcov_http::Problem)))]
 async fn get_saga(
-    State(store): State<Arc<InsuranceStore>>,
+    State(db): State<Database>,
     Authorized(principal, _): Authorized<Watchers>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<SagaView>, ApiError> {
-    let (saga, log) = saga::get(store.database(), id)
+    let (saga, log) = saga::get(&db, id)
         .await
         .map_err(ApiError::internal)?
-        .filter(|(s, _)| s.tenant_id.is_some_and(|t| principal.scope.covers_insurer(t)))
+        .filter(|(s, _)| {
+            s.tenant_id.is_some_and(|t| principal.scope.covers_insurer(t) || principal.scope.covers_hospital(t))
+        })
         .ok_or_else(|| ApiError::NotFound("no such saga".into()))?;
     Ok(Json(view(saga, log)))
 }

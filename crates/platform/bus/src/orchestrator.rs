@@ -1,0 +1,520 @@
+//! The saga orchestrator: a saga definition is an ordered list of steps, each an action a
+//! service performs and, when it has an effect to undo, its compensation. The orchestrating
+//! service persists each instance (`sagas`, `saga_transitions`, see [`crate::saga`]) and
+//! drives it with **commands** it writes to its outbox (so they leave with the change that
+//! caused them) and **replies** the target services write to theirs:
+//!
+//! - a command is `<orchestrator>.saga_command.v1` with [`Command`]: the saga, the step, the
+//!   action (or compensation) and the saga's data; a target handles those addressed to it,
+//!   once (its inbox), and answers with a [`Reply`] (`<target>.saga_reply.v1`);
+//! - a successful reply moves the saga to the next step (its command goes out in the same
+//!   transaction) or completes it;
+//! - a failed reply, or a step past its deadline, turns the saga to `compensating`: the steps
+//!   done so far are compensated in reverse order (a step that timed out too, since its outcome
+//!   is unknown), each retried until it succeeds; then `compensated`, with the first failure as
+//!   the reason;
+//! - deadlines are durable timers: [`tick`] acts on the instances past theirs, so sagas resume
+//!   after a restart wherever they were.
+//!
+//! Replies are handled once ([`crate::record_once!`] in the same transaction), and every move is
+//! conditional on the state and step it leaves, so a duplicate or late reply changes nothing.
+
+use std::time::Duration;
+
+use medcov_store::outbox::{Actor, Event};
+use medcov_store::{Database, WritePool, on_pool};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Envelope;
+use crate::saga::{Saga, SagaState};
+
+/// One step of a saga.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub name: &'static str,
+    /// The service that performs it.
+    pub target: &'static str,
+    pub action: &'static str,
+    /// What undoes it; `None` when it has nothing to undo.
+    pub compensation: Option<&'static str>,
+    /// How long the target has to answer (and between retries of the compensation).
+    pub timeout: Duration,
+}
+
+/// A kind of saga.
+#[derive(Debug, Clone, Copy)]
+pub struct Definition {
+    pub kind: &'static str,
+    /// The orchestrator's command event type, `<service>.saga_command.v1`.
+    pub command_type: &'static str,
+    pub steps: &'static [Step],
+}
+
+/// What a command carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub saga_id: Uuid,
+    pub kind: String,
+    pub step: String,
+    /// The action, or the compensation.
+    pub command: String,
+    pub target: String,
+    pub subject_id: Uuid,
+    /// The saga's data: its input and each step's result so far.
+    pub data: serde_json::Value,
+}
+
+/// What a target answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub saga_id: Uuid,
+    pub step: String,
+    pub command: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Command {
+    /// The command in an envelope, if it is one for `target`.
+    pub fn addressed(envelope: &Envelope, target: &str) -> Option<Command> {
+        if !envelope.event_type.ends_with(".saga_command.v1") {
+            return None;
+        }
+        serde_json::from_value::<Command>(envelope.payload.clone()).ok().filter(|c| c.target == target)
+    }
+
+    /// The reply to this command, as an event of type `reply_type` (`<target>.saga_reply.v1`).
+    pub fn reply(
+        &self,
+        reply_type: &'static str,
+        tenant: Uuid,
+        ok: bool,
+        reason: Option<String>,
+        data: serde_json::Value,
+    ) -> Event {
+        let reply =
+            Reply { saga_id: self.saga_id, step: self.step.clone(), command: self.command.clone(), ok, reason, data };
+        Event {
+            event_type: reply_type,
+            aggregate_type: "saga",
+            aggregate_id: self.saga_id,
+            tenant_id: tenant,
+            payload: serde_json::to_value(reply).unwrap_or_default(),
+        }
+    }
+}
+
+impl Definition {
+    fn index(&self, step: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.name == step)
+    }
+
+    /// The command event for `step` of a saga.
+    pub fn command(&self, saga: &Saga, step: &Step, command: &str) -> Event {
+        let payload = Command {
+            saga_id: saga.id,
+            kind: self.kind.to_owned(),
+            step: step.name.to_owned(),
+            command: command.to_owned(),
+            target: step.target.to_owned(),
+            subject_id: saga.subject_id,
+            data: saga.data.clone(),
+        };
+        Event {
+            event_type: self.command_type,
+            aggregate_type: "saga",
+            aggregate_id: saga.id,
+            tenant_id: saga.tenant_id.unwrap_or_else(Uuid::nil),
+            payload: serde_json::to_value(payload).unwrap_or_default(),
+        }
+    }
+
+    /// The first step done before `index` (or `index` itself when `including`) that has a
+    /// compensation, walking back.
+    fn compensable_before(&self, index: usize, including: bool) -> Option<&Step> {
+        let end = if including { index + 1 } else { index };
+        self.steps[..end.min(self.steps.len())].iter().rev().find(|s| s.compensation.is_some())
+    }
+}
+
+/// Starts a saga of `$def` inside the caller's transaction `$tx`, at its first step, with its
+/// first command in the outbox. Evaluates to the saga's id.
+#[macro_export]
+macro_rules! start_orchestrated {
+    ($tx:expr, $actor:expr, $def:expr, $subject:expr, $tenant:expr, $input:expr) => {
+        async {
+            let def: &$crate::orchestrator::Definition = &$def;
+            let first = def.steps[0];
+            let now = $crate::__time::OffsetDateTime::now_utc();
+            let deadline = now + first.timeout;
+            let data = $crate::orchestrator::initial_data($input);
+            let id = $crate::start_saga!($tx, def.kind, $subject, Some($tenant), first.name, Some(deadline), data)?;
+            let saga = $crate::saga::Saga {
+                id,
+                kind: def.kind.to_owned(),
+                subject_id: $subject,
+                tenant_id: Some($tenant),
+                state: $crate::saga::SagaState::Running,
+                step: first.name.to_owned(),
+                deadline_at: Some(deadline),
+                data,
+                created_at: now,
+                updated_at: now,
+            };
+            $crate::__store::write_outbox!($tx, $actor, def.command(&saga, &first, first.action))?;
+            Ok::<_, $crate::__sqlx::Error>(id)
+        }
+        .await
+    };
+}
+
+/// A saga's data at its start: `{"input": ..., "results": {}, "compensations": {}}`; each
+/// step's successful reply lands in `results` (or `compensations`) under its name, and the
+/// first failure in `failure`.
+pub fn initial_data(input: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "input": input, "results": {}, "compensations": {} })
+}
+
+/// What handling a reply did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Handled {
+    /// Seen before.
+    Duplicate,
+    /// Not for a step the saga is at (late or stray): nothing changed.
+    Ignored,
+    Advanced,
+    Completed(Saga),
+    Compensating,
+    /// Ended after undoing what was done; the first failure is the reason.
+    Compensated {
+        saga: Saga,
+        reason: String,
+    },
+}
+
+/// The next move of a saga, decided without I/O.
+#[derive(Debug, Clone, PartialEq)]
+struct Move {
+    to: SagaState,
+    step: String,
+    deadline: Option<OffsetDateTime>,
+    /// The command to send with it: (step index, command).
+    command: Option<(usize, &'static str)>,
+    note: String,
+}
+
+/// Where a failure (at step `index`, `including` it when its outcome is unknown) leads.
+fn compensate(def: &Definition, index: usize, including: bool, now: OffsetDateTime, reason: &str) -> Move {
+    match def.compensable_before(index, including) {
+        Some(step) => Move {
+            to: SagaState::Compensating,
+            step: step.name.to_owned(),
+            deadline: Some(now + step.timeout),
+            command: def.index(step.name).zip(step.compensation),
+            note: format!("compensating {}: {reason}", step.name),
+        },
+        None => Move {
+            to: SagaState::Compensated,
+            step: def.steps[index].name.to_owned(),
+            deadline: None,
+            command: None,
+            note: reason.to_owned(),
+        },
+    }
+}
+
+fn decide(def: &Definition, saga: &Saga, reply: &Reply, now: OffsetDateTime) -> Option<Move> {
+    let index = def.index(&saga.step)?;
+    let step = def.steps[index];
+    if reply.step != saga.step {
+        return None;
+    }
+    match saga.state {
+        SagaState::Running if reply.command == step.action => {
+            if reply.ok {
+                Some(match def.steps.get(index + 1) {
+                    Some(next) => Move {
+                        to: SagaState::Running,
+                        step: next.name.to_owned(),
+                        deadline: Some(now + next.timeout),
+                        command: Some((index + 1, next.action)),
+                        note: format!("{} done", step.name),
+                    },
+                    None => Move {
+                        to: SagaState::Completed,
+                        step: step.name.to_owned(),
+                        deadline: None,
+                        command: None,
+                        note: "completed".into(),
+                    },
+                })
+            } else {
+                let reason = reply.reason.clone().unwrap_or_else(|| format!("{} failed", step.name));
+                Some(compensate(def, index, false, now, &reason))
+            }
+        }
+        SagaState::Compensating if Some(reply.command.as_str()) == step.compensation => {
+            if reply.ok {
+                let reason = failure(saga);
+                Some(compensate(def, index, false, now, &reason))
+            } else {
+                // Retried until it succeeds: the ticker sends it again at the deadline.
+                Some(Move {
+                    to: SagaState::Compensating,
+                    step: step.name.to_owned(),
+                    deadline: Some(now + step.timeout),
+                    command: None,
+                    note: format!(
+                        "compensation of {} failed, will retry: {}",
+                        step.name,
+                        reply.reason.clone().unwrap_or_default()
+                    ),
+                })
+            }
+        }
+        _ => None,
+    }
+}
+
+fn failure(saga: &Saga) -> String {
+    saga.data["failure"].as_str().unwrap_or("failed").to_owned()
+}
+
+/// Applies `mv` to `saga` inside `$tx`, only if the saga is still in the state and at the step
+/// it was read in; logs the transition and writes the move's command. Evaluates to whether it
+/// moved.
+macro_rules! apply {
+    ($tx:expr, $actor:expr, $def:expr, $saga:expr, $mv:expr, $now:expr) => {
+        async {
+            let (def, saga, mv): (&Definition, &Saga, &Move) = (&$def, &$saga, &$mv);
+            let done = sqlx::query(
+                "UPDATE sagas SET state = $1, step = $2, deadline_at = $3, data = $4, updated_at = $5 \
+                 WHERE id = $6 AND state = $7 AND step = $8",
+            )
+            .bind(mv.to.as_str())
+            .bind(&mv.step)
+            .bind(mv.deadline)
+            .bind(Json(&saga.data))
+            .bind($now)
+            .bind(saga.id)
+            .bind(saga.state.as_str())
+            .bind(&saga.step)
+            .execute(&mut *$tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok::<bool, sqlx::Error>(false);
+            }
+            sqlx::query(
+                "INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(saga.id)
+            .bind($now)
+            .bind(saga.state.as_str())
+            .bind(mv.to.as_str())
+            .bind(&mv.step)
+            .bind(&mv.note)
+            .execute(&mut *$tx)
+            .await?;
+            if let Some((index, command)) = mv.command {
+                medcov_store::write_outbox!($tx, $actor, def.command(saga, &def.steps[index], command))?;
+            }
+            Ok(true)
+        }
+        .await
+    };
+}
+
+/// Handles a reply for sagas of `def`, once per envelope (`consumer` names the inbox entry).
+pub async fn on_reply(
+    db: &Database,
+    def: &Definition,
+    consumer: &str,
+    envelope: &Envelope,
+    actor: &Actor,
+) -> Result<Handled, sqlx::Error> {
+    let Ok(reply) = serde_json::from_value::<Reply>(envelope.payload.clone()) else { return Ok(Handled::Ignored) };
+    let now = OffsetDateTime::now_utc();
+    let outcome: Result<Handled, sqlx::Error> = on_pool!(db, |pool| {
+        async {
+            let mut tx = pool.begin_write().await?;
+            if !crate::record_once!(tx, consumer, envelope.id)? {
+                return Ok(Handled::Duplicate);
+            }
+            let Some(mut saga) = crate::saga::get_in!(tx, reply.saga_id)? else {
+                tx.commit().await?;
+                return Ok(Handled::Ignored);
+            };
+            let Some(mv) = decide(def, &saga, &reply, now).filter(|_| saga.kind == def.kind) else {
+                tx.commit().await?;
+                return Ok(Handled::Ignored);
+            };
+            let book = if saga.state == SagaState::Compensating { "compensations" } else { "results" };
+            if reply.ok {
+                saga.data[book][saga.step.as_str()] = reply.data.clone();
+            } else if saga.data.get("failure").is_none() {
+                saga.data["failure"] = serde_json::Value::String(mv.note.clone());
+            }
+            if !apply!(tx, actor, def, saga, mv, now)? {
+                tx.commit().await?;
+                return Ok(Handled::Ignored);
+            }
+            tx.commit().await?;
+            let ended =
+                Saga { state: mv.to, step: mv.step.clone(), deadline_at: mv.deadline, updated_at: now, ..saga.clone() };
+            Ok(match mv.to {
+                SagaState::Running => Handled::Advanced,
+                SagaState::Compensating => Handled::Compensating,
+                SagaState::Completed => Handled::Completed(ended),
+                SagaState::Compensated => Handled::Compensated { reason: failure(&ended), saga: ended },
+            })
+        }
+        .await
+    });
+    outcome
+}
+
+/// Acts on the sagas of `def` past their deadline: a running step that did not answer fails
+/// (and is compensated itself, its outcome being unknown); a compensation is sent again.
+/// Returns the sagas that ended compensated.
+pub async fn tick(db: &Database, def: &Definition, actor: &Actor) -> Result<Vec<(Saga, String)>, sqlx::Error> {
+    let now = OffsetDateTime::now_utc();
+    let mut ended = Vec::new();
+    for mut saga in crate::saga::due(db, now, 100).await?.into_iter().filter(|s| s.kind == def.kind) {
+        let Some(index) = def.index(&saga.step) else { continue };
+        let step = def.steps[index];
+        let mv = match saga.state {
+            SagaState::Running => {
+                let reason = format!("{} did not answer in time", step.name);
+                if saga.data.get("failure").is_none() {
+                    saga.data["failure"] = serde_json::Value::String(reason.clone());
+                }
+                compensate(def, index, true, now, &reason)
+            }
+            SagaState::Compensating => Move {
+                to: SagaState::Compensating,
+                step: step.name.to_owned(),
+                deadline: Some(now + step.timeout),
+                command: step.compensation.map(|c| (index, c)),
+                note: format!("compensation of {} sent again", step.name),
+            },
+            _ => continue,
+        };
+        let moved: Result<bool, sqlx::Error> = on_pool!(db, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let moved = apply!(tx, actor, def, saga, mv, now)?;
+                tx.commit().await?;
+                Ok(moved)
+            }
+            .await
+        });
+        if moved? && mv.to == SagaState::Compensated {
+            let reason = failure(&saga);
+            ended.push((Saga { state: mv.to, ..saga }, reason));
+        }
+    }
+    Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEPS: [Step; 3] = [
+        Step {
+            name: "verify",
+            target: "insurance",
+            action: "verify",
+            compensation: Some("unlink"),
+            timeout: Duration::from_secs(30),
+        },
+        Step { name: "note", target: "hospital", action: "note", compensation: None, timeout: Duration::from_secs(30) },
+        Step {
+            name: "open",
+            target: "billing",
+            action: "open",
+            compensation: Some("close"),
+            timeout: Duration::from_secs(30),
+        },
+    ];
+    const DEF: Definition = Definition { kind: "test", command_type: "hospital.saga_command.v1", steps: &STEPS };
+
+    fn saga(state: SagaState, step: &str) -> Saga {
+        let now = OffsetDateTime::now_utc();
+        Saga {
+            id: Uuid::nil(),
+            kind: "test".into(),
+            subject_id: Uuid::nil(),
+            tenant_id: None,
+            state,
+            step: step.into(),
+            deadline_at: None,
+            data: initial_data(serde_json::json!({})),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn reply(step: &str, command: &str, ok: bool) -> Reply {
+        Reply {
+            saga_id: Uuid::nil(),
+            step: step.into(),
+            command: command.into(),
+            ok,
+            reason: Some("no".into()),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn successes_walk_forward_and_complete() {
+        let now = OffsetDateTime::now_utc();
+        let mv = decide(&DEF, &saga(SagaState::Running, "verify"), &reply("verify", "verify", true), now).unwrap();
+        assert_eq!((mv.to, mv.step.as_str(), mv.command), (SagaState::Running, "note", Some((1, "note"))));
+        let mv = decide(&DEF, &saga(SagaState::Running, "open"), &reply("open", "open", true), now).unwrap();
+        assert_eq!((mv.to, mv.command), (SagaState::Completed, None));
+    }
+
+    #[test]
+    fn a_failure_compensates_what_was_done_in_reverse_skipping_steps_without_one() {
+        let now = OffsetDateTime::now_utc();
+        // open fails: note has nothing to undo, verify is unlinked.
+        let mv = decide(&DEF, &saga(SagaState::Running, "open"), &reply("open", "open", false), now).unwrap();
+        assert_eq!((mv.to, mv.step.as_str(), mv.command), (SagaState::Compensating, "verify", Some((0, "unlink"))));
+        // The unlink done: nothing before it, compensated.
+        let mv = decide(&DEF, &saga(SagaState::Compensating, "verify"), &reply("verify", "unlink", true), now).unwrap();
+        assert_eq!((mv.to, mv.command), (SagaState::Compensated, None));
+        // The first step failing has nothing to undo.
+        let mv = decide(&DEF, &saga(SagaState::Running, "verify"), &reply("verify", "verify", false), now).unwrap();
+        assert_eq!(mv.to, SagaState::Compensated);
+    }
+
+    #[test]
+    fn a_failed_compensation_is_retried_and_stray_replies_change_nothing() {
+        let now = OffsetDateTime::now_utc();
+        let mv =
+            decide(&DEF, &saga(SagaState::Compensating, "verify"), &reply("verify", "unlink", false), now).unwrap();
+        assert_eq!((mv.to, mv.step.as_str(), mv.command), (SagaState::Compensating, "verify", None));
+        assert_eq!(
+            decide(&DEF, &saga(SagaState::Running, "open"), &reply("verify", "verify", true), now),
+            None,
+            "late"
+        );
+        assert_eq!(decide(&DEF, &saga(SagaState::Completed, "open"), &reply("open", "open", true), now), None, "ended");
+        assert_eq!(decide(&DEF, &saga(SagaState::Running, "verify"), &reply("verify", "unlink", true), now), None);
+    }
+
+    #[test]
+    fn a_step_that_timed_out_is_compensated_itself() {
+        let now = OffsetDateTime::now_utc();
+        let mv = compensate(&DEF, 2, true, now, "open did not answer in time");
+        assert_eq!((mv.step.as_str(), mv.command), ("open", Some((2, "close"))));
+    }
+}

@@ -1,0 +1,64 @@
+//! Patient registration with coverage, orchestrated here (`medcov_bus::orchestrator`):
+//!
+//! 1. `verify_member` (insurance, `verify_and_link`): the member numbers are checked and the
+//!    patient is linked to each member that is covered today. When none is (wrong check
+//!    digits, unknown, no active policy), the step fails: the patient stays registered as
+//!    self-pay, and `GET /patients/{id}/coverage` tells the desk why. Compensation: `unlink`.
+//! 2. `open_account` (billing): the patient's account is opened.
+//!
+//! A failure after the link (billing refusing, or not answering within
+//! `events.saga_step_timeout_ms`) unlinks the member again. The saga starts in the
+//! registration's own transaction; the ticker acts on deadlines, so a restart resumes it.
+
+use std::time::Duration;
+
+use medcov_bus::orchestrator::{self, Definition, Step};
+use medcov_bus::saga;
+use medcov_http::Metrics;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::HospitalStore;
+
+pub const COMMAND: &str = "hospital.saga_command.v1";
+pub const KIND: &str = "patient_registration";
+
+/// The registration saga, with `timeout` for each step.
+pub fn registration(timeout: Duration) -> Definition {
+    let steps: &'static [Step] = Box::leak(Box::new([
+        Step {
+            name: "verify_member",
+            target: "insurance",
+            action: "verify_and_link",
+            compensation: Some("unlink"),
+            timeout,
+        },
+        Step { name: "open_account", target: "billing", action: "open_account", compensation: None, timeout },
+    ]));
+    Definition { kind: KIND, command_type: COMMAND, steps }
+}
+
+/// Every `every`: moves sagas past their deadline on, and publishes the count of sagas in
+/// each state as `sagas{state}`.
+pub async fn run(store: std::sync::Arc<HospitalStore>, metrics: Metrics, every: Duration, stop: CancellationToken) {
+    metrics.describe_gauge("sagas", "Sagas this service orchestrates, by state.");
+    let actor = medcov_store::outbox::Actor { user_id: uuid::Uuid::nil(), request_id: None, traceparent: None };
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match orchestrator::tick(store.database(), store.registration(), &actor).await {
+            Ok(ended) => {
+                for (saga, reason) in ended {
+                    tracing::info!(saga = %saga.id, %reason, "patient registration saga compensated");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "the registration saga ticker failed; it tries again"),
+        }
+        if let Ok(counts) = saga::counts(store.database()).await {
+            for (state, count) in counts {
+                metrics.gauge("sagas", &[("state", state.as_str())]).set(count as f64);
+            }
+        }
+    }
+}

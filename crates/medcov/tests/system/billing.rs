@@ -662,6 +662,36 @@ async fn an_insured_encounter_finishes_once_across_a_restart(env: TestEnv) {
     c.app.stop().await;
 }
 
+/// An insured patient whose claim the insurer refuses (no such member): the whole invoice is
+/// the patient's, issued as such, and nothing is owed by an insurer.
+async fn a_refused_claim_puts_the_whole_invoice_on_the_patient(env: TestEnv) {
+    let c = clinic(&env).await;
+    insured_member(&c).await;
+    // Well-formed, but no member has it.
+    let patient = c.patient(Some("AAR-0000099911")).await;
+    c.encounter(&patient).await;
+    let invoice = c.invoices(&patient, 1).await.remove(0);
+    let id = invoice["id"].as_str().unwrap().to_owned();
+    let mut now = Value::Null;
+    for _ in 0..150 {
+        now = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await.1;
+        if now["status"] == "issued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((now["status"].as_str(), now["split_source"].as_str()), (Some("issued"), Some("none")), "{now}");
+    assert_eq!((now["insurer_share"].as_i64(), now["patient_share"].as_i64()), (Some(0), Some(550_000)), "{now}");
+    let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
+    assert!(
+        !claims.as_array().unwrap().iter().any(|cl| cl["reference"] == invoice["number"]),
+        "no claim was taken: {claims}"
+    );
+    let report = c.reconciled().await;
+    assert_eq!((balance(&report, "patient_receivable"), balance(&report, "insurer_receivable")), (550_000, 0));
+    c.app.stop().await;
+}
+
 async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv) {
     let app = App::start(env.config.clone(), "all").await;
     let (username, password) = App::initial_admin(env.data_dir());
@@ -1059,6 +1089,7 @@ async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env:
 }
 
 medcov_testkit::backend_suite!(
+    a_refused_claim_puts_the_whole_invoice_on_the_patient,
     an_insured_encounter_finishes_once_across_a_restart,
     an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart,
     an_encounter_is_invoiced_once_and_paid_without_double_charges,

@@ -3,7 +3,8 @@
 //!
 //! - [`Encounters`] (group `billing` on `hospital`): `encounter_completed` drafts the
 //!   encounter's invoice, priced from the price list valid on the date of service; the
-//!   patient-registration saga's `open_account` command opens the patient's account.
+//!   patient-registration saga's `open_account` command opens the patient's account, and
+//!   `close_account` closes it.
 //! - [`Insurance`] (group `billing` on `insurance`): `claim_adjudicated` for an invoice of ours
 //!   (the claim's reference is the invoice number) splits its lines into insurer and patient
 //!   shares; `policy_created` invoices the premium; `policy_cancelled` voids an unpaid premium
@@ -63,7 +64,8 @@ struct EncounterCompleted {
 
 pub struct Encounters(pub Arc<BillingStore>);
 
-/// The patient-registration saga's last step: the patient's account is opened (once).
+/// The patient-registration saga's last step: the patient's account is opened, or closed
+/// again when the saga is compensated (each once).
 async fn open_account(
     store: &BillingStore,
     envelope: &Envelope,
@@ -76,17 +78,25 @@ async fn open_account(
     }
     let input: Input = serde_json::from_value(command.data["input"].clone())
         .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
-    if command.command != "open_account" {
-        return Err(format!("the registration saga asked billing for `{}`, which it does not do", command.command));
+    let inbox = ("billing.saga", envelope.id);
+    match command.command.as_str() {
+        "open_account" => {
+            let reply = |opened_at: OffsetDateTime| {
+                let data = serde_json::json!({"patient_id": input.patient_id, "opened_at": opened_at.to_string()});
+                command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
+            };
+            store.open_account(input.patient_id, input.hospital_id, reply, &actor(envelope), inbox).await
+        }
+        "close_account" => {
+            let reply = |closed: u64| {
+                let data = serde_json::json!({"patient_id": input.patient_id, "closed": closed});
+                command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
+            };
+            store.close_account(input.patient_id, reply, &actor(envelope), inbox).await
+        }
+        other => return Err(format!("the registration saga asked billing for `{other}`, which it does not do")),
     }
-    let reply = |opened_at: OffsetDateTime| {
-        let data = serde_json::json!({"patient_id": input.patient_id, "opened_at": opened_at.to_string()});
-        command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
-    };
-    store
-        .open_account(input.patient_id, input.hospital_id, reply, &actor(envelope), ("billing.saga", envelope.id))
-        .await
-        .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())
 }
 
 impl Handler for Encounters {

@@ -4,10 +4,11 @@
 //!    patient is linked to each member that is covered today. When none is (wrong check
 //!    digits, unknown, no active policy), the step fails: the patient stays registered as
 //!    self-pay, and `GET /patients/{id}/coverage` tells the desk why. Compensation: `unlink`.
-//! 2. `open_account` (billing): the patient's account is opened.
+//! 2. `open_account` (billing): the patient's account is opened. Compensation: `close_account`.
 //!
 //! A failure after the link (billing refusing, or not answering within
-//! `events.saga_step_timeout_ms`) unlinks the member again. The saga starts in the
+//! `events.saga_step_timeout_ms`) undoes both in reverse: the account is closed (in case billing
+//! opened it late; retried until billing answers), then the member unlinked. The saga starts in the
 //! registration's own transaction; the ticker acts on deadlines, so a restart resumes it.
 
 use std::time::Duration;
@@ -32,7 +33,13 @@ pub fn registration(timeout: Duration) -> Definition {
             compensation: Some("unlink"),
             timeout,
         },
-        Step { name: "open_account", target: "billing", action: "open_account", compensation: None, timeout },
+        Step {
+            name: "open_account",
+            target: "billing",
+            action: "open_account",
+            compensation: Some("close_account"),
+            timeout,
+        },
     ]));
     Definition { kind: KIND, command_type: COMMAND, steps }
 }

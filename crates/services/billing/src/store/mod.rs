@@ -880,6 +880,32 @@ impl BillingStore {
         Ok(result?)
     }
 
+    /// Closes `patient`'s account (it may never have been opened) and writes the reply built
+    /// from how many were closed, once per command (`inbox`).
+    pub async fn close_account(
+        &self,
+        patient: Uuid,
+        reply: impl Fn(u64) -> Event,
+        actor: &Actor,
+        inbox: (&'static str, Uuid),
+    ) -> Result<(), StoreError> {
+        let result: Result<(), sqlx::Error> = on_pool!(&self.db, |pool| async {
+            let mut tx = pool.begin_write().await?;
+            if !medcov_bus::record_once!(tx, inbox.0, inbox.1)? {
+                return Ok(());
+            }
+            let closed = sqlx::query("DELETE FROM patient_accounts WHERE patient_id = $1")
+                .bind(patient)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            write_outbox!(tx, actor, reply(closed))?;
+            tx.commit().await
+        }
+        .await);
+        Ok(result?)
+    }
+
     /// Compares each account's journal balance with the same balance derived from invoices,
     /// premiums, payments, refunds and commissions, for some tenants (hospitals or insurers; all with
     /// `None`).

@@ -325,14 +325,15 @@ impl Remote {
             .await;
         let reply = match sent {
             Ok(reply) => reply,
-            Err(e) if e.is_connect() => return Try::Unreachable(e.to_string()),
-            Err(e) => return Try::Broken { timeout: e.is_timeout(), detail: e.to_string() },
+            // Errors are logged without their URL: paths and queries can carry patient data.
+            Err(e) if e.is_connect() => return Try::Unreachable(e.without_url().to_string()),
+            Err(e) => return Try::Broken { timeout: e.is_timeout(), detail: e.without_url().to_string() },
         };
         let status = reply.status();
         let reply_headers = forwardable(reply.headers());
         let bytes = match reply.bytes().await {
             Ok(bytes) => bytes,
-            Err(e) => return Try::Broken { timeout: e.is_timeout(), detail: e.to_string() },
+            Err(e) => return Try::Broken { timeout: e.is_timeout(), detail: e.without_url().to_string() },
         };
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = status;

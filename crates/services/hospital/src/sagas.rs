@@ -56,8 +56,9 @@ pub async fn run(store: std::sync::Arc<HospitalStore>, metrics: Metrics, every: 
         }
         match orchestrator::tick(store.database(), store.registration(), &actor).await {
             Ok(ended) => {
-                for (saga, reason) in ended {
-                    tracing::info!(saga = %saga.id, %reason, "patient registration saga compensated");
+                // The reason stays in the saga (`GET /sagas/{id}`), out of the log.
+                for (saga, _) in ended {
+                    tracing::info!(saga = %saga.id, "patient registration saga compensated");
                 }
             }
             Err(error) => tracing::warn!(%error, "the registration saga ticker failed; it tries again"),

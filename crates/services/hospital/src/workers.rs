@@ -76,9 +76,8 @@ async fn reply(store: &HospitalStore, envelope: &Envelope) -> Result<(), String>
         .map_err(|e| e.to_string())?;
     match &handled {
         Handled::Completed(saga) => tracing::info!(saga = %saga.id, "patient registration saga completed"),
-        Handled::Compensated { saga, reason } => {
-            tracing::info!(saga = %saga.id, %reason, "patient registration saga compensated")
-        }
+        // The reason stays in the saga (`GET /sagas/{id}`), out of the log.
+        Handled::Compensated { saga, .. } => tracing::info!(saga = %saga.id, "patient registration saga compensated"),
         _ => {}
     }
     let reply: Reply =

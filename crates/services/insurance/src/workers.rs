@@ -291,17 +291,10 @@ impl Hospital {
             "verify_and_link" => {
                 let numbers: Vec<&str> = input.member_numbers.iter().map(|m| m.member_number.trim()).collect();
                 let (today, answers, covered) = self.answers(&numbers).await?;
+                // The reason names statuses, never the numbers (it reaches the saga's record).
                 let reason = (covered.is_empty()).then(|| {
-                    let why: Vec<String> = answers
-                        .iter()
-                        .map(|a| {
-                            format!(
-                                "{}: {}",
-                                a["member_number"].as_str().unwrap_or(""),
-                                a["reason"].as_str().or(a["status"].as_str()).unwrap_or("")
-                            )
-                        })
-                        .collect();
+                    let why: Vec<&str> =
+                        answers.iter().map(|a| a["reason"].as_str().or(a["status"].as_str()).unwrap_or("")).collect();
                     format!("no member number is covered today ({})", why.join("; "))
                 });
                 let data = serde_json::json!({"patient_id": input.patient_id, "hospital_id": input.hospital_id, "checked_on": today.to_string(), "members": answers});

@@ -130,6 +130,12 @@ impl Mesh {
             .clone()
     }
 
+    /// Drops the pool of `service`: it runs in this process and is called directly, so its
+    /// instances need no refreshing or health checks.
+    pub fn forget(&self, service: &str) {
+        self.pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(service);
+    }
+
     /// Reads the registry into every pool. An unreachable registry leaves the pools as they
     /// are: the last list known is better than none.
     pub async fn refresh(&self) {

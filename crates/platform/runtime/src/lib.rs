@@ -195,6 +195,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         match start_one(&config, spec, listener, shared, &upstreams).await {
             Ok((started, router)) => {
                 upstreams.insert(name, Upstream::Local { name: name.as_str(), router });
+                mesh.forget(name.as_str());
                 running.started.push(started);
             }
             Err(error) => {

@@ -51,6 +51,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let proxy = api::proxy::ProxyState {
         upstreams,
         cache: context.cache(),
+        marked: Arc::default(),
         metrics: {
             context.metrics.describe_counter(
                 "gateway_cache_total",

@@ -8,7 +8,9 @@
 //!   service invalidates one of the tags (the services and the gateway share the process's
 //!   cache, or Redis). An answer is stored only once its tags are known *before* the call
 //!   (from an earlier answer), so a write racing the call can never leave a stale entry: the
-//!   first call of a URL only learns its tags.
+//!   first call of a URL only learns its tags. GETs are looked up only under a part of the
+//!   API (service and first path segment) that has marked an answer before, so unmarked routes
+//!   cost no cache round trip.
 //! - `Cache-Control: stale-if-error=<s>` (RFC 5861) on a 200 to a GET or a POST: the gateway
 //!   keeps the answer for `<s>` seconds, and serves it, marked `Warning: 110 - "Response is
 //!   Stale"`, when the service is unreachable, times out, answers 502, 503 or 504, or its
@@ -128,8 +130,28 @@ fn respond(status: StatusCode, mut headers: HeaderMap, body: Bytes, how: &'stati
     response
 }
 
+/// The parts of the API (a service and the first segment of its paths) that have answered a
+/// GET marked cacheable at least once. Only their GETs are looked up in the cache, so every
+/// other GET costs no cache round trip.
+#[derive(Debug, Default)]
+pub struct Marked(std::sync::RwLock<std::collections::HashSet<String>>);
+
+impl Marked {
+    fn contains(&self, area: &str) -> bool {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(area)
+    }
+
+    fn insert(&self, area: &str) {
+        if !self.contains(area) {
+            self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(area.to_owned());
+        }
+    }
+}
+
 /// One request as the cache sees it.
 pub struct Lookup {
+    /// `service/segment`, for [`Marked`].
+    area: String,
     fresh_key: String,
     tags_key: String,
     last_key: String,
@@ -147,7 +169,9 @@ impl Lookup {
             base.push(':');
             base.extend(digest.as_ref().iter().map(|b| format!("{b:02x}")));
         }
+        let segment = target.trim_start_matches('/').split(['/', '?']).next().unwrap_or("");
         Lookup {
+            area: format!("{service}/{segment}"),
             fresh_key: format!("{base}:fresh"),
             tags_key: format!("{base}:tags"),
             last_key: format!("{base}:last"),
@@ -157,8 +181,8 @@ impl Lookup {
     }
 
     /// A fresh answer from the cache, or `None` (and the tag versions noted for storing).
-    pub async fn fresh(&mut self, cache: &dyn Cache) -> Option<Response> {
-        if self.method != Method::GET {
+    pub async fn fresh(&mut self, cache: &dyn Cache, marked: &Marked) -> Option<Response> {
+        if self.method != Method::GET || !marked.contains(&self.area) {
             return None;
         }
         let tags: Vec<String> = cache.get(&self.tags_key, &[]).await.and_then(|b| serde_json::from_slice(&b).ok())?;
@@ -176,7 +200,7 @@ impl Lookup {
     }
 
     /// Keeps what the service allowed of its answer; returns the answer for the client.
-    pub async fn store(&self, cache: &dyn Cache, response: Response) -> Response {
+    pub async fn store(&self, cache: &dyn Cache, marked: &Marked, response: Response) -> Response {
         let directives = Directives::of(response.headers());
         let (mut parts, body) = response.into_parts();
         parts.headers.remove(CACHE_TAG);
@@ -205,6 +229,7 @@ impl Lookup {
             && let Some(seconds) = directives.max_age.filter(|s| *s > 0)
             && !directives.tags.is_empty()
         {
+            marked.insert(&self.area);
             match &self.noted {
                 // Versions noted before the call under the same tags: safe to store.
                 Some((tags, versions)) if *tags == directives.tags => {

@@ -57,6 +57,8 @@ pub struct ProxyState {
     pub upstreams: Upstreams,
     /// Answers the services mark cacheable, and last good answers (see `cache`).
     pub cache: Arc<dyn medcov_cache::Cache>,
+    /// Which parts of the API have marked answers cacheable (see `cache::Marked`).
+    pub marked: Arc<super::cache::Marked>,
     /// Counts `gateway_cache_total{result}`: hit, miss, stale.
     pub metrics: medcov_http::Metrics,
     pub verifier: Arc<Verifier>,
@@ -207,7 +209,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
             None
         };
         let mut found = super::cache::Lookup::new(&method, service, &target, audience, body.as_deref());
-        if let Some(mut hit) = found.fresh(cache).await {
+        if let Some(mut hit) = found.fresh(cache, &state.marked).await {
             state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
             applied.write(&mut hit);
             return Ok(hit);
@@ -225,7 +227,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
             None => answer,
         },
         (Ok(answer), Some(lookup)) => {
-            let answer = lookup.store(cache, answer).await;
+            let answer = lookup.store(cache, &state.marked, answer).await;
             if answer.headers().contains_key("x-cache") {
                 counted("miss");
             }

@@ -7,10 +7,14 @@
 //! Both give a [`Config`] with every port set to 0. If PostgreSQL or Redis is unreachable, a
 //! distributed test fails with a message saying how to start it: it is never skipped.
 //!
+//! [`tools`] finds the command-line tools some tests run (validators, a browser).
+//!
 //! [`backend_suite!`] turns a list of `async fn(TestEnv)` tests into one test per backend:
 //! the contract-suite pattern every backend trait reuses.
 
 #![forbid(unsafe_code)]
+
+pub mod tools;
 
 use std::time::Duration;
 

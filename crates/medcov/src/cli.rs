@@ -289,7 +289,7 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     )
     .await?;
     database.migrate(service, &medcov_auth::store::MIGRATIONS).await?;
-    let auth = medcov_auth::AuthService::new(medcov_auth::store::AuthStore::new(database.clone()), config);
+    let auth = medcov_auth::AuthService::new(database.clone(), config);
     auth.ensure_signing_key().await?;
     let outcome = match command {
         AdminCommand::CreateUser { username, roles, scope, display_name, password_stdin } => {
@@ -300,7 +300,7 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             } else {
                 (medcov_auth::domain::sessions::new_refresh_token(), true)
             };
-            let input = medcov_auth::service::NewUser {
+            let input = medcov_auth::domain::user::NewAccount {
                 username: username.clone(),
                 password: password.clone(),
                 display_name,
@@ -347,6 +347,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn serve(config: Arc<Config>, targets: Targets) -> anyhow::Result<()> {
     let backend = config.describe_backend(&targets);
     let signal = shutdown_signal()?;
+    // Listening for SIGHUP before start-up: its default action ends the process, and a reload
+    // may be asked for as soon as a service says it listens.
+    let hangups = hangups()?;
     let running = crate::start(config, &targets).await?;
     tracing::info!(services = %targets, backend = %backend, "MedCov is running");
     if std::io::stdout().is_terminal() {
@@ -356,28 +359,39 @@ async fn serve(config: Arc<Config>, targets: Targets) -> anyhow::Result<()> {
         }
         println!("Health: /health/ready, metrics: /metrics, API description: /openapi.json. Ctrl+C stops.\n");
     }
-    reload_on_hangup(running.mesh().clone())?;
+    reload_on_hangup(hangups, running.mesh().clone());
     running.run_until(signal).await?;
     tracing::info!("MedCov stopped");
     Ok(())
 }
 
-/// SIGHUP reads the mesh policy file again (an invalid one is refused; the policy in force stays).
-fn reload_on_hangup(mesh: Arc<medcov_mesh::Mesh>) -> anyhow::Result<()> {
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// The SIGHUP stream, installed now.
+fn hangups() -> anyhow::Result<Hangups> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-        tokio::spawn(async move {
-            while hangup.recv().await.is_some() {
-                tracing::info!("SIGHUP received, reading the mesh policy again");
-                let _ = mesh.reload();
-            }
-        });
+        signal(SignalKind::hangup()).context("cannot listen for SIGHUP")
     }
     #[cfg(not(unix))]
-    let _ = mesh;
     Ok(())
+}
+
+/// SIGHUP reads the mesh policy file again (an invalid one is refused; the policy in force stays).
+fn reload_on_hangup(mut hangups: Hangups, mesh: Arc<medcov_mesh::Mesh>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received, reading the mesh policy again");
+            let _ = mesh.reload();
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (&mut hangups, mesh);
 }
 
 /// Resolves on SIGINT (Ctrl+C) or SIGTERM. The handlers are installed when this is called,

@@ -327,7 +327,7 @@ async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
     .expect("hospital database");
     let events = medcov_store::outbox::all(&database).await.expect("outbox");
     let completed: Vec<&Value> =
-        events.iter().filter(|(t, _, _)| t == "hospital.encounter_completed.v1").map(|(_, _, p)| p).collect();
+        events.iter().filter(|e| e.event_type == "hospital.encounter_completed.v1").map(|e| &e.payload).collect();
     assert_eq!(completed.len(), 1);
     let payload = completed[0];
     assert_eq!(

@@ -138,8 +138,8 @@ async fn expired_token(env: &TestEnv) -> String {
         medcov_store::Database::connect(ServiceName::Auth, url, &medcov_store::PoolOptions::from_config(&env.config))
             .await
             .expect("auth database");
-    let store = medcov_auth::store::AuthStore::new(database.clone());
-    let row = store.keys().await.expect("keys").into_iter().find(|k| k.active).expect("an active key");
+    let row =
+        medcov_auth::store::keys(&database).await.expect("keys").into_iter().find(|k| k.active).expect("an active key");
     database.close().await;
     let key = SigningKey::from_pkcs8(row.kid, &row.private_key).expect("key");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -364,14 +364,14 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     .await
     .expect("insurance database");
     let events = medcov_store::outbox::all(&database).await.expect("outbox");
-    let count = |t: &str| events.iter().filter(|(kind, _, _)| kind == t).count();
+    let count = |t: &str| events.iter().filter(|e| e.event_type == t).count();
     assert_eq!(count("insurance.policy_created.v1"), 1);
     assert_eq!(count("insurance.policy_activated.v1"), 1);
     assert_eq!(count("insurance.claim_adjudicated.v1"), 5);
     assert_eq!(count("insurance.claim_reversed.v1"), 2);
     assert_eq!(count("insurance.claim_paid.v1"), 1);
-    let created = events.iter().find(|(t, _, _)| t == "insurance.policy_created.v1").unwrap();
-    assert_eq!(created.2["premium"], json!({"minor": 1_800_000, "currency": "KES"}));
+    let created = events.iter().find(|e| e.event_type == "insurance.policy_created.v1").unwrap();
+    assert_eq!(created.payload["premium"], json!({"minor": 1_800_000, "currency": "KES"}));
     database.close().await;
     f.app.stop().await;
 }

@@ -178,9 +178,9 @@ async fn registration_search_change_history_and_access_log(env: TestEnv) {
     .expect("hospital database");
     let events = medcov_store::outbox::all(&database).await.expect("outbox");
     let types: Vec<&str> =
-        events.iter().filter(|(_, aggregate, _)| aggregate.to_string() == id).map(|(t, _, _)| t.as_str()).collect();
+        events.iter().filter(|e| e.aggregate_id.to_string() == id).map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["hospital.patient_registered.v1", "hospital.patient_updated.v1"]);
-    assert!(!events[0].2.to_string().contains("Okafor"), "events carry no names");
+    assert!(!events[0].payload.to_string().contains("Okafor"), "events carry no names");
     database.close().await;
     desk.app.stop().await;
 }

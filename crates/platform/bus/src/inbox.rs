@@ -1,11 +1,13 @@
-//! The inbox: each consuming service has an `inbox` table (`consumer`, `event_id`,
-//! `handled_at`, primary key on the first two). A handler records the event with
-//! [`record_once!`](crate::record_once) in the same transaction as its effect and does nothing
-//! when the event was already recorded, so a repeated delivery has no second effect.
+//! The inbox: a consumer records each event it handled (the platform's `inbox` table) with
+//! [`record_once`] in the same transaction as its effect, and does nothing when the event was
+//! already recorded, so a repeated delivery has no second effect.
 
-/// Records `$event_id` as handled by `$consumer` inside the open transaction `$tx`. Evaluates
-/// to `Ok(true)` the first time and `Ok(false)` for a repeat (then the handler must skip its
-/// effect and commit nothing else).
+pub use medcov_store::inbox::record_once;
+
+/// Legacy form of [`record_once`] for stores not yet moved to [`medcov_store::Tx`]: records
+/// `$event_id` as handled by `$consumer` inside the backend transaction `$tx`. Evaluates to
+/// `Ok(true)` the first time and `Ok(false)` for a repeat.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! record_once {
     ($tx:expr, $consumer:expr, $event_id:expr) => {

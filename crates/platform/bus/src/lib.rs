@@ -14,6 +14,11 @@
 //! - [`saga`]: persisted saga instances with durable deadlines and a transition log.
 //! - [`inbox`]: a consumer records each event it handled in the same transaction as its effect,
 //!   so a repeated delivery has no second effect.
+//! - [`orchestrator`]: sagas as ordered steps with compensations, driven by commands and
+//!   replies through the outboxes.
+//!
+//! The SQL on the platform's tables (`sagas`, `saga_transitions`, `outbox`) is written once in
+//! `tables/sql/` and compiled per backend, as every store's is.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +29,7 @@ pub mod redis_bus;
 pub mod relay;
 pub mod saga;
 pub mod sqlite_bus;
+mod tables;
 
 use std::time::Duration;
 

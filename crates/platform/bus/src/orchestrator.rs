@@ -16,20 +16,19 @@
 //! - deadlines are durable timers: [`tick`] acts on the instances past theirs, so sagas resume
 //!   after a restart wherever they were.
 //!
-//! Replies are handled once ([`crate::record_once!`] in the same transaction), and every move is
+//! Replies are handled once (recorded in the inbox in the same transaction), and every move is
 //! conditional on the state and step it leaves, so a duplicate or late reply changes nothing.
 
 use std::time::Duration;
 
-use medcov_store::outbox::{Actor, Event};
-use medcov_store::{Database, WritePool, on_pool};
+use medcov_store::outbox::{self, Actor, Event};
+use medcov_store::{Database, StoreError, Tx};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Envelope;
-use crate::saga::{Saga, SagaState};
+use crate::saga::{self, Change, Saga, SagaState};
 
 /// One step of a saga.
 #[derive(Debug, Clone, Copy)]
@@ -143,8 +142,29 @@ impl Definition {
     }
 }
 
-/// Starts a saga of `$def` inside the caller's transaction `$tx`, at its first step, with its
+/// Starts a saga of `def` for `subject` inside the caller's transaction (so the flow begins with
+/// the change that starts it), at its first step, with its first command in the outbox.
+/// Returns the saga's id.
+pub async fn start(
+    tx: &mut Tx,
+    actor: &Actor,
+    def: &Definition,
+    subject: Uuid,
+    tenant: Uuid,
+    input: serde_json::Value,
+) -> Result<Uuid, StoreError> {
+    let first = def.steps[0];
+    let deadline = OffsetDateTime::now_utc() + first.timeout;
+    let instance = saga::new(def.kind, subject, Some(tenant), first.name, Some(deadline), initial_data(input));
+    saga::start(tx, &instance).await?;
+    outbox::write_event(tx, actor, &def.command(&instance, &first, first.action)).await?;
+    Ok(instance.id)
+}
+
+/// Legacy form of [`start`] for stores not yet moved to [`Tx`]: starts a saga of `$def` inside
+/// the caller's transaction `$tx`, at its first step, with its
 /// first command in the outbox. Evaluates to the saga's id.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! start_orchestrated {
     ($tx:expr, $actor:expr, $def:expr, $subject:expr, $tenant:expr, $input:expr) => {
@@ -286,49 +306,25 @@ fn failure(saga: &Saga) -> String {
     saga.data["failure"].as_str().unwrap_or("failed").to_owned()
 }
 
-/// Applies `mv` to `saga` inside `$tx`, only if the saga is still in the state and at the step
-/// it was read in; logs the transition and writes the move's command. Evaluates to whether it
-/// moved.
-macro_rules! apply {
-    ($tx:expr, $actor:expr, $def:expr, $saga:expr, $mv:expr, $now:expr) => {
-        async {
-            let (def, saga, mv): (&Definition, &Saga, &Move) = (&$def, &$saga, &$mv);
-            let done = sqlx::query(
-                "UPDATE sagas SET state = $1, step = $2, deadline_at = $3, data = $4, updated_at = $5 \
-                 WHERE id = $6 AND state = $7 AND step = $8",
-            )
-            .bind(mv.to.as_str())
-            .bind(&mv.step)
-            .bind(mv.deadline)
-            .bind(Json(&saga.data))
-            .bind($now)
-            .bind(saga.id)
-            .bind(saga.state.as_str())
-            .bind(&saga.step)
-            .execute(&mut *$tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok::<bool, sqlx::Error>(false);
-            }
-            sqlx::query(
-                "INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(saga.id)
-            .bind($now)
-            .bind(saga.state.as_str())
-            .bind(mv.to.as_str())
-            .bind(&mv.step)
-            .bind(&mv.note)
-            .execute(&mut *$tx)
-            .await?;
-            if let Some((index, command)) = mv.command {
-                medcov_store::write_outbox!($tx, $actor, def.command(saga, &def.steps[index], command))?;
-            }
-            Ok(true)
-        }
-        .await
-    };
+/// Applies `mv` to `saga` inside `tx`, only if the saga is still in the state and at the step
+/// it was read in; logs the transition and writes the move's command. Returns whether it moved.
+async fn apply(
+    tx: &mut Tx,
+    actor: &Actor,
+    def: &Definition,
+    saga: &Saga,
+    mv: &Move,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let change =
+        Change { to: mv.to, step: &mv.step, deadline: mv.deadline, data: Some(&saga.data), at: now, note: &mv.note };
+    if !saga::apply(tx, saga, &change).await? {
+        return Ok(false);
+    }
+    if let Some((index, command)) = mv.command {
+        outbox::write_event(tx, actor, &def.command(saga, &def.steps[index], command)).await?;
+    }
+    Ok(true)
 }
 
 /// Handles a reply for sagas of `def`, once per envelope (`consumer` names the inbox entry).
@@ -338,52 +334,45 @@ pub async fn on_reply(
     consumer: &str,
     envelope: &Envelope,
     actor: &Actor,
-) -> Result<Handled, sqlx::Error> {
+) -> Result<Handled, StoreError> {
     let Ok(reply) = serde_json::from_value::<Reply>(envelope.payload.clone()) else { return Ok(Handled::Ignored) };
     let now = OffsetDateTime::now_utc();
-    let outcome: Result<Handled, sqlx::Error> = on_pool!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            if !crate::record_once!(tx, consumer, envelope.id)? {
-                return Ok(Handled::Duplicate);
-            }
-            let Some(mut saga) = crate::saga::get_in!(tx, reply.saga_id)? else {
-                tx.commit().await?;
-                return Ok(Handled::Ignored);
-            };
-            let Some(mv) = decide(def, &saga, &reply, now).filter(|_| saga.kind == def.kind) else {
-                tx.commit().await?;
-                return Ok(Handled::Ignored);
-            };
-            let book = if saga.state == SagaState::Compensating { "compensations" } else { "results" };
-            if reply.ok {
-                saga.data[book][saga.step.as_str()] = reply.data.clone();
-            } else if saga.data.get("failure").is_none() {
-                saga.data["failure"] = serde_json::Value::String(mv.note.clone());
-            }
-            if !apply!(tx, actor, def, saga, mv, now)? {
-                tx.commit().await?;
-                return Ok(Handled::Ignored);
-            }
-            tx.commit().await?;
-            let ended =
-                Saga { state: mv.to, step: mv.step.clone(), deadline_at: mv.deadline, updated_at: now, ..saga.clone() };
-            Ok(match mv.to {
-                SagaState::Running => Handled::Advanced,
-                SagaState::Compensating => Handled::Compensating,
-                SagaState::Completed => Handled::Completed(ended),
-                SagaState::Compensated => Handled::Compensated { reason: failure(&ended), saga: ended },
-            })
-        }
-        .await
-    });
-    outcome
+    let mut tx = db.begin_write().await?;
+    if !medcov_store::inbox::record_once(&mut tx, consumer, envelope.id).await? {
+        return Ok(Handled::Duplicate);
+    }
+    let Some(mut saga) = saga::get_in(&mut tx, reply.saga_id).await? else {
+        tx.commit().await?;
+        return Ok(Handled::Ignored);
+    };
+    let Some(mv) = decide(def, &saga, &reply, now).filter(|_| saga.kind == def.kind) else {
+        tx.commit().await?;
+        return Ok(Handled::Ignored);
+    };
+    let book = if saga.state == SagaState::Compensating { "compensations" } else { "results" };
+    if reply.ok {
+        saga.data[book][saga.step.as_str()] = reply.data.clone();
+    } else if saga.data.get("failure").is_none() {
+        saga.data["failure"] = serde_json::Value::String(mv.note.clone());
+    }
+    if !apply(&mut tx, actor, def, &saga, &mv, now).await? {
+        tx.commit().await?;
+        return Ok(Handled::Ignored);
+    }
+    tx.commit().await?;
+    let ended = Saga { state: mv.to, step: mv.step.clone(), deadline_at: mv.deadline, updated_at: now, ..saga };
+    Ok(match mv.to {
+        SagaState::Running => Handled::Advanced,
+        SagaState::Compensating => Handled::Compensating,
+        SagaState::Completed => Handled::Completed(ended),
+        SagaState::Compensated => Handled::Compensated { reason: failure(&ended), saga: ended },
+    })
 }
 
 /// Acts on the sagas of `def` past their deadline: a running step that did not answer fails
 /// (and is compensated itself, its outcome being unknown); a compensation is sent again.
 /// Returns the sagas that ended compensated.
-pub async fn tick(db: &Database, def: &Definition, actor: &Actor) -> Result<Vec<(Saga, String)>, sqlx::Error> {
+pub async fn tick(db: &Database, def: &Definition, actor: &Actor) -> Result<Vec<(Saga, String)>, StoreError> {
     let now = OffsetDateTime::now_utc();
     let mut ended = Vec::new();
     for mut saga in crate::saga::due(db, now, 100).await?.into_iter().filter(|s| s.kind == def.kind) {
@@ -406,16 +395,10 @@ pub async fn tick(db: &Database, def: &Definition, actor: &Actor) -> Result<Vec<
             },
             _ => continue,
         };
-        let moved: Result<bool, sqlx::Error> = on_pool!(db, |pool| {
-            async {
-                let mut tx = pool.begin_write().await?;
-                let moved = apply!(tx, actor, def, saga, mv, now)?;
-                tx.commit().await?;
-                Ok(moved)
-            }
-            .await
-        });
-        if moved? && mv.to == SagaState::Compensated {
+        let mut tx = db.begin_write().await?;
+        let moved = apply(&mut tx, actor, def, &saga, &mv, now).await?;
+        tx.commit().await?;
+        if moved && mv.to == SagaState::Compensated {
             let reason = failure(&saga);
             ended.push((Saga { state: mv.to, ..saga }, reason));
         }

@@ -9,18 +9,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use medcov_store::{Database, WritePool};
+use medcov_store::{Database, StoreError};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::tables::{postgres, sqlite};
 use crate::{Bus, BusError, Envelope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("the outbox could not be read or marked: {0}")]
-    Store(#[from] sqlx::Error),
+    Store(#[from] StoreError),
     #[error("the bus did not take an event: {0}")]
     Bus(#[from] BusError),
 }
@@ -46,10 +47,6 @@ pub struct OutboxRow {
 /// The columns of an outbox row that make its envelope.
 pub const COLUMNS: &str = "id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, causation_id, traceparent, payload";
 
-fn unpublished(batch_lock: &str) -> String {
-    format!("SELECT {COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1{batch_lock}")
-}
-
 impl From<OutboxRow> for Envelope {
     fn from(row: OutboxRow) -> Envelope {
         Envelope {
@@ -71,36 +68,30 @@ impl From<OutboxRow> for Envelope {
 pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usize, RelayError> {
     let now = OffsetDateTime::now_utc();
     match db {
+        // Several relays may share the outbox: each locks its batch (skipping rows another
+        // holds) and marks it in the same transaction.
         Database::Postgres(pool) => {
-            let mut tx = pool.begin_write().await?;
-            let sql = unpublished(" FOR UPDATE SKIP LOCKED");
-            let rows: Vec<OutboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch).fetch_all(&mut *tx).await?;
+            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let rows = postgres::outbox::unpublished(&mut *tx, batch).await?;
             let count = rows.len();
             for row in rows {
                 let event = Envelope::from(row);
                 bus.publish(&event).await?;
-                sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(event.id)
-                    .execute(&mut *tx)
-                    .await?;
+                postgres::outbox::mark_published(&mut *tx, event.id, now).await?;
             }
-            tx.commit().await?;
+            tx.commit().await.map_err(StoreError::from)?;
             Ok(count)
         }
+        // One relay per database, outside a transaction: publishing must not hold SQLite's one
+        // write lock. Rows are marked one by one, so a failure later in the batch republishes
+        // nothing before it.
         Database::Sqlite(pool) => {
-            let rows: Vec<OutboxRow> =
-                sqlx::query_as(sqlx::AssertSqlSafe(unpublished(""))).bind(batch).fetch_all(pool).await?;
+            let rows = sqlite::outbox::unpublished(pool, batch).await?;
             let count = rows.len();
             for row in rows {
                 let event = Envelope::from(row);
                 bus.publish(&event).await?;
-                // Marked one by one: a failure later in the batch republishes nothing before it.
-                sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(event.id)
-                    .execute(pool)
-                    .await?;
+                sqlite::outbox::mark_published(pool, event.id, now).await?;
             }
             Ok(count)
         }

@@ -13,21 +13,13 @@ use crate::observe::RequestContext;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// One field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FieldError {
-    /// Where the field is: a JSON path such as `members[2].date_of_birth`, or a query or
-    /// path parameter name.
-    pub field: String,
-    /// Why it was refused, in words a person can act on.
-    pub reason: String,
-}
+/// `Retry-After` (seconds) on a 503: long enough for a restarted dependency, short enough
+/// that a client does not give up.
+pub const RETRY_UNAVAILABLE: &str = "2";
 
-impl FieldError {
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError { field: field.into(), reason: reason.into() }
-    }
-}
+pub use medcov_domain::FieldError;
+use medcov_domain::Rejection;
+use medcov_store::StoreError;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -173,6 +165,34 @@ fn describe_fields(errors: &[FieldError]) -> String {
     }
 }
 
+/// A domain rule's refusal is the matching client error.
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::Invalid(errors) => ApiError::Validation(errors),
+            Rejection::NotFound(what) => ApiError::NotFound(what),
+            Rejection::Conflict(why) => ApiError::Conflict(why),
+            Rejection::Forbidden(why) => ApiError::Forbidden(why),
+            Rejection::Stale(why) => ApiError::PreconditionFailed(why),
+        }
+    }
+}
+
+/// A store's failure: an unavailable database is an outage (503 with Retry-After), a unique
+/// key the caller did not expect a conflict (409); anything else is a bug (500, logged).
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "the database is unavailable");
+                ApiError::Unavailable("the database is unavailable; try again shortly".into())
+            }
+            StoreError::Duplicate(_) => ApiError::Conflict("this conflicts with a record that already exists".into()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -198,6 +218,9 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { retry_after, .. } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            ApiError::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE));
             }
             _ => {}
         }

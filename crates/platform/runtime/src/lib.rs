@@ -52,16 +52,18 @@ pub fn actor(principal: &medcov_security::Principal) -> medcov_store::outbox::Ac
         user_id: principal.id,
         request_id: context.as_ref().map(|c| c.request_id.clone()),
         traceparent: context.as_ref().map(|c| c.trace.to_string()),
+        causation_id: None,
     }
 }
 
 /// Who is acting for an event a consumer handles: the platform (the nil id), correlated with
-/// the request that started the chain.
+/// the request that started the chain, and naming the event as the cause of what it writes.
 pub fn event_actor(envelope: &medcov_bus::Envelope) -> medcov_store::outbox::Actor {
     medcov_store::outbox::Actor {
         user_id: uuid::Uuid::nil(),
-        request_id: envelope.correlation_id.clone(),
+        request_id: envelope.correlation_id.clone().or_else(|| Some(envelope.id.to_string())),
         traceparent: envelope.traceparent.clone(),
+        causation_id: Some(envelope.id.to_string()),
     }
 }
 pub use redis::RedisHandle;

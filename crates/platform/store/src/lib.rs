@@ -2,21 +2,43 @@
 //! default) or PostgreSQL, chosen by the URL scheme at start-up.
 //!
 //! - SQLite: one file per service under the data folder, created on first run; WAL, a busy
-//!   timeout, and [`begin_write`] (`BEGIN IMMEDIATE`) for every transaction that writes, since
-//!   a deferred transaction that upgrades to a write fails at once with SQLITE_BUSY.
+//!   timeout, and `BEGIN IMMEDIATE` ([`Database::begin_write`]) for every transaction that
+//!   writes, since a deferred transaction that upgrades to a write fails at once with
+//!   SQLITE_BUSY.
 //! - PostgreSQL: one schema per service (named after it) in the configured database, which is
 //!   created when missing; each connection's `search_path` is that schema, so a service cannot
 //!   see another's tables by accident.
 //!
-//! Each service ships migrations per backend and records its own name in `medcov_meta`, so
-//! pointing one service at another's database is refused at start-up.
+//! # How store code is written
+//!
+//! SQL lives in plain `async fn`s over a connection pool or a transaction of one backend, in a
+//! folder (`store/sql/`) that each backend module mounts with its own `type Db`
+//! ([`sqlite`], [`postgres`]): the portable SQL is written once (`$1` placeholders work in
+//! both) and compiled once per backend; what differs (row locks, say) is a constant or a
+//! function in the backend's own module. A store's public functions take a [`Database`] or a
+//! [`Tx`] (a transaction of either backend) and choose the backend once, with [`dispatch!`].
+//! The service layer opens the transaction, loads, decides with the domain rules and persists
+//! through those functions, then commits.
+//!
+//! - [`StoreError`]: the one error of every store: unavailable (503), a duplicate key, a stored
+//!   value this code cannot read (naming its table and column), or another database error.
+//! - [`outbox`]: typed domain events written in the caller's transaction.
+//! - [`inbox`]: events a consumer handled, recorded with their effect.
+//! - Platform tables (`medcov_meta`, `outbox`, `inbox`, `sagas`, `saga_transitions`) have one
+//!   migration set here, applied to each service's schema before the service's own.
 
 #![forbid(unsafe_code)]
 
+mod error;
+pub mod inbox;
 pub mod outbox;
+pub mod postgres;
+pub mod sqlite;
 
 #[doc(hidden)]
 pub use sqlx as __sqlx;
+
+pub use error::{StoreError, decode};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -29,8 +51,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Sqlite, Transaction};
 
+/// Why a service's database could not be opened or prepared.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum OpenError {
     #[error("the {service} database at {url} is unreachable: {source}")]
     Unreachable { service: ServiceName, url: String, source: sqlx::Error },
     #[error("cannot create the data folder {path}: {source}")]
@@ -60,11 +83,33 @@ impl Backend {
 }
 
 /// A service's migrations, one set per backend (`migrations/postgres`, `migrations/sqlite`).
+/// They hold the service's own tables only: the platform's are in [`platform_migrations`].
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations {
     pub postgres: &'static Migrator,
     pub sqlite: &'static Migrator,
 }
+
+/// The platform's tables in every service's schema (`medcov_meta`, `outbox`, `inbox`, `sagas`,
+/// `saga_transitions`), recorded in their own history table so their versions never meet a
+/// service's.
+pub fn platform_migrations() -> Migrations {
+    Migrations { postgres: &PLATFORM_POSTGRES, sqlite: &PLATFORM_SQLITE }
+}
+
+/// Where the platform's migrations are recorded, beside each service's `_sqlx_migrations`.
+pub const PLATFORM_HISTORY: &str = "_medcov_platform_migrations";
+
+static PLATFORM_POSTGRES: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("migrations/postgres");
+    migrator.dangerous_set_table_name(PLATFORM_HISTORY);
+    migrator
+});
+static PLATFORM_SQLITE: std::sync::LazyLock<Migrator> = std::sync::LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("migrations/sqlite");
+    migrator.dangerous_set_table_name(PLATFORM_HISTORY);
+    migrator
+});
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -98,7 +143,7 @@ impl Database {
         service: ServiceName,
         url: &DatabaseUrl,
         options: &PoolOptions,
-    ) -> Result<Database, StoreError> {
+    ) -> Result<Database, OpenError> {
         match url {
             DatabaseUrl::Embedded => {
                 let path = options.data_dir.join(format!("{service}.db"));
@@ -124,26 +169,38 @@ impl Database {
         }
     }
 
-    /// Applies pending migrations for this backend, then checks the database belongs to
-    /// `service`.
-    pub async fn migrate(&self, service: ServiceName, migrations: &Migrations) -> Result<(), StoreError> {
-        let result = match self {
-            Database::Sqlite(pool) => migrations.sqlite.run(pool).await,
-            Database::Postgres(pool) => migrations.postgres.run(pool).await,
-        };
-        result.map_err(|source| StoreError::Migrate { service, source })?;
-        self.check_owner(service).await
+    /// Prepares the database for `service`: applies the platform's migrations (its own tables,
+    /// [`platform_migrations`]), claims the database for `service` in `medcov_meta` (refusing one that
+    /// names another service), then applies the service's migrations for this backend.
+    pub async fn migrate(&self, service: ServiceName, migrations: &Migrations) -> Result<(), OpenError> {
+        let migrate = |source| OpenError::Migrate { service, source };
+        let platform = platform_migrations();
+        match self {
+            Database::Sqlite(pool) => platform.sqlite.run(pool).await.map_err(migrate)?,
+            Database::Postgres(pool) => platform.postgres.run(pool).await.map_err(migrate)?,
+        }
+        const CLAIM: &str = "INSERT INTO medcov_meta (key, value) VALUES ('service', $1) ON CONFLICT (key) DO NOTHING";
+        match self {
+            Database::Sqlite(pool) => sqlx::query(CLAIM).bind(service.as_str()).execute(pool).await.map(drop)?,
+            Database::Postgres(pool) => sqlx::query(CLAIM).bind(service.as_str()).execute(pool).await.map(drop)?,
+        }
+        self.check_owner(service).await?;
+        match self {
+            Database::Sqlite(pool) => migrations.sqlite.run(pool).await.map_err(migrate)?,
+            Database::Postgres(pool) => migrations.postgres.run(pool).await.map_err(migrate)?,
+        }
+        Ok(())
     }
 
     /// Refuses a database whose `medcov_meta` names another service.
-    pub async fn check_owner(&self, service: ServiceName) -> Result<(), StoreError> {
+    pub async fn check_owner(&self, service: ServiceName) -> Result<(), OpenError> {
         const QUERY: &str = "SELECT value FROM medcov_meta WHERE key = 'service'";
         let owner: Option<String> = match self {
             Database::Sqlite(pool) => sqlx::query_scalar(QUERY).fetch_optional(pool).await?,
             Database::Postgres(pool) => sqlx::query_scalar(QUERY).fetch_optional(pool).await?,
         };
         match owner {
-            Some(owner) if owner != service.as_str() => Err(StoreError::Foreign { service, owner }),
+            Some(owner) if owner != service.as_str() => Err(OpenError::Foreign { service, owner }),
             _ => Ok(()),
         }
     }
@@ -162,6 +219,106 @@ impl Database {
             Database::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+impl Database {
+    /// Starts a transaction that will write: `BEGIN IMMEDIATE` on SQLite (it holds the write
+    /// lock from its first statement), a plain `BEGIN` on PostgreSQL (whose row locks and
+    /// constraints do the rest).
+    pub async fn begin_write(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Database::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Starts a transaction that only reads (a consistent view of several reads).
+    pub async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Database::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// The pool of the backend in use, for [`dispatch!`].
+    pub fn split(&self) -> Split<&SqlitePool, &PgPool> {
+        match self {
+            Database::Sqlite(pool) => Split::Sqlite(pool),
+            Database::Postgres(pool) => Split::Postgres(pool),
+        }
+    }
+}
+
+/// An open transaction on either backend. Dropped without [`Tx::commit`], it rolls back.
+#[derive(Debug)]
+pub enum Tx {
+    Sqlite(sqlite::Tx),
+    Postgres(postgres::Tx),
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// The transaction of the backend in use, for [`dispatch!`].
+    pub fn split(&mut self) -> Split<&mut sqlite::Tx, &mut postgres::Tx> {
+        match self {
+            Tx::Sqlite(tx) => Split::Sqlite(tx),
+            Tx::Postgres(tx) => Split::Postgres(tx),
+        }
+    }
+}
+
+/// One of two things, by backend: what [`Database::split`] and [`Tx::split`] hand to
+/// [`dispatch!`].
+pub enum Split<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// Calls the function of the same name in the caller's `sqlite` or `postgres` module (the
+/// store's backend modules, which mount the same SQL with their own `Db`), with the pool or
+/// transaction of the backend in use as its first argument, and awaits it.
+///
+/// ```text
+/// pub async fn invoice(db: &Database, id: Uuid) -> Result<Option<Invoice>, StoreError> {
+///     dispatch!(db, invoices::by_id(id))
+/// }
+/// pub async fn insert_invoice(tx: &mut Tx, invoice: &Invoice) -> Result<(), StoreError> {
+///     dispatch!(tx, invoices::insert(invoice))
+/// }
+/// ```
+///
+/// expands to `match db.split() { Split::Sqlite(on) => sqlite::invoices::by_id(on, id).await,
+/// Split::Postgres(on) => postgres::invoices::by_id(on, id).await }`.
+#[macro_export]
+macro_rules! dispatch {
+    ($on:expr, $($function:ident)::+ ( $($argument:expr),* $(,)? )) => {
+        match ($on).split() {
+            $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*).await,
+            $crate::Split::Postgres(on) => postgres::$($function)::+(on, $($argument),*).await,
+        }
+    };
 }
 
 /// Starts a SQLite transaction that holds the write lock from its first statement.
@@ -209,9 +366,9 @@ macro_rules! on_pool {
     };
 }
 
-async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, StoreError> {
+async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, OpenError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir { path: parent.to_path_buf(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| OpenError::DataDir { path: parent.to_path_buf(), source })?;
     }
     let connect = SqliteConnectOptions::new()
         .filename(path)
@@ -228,8 +385,8 @@ async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, 
     Ok(Database::Sqlite(pool))
 }
 
-async fn connect_postgres(service: ServiceName, url: &url::Url, options: &PoolOptions) -> Result<Database, StoreError> {
-    let unreachable = |source| StoreError::Unreachable { service, url: medcov_config::urls::redact(url), source };
+async fn connect_postgres(service: ServiceName, url: &url::Url, options: &PoolOptions) -> Result<Database, OpenError> {
+    let unreachable = |source| OpenError::Unreachable { service, url: medcov_config::urls::redact(url), source };
     ensure_database(url.as_str()).await.map_err(unreachable)?;
     let connect = PgConnectOptions::from_str(url.as_str()).map_err(unreachable)?;
     let schema = service.as_str();

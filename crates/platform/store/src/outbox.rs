@@ -1,37 +1,117 @@
 //! The transactional outbox: a domain event is written in the same transaction as the change
-//! that causes it, so neither exists without the other. Each service has an `outbox` table of
-//! the same shape (see any service's migrations); a relay publishes the rows.
+//! that causes it, so neither exists without the other. The `outbox` table is the platform's
+//! (in every service's schema); a relay publishes its rows, which stay as the service's
+//! append-only event log.
+//!
+//! Each event is a type of its own ([`DomainEvent`]): its name and version, the aggregate it
+//! is about, its tenant and its payload (the type's JSON form), written with [`write`]. Saga
+//! commands and replies, whose names are data, go through [`write_event`].
 
-use sqlx::types::Uuid;
+use serde::Serialize;
+use uuid::Uuid;
 
-/// A domain event for the outbox.
-pub struct Event {
+use crate::{Database, StoreError, Tx, dispatch, postgres, sqlite};
+
+/// A fact a service records for others. The payload is the type's JSON form.
+///
+/// ```text
+/// #[derive(Serialize)]
+/// pub struct InvoiceIssued { pub invoice_id: Uuid, pub hospital_id: Uuid, ... }
+/// impl DomainEvent for InvoiceIssued {
+///     const TYPE: &'static str = "billing.invoice_issued.v1";
+///     const AGGREGATE: &'static str = "invoice";
+///     fn aggregate_id(&self) -> Uuid { self.invoice_id }
+///     fn tenant_id(&self) -> Uuid { self.hospital_id }
+/// }
+/// ```
+pub trait DomainEvent: Serialize {
     /// `<service>.<event>.v<version>`, such as `hospital.patient_registered.v1`.
+    const TYPE: &'static str;
+    /// What kind of thing it is about (`patient`, `invoice`).
+    const AGGREGATE: &'static str;
+    /// Which one.
+    fn aggregate_id(&self) -> Uuid;
+    /// The hospital or insurer it belongs to.
+    fn tenant_id(&self) -> Uuid;
+}
+
+/// An event as the outbox stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
     pub event_type: &'static str,
     pub aggregate_type: &'static str,
     pub aggregate_id: Uuid,
-    /// The hospital or insurer the event belongs to.
     pub tenant_id: Uuid,
     pub payload: serde_json::Value,
 }
 
-/// Who is acting, for history, audit and the events' correlation.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user_id: Uuid,
-    pub request_id: Option<String>,
-    pub traceparent: Option<String>,
+impl Event {
+    /// The stored form of a typed event.
+    pub fn of<E: DomainEvent>(event: &E) -> Event {
+        Event {
+            event_type: E::TYPE,
+            aggregate_type: E::AGGREGATE,
+            aggregate_id: event.aggregate_id(),
+            tenant_id: event.tenant_id(),
+            // A type whose Serialize fails is a programming error that every test would show.
+            payload: serde_json::to_value(event).expect("an event serializes to JSON"),
+        }
+    }
 }
 
-/// Writes `$event` ([`Event`]) to the outbox inside the open transaction `$tx`, correlated with
-/// `$actor`'s ([`Actor`]) request and trace. Evaluates to the statement's result.
+/// Who is acting, for history, audit and the events' correlation and causation.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub user_id: Uuid,
+    /// The request (or the first event) that started the chain: the events' correlation id.
+    pub request_id: Option<String>,
+    /// W3C trace context to carry on.
+    pub traceparent: Option<String>,
+    /// The event or command being handled, when the actor is a consumer: the events'
+    /// causation id.
+    pub causation_id: Option<String>,
+}
+
+/// Writes `event` to the outbox inside `tx`, correlated with `actor`'s request and trace;
+/// returns the event's id.
+pub async fn write<E: DomainEvent>(tx: &mut Tx, actor: &Actor, event: &E) -> Result<Uuid, StoreError> {
+    write_event(tx, actor, &Event::of(event)).await
+}
+
+/// Writes an event already in its stored form (saga commands and replies).
+pub async fn write_event(tx: &mut Tx, actor: &Actor, event: &Event) -> Result<Uuid, StoreError> {
+    dispatch!(tx, outbox::insert(actor, event))
+}
+
+/// An event as the event log shows it: (type, aggregate id, payload).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub payload: serde_json::Value,
+}
+
+/// A service's unpublished outbox events, oldest first.
+pub async fn unpublished(db: &Database) -> Result<Vec<Recorded>, StoreError> {
+    dispatch!(db, outbox::list(true))
+}
+
+/// Every event a service emitted (its event log), oldest first.
+pub async fn all(db: &Database) -> Result<Vec<Recorded>, StoreError> {
+    dispatch!(db, outbox::list(false))
+}
+
+/// Writes `$event` ([`Event`]) to the outbox inside the open transaction `$tx` (a backend's own
+/// `sqlx::Transaction`). Kept while stores move to [`write`]; evaluates to the statement's
+/// result.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! write_outbox {
     ($tx:expr, $actor:expr, $event:expr) => {{
         let (event, actor): (&$crate::outbox::Event, &$crate::outbox::Actor) = (&$event, &$actor);
         $crate::__sqlx::query(
             "INSERT INTO outbox (id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
-             causation_id, traceparent, payload, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, NULL)",
+             causation_id, traceparent, payload, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
         )
         .bind($crate::__sqlx::types::Uuid::now_v7())
         .bind(event.event_type)
@@ -40,34 +120,10 @@ macro_rules! write_outbox {
         .bind(event.tenant_id)
         .bind($crate::__sqlx::types::time::OffsetDateTime::now_utc())
         .bind(&actor.request_id)
+        .bind(&actor.causation_id)
         .bind(&actor.traceparent)
         .bind($crate::__sqlx::types::Json(&event.payload))
         .execute(&mut *$tx)
         .await
     }};
-}
-
-/// A service's unpublished outbox events, oldest first: (type, aggregate id, payload).
-pub async fn unpublished(db: &crate::Database) -> Result<Vec<(String, Uuid, serde_json::Value)>, sqlx::Error> {
-    events(db, true).await
-}
-
-/// Every event a service emitted (its event log), oldest first: (type, aggregate id, payload).
-pub async fn all(db: &crate::Database) -> Result<Vec<(String, Uuid, serde_json::Value)>, sqlx::Error> {
-    events(db, false).await
-}
-
-async fn events(
-    db: &crate::Database,
-    unpublished: bool,
-) -> Result<Vec<(String, Uuid, serde_json::Value)>, sqlx::Error> {
-    let rows: Vec<(String, Uuid, sqlx::types::Json<serde_json::Value>)> = crate::on_pool!(db, |pool| {
-        sqlx::query_as(
-            "SELECT event_type, aggregate_id, payload FROM outbox WHERE ($1 = FALSE OR published_at IS NULL) ORDER BY id",
-        )
-        .bind(unpublished)
-        .fetch_all(pool)
-        .await
-    })?;
-    Ok(rows.into_iter().map(|(t, id, payload)| (t, id, payload.0)).collect())
 }

@@ -1,10 +1,12 @@
 //! The auth service: users, roles, tenant scopes, credentials, tokens and signing keys.
 //!
-//! - `domain/`: rules without I/O (passwords, lockout, refresh-token rotation).
+//! - `domain/`: rules and records without I/O (passwords, lockout, refresh-token rotation,
+//!   accounts, the audit entry).
 //! - `store/`: users, keys, refresh tokens and the audit log, on either backend.
-//! - `service.rs`: the operations (login, refresh, logout, user administration, key rotation),
-//!   used by the HTTP API and the `medcov admin` commands alike.
-//! - `api/`: the HTTP API.
+//! - `service.rs`: the operations (login, refresh, logout, user administration, key rotation):
+//!   load, decide, persist in one transaction; used by the HTTP API and the `medcov admin`
+//!   commands alike.
+//! - `api/`: the HTTP API and its wire types.
 
 #![forbid(unsafe_code)]
 
@@ -32,7 +34,7 @@ pub fn spec() -> ServiceSpec {
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let database = context.require_database()?;
-    let service = Arc::new(AuthService::new(store::AuthStore::new(database), &context.config));
+    let service = Arc::new(AuthService::new(database, &context.config));
     service.ensure_signing_key().await?;
     service.bootstrap_admin(&context.config).await?;
     Ok(ServiceApi { router: api::router(service), checks: Vec::new() })

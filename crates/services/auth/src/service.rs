@@ -1,4 +1,6 @@
-//! The auth service's operations, shared by the HTTP API and the `medcov admin` commands.
+//! The auth service's operations, shared by the HTTP API and the `medcov admin` commands: each
+//! loads what it needs, decides with the rules in `domain/`, and writes the change with its
+//! audit entry in one transaction (`store/`).
 //!
 //! Authorization is decided here, next to the data: a tenant administrator only ever sees,
 //! creates or changes users inside their own scope, and a user outside it is reported as not
@@ -11,15 +13,17 @@ use futures::future::BoxFuture;
 use medcov_config::Config;
 use medcov_http::{ApiError, FieldError};
 use medcov_security::{AccessClaims, JwkSet, KeySource, Principal, PrincipalKind, Role, Scope, SigningKey, Verifier};
-use serde::{Deserialize, Serialize};
+use medcov_store::{Database, StoreError};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::domain::audit::AuditEntry;
 use crate::domain::credentials::{self, check_password, check_username};
 use crate::domain::lockout::{Failures, LockoutPolicy};
-use crate::domain::sessions::{self, RefreshState};
-use crate::store::{AuditEntry, AuthStore, RefreshRow, StoreError, User};
+use crate::domain::sessions::{self, RefreshState, Tokens};
+use crate::domain::user::{AccountChange, NewAccount, RefreshToken, User};
+use crate::store;
 
 /// The one answer to every failed login, whatever failed.
 const BAD_CREDENTIALS: &str = "invalid username or password";
@@ -36,46 +40,10 @@ struct Settings {
     min_password: usize,
 }
 
-/// Tokens handed out by login and refresh.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TokenPair {
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
-    /// Seconds until the access token expires.
-    pub expires_in: i64,
-    /// Single use: each refresh returns a new one.
-    pub refresh_token: String,
-}
-
-/// A new account.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"username": "amina.desk", "password": "correct horse battery staple", "display_name": "Amina (front desk)", "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": ["0190f5a4-0000-7000-8000-000000000001"]}}))]
-pub struct NewUser {
-    pub username: String,
-    pub password: String,
-    #[serde(default)]
-    pub display_name: String,
-    pub roles: BTreeSet<Role>,
-    pub scope: Scope,
-}
-
-/// A change to an account: fields left out keep their value.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"display_name": "Amina Okafor", "roles": ["hospital_clerk", "billing_clerk"]}))]
-pub struct UserChange {
-    pub display_name: Option<String>,
-    pub roles: Option<BTreeSet<Role>>,
-    pub scope: Option<Scope>,
-}
-
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::UsernameTaken => ApiError::Conflict("this username is taken".into()),
-        StoreError::Sqlx(e) => ApiError::internal(e),
-    }
+/// A new audit entry, carrying the id of the request being served, if any.
+fn audit(event: &str, user: Option<Uuid>, actor: Option<Uuid>, detail: serde_json::Value) -> AuditEntry {
+    let request_id = medcov_http::RequestContext::current().map(|cx| cx.request_id);
+    AuditEntry::new(event, user, actor, request_id, detail)
 }
 
 /// Keys for verifying tokens inside the auth service itself: straight from its store.
@@ -88,15 +56,15 @@ impl KeySource for StoreKeys {
 }
 
 pub struct AuthService {
-    store: AuthStore,
+    db: Database,
     settings: Settings,
 }
 
 impl AuthService {
-    pub fn new(store: AuthStore, config: &Config) -> AuthService {
+    pub fn new(db: Database, config: &Config) -> AuthService {
         let auth = &config.auth;
         AuthService {
-            store,
+            db,
             settings: Settings {
                 issuer: auth.issuer.clone(),
                 access_ttl: Duration::seconds(i64::try_from(auth.access_token_ttl_secs).unwrap_or(900)),
@@ -117,11 +85,13 @@ impl AuthService {
 
     /// Makes sure a signing key exists (the first start creates one).
     pub async fn ensure_signing_key(&self) -> anyhow::Result<()> {
-        if self.store.keys().await?.iter().any(|k| k.active) {
+        if store::keys(&self.db).await?.iter().any(|k| k.active) {
             return Ok(());
         }
         let key = SigningKey::generate()?;
-        self.store.add_key(key.kid(), key.pkcs8(), None).await?;
+        let mut tx = self.db.begin_write().await?;
+        store::add_key(&mut tx, key.kid(), key.pkcs8(), OffsetDateTime::now_utc()).await?;
+        tx.commit().await?;
         tracing::info!(kid = key.kid(), "created the first signing key");
         Ok(())
     }
@@ -129,8 +99,10 @@ impl AuthService {
     /// A new signing key takes over; the old one verifies until its tokens have expired.
     pub async fn rotate_key(&self, actor: Option<Uuid>) -> Result<String, ApiError> {
         let key = SigningKey::generate().map_err(ApiError::internal)?;
-        let audit = AuditEntry::new("key_rotated", None, actor, json!({ "kid": key.kid() }));
-        self.store.add_key(key.kid(), key.pkcs8(), Some(&audit)).await.map_err(store_error)?;
+        let mut tx = self.db.begin_write().await?;
+        store::add_key(&mut tx, key.kid(), key.pkcs8(), OffsetDateTime::now_utc()).await?;
+        store::append_audit(&mut tx, &audit("key_rotated", None, actor, json!({ "kid": key.kid() }))).await?;
+        tx.commit().await?;
         tracing::info!(kid = key.kid(), "signing key rotated");
         Ok(key.kid().to_owned())
     }
@@ -140,7 +112,7 @@ impl AuthService {
         let now = OffsetDateTime::now_utc();
         let horizon = self.settings.access_ttl + KEY_OVERLAP;
         let mut keys = Vec::new();
-        for row in self.store.keys().await.map_err(store_error)? {
+        for row in store::keys(&self.db).await? {
             let current = row.active || row.retired_at.is_some_and(|at| at + horizon > now);
             if current {
                 keys.push(SigningKey::from_pkcs8(row.kid, &row.private_key).map_err(ApiError::internal)?.jwk());
@@ -150,11 +122,8 @@ impl AuthService {
     }
 
     async fn signing_key(&self) -> Result<SigningKey, ApiError> {
-        let row = self
-            .store
-            .keys()
-            .await
-            .map_err(store_error)?
+        let row = store::keys(&self.db)
+            .await?
             .into_iter()
             .find(|k| k.active)
             .ok_or_else(|| ApiError::Unavailable("no signing key is configured".into()))?;
@@ -165,18 +134,18 @@ impl AuthService {
     /// and writes the credentials to a file only the owner can read.
     pub async fn bootstrap_admin(&self, config: &Config) -> anyhow::Result<()> {
         let username = config.auth.bootstrap_admin.trim();
-        if username.is_empty() || self.store.count_users().await? > 0 {
+        if username.is_empty() || store::count_users(&self.db).await? > 0 {
             return Ok(());
         }
         let password = sessions::new_refresh_token();
-        let user = NewUser {
+        let account = NewAccount {
             username: username.to_owned(),
             password: password.clone(),
             display_name: "Administrator".to_owned(),
             roles: BTreeSet::from([Role::Admin]),
             scope: Scope::Platform,
         };
-        let created = self.create_user(None, user).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let created = self.create_user(None, account).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         std::fs::create_dir_all(&config.data_dir)?;
         let path = config.data_dir.join("initial-admin.txt");
         write_private(&path, &format!("username: {username}\npassword: {password}\n"))?;
@@ -189,7 +158,7 @@ impl AuthService {
     }
 
     /// Creates an account. `actor` is `None` only for the command line and bootstrap.
-    pub async fn create_user(&self, actor: Option<&Principal>, input: NewUser) -> Result<User, ApiError> {
+    pub async fn create_user(&self, actor: Option<&Principal>, input: NewAccount) -> Result<User, ApiError> {
         if let Some(actor) = actor {
             actor.require_any(&[Role::Admin])?;
             if !input.scope.within(&actor.scope) {
@@ -215,11 +184,7 @@ impl AuthService {
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
         }
-        let password = input.password.clone();
-        let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+        let hash = hash_password(input.password.clone()).await?;
         let now = OffsetDateTime::now_utc();
         let user = User {
             id: Uuid::now_v7(),
@@ -235,69 +200,96 @@ impl AuthService {
             created_at: now,
             updated_at: now,
         };
-        let audit = AuditEntry::new(
+        let entry = audit(
             "user_created",
             Some(user.id),
             actor.map(|a| a.id),
             json!({ "roles": user.roles, "scope": user.scope }),
         );
-        self.store.insert_user(&user, &audit).await.map_err(store_error)?;
+        self.insert_account(&user, &entry, "this username is taken").await?;
         Ok(user)
     }
 
-    pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, ApiError> {
-        let user = self.store.user_by_username(username).await.map_err(store_error)?;
+    /// Inserts an account with its audit entry; a taken username is a 409 saying `taken`.
+    async fn insert_account(&self, user: &User, entry: &AuditEntry, taken: &str) -> Result<(), ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        match store::insert_user(&mut tx, user).await {
+            Err(e) if e.is_duplicate() => return Err(ApiError::Conflict(taken.into())),
+            other => other?,
+        }
+        store::append_audit(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Appends one audit entry on its own.
+    async fn record(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        store::append_audit(&mut tx, &entry).await?;
+        tx.commit().await
+    }
+
+    /// Stores an account's new failure count (and lock) with its audit entries.
+    async fn record_failure(&self, id: Uuid, failures: Failures, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        store::set_failures(&mut tx, id, failures).await?;
+        for entry in entries {
+            store::append_audit(&mut tx, entry).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        store::user_by_username_key(&self.db, &credentials::username_key(username)).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<Tokens, ApiError> {
+        let user = self.user_by_username(username).await?;
         let stored =
             user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| credentials::decoy_hash().to_owned());
-        let attempt = password.to_owned();
         // Verify even for an unknown user, so both answers take as long.
-        let matches = tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
-            .await
-            .map_err(ApiError::internal)?;
+        let matches = verify_password(password.to_owned(), stored).await?;
         let Some(user) = user else {
-            self.store
-                .audit(&AuditEntry::new("login_failed", None, None, json!({ "reason": "unknown_user" })))
-                .await
-                .map_err(store_error)?;
+            self.record(audit("login_failed", None, None, json!({ "reason": "unknown_user" }))).await?;
             return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
         };
         let now = OffsetDateTime::now_utc();
         if user.failures.is_locked(now) || !user.active {
             let reason = if user.active { "locked" } else { "inactive" };
-            self.store
-                .audit(&AuditEntry::new("login_failed", Some(user.id), None, json!({ "reason": reason })))
-                .await
-                .map_err(store_error)?;
+            self.record(audit("login_failed", Some(user.id), None, json!({ "reason": reason }))).await?;
             return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
         }
         if !matches {
             let failures = user.failures.after_failure(self.settings.lockout, now);
-            let mut audit = vec![AuditEntry::new(
+            let mut entries = vec![audit(
                 "login_failed",
                 Some(user.id),
                 None,
                 json!({ "reason": "wrong_password", "failures": failures.count }),
             )];
             if failures.is_locked(now) {
-                audit.push(AuditEntry::new(
+                entries.push(audit(
                     "account_locked",
                     Some(user.id),
                     None,
                     json!({ "until": failures.locked_until.map(|t| t.unix_timestamp()) }),
                 ));
             }
-            self.store.record_failure(user.id, failures, &audit).await.map_err(store_error)?;
+            self.record_failure(user.id, failures, &entries).await?;
             return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
         }
         let family = Uuid::now_v7();
-        let (pair, refresh, hash) = self.issue(&user, family).await?;
-        let audit = AuditEntry::new("login", Some(user.id), None, json!({ "session": family }));
-        self.store.record_login(user.id, &refresh, &hash, &audit).await.map_err(store_error)?;
-        Ok(pair)
+        let (tokens, refresh, hash) = self.issue(&user, family).await?;
+        let mut tx = self.db.begin_write().await?;
+        store::set_failures(&mut tx, user.id, Failures { count: 0, locked_until: None }).await?;
+        store::insert_refresh(&mut tx, &refresh, &hash).await?;
+        store::append_audit(&mut tx, &audit("login", Some(user.id), None, json!({ "session": family }))).await?;
+        tx.commit().await?;
+        Ok(tokens)
     }
 
     /// Signs an access token and makes the next refresh token of `family`.
-    async fn issue(&self, user: &User, family: Uuid) -> Result<(TokenPair, RefreshRow, String), ApiError> {
+    async fn issue(&self, user: &User, family: Uuid) -> Result<(Tokens, RefreshToken, String), ApiError> {
         let key = self.signing_key().await?;
         let now = OffsetDateTime::now_utc();
         let claims = AccessClaims {
@@ -316,7 +308,7 @@ impl AuthService {
         let access_token = key.sign(&claims).map_err(ApiError::internal)?;
         let refresh_token = sessions::new_refresh_token();
         let hash = sessions::token_hash(&refresh_token);
-        let row = RefreshRow {
+        let row = RefreshToken {
             id: Uuid::now_v7(),
             family_id: family,
             user_id: user.id,
@@ -324,13 +316,12 @@ impl AuthService {
             used_at: None,
             revoked_at: None,
         };
-        let pair = TokenPair {
+        let tokens = Tokens {
             access_token,
-            token_type: "Bearer".into(),
             expires_in: self.settings.access_ttl.whole_seconds(),
-            refresh_token,
+            refresh_token: Some(refresh_token),
         };
-        Ok((pair, row, hash))
+        Ok((tokens, row, hash))
     }
 
     /// Creates a service account for another MedCov service or an integration: platform scope,
@@ -341,11 +332,7 @@ impl AuthService {
         }
         check_username(name).map_err(|e| ApiError::Validation(vec![FieldError::new("name", e.reason)]))?;
         let secret = sessions::new_refresh_token();
-        let to_hash = secret.clone();
-        let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&to_hash))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+        let hash = hash_password(secret.clone()).await?;
         let now = OffsetDateTime::now_utc();
         let account = User {
             id: Uuid::now_v7(),
@@ -361,25 +348,19 @@ impl AuthService {
             created_at: now,
             updated_at: now,
         };
-        let audit = AuditEntry::new("service_account_created", Some(account.id), Some(actor.id), json!({}));
-        self.store.insert_user(&account, &audit).await.map_err(|e| match e {
-            StoreError::UsernameTaken => ApiError::Conflict("this name is taken".into()),
-            other => store_error(other),
-        })?;
+        let entry = audit("service_account_created", Some(account.id), Some(actor.id), json!({}));
+        self.insert_account(&account, &entry, "this name is taken").await?;
         Ok((account, secret))
     }
 
     /// The client-credentials grant: a service account's id and secret for an access token
     /// (no refresh token: the service asks again). Failures count towards the lockout.
-    pub async fn client_token(&self, client_id: &str, secret: &str) -> Result<TokenPair, ApiError> {
+    pub async fn client_token(&self, client_id: &str, secret: &str) -> Result<Tokens, ApiError> {
         let invalid = || ApiError::Unauthorized("invalid client credentials".into());
-        let account = self.store.user_by_username(client_id).await.map_err(store_error)?;
+        let account = self.user_by_username(client_id).await?;
         let stored =
             account.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| credentials::decoy_hash().to_owned());
-        let attempt = secret.to_owned();
-        let matches = tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
-            .await
-            .map_err(ApiError::internal)?;
+        let matches = verify_password(secret.to_owned(), stored).await?;
         let Some(account) = account.filter(|a| a.kind == PrincipalKind::Service) else {
             return Err(invalid());
         };
@@ -389,23 +370,20 @@ impl AuthService {
         }
         if !matches {
             let failures = account.failures.after_failure(self.settings.lockout, now);
-            let audit = [AuditEntry::new("login_failed", Some(account.id), None, json!({ "reason": "wrong_secret" }))];
-            self.store.record_failure(account.id, failures, &audit).await.map_err(store_error)?;
+            let entries = [audit("login_failed", Some(account.id), None, json!({ "reason": "wrong_secret" }))];
+            self.record_failure(account.id, failures, &entries).await?;
             return Err(invalid());
         }
-        let (mut pair, _, _) = self.issue(&account, Uuid::now_v7()).await?;
-        pair.refresh_token = String::new();
-        self.store
-            .audit(&AuditEntry::new("client_token", Some(account.id), None, json!({})))
-            .await
-            .map_err(store_error)?;
-        Ok(pair)
+        let (mut tokens, _, _) = self.issue(&account, Uuid::now_v7()).await?;
+        tokens.refresh_token = None;
+        self.record(audit("client_token", Some(account.id), None, json!({}))).await?;
+        Ok(tokens)
     }
 
     /// Rotates a refresh token. A token used twice revokes its whole session.
-    pub async fn refresh(&self, token: &str) -> Result<TokenPair, ApiError> {
+    pub async fn refresh(&self, token: &str) -> Result<Tokens, ApiError> {
         let invalid = || ApiError::Unauthorized("the refresh token is invalid or expired".into());
-        let Some(row) = self.store.refresh_by_hash(&sessions::token_hash(token)).await.map_err(store_error)? else {
+        let Some(row) = store::refresh_by_hash(&self.db, &sessions::token_hash(token)).await? else {
             return Err(invalid());
         };
         let now = OffsetDateTime::now_utc();
@@ -414,72 +392,77 @@ impl AuthService {
             RefreshState::Reused => return Err(self.reuse_detected(&row).await),
             RefreshState::Expired | RefreshState::Revoked => return Err(invalid()),
         }
-        let user = self.store.user_by_id(row.user_id).await.map_err(store_error)?.ok_or_else(invalid)?;
+        let user = store::user_by_id(&self.db, row.user_id).await?.ok_or_else(invalid)?;
         if !user.active {
             return Err(invalid());
         }
-        let (pair, next, hash) = self.issue(&user, row.family_id).await?;
-        let audit = AuditEntry::new("refresh", Some(user.id), None, json!({ "session": row.family_id }));
-        if !self.store.rotate_refresh(row.id, &next, &hash, &audit).await.map_err(store_error)? {
+        let (tokens, next, hash) = self.issue(&user, row.family_id).await?;
+        let mut tx = self.db.begin_write().await?;
+        if !store::use_refresh(&mut tx, row.id, now).await? {
             // Another request used it between our read and our write.
+            drop(tx);
             return Err(self.reuse_detected(&row).await);
         }
-        Ok(pair)
+        store::insert_refresh(&mut tx, &next, &hash).await?;
+        store::append_audit(&mut tx, &audit("refresh", Some(user.id), None, json!({ "session": row.family_id })))
+            .await?;
+        tx.commit().await?;
+        Ok(tokens)
     }
 
-    async fn reuse_detected(&self, row: &RefreshRow) -> ApiError {
-        let audit =
-            AuditEntry::new("refresh_reuse_detected", Some(row.user_id), None, json!({ "session": row.family_id }));
-        match self.store.revoke_family(row.family_id, &audit).await {
+    async fn reuse_detected(&self, row: &RefreshToken) -> ApiError {
+        let entry = audit("refresh_reuse_detected", Some(row.user_id), None, json!({ "session": row.family_id }));
+        match self.end_session(row.family_id, &entry).await {
             Ok(revoked) => {
                 tracing::warn!(user = %row.user_id, session = %row.family_id, revoked, "refresh token reused; session revoked");
                 ApiError::Unauthorized("the refresh token was already used; the session has been revoked".into())
             }
-            Err(e) => store_error(e),
+            Err(e) => e.into(),
         }
+    }
+
+    /// Revokes every token of a session, with its audit entry.
+    async fn end_session(&self, family: Uuid, entry: &AuditEntry) -> Result<u64, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let revoked = store::revoke_family(&mut tx, family, OffsetDateTime::now_utc()).await?;
+        store::append_audit(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     /// Ends the session the refresh token belongs to.
     pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
-        let Some(row) = self.store.refresh_by_hash(&sessions::token_hash(token)).await.map_err(store_error)? else {
+        let Some(row) = store::refresh_by_hash(&self.db, &sessions::token_hash(token)).await? else {
             return Err(ApiError::Unauthorized("the refresh token is invalid".into()));
         };
-        let audit = AuditEntry::new("logout", Some(row.user_id), None, json!({ "session": row.family_id }));
-        self.store.revoke_family(row.family_id, &audit).await.map_err(store_error)?;
+        let entry = audit("logout", Some(row.user_id), None, json!({ "session": row.family_id }));
+        self.end_session(row.family_id, &entry).await?;
         Ok(())
     }
 
     pub async fn change_password(&self, actor: &Principal, current: &str, new: &str) -> Result<(), ApiError> {
-        let user = self
-            .store
-            .user_by_id(actor.id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
-        let stored = user.password_hash.clone();
-        let attempt = current.to_owned();
-        let matches = tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
-            .await
-            .map_err(ApiError::internal)?;
-        if !matches {
+        let user =
+            store::user_by_id(&self.db, actor.id).await?.ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+        if !verify_password(current.to_owned(), user.password_hash.clone()).await? {
             return Err(ApiError::field("current_password", "does not match the current password"));
         }
         check_password("new_password", new, &user.username, self.settings.min_password)
             .map_err(|e| ApiError::Validation(vec![e]))?;
-        let password = new.to_owned();
-        let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
-        let audit = AuditEntry::new("password_changed", Some(user.id), Some(actor.id), json!({}));
-        self.store.set_password(user.id, &hash, &audit).await.map_err(store_error)
+        let hash = hash_password(new.to_owned()).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.db.begin_write().await?;
+        store::set_password(&mut tx, user.id, &hash, now).await?;
+        store::revoke_sessions(&mut tx, user.id, now).await?;
+        store::append_audit(&mut tx, &audit("password_changed", Some(user.id), Some(actor.id), json!({}))).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A user the actor may see: themselves, or anyone in scope for an administrator or
     /// auditor. Anyone else is "not found".
     pub async fn visible_user(&self, actor: &Principal, id: Uuid) -> Result<User, ApiError> {
         let not_found = || ApiError::NotFound("no such user".into());
-        let user = self.store.user_by_id(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let user = store::user_by_id(&self.db, id).await?.ok_or_else(not_found)?;
         let allowed =
             actor.id == id || (actor.has_any(&[Role::Admin, Role::Auditor]) && user.scope.within(&actor.scope));
         if allowed { Ok(user) } else { Err(not_found()) }
@@ -487,11 +470,7 @@ impl AuthService {
 
     pub async fn list_users(&self, actor: &Principal, after: Option<Uuid>, limit: i64) -> Result<Vec<User>, ApiError> {
         actor.require_any(&[Role::Admin, Role::Auditor])?;
-        let tenants = match actor.scope {
-            Scope::Platform => None,
-            ref scope => Some(crate::store::tenant_keys(scope)),
-        };
-        self.store.list_users(tenants.as_deref(), after, limit).await.map_err(store_error)
+        Ok(store::list_users(&self.db, &actor.scope, after, limit).await?)
     }
 
     pub async fn update_user(
@@ -499,16 +478,17 @@ impl AuthService {
         actor: &Principal,
         id: Uuid,
         expected_version: Option<i64>,
-        change: UserChange,
+        change: AccountChange,
     ) -> Result<User, ApiError> {
         actor.require_any(&[Role::Admin])?;
         let mut user = self.visible_user(actor, id).await?;
         if !user.scope.within(&actor.scope) {
             return Err(ApiError::NotFound("no such user".into()));
         }
+        let stale = || ApiError::PreconditionFailed("the user changed since you read it; read it again".into());
         let expected = expected_version.unwrap_or(user.version);
         if expected != user.version {
-            return Err(ApiError::PreconditionFailed("the user changed since you read it; read it again".into()));
+            return Err(stale());
         }
         let before = json!({ "roles": user.roles, "scope": user.scope });
         if let Some(name) = change.display_name {
@@ -534,17 +514,19 @@ impl AuthService {
         }
         let event =
             if before == json!({ "roles": user.roles, "scope": user.scope }) { "user_updated" } else { "role_changed" };
-        let audit = AuditEntry::new(
+        let entry = audit(
             event,
             Some(user.id),
             Some(actor.id),
             json!({ "before": before, "after": { "roles": user.roles, "scope": user.scope } }),
         );
-        self.store
-            .update_user(&user, expected, &audit)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::PreconditionFailed("the user changed since you read it; read it again".into()))
+        let mut tx = self.db.begin_write().await?;
+        if !store::update_user(&mut tx, &user, expected, OffsetDateTime::now_utc()).await? {
+            return Err(stale());
+        }
+        store::append_audit(&mut tx, &entry).await?;
+        tx.commit().await?;
+        store::user_by_id(&self.db, id).await?.ok_or_else(stale)
     }
 
     pub async fn deactivate(&self, actor: &Principal, id: Uuid) -> Result<User, ApiError> {
@@ -553,8 +535,14 @@ impl AuthService {
         if actor.id == id {
             return Err(ApiError::Conflict("you cannot deactivate yourself".into()));
         }
-        let audit = AuditEntry::new("user_deactivated", Some(id), Some(actor.id), json!({}));
-        self.store.deactivate(user.id, &audit).await.map_err(store_error)?;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.db.begin_write().await?;
+        let deactivated = store::deactivate(&mut tx, user.id, now).await?;
+        store::revoke_sessions(&mut tx, user.id, now).await?;
+        if deactivated {
+            store::append_audit(&mut tx, &audit("user_deactivated", Some(id), Some(actor.id), json!({}))).await?;
+        }
+        tx.commit().await?;
         self.visible_user(actor, id).await
     }
 
@@ -577,8 +565,23 @@ impl AuthService {
             };
             self.visible_user(actor, user).await?;
         }
-        self.store.audit_log(user, event, after, limit).await.map_err(store_error)
+        Ok(store::audit_log(&self.db, user, event, after, limit).await?)
     }
+}
+
+/// Hashes a password off the async workers (argon2 is deliberately slow).
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored hash off the async workers.
+async fn verify_password(attempt: String, stored: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
+        .await
+        .map_err(ApiError::internal)
 }
 
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {

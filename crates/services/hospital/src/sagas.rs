@@ -48,7 +48,12 @@ pub fn registration(timeout: Duration) -> Definition {
 /// each state as `sagas{state}`.
 pub async fn run(store: std::sync::Arc<HospitalStore>, metrics: Metrics, every: Duration, stop: CancellationToken) {
     metrics.describe_gauge("sagas", "Sagas this service orchestrates, by state.");
-    let actor = medcov_store::outbox::Actor { user_id: uuid::Uuid::nil(), request_id: None, traceparent: None };
+    let actor = medcov_store::outbox::Actor {
+        user_id: uuid::Uuid::nil(),
+        request_id: None,
+        traceparent: None,
+        causation_id: None,
+    };
     loop {
         tokio::select! {
             () = stop.cancelled() => return,

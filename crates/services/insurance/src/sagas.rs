@@ -90,7 +90,7 @@ pub async fn tick(store: &InsuranceStore) -> Result<usize, StoreError> {
         }
         // Compensate: cancel the policy (billing voids its premium when it hears of it).
         if policy.status == PolicyStatus::Pending {
-            let actor = Actor { user_id: Uuid::nil(), request_id: None, traceparent: None };
+            let actor = Actor { user_id: Uuid::nil(), request_id: None, traceparent: None, causation_id: None };
             match store
                 .change_policy_status(
                     &policy,

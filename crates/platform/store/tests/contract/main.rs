@@ -1,18 +1,36 @@
 //! The store's contract, run against every backend: what a service may rely on whether its
-//! database is SQLite or PostgreSQL.
+//! database is SQLite or PostgreSQL. The test keeps a tiny store of its own (`sql/`), mounted
+//! per backend as every service's store is.
 
 use medcov_config::ServiceName;
-use medcov_store::{Backend, Database, Migrations, PoolOptions, StoreError};
+use medcov_store::{Backend, Database, Migrations, OpenError, PoolOptions, StoreError, Tx, dispatch, outbox};
 use medcov_testkit::{TestBackend, TestEnv};
 use sqlx::migrate::Migrator;
+use uuid::Uuid;
 
 static POSTGRES: Migrator = sqlx::migrate!("tests/contract/migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("tests/contract/migrations/sqlite");
 const MIGRATIONS: Migrations = Migrations { postgres: &POSTGRES, sqlite: &SQLITE };
 
+mod postgres;
+mod sqlite;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+enum Kind {
+    Plain,
+    Urgent,
+}
+
 async fn open(env: &TestEnv) -> Database {
     let url = env.config.database_url(ServiceName::Hospital);
     Database::connect(ServiceName::Hospital, url, &PoolOptions::from_config(&env.config)).await.expect("connects")
+}
+
+async fn migrated(env: &TestEnv) -> Database {
+    let database = open(env).await;
+    database.migrate(ServiceName::Hospital, &MIGRATIONS).await.expect("migrates");
+    database
 }
 
 async fn migrations_apply_once_and_rerun_as_a_no_op(env: TestEnv) {
@@ -25,84 +43,137 @@ async fn migrations_apply_once_and_rerun_as_a_no_op(env: TestEnv) {
     database.migrate(ServiceName::Hospital, &MIGRATIONS).await.expect("first run");
     database.migrate(ServiceName::Hospital, &MIGRATIONS).await.expect("second run is a no-op");
     database.ping().await.expect("ping");
-    let visits: i64 = match &database {
-        Database::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'visits'").fetch_one(pool).await
-        }
-        Database::Postgres(pool) => {
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'visits'").fetch_one(pool).await
-        }
-    }
-    .expect("the migrated table");
+    let visits = dispatch!(&database, value("visits")).expect("the migrated table");
     assert_eq!(visits, 0, "the seed row was inserted once");
+    // The platform's tables are there too, without the service's migrations naming them.
+    assert!(outbox::all(&database).await.expect("the platform's outbox").is_empty());
     database.close().await;
 }
 
 async fn a_database_owned_by_another_service_is_refused(env: TestEnv) {
-    let database = open(&env).await;
-    database.migrate(ServiceName::Hospital, &MIGRATIONS).await.expect("migrates");
+    let database = migrated(&env).await;
     match database.check_owner(ServiceName::Billing).await {
-        Err(StoreError::Foreign { service, owner }) => {
+        Err(OpenError::Foreign { service, owner }) => {
             assert_eq!((service, owner.as_str()), (ServiceName::Billing, "hospital"));
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // Migrating it as billing is refused before billing's migrations touch it.
+    let refused = database.migrate(ServiceName::Billing, &MIGRATIONS).await;
+    assert!(matches!(refused, Err(OpenError::Foreign { .. })), "{refused:?}");
     database.close().await;
 }
 
 async fn concurrent_writers_all_land(env: TestEnv) {
-    let database = open(&env).await;
-    database.migrate(ServiceName::Hospital, &MIGRATIONS).await.expect("migrates");
+    let database = migrated(&env).await;
     // Read-modify-write in a transaction, 20 at once: a lost update or a SQLITE_BUSY failure
     // would leave the counter short.
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let database = database.clone();
         writers.spawn(async move {
-            match &database {
-                Database::Sqlite(pool) => {
-                    let mut tx = medcov_store::begin_write(pool).await?;
-                    let v: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'visits'")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE counters SET value = $1 WHERE name = 'visits'")
-                        .bind(v + 1)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await
-                }
-                Database::Postgres(pool) => {
-                    let mut tx = pool.begin().await?;
-                    let v: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'visits' FOR UPDATE")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE counters SET value = $1 WHERE name = 'visits'")
-                        .bind(v + 1)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await
-                }
-            }
+            let mut tx = database.begin_write().await?;
+            dispatch!(&mut tx, bump("visits"))?;
+            tx.commit().await
         });
     }
     while let Some(outcome) = writers.join_next().await {
         outcome.expect("task").expect("write");
     }
-    let visits: i64 = match &database {
-        Database::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'visits'").fetch_one(pool).await
-        }
-        Database::Postgres(pool) => {
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'visits'").fetch_one(pool).await
-        }
-    }
-    .expect("read");
-    assert_eq!(visits, 20);
+    assert_eq!(dispatch!(&database, value("visits")).expect("read"), 20);
     database.close().await;
+}
+
+#[derive(serde::Serialize)]
+struct Labelled {
+    label: String,
+    hospital_id: Uuid,
+}
+
+impl outbox::DomainEvent for Labelled {
+    const TYPE: &'static str = "hospital.labelled.v1";
+    const AGGREGATE: &'static str = "label";
+    fn aggregate_id(&self) -> Uuid {
+        Uuid::nil()
+    }
+    fn tenant_id(&self) -> Uuid {
+        self.hospital_id
+    }
+}
+
+async fn a_change_and_its_event_commit_or_vanish_together(env: TestEnv) {
+    let database = migrated(&env).await;
+    let actor = outbox::Actor { causation_id: Some("cause".into()), ..outbox::Actor::default() };
+    let event = Labelled { label: "kept".into(), hospital_id: Uuid::now_v7() };
+
+    let mut tx: Tx = database.begin_write().await.expect("begins");
+    dispatch!(&mut tx, add_label("kept", "plain")).expect("insert");
+    outbox::write(&mut tx, &actor, &event).await.expect("event");
+    tx.commit().await.expect("commits");
+
+    let mut tx = database.begin_write().await.expect("begins");
+    dispatch!(&mut tx, add_label("dropped", "plain")).expect("insert");
+    outbox::write(&mut tx, &actor, &Labelled { label: "dropped".into(), hospital_id: Uuid::nil() })
+        .await
+        .expect("event");
+    drop(tx); // rolled back
+
+    let events = outbox::unpublished(&database).await.expect("outbox");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].event_type, "hospital.labelled.v1");
+    assert_eq!(events[0].payload["label"], "kept");
+    database.close().await;
+}
+
+async fn a_duplicate_key_and_an_unknown_word_are_named(env: TestEnv) {
+    let database = migrated(&env).await;
+    let mut tx = database.begin_write().await.expect("begins");
+    dispatch!(&mut tx, add_label("a", "urgent")).expect("insert");
+    dispatch!(&mut tx, add_label("b", "bitcoin")).expect("insert");
+    let duplicate = dispatch!(&mut tx, add_label("a", "plain")).expect_err("a second a");
+    assert!(duplicate.is_duplicate(), "{duplicate:?}");
+    drop(tx);
+
+    let mut tx = database.begin_write().await.expect("begins");
+    dispatch!(&mut tx, add_label("a", "urgent")).expect("insert");
+    dispatch!(&mut tx, add_label("b", "bitcoin")).expect("insert");
+    tx.commit().await.expect("commits");
+    assert_eq!(dispatch!(&database, label_kind("a")).expect("reads"), Kind::Urgent);
+    match dispatch!(&database, label_kind("b")) {
+        Err(StoreError::Corrupt { table, column, value }) => {
+            assert_eq!((table, column, value.as_str()), ("labels", "kind", "bitcoin"))
+        }
+        other => panic!("an unknown word must be an error naming where it is, got {other:?}"),
+    }
+    database.close().await;
+}
+
+async fn the_inbox_records_an_event_once(env: TestEnv) {
+    let database = migrated(&env).await;
+    let event = Uuid::now_v7();
+    let mut tx = database.begin_write().await.expect("begins");
+    assert!(medcov_store::inbox::record_once(&mut tx, "billing.invoicing", event).await.expect("first"));
+    assert!(!medcov_store::inbox::record_once(&mut tx, "billing.invoicing", event).await.expect("repeat"));
+    assert!(medcov_store::inbox::record_once(&mut tx, "billing.other", event).await.expect("another consumer"));
+    tx.commit().await.expect("commits");
+    database.close().await;
+}
+
+async fn a_closed_pool_is_an_outage_not_a_bug(env: TestEnv) {
+    let database = migrated(&env).await;
+    database.close().await;
+    let error = database.begin_write().await.expect_err("no connection");
+    assert!(error.is_unavailable(), "{error:?}");
+    let error = dispatch!(&database, value("visits")).expect_err("no connection");
+    assert!(error.is_unavailable(), "{error:?}");
 }
 
 medcov_testkit::backend_suite!(
     migrations_apply_once_and_rerun_as_a_no_op,
     a_database_owned_by_another_service_is_refused,
     concurrent_writers_all_land,
+    a_change_and_its_event_commit_or_vanish_together,
+    a_duplicate_key_and_an_unknown_word_are_named,
+    the_inbox_records_an_event_once,
+    a_closed_pool_is_an_outage_not_a_bug,
 );

@@ -12,8 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::domain::audit::AuditEntry;
 use crate::service::AuthService;
-use crate::store::AuditEntry;
 
 pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
     OpenApiRouter::new().routes(routes!(audit_log)).with_state(service)

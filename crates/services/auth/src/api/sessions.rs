@@ -5,11 +5,12 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use medcov_http::{ApiError, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::service::{AuthService, TokenPair};
+use crate::domain::sessions::Tokens;
+use crate::service::AuthService;
 
 pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
     OpenApiRouter::new()
@@ -18,6 +19,29 @@ pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
         .routes(routes!(logout))
         .routes(routes!(client_token))
         .with_state(service)
+}
+
+/// Tokens handed out by login, refresh and the client-credentials grant.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single use: each refresh returns a new one.
+    pub refresh_token: String,
+}
+
+impl From<Tokens> for TokenPair {
+    fn from(tokens: Tokens) -> Self {
+        TokenPair {
+            access_token: tokens.access_token,
+            token_type: "Bearer".into(),
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -47,7 +71,7 @@ async fn login(
     State(service): State<Arc<AuthService>>,
     Json(body): Json<Credentials>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    service.login(&body.username, &body.password).await.map(Json)
+    service.login(&body.username, &body.password).await.map(|tokens| Json(tokens.into()))
 }
 
 /// Exchange a refresh token for new tokens. Each refresh token works once; presenting a used
@@ -61,7 +85,7 @@ async fn refresh(
     State(service): State<Arc<AuthService>>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    service.refresh(&body.refresh_token).await.map(Json)
+    service.refresh(&body.refresh_token).await.map(|tokens| Json(tokens.into()))
 }
 
 /// End the session the refresh token belongs to.
@@ -98,5 +122,5 @@ async fn client_token(
     if body.grant_type != "client_credentials" {
         return Err(ApiError::field("grant_type", "must be `client_credentials`"));
     }
-    service.client_token(&body.client_id, &body.client_secret).await.map(Json)
+    service.client_token(&body.client_id, &body.client_secret).await.map(|tokens| Json(tokens.into()))
 }

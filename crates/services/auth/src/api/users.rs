@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Admins, Overseers, PlatformAdmins};
-use crate::service::{AuthService, NewUser, UserChange};
-use crate::store::User;
+use crate::domain::user::{AccountChange, NewAccount, User};
+use crate::service::AuthService;
 
 pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
     OpenApiRouter::new()
@@ -27,6 +27,47 @@ pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
         .routes(routes!(change_password))
         .routes(routes!(create_service_account))
         .with_state(service)
+}
+
+/// A new account.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "amina.desk", "password": "correct horse battery staple", "display_name": "Amina (front desk)", "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": ["0190f5a4-0000-7000-8000-000000000001"]}}))]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub roles: BTreeSet<Role>,
+    pub scope: Scope,
+}
+
+impl From<NewUser> for NewAccount {
+    fn from(body: NewUser) -> Self {
+        NewAccount {
+            username: body.username,
+            password: body.password,
+            display_name: body.display_name,
+            roles: body.roles,
+            scope: body.scope,
+        }
+    }
+}
+
+/// A change to an account: fields left out keep their value.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"display_name": "Amina Okafor", "roles": ["hospital_clerk", "billing_clerk"]}))]
+pub struct UserChange {
+    pub display_name: Option<String>,
+    pub roles: Option<BTreeSet<Role>>,
+    pub scope: Option<Scope>,
+}
+
+impl From<UserChange> for AccountChange {
+    fn from(body: UserChange) -> Self {
+        AccountChange { display_name: body.display_name, roles: body.roles, scope: body.scope }
+    }
 }
 
 /// An account as the API shows it (never its password hash).
@@ -101,7 +142,7 @@ async fn create_user(
     Authorized(principal, _): Authorized<Admins>,
     Json(body): Json<NewUser>,
 ) -> Result<Response, ApiError> {
-    let user = service.create_user(Some(&principal), body).await?;
+    let user = service.create_user(Some(&principal), body.into()).await?;
     Ok(with_etag(StatusCode::CREATED, &user))
 }
 
@@ -168,7 +209,7 @@ async fn update_user(
     Json(change): Json<UserChange>,
 ) -> Result<Response, ApiError> {
     let version = if_match(&headers)?;
-    let user = service.update_user(&principal, id, version, change).await?;
+    let user = service.update_user(&principal, id, version, change.into()).await?;
     Ok(with_etag(StatusCode::OK, &user))
 }
 

@@ -3,7 +3,7 @@
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use medcov_http::FieldError;
+use medcov_domain::FieldError;
 
 /// Usernames: 3 to 64 characters of letters, digits, `.`, `_`, `-` and `@`; compared without
 /// regard to case.

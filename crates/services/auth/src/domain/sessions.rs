@@ -63,3 +63,13 @@ mod tests {
         assert_eq!(refresh_state(false, true, false), RefreshState::Revoked);
     }
 }
+
+/// Tokens handed out by a sign-in, a refresh or the client-credentials grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The next refresh token of the session; none for the client-credentials grant.
+    pub refresh_token: Option<String>,
+}

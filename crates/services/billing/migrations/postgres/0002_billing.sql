@@ -84,25 +84,3 @@ CREATE TABLE journal_postings (
 );
 CREATE INDEX journal_postings_account ON journal_postings (account);
 
--- Events this service handled, recorded with their effect: a repeat has no second effect.
-CREATE TABLE inbox (
-    consumer    TEXT NOT NULL,
-    event_id    UUID NOT NULL,
-    handled_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE outbox (
-    id              UUID PRIMARY KEY,
-    event_type      TEXT NOT NULL,
-    aggregate_type  TEXT NOT NULL,
-    aggregate_id    UUID NOT NULL,
-    tenant_id       UUID,
-    occurred_at     TIMESTAMPTZ NOT NULL,
-    correlation_id  TEXT,
-    causation_id    TEXT,
-    traceparent     TEXT,
-    payload         JSONB NOT NULL,
-    published_at    TIMESTAMPTZ
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;

@@ -84,25 +84,3 @@ CREATE TABLE journal_postings (
 );
 CREATE INDEX journal_postings_account ON journal_postings (account);
 
--- Events this service handled, recorded with their effect: a repeat has no second effect.
-CREATE TABLE inbox (
-    consumer    TEXT NOT NULL,
-    event_id    BLOB NOT NULL,
-    handled_at  TEXT NOT NULL,
-    PRIMARY KEY (consumer, event_id)
-);
-
-CREATE TABLE outbox (
-    id              BLOB PRIMARY KEY,
-    event_type      TEXT NOT NULL,
-    aggregate_type  TEXT NOT NULL,
-    aggregate_id    BLOB NOT NULL,
-    tenant_id       BLOB,
-    occurred_at     TEXT NOT NULL,
-    correlation_id  TEXT,
-    causation_id    TEXT,
-    traceparent     TEXT,
-    payload         TEXT NOT NULL,
-    published_at    TEXT
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;

@@ -80,19 +80,3 @@ CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log
 CREATE TRIGGER patient_history_append_only BEFORE UPDATE OR DELETE ON patient_history
     FOR EACH ROW EXECUTE FUNCTION append_only();
 
--- Domain events, written in the same transaction as the change (the transactional outbox);
--- a relay publishes them and sets published_at.
-CREATE TABLE outbox (
-    id              UUID PRIMARY KEY,
-    event_type      TEXT NOT NULL,
-    aggregate_type  TEXT NOT NULL,
-    aggregate_id    UUID NOT NULL,
-    tenant_id       UUID,
-    occurred_at     TIMESTAMPTZ NOT NULL,
-    correlation_id  TEXT,
-    causation_id    TEXT,
-    traceparent     TEXT,
-    payload         JSONB NOT NULL,
-    published_at    TIMESTAMPTZ
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;

@@ -79,19 +79,3 @@ BEGIN SELECT RAISE(ABORT, 'patient_history is append-only'); END;
 CREATE TRIGGER patient_history_no_delete BEFORE DELETE ON patient_history
 BEGIN SELECT RAISE(ABORT, 'patient_history is append-only'); END;
 
--- Domain events, written in the same transaction as the change (the transactional outbox);
--- a relay publishes them and sets published_at.
-CREATE TABLE outbox (
-    id              BLOB PRIMARY KEY,
-    event_type      TEXT NOT NULL,
-    aggregate_type  TEXT NOT NULL,
-    aggregate_id    BLOB NOT NULL,
-    tenant_id       BLOB,
-    occurred_at     TEXT NOT NULL,
-    correlation_id  TEXT,
-    causation_id    TEXT,
-    traceparent     TEXT,
-    payload         TEXT NOT NULL,
-    published_at    TEXT
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;

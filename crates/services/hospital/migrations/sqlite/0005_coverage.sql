@@ -12,10 +12,3 @@ CREATE TABLE patient_coverage (
     PRIMARY KEY (patient_id, member_number)
 );
 
--- Events this service handled, recorded with their effect.
-CREATE TABLE inbox (
-    consumer    TEXT NOT NULL,
-    event_id    BLOB NOT NULL,
-    handled_at  TEXT NOT NULL,
-    PRIMARY KEY (consumer, event_id)
-);

@@ -176,18 +176,3 @@ CREATE TABLE accumulator_entries (
 );
 CREATE INDEX accumulator_entries_policy ON accumulator_entries (policy_id, member_id);
 
-CREATE TABLE outbox (
-    id              UUID PRIMARY KEY,
-    event_type      TEXT NOT NULL,
-    aggregate_type  TEXT NOT NULL,
-    aggregate_id    UUID NOT NULL,
-    tenant_id       UUID,
-    occurred_at     TIMESTAMPTZ NOT NULL,
-    correlation_id  TEXT,
-    causation_id    TEXT,
-    traceparent     TEXT,
-    payload         JSONB NOT NULL,
-    published_at    TIMESTAMPTZ
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-

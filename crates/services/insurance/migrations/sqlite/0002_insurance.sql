@@ -176,18 +176,3 @@ CREATE TABLE accumulator_entries (
 );
 CREATE INDEX accumulator_entries_policy ON accumulator_entries (policy_id, member_id);
 
-CREATE TABLE outbox (
-    id              BLOB PRIMARY KEY,
-    event_type      TEXT NOT NULL,
-    aggregate_type  TEXT NOT NULL,
-    aggregate_id    BLOB NOT NULL,
-    tenant_id       BLOB,
-    occurred_at     TEXT NOT NULL,
-    correlation_id  TEXT,
-    causation_id    TEXT,
-    traceparent     TEXT,
-    payload         TEXT NOT NULL,
-    published_at    TEXT
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-

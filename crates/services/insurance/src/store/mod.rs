@@ -43,6 +43,8 @@ pub enum StoreError {
     Invalid { field: String, reason: String },
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Platform(#[from] medcov_store::StoreError),
 }
 
 impl StoreError {
@@ -59,6 +61,7 @@ impl From<StoreError> for medcov_http::ApiError {
             StoreError::NotFound(m) => ApiError::NotFound(m.into()),
             StoreError::Invalid { field, reason } => ApiError::Validation(vec![FieldError::new(field, reason)]),
             StoreError::Sqlx(e) => ApiError::internal(e),
+            StoreError::Platform(e) => e.into(),
         }
     }
 }

@@ -1,0 +1,6 @@
+//! The bus's SQL, mounted once per backend with its own `Pool` and `Tx`.
+
+use super::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx};
+
+pub(crate) mod outbox;
+pub(crate) mod sagas;

@@ -1,0 +1,122 @@
+//! What the domain code of every service shares. No I/O, no HTTP: the HTTP kit maps these to
+//! problem documents, the stores to rows.
+//!
+//! - [`FieldError`]: one field that breaks a rule, named by its JSON path.
+//! - [`Rejection`]: why a rule says no (invalid input, nothing there, a conflict with the
+//!   current state, not allowed, a stale version). Domain functions return it; the API turns
+//!   it into the matching 4xx.
+//! - [`TextEnum`]: enums stored and sent as fixed lowercase words (derived with `strum`), so
+//!   that reading an unknown word is an error that says where it came from, never a default.
+
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+pub use strum;
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Where the field is: a JSON path such as `members[2].date_of_birth`, or a query or
+    /// path parameter name.
+    pub field: String,
+    /// Why it was refused, in words a person can act on.
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// Why a domain rule refused a request. Each kind maps to one HTTP status in the HTTP kit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Fields break rules (422), each named.
+    Invalid(Vec<FieldError>),
+    /// The thing asked about does not exist, or is outside the caller's scope (404).
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    Conflict(String),
+    /// The caller may not do this (403).
+    Forbidden(String),
+    /// The change was made against a version that is no longer current (412).
+    Stale(String),
+}
+
+impl Rejection {
+    /// One invalid field.
+    pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
+        Rejection::Invalid(vec![FieldError::new(field, reason)])
+    }
+
+    /// `Ok(())` when `errors` is empty, the invalid fields otherwise.
+    pub fn check(errors: Vec<FieldError>) -> Result<(), Rejection> {
+        if errors.is_empty() { Ok(()) } else { Err(Rejection::Invalid(errors)) }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Rejection {
+        Rejection::NotFound(what.into())
+    }
+
+    pub fn conflict(why: impl Into<String>) -> Rejection {
+        Rejection::Conflict(why.into())
+    }
+}
+
+impl From<FieldError> for Rejection {
+    fn from(error: FieldError) -> Self {
+        Rejection::Invalid(vec![error])
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Invalid(errors) => {
+                let fields: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect();
+                write!(f, "invalid: {}", fields.join("; "))
+            }
+            Rejection::NotFound(what) => write!(f, "{what}"),
+            Rejection::Conflict(why) | Rejection::Forbidden(why) | Rejection::Stale(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// An enum kept as one of a fixed set of words (in a column, in JSON, in a query string).
+///
+/// Derive the conversions with `strum` and implement this marker:
+///
+/// ```
+/// use medcov_domain::{TextEnum, strum};
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+/// #[strum(serialize_all = "snake_case")]
+/// enum Method { Cash, MobileMoney }
+/// impl TextEnum for Method {}
+///
+/// assert_eq!(Method::MobileMoney.as_str(), "mobile_money");
+/// assert_eq!(Method::parse("cash"), Some(Method::Cash));
+/// assert_eq!(Method::parse("bitcoin"), None);
+/// ```
+pub trait TextEnum:
+    Copy + std::str::FromStr + Into<&'static str> + strum::VariantArray + std::fmt::Debug + 'static
+{
+    /// The word for this value.
+    fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The value for a word; `None` for any other word.
+    fn parse(word: &str) -> Option<Self> {
+        word.parse().ok()
+    }
+
+    /// Every word, in declaration order (for error messages and documentation).
+    fn words() -> Vec<&'static str> {
+        Self::VARIANTS.iter().map(|v| (*v).into()).collect()
+    }
+}

@@ -1,0 +1,23 @@
+//! The PostgreSQL backend: its types, what differs in its SQL, and the platform's SQL compiled
+//! for it (the folder `sql/`, shared with [`sqlite`](crate::sqlite)).
+//!
+//! A store mounts its own SQL the same way: `store/postgres.rs` re-exports these names and
+//! mounts `store/sql/` with `#[path = "sql/mod.rs"]`.
+
+pub type Db = sqlx::Postgres;
+pub type Pool = sqlx::PgPool;
+pub type Tx = sqlx::Transaction<'static, Db>;
+pub type Connection = sqlx::PgConnection;
+
+/// What a `SELECT` adds to lock the rows it reads until the transaction ends.
+pub const FOR_UPDATE: &str = " FOR UPDATE";
+
+/// What a `SELECT … FOR UPDATE` adds to skip rows another transaction holds (several outbox
+/// relays share the work).
+pub const SKIP_LOCKED: &str = " SKIP LOCKED";
+
+// The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;
+pub use sql::*;

@@ -1,0 +1,24 @@
+//! The SQLite backend: its types, what differs in its SQL, and the platform's SQL compiled for
+//! it (the folder `sql/`, shared with [`postgres`](crate::postgres)).
+//!
+//! A store mounts its own SQL the same way: `store/sqlite.rs` re-exports these names and
+//! mounts `store/sql/` with `#[path = "sql/mod.rs"]`.
+
+pub type Db = sqlx::Sqlite;
+pub type Pool = sqlx::SqlitePool;
+pub type Tx = sqlx::Transaction<'static, Db>;
+pub type Connection = sqlx::SqliteConnection;
+
+/// What a `SELECT` adds to lock the rows it reads until the transaction ends: nothing, since a
+/// write transaction (`BEGIN IMMEDIATE`) already holds the whole database.
+pub const FOR_UPDATE: &str = "";
+
+/// What a `SELECT … FOR UPDATE` adds to skip rows another transaction holds: nothing (see
+/// [`FOR_UPDATE`]); one relay runs per SQLite database.
+pub const SKIP_LOCKED: &str = "";
+
+// The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/mod.rs"]
+mod sql;
+pub use sql::*;

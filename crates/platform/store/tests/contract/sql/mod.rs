@@ -1,0 +1,28 @@
+//! A tiny store written the way services write theirs: this folder is mounted once per
+//! backend (`main.rs`), with that backend's `Db`, `Pool` and `Tx`.
+
+use medcov_store::StoreError;
+
+use super::{FOR_UPDATE, Pool, Tx};
+
+/// Adds one to the counter, read and written in the caller's transaction.
+pub async fn bump(tx: &mut Tx, name: &str) -> Result<i64, StoreError> {
+    let sql = format!("SELECT value FROM counters WHERE name = $1{FOR_UPDATE}");
+    let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(name).fetch_one(&mut **tx).await?;
+    sqlx::query("UPDATE counters SET value = $1 WHERE name = $2").bind(value + 1).bind(name).execute(&mut **tx).await?;
+    Ok(value + 1)
+}
+
+pub async fn value(pool: &Pool, name: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = $1").bind(name).fetch_one(pool).await?)
+}
+
+pub async fn add_label(tx: &mut Tx, name: &str, kind: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO labels (name, kind) VALUES ($1, $2)").bind(name).bind(kind).execute(&mut **tx).await?;
+    Ok(())
+}
+
+pub async fn label_kind(pool: &Pool, name: &str) -> Result<crate::Kind, StoreError> {
+    let kind: String = sqlx::query_scalar("SELECT kind FROM labels WHERE name = $1").bind(name).fetch_one(pool).await?;
+    medcov_store::decode("labels", "kind", &kind)
+}

@@ -119,12 +119,14 @@ fn passwords_never_show_in_the_printed_configuration() {
     let output = medcov(&["config", "show"])
         .env("MEDCOV__DATABASE__URL", "postgres://medcov:s3cret@127.0.0.1:5432/medcov")
         .env("MEDCOV__REDIS__URL", "redis://:hunter2@127.0.0.1:6379")
+        .env("MEDCOV__AUTH__KEY_ENCRYPTION_KEY", "a2VrLWtlay1rZWsta2VrLWtlay1rZWsta2VrLWtlay0=")
         .output()
         .expect("runs");
     assert!(output.status.success());
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.contains("postgres://medcov:***@127.0.0.1:5432/medcov"), "{shown}");
     assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("key_encryption_key = \"<redacted>\"") && !shown.contains("a2Vr"), "{shown}");
 }
 
 #[test]

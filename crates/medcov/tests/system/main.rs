@@ -23,6 +23,7 @@
 //! - `billing`: encounters invoiced through the bus (once), payments under Idempotency-Keys
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
 //!   invoice.
+//! - `secrets`: the data folder's modes and the signing keys sealed at rest.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 
 mod appointments;
@@ -36,6 +37,7 @@ mod insurance;
 mod mesh;
 mod patients;
 mod readiness;
+mod secrets;
 mod serving;
 mod split;
 mod support;

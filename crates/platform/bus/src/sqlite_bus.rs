@@ -50,9 +50,8 @@ fn seq_of(entry: &str) -> BusResult<i64> {
 impl SqliteBus {
     /// Opens (creating if needed) the bus file.
     pub async fn open(path: &Path) -> BusResult<SqliteBus> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| BusError::Malformed(format!("{}: {e}", parent.display())))?;
-        }
+        // Created 0600 in a 0700 folder before SQLite opens it (its WAL files take the same mode).
+        medcov_config::private::ensure_file(path).map_err(|e| BusError::Malformed(e.to_string()))?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(BusError::Sqlite)?
             .filename(path)

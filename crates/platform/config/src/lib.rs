@@ -7,8 +7,11 @@
 //!
 //! - [`service`]: the five services, their start order and `--target` lists.
 //! - [`urls`]: database and Redis URLs, parsed and redacted.
+//! - [`private`]: the data folder and its files, readable by MedCov's own account only.
 
 #![forbid(unsafe_code)]
+
+pub mod private;
 
 pub mod service;
 pub mod urls;
@@ -357,6 +360,14 @@ pub struct AuthConfig {
     pub lockout_minutes: u64,
     pub password_min_length: usize,
     pub bootstrap_admin: String,
+    /// The key-encryption key that seals the token-signing keys at rest: 32 random bytes in
+    /// base64 (`openssl rand -base64 32`). Usually given in the environment
+    /// (`MEDCOV__AUTH__KEY_ENCRYPTION_KEY`).
+    pub key_encryption_key: Secret,
+    /// A file holding the key-encryption key (base64), instead of the value itself. Empty with
+    /// no value either: `<data_dir>/signing-keys.kek`, generated on first start, on SQLite
+    /// only; on PostgreSQL one of the two must be set.
+    pub key_encryption_key_file: String,
 }
 
 impl Default for AuthConfig {
@@ -369,6 +380,8 @@ impl Default for AuthConfig {
             lockout_minutes: 15,
             password_min_length: 12,
             bootstrap_admin: "admin".to_owned(),
+            key_encryption_key: Secret::default(),
+            key_encryption_key_file: String::new(),
         }
     }
 }
@@ -713,6 +726,38 @@ where
     match value {
         Some(v) => v.serialize(serializer),
         None => serializer.serialize_str(""),
+    }
+}
+
+/// A setting that must never be shown: printed and logged as `<redacted>`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself; use it, never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
     }
 }
 

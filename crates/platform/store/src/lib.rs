@@ -56,7 +56,7 @@ use sqlx::{Connection, Sqlite, Transaction};
 pub enum OpenError {
     #[error("the {service} database at {url} is unreachable: {source}")]
     Unreachable { service: ServiceName, url: String, source: sqlx::Error },
-    #[error("cannot create the data folder {path}: {source}")]
+    #[error("cannot prepare the data file {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("migrating the {service} database failed: {source}")]
     Migrate { service: ServiceName, source: sqlx::migrate::MigrateError },
@@ -367,9 +367,10 @@ macro_rules! on_pool {
 }
 
 async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, OpenError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| OpenError::DataDir { path: parent.to_path_buf(), source })?;
-    }
+    // Created 0600 in a 0700 folder before SQLite opens it: the WAL and shared-memory files
+    // SQLite makes beside it take the same mode (see medcov_config::private).
+    medcov_config::private::ensure_file(path)
+        .map_err(|source| OpenError::DataDir { path: path.to_path_buf(), source })?;
     let connect = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

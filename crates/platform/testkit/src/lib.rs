@@ -68,6 +68,8 @@ impl TestEnv {
         config.database.url = postgres.url.parse().expect("a valid PostgreSQL URL");
         config.redis.url = Some(redis.url.parse().expect("a valid Redis URL"));
         config.redis.key_prefix = redis.prefix.clone();
+        // On PostgreSQL the signing keys' encryption key must come from outside the database.
+        config.auth.key_encryption_key = medcov_config::Secret::new(random_kek());
         TestEnv { backend: TestBackend::Distributed, config, dir, postgres: Some(postgres), redis: Some(redis) }
     }
 
@@ -98,6 +100,12 @@ fn base_config(dir: &std::path::Path) -> Config {
     config.gateway.rate_limits.auth = medcov_config::QuotaConfig { per_minute: 6_000, burst: 1_000 };
     config.gateway.rate_limits.api = medcov_config::QuotaConfig { per_minute: 60_000, burst: 10_000 };
     config
+}
+
+/// A key-encryption key for the auth service: base64 of 32 random bytes.
+pub fn random_kek() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
 
 fn unique_suffix() -> String {

@@ -6,12 +6,14 @@
 //! - `service.rs`: the operations (login, refresh, logout, user administration, key rotation):
 //!   load, decide, persist in one transaction; used by the HTTP API and the `medcov admin`
 //!   commands alike.
+//! - `kek.rs`: the key-encryption key that seals the signing keys at rest.
 //! - `api/`: the HTTP API and its wire types.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod domain;
+pub mod kek;
 pub mod service;
 pub mod store;
 
@@ -34,7 +36,8 @@ pub fn spec() -> ServiceSpec {
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let database = context.require_database()?;
-    let service = Arc::new(AuthService::new(database, &context.config));
+    let kek = kek::Kek::load(&context.config)?;
+    let service = Arc::new(AuthService::new(database, kek, &context.config));
     service.ensure_signing_key().await?;
     service.bootstrap_admin(&context.config).await?;
     Ok(ServiceApi { router: api::router(service), checks: Vec::new() })

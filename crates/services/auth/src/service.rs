@@ -23,6 +23,7 @@ use crate::domain::credentials::{self, check_password, check_username};
 use crate::domain::lockout::{Failures, LockoutPolicy};
 use crate::domain::sessions::{self, RefreshState, Tokens};
 use crate::domain::user::{AccountChange, NewAccount, RefreshToken, User};
+use crate::kek::{self, Kek};
 use crate::store;
 
 /// The one answer to every failed login, whatever failed.
@@ -57,14 +58,16 @@ impl KeySource for StoreKeys {
 
 pub struct AuthService {
     db: Database,
+    kek: Kek,
     settings: Settings,
 }
 
 impl AuthService {
-    pub fn new(db: Database, config: &Config) -> AuthService {
+    pub fn new(db: Database, kek: Kek, config: &Config) -> AuthService {
         let auth = &config.auth;
         AuthService {
             db,
+            kek,
             settings: Settings {
                 issuer: auth.issuer.clone(),
                 access_ttl: Duration::seconds(i64::try_from(auth.access_token_ttl_secs).unwrap_or(900)),
@@ -83,24 +86,41 @@ impl AuthService {
         Arc::new(Verifier::new(Arc::new(StoreKeys(self.clone())), &self.settings.issuer, &self.settings.issuer))
     }
 
-    /// Makes sure a signing key exists (the first start creates one).
+    /// Makes sure a signing key exists (the first start creates one) and that every stored key
+    /// opens with the configured KEK; a key an older version kept in clear is sealed now.
     pub async fn ensure_signing_key(&self) -> anyhow::Result<()> {
-        if store::keys(&self.db).await?.iter().any(|k| k.active) {
+        let keys = store::keys(&self.db).await?;
+        for key in &keys {
+            let private = self.kek.open(&key.kid, &key.private_key)?;
+            if !kek::is_sealed(&key.private_key) {
+                let mut tx = self.db.begin_write().await?;
+                store::set_private_key(&mut tx, &key.kid, &self.kek.seal(&key.kid, &private)).await?;
+                tx.commit().await?;
+                tracing::info!(kid = %key.kid, "sealed a signing key kept in clear by an older version");
+            }
+        }
+        if keys.iter().any(|k| k.active) {
             return Ok(());
         }
         let key = SigningKey::generate()?;
         let mut tx = self.db.begin_write().await?;
-        store::add_key(&mut tx, key.kid(), key.pkcs8(), OffsetDateTime::now_utc()).await?;
+        store::add_key(&mut tx, key.kid(), &self.kek.seal(key.kid(), key.pkcs8()), OffsetDateTime::now_utc()).await?;
         tx.commit().await?;
         tracing::info!(kid = key.kid(), "created the first signing key");
         Ok(())
+    }
+
+    /// A stored key, opened with the KEK.
+    fn open(&self, kid: String, stored: &[u8]) -> Result<SigningKey, ApiError> {
+        let private = self.kek.open(&kid, stored).map_err(ApiError::internal)?;
+        SigningKey::from_pkcs8(kid, &private).map_err(ApiError::internal)
     }
 
     /// A new signing key takes over; the old one verifies until its tokens have expired.
     pub async fn rotate_key(&self, actor: Option<Uuid>) -> Result<String, ApiError> {
         let key = SigningKey::generate().map_err(ApiError::internal)?;
         let mut tx = self.db.begin_write().await?;
-        store::add_key(&mut tx, key.kid(), key.pkcs8(), OffsetDateTime::now_utc()).await?;
+        store::add_key(&mut tx, key.kid(), &self.kek.seal(key.kid(), key.pkcs8()), OffsetDateTime::now_utc()).await?;
         store::append_audit(&mut tx, &audit("key_rotated", None, actor, json!({ "kid": key.kid() }))).await?;
         tx.commit().await?;
         tracing::info!(kid = key.kid(), "signing key rotated");
@@ -115,7 +135,7 @@ impl AuthService {
         for row in store::keys(&self.db).await? {
             let current = row.active || row.retired_at.is_some_and(|at| at + horizon > now);
             if current {
-                keys.push(SigningKey::from_pkcs8(row.kid, &row.private_key).map_err(ApiError::internal)?.jwk());
+                keys.push(self.open(row.kid, &row.private_key)?.jwk());
             }
         }
         Ok(JwkSet { keys })
@@ -127,7 +147,7 @@ impl AuthService {
             .into_iter()
             .find(|k| k.active)
             .ok_or_else(|| ApiError::Unavailable("no signing key is configured".into()))?;
-        SigningKey::from_pkcs8(row.kid, &row.private_key).map_err(ApiError::internal)
+        self.open(row.kid, &row.private_key)
     }
 
     /// On a start with no users, creates the configured administrator with a random password
@@ -146,9 +166,8 @@ impl AuthService {
             scope: Scope::Platform,
         };
         let created = self.create_user(None, account).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        std::fs::create_dir_all(&config.data_dir)?;
         let path = config.data_dir.join("initial-admin.txt");
-        write_private(&path, &format!("username: {username}\npassword: {password}\n"))?;
+        medcov_config::private::write_file(&path, format!("username: {username}\npassword: {password}\n").as_bytes())?;
         tracing::warn!(
             user = %created.id,
             credentials = %path.display(),
@@ -582,16 +601,4 @@ async fn verify_password(attempt: String, stored: String) -> Result<bool, ApiErr
     tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
         .await
         .map_err(ApiError::internal)
-}
-
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
 }

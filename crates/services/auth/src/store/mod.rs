@@ -125,10 +125,16 @@ pub async fn keys(db: &Database) -> Result<Vec<KeyRecord>, StoreError> {
     dispatch!(db, keys::all())
 }
 
-/// Stores a new signing key as the only active one; the others are retired at `now`.
-pub async fn add_key(tx: &mut Tx, kid: &str, pkcs8: &[u8], now: OffsetDateTime) -> Result<(), StoreError> {
+/// Stores a new signing key (its private half sealed, see `kek`) as the only active one; the
+/// others are retired at `now`.
+pub async fn add_key(tx: &mut Tx, kid: &str, sealed: &[u8], now: OffsetDateTime) -> Result<(), StoreError> {
     dispatch!(tx, keys::retire_all(now))?;
-    dispatch!(tx, keys::insert(kid, pkcs8, now))
+    dispatch!(tx, keys::insert(kid, sealed, now))
+}
+
+/// Replaces a key's stored private half (sealing one kept in clear by an older version).
+pub async fn set_private_key(tx: &mut Tx, kid: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    dispatch!(tx, keys::set_private(kid, sealed))
 }
 
 pub async fn append_audit(tx: &mut Tx, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -38,3 +38,12 @@ pub(crate) async fn insert(tx: &mut Tx, kid: &str, pkcs8: &[u8], now: OffsetDate
     .await?;
     Ok(())
 }
+
+pub(crate) async fn set_private(tx: &mut Tx, kid: &str, private_key: &[u8]) -> Result<(), StoreError> {
+    sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2")
+        .bind(private_key)
+        .bind(kid)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -141,7 +141,10 @@ async fn expired_token(env: &TestEnv) -> String {
     let row =
         medcov_auth::store::keys(&database).await.expect("keys").into_iter().find(|k| k.active).expect("an active key");
     database.close().await;
-    let key = SigningKey::from_pkcs8(row.kid, &row.private_key).expect("key");
+    // Sealed at rest: opened with the key-encryption key, as the auth service does.
+    let kek = medcov_auth::kek::Kek::load(&env.config).expect("the key-encryption key");
+    let private = kek.open(&row.kid, &row.private_key).expect("opens");
+    let key = SigningKey::from_pkcs8(row.kid, &private).expect("key");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     key.sign(&AccessClaims {
         iss: "medcov".into(),

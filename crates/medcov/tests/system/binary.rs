@@ -9,6 +9,7 @@ fn all_ports_free(command: &mut Command) {
     for service in ["GATEWAY", "AUTH", "HOSPITAL", "INSURANCE", "BILLING"] {
         command.env(format!("MEDCOV__SERVICES__{service}__PORT"), "0");
     }
+    command.env("MEDCOV__GATEWAY__INTERNAL_PORT", "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,6 +106,17 @@ async fn metrics_stay_behind_the_gateway() {
         assert_eq!(status, 404, "{path}: {body}");
         assert!(!body.contains("http_server_requests_total"), "{path}");
     }
+    // Nor are the gateway's own: the public port has none; the internal listener has them.
+    for path in ["/metrics", "//metrics", "/metrics?format=text"] {
+        let response = app.client.get(app.url(ServiceName::Gateway, path)).send().await.expect("sent");
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(!response.text().await.expect("body").contains("http_server_requests_total"), "{path}");
+    }
+    let metrics = app.metrics(ServiceName::Gateway).await;
+    assert!(metrics.contains("http_server_requests_total"), "{metrics}");
+    let internal = app.running.as_ref().and_then(|r| r.internal_addr(ServiceName::Gateway)).expect("internal");
+    let ready = app.client.get(format!("http://{internal}/health/ready")).send().await.expect("sent");
+    assert_eq!(ready.status(), 200);
     app.stop().await;
 }
 

@@ -138,7 +138,7 @@ async fn a_failing_upstream_opens_the_breaker_which_half_opens_and_closes() {
     assert_eq!(breaker(&mesh, "billing")["state"], "closed", "{mesh}");
     assert_eq!(call().await.0, 200);
 
-    let metrics = app.text(ServiceName::Gateway, "/metrics").await;
+    let metrics = app.metrics(ServiceName::Gateway).await;
     for to in ["open", "half_open", "closed"] {
         let label = format!("to=\"{to}\"");
         assert_eq!(
@@ -335,7 +335,7 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     );
     assert!(served > 200, "a steady stream: {served}");
     eprintln!("{served} reads served, none failed; the second instance had {before} calls before its restart");
-    let metrics = gateway.text(ServiceName::Gateway, "/metrics").await;
+    let metrics = gateway.metrics(ServiceName::Gateway).await;
     assert!(
         sample(&metrics, "mesh_retries_total", &["upstream=\"hospital\""]).unwrap_or(0.0) >= 1.0,
         "the kill was retried around"
@@ -409,7 +409,7 @@ async fn the_gateway_caches_marked_answers_per_audience_and_stands_in_with_stale
     assert_eq!(ask(admin.clone(), json!({"member_number": "X-2"})).await.0, 503);
     assert_eq!(ask(clerk.clone(), question.clone()).await.0, 503);
 
-    let metrics = app.text(ServiceName::Gateway, "/metrics").await;
+    let metrics = app.metrics(ServiceName::Gateway).await;
     assert_eq!(sample(&metrics, "gateway_cache_total", &["result=\"stale\""]), Some(1.0));
     assert!(sample(&metrics, "gateway_cache_total", &["result=\"hit\""]).unwrap_or(0.0) >= 2.0);
 }

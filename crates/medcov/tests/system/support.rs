@@ -35,6 +35,15 @@ impl App {
         read(response).await
     }
 
+    /// A service's Prometheus metrics, wherever it serves them (the gateway on its internal
+    /// listener, the others on their port).
+    pub async fn metrics(&self, service: ServiceName) -> String {
+        let running = self.running.as_ref().expect("running");
+        let addr = running.internal_addr(service).or_else(|| running.addr(service)).expect("service is running");
+        let response = self.client.get(format!("http://{addr}/metrics")).send().await.expect("request sent");
+        response.text().await.expect("a body")
+    }
+
     pub async fn text(&self, service: ServiceName, path: &str) -> String {
         let response = self.client.get(self.url(service, path)).send().await.expect("request sent");
         response.text().await.expect("a body")

@@ -87,6 +87,8 @@ impl Default for Config {
 pub struct HttpConfig {
     pub host: IpAddr,
     pub body_limit_bytes: usize,
+    /// Largest total size of a request's headers (names and values), in bytes; more is 431.
+    pub header_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
 }
@@ -96,6 +98,7 @@ impl Default for HttpConfig {
         HttpConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             body_limit_bytes: 1024 * 1024,
+            header_limit_bytes: 16 * 1024,
             request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
         }
@@ -258,13 +261,29 @@ impl Default for EventsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.org`.
     pub cors_allowed_origins: Vec<String>,
     pub rate_limits: RateLimitsConfig,
+    /// The gateway's internal listener: its `/metrics` and health, for Prometheus and probes,
+    /// never on the public port (0: any free port).
+    pub internal_port: u16,
 }
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            cors_allowed_origins: Vec::new(),
+            rate_limits: RateLimitsConfig::default(),
+            internal_port: DEFAULT_GATEWAY_INTERNAL_PORT,
+        }
+    }
+}
+
+/// Where the gateway serves its metrics by default.
+pub const DEFAULT_GATEWAY_INTERNAL_PORT: u16 = 3009;
 
 /// Rate limits per route group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -499,6 +518,9 @@ impl Config {
             |key: &str, message: &str| ConfigError::Setting { key: key.to_owned(), message: message.to_owned() };
         if self.http.body_limit_bytes == 0 {
             return Err(setting("http.body_limit_bytes", "must be at least 1"));
+        }
+        if !(1024..=1024 * 1024).contains(&self.http.header_limit_bytes) {
+            return Err(setting("http.header_limit_bytes", "must be between 1024 and 1048576"));
         }
         if self.http.request_timeout_ms == 0 {
             return Err(setting("http.request_timeout_ms", "must be at least 1"));

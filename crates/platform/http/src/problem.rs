@@ -85,6 +85,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// 415.
     UnsupportedMediaType(String),
+    /// 431: the request's headers are larger than the limit.
+    HeadersTooLarge(String),
     /// 429: over a rate limit; `Retry-After` says when to try again.
     TooManyRequests { detail: String, retry_after: std::time::Duration },
     /// 502: another service answered badly or not at all.
@@ -118,6 +120,7 @@ impl ApiError {
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -151,6 +154,7 @@ impl ApiError {
             | ApiError::PreconditionRequired(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
+            | ApiError::HeadersTooLarge(d)
             | ApiError::BadGateway(d)
             | ApiError::Unavailable(d)
             | ApiError::GatewayTimeout(d) => Problem::new(status, "about:blank", Some(d.clone())),

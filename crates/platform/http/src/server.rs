@@ -39,12 +39,18 @@ use crate::problem::{ApiError, Problem};
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
     pub body_limit_bytes: usize,
+    /// The largest total size of a request's header names and values; more is 431.
+    pub header_limit_bytes: usize,
     pub request_timeout: Duration,
 }
 
 impl From<&medcov_config::HttpConfig> for HttpSettings {
     fn from(config: &medcov_config::HttpConfig) -> Self {
-        HttpSettings { body_limit_bytes: config.body_limit_bytes, request_timeout: config.request_timeout() }
+        HttpSettings {
+            body_limit_bytes: config.body_limit_bytes,
+            header_limit_bytes: config.header_limit_bytes,
+            request_timeout: config.request_timeout(),
+        }
     }
 }
 
@@ -55,6 +61,9 @@ pub struct ServiceHttp {
     pub metrics: Metrics,
     pub health: Health,
     pub settings: HttpSettings,
+    /// Whether `/metrics` is served on the service's own port. The gateway's port is public:
+    /// its metrics are on its internal listener ([`ServiceHttp::internal_router`]).
+    pub metrics_on_port: bool,
 }
 
 /// State of the operational endpoints.
@@ -68,11 +77,11 @@ impl ServiceHttp {
     /// The service's complete router: its API wrapped in the kit. The OpenAPI document the
     /// API router carries, plus the operational endpoints, is served at `/openapi.json`.
     pub fn router(&self, api: OpenApiRouter) -> Router {
-        let ops = OpenApiRouter::new()
-            .routes(routes!(live))
-            .routes(routes!(ready))
-            .routes(routes!(metrics))
-            .with_state(Ops { health: self.health.clone(), metrics: self.metrics.clone() });
+        let mut ops = OpenApiRouter::new().routes(routes!(live)).routes(routes!(ready));
+        if self.metrics_on_port {
+            ops = ops.routes(routes!(metrics));
+        }
+        let ops = ops.with_state(Ops { health: self.health.clone(), metrics: self.metrics.clone() });
         let (router, openapi) = api.merge(ops).split_for_parts();
         let document = bytes::Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
         let observe_state = Arc::new(ObserveState { service: self.service, metrics: self.metrics.clone() });
@@ -88,8 +97,31 @@ impl ServiceHttp {
             .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.settings.request_timeout))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(from_fn(problem_for_bare_errors))
+            .layer(from_fn_with_state(self.settings.header_limit_bytes, header_limit))
             .layer(from_fn_with_state(observe_state, observe))
     }
+
+    /// The internal listener's router: `/metrics` and `/health/*`, for Prometheus and probes
+    /// on a port the public cannot reach.
+    pub fn internal_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics))
+            .route("/health/live", get(live))
+            .route("/health/ready", get(ready))
+            .fallback(not_found)
+            .with_state(Ops { health: self.health.clone(), metrics: self.metrics.clone() })
+    }
+}
+
+/// Refuses (431) a request whose headers together are larger than the limit, before any work
+/// is done for it.
+async fn header_limit(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let size: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if size > limit {
+        return ApiError::HeadersTooLarge(format!("the request's headers are {size} bytes; the limit is {limit}"))
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Liveness: the process answers.
@@ -205,7 +237,8 @@ mod tests {
             service: "test",
             metrics: Metrics::new("test"),
             health: Health::new("test", vec![]),
-            settings: HttpSettings { body_limit_bytes, request_timeout },
+            settings: HttpSettings { body_limit_bytes, header_limit_bytes: 16 * 1024, request_timeout },
+            metrics_on_port: true,
         };
         let api = OpenApiRouter::new()
             .route("/hospitals", post(|Json(h): Json<Hospital>| async move { Json(h) }))
@@ -258,6 +291,22 @@ mod tests {
         let (_, _, body) = call(app(1024, Duration::from_secs(5)), post_json("/hospitals", "{}")).await;
         assert_eq!(body["errors"][0]["field"], "name");
         assert_eq!(body["errors"][0]["reason"], "is required");
+    }
+
+    #[tokio::test]
+    async fn oversized_headers_are_431() {
+        let mut request = Request::get("/hospitals").body(Body::empty()).unwrap();
+        request.headers_mut().insert("x-padding", axum::http::HeaderValue::from_str(&"a".repeat(100 * 1024)).unwrap());
+        let (status, headers, body) = call(app(1024, Duration::from_secs(5)), request).await;
+        assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert!(body["detail"].as_str().unwrap().contains("limit"), "{body}");
+        // Ordinary headers, a bearer token among them, pass.
+        let mut request = Request::get("/nowhere").body(Body::empty()).unwrap();
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, axum::http::HeaderValue::from_str(&"t".repeat(2000)).unwrap());
+        assert_eq!(call(app(1024, Duration::from_secs(5)), request).await.0, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

@@ -110,6 +110,8 @@ fn spec_of(specs: &[ServiceSpec], name: ServiceName) -> anyhow::Result<ServiceSp
 struct Started {
     name: ServiceName,
     addr: SocketAddr,
+    /// The internal listener (metrics, health), for the gateway.
+    internal_addr: Option<SocketAddr>,
     health: Health,
     database: Option<Database>,
     stop: CancellationToken,
@@ -138,6 +140,18 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         })?;
         listeners.insert(name, listener);
     }
+    // The gateway's metrics and health, off its public port.
+    let mut internal = match targets.iter().any(|n| n == ServiceName::Gateway) {
+        true => {
+            let address = SocketAddr::new(config.http.host, config.gateway.internal_port);
+            Some(TcpListener::bind(address).await.with_context(|| {
+                format!(
+                    "cannot listen on {address} for the gateway's metrics; free the port or set gateway.internal_port"
+                )
+            })?)
+        }
+        false => None,
+    };
 
     let options = PoolOptions::from_config(&config);
     let redis = match &config.redis.url {
@@ -194,7 +208,8 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
             cache: cache.clone(),
             keys: keys.clone(),
         };
-        match start_one(&config, spec, listener, shared, &upstreams).await {
+        let internal = if name == ServiceName::Gateway { internal.take() } else { None };
+        match start_one(&config, spec, listener, internal, shared, &upstreams).await {
             Ok((started, router)) => {
                 upstreams.insert(name, Upstream::Local { name: name.as_str(), router });
                 mesh.forget(name.as_str());
@@ -255,6 +270,7 @@ async fn start_one(
     config: &Arc<Config>,
     spec: ServiceSpec,
     listener: TcpListener,
+    internal: Option<TcpListener>,
     shared: Shared<'_>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
@@ -330,15 +346,30 @@ async fn start_one(
         metrics: metrics.clone(),
         health: health.clone(),
         settings: HttpSettings::from(&config.http),
+        metrics_on_port: internal.is_none(),
     };
     let router = kit.router(api.router);
+    let internal_addr = match internal {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let serving = medcov_http::server::serve(listener, kit.internal_router(), stop.clone().cancelled_owned());
+            tasks.spawn(async move {
+                if let Err(error) = serving.await {
+                    tracing::error!(%error, "the internal listener stopped");
+                }
+            });
+            tracing::info!(service = %name, address = %format!("http://{addr}"), "internal listener (metrics, health)");
+            Some(addr)
+        }
+        None => None,
+    };
 
     tasks.spawn(checks::upkeep(name, metrics, database.clone(), stop.clone()));
     let addr = listener.local_addr()?;
     tasks.spawn(register(config.clone(), mesh.clone(), name, addr, stop.clone()));
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));
     tracing::info!(service = %name, address = %format!("http://{addr}"), "listening");
-    Ok((Started { name, addr, health, database, stop, server, tasks }, router))
+    Ok((Started { name, addr, internal_addr, health, database, stop, server, tasks }, router))
 }
 
 /// Keeps this instance in the registry while it runs, and takes it out when it stops.
@@ -423,6 +454,11 @@ impl Running {
     /// Where a started service listens.
     pub fn addr(&self, name: ServiceName) -> Option<SocketAddr> {
         self.started.iter().find(|s| s.name == name).map(|s| s.addr)
+    }
+
+    /// Where a service's internal listener (metrics, health) is, when it has one (the gateway).
+    pub fn internal_addr(&self, name: ServiceName) -> Option<SocketAddr> {
+        self.started.iter().find(|s| s.name == name).and_then(|s| s.internal_addr)
     }
 
     /// The services started, in start order, with their addresses.

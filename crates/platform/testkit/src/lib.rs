@@ -94,6 +94,7 @@ fn base_config(dir: &std::path::Path) -> Config {
     for name in ServiceName::ALL {
         config.services.get_mut(name).port = Some(0);
     }
+    config.gateway.internal_port = 0;
     config.http.shutdown_grace_ms = 5_000;
     // Every test client comes from 127.0.0.1: generous limits keep suites from tripping over
     // each other's sign-ins. Rate-limit tests set their own.

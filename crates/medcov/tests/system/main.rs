@@ -24,6 +24,7 @@
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
 //!   invoice.
 //! - `secrets`: the data folder's modes and the signing keys sealed at rest.
+//! - `browser`: Swagger UI in headless Chromium, under its Content-Security-Policy.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 
 mod appointments;
@@ -31,6 +32,7 @@ mod auth_flow;
 mod authorization;
 mod billing;
 mod binary;
+mod browser;
 mod edge;
 mod events;
 mod insurance;

@@ -138,7 +138,8 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
 }
 
 /// Headers every answer carries unless a handler chose otherwise: answers hold patient and
-/// financial data, so nothing caches them, sniffs them or frames them.
+/// financial data, so nothing caches them, sniffs them, frames them, or runs anything from
+/// them (an API answer is data: its content security policy allows nothing).
 fn secure_headers(headers: &mut axum::http::HeaderMap) {
     use axum::http::header;
     let defaults = [
@@ -146,6 +147,7 @@ fn secure_headers(headers: &mut axum::http::HeaderMap) {
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-store"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
     ];
     for (name, value) in defaults {
         if !headers.contains_key(&name) {

@@ -37,8 +37,26 @@ pub fn router(own: utoipa::openapi::OpenApi, upstreams: Upstreams) -> OpenApiRou
     let docs = Docs { own: Arc::new(own), upstreams, cached: Arc::new(Mutex::new(None)) };
     let swagger =
         utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/api/openapi.json"));
+    let swagger = axum::Router::from(swagger).layer(axum::middleware::map_response(docs_policy));
     let routes: axum::Router = axum::Router::new().route("/api/openapi.json", get(merged)).with_state(docs);
-    OpenApiRouter::from(routes.merge(axum::Router::from(swagger)))
+    OpenApiRouter::from(routes.merge(swagger))
+}
+
+/// What the Swagger UI page may load and do: its own scripts, styles, images and fonts, the
+/// icons it draws as `data:` images, and calls back to this origin (the API and its
+/// document); nothing from elsewhere, no framing, and nothing inline but the one style element
+/// the vendored Swagger UI bundle inserts, allowed by its hash (a browser test fails if the
+/// bundle changes it).
+pub const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; img-src 'self' data:; \
+     font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+async fn docs_policy(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, axum::http::HeaderValue::from_static(DOCS_POLICY));
+    // The page and its assets are the same for everyone and change only with the binary.
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache"));
+    response
 }
 
 async fn merged(State(docs): State<Docs>) -> impl IntoResponse {

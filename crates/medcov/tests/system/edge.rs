@@ -23,9 +23,10 @@ async fn a_burst_over_the_sign_in_limit_gets_429_with_retry_after() {
     for remaining in [2, 1, 0] {
         let (status, headers) = login_attempt(&app).await;
         assert_eq!(status, 401);
-        assert_eq!(headers["ratelimit-policy"], "\"auth\";q=3;w=60");
+        // The policy states the quota enforced: 1 a minute, 3 at once.
+        assert_eq!(headers["ratelimit-policy"], "\"sign-in\";q=1;w=60;burst=3");
         let now = headers["ratelimit"].to_str().expect("ascii");
-        assert!(now.starts_with(&format!("\"auth\";r={remaining};t=")), "{now}");
+        assert!(now.starts_with(&format!("\"sign-in\";r={remaining};t=")), "{now}");
     }
     let (status, headers, body) = app
         .call(Method::POST, "/api/auth/login", None, Some(json!({"username": "nobody", "password": "wrong password"})))
@@ -34,9 +35,66 @@ async fn a_burst_over_the_sign_in_limit_gets_429_with_retry_after() {
     assert_eq!(headers["content-type"], "application/problem+json");
     let retry: u64 = headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     assert!((1..=60).contains(&retry), "{retry}");
+    // A refusal says which limit and when it frees up, like every other answer.
+    assert_eq!(headers["ratelimit-policy"], "\"sign-in\";q=1;w=60;burst=3");
+    assert!(headers["ratelimit"].to_str().expect("ascii").starts_with("\"sign-in\";r=0;t="), "{headers:?}");
     // Other routes have their own budget.
     let (status, _, _) = app.call(Method::GET, "/api/auth/.well-known/jwks.json", None, None).await;
     assert_eq!(status, 200);
+    app.stop().await;
+}
+
+/// Staff behind one address sign in all morning; one account guessed at from that address is
+/// stopped at the 11th attempt in a burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_limited_per_address_and_account_together() {
+    let env = TestEnv::embedded().await;
+    let mut config = env.config.clone();
+    config.gateway.rate_limits.auth = QuotaConfig { per_minute: 300, burst: 60 };
+    config.gateway.rate_limits.sign_in = QuotaConfig { per_minute: 20, burst: 10 };
+    let app = App::start(config, "all").await;
+    let attempt = |username: String| {
+        app.call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"username": username, "password": "wrong password"})),
+        )
+    };
+    for _ in 0..10 {
+        assert_eq!(attempt("amina.desk".into()).await.0, 401);
+    }
+    let (status, headers, _) = attempt("Amina.Desk".into()).await;
+    assert_eq!(status, 429, "the 11th attempt on one account");
+    assert_eq!(headers["ratelimit-policy"], "\"sign-in-account\";q=20;w=60;burst=10");
+    for n in 0..20 {
+        assert_eq!(attempt(format!("colleague{n}")).await.0, 401, "colleagues at the same address are not slowed");
+    }
+    app.stop().await;
+}
+
+/// Straight on the auth port, sign-in is limited too, and a forged X-Forwarded-For from a
+/// caller that is not a trusted proxy changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_port_limits_sign_in_itself() {
+    let env = TestEnv::embedded().await;
+    let mut config = env.config.clone();
+    config.gateway.rate_limits.auth = QuotaConfig { per_minute: 1, burst: 5 };
+    config.http.trusted_proxies = vec!["10.0.0.0/8".to_owned()];
+    let app = App::start(config, "all").await;
+    let mut statuses = Vec::new();
+    for n in 0..7 {
+        let response = app
+            .client
+            .post(app.url(ServiceName::Auth, "/login"))
+            .header("x-forwarded-for", format!("198.51.100.{n}"))
+            .json(&json!({"username": format!("user{n}"), "password": "wrong password"}))
+            .send()
+            .await
+            .expect("sent");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
     app.stop().await;
 }
 

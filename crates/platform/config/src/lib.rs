@@ -91,6 +91,9 @@ pub struct HttpConfig {
     pub header_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// Proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For` is believed
+    /// when they call a service: the gateway's addresses, a load balancer's.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -99,6 +102,7 @@ impl Default for HttpConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             body_limit_bytes: 1024 * 1024,
             header_limit_bytes: 16 * 1024,
+            trusted_proxies: vec!["127.0.0.1/32".to_owned(), "::1/128".to_owned()],
             request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
         }
@@ -291,15 +295,19 @@ pub const DEFAULT_GATEWAY_INTERNAL_PORT: u16 = 3009;
 pub struct RateLimitsConfig {
     /// Every API call: per signed-in principal, or per client IP without a valid token.
     pub api: QuotaConfig,
-    /// Login, refresh and logout: per client IP.
+    /// Login, token, refresh and logout: the ceiling per client address (staff behind one
+    /// address share it).
     pub auth: QuotaConfig,
+    /// Login and token: per client address and account together.
+    pub sign_in: QuotaConfig,
 }
 
 impl Default for RateLimitsConfig {
     fn default() -> Self {
         RateLimitsConfig {
             api: QuotaConfig { per_minute: 600, burst: 100 },
-            auth: QuotaConfig { per_minute: 20, burst: 10 },
+            auth: QuotaConfig { per_minute: 300, burst: 60 },
+            sign_in: QuotaConfig { per_minute: 20, burst: 10 },
         }
     }
 }
@@ -500,6 +508,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("gateway.cors_allowed_origins")
                 .with_list_parse_key("cache.warm")
+                .with_list_parse_key("http.trusted_proxies")
                 .with_list_parse_key("services.auth.instances")
                 .with_list_parse_key("services.hospital.instances")
                 .with_list_parse_key("services.insurance.instances")
@@ -518,6 +527,14 @@ impl Config {
             |key: &str, message: &str| ConfigError::Setting { key: key.to_owned(), message: message.to_owned() };
         if self.http.body_limit_bytes == 0 {
             return Err(setting("http.body_limit_bytes", "must be at least 1"));
+        }
+        for proxy in &self.http.trusted_proxies {
+            if !is_network(proxy) {
+                return Err(setting(
+                    "http.trusted_proxies",
+                    &format!("`{proxy}` is not an IP address or a network such as 10.0.0.0/8"),
+                ));
+            }
         }
         if !(1024..=1024 * 1024).contains(&self.http.header_limit_bytes) {
             return Err(setting("http.header_limit_bytes", "must be between 1024 and 1048576"));
@@ -576,7 +593,8 @@ impl Config {
         {
             return Err(setting("mesh.policy_file", &format!("{} is not a readable file", path.display())));
         }
-        for (group, quota) in [("api", self.gateway.rate_limits.api), ("auth", self.gateway.rate_limits.auth)] {
+        let limits = &self.gateway.rate_limits;
+        for (group, quota) in [("api", limits.api), ("auth", limits.auth), ("sign_in", limits.sign_in)] {
             if quota.per_minute == 0 || quota.burst == 0 {
                 return Err(setting(
                     &format!("gateway.rate_limits.{group}"),
@@ -748,6 +766,18 @@ where
     match value {
         Some(v) => v.serialize(serializer),
         None => serializer.serialize_str(""),
+    }
+}
+
+/// `192.0.2.1`, `10.0.0.0/8`, `::1/128`.
+fn is_network(text: &str) -> bool {
+    let (address, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+    match address.parse::<IpAddr>() {
+        Ok(ip) => {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+        }
+        Err(_) => false,
     }
 }
 

@@ -2,6 +2,7 @@
 //! edge: the same errors, the same request ids, the same metrics and health endpoints.
 //!
 //! - [`caching`]: marking an answer cacheable at the gateway, or usable stale on errors.
+//! - [`client`]: the client's address, through the proxies MedCov trusts.
 //! - [`problem`]: RFC 9457 problem+json and [`ApiError`], the one error type handlers return.
 //! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections are problems that
 //!   name the field at fault.
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod caching;
+pub mod client;
 pub mod extract;
 pub mod health;
 pub mod metrics;

@@ -7,10 +7,16 @@
 //! both are tested against the same table.
 //!
 //! - [`MemoryLimiter`]: in process, for one instance or when Redis is away.
+//! - [`sign_in`]: the sign-in limits (per address, per address and account) and the
+//!   `RateLimit` headers of a checked limit.
 //! - [`RedisLimiter`]: one atomic script in Redis, so every gateway instance shares a limit;
 //!   it falls back to its in-process limiter when Redis fails (slower to converge, never down).
 
 #![forbid(unsafe_code)]
+
+pub mod sign_in;
+
+pub use sign_in::{Applied, SignInLimits};
 
 use std::collections::HashMap;
 use std::sync::Mutex;

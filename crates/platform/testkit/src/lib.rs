@@ -99,6 +99,7 @@ fn base_config(dir: &std::path::Path) -> Config {
     // Every test client comes from 127.0.0.1: generous limits keep suites from tripping over
     // each other's sign-ins. Rate-limit tests set their own.
     config.gateway.rate_limits.auth = medcov_config::QuotaConfig { per_minute: 6_000, burst: 1_000 };
+    config.gateway.rate_limits.sign_in = medcov_config::QuotaConfig { per_minute: 6_000, burst: 1_000 };
     config.gateway.rate_limits.api = medcov_config::QuotaConfig { per_minute: 60_000, burst: 10_000 };
     config
 }

@@ -40,5 +40,21 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let service = Arc::new(AuthService::new(database, kek, &context.config));
     service.ensure_signing_key().await?;
     service.bootstrap_admin(&context.config).await?;
-    Ok(ServiceApi { router: api::router(service), checks: Vec::new() })
+    let limiter: Arc<dyn medcov_ratelimit::Limiter> = match &context.redis {
+        Some(redis) => Arc::new(medcov_ratelimit::RedisLimiter::new(redis.connection(), redis.prefix())),
+        None => Arc::new(medcov_ratelimit::MemoryLimiter::default()),
+    };
+    let limits = &context.config.gateway.rate_limits;
+    let quota = |q: medcov_config::QuotaConfig| medcov_ratelimit::Quota::per_minute(q.per_minute, q.burst);
+    let sign_in = api::limits::Guard {
+        limits: medcov_ratelimit::SignInLimits {
+            limiter,
+            per_address: quota(limits.auth),
+            per_account: quota(limits.sign_in),
+            namespace: "auth",
+        },
+        trusted: Arc::new(medcov_http::client::trusted(&context.config.http)),
+        body_limit: context.config.http.body_limit_bytes,
+    };
+    Ok(ServiceApi { router: api::router(service, sign_in), checks: Vec::new() })
 }

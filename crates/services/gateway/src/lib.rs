@@ -61,9 +61,15 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         },
         verifier: context.verifier(),
         limits: api::proxy::Limits {
-            limiter,
+            limiter: limiter.clone(),
             api: quota(gateway.rate_limits.api),
-            auth: quota(gateway.rate_limits.auth),
+            sign_in: medcov_ratelimit::SignInLimits {
+                limiter,
+                per_address: quota(gateway.rate_limits.auth),
+                per_account: quota(gateway.rate_limits.sign_in),
+                namespace: "gateway",
+            },
+            trusted: Arc::new(medcov_http::client::trusted(&context.config.http)),
         },
         body_limit: context.config.http.body_limit_bytes,
     };

@@ -7,6 +7,7 @@
 
 mod audit;
 mod keys;
+pub mod limits;
 mod sessions;
 mod users;
 
@@ -63,10 +64,12 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub fn router(service: Arc<AuthService>) -> OpenApiRouter {
+pub fn router(service: Arc<AuthService>, sign_in: limits::Guard) -> OpenApiRouter {
     let verifier = service.verifier();
+    let sessions =
+        sessions::router(service.clone()).layer(axum::middleware::from_fn_with_state(sign_in, limits::guard));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(sessions::router(service.clone()))
+        .merge(sessions)
         .merge(keys::router(service.clone()))
         .merge(users::router(service.clone()))
         .merge(audit::router(service))

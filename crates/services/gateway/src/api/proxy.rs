@@ -6,23 +6,25 @@
 //! each service verifies it again, so skipping the gateway gains nothing. Services' `/metrics`
 //! is not exposed here; Prometheus scrapes the service ports.
 //!
-//! Rate limits come first (see `medcov_ratelimit`): sign-in endpoints per client IP, every other
-//! call per principal, or per client IP when the caller has no valid token. Answers carry
-//! `RateLimit-Policy` and `RateLimit` headers; a refused request gets 429 with `Retry-After`.
+//! Rate limits come first (see `medcov_ratelimit`): sign-in endpoints per client address (a
+//! wide ceiling) and, for login and the client-credentials grant, per address and account
+//! together; every other call per principal, or per client address when the caller has no
+//! valid token. The client address is the socket's, or `X-Forwarded-For`'s from a trusted proxy
+//! (`http.trusted_proxies`); the gateway appends the address it was called from before
+//! forwarding. Answers, 429s included, carry `RateLimit-Policy` and `RateLimit` headers; a
+//! refused request gets 429 with `Retry-After`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use medcov_config::ServiceName;
 use medcov_http::{ApiError, Path};
 use medcov_mesh::Upstream;
-use medcov_ratelimit::{Limiter, Quota};
+use medcov_ratelimit::{Applied, Limiter, Quota, SignInLimits};
 use medcov_security::Verifier;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -44,12 +46,14 @@ impl Upstreams {
     }
 }
 
-/// The rate limits of the two route groups.
+/// The rate limits: API calls, and sign-in.
 #[derive(Clone)]
 pub struct Limits {
     pub limiter: Arc<dyn Limiter>,
     pub api: Quota,
-    pub auth: Quota,
+    pub sign_in: SignInLimits,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted: Arc<Vec<medcov_http::client::Network>>,
 }
 
 #[derive(Clone)]
@@ -103,49 +107,65 @@ fn is_public(service: ServiceName, method: &Method, path: &str) -> bool {
     everywhere || keys || is_sign_in(service, method, path)
 }
 
-fn client_ip(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
-        .unwrap_or_else(|| "local".to_owned())
+/// The client's address (see the module's header); "unknown" when there is none to see.
+fn client_ip(state: &ProxyState, request: &Request) -> String {
+    medcov_http::client::client_address(request.headers(), medcov_http::client::peer(request), &state.limits.trusted)
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Counts the request against `quota` under `key`; 429 when over.
-async fn limit(state: &ProxyState, group: &'static str, key: String, quota: &Quota) -> Result<Applied, ApiError> {
-    let decision = state.limits.limiter.check(&key, quota).await;
-    if decision.allowed {
-        Ok(Applied { group, quota: *quota, decision })
-    } else {
-        Err(ApiError::TooManyRequests {
-            detail: format!("too many requests; retry in {} s", decision.retry_after.as_secs().max(1)),
-            retry_after: decision.retry_after,
-        })
+/// Appends the address the gateway was called from to `X-Forwarded-For`, as every proxy does,
+/// so the service sees the client through it.
+fn forward_for(request: &mut Request) {
+    let Some(peer) = medcov_http::client::peer(request) else { return };
+    let chain = match request.headers().get(medcov_http::client::FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(before) => format!("{before}, {peer}"),
+        None => peer.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        request.headers_mut().insert(medcov_http::client::FORWARDED_FOR, value);
     }
 }
 
-/// A passed rate-limit check, to be shown in the answer's headers.
-struct Applied {
-    group: &'static str,
-    quota: Quota,
-    decision: medcov_ratelimit::Decision,
+/// Counts the request against `quota` under `key`.
+async fn limit(state: &ProxyState, group: &'static str, key: String, quota: &Quota) -> Result<Applied, Applied> {
+    let decision = state.limits.limiter.check(&key, quota).await;
+    let applied = Applied { group, quota: *quota, decision };
+    if decision.allowed { Ok(applied) } else { Err(applied) }
 }
 
-impl Applied {
-    fn write(&self, response: &mut Response) {
-        let policy = format!("\"{}\";q={};w={}", self.group, self.quota.burst, self.quota.period.as_secs());
-        let now = format!(
-            "\"{}\";r={};t={}",
-            self.group,
-            self.decision.remaining,
-            self.decision.reset.as_secs() + u64::from(self.decision.reset.subsec_nanos() > 0)
-        );
-        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, value);
-            }
+/// Writes a checked limit's `RateLimit-Policy` and `RateLimit` headers.
+fn write(applied: &Applied, response: &mut Response) {
+    for (name, value) in applied.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
         }
     }
+}
+
+/// The 429 for a refused request, with `Retry-After` and the limit's headers.
+fn refused(applied: Applied) -> Response {
+    let retry_after = applied.decision.retry_after;
+    let mut response = ApiError::TooManyRequests {
+        detail: format!("too many requests; retry in {} s", retry_after.as_secs().max(1)),
+        retry_after,
+    }
+    .into_response();
+    write(&applied, &mut response);
+    response
+}
+
+/// The account a sign-in names (`username` to log in, `client_id` for a token), read from its
+/// JSON body; the body is put back for the service.
+async fn account_of(request: Request, body_limit: usize) -> Result<(Request, Option<String>), ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, body_limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge("the request body is larger than the configured limit".into()))?;
+    let account = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|value| {
+        ["username", "client_id"].iter().find_map(|field| value.get(field)?.as_str().map(str::to_owned))
+    });
+    Ok((Request::from_parts(parts, axum::body::Body::from(bytes)), account))
 }
 
 async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result<Response, ApiError> {
@@ -160,12 +180,26 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
     if path == "/metrics" || path.starts_with("/metrics?") {
         return Err(ApiError::NotFound("metrics are served on each service's own port".into()));
     }
-    let ip = client_ip(&request);
+    let ip = client_ip(state, &request);
+    forward_for(&mut request);
     let mut audience = None;
     let applied = if is_sign_in(name, request.method(), &path) {
-        limit(state, "auth", format!("auth:ip:{ip}"), &state.limits.auth).await?
+        let account = if matches!(path.as_str(), "/login" | "/token") {
+            let (back, account) = account_of(request, state.body_limit).await?;
+            request = back;
+            account
+        } else {
+            None
+        };
+        match state.limits.sign_in.check(Some(&ip), account.as_deref()).await {
+            Ok(applied) => applied,
+            Err(over) => return Ok(refused(over)),
+        }
     } else if is_public(name, request.method(), &path) {
-        limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await?
+        match limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await {
+            Ok(applied) => applied,
+            Err(over) => return Ok(refused(over)),
+        }
     } else {
         let (parts, body) = request.into_parts();
         let verified = match medcov_security::verify::bearer(&parts) {
@@ -177,11 +211,16 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
                 tracing::Span::current().record("principal", tracing::field::display(principal.id));
                 audience = Some(super::cache::audience(&principal));
                 request = Request::from_parts(parts, body);
-                limit(state, "api", format!("api:sub:{}", principal.id), &state.limits.api).await?
+                match limit(state, "api", format!("api:sub:{}", principal.id), &state.limits.api).await {
+                    Ok(applied) => applied,
+                    Err(over) => return Ok(refused(over)),
+                }
             }
             Err(error) => {
                 // Guessing tokens costs from the caller's IP budget.
-                limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await?;
+                if let Err(over) = limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await {
+                    return Ok(refused(over));
+                }
                 return Err(error.into());
             }
         }
@@ -211,7 +250,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         let mut found = super::cache::Lookup::new(&method, service, &target, audience, body.as_deref());
         if let Some(mut hit) = found.fresh(cache, &state.marked).await {
             state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
-            applied.write(&mut hit);
+            write(&applied, &mut hit);
             return Ok(hit);
         }
         lookup = Some(found);
@@ -247,7 +286,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         }
         (Err(error), _) => return Err(error),
     };
-    applied.write(&mut response);
+    write(&applied, &mut response);
     Ok(response)
 }
 

@@ -425,7 +425,9 @@ mod tests {
             Err(Rejection::Invalid(errors)) => errors.into_iter().map(|e| (e.field, e.reason)).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
-        let table: [(OffsetDateTime, u16, &[WorkingHours], i64, &str, &str); 6] = [
+        // (start, minutes, opening hours, now, the field refused, why)
+        type Case<'a> = (OffsetDateTime, u16, &'a [WorkingHours], i64, &'a str, &'a str);
+        let table: [Case; 6] = [
             (nine, 7, &[], now, "duration_minutes", "must be a multiple of 5 between 5 and 1440"),
             (nine + time::Duration::seconds(30), 30, &[], now, "starts_at", "must be on a whole minute"),
             (nine, 30, &[], nine.unix_timestamp() + 301, "starts_at", "must not be in the past"),

@@ -59,11 +59,6 @@ impl HospitalService {
         &self.db
     }
 
-    /// The registration saga this service orchestrates.
-    pub fn registration(&self) -> &Definition {
-        &self.registration
-    }
-
     fn cache(&self) -> &dyn Cache {
         self.cache.as_ref()
     }

@@ -7,13 +7,15 @@
 use std::time::{Duration, Instant};
 
 use medcov_config::{DatabaseUrl, ServiceName};
-use medcov_hospital::domain::hospital::Address;
-use medcov_hospital::domain::patient::{self, Identifier, IdentifierKind, PatientDetails, PatientStatus, Sex};
-use medcov_hospital::store::{Hospital, HospitalStore, MIGRATIONS, Search};
-use medcov_store::{Database, PoolOptions, on_pool};
+use medcov_hospital::domain::hospital::{Address, Hospital, HospitalFields};
+use medcov_hospital::domain::patient::{
+    Identifier, IdentifierKind, Patient, PatientDetails, PatientStatus, Search, Sex,
+};
+use medcov_hospital::store::{self, MIGRATIONS};
+use medcov_store::outbox::Actor;
+use medcov_store::{Database, PoolOptions};
 use rand::Rng;
 use rand::SeedableRng;
-use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -42,26 +44,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn seed(database: &Database) -> (Uuid, Vec<(String, String, time::Date)>) {
     database.migrate(ServiceName::Hospital, &MIGRATIONS).await.expect("migrations");
-    let store = HospitalStore::new(database.clone());
     let now = OffsetDateTime::now_utc();
-    let hospital = Hospital {
-        id: Uuid::now_v7(),
-        code: "BENCH".into(),
+    let fields = HospitalFields {
         name: "Bench".into(),
+        code: "BENCH".into(),
         timezone: "UTC".into(),
         currency: "USD".into(),
-        address: Json(Address::default()),
-        opening_hours: Json(Vec::new()),
-        active: true,
-        version: 1,
-        created_at: now,
-        updated_at: now,
+        address: Address::default(),
+        opening_hours: Vec::new(),
     };
-    store.insert_hospital(&hospital).await.expect("hospital");
+    let hospital = Hospital::new(Uuid::now_v7(), fields, now).expect("a valid hospital");
+    let mut tx = database.begin_write().await.expect("tx");
+    store::insert_hospital(&mut tx, &hospital).await.expect("hospital");
+    tx.commit().await.expect("commit");
+    let actor = Actor::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut samples = Vec::new();
     for batch in 0..PATIENTS / 1_000 {
-        let mut rows = Vec::with_capacity(1_000);
+        // Through the store, as registration writes them: the record, its keys, its history.
+        let mut tx = database.begin_write().await.expect("tx");
         for i in 0..1_000 {
             let n = batch * 1_000 + i;
             let family =
@@ -69,7 +70,7 @@ async fn seed(database: &Database) -> (Uuid, Vec<(String, String, time::Date)>) 
             let given = GIVEN[rng.random_range(0..GIVEN.len())].to_owned();
             let birth = time::Date::from_julian_day(2_415_021 + rng.random_range(0..40_000)).expect("date");
             let details = PatientDetails {
-                given_name: given.clone(),
+                given_name: given,
                 family_name: family.clone(),
                 date_of_birth: birth,
                 sex: Sex::Unknown,
@@ -80,42 +81,19 @@ async fn seed(database: &Database) -> (Uuid, Vec<(String, String, time::Date)>) 
                 status: PatientStatus::Active,
                 deceased_on: None,
             };
+            let patient = Patient::registered(Uuid::now_v7(), hospital.id, ("BENCH", n as i64 + 1), details, now);
             if n % 997 == 0 {
-                samples.push((family.clone(), patient::medical_record_number("BENCH", n as i64 + 1), birth));
+                samples.push((family, patient.mrn.clone(), birth));
             }
-            rows.push((Uuid::now_v7(), patient::medical_record_number("BENCH", n as i64 + 1), details, n));
+            store::insert_patient(&mut tx, &patient, &actor).await.expect("patient");
         }
-        on_pool!(database, |pool| {
-            let mut tx = pool.begin().await.expect("tx");
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO patients (id, hospital_id, mrn, given_name, family_name, search_given, search_family, \
-                 date_of_birth, details, status, version, created_at, updated_at) ",
-            );
-            insert.push_values(&rows, |mut b, (id, mrn, d, _)| {
-                b.push_bind(*id)
-                    .push_bind(hospital.id)
-                    .push_bind(mrn.clone())
-                    .push_bind(d.given_name.clone())
-                    .push_bind(d.family_name.clone())
-                    .push_bind(patient::search_key(&d.given_name))
-                    .push_bind(patient::search_key(&d.family_name))
-                    .push_bind(d.date_of_birth)
-                    .push_bind(Json(d.clone()))
-                    .push_bind("active")
-                    .push_bind(1_i64)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            insert.build().execute(&mut *tx).await.expect("patients");
-            let mut keys = sqlx::QueryBuilder::new("INSERT INTO patient_keys (patient_id, hospital_id, kind, value) ");
-            keys.push_values(&rows, |mut b, (id, _, _, n)| {
-                b.push_bind(*id).push_bind(hospital.id).push_bind("national_id").push_bind(format!("ID{n:08}"));
-            });
-            keys.build().execute(&mut *tx).await.expect("keys");
-            tx.commit().await.expect("commit");
-        });
+        tx.commit().await.expect("commit");
     }
-    on_pool!(database, |pool| sqlx::query("ANALYZE").execute(pool).await.map(|_| ())).expect("analyze");
+    match &database {
+        Database::Sqlite(pool) => sqlx::query("ANALYZE").execute(pool).await.map(drop),
+        Database::Postgres(pool) => sqlx::query("ANALYZE").execute(pool).await.map(drop),
+    }
+    .expect("analyze");
     (hospital.id, samples)
 }
 
@@ -123,7 +101,6 @@ async fn measure(name: &str, database: Database) {
     let started = Instant::now();
     let (hospital, samples) = seed(&database).await;
     println!("{name}: seeded {PATIENTS} patients in {:.1} s", started.elapsed().as_secs_f64());
-    let store = HospitalStore::new(database.clone());
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let kinds: [(&str, MakeSearch); 5] = [
         ("name prefix (3 letters)", |s, _| Search { name: Some(s.0.chars().take(3).collect()), ..Search::default() }),
@@ -144,7 +121,7 @@ async fn measure(name: &str, database: Database) {
             let sample = &samples[rng.random_range(0..samples.len())];
             let search = make(sample, run * 7919);
             let at = Instant::now();
-            let found = store.search(&[hospital], &search, 20, 0).await.expect("search");
+            let found = store::search_patients(&database, &[hospital], &search, 20, 0).await.expect("search");
             times.push(at.elapsed());
             assert!(!found.is_empty() || label == "name + date of birth", "{label} found nothing");
         }

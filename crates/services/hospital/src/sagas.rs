@@ -8,17 +8,18 @@
 //!
 //! A failure after the link (billing refusing, or not answering within
 //! `events.saga_step_timeout_ms`) undoes both in reverse: the account is closed (in case billing
-//! opened it late; retried until billing answers), then the member unlinked. The saga starts in the
-//! registration's own transaction; the ticker acts on deadlines, so a restart resumes it.
+//! opened it late; retried until billing answers), then the member unlinked. The saga starts in
+//! the registration's own transaction (`service::HospitalService::register_patient`); replies
+//! move it on through the workers; the ticker here acts on deadlines, so a restart resumes it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use medcov_bus::orchestrator::{self, Definition, Step};
-use medcov_bus::saga;
+use medcov_bus::orchestrator::{Definition, Step};
 use medcov_http::Metrics;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::HospitalStore;
+use crate::service::HospitalService;
 
 pub const COMMAND: &str = "hospital.saga_command.v1";
 pub const KIND: &str = "patient_registration";
@@ -46,20 +47,15 @@ pub fn registration(timeout: Duration) -> Definition {
 
 /// Every `every`: moves sagas past their deadline on, and publishes the count of sagas in
 /// each state as `sagas{state}`.
-pub async fn run(store: std::sync::Arc<HospitalStore>, metrics: Metrics, every: Duration, stop: CancellationToken) {
+pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duration, stop: CancellationToken) {
     metrics.describe_gauge("sagas", "Sagas this service orchestrates, by state.");
-    let actor = medcov_store::outbox::Actor {
-        user_id: uuid::Uuid::nil(),
-        request_id: None,
-        traceparent: None,
-        causation_id: None,
-    };
+    let actor = medcov_store::outbox::Actor::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        match orchestrator::tick(store.database(), store.registration(), &actor).await {
+        match service.registration_deadlines(&actor).await {
             Ok(ended) => {
                 // The reason stays in the saga (`GET /sagas/{id}`), out of the log.
                 for (saga, _) in ended {
@@ -68,7 +64,7 @@ pub async fn run(store: std::sync::Arc<HospitalStore>, metrics: Metrics, every: 
             }
             Err(error) => tracing::warn!(%error, "the registration saga ticker failed; it tries again"),
         }
-        if let Ok(counts) = saga::counts(store.database()).await {
+        if let Ok(counts) = service.saga_counts().await {
             for (state, count) in counts {
                 metrics.gauge("sagas", &[("state", state.as_str())]).set(count as f64);
             }

@@ -1,4 +1,4 @@
-//! The consumers of the hospital service:
+//! The consumers of the hospital service, each one call to the service layer per event:
 //!
 //! - [`Insurance`] (group `hospital` on `insurance`): `member_verified` records what the insurer
 //!   answered about each member number of a patient (covered, or why not), for the desk; and
@@ -13,12 +13,14 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use medcov_bus::Envelope;
 use medcov_bus::consumer::Handler;
+use medcov_bus::orchestrator::{Handled, Reply};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::store::HospitalStore;
-use crate::store::coverage::Coverage;
+use crate::domain::coverage::Coverage;
+use crate::service::HospitalService;
 
+/// `insurance.member_verified.v1`, and the data of insurance's reply to `verify_and_link`.
 #[derive(Deserialize)]
 struct MemberVerified {
     patient_id: Uuid,
@@ -35,7 +37,26 @@ struct Answer {
     policy_id: Option<Uuid>,
 }
 
-pub struct Insurance(pub Arc<HospitalStore>);
+impl MemberVerified {
+    fn answers(self) -> (Uuid, Vec<Coverage>) {
+        let checked_on = self.checked_on;
+        let answers = self
+            .members
+            .into_iter()
+            .map(|a| Coverage {
+                member_number: a.member_number,
+                status: a.status,
+                reason: a.reason,
+                insurer_id: a.insurer_id,
+                policy_id: a.policy_id,
+                checked_on,
+            })
+            .collect();
+        (self.patient_id, answers)
+    }
+}
+
+pub struct Insurance(pub Arc<HospitalService>);
 
 impl Handler for Insurance {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
@@ -53,7 +74,7 @@ impl Handler for Insurance {
     }
 }
 
-pub struct Billing(pub Arc<HospitalStore>);
+pub struct Billing(pub Arc<HospitalService>);
 
 impl Handler for Billing {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
@@ -68,12 +89,9 @@ impl Handler for Billing {
 
 /// A reply to the registration saga: the saga moves on (once per reply), and the insurer's
 /// answers about the member numbers are recorded for the desk, whatever the outcome.
-async fn reply(store: &HospitalStore, envelope: &Envelope) -> Result<(), String> {
-    use medcov_bus::orchestrator::{self, Handled, Reply};
+async fn reply(service: &HospitalService, envelope: &Envelope) -> Result<(), String> {
     let actor = medcov_runtime::event_actor(envelope);
-    let handled = orchestrator::on_reply(store.database(), store.registration(), "hospital.sagas", envelope, &actor)
-        .await
-        .map_err(|e| e.to_string())?;
+    let handled = service.registration_reply(envelope, &actor).await.map_err(|e| e.to_string())?;
     match &handled {
         Handled::Completed(saga) => tracing::info!(saga = %saga.id, "patient registration saga completed"),
         // The reason stays in the saga (`GET /sagas/{id}`), out of the log.
@@ -85,27 +103,12 @@ async fn reply(store: &HospitalStore, envelope: &Envelope) -> Result<(), String>
     if reply.command == "verify_and_link"
         && let Ok(answers) = serde_json::from_value::<MemberVerified>(reply.data)
     {
-        record(store, envelope.id, answers).await?;
+        record(service, envelope.id, answers).await?;
     }
     Ok(())
 }
 
-async fn record(store: &HospitalStore, event_id: Uuid, event: MemberVerified) -> Result<(), String> {
-    {
-        {
-            let answers: Vec<Coverage> = event
-                .members
-                .into_iter()
-                .map(|a| Coverage {
-                    member_number: a.member_number,
-                    status: a.status,
-                    reason: a.reason,
-                    insurer_id: a.insurer_id,
-                    policy_id: a.policy_id,
-                    checked_on: event.checked_on,
-                })
-                .collect();
-            store.record_coverage(event_id, event.patient_id, &answers).await.map_err(|e| e.to_string())
-        }
-    }
+async fn record(service: &HospitalService, event_id: Uuid, event: MemberVerified) -> Result<(), String> {
+    let (patient, answers) = event.answers();
+    service.record_coverage(event_id, patient, &answers).await.map_err(|e| e.to_string())
 }

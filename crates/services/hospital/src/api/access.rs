@@ -6,15 +6,17 @@ use axum::extract::State;
 use medcov_http::{ApiError, Json, Query};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Auditors, hospitals_in_scope};
-use crate::store::{AccessEntry, HospitalStore};
+use super::Auditors;
+use crate::domain::access::{AccessAction, AccessEntry};
+use crate::service::HospitalService;
 
-pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(access_log)).with_state(store)
+pub fn router(service: Arc<HospitalService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(access_log)).with_state(service)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -30,9 +32,39 @@ pub struct AccessQuery {
     limit: Option<i64>,
 }
 
+/// One read or write of a patient record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AccessEntry)]
+pub struct AccessView {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    pub user_id: Uuid,
+    pub patient_id: Uuid,
+    pub hospital_id: Uuid,
+    /// `create`, `read`, `update`, `search`, `history`, `coverage_read`, `encounter_open`, ...
+    pub action: AccessAction,
+    pub request_id: Option<String>,
+}
+
+impl From<AccessEntry> for AccessView {
+    fn from(e: AccessEntry) -> Self {
+        AccessView {
+            id: e.id,
+            at: e.at,
+            user_id: e.user_id,
+            patient_id: e.patient_id,
+            hospital_id: e.hospital_id,
+            action: e.action,
+            request_id: e.request_id,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccessPage {
-    items: Vec<AccessEntry>,
+    items: Vec<AccessView>,
     next_after: Option<Uuid>,
 }
 
@@ -40,7 +72,7 @@ pub struct AccessPage {
 #[utoipa::path(get, path = "/access-log", tag = "audit", params(AccessQuery),
     responses((status = 200, body = AccessPage), (status = 403, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn access_log(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Auditors>,
     Query(query): Query<AccessQuery>,
 ) -> Result<Json<AccessPage>, ApiError> {
@@ -48,11 +80,7 @@ async fn access_log(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 500"));
     }
-    let scope = hospitals_in_scope(&principal);
-    let items = store
-        .access_log(scope.as_deref(), query.patient_id, query.user_id, query.after, limit)
-        .await
-        .map_err(ApiError::internal)?;
-    let next_after = if items.len() as i64 == limit { items.last().map(|e| e.id) } else { None };
-    Ok(Json(AccessPage { items, next_after }))
+    let entries = service.access_log(&principal, (query.patient_id, query.user_id), query.after, limit).await?;
+    let next_after = if entries.len() as i64 == limit { entries.last().map(|e| e.id) } else { None };
+    Ok(Json(AccessPage { items: entries.into_iter().map(AccessView::from).collect(), next_after }))
 }

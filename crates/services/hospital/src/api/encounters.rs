@@ -1,31 +1,30 @@
 //! `/service-catalog` and `/encounters`: what care was given, for which diagnosis.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
-use medcov_security::{Authorized, Policy, Principal, Role};
-use serde::Deserialize;
+use medcov_http::{ApiError, Json, Path, Query};
+use medcov_security::{Authorized, Policy, Role};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Readers, Registrars, actor};
-use crate::domain::encounter::{self, Diagnosis, ServiceLine, VisitType};
-use crate::domain::schedule::AppointmentStatus;
-use crate::store::HospitalStore;
-use crate::store::encounters::{CatalogEntry, Encounter, EncounterError, EncounterRecord, EncounterStatus};
+use super::{Readers, Registrars, if_match};
+use crate::domain::encounter::{
+    CareEdit, CatalogEntry, Diagnosis, Encounter, EncounterRecord, EncounterStatus, ServiceLine, VisitType,
+};
+use crate::service::{HospitalService, OpenRequest};
 
-pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
+pub fn router(service: Arc<HospitalService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(add_catalog_entry, list_catalog))
         .routes(routes!(open_encounter))
         .routes(routes!(get_encounter, record_care))
         .routes(routes!(close_encounter))
-        .with_state(store)
+        .with_state(service)
 }
 
 /// Who records care.
@@ -53,46 +52,84 @@ pub struct NewCatalogEntry {
     pub description: String,
 }
 
+/// A service a hospital renders.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CatalogEntry)]
+pub struct CatalogEntryView {
+    pub hospital_id: Uuid,
+    #[schema(example = "CONS-GP")]
+    pub code: String,
+    /// consultation, laboratory, imaging, procedure, inpatient, pharmacy, ...
+    #[schema(example = "consultation")]
+    pub category: String,
+    #[schema(example = "General practitioner consultation")]
+    pub description: String,
+    pub active: bool,
+}
+
+impl From<CatalogEntry> for CatalogEntryView {
+    fn from(e: CatalogEntry) -> Self {
+        CatalogEntryView {
+            hospital_id: e.hospital_id,
+            code: e.code,
+            category: e.category,
+            description: e.description,
+            active: e.active,
+        }
+    }
+}
+
+/// An encounter as the API shows it: its parties, status and what was recorded.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Encounter)]
+pub struct EncounterView {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    pub patient_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub appointment_id: Option<Uuid>,
+    pub visit_type: VisitType,
+    pub status: EncounterStatus,
+    #[serde(flatten)]
+    pub record: EncounterRecord,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+impl From<Encounter> for EncounterView {
+    fn from(e: Encounter) -> Self {
+        EncounterView {
+            id: e.id,
+            hospital_id: e.hospital_id,
+            patient_id: e.patient_id,
+            practitioner_id: e.practitioner_id,
+            appointment_id: e.appointment_id,
+            visit_type: e.visit_type,
+            status: e.status,
+            record: e.record,
+            version: e.version,
+            opened_at: e.opened_at,
+            closed_at: e.closed_at,
+        }
+    }
+}
+
 /// Add a service to a hospital's catalog.
 #[utoipa::path(post, path = "/service-catalog", tag = "encounters", request_body = NewCatalogEntry,
-    responses((status = 201, body = CatalogEntry), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 201, body = CatalogEntryView), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn add_catalog_entry(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Json(input): Json<NewCatalogEntry>,
-) -> Result<(StatusCode, Json<CatalogEntry>), ApiError> {
-    if !principal.scope.covers_hospital(input.hospital_id)
-        || store.hospital(input.hospital_id).await.map_err(ApiError::internal)?.is_none()
-    {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    let code = input.code.trim().to_uppercase();
-    let mut errors = Vec::new();
-    if !(2..=20).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
-        errors.push(FieldError::new("code", "must be 2 to 20 of A-Z, 0-9, `-` and `.`"));
-    }
-    let category = input.category.trim().to_lowercase();
-    if category.is_empty() || category.len() > 40 || !category.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-        errors.push(FieldError::new("category", "must be 1 to 40 of a-z and `_`, such as `laboratory`"));
-    }
-    if input.description.trim().is_empty() || input.description.chars().count() > 200 {
-        errors.push(FieldError::new("description", "must be 1 to 200 characters"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let entry = CatalogEntry {
-        hospital_id: input.hospital_id,
-        code,
-        category,
-        description: input.description.trim().to_owned(),
-        active: true,
-    };
-    store.add_catalog_entry(&entry).await.map_err(|e| match e {
-        EncounterError::CodeTaken => ApiError::Conflict(format!("the catalog already has {}", entry.code)),
-        other => ApiError::internal(other),
-    })?;
-    Ok((StatusCode::CREATED, Json(entry)))
+) -> Result<(StatusCode, Json<CatalogEntryView>), ApiError> {
+    let fields = (input.code.as_str(), input.category.as_str(), input.description.as_str());
+    let entry = service.add_catalog_entry(&principal, input.hospital_id, fields).await?;
+    Ok((StatusCode::CREATED, Json(entry.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -103,16 +140,14 @@ pub struct CatalogQuery {
 
 /// A hospital's service catalog.
 #[utoipa::path(get, path = "/service-catalog", tag = "encounters", params(CatalogQuery),
-    responses((status = 200, body = Vec<CatalogEntry>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Vec<CatalogEntryView>), (status = 404, body = medcov_http::Problem)))]
 async fn list_catalog(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<CatalogQuery>,
-) -> Result<Json<Vec<CatalogEntry>>, ApiError> {
-    if !principal.scope.covers_hospital(query.hospital_id) {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    store.catalog(query.hospital_id).await.map(Json).map_err(ApiError::internal)
+) -> Result<Json<Vec<CatalogEntryView>>, ApiError> {
+    let entries = service.catalog(&principal, query.hospital_id).await?;
+    Ok(Json(entries.into_iter().map(CatalogEntryView::from).collect()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -127,94 +162,42 @@ pub struct OpenEncounter {
     pub visit_type: VisitType,
 }
 
+impl From<OpenEncounter> for OpenRequest {
+    fn from(o: OpenEncounter) -> Self {
+        OpenRequest {
+            patient_id: o.patient_id,
+            practitioner_id: o.practitioner_id,
+            appointment_id: o.appointment_id,
+            visit_type: o.visit_type,
+        }
+    }
+}
+
 /// Open an encounter for an appointment (checked in or fulfilled) or a walk-in.
 #[utoipa::path(post, path = "/encounters", tag = "encounters", request_body = OpenEncounter,
     responses(
-        (status = 201, body = Encounter),
+        (status = 201, body = EncounterView),
         (status = 404, body = medcov_http::Problem),
         (status = 409, description = "The appointment is not checked in, or already has an encounter.", body = medcov_http::Problem),
     ))]
 async fn open_encounter(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Openers>,
     Json(input): Json<OpenEncounter>,
-) -> Result<(StatusCode, Json<Encounter>), ApiError> {
-    let patient = store
-        .patient(input.patient_id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|p| principal.scope.covers_hospital(p.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such patient".into()))?;
-    let practitioner = store
-        .practitioner(input.practitioner_id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|p| p.hospital_id == patient.hospital_id)
-        .ok_or_else(|| ApiError::NotFound("no such practitioner in the patient's hospital".into()))?;
-    let who = actor(&principal);
-    if let Some(appointment_id) = input.appointment_id {
-        let appointment = store
-            .appointment(appointment_id)
-            .await
-            .map_err(ApiError::internal)?
-            .filter(|a| a.patient_id == patient.id && a.practitioner_id == practitioner.id)
-            .ok_or_else(|| ApiError::NotFound("no such appointment for this patient and practitioner".into()))?;
-        match appointment.status {
-            AppointmentStatus::Fulfilled => {}
-            AppointmentStatus::CheckedIn | AppointmentStatus::Arrived => {
-                store
-                    .change_status(&appointment, AppointmentStatus::Fulfilled, None, &who)
-                    .await
-                    .map_err(|e| ApiError::Conflict(format!("the appointment could not be fulfilled: {e}")))?;
-            }
-            other => {
-                return Err(ApiError::Conflict(format!("an appointment that is {} cannot be seen", other.as_str())));
-            }
-        }
-    }
-    let encounter = Encounter {
-        id: Uuid::now_v7(),
-        hospital_id: patient.hospital_id,
-        patient_id: patient.id,
-        practitioner_id: practitioner.id,
-        appointment_id: input.appointment_id,
-        visit_type: input.visit_type,
-        status: EncounterStatus::Open,
-        record: EncounterRecord::default(),
-        version: 1,
-        opened_at: OffsetDateTime::now_utc(),
-        closed_at: None,
-    };
-    store.open_encounter(&encounter, &who).await.map_err(|e| match e {
-        EncounterError::AlreadyOpened => ApiError::Conflict("the appointment already has an encounter".into()),
-        other => ApiError::internal(other),
-    })?;
-    Ok((StatusCode::CREATED, Json(encounter)))
-}
-
-async fn visible_encounter(store: &HospitalStore, principal: &Principal, id: Uuid) -> Result<Encounter, ApiError> {
-    store
-        .encounter(id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|e| principal.scope.covers_hospital(e.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such encounter".into()))
+) -> Result<(StatusCode, Json<EncounterView>), ApiError> {
+    let opened = service.open_encounter(&principal, input.into()).await?;
+    Ok((StatusCode::CREATED, Json(opened.into())))
 }
 
 /// One encounter (the read is logged).
 #[utoipa::path(get, path = "/encounters/{id}", tag = "encounters",
-    responses((status = 200, body = Encounter), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = EncounterView), (status = 404, body = medcov_http::Problem)))]
 async fn get_encounter(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Encounter>, ApiError> {
-    let encounter = visible_encounter(&store, &principal, id).await?;
-    store
-        .log_reads(&actor(&principal), &[(encounter.patient_id, encounter.hospital_id)], "encounter_read")
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(encounter))
+) -> Result<Json<EncounterView>, ApiError> {
+    Ok(Json(service.read_encounter(&principal, id).await?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -226,111 +209,37 @@ pub struct CareRecord {
     pub notes: Option<String>,
 }
 
-/// Checks the record and that every service is an active entry of the hospital's catalog.
-async fn checked(store: &HospitalStore, encounter: &Encounter) -> Result<BTreeMap<String, CatalogEntry>, ApiError> {
-    let record = &encounter.record;
-    let mut errors = encounter::check_record(&record.diagnoses, &record.services, &record.notes);
-    let catalog: BTreeMap<String, CatalogEntry> = store
-        .catalog(encounter.hospital_id)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|e| e.active)
-        .map(|e| (e.code.clone(), e))
-        .collect();
-    for (i, line) in record.services.iter().enumerate() {
-        if !catalog.contains_key(&line.code) {
-            errors.push(FieldError::new(format!("services[{i}].code"), "is not in the hospital's service catalog"));
-        }
-    }
-    if errors.is_empty() { Ok(catalog) } else { Err(ApiError::Validation(errors)) }
-}
-
-fn stale(e: EncounterError) -> ApiError {
-    match e {
-        EncounterError::Stale => {
-            ApiError::PreconditionFailed("the encounter changed since you read it, or is closed".into())
-        }
-        other => ApiError::internal(other),
+impl From<CareRecord> for CareEdit {
+    fn from(c: CareRecord) -> Self {
+        CareEdit { diagnoses: c.diagnoses, services: c.services, notes: c.notes }
     }
 }
 
 /// Record diagnoses, services and notes on an open encounter. `If-Match` is required.
 #[utoipa::path(patch, path = "/encounters/{id}", tag = "encounters", request_body = CareRecord,
-    responses((status = 200, body = Encounter), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = EncounterView), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn record_care(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Clinicians>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(change): Json<CareRecord>,
-) -> Result<Json<Encounter>, ApiError> {
-    let expected = super::patients::if_match(&headers)?;
-    let mut encounter = visible_encounter(&store, &principal, id).await?;
-    if encounter.status == EncounterStatus::Closed {
-        return Err(ApiError::Conflict("a closed encounter is frozen".into()));
-    }
-    if let Some(v) = change.diagnoses {
-        encounter.record.diagnoses =
-            v.into_iter().map(|d| Diagnosis { code: d.code.trim().to_uppercase(), ..d }).collect();
-    }
-    if let Some(v) = change.services {
-        encounter.record.services =
-            v.into_iter().map(|s| ServiceLine { code: s.code.trim().to_uppercase(), ..s }).collect();
-    }
-    if let Some(v) = change.notes {
-        encounter.record.notes = v;
-    }
-    checked(&store, &encounter).await?;
-    store.save_encounter(&encounter, expected, None, &actor(&principal)).await.map(Json).map_err(stale)
+) -> Result<Json<EncounterView>, ApiError> {
+    let expected = if_match(&headers)?;
+    Ok(Json(service.record_care(&principal, id, expected, change.into()).await?.into()))
 }
 
 /// Close an encounter: it is frozen, and `encounter_completed` carries everything billing
 /// needs (services with categories, diagnoses, the patient's member numbers). `If-Match` is
 /// required.
 #[utoipa::path(post, path = "/encounters/{id}/close", tag = "encounters",
-    responses((status = 200, body = Encounter), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = EncounterView), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn close_encounter(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Clinicians>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-) -> Result<Json<Encounter>, ApiError> {
-    let expected = super::patients::if_match(&headers)?;
-    let encounter = visible_encounter(&store, &principal, id).await?;
-    if encounter.status == EncounterStatus::Closed {
-        return Err(ApiError::Conflict("the encounter is already closed".into()));
-    }
-    let errors = encounter::check_closable(&encounter.record.diagnoses, &encounter.record.services);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let catalog = checked(&store, &encounter).await?;
-    let patient = store
-        .patient(encounter.patient_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::NotFound("no such patient".into()))?;
-    let services: Vec<serde_json::Value> = encounter
-        .record
-        .services
-        .iter()
-        .map(|line| {
-            let entry = &catalog[&line.code];
-            serde_json::json!({"code": line.code, "category": entry.category, "description": entry.description, "quantity": line.quantity})
-        })
-        .collect();
-    let payload = serde_json::json!({
-        "encounter_id": encounter.id,
-        "hospital_id": encounter.hospital_id,
-        "patient_id": encounter.patient_id,
-        "practitioner_id": encounter.practitioner_id,
-        "appointment_id": encounter.appointment_id,
-        "visit_type": encounter.visit_type,
-        "date_of_service": encounter.opened_at.date().to_string(),
-        "member_numbers": patient.details.member_numbers,
-        "diagnoses": encounter.record.diagnoses,
-        "services": services,
-    });
-    store.save_encounter(&encounter, expected, Some(payload), &actor(&principal)).await.map(Json).map_err(stale)
+) -> Result<Json<EncounterView>, ApiError> {
+    let expected = if_match(&headers)?;
+    Ok(Json(service.close_encounter(&principal, id, expected).await?.into()))
 }

@@ -14,12 +14,13 @@ mod schedule;
 
 use std::sync::Arc;
 
-use medcov_security::{Policy, Principal, Role, Scope};
+use axum::http::{HeaderMap, header};
+use medcov_http::{ApiError, FieldError};
+use medcov_security::{Policy, Role};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use uuid::Uuid;
 
-use crate::store::HospitalStore;
+use crate::service::HospitalService;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,13 +32,13 @@ use crate::store::HospitalStore;
 )]
 struct ApiDoc;
 
-pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
+pub fn router(service: Arc<HospitalService>) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(hospitals::router(store.clone()))
-        .merge(patients::router(store.clone()))
-        .merge(schedule::router(store.clone()))
-        .merge(encounters::router(store.clone()))
-        .merge(access::router(store))
+        .merge(hospitals::router(service.clone()))
+        .merge(patients::router(service.clone()))
+        .merge(schedule::router(service.clone()))
+        .merge(encounters::router(service.clone()))
+        .merge(access::router(service))
 }
 
 /// Who registers and changes patients.
@@ -66,13 +67,16 @@ impl Policy for PlatformAdmins {
     const PLATFORM_ONLY: bool = true;
 }
 
-/// The hospitals a principal may see: `None` for all of them.
-fn hospitals_in_scope(principal: &Principal) -> Option<Vec<Uuid>> {
-    match &principal.scope {
-        Scope::Platform => None,
-        Scope::Hospitals { hospitals } => Some(hospitals.clone()),
-        Scope::Insurer { .. } | Scope::Own => Some(Vec::new()),
-    }
+/// The version in `If-Match`, required on every change.
+fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Err(ApiError::PreconditionRequired(
+            "send If-Match with the ETag of the record you read, so no change is lost".into(),
+        ));
+    };
+    let text = value.to_str().unwrap_or("").trim().trim_start_matches("W/").trim_matches('"');
+    text.parse().map_err(|_| ApiError::BadRequest {
+        detail: "If-Match must be the ETag of the record, such as \"3\"".into(),
+        errors: vec![FieldError::new("If-Match", "must be an ETag returned by this API")],
+    })
 }
-
-use medcov_runtime::actor;

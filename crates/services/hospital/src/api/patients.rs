@@ -9,24 +9,27 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use medcov_http::{ApiError, FieldError, Json, Path, Query};
-use medcov_security::{Authorized, Principal};
+use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Readers, Registrars, actor, hospitals_in_scope};
-use crate::domain::patient::{Identifier, MemberNumber, PatientDetails, PatientStatus, Sex};
-use crate::store::{HistoryEntry, HospitalStore, Patient, Search, StoreError};
+use super::{Readers, Registrars, if_match};
+use crate::domain::coverage::Coverage;
+use crate::domain::patient::{
+    HistoryEntry, Identifier, MemberNumber, Patient, PatientDetails, PatientEdit, PatientStatus, Search, Sex,
+};
+use crate::service::HospitalService;
 
-pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
+pub fn router(service: Arc<HospitalService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(register_patient, search_patients))
         .routes(routes!(get_patient, update_patient))
         .routes(routes!(patient_history))
         .routes(routes!(patient_coverage))
-        .with_state(store)
+        .with_state(service)
 }
 
 /// A patient to register.
@@ -72,6 +75,40 @@ pub struct PatientChange {
     pub deceased_on: Option<Date>,
 }
 
+impl From<NewPatient> for PatientDetails {
+    fn from(input: NewPatient) -> Self {
+        PatientDetails {
+            given_name: input.given_name,
+            family_name: input.family_name,
+            date_of_birth: input.date_of_birth,
+            sex: input.sex,
+            phone: input.phone,
+            email: input.email,
+            identifiers: input.identifiers,
+            member_numbers: input.member_numbers,
+            status: PatientStatus::Active,
+            deceased_on: None,
+        }
+    }
+}
+
+impl From<PatientChange> for PatientEdit {
+    fn from(change: PatientChange) -> Self {
+        PatientEdit {
+            given_name: change.given_name,
+            family_name: change.family_name,
+            date_of_birth: change.date_of_birth,
+            sex: change.sex,
+            phone: change.phone,
+            email: change.email,
+            identifiers: change.identifiers,
+            member_numbers: change.member_numbers,
+            status: change.status,
+            deceased_on: change.deceased_on,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterParams {
@@ -80,13 +117,101 @@ pub struct RegisterParams {
     allow_duplicate: bool,
 }
 
-fn today() -> Date {
-    OffsetDateTime::now_utc().date()
+/// A patient record as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Patient)]
+pub struct PatientView {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    /// Medical record number, unique in the hospital, with a check digit.
+    #[schema(example = "SMG-00000174")]
+    pub mrn: String,
+    #[serde(flatten)]
+    pub details: PatientDetails,
+    /// Send it back as `If-Match: "<version>"` when changing the record.
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
 }
 
-fn with_etag(status: StatusCode, patient: &Patient) -> Response {
-    let mut response = (status, Json(patient)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", patient.version)) {
+impl From<Patient> for PatientView {
+    fn from(p: Patient) -> Self {
+        PatientView {
+            id: p.id,
+            hospital_id: p.hospital_id,
+            mrn: p.mrn,
+            details: p.details,
+            version: p.version,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// One version of a patient record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = HistoryEntry)]
+pub struct HistoryView {
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub changed_at: OffsetDateTime,
+    pub changed_by: Uuid,
+    pub request_id: Option<String>,
+    /// The record as it was at that version.
+    #[schema(value_type = Object)]
+    pub record: serde_json::Value,
+}
+
+impl From<HistoryEntry> for HistoryView {
+    fn from(h: HistoryEntry) -> Self {
+        HistoryView {
+            version: h.version,
+            changed_at: h.changed_at,
+            changed_by: h.changed_by,
+            request_id: h.request_id,
+            record: h.record,
+        }
+    }
+}
+
+/// What an insurer answered about one member number.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Coverage)]
+pub struct CoverageView {
+    pub member_number: String,
+    /// `covered`, `not_covered`, `unknown` (no such member) or `invalid` (check digits).
+    pub status: String,
+    /// Why not, when not covered.
+    pub reason: Option<String>,
+    pub insurer_id: Option<Uuid>,
+    pub policy_id: Option<Uuid>,
+    /// The day the insurer answered for.
+    #[schema(value_type = String, format = Date)]
+    pub checked_on: Date,
+}
+
+impl From<Coverage> for CoverageView {
+    fn from(c: Coverage) -> Self {
+        CoverageView {
+            member_number: c.member_number,
+            status: c.status,
+            reason: c.reason,
+            insurer_id: c.insurer_id,
+            policy_id: c.policy_id,
+            checked_on: c.checked_on,
+        }
+    }
+}
+
+fn with_etag(status: StatusCode, patient: Patient) -> Response {
+    let version = patient.version;
+    let mut response = (status, Json(PatientView::from(patient))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
         response.headers_mut().insert(header::ETAG, value);
     }
     response
@@ -97,186 +222,67 @@ fn with_etag(status: StatusCode, patient: &Patient) -> Response {
 /// their record numbers) unless `allow_duplicate=true`.
 #[utoipa::path(post, path = "/patients", tag = "patients", params(RegisterParams), request_body = NewPatient,
     responses(
-        (status = 201, body = Patient, headers(("ETag" = String))),
+        (status = 201, body = PatientView, headers(("ETag" = String))),
         (status = 404, description = "No such hospital in your scope.", body = medcov_http::Problem),
         (status = 409, description = "Possible duplicate.", body = medcov_http::Problem),
         (status = 422, body = medcov_http::Problem),
     ))]
 async fn register_patient(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Query(params): Query<RegisterParams>,
     Json(input): Json<NewPatient>,
 ) -> Result<Response, ApiError> {
-    if !principal.scope.covers_hospital(input.hospital_id) {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    let details = PatientDetails {
-        given_name: input.given_name,
-        family_name: input.family_name,
-        date_of_birth: input.date_of_birth,
-        sex: input.sex,
-        phone: input.phone,
-        email: input.email,
-        identifiers: input.identifiers,
-        member_numbers: input.member_numbers,
-        status: PatientStatus::Active,
-        deceased_on: None,
-    }
-    .tidy();
-    let errors = details.validate(today());
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let patient = store
-        .register_patient(Uuid::now_v7(), input.hospital_id, &details, &actor(&principal), params.allow_duplicate)
-        .await
-        .map_err(|e| match e {
-            StoreError::UnknownHospital => ApiError::NotFound("no such hospital".into()),
-            StoreError::PossibleDuplicates(found) => {
-                let mrns: Vec<String> = found.into_iter().map(|(_, mrn)| mrn).collect();
-                ApiError::Conflict(format!(
-                    "possible duplicate of {} (same name and date of birth); check, then resend with allow_duplicate=true to register anyway",
-                    mrns.join(", ")
-                ))
-            }
-            other => ApiError::internal(other),
-        })?;
-    Ok(with_etag(StatusCode::CREATED, &patient))
-}
-
-/// How long a cached patient record may live; writes invalidate it at once.
-const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// A record the principal may see, or "not found". Reads go through the cache; the scope check
-/// runs on every read, cached or not.
-async fn visible(store: &HospitalStore, principal: &Principal, id: Uuid) -> Result<Patient, ApiError> {
-    let tags = crate::store::patient_tag(id);
-    let key = format!("hospital:patient:{id}");
-    let patient = medcov_cache::read_through(store.cache(), &key, &tags, CACHE_TTL, store.patient(id))
-        .await
-        .map_err(ApiError::internal)?;
-    patient
-        .filter(|p| principal.scope.covers_hospital(p.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such patient".into()))
+    let hospital_id = input.hospital_id;
+    let patient = service.register_patient(&principal, hospital_id, input.into(), params.allow_duplicate).await?;
+    Ok(with_etag(StatusCode::CREATED, patient))
 }
 
 /// One patient record (the read is logged).
 #[utoipa::path(get, path = "/patients/{id}", tag = "patients",
-    responses((status = 200, body = Patient, headers(("ETag" = String))), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = PatientView, headers(("ETag" = String))), (status = 404, body = medcov_http::Problem)))]
 async fn get_patient(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let patient = visible(&store, &principal, id).await?;
-    store
-        .log_reads(&actor(&principal), &[(patient.id, patient.hospital_id)], "read")
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(with_etag(StatusCode::OK, &patient))
+    Ok(with_etag(StatusCode::OK, service.read_patient(&principal, id).await?))
 }
 
 /// What the insurers answered about the member numbers on a record: `covered`, or why not
 /// (`not_covered` with the reason, `unknown`, `invalid`). Filled in shortly after the record
 /// is registered or its member numbers change (the read is logged).
 #[utoipa::path(get, path = "/patients/{id}/coverage", tag = "patients",
-    responses((status = 200, body = Vec<crate::store::coverage::Coverage>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Vec<CoverageView>), (status = 404, body = medcov_http::Problem)))]
 async fn patient_coverage(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<crate::store::coverage::Coverage>>, ApiError> {
-    let patient = visible(&store, &principal, id).await?;
-    store
-        .log_reads(&actor(&principal), &[(patient.id, patient.hospital_id)], "coverage_read")
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(store.coverage(patient.id).await.map_err(ApiError::internal)?))
+) -> Result<Json<Vec<CoverageView>>, ApiError> {
+    let answers = service.patient_coverage(&principal, id).await?;
+    Ok(Json(answers.into_iter().map(CoverageView::from).collect()))
 }
 
 /// Change a record. `If-Match` with the ETag you read is required; a stale one gets 412.
 #[utoipa::path(patch, path = "/patients/{id}", tag = "patients", request_body = PatientChange,
     params(("If-Match" = String, Header, description = "The ETag of the record as you read it.")),
     responses(
-        (status = 200, body = Patient, headers(("ETag" = String))),
+        (status = 200, body = PatientView, headers(("ETag" = String))),
         (status = 404, body = medcov_http::Problem),
         (status = 412, description = "Changed since you read it.", body = medcov_http::Problem),
         (status = 422, body = medcov_http::Problem),
         (status = 428, description = "If-Match is missing.", body = medcov_http::Problem),
     ))]
 async fn update_patient(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(change): Json<PatientChange>,
 ) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
-    let current = visible(&store, &principal, id).await?;
-    if current.version != expected {
-        return Err(ApiError::PreconditionFailed("the record changed since you read it; read it again".into()));
-    }
-    let mut details = current.details.clone();
-    if let Some(v) = change.given_name {
-        details.given_name = v;
-    }
-    if let Some(v) = change.family_name {
-        details.family_name = v;
-    }
-    if let Some(v) = change.date_of_birth {
-        details.date_of_birth = v;
-    }
-    if let Some(v) = change.sex {
-        details.sex = v;
-    }
-    if let Some(v) = change.phone {
-        details.phone = Some(v);
-    }
-    if let Some(v) = change.email {
-        details.email = Some(v);
-    }
-    if let Some(v) = change.identifiers {
-        details.identifiers = v;
-    }
-    if let Some(v) = change.member_numbers {
-        details.member_numbers = v;
-    }
-    if let Some(v) = change.status {
-        details.status = v;
-        if v != PatientStatus::Deceased {
-            details.deceased_on = None;
-        }
-    }
-    if let Some(v) = change.deceased_on {
-        details.deceased_on = Some(v);
-    }
-    let details = details.tidy();
-    let errors = details.validate(today());
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let updated = store
-        .update_patient(&current, expected, &details, &actor(&principal))
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::PreconditionFailed("the record changed since you read it; read it again".into()))?;
-    // After the commit: a read that started before it stored nothing servable (see medcov-cache).
-    store.cache().invalidate(&crate::store::patient_tag(id)).await;
-    Ok(with_etag(StatusCode::OK, &updated))
-}
-
-pub(super) fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Err(ApiError::PreconditionRequired(
-            "send If-Match with the ETag of the record you read, so no change is lost".into(),
-        ));
-    };
-    let text = value.to_str().unwrap_or("").trim().trim_start_matches("W/").trim_matches('"');
-    text.parse().map_err(|_| ApiError::BadRequest {
-        detail: "If-Match must be the ETag of the record, such as \"3\"".into(),
-        errors: vec![FieldError::new("If-Match", "must be an ETag returned by this API")],
-    })
+    let updated = service.update_patient(&principal, id, expected, change.into()).await?;
+    Ok(with_etag(StatusCode::OK, updated))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -302,7 +308,7 @@ pub struct SearchParams {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PatientPage {
-    items: Vec<Patient>,
+    items: Vec<PatientView>,
 }
 
 /// Find patients in your hospitals by name prefix, date of birth, MRN, identifier or member
@@ -311,7 +317,7 @@ pub struct PatientPage {
 #[utoipa::path(get, path = "/patients", tag = "patients", params(SearchParams),
     responses((status = 200, body = PatientPage), (status = 422, body = medcov_http::Problem)))]
 async fn search_patients(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(params): Query<SearchParams>,
 ) -> Result<Json<PatientPage>, ApiError> {
@@ -330,12 +336,6 @@ async fn search_patients(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let hospitals = match (hospitals_in_scope(&principal), params.hospital_id) {
-        (None, Some(one)) => vec![one],
-        (None, None) => store.hospitals().await.map_err(ApiError::internal)?.into_iter().map(|h| h.id).collect(),
-        (Some(mine), Some(one)) => mine.into_iter().filter(|h| *h == one).collect(),
-        (Some(mine), None) => mine,
-    };
     let search = Search {
         name: params.name,
         date_of_birth: params.date_of_birth,
@@ -343,24 +343,18 @@ async fn search_patients(
         identifier: params.identifier,
         member_number: params.member_number,
     };
-    let items = store.search(&hospitals, &search, limit, offset).await.map_err(ApiError::internal)?;
-    let reads: Vec<(Uuid, Uuid)> = items.iter().map(|p| (p.id, p.hospital_id)).collect();
-    store.log_reads(&actor(&principal), &reads, "search").await.map_err(ApiError::internal)?;
-    Ok(Json(PatientPage { items }))
+    let found = service.search_patients(&principal, params.hospital_id, &search, (limit, offset)).await?;
+    Ok(Json(PatientPage { items: found.into_iter().map(PatientView::from).collect() }))
 }
 
 /// Every version of a record, oldest first.
 #[utoipa::path(get, path = "/patients/{id}/history", tag = "patients",
-    responses((status = 200, body = Vec<HistoryEntry>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Vec<HistoryView>), (status = 404, body = medcov_http::Problem)))]
 async fn patient_history(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    let patient = visible(&store, &principal, id).await?;
-    store
-        .log_reads(&actor(&principal), &[(patient.id, patient.hospital_id)], "history")
-        .await
-        .map_err(ApiError::internal)?;
-    store.history(id).await.map(Json).map_err(ApiError::internal)
+) -> Result<Json<Vec<HistoryView>>, ApiError> {
+    let history = service.patient_history(&principal, id).await?;
+    Ok(Json(history.into_iter().map(HistoryView::from).collect()))
 }

@@ -4,22 +4,21 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
-use medcov_security::{Authorized, Policy, Principal, Role};
+use medcov_http::{ApiError, Json, Path, Query};
+use medcov_security::{Authorized, Policy, Role};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json as Stored;
 use time::{Date, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Readers, Registrars, actor, hospitals_in_scope};
-use crate::domain::patient::PatientStatus;
-use crate::domain::schedule::{self, AppointmentStatus, WorkingHours};
-use crate::store::HospitalStore;
-use crate::store::schedule::{Appointment, BookingError, Day, Practitioner, Slot, day_tag};
+use super::{Readers, Registrars, if_match};
+use crate::domain::appointment::{Appointment, AppointmentChange, AppointmentStatus};
+use crate::domain::practitioner::{NewPractitioner, Practitioner, PractitionerEdit};
+use crate::domain::schedule::WorkingHours;
+use crate::service::{BookingRequest, HospitalService};
 
-pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
+pub fn router(service: Arc<HospitalService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(create_practitioner, list_practitioners))
         .routes(routes!(get_practitioner, update_practitioner))
@@ -31,7 +30,7 @@ pub fn router(store: Arc<HospitalStore>) -> OpenApiRouter {
         .routes(routes!(change_status))
         .routes(routes!(reschedule))
         .routes(routes!(patient_appointments))
-        .with_state(store)
+        .with_state(service)
 }
 
 /// Who moves appointments along: the desk and the clinicians.
@@ -39,9 +38,6 @@ pub struct Schedulers;
 impl Policy for Schedulers {
     const ROLES: &'static [Role] = &[Role::Admin, Role::HospitalClerk, Role::Clinician];
 }
-
-const CATEGORIES: [&str; 7] =
-    ["consultation", "laboratory", "imaging", "procedure", "inpatient_admission", "emergency", "follow_up"];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +53,18 @@ pub struct PractitionerInput {
     pub daily_capacity: i32,
 }
 
+impl From<PractitionerInput> for NewPractitioner {
+    fn from(input: PractitionerInput) -> Self {
+        NewPractitioner {
+            hospital_id: input.hospital_id,
+            name: input.name,
+            specialty: input.specialty,
+            working_hours: input.working_hours,
+            daily_capacity: input.daily_capacity,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"daily_capacity": 20, "working_hours": [{"weekday": "tuesday", "start": "08:00", "end": "16:00"}]}))]
@@ -69,66 +77,143 @@ pub struct PractitionerChange {
     pub active: Option<bool>,
 }
 
-fn check_practitioner(p: &Practitioner) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    if p.name.trim().is_empty() || p.name.chars().count() > 200 {
-        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+impl From<PractitionerChange> for PractitionerEdit {
+    fn from(change: PractitionerChange) -> Self {
+        PractitionerEdit {
+            name: change.name,
+            specialty: change.specialty,
+            working_hours: change.working_hours,
+            daily_capacity: change.daily_capacity,
+            active: change.active,
+        }
     }
-    if p.specialty.trim().is_empty() || p.specialty.chars().count() > 100 {
-        errors.push(FieldError::new("specialty", "must be 1 to 100 characters"));
-    }
-    if !(1..=500).contains(&p.daily_capacity) {
-        errors.push(FieldError::new("daily_capacity", "must be between 1 and 500"));
-    }
-    errors.extend(schedule::check_hours(&p.working_hours));
-    errors
 }
 
-async fn visible_practitioner(
-    store: &HospitalStore,
-    principal: &Principal,
-    id: Uuid,
-) -> Result<Practitioner, ApiError> {
-    store
-        .practitioner(id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|p| principal.scope.covers_hospital(p.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such practitioner".into()))
+/// A practitioner as the API shows them.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Practitioner)]
+pub struct PractitionerView {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    #[schema(example = "Dr. Wanjiru Kamau")]
+    pub name: String,
+    #[schema(example = "general practice")]
+    pub specialty: String,
+    pub working_hours: Vec<WorkingHours>,
+    /// Appointments a day at most.
+    pub daily_capacity: i32,
+    pub active: bool,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Practitioner> for PractitionerView {
+    fn from(p: Practitioner) -> Self {
+        PractitionerView {
+            id: p.id,
+            hospital_id: p.hospital_id,
+            name: p.name,
+            specialty: p.specialty,
+            working_hours: p.working_hours,
+            daily_capacity: p.daily_capacity,
+            active: p.active,
+            version: p.version,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// An appointment as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Appointment)]
+pub struct AppointmentView {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    pub practitioner_id: Uuid,
+    pub patient_id: Uuid,
+    /// consultation, laboratory, imaging, procedure, inpatient_admission, ...
+    pub category: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: OffsetDateTime,
+    pub status: AppointmentStatus,
+    pub reason: Option<String>,
+    pub version: i64,
+}
+
+impl From<Appointment> for AppointmentView {
+    fn from(a: Appointment) -> Self {
+        AppointmentView {
+            id: a.id,
+            hospital_id: a.hospital_id,
+            practitioner_id: a.practitioner_id,
+            patient_id: a.patient_id,
+            category: a.category,
+            starts_at: a.starts_at,
+            ends_at: a.ends_at,
+            status: a.status,
+            reason: a.reason,
+            version: a.version,
+        }
+    }
+}
+
+fn appointments(list: Vec<Appointment>) -> Json<Vec<AppointmentView>> {
+    Json(list.into_iter().map(AppointmentView::from).collect())
+}
+
+/// One version of an appointment: who moved it where, and when.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AppointmentChange)]
+pub struct AppointmentChangeView {
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    pub by_user: Uuid,
+    pub status: AppointmentStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: OffsetDateTime,
+    pub reason: Option<String>,
+}
+
+impl From<AppointmentChange> for AppointmentChangeView {
+    fn from(c: AppointmentChange) -> Self {
+        AppointmentChangeView {
+            version: c.version,
+            at: c.at,
+            by_user: c.by_user,
+            status: c.status,
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+            reason: c.reason,
+        }
+    }
 }
 
 /// Add a practitioner to a hospital.
 #[utoipa::path(post, path = "/practitioners", tag = "practitioners", request_body = PractitionerInput,
-    responses((status = 201, body = Practitioner), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 201, body = PractitionerView), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn create_practitioner(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Json(input): Json<PractitionerInput>,
-) -> Result<(StatusCode, Json<Practitioner>), ApiError> {
-    if !principal.scope.covers_hospital(input.hospital_id)
-        || store.hospital(input.hospital_id).await.map_err(ApiError::internal)?.is_none()
-    {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    let now = OffsetDateTime::now_utc();
-    let practitioner = Practitioner {
-        id: Uuid::now_v7(),
-        hospital_id: input.hospital_id,
-        name: input.name.trim().to_owned(),
-        specialty: input.specialty.trim().to_owned(),
-        working_hours: Stored(input.working_hours),
-        daily_capacity: input.daily_capacity,
-        active: true,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    let errors = check_practitioner(&practitioner);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    store.insert_practitioner(&practitioner).await.map_err(ApiError::internal)?;
-    Ok((StatusCode::CREATED, Json(practitioner)))
+) -> Result<(StatusCode, Json<PractitionerView>), ApiError> {
+    let practitioner = service.create_practitioner(&principal, input.into()).await?;
+    Ok((StatusCode::CREATED, Json(practitioner.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -140,70 +225,39 @@ pub struct PractitionerQuery {
 
 /// Practitioners of your hospitals.
 #[utoipa::path(get, path = "/practitioners", tag = "practitioners", params(PractitionerQuery),
-    responses((status = 200, body = Vec<Practitioner>)))]
+    responses((status = 200, body = Vec<PractitionerView>)))]
 async fn list_practitioners(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<PractitionerQuery>,
-) -> Result<Json<Vec<Practitioner>>, ApiError> {
-    let hospitals = match (hospitals_in_scope(&principal), query.hospital_id) {
-        (None, Some(one)) => vec![one],
-        (None, None) => store.hospitals().await.map_err(ApiError::internal)?.into_iter().map(|h| h.id).collect(),
-        (Some(mine), Some(one)) => mine.into_iter().filter(|h| *h == one).collect(),
-        (Some(mine), None) => mine,
-    };
-    store.practitioners(&hospitals).await.map(Json).map_err(ApiError::internal)
+) -> Result<Json<Vec<PractitionerView>>, ApiError> {
+    let found = service.practitioners(&principal, query.hospital_id).await?;
+    Ok(Json(found.into_iter().map(PractitionerView::from).collect()))
 }
 
 /// One practitioner.
 #[utoipa::path(get, path = "/practitioners/{id}", tag = "practitioners",
-    responses((status = 200, body = Practitioner), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = PractitionerView), (status = 404, body = medcov_http::Problem)))]
 async fn get_practitioner(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Practitioner>, ApiError> {
-    visible_practitioner(&store, &principal, id).await.map(Json)
+) -> Result<Json<PractitionerView>, ApiError> {
+    Ok(Json(service.practitioner(&principal, id).await?.into()))
 }
 
 /// Change a practitioner. `If-Match` with the version you read is required.
 #[utoipa::path(patch, path = "/practitioners/{id}", tag = "practitioners", request_body = PractitionerChange,
-    responses((status = 200, body = Practitioner), (status = 412, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
+    responses((status = 200, body = PractitionerView), (status = 412, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn update_practitioner(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(change): Json<PractitionerChange>,
-) -> Result<Json<Practitioner>, ApiError> {
-    let expected = super::patients::if_match(&headers)?;
-    let mut p = visible_practitioner(&store, &principal, id).await?;
-    if p.version != expected {
-        return Err(ApiError::PreconditionFailed("the practitioner changed since you read it".into()));
-    }
-    if let Some(v) = change.name {
-        p.name = v.trim().to_owned();
-    }
-    if let Some(v) = change.specialty {
-        p.specialty = v.trim().to_owned();
-    }
-    if let Some(v) = change.working_hours {
-        p.working_hours = Stored(v);
-    }
-    if let Some(v) = change.daily_capacity {
-        p.daily_capacity = v;
-    }
-    if let Some(v) = change.active {
-        p.active = v;
-    }
-    let errors = check_practitioner(&p);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    if !store.update_practitioner(&p, expected).await.map_err(ApiError::internal)? {
-        return Err(ApiError::PreconditionFailed("the practitioner changed since you read it".into()));
-    }
-    visible_practitioner(&store, &principal, id).await.map(Json)
+) -> Result<Json<PractitionerView>, ApiError> {
+    let expected = if_match(&headers)?;
+    Ok(Json(service.change_practitioner(&principal, id, expected, change.into()).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -214,40 +268,16 @@ pub struct DayQuery {
     date: Date,
 }
 
-async fn zone_of(store: &HospitalStore, hospital: Uuid) -> Result<jiff::tz::TimeZone, ApiError> {
-    Ok(site_of(store, hospital).await?.0)
-}
-
-/// A hospital's time zone and opening hours.
-async fn site_of(store: &HospitalStore, hospital: Uuid) -> Result<(jiff::tz::TimeZone, Vec<WorkingHours>), ApiError> {
-    let hospital = store
-        .hospital(hospital)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
-    let tz = schedule::zone(&hospital.timezone).map_err(ApiError::internal)?;
-    Ok((tz, hospital.opening_hours.0))
-}
-
 /// A practitioner's appointments on a local date, by start time.
 #[utoipa::path(get, path = "/practitioners/{id}/appointments", tag = "appointments", params(DayQuery),
-    responses((status = 200, body = Vec<Appointment>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Vec<AppointmentView>), (status = 404, body = medcov_http::Problem)))]
 async fn practitioner_day(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
     Query(query): Query<DayQuery>,
-) -> Result<Json<Vec<Appointment>>, ApiError> {
-    let practitioner = visible_practitioner(&store, &principal, id).await?;
-    let tz = zone_of(&store, practitioner.hospital_id).await?;
-    let (from, to) = schedule::day_bounds(&tz, query.date).ok_or_else(|| ApiError::field("date", "is out of range"))?;
-    // Through the cache: bookings, moves and status changes of the practitioner invalidate it.
-    let key = format!("hospital:practitioner-day:{id}:{}", query.date);
-    let load = async { store.practitioner_appointments(id, from, to).await.map(Day) };
-    let day = medcov_cache::read_through(store.cache(), &key, &day_tag(id), std::time::Duration::from_secs(300), load)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(day.0))
+) -> Result<Json<Vec<AppointmentView>>, ApiError> {
+    Ok(appointments(service.practitioner_day(&principal, id, query.date).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -275,7 +305,7 @@ pub struct FreeSlot {
 #[utoipa::path(get, path = "/practitioners/{id}/free-slots", tag = "appointments", params(SlotQuery),
     responses((status = 200, body = Vec<FreeSlot>), (status = 404, body = medcov_http::Problem)))]
 async fn free_slots(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
     Query(query): Query<SlotQuery>,
@@ -284,23 +314,9 @@ async fn free_slots(
     if !(5..=480).contains(&duration) {
         return Err(ApiError::field("duration_minutes", "must be between 5 and 480"));
     }
-    let practitioner = visible_practitioner(&store, &principal, id).await?;
-    let (tz, opening) = site_of(&store, practitioner.hospital_id).await?;
-    let (from, to) = schedule::day_bounds(&tz, query.date).ok_or_else(|| ApiError::field("date", "is out of range"))?;
-    let day = store.practitioner_appointments(id, from, to).await.map_err(ApiError::internal)?;
-    let taken = day.iter().filter(|a| a.status != AppointmentStatus::Cancelled).count();
-    if !practitioner.active || taken >= usize::try_from(practitioner.daily_capacity).unwrap_or(0) {
-        return Ok(Json(Vec::new()));
-    }
-    let busy: Vec<(i64, i64)> = day
-        .iter()
-        .filter(|a| a.status.is_active())
-        .map(|a| (a.starts_at.unix_timestamp(), a.ends_at.unix_timestamp()))
-        .collect();
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let slots = schedule::free_slots(&practitioner.working_hours, &tz, query.date, duration, &busy)
+    let slots = service.free_slots(&principal, id, query.date, duration).await?;
+    let slots = slots
         .into_iter()
-        .filter(|(s, e)| *s >= now && schedule::open_for(&opening, &tz, *s, *e))
         .filter_map(|(s, e)| {
             Some(FreeSlot {
                 starts_at: OffsetDateTime::from_unix_timestamp(s).ok()?,
@@ -327,48 +343,15 @@ pub struct Booking {
     pub duration_minutes: u16,
 }
 
-/// The slot a request asks for, checked against the hospital's opening hours and the
-/// practitioner's working hours.
-fn slot_for(
-    practitioner: &Practitioner,
-    (tz, opening): &(jiff::tz::TimeZone, Vec<WorkingHours>),
-    starts_at: OffsetDateTime,
-    duration_minutes: u16,
-) -> Result<Slot, ApiError> {
-    let mut errors = Vec::new();
-    if !(5..=1440).contains(&duration_minutes) || !duration_minutes.is_multiple_of(5) {
-        errors.push(FieldError::new("duration_minutes", "must be a multiple of 5 between 5 and 1440"));
-    }
-    let start = starts_at.unix_timestamp();
-    if start % 60 != 0 {
-        errors.push(FieldError::new("starts_at", "must be on a whole minute"));
-    }
-    if start < OffsetDateTime::now_utc().unix_timestamp() - 300 {
-        errors.push(FieldError::new("starts_at", "must not be in the past"));
-    }
-    let end = start + i64::from(duration_minutes) * 60;
-    if errors.is_empty() && !schedule::open_for(opening, tz, start, end) {
-        errors.push(FieldError::new("starts_at", "is outside the hospital's opening hours"));
-    } else if errors.is_empty() && !schedule::within_hours(&practitioner.working_hours, tz, start, end) {
-        errors.push(FieldError::new("starts_at", "is outside the practitioner's working hours"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let (local_date, _, _) =
-        schedule::local(tz, start).ok_or_else(|| ApiError::field("starts_at", "is out of range"))?;
-    Ok(Slot { starts_at: start, ends_at: end, local_date })
-}
-
-fn booking_error(error: BookingError) -> ApiError {
-    match error {
-        BookingError::Conflict(id) => ApiError::Conflict(format!(
-            "the practitioner or the patient already has an active appointment at that time: appointment {id}"
-        )),
-        BookingError::Full(n) => ApiError::Conflict(format!("the practitioner's day is full ({n} appointments)")),
-        BookingError::Inactive => ApiError::Conflict("the practitioner is not taking appointments".into()),
-        BookingError::Stale => ApiError::PreconditionFailed("the appointment changed since you read it".into()),
-        BookingError::Sqlx(e) => ApiError::internal(e),
+impl From<Booking> for BookingRequest {
+    fn from(b: Booking) -> Self {
+        BookingRequest {
+            patient_id: b.patient_id,
+            practitioner_id: b.practitioner_id,
+            category: b.category,
+            starts_at: b.starts_at,
+            duration_minutes: b.duration_minutes,
+        }
     }
 }
 
@@ -376,78 +359,42 @@ fn booking_error(error: BookingError) -> ApiError {
 /// already has an overlapping active appointment (naming it) or the day is full.
 #[utoipa::path(post, path = "/appointments", tag = "appointments", request_body = Booking,
     responses(
-        (status = 201, body = Appointment),
+        (status = 201, body = AppointmentView),
         (status = 404, body = medcov_http::Problem),
         (status = 409, description = "Double booking or a full day.", body = medcov_http::Problem),
         (status = 422, body = medcov_http::Problem),
     ))]
 async fn book(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Json(input): Json<Booking>,
-) -> Result<(StatusCode, Json<Appointment>), ApiError> {
-    if !CATEGORIES.contains(&input.category.as_str()) {
-        return Err(ApiError::field("category", format!("must be one of {}", CATEGORIES.join(", "))));
-    }
-    let practitioner = visible_practitioner(&store, &principal, input.practitioner_id).await?;
-    let patient = store
-        .patient(input.patient_id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|p| p.hospital_id == practitioner.hospital_id && principal.scope.covers_hospital(p.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such patient in the practitioner's hospital".into()))?;
-    if patient.details.status != PatientStatus::Active {
-        return Err(ApiError::field("patient_id", "the patient is not active"));
-    }
-    let site = site_of(&store, practitioner.hospital_id).await?;
-    let slot = slot_for(&practitioner, &site, input.starts_at, input.duration_minutes)?;
-    let appointment = Appointment {
-        id: Uuid::now_v7(),
-        hospital_id: practitioner.hospital_id,
-        practitioner_id: practitioner.id,
-        patient_id: patient.id,
-        category: input.category,
-        starts_at: input.starts_at,
-        ends_at: input.starts_at,
-        status: AppointmentStatus::Booked,
-        reason: None,
-        version: 0,
-    };
-    let booked = store.book(&appointment, &slot, None, &actor(&principal)).await.map_err(booking_error)?;
-    Ok((StatusCode::CREATED, Json(booked)))
-}
-
-async fn visible_appointment(store: &HospitalStore, principal: &Principal, id: Uuid) -> Result<Appointment, ApiError> {
-    store
-        .appointment(id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|a| principal.scope.covers_hospital(a.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such appointment".into()))
+) -> Result<(StatusCode, Json<AppointmentView>), ApiError> {
+    let booked = service.book(&principal, input.into()).await?;
+    Ok((StatusCode::CREATED, Json(booked.into())))
 }
 
 /// One appointment.
 #[utoipa::path(get, path = "/appointments/{id}", tag = "appointments",
-    responses((status = 200, body = Appointment), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = AppointmentView), (status = 404, body = medcov_http::Problem)))]
 async fn get_appointment(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Appointment>, ApiError> {
-    visible_appointment(&store, &principal, id).await.map(Json)
+) -> Result<Json<AppointmentView>, ApiError> {
+    Ok(Json(service.appointment(&principal, id).await?.into()))
 }
 
 /// Every version of an appointment, oldest first: its booking, each status change (with who
 /// and why) and each move.
 #[utoipa::path(get, path = "/appointments/{id}/history", tag = "appointments",
-    responses((status = 200, body = Vec<crate::store::schedule::AppointmentChange>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Vec<AppointmentChangeView>), (status = 404, body = medcov_http::Problem)))]
 async fn appointment_history(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<crate::store::schedule::AppointmentChange>>, ApiError> {
-    let appointment = visible_appointment(&store, &principal, id).await?;
-    store.appointment_history(appointment.id).await.map(Json).map_err(ApiError::internal)
+) -> Result<Json<Vec<AppointmentChangeView>>, ApiError> {
+    let history = service.appointment_history(&principal, id).await?;
+    Ok(Json(history.into_iter().map(AppointmentChangeView::from).collect()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -462,29 +409,15 @@ pub struct StatusChange {
 /// Move an appointment forward: booked → arrived → checked_in → fulfilled, or to cancelled
 /// (with a reason) or no_show. Anything else is 409.
 #[utoipa::path(post, path = "/appointments/{id}/status", tag = "appointments", request_body = StatusChange,
-    responses((status = 200, body = Appointment), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = AppointmentView), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn change_status(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Schedulers>,
     Path(id): Path<Uuid>,
     Json(change): Json<StatusChange>,
-) -> Result<Json<Appointment>, ApiError> {
-    let reason = change.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
-    if change.status == AppointmentStatus::Cancelled && reason.is_none() {
-        return Err(ApiError::field("reason", "is required to cancel"));
-    }
-    if reason.is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::field("reason", "must be at most 500 characters"));
-    }
-    let appointment = visible_appointment(&store, &principal, id).await?;
-    if !appointment.status.can_become(change.status) {
-        return Err(ApiError::Conflict(format!(
-            "an appointment that is {} cannot become {}",
-            appointment.status.as_str(),
-            change.status.as_str()
-        )));
-    }
-    store.change_status(&appointment, change.status, reason, &actor(&principal)).await.map(Json).map_err(booking_error)
+) -> Result<Json<AppointmentView>, ApiError> {
+    let changed = service.change_appointment_status(&principal, id, change.status, change.reason.as_deref()).await?;
+    Ok(Json(changed.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -500,29 +433,17 @@ pub struct Reschedule {
 /// Move a booked appointment to another time (same practitioner); its history keeps the old
 /// time. `If-Match` with the version you read is required.
 #[utoipa::path(post, path = "/appointments/{id}/reschedule", tag = "appointments", request_body = Reschedule,
-    responses((status = 200, body = Appointment), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem)))]
+    responses((status = 200, body = AppointmentView), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem)))]
 async fn reschedule(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(input): Json<Reschedule>,
-) -> Result<Json<Appointment>, ApiError> {
-    let expected = super::patients::if_match(&headers)?;
-    let appointment = visible_appointment(&store, &principal, id).await?;
-    if appointment.version != expected {
-        return Err(ApiError::PreconditionFailed("the appointment changed since you read it".into()));
-    }
-    if appointment.status != AppointmentStatus::Booked {
-        return Err(ApiError::Conflict(format!(
-            "an appointment that is {} cannot be rescheduled",
-            appointment.status.as_str()
-        )));
-    }
-    let practitioner = visible_practitioner(&store, &principal, appointment.practitioner_id).await?;
-    let site = site_of(&store, practitioner.hospital_id).await?;
-    let slot = slot_for(&practitioner, &site, input.starts_at, input.duration_minutes)?;
-    store.book(&appointment, &slot, Some(expected), &actor(&principal)).await.map(Json).map_err(booking_error)
+) -> Result<Json<AppointmentView>, ApiError> {
+    let expected = if_match(&headers)?;
+    let moved = service.reschedule(&principal, id, expected, (input.starts_at, input.duration_minutes)).await?;
+    Ok(Json(moved.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -536,13 +457,13 @@ pub struct PatientAppointmentsQuery {
 
 /// A patient's upcoming (soonest first) or past (latest first) appointments.
 #[utoipa::path(get, path = "/patients/{id}/appointments", tag = "appointments", params(PatientAppointmentsQuery),
-    responses((status = 200, body = Vec<Appointment>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Vec<AppointmentView>), (status = 404, body = medcov_http::Problem)))]
 async fn patient_appointments(
-    State(store): State<Arc<HospitalStore>>,
+    State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
     Query(query): Query<PatientAppointmentsQuery>,
-) -> Result<Json<Vec<Appointment>>, ApiError> {
+) -> Result<Json<Vec<AppointmentView>>, ApiError> {
     let upcoming = match query.when.as_deref() {
         None | Some("upcoming") => true,
         Some("past") => false,
@@ -552,12 +473,5 @@ async fn patient_appointments(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 100"));
     }
-    let patient = store
-        .patient(id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|p| principal.scope.covers_hospital(p.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such patient".into()))?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    store.patient_appointments(patient.id, now, upcoming, limit).await.map(Json).map_err(ApiError::internal)
+    Ok(appointments(service.patient_appointments(&principal, id, upcoming, limit).await?))
 }

@@ -1,30 +1,95 @@
 //! A hospital: the tenant of the hospital side.
 
-use medcov_http::FieldError;
+use medcov_domain::{FieldError, Rejection};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
-/// A new hospital, as an administrator sends it.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "St. Mary's General", "code": "SMG", "timezone": "Africa/Nairobi", "currency": "KES", "address": {"line1": "Langata Road", "city": "Nairobi", "country": "KE"}}))]
-pub struct HospitalInput {
-    /// Shown everywhere.
-    #[schema(example = "St. Mary's General")]
-    pub name: String,
-    /// Short code, 2 to 12 of A-Z, 0-9 and `-`; it prefixes the hospital's medical record numbers.
-    #[schema(example = "SMG")]
+use super::schedule::WorkingHours;
+
+/// A hospital.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hospital {
+    pub id: Uuid,
+    /// Short code; it prefixes the hospital's medical record numbers.
     pub code: String,
-    /// IANA time zone, e.g. `Africa/Nairobi`.
-    #[schema(example = "Africa/Nairobi")]
+    pub name: String,
+    /// IANA time zone.
     pub timezone: String,
     /// ISO 4217 currency of its prices.
-    #[schema(example = "KES")]
     pub currency: String,
-    #[serde(default)]
     pub address: Address,
-    /// When the hospital takes appointments, per weekday, in its time zone; none: always open.
-    #[serde(default)]
-    pub opening_hours: Vec<super::schedule::WorkingHours>,
+    /// When it takes appointments, per weekday, in its time zone; empty: always open.
+    pub opening_hours: Vec<WorkingHours>,
+    pub active: bool,
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What describes a hospital, as an administrator gives it.
+#[derive(Debug, Clone)]
+pub struct HospitalFields {
+    pub name: String,
+    /// 2 to 12 of A-Z, 0-9 and `-`.
+    pub code: String,
+    pub timezone: String,
+    pub currency: String,
+    pub address: Address,
+    pub opening_hours: Vec<WorkingHours>,
+}
+
+/// A change to a hospital: fields left out keep their value. Its code, time zone and
+/// currency never change.
+#[derive(Debug, Clone, Default)]
+pub struct HospitalEdit {
+    pub name: Option<String>,
+    pub address: Option<Address>,
+    pub opening_hours: Option<Vec<WorkingHours>>,
+}
+
+impl Hospital {
+    /// A new, active hospital at version 1, when the fields are valid.
+    pub fn new(id: Uuid, fields: HospitalFields, now: OffsetDateTime) -> Result<Hospital, Rejection> {
+        Rejection::check(fields.validate())?;
+        Ok(Hospital {
+            id,
+            code: fields.code,
+            name: fields.name.trim().to_owned(),
+            timezone: fields.timezone,
+            currency: fields.currency,
+            address: fields.address,
+            opening_hours: fields.opening_hours,
+            active: true,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// The hospital with `edit` applied, when it was read at `expected` and the result is
+    /// valid.
+    pub fn edited(&self, expected: i64, edit: HospitalEdit, now: OffsetDateTime) -> Result<Hospital, Rejection> {
+        if self.version != expected {
+            return Err(Rejection::Stale("the hospital changed since you read it".into()));
+        }
+        let fields = HospitalFields {
+            name: edit.name.unwrap_or_else(|| self.name.clone()),
+            code: self.code.clone(),
+            timezone: self.timezone.clone(),
+            currency: self.currency.clone(),
+            address: edit.address.unwrap_or_else(|| self.address.clone()),
+            opening_hours: edit.opening_hours.unwrap_or_else(|| self.opening_hours.clone()),
+        };
+        Rejection::check(fields.validate())?;
+        Ok(Hospital {
+            name: fields.name.trim().to_owned(),
+            address: fields.address,
+            opening_hours: fields.opening_hours,
+            updated_at: now,
+            ..self.clone()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -45,7 +110,7 @@ pub struct Address {
     pub country: String,
 }
 
-impl HospitalInput {
+impl HospitalFields {
     /// Every problem with the input, field by field.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
@@ -78,8 +143,8 @@ impl HospitalInput {
 mod tests {
     use super::*;
 
-    fn input() -> HospitalInput {
-        HospitalInput {
+    fn input() -> HospitalFields {
+        HospitalFields {
             name: "St. Mary's".into(),
             code: "SMG".into(),
             timezone: "Africa/Nairobi".into(),
@@ -92,20 +157,20 @@ mod tests {
     #[test]
     fn a_valid_hospital_passes() {
         assert!(input().validate().is_empty());
-        let utc = HospitalInput { timezone: "UTC".into(), ..input() };
+        let utc = HospitalFields { timezone: "UTC".into(), ..input() };
         assert!(utc.validate().is_empty());
     }
 
     #[test]
     fn each_bad_field_is_named() {
-        let table: [(HospitalInput, &str); 6] = [
-            (HospitalInput { name: " ".into(), ..input() }, "name"),
-            (HospitalInput { code: "smg".into(), ..input() }, "code"),
-            (HospitalInput { code: "S".into(), ..input() }, "code"),
-            (HospitalInput { timezone: "nairobi".into(), ..input() }, "timezone"),
-            (HospitalInput { currency: "Kes".into(), ..input() }, "currency"),
+        let table: [(HospitalFields, &str); 6] = [
+            (HospitalFields { name: " ".into(), ..input() }, "name"),
+            (HospitalFields { code: "smg".into(), ..input() }, "code"),
+            (HospitalFields { code: "S".into(), ..input() }, "code"),
+            (HospitalFields { timezone: "nairobi".into(), ..input() }, "timezone"),
+            (HospitalFields { currency: "Kes".into(), ..input() }, "currency"),
             (
-                HospitalInput { address: Address { country: "Kenya".into(), ..Address::default() }, ..input() },
+                HospitalFields { address: Address { country: "Kenya".into(), ..Address::default() }, ..input() },
                 "address.country",
             ),
         ];
@@ -114,5 +179,31 @@ mod tests {
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert_eq!(errors[0].field, field);
         }
+    }
+
+    #[test]
+    fn a_change_needs_the_version_read_and_keeps_code_zone_and_currency() {
+        let hospital = Hospital::new(
+            Uuid::now_v7(),
+            HospitalFields { name: " St. Mary's ".into(), ..input() },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!((hospital.name.as_str(), hospital.version, hospital.active), ("St. Mary's", 1, true));
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
+        let renamed = hospital
+            .edited(1, HospitalEdit { name: Some("St. Mary's General ".into()), ..HospitalEdit::default() }, now)
+            .unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.code.as_str(), renamed.updated_at),
+            ("St. Mary's General", "SMG", now)
+        );
+        assert_eq!(
+            hospital.edited(2, HospitalEdit::default(), now),
+            Err(Rejection::Stale("the hospital changed since you read it".into()))
+        );
+        let bad = HospitalEdit { name: Some(String::new()), ..HospitalEdit::default() };
+        assert!(matches!(hospital.edited(1, bad, now), Err(Rejection::Invalid(e)) if e[0].field == "name"));
+        assert!(Hospital::new(Uuid::now_v7(), HospitalFields { code: "x".into(), ..input() }, now).is_err());
     }
 }

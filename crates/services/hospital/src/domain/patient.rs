@@ -1,8 +1,9 @@
-//! Patients: what registration needs, what makes it valid, and how they are found.
+//! Patients: what registration needs, what makes it valid, how a record changes, and how
+//! records are found.
 
-use medcov_http::FieldError;
+use medcov_domain::{FieldError, Rejection, TextEnum};
 use serde::{Deserialize, Serialize};
-use time::Date;
+use time::{Date, OffsetDateTime};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use uuid::Uuid;
@@ -16,14 +17,29 @@ pub enum Sex {
     Unknown,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum IdentifierKind {
     NationalId,
     Passport,
     BirthCertificate,
     Other,
 }
+
+impl TextEnum for IdentifierKind {}
 
 /// A national or other identifier of the person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -43,13 +59,28 @@ pub struct MemberNumber {
     pub member_number: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PatientStatus {
     Active,
     Inactive,
     Deceased,
 }
+
+impl TextEnum for PatientStatus {}
 
 /// Everything known about a patient that a clerk can change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -154,6 +185,171 @@ impl PatientDetails {
         }
         self
     }
+}
+
+/// Registration or changed details, tidied and then checked as of `today`.
+pub fn checked(details: PatientDetails, today: Date) -> Result<PatientDetails, Rejection> {
+    let details = details.tidy();
+    Rejection::check(details.validate(today))?;
+    Ok(details)
+}
+
+/// A patient record.
+///
+/// Its JSON form is also how each version is kept in the record's history (and cached):
+/// change it only with a way to read what is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Patient {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    /// Medical record number, unique in the hospital, with a check digit.
+    pub mrn: String,
+    #[serde(flatten)]
+    pub details: PatientDetails,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Patient {
+    /// A newly registered patient, the `sequence`th of the hospital whose code is
+    /// `hospital_code`.
+    pub fn registered(
+        id: Uuid,
+        hospital_id: Uuid,
+        (hospital_code, sequence): (&str, i64),
+        details: PatientDetails,
+        now: OffsetDateTime,
+    ) -> Patient {
+        Patient {
+            id,
+            hospital_id,
+            mrn: medical_record_number(hospital_code, sequence),
+            details,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The record with `edit` applied at its next version, when it was read at `expected` and
+    /// the result is valid.
+    pub fn edited(
+        &self,
+        expected: i64,
+        edit: PatientEdit,
+        today: Date,
+        now: OffsetDateTime,
+    ) -> Result<Patient, Rejection> {
+        if self.version != expected {
+            return Err(Rejection::Stale("the record changed since you read it; read it again".into()));
+        }
+        let details = checked(edit.apply(&self.details), today)?;
+        Ok(Patient { details, version: expected + 1, updated_at: now, ..self.clone() })
+    }
+}
+
+/// A change to a record: fields left out keep their value.
+#[derive(Debug, Clone, Default)]
+pub struct PatientEdit {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub date_of_birth: Option<Date>,
+    pub sex: Option<Sex>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub identifiers: Option<Vec<Identifier>>,
+    pub member_numbers: Option<Vec<MemberNumber>>,
+    pub status: Option<PatientStatus>,
+    pub deceased_on: Option<Date>,
+}
+
+impl PatientEdit {
+    /// `details` with the change: a status other than deceased clears the date of death.
+    pub fn apply(self, details: &PatientDetails) -> PatientDetails {
+        let mut details = details.clone();
+        if let Some(v) = self.given_name {
+            details.given_name = v;
+        }
+        if let Some(v) = self.family_name {
+            details.family_name = v;
+        }
+        if let Some(v) = self.date_of_birth {
+            details.date_of_birth = v;
+        }
+        if let Some(v) = self.sex {
+            details.sex = v;
+        }
+        if let Some(v) = self.phone {
+            details.phone = Some(v);
+        }
+        if let Some(v) = self.email {
+            details.email = Some(v);
+        }
+        if let Some(v) = self.identifiers {
+            details.identifiers = v;
+        }
+        if let Some(v) = self.member_numbers {
+            details.member_numbers = v;
+        }
+        if let Some(v) = self.status {
+            details.status = v;
+            if v != PatientStatus::Deceased {
+                details.deceased_on = None;
+            }
+        }
+        if let Some(v) = self.deceased_on {
+            details.deceased_on = Some(v);
+        }
+        details
+    }
+}
+
+/// A registration is refused when the hospital has patients with the same folded names and
+/// date of birth (their record numbers `found`), unless the clerk says to go ahead.
+pub fn refuse_duplicates(found: &[String]) -> Result<(), Rejection> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Rejection::conflict(format!(
+        "possible duplicate of {} (same name and date of birth); check, then resend with allow_duplicate=true to register anyway",
+        found.join(", ")
+    )))
+}
+
+/// The lookup keys of a record: each identifier by its kind, each member number as
+/// `member`.
+pub fn lookup_keys(details: &PatientDetails) -> Vec<(&'static str, String)> {
+    let mut keys: Vec<(&'static str, String)> =
+        details.identifiers.iter().map(|i| (i.kind.as_str(), i.value.clone())).collect();
+    keys.extend(details.member_numbers.iter().map(|m| ("member", m.member_number.clone())));
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// What a search asks for; every given criterion must match.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// A prefix of the family or given name, folded by [`search_key`].
+    pub name: Option<String>,
+    pub date_of_birth: Option<Date>,
+    pub mrn: Option<String>,
+    pub identifier: Option<String>,
+    pub member_number: Option<String>,
+}
+
+/// One version of a patient record, as its history keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub version: i64,
+    pub changed_at: OffsetDateTime,
+    pub changed_by: Uuid,
+    pub request_id: Option<String>,
+    /// The record at that version ([`Patient`]'s JSON form).
+    pub record: serde_json::Value,
 }
 
 fn is_phone(phone: &str) -> bool {
@@ -320,5 +516,53 @@ mod tests {
         for n in [1, 42, 999_999, 1_234_567] {
             assert!(mrn_is_well_formed(&medical_record_number("ABC-1", n)));
         }
+    }
+
+    #[test]
+    fn an_edit_needs_the_version_read_and_a_valid_result() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let patient = Patient::registered(Uuid::now_v7(), Uuid::now_v7(), ("SMG", 17), details(), now);
+        assert_eq!((patient.mrn.as_str(), patient.version), ("SMG-00000174", 1));
+        let phone = || PatientEdit { phone: Some(" +254 700 000000 ".into()), ..PatientEdit::default() };
+        let changed = patient.edited(1, phone(), TODAY, now).unwrap();
+        assert_eq!((changed.details.phone.as_deref(), changed.version), (Some("+254 700 000000"), 2));
+        assert_eq!(
+            patient.edited(2, phone(), TODAY, now),
+            Err(Rejection::Stale("the record changed since you read it; read it again".into()))
+        );
+        let deceased = PatientEdit { status: Some(PatientStatus::Deceased), ..PatientEdit::default() };
+        assert!(
+            matches!(patient.edited(1, deceased, TODAY, now), Err(Rejection::Invalid(e)) if e[0].field == "deceased_on")
+        );
+        // Back to active clears the date of death.
+        let dead =
+            PatientDetails { status: PatientStatus::Deceased, deceased_on: Some(date!(2025 - 01 - 01)), ..details() };
+        let alive = PatientEdit { status: Some(PatientStatus::Active), ..PatientEdit::default() }.apply(&dead);
+        assert_eq!((alive.status, alive.deceased_on), (PatientStatus::Active, None));
+    }
+
+    #[test]
+    fn duplicates_are_named_and_keys_are_kept_once() {
+        assert_eq!(refuse_duplicates(&[]), Ok(()));
+        let refusal = refuse_duplicates(&["SMG-00000174".into(), "SMG-00000182".into()]).unwrap_err();
+        assert!(refusal.to_string().starts_with("possible duplicate of SMG-00000174, SMG-00000182 "), "{refusal}");
+        let mut d = details();
+        d.identifiers.push(Identifier { kind: IdentifierKind::Passport, value: "A1234567".into() });
+        d.member_numbers = vec![MemberNumber { insurer_id: Uuid::nil(), member_number: "MC-1".into() }; 2];
+        assert_eq!(
+            lookup_keys(&d),
+            [
+                ("member", "MC-1".to_owned()),
+                ("national_id", "27845123".to_owned()),
+                ("passport", "A1234567".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn kinds_and_statuses_are_words() {
+        assert_eq!(IdentifierKind::BirthCertificate.as_str(), "birth_certificate");
+        assert_eq!(PatientStatus::parse("deceased"), Some(PatientStatus::Deceased));
+        assert_eq!(PatientStatus::parse("gone"), None);
     }
 }

@@ -1,5 +1,5 @@
-//! Practitioners' working hours and appointments: when one may be booked, how its status may
-//! move, and which slots are free.
+//! Working hours and time zones: when a practitioner works, when a hospital is open, and which
+//! slots of a day are free.
 //!
 //! Instants are Unix seconds (UTC); working hours are local times in the hospital's time zone,
 //! converted with the bundled zone database, so a clinic's 08:00 stays 08:00 across DST.
@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use jiff::tz::TimeZone;
-use medcov_http::FieldError;
+use medcov_domain::FieldError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
@@ -183,63 +183,6 @@ pub fn free_slots(
     slots
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AppointmentStatus {
-    Booked,
-    Arrived,
-    CheckedIn,
-    Fulfilled,
-    Cancelled,
-    NoShow,
-}
-
-impl AppointmentStatus {
-    pub const ACTIVE: [AppointmentStatus; 3] =
-        [AppointmentStatus::Booked, AppointmentStatus::Arrived, AppointmentStatus::CheckedIn];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppointmentStatus::Booked => "booked",
-            AppointmentStatus::Arrived => "arrived",
-            AppointmentStatus::CheckedIn => "checked_in",
-            AppointmentStatus::Fulfilled => "fulfilled",
-            AppointmentStatus::Cancelled => "cancelled",
-            AppointmentStatus::NoShow => "no_show",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AppointmentStatus> {
-        [Self::Booked, Self::Arrived, Self::CheckedIn, Self::Fulfilled, Self::Cancelled, Self::NoShow]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-
-    /// Holds its slot: counts for double booking.
-    pub fn is_active(self) -> bool {
-        Self::ACTIVE.contains(&self)
-    }
-
-    /// Statuses only move forward: booked → arrived → checked_in → fulfilled (steps may be
-    /// skipped), or to cancelled from any active status, or to no_show before check-in.
-    pub fn can_become(self, next: AppointmentStatus) -> bool {
-        use AppointmentStatus::*;
-        let rank = |s: AppointmentStatus| match s {
-            Booked => 0,
-            Arrived => 1,
-            CheckedIn => 2,
-            Fulfilled => 3,
-            Cancelled | NoShow => 4,
-        };
-        match next {
-            Cancelled => self.is_active(),
-            NoShow => matches!(self, Booked | Arrived),
-            Booked => false,
-            forward => self.is_active() && rank(forward) > rank(self),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,30 +271,6 @@ mod tests {
         let slots = free_slots(&sunday, &tz, date!(2026 - 03 - 29), 60, &[]);
         assert_eq!(slots.len(), 1);
         assert_eq!(local(&tz, slots[0].0).unwrap().2, 9 * 60);
-    }
-
-    #[test]
-    fn statuses_only_move_forward() {
-        use AppointmentStatus::*;
-        let allowed = [
-            (Booked, Arrived),
-            (Booked, CheckedIn),
-            (Booked, Fulfilled),
-            (Booked, Cancelled),
-            (Booked, NoShow),
-            (Arrived, CheckedIn),
-            (Arrived, Fulfilled),
-            (Arrived, Cancelled),
-            (Arrived, NoShow),
-            (CheckedIn, Fulfilled),
-            (CheckedIn, Cancelled),
-        ];
-        let all = [Booked, Arrived, CheckedIn, Fulfilled, Cancelled, NoShow];
-        for from in all {
-            for to in all {
-                assert_eq!(from.can_become(to), allowed.contains(&(from, to)), "{from:?} -> {to:?}");
-            }
-        }
     }
 
     #[test]

@@ -1,0 +1,181 @@
+//! Patients: registration, reads (through the cache), changes, search, history, coverage and
+//! the access log. Every record read or written leaves an access-log entry.
+
+use std::time::Duration;
+
+use medcov_bus::orchestrator;
+use medcov_http::ApiError;
+use medcov_security::Principal;
+use medcov_store::outbox;
+use serde::Serialize;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{HospitalService, access, actor, hospitals_in_scope, hospitals_to_list};
+use crate::domain::access::{AccessAction, AccessEntry};
+use crate::domain::coverage::Coverage;
+use crate::domain::patient::{self, HistoryEntry, MemberNumber, Patient, PatientDetails, PatientEdit, Search};
+use crate::events::{PatientRegistered, PatientUpdated};
+use crate::store;
+
+// Patients are cached as JSON (their history's form).
+medcov_cache::json_codec!(Patient);
+
+/// How long a cached patient record may live; writes invalidate it at once.
+const CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// The cache tag of one patient's record.
+pub fn patient_tag(id: Uuid) -> Vec<String> {
+    vec![format!("hospital:patient:{id}")]
+}
+
+/// What the registration saga starts from.
+#[derive(Debug, Serialize)]
+struct RegistrationInput<'a> {
+    patient_id: Uuid,
+    hospital_id: Uuid,
+    member_numbers: &'a [MemberNumber],
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such patient".into())
+}
+
+impl HospitalService {
+    /// Registers a patient in one of the principal's hospitals: numbers them, and writes the
+    /// record, its keys, its first history entry, the access-log entry and
+    /// `patient_registered` in one transaction, with the registration saga when they present
+    /// member numbers (coverage is verified, linked and the account opened by the saga).
+    /// Refuses a possible duplicate (same folded names and date of birth in the hospital)
+    /// unless `allow_duplicate`.
+    pub async fn register_patient(
+        &self,
+        principal: &Principal,
+        hospital_id: Uuid,
+        details: PatientDetails,
+        allow_duplicate: bool,
+    ) -> Result<Patient, ApiError> {
+        if !principal.scope.covers_hospital(hospital_id) {
+            return Err(ApiError::NotFound("no such hospital".into()));
+        }
+        let details = patient::checked(details, today())?;
+        let actor = actor(principal);
+        let mut tx = self.db.begin_write().await?;
+        let number = store::next_record_number(&mut tx, hospital_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
+        if !allow_duplicate {
+            patient::refuse_duplicates(&store::possible_duplicates(&mut tx, hospital_id, &details).await?)?;
+        }
+        let patient =
+            Patient::registered(Uuid::now_v7(), hospital_id, (&number.0, number.1), details, OffsetDateTime::now_utc());
+        store::insert_patient(&mut tx, &patient, &actor).await?;
+        store::log_access(&mut tx, &access(&actor, (patient.id, hospital_id), AccessAction::Create)).await?;
+        outbox::write(&mut tx, &actor, &PatientRegistered::of(&patient)).await?;
+        let members = &patient.details.member_numbers;
+        if !members.is_empty() {
+            let input = RegistrationInput { patient_id: patient.id, hospital_id, member_numbers: members };
+            let input = serde_json::to_value(input).map_err(ApiError::internal)?;
+            orchestrator::start(&mut tx, &actor, &self.registration, patient.id, hospital_id, input).await?;
+        }
+        tx.commit().await?;
+        Ok(patient)
+    }
+
+    /// A record the principal may see, or "not found". Reads go through the cache; the scope
+    /// check runs on every read, cached or not.
+    async fn visible_patient(&self, principal: &Principal, id: Uuid) -> Result<Patient, ApiError> {
+        let key = format!("hospital:patient:{id}");
+        let load = store::patient(&self.db, id);
+        let patient = medcov_cache::read_through(self.cache(), &key, &patient_tag(id), CACHE_TTL, load).await?;
+        patient.filter(|p| principal.scope.covers_hospital(p.hospital_id)).ok_or_else(not_found)
+    }
+
+    /// One patient record; the read is logged.
+    pub async fn read_patient(&self, principal: &Principal, id: Uuid) -> Result<Patient, ApiError> {
+        let patient = self.visible_patient(principal, id).await?;
+        self.log_reads(&actor(principal), &[(patient.id, patient.hospital_id)], AccessAction::Read).await?;
+        Ok(patient)
+    }
+
+    /// What the insurers answered about a record's member numbers; the read is logged.
+    pub async fn patient_coverage(&self, principal: &Principal, id: Uuid) -> Result<Vec<Coverage>, ApiError> {
+        let patient = self.visible_patient(principal, id).await?;
+        self.log_reads(&actor(principal), &[(patient.id, patient.hospital_id)], AccessAction::CoverageRead).await?;
+        Ok(store::coverage(&self.db, patient.id).await?)
+    }
+
+    /// Every version of a record, oldest first; the read is logged.
+    pub async fn patient_history(&self, principal: &Principal, id: Uuid) -> Result<Vec<HistoryEntry>, ApiError> {
+        let patient = self.visible_patient(principal, id).await?;
+        self.log_reads(&actor(principal), &[(patient.id, patient.hospital_id)], AccessAction::History).await?;
+        Ok(store::patient_history(&self.db, id).await?)
+    }
+
+    /// Changes a record read at version `expected`: the record at its next version, its keys,
+    /// its history entry, the access-log entry and `patient_updated`, in one transaction.
+    pub async fn update_patient(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        expected: i64,
+        edit: PatientEdit,
+    ) -> Result<Patient, ApiError> {
+        let current = self.visible_patient(principal, id).await?;
+        let updated = current.edited(expected, edit, today(), OffsetDateTime::now_utc())?;
+        let actor = actor(principal);
+        let mut tx = self.db.begin_write().await?;
+        if !store::update_patient(&mut tx, &updated, expected, &actor).await? {
+            return Err(ApiError::PreconditionFailed("the record changed since you read it; read it again".into()));
+        }
+        store::log_access(&mut tx, &access(&actor, (updated.id, updated.hospital_id), AccessAction::Update)).await?;
+        outbox::write(&mut tx, &actor, &PatientUpdated::of(&updated)).await?;
+        tx.commit().await?;
+        // After the commit: a read that started before it stored nothing servable (see
+        // medcov-cache).
+        self.cache().invalidate(&patient_tag(id)).await;
+        Ok(updated)
+    }
+
+    /// Patients of the principal's hospitals (or of `hospital_id` among them) matching
+    /// `search`; each one returned counts as a read.
+    pub async fn search_patients(
+        &self,
+        principal: &Principal,
+        hospital_id: Option<Uuid>,
+        search: &Search,
+        (limit, offset): (i64, i64),
+    ) -> Result<Vec<Patient>, ApiError> {
+        let hospitals = hospitals_to_list(&self.db, principal, hospital_id).await?;
+        let found = store::search_patients(&self.db, &hospitals, search, limit, offset).await?;
+        let reads: Vec<(Uuid, Uuid)> = found.iter().map(|p| (p.id, p.hospital_id)).collect();
+        self.log_reads(&actor(principal), &reads, AccessAction::Search).await?;
+        Ok(found)
+    }
+
+    /// Access-log entries in time order within the principal's hospitals, by patient and/or
+    /// user, after `after`.
+    pub async fn access_log(
+        &self,
+        principal: &Principal,
+        (patient, user): (Option<Uuid>, Option<Uuid>),
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AccessEntry>, ApiError> {
+        let scope = hospitals_in_scope(principal);
+        Ok(store::access_log(&self.db, scope.as_deref(), patient, user, after, limit).await?)
+    }
+
+    /// A patient of the principal's hospitals, read without the cache or a log entry (for
+    /// checks on the way to another record).
+    pub(super) async fn patient_in_scope(&self, principal: &Principal, id: Uuid) -> Result<Patient, ApiError> {
+        store::patient(&self.db, id)
+            .await?
+            .filter(|p| principal.scope.covers_hospital(p.hospital_id))
+            .ok_or_else(not_found)
+    }
+}

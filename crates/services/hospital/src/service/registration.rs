@@ -1,0 +1,54 @@
+//! The registration saga's moves (replies from insurance and billing, deadlines) and what the
+//! insurers answered about patients' member numbers. The saga itself starts in
+//! [`HospitalService::register_patient`]'s transaction.
+
+use medcov_bus::Envelope;
+use medcov_bus::orchestrator::{self, Handled};
+use medcov_bus::saga::{self, Saga, SagaState};
+use medcov_store::StoreError;
+use medcov_store::outbox::Actor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::HospitalService;
+use crate::domain::coverage::Coverage;
+use crate::store;
+
+/// The inbox consumer of the registration saga's replies.
+const SAGA_REPLIES: &str = "hospital.sagas";
+/// The inbox consumer of the insurers' answers about coverage.
+const COVERAGE_ANSWERS: &str = "hospital.coverage";
+
+impl HospitalService {
+    /// Records an insurer's answers about a patient's member numbers, once per event
+    /// (`event`); answers about a patient this service does not have are dropped.
+    pub async fn record_coverage(&self, event: Uuid, patient: Uuid, answers: &[Coverage]) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.db.begin_write().await?;
+        if !medcov_store::inbox::record_once(&mut tx, COVERAGE_ANSWERS, event).await? {
+            return Ok(());
+        }
+        if store::patient_exists(&mut tx, patient).await? {
+            for answer in answers {
+                store::record_coverage(&mut tx, patient, answer, now).await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Moves the registration saga on with a reply (once per reply).
+    pub async fn registration_reply(&self, envelope: &Envelope, actor: &Actor) -> Result<Handled, StoreError> {
+        orchestrator::on_reply(&self.db, &self.registration, SAGA_REPLIES, envelope, actor).await
+    }
+
+    /// Moves the registration sagas past their deadline on; returns those that ended
+    /// compensated, with the reason.
+    pub async fn registration_deadlines(&self, actor: &Actor) -> Result<Vec<(Saga, String)>, StoreError> {
+        orchestrator::tick(&self.db, &self.registration, actor).await
+    }
+
+    /// How many sagas this service orchestrates are in each state.
+    pub async fn saga_counts(&self) -> Result<Vec<(SagaState, i64)>, StoreError> {
+        saga::counts(&self.db).await
+    }
+}

@@ -1,0 +1,61 @@
+//! `access_log`: append-only (triggers refuse updates and deletes).
+
+use medcov_domain::TextEnum;
+use medcov_store::StoreError;
+use uuid::Uuid;
+
+use super::{Pool, Tx};
+use crate::domain::access::AccessEntry;
+use crate::store::rows::AccessRow;
+
+pub(crate) async fn insert(tx: &mut Tx, entry: &AccessEntry) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO access_log (id, at, user_id, patient_id, hospital_id, action, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(entry.id)
+    .bind(entry.at)
+    .bind(entry.user_id)
+    .bind(entry.patient_id)
+    .bind(entry.hospital_id)
+    .bind(entry.action.as_str())
+    .bind(&entry.request_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn list(
+    pool: &Pool,
+    hospitals: Option<&[Uuid]>,
+    patient: Option<Uuid>,
+    user: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AccessEntry>, StoreError> {
+    let mut query = sqlx::QueryBuilder::new(
+        "SELECT id, at, user_id, patient_id, hospital_id, action, request_id FROM access_log WHERE 1 = 1",
+    );
+    if let Some(hospitals) = hospitals {
+        query.push(" AND hospital_id IN (");
+        let mut list = query.separated(", ");
+        for hospital in hospitals {
+            list.push_bind(*hospital);
+        }
+        // Never an empty list: `IN ()` is not SQL.
+        list.push_bind(Uuid::nil());
+        query.push(")");
+    }
+    if let Some(patient) = patient {
+        query.push(" AND patient_id = ").push_bind(patient);
+    }
+    if let Some(user) = user {
+        query.push(" AND user_id = ").push_bind(user);
+    }
+    if let Some(after) = after {
+        query.push(" AND id > ").push_bind(after);
+    }
+    query.push(" ORDER BY id LIMIT ").push_bind(limit);
+    let rows: Vec<AccessRow> = query.build_query_as().fetch_all(pool).await?;
+    rows.into_iter().map(AccessEntry::try_from).collect()
+}

@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use time::Date;
 use uuid::Uuid;
 
-use super::{FOR_UPDATE, Pool, Tx};
+use super::{FOR_NO_KEY_UPDATE, Pool, Tx};
 use crate::domain::plan::PlanRules;
 use crate::domain::versions::{Plan, PlanVersion};
 use crate::store::rows::{PlanHead, VERSION_COLUMNS, VersionRow};
@@ -43,7 +43,7 @@ pub(crate) async fn insert_version(tx: &mut Tx, version: &PlanVersion, created_b
 /// Locks a plan's row until the transaction ends (on PostgreSQL; a SQLite write transaction
 /// holds the whole database).
 pub(crate) async fn lock(tx: &mut Tx, id: Uuid) -> Result<(), StoreError> {
-    let sql = format!("SELECT id FROM plans WHERE id = $1{FOR_UPDATE}");
+    let sql = format!("SELECT id FROM plans WHERE id = $1{FOR_NO_KEY_UPDATE}");
     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
     Ok(())
 }

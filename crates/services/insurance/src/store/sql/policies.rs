@@ -5,7 +5,7 @@ use medcov_store::outbox::Actor;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{Connection, FOR_UPDATE, Pool, Tx};
+use super::{Connection, FOR_NO_KEY_UPDATE, Pool, Tx};
 use crate::domain::enrolment::NewMember;
 use crate::domain::policy::{MemberStatus, Policy, PolicyStatus, Relationship};
 use crate::store::rows::{MEMBER_SELECT, MemberRow, POLICY_COLUMNS, PolicyRow};
@@ -149,7 +149,7 @@ pub(crate) async fn ids(
 /// Locks a policy's row until the transaction ends (on PostgreSQL; a SQLite write transaction
 /// holds the whole database).
 pub(crate) async fn lock(tx: &mut Tx, id: Uuid) -> Result<(), StoreError> {
-    let sql = format!("SELECT id FROM policies WHERE id = $1{FOR_UPDATE}");
+    let sql = format!("SELECT id FROM policies WHERE id = $1{FOR_NO_KEY_UPDATE}");
     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
     Ok(())
 }

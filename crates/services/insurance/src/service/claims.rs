@@ -8,21 +8,23 @@
 //! claim's result, its history and `claim_adjudicated`. Two claims of one policy are
 //! adjudicated one after the other, so a ceiling is never overshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use medcov_domain::Rejection;
 use medcov_http::ApiError;
 use medcov_store::Tx;
 use medcov_store::outbox::{self, Actor};
 use serde_json::json;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::InsuranceService;
-use crate::domain::adjudication::Override;
+use crate::domain::adjudication::{Accumulators, Override};
 use crate::domain::claim::{self, Basis, Claim, ClaimStatus, HistoryEntry, NewClaim, Submission};
 use crate::domain::ledger;
-use crate::domain::policy::Coverage;
+use crate::domain::plan::PlanRules;
+use crate::domain::policy::{Cover, Coverage};
+use crate::domain::preauth::Preauth;
 use crate::events::{ClaimAdjudicated, ClaimPaid, ClaimRefused, ClaimReversed};
 use crate::store::{self, Adjudicated, LedgerKey};
 
@@ -113,9 +115,10 @@ impl InsuranceService {
         self.claim(id).await?.ok_or_else(no_such_claim)
     }
 
-    /// Adjudicates the claim `id` inside `tx`: lock the policy, read, run the engine, write the
-    /// ledger, the result, the history and the event. Returns the members whose cached
-    /// answers are now stale.
+    /// Adjudicates the claim `id` inside `tx`: lock the policy, read what the engine needs
+    /// ([`load_basis`]), run the engine (`domain::claim::adjudicate`), then write the ledger
+    /// entries, the result, the history and `claim_adjudicated`. Returns the members whose
+    /// cached answers are now stale.
     async fn adjudicate_in(
         &self,
         tx: &mut Tx,
@@ -131,38 +134,9 @@ impl InsuranceService {
             Some(policy_id) => {
                 // The lock: claims of one policy are adjudicated one at a time.
                 store::lock_policy(tx, policy_id).await?;
-                let policy = store::policy_in(tx, policy_id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal(format!("claim {id} names a policy that does not exist")))?;
-                let member = policy
-                    .members
-                    .iter()
-                    .find(|m| m.member_id == claim.member_id)
-                    .ok_or_else(|| ApiError::internal(format!("the member of claim {id} is not on its policy")))?;
-                let cover = policy.cover_of(member);
-                let rules = store::plan_rules_in(tx, policy.plan_version_id).await?;
-                // The approvals the lines cite, if they are this member's and granted...
-                let mut approvals = BTreeMap::new();
-                for preauth_id in claim.cited_preauths() {
-                    if let Some(preauth) = store::preauth_in(tx, preauth_id).await?
-                        && preauth.usable_by(claim.member_id, claim.id)
-                    {
-                        approvals.insert(preauth_id, preauth);
-                    }
-                }
-                // ...are used from now on: their reservation gives way to the claim's amounts.
-                for preauth_id in approvals.keys() {
-                    store::use_preauth(tx, *preauth_id, claim.id).await?;
-                }
-                let used =
-                    store::ledger_totals_in(tx, policy_id, claim.member_id, now.date()).await?.usage(claim.member_id);
-                let others = store::accepted_claims_in(tx, claim.member_id, claim.id).await?;
-                let accepted =
-                    claim::accepted_lines(others.iter().map(|(lines, results)| (&lines[..], results.as_deref())));
-                let basis =
-                    Basis { rules: &rules, cover: &cover, used: &used, accepted: &accepted, approvals: &approvals };
-                let result = claim::adjudicate(&claim, &basis, overrides)?;
-                (result, Some(policy.plan_version_id), policy.member_ids())
+                let loaded = load_basis(tx, &claim, policy_id, now.date()).await?;
+                let result = claim::adjudicate(&claim, &loaded.basis(), overrides)?;
+                (result, Some(loaded.plan_version_id), loaded.members)
             }
         };
         let number = claim.adjudication_no + 1;
@@ -311,6 +285,70 @@ impl InsuranceService {
     pub async fn claim_history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, ApiError> {
         Ok(store::claim_history(&self.db, id).await?)
     }
+}
+
+/// What the engine needs about a claim's member, read under the policy's lock.
+struct Loaded {
+    plan_version_id: Uuid,
+    rules: PlanRules,
+    cover: Cover,
+    used: Accumulators,
+    accepted: BTreeSet<(String, Date)>,
+    approvals: BTreeMap<Uuid, Preauth>,
+    /// Every member of the policy: their cached answers go stale with the claim.
+    members: Vec<Uuid>,
+}
+
+impl Loaded {
+    fn basis(&self) -> Basis<'_> {
+        Basis {
+            rules: &self.rules,
+            cover: &self.cover,
+            used: &self.used,
+            accepted: &self.accepted,
+            approvals: &self.approvals,
+        }
+    }
+}
+
+/// Reads, inside `tx` (which holds the policy's lock), the member's cover and the plan's
+/// rules, the approvals the claim may cite (marking them used: their reservation gives way
+/// to the claim's own amounts), what the member and the policy have used since, and the
+/// member's lines already accepted on other claims.
+async fn load_basis(tx: &mut Tx, claim: &Claim, policy_id: Uuid, today: Date) -> Result<Loaded, ApiError> {
+    let policy = store::policy_in(tx, policy_id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("claim {} names a policy that does not exist", claim.id)))?;
+    let member = policy
+        .members
+        .iter()
+        .find(|m| m.member_id == claim.member_id)
+        .ok_or_else(|| ApiError::internal(format!("the member of claim {} is not on its policy", claim.id)))?;
+    let cover = policy.cover_of(member);
+    let rules = store::plan_rules_in(tx, policy.plan_version_id).await?;
+    let mut approvals = BTreeMap::new();
+    for preauth_id in claim.cited_preauths() {
+        if let Some(preauth) = store::preauth_in(tx, preauth_id).await?
+            && preauth.usable_by(claim.member_id, claim.id)
+        {
+            approvals.insert(preauth_id, preauth);
+        }
+    }
+    for preauth_id in approvals.keys() {
+        store::use_preauth(tx, *preauth_id, claim.id).await?;
+    }
+    let used = store::ledger_totals_in(tx, policy_id, claim.member_id, today).await?.usage(claim.member_id);
+    let others = store::accepted_claims_in(tx, claim.member_id, claim.id).await?;
+    let accepted = claim::accepted_lines(others.iter().map(|(lines, results)| (&lines[..], results.as_deref())));
+    Ok(Loaded {
+        plan_version_id: policy.plan_version_id,
+        rules,
+        cover,
+        used,
+        accepted,
+        approvals,
+        members: policy.member_ids(),
+    })
 }
 
 /// The reason of the first invalid field: what a refusal tells billing.

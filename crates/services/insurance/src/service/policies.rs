@@ -167,6 +167,9 @@ impl InsuranceService {
             };
             write_status_change(&mut tx, actor, next, change).await?;
             tx.commit().await?;
+        } else {
+            // Handled before: nothing to write, and no write lock held past this point.
+            tx.rollback().await?;
         }
         self.invalidate_members(&current.member_ids()).await;
         self.policy(current.id).await?.ok_or_else(|| ApiError::NotFound("no such policy".into()))

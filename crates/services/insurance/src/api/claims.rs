@@ -8,17 +8,18 @@ use axum::http::StatusCode;
 use medcov_http::{ApiError, FieldError, Json, Path, Query};
 use medcov_security::{Authorized, Policy, Principal, Role, Scope};
 use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ClaimsOfficers, actor, limit_offset, today, visible};
-use crate::domain::adjudication::Override;
+use crate::domain::adjudication::{LineResult, Outcome, Override};
+use crate::domain::claim::{self, ClaimStatus, HistoryEntry, Submission};
 use crate::domain::plan::VisitType;
-use crate::store::InsuranceStore;
-use crate::store::claims::{Claim, ClaimEvent, ClaimLine, ClaimStatus, NewClaim};
+use crate::service::{self, InsuranceService};
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+pub fn router(service: Arc<InsuranceService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(submit, list_claims))
         .routes(routes!(get_claim))
@@ -27,7 +28,138 @@ pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
         .routes(routes!(adjudicate))
         .routes(routes!(reverse))
         .routes(routes!(paid))
-        .with_state(store)
+        .with_state(service)
+}
+
+/// One line of a claim as the hospital sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimLine {
+    #[schema(example = "LAB-FBC")]
+    pub service_code: String,
+    #[schema(example = "laboratory")]
+    pub category: String,
+    #[schema(example = 1)]
+    pub quantity: u32,
+    /// Minor units of the claim's currency.
+    #[schema(example = 250000)]
+    pub unit_price: i64,
+    /// ICD-10.
+    #[schema(example = "J06.9")]
+    pub diagnosis: String,
+    #[schema(value_type = String, format = Date, example = "2026-06-01")]
+    pub date_of_service: Date,
+    /// The approved pre-authorisation that covers this line, where one was needed.
+    #[serde(default)]
+    pub preauth_id: Option<Uuid>,
+}
+
+impl From<ClaimLine> for claim::ClaimLine {
+    fn from(l: ClaimLine) -> Self {
+        claim::ClaimLine {
+            service_code: l.service_code,
+            category: l.category,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            diagnosis: l.diagnosis,
+            date_of_service: l.date_of_service,
+            preauth_id: l.preauth_id,
+        }
+    }
+}
+
+impl From<claim::ClaimLine> for ClaimLine {
+    fn from(l: claim::ClaimLine) -> Self {
+        ClaimLine {
+            service_code: l.service_code,
+            category: l.category,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            diagnosis: l.diagnosis,
+            date_of_service: l.date_of_service,
+            preauth_id: l.preauth_id,
+        }
+    }
+}
+
+/// A claim and, once adjudicated, where each cent of each line landed.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Claim {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    pub hospital_id: Uuid,
+    /// The hospital's own reference: submitting it again returns this claim.
+    pub reference: String,
+    pub member_id: Uuid,
+    pub member_number: String,
+    pub policy_id: Option<Uuid>,
+    /// The plan version it was adjudicated under.
+    pub plan_version_id: Option<Uuid>,
+    pub visit_type: VisitType,
+    pub currency: String,
+    pub status: ClaimStatus,
+    pub outcome: Option<Outcome>,
+    pub lines: Vec<ClaimLine>,
+    /// One result per line, in order.
+    pub result: Option<Vec<LineResult>>,
+    pub insurer_total: i64,
+    pub patient_total: i64,
+    /// How many times it has been adjudicated (a reversal or review allows another).
+    pub adjudication_no: i32,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub submitted_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub adjudicated_at: Option<OffsetDateTime>,
+}
+
+impl From<claim::Claim> for Claim {
+    fn from(c: claim::Claim) -> Self {
+        Claim {
+            id: c.id,
+            insurer_id: c.insurer_id,
+            hospital_id: c.hospital_id,
+            reference: c.reference,
+            member_id: c.member_id,
+            member_number: c.member_number,
+            policy_id: c.policy_id,
+            plan_version_id: c.plan_version_id,
+            visit_type: c.visit_type,
+            currency: c.currency,
+            status: c.status,
+            outcome: c.outcome,
+            lines: c.lines.into_iter().map(ClaimLine::from).collect(),
+            result: c.result,
+            insurer_total: c.insurer_total,
+            patient_total: c.patient_total,
+            adjudication_no: c.adjudication_no,
+            version: c.version,
+            submitted_at: c.submitted_at,
+            adjudicated_at: c.adjudicated_at,
+        }
+    }
+}
+
+/// One step in a claim's history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClaimEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    pub actor: Uuid,
+    /// `submitted`, `adjudicated`, `adjudicated_with_overrides`, `sent_to_review`, `reversed`, `paid`.
+    pub action: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub request_id: Option<String>,
+}
+
+impl From<HistoryEntry> for ClaimEvent {
+    fn from(e: HistoryEntry) -> Self {
+        ClaimEvent { at: e.at, actor: e.actor, action: e.action, detail: e.detail, request_id: e.request_id }
+    }
 }
 
 /// Who submits claims: the hospital's desk and billing, and services (billing's worker).
@@ -124,7 +256,7 @@ fn check(request: &ClaimRequest) -> Vec<FieldError> {
         (status = 422, body = medcov_http::Problem),
     ))]
 async fn submit(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Submitters>,
     Json(mut request): Json<ClaimRequest>,
 ) -> Result<(StatusCode, Json<Claim>), ApiError> {
@@ -142,32 +274,18 @@ async fn submit(
         line.category = line.category.trim().to_owned();
         line.diagnosis = line.diagnosis.trim().to_uppercase();
     }
-    let first_day = request.lines.iter().map(|l| l.date_of_service).min().unwrap_or_else(today);
-    let coverage = store
-        .coverage(&request.member_number, first_day)
-        .await?
-        .ok_or_else(|| ApiError::Validation(vec![FieldError::new("member_number", "no such member")]))?;
-    if coverage.policy.currency != request.currency {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "currency",
-            format!("the member's plan is in {}", coverage.policy.currency),
-        )]));
-    }
     let canonical = serde_json::to_string(&request).map_err(ApiError::internal)?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
-    let new = NewClaim {
-        insurer_id: coverage.policy.insurer_id,
+    let submission = Submission {
         hospital_id: request.hospital_id,
-        reference: request.reference.clone(),
-        request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
-        member_id: coverage.member.member_id,
-        policy_id: Some(coverage.policy.id),
+        reference: request.reference,
+        member_number: request.member_number,
         visit_type: request.visit_type,
-        currency: request.currency.clone(),
-        lines: request.lines,
+        currency: request.currency,
+        lines: request.lines.into_iter().map(claim::ClaimLine::from).collect(),
+        request_hash: service::digest(canonical.as_bytes()),
     };
-    let (claim, created) = store.submit_claim(&new, &actor(&principal)).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(claim)))
+    let (claim, created) = service.submit(submission, &actor(&principal)).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(claim.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -181,22 +299,22 @@ pub struct ClaimQuery {
 /// Claims the caller may see (their insurer's, or their hospitals'), newest first.
 #[utoipa::path(get, path = "/claims", tag = "claims", params(ClaimQuery), responses((status = 200, body = Vec<Claim>)))]
 async fn list_claims(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<ClaimQuery>,
 ) -> Result<Json<Vec<Claim>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
     let claims = match &principal.scope {
-        Scope::Platform => store.claims(None, None, query.status, limit, offset).await?,
-        Scope::Insurer { insurer } => store.claims(Some(*insurer), None, query.status, limit, offset).await?,
-        Scope::Hospitals { hospitals } => store.claims(None, Some(hospitals), query.status, limit, offset).await?,
+        Scope::Platform => service.claims(None, None, query.status, limit, offset).await?,
+        Scope::Insurer { insurer } => service.claims(Some(*insurer), None, query.status, limit, offset).await?,
+        Scope::Hospitals { hospitals } => service.claims(None, Some(hospitals), query.status, limit, offset).await?,
         Scope::Own => Vec::new(),
     };
-    Ok(Json(claims))
+    Ok(Json(claims.into_iter().map(Claim::from).collect()))
 }
 
-async fn visible_claim(store: &InsuranceStore, principal: &Principal, id: Uuid) -> Result<Claim, ApiError> {
-    store
+async fn visible_claim(service: &InsuranceService, principal: &Principal, id: Uuid) -> Result<claim::Claim, ApiError> {
+    service
         .claim(id)
         .await?
         .filter(|c| visible(principal, c.insurer_id, Some(c.hospital_id)))
@@ -204,8 +322,8 @@ async fn visible_claim(store: &InsuranceStore, principal: &Principal, id: Uuid) 
 }
 
 /// A claim the caller's insurer owes (the insurer side only).
-async fn insurers_claim(store: &InsuranceStore, principal: &Principal, id: Uuid) -> Result<Claim, ApiError> {
-    store
+async fn insurers_claim(service: &InsuranceService, principal: &Principal, id: Uuid) -> Result<claim::Claim, ApiError> {
+    service
         .claim(id)
         .await?
         .filter(|c| principal.scope.covers_insurer(c.insurer_id))
@@ -216,23 +334,23 @@ async fn insurers_claim(store: &InsuranceStore, principal: &Principal, id: Uuid)
 #[utoipa::path(get, path = "/claims/{id}", tag = "claims",
     responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem)))]
 async fn get_claim(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Claim>, ApiError> {
-    Ok(Json(visible_claim(&store, &principal, id).await?))
+    Ok(Json(visible_claim(&service, &principal, id).await?.into()))
 }
 
 /// Every step of a claim: submitted, adjudicated, sent to review, overrides, reversals, paid.
 #[utoipa::path(get, path = "/claims/{id}/history", tag = "claims",
     responses((status = 200, body = Vec<ClaimEvent>), (status = 404, body = medcov_http::Problem)))]
 async fn history(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<ClaimEvent>>, ApiError> {
-    let claim = visible_claim(&store, &principal, id).await?;
-    Ok(Json(store.claim_history(claim.id).await?))
+    let claim = visible_claim(&service, &principal, id).await?;
+    Ok(Json(service.claim_history(claim.id).await?.into_iter().map(ClaimEvent::from).collect()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -255,14 +373,14 @@ fn reason(input: &Reasoned) -> Result<String, ApiError> {
 #[utoipa::path(post, path = "/claims/{id}/review", tag = "claims", request_body = Reasoned,
     responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn review(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<ClaimsOfficers>,
     Path(id): Path<Uuid>,
     Json(input): Json<Reasoned>,
 ) -> Result<Json<Claim>, ApiError> {
     let why = reason(&input)?;
-    let claim = insurers_claim(&store, &principal, id).await?;
-    Ok(Json(store.unadjudicate(&claim, ClaimStatus::InReview, &why, &actor(&principal)).await?))
+    let claim = insurers_claim(&service, &principal, id).await?;
+    Ok(Json(service.unadjudicate(&claim, ClaimStatus::InReview, &why, &actor(&principal)).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -278,13 +396,13 @@ pub struct AdjudicateRequest {
 #[utoipa::path(post, path = "/claims/{id}/adjudicate", tag = "claims", request_body = AdjudicateRequest,
     responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn adjudicate(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<ClaimsOfficers>,
     Path(id): Path<Uuid>,
     Json(input): Json<AdjudicateRequest>,
 ) -> Result<Json<Claim>, ApiError> {
-    let claim = insurers_claim(&store, &principal, id).await?;
-    Ok(Json(store.adjudicate(claim.id, &input.overrides, &actor(&principal)).await?))
+    let claim = insurers_claim(&service, &principal, id).await?;
+    Ok(Json(service.adjudicate(claim.id, &input.overrides, &actor(&principal)).await?.into()))
 }
 
 /// Reverse an adjudication: its accumulator entries are negated (nothing is deleted) and its
@@ -292,14 +410,14 @@ async fn adjudicate(
 #[utoipa::path(post, path = "/claims/{id}/reverse", tag = "claims", request_body = Reasoned,
     responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn reverse(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<ClaimsOfficers>,
     Path(id): Path<Uuid>,
     Json(input): Json<Reasoned>,
 ) -> Result<Json<Claim>, ApiError> {
     let why = reason(&input)?;
-    let claim = insurers_claim(&store, &principal, id).await?;
-    Ok(Json(store.unadjudicate(&claim, ClaimStatus::Submitted, &why, &actor(&principal)).await?))
+    let claim = insurers_claim(&service, &principal, id).await?;
+    Ok(Json(service.unadjudicate(&claim, ClaimStatus::Submitted, &why, &actor(&principal)).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -313,7 +431,7 @@ pub struct PaidRequest {
 #[utoipa::path(post, path = "/claims/{id}/paid", tag = "claims", request_body = PaidRequest,
     responses((status = 200, body = Claim), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn paid(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Payers>,
     Path(id): Path<Uuid>,
     Json(input): Json<PaidRequest>,
@@ -322,6 +440,6 @@ async fn paid(
     if reference.is_empty() || reference.chars().count() > 100 {
         return Err(ApiError::Validation(vec![FieldError::new("payment_reference", "must be 1 to 100 characters")]));
     }
-    let claim = insurers_claim(&store, &principal, id).await?;
-    Ok(Json(store.mark_paid(&claim, reference, &actor(&principal)).await?))
+    let claim = insurers_claim(&service, &principal, id).await?;
+    Ok(Json(service.mark_paid(&claim, reference, &actor(&principal)).await?.into()))
 }

@@ -1,9 +1,8 @@
 //! `/eligibility`: is a member covered on a day at a hospital, and for each service asked
 //! about, covered or why not, with what is left and an estimate of the member's share.
 //!
-//! The hot path: answers are cached (in process, or in Redis when distributed) under the
-//! member, and every write an answer depends on (a claim adjudicated or reversed, an approval
-//! decided, a policy or member status change) invalidates the member's answers at once.
+//! The hot path: answers are cached by the service layer (`service::eligibility`) under the
+//! member, and every write an answer depends on invalidates the member's answers at once.
 
 use std::sync::Arc;
 
@@ -17,13 +16,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::today;
-use crate::domain::eligibility::{self, Answer, Question, ServiceQuery};
+use crate::domain::eligibility::{Answer, ServiceQuery};
 use crate::domain::plan::VisitType;
 use crate::domain::policy::PolicyStatus;
-use crate::store::{ELIGIBILITY_TTL, InsuranceStore, StoreError, member_tag};
+use crate::service::{Eligibility, InsuranceService, Question};
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(check_eligibility)).with_state(store)
+pub fn router(service: Arc<InsuranceService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(check_eligibility)).with_state(service)
 }
 
 /// Who asks: hospital staff for their hospitals, insurer staff for their members, services.
@@ -86,19 +85,20 @@ pub struct EligibilityResponse {
     pub answer: Answer,
 }
 
-medcov_cache::json_codec!(EligibilityResponse);
-
-fn cache_key(request: &EligibilityRequest, date: Date) -> String {
-    let canonical = serde_json::json!([
-        request.member_number,
-        date.to_string(),
-        request.hospital_id,
-        request.visit_type,
-        request.services
-    ]);
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.to_string().as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("insurance:eligibility:{hex}")
+impl From<Eligibility> for EligibilityResponse {
+    fn from(e: Eligibility) -> Self {
+        EligibilityResponse {
+            member_id: e.member_id,
+            member_number: e.member_number,
+            insurer_id: e.insurer_id,
+            policy_id: e.policy_id,
+            policy_number: e.policy_number,
+            policy_status: e.policy_status,
+            plan_version_id: e.plan_version_id,
+            date: e.date,
+            answer: e.answer,
+        }
+    }
 }
 
 fn check(request: &EligibilityRequest) -> Vec<FieldError> {
@@ -139,7 +139,7 @@ fn may_ask_for(principal: &Principal, hospital: Uuid) -> bool {
 #[utoipa::path(post, path = "/eligibility", tag = "eligibility", request_body = EligibilityRequest,
     responses((status = 200, body = EligibilityResponse), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn check_eligibility(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Askers>,
     Json(request): Json<EligibilityRequest>,
 ) -> Result<(axum::http::HeaderMap, Json<EligibilityResponse>), ApiError> {
@@ -150,44 +150,20 @@ async fn check_eligibility(
     if !may_ask_for(&principal, request.hospital_id) {
         return Err(ApiError::NotFound("no such hospital".into()));
     }
-    let date = request.date.unwrap_or_else(today);
-    let number = request.member_number.trim().to_owned();
-    let member_id = store.member_id(&number).await?.ok_or_else(|| ApiError::NotFound("no such member".into()))?;
-    let tags = [member_tag(member_id)];
-    let key = cache_key(&request, date);
-    let response = medcov_cache::read_through(store.cache(), &key, &tags, ELIGIBILITY_TTL, async {
-        let coverage = store.coverage(&number, date).await?.ok_or(StoreError::NotFound("no such member"))?;
-        let version = store
-            .plan_version(coverage.policy.plan_version_id)
-            .await?
-            .ok_or(StoreError::NotFound("no such plan version"))?;
-        let used = store.usage(coverage.policy.id, coverage.member.member_id, today()).await?;
-        let question = Question {
-            date,
-            hospital_id: request.hospital_id,
-            visit_type: request.visit_type,
-            services: &request.services,
-        };
-        let answer = eligibility::answer(&version.rules, &coverage.cover, &used, &question);
-        Ok::<EligibilityResponse, StoreError>(EligibilityResponse {
-            member_id: coverage.member.member_id,
-            member_number: coverage.member.member_number,
-            insurer_id: coverage.policy.insurer_id,
-            policy_id: coverage.policy.id,
-            policy_number: coverage.policy.number,
-            policy_status: coverage.policy.status,
-            plan_version_id: version.id,
-            date,
-            answer,
-        })
-    })
-    .await?;
+    let question = Question {
+        member_number: request.member_number,
+        date: request.date.unwrap_or_else(today),
+        hospital_id: request.hospital_id,
+        visit_type: request.visit_type,
+        services: request.services,
+    };
+    let response = service.eligibility(&question).await?;
     if let Scope::Insurer { insurer } = principal.scope
         && insurer != response.insurer_id
     {
         return Err(ApiError::NotFound("no such member".into()));
     }
-    Ok((medcov_http::caching::stale_if_error(STALE_FOR_S), Json(response)))
+    Ok((medcov_http::caching::stale_if_error(STALE_FOR_S), Json(response.into())))
 }
 
 /// How long the gateway may answer with the last eligibility answer while insurance cannot.

@@ -6,18 +6,47 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use medcov_http::{ApiError, FieldError, Json, Path};
 use medcov_security::{Authorized, Principal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::PlatformAdmins;
-use crate::store::InsuranceStore;
-use crate::store::plans::Insurer;
+use crate::domain::insurer;
+use crate::service::InsuranceService;
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(create_insurer, list_insurers)).routes(routes!(get_insurer)).with_state(store)
+pub fn router(service: Arc<InsuranceService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(create_insurer, list_insurers)).routes(routes!(get_insurer)).with_state(service)
+}
+
+/// An insurer: the tenant of the insurance service.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Insurer {
+    pub id: Uuid,
+    #[schema(example = "AAR")]
+    pub code: String,
+    #[schema(example = "AAR Insurance")]
+    pub name: String,
+    #[schema(example = "KES")]
+    pub currency: String,
+    pub active: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<insurer::Insurer> for Insurer {
+    fn from(i: insurer::Insurer) -> Self {
+        Insurer {
+            id: i.id,
+            code: i.code,
+            name: i.name,
+            currency: i.currency,
+            active: i.active,
+            created_at: i.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -35,7 +64,7 @@ pub struct NewInsurer {
 #[utoipa::path(post, path = "/insurers", tag = "insurers", request_body = NewInsurer,
     responses((status = 201, body = Insurer), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn create_insurer(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     _admin: Authorized<PlatformAdmins>,
     Json(input): Json<NewInsurer>,
 ) -> Result<(StatusCode, Json<Insurer>), ApiError> {
@@ -53,34 +82,26 @@ async fn create_insurer(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let insurer = Insurer {
-        id: Uuid::now_v7(),
-        code,
-        name: input.name.trim().to_owned(),
-        currency: input.currency,
-        active: true,
-        created_at: OffsetDateTime::now_utc(),
-    };
-    store.insert_insurer(&insurer).await?;
-    Ok((StatusCode::CREATED, Json(insurer)))
+    let insurer = service.create_insurer(&code, input.name.trim(), &input.currency).await?;
+    Ok((StatusCode::CREATED, Json(insurer.into())))
 }
 
 /// Every insurer: the directory is not confidential.
 #[utoipa::path(get, path = "/insurers", tag = "insurers", responses((status = 200, body = Vec<Insurer>)))]
 async fn list_insurers(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     _principal: Principal,
 ) -> Result<Json<Vec<Insurer>>, ApiError> {
-    Ok(Json(store.insurers().await?))
+    Ok(Json(service.insurers().await?.into_iter().map(Insurer::from).collect()))
 }
 
 /// One insurer.
 #[utoipa::path(get, path = "/insurers/{id}", tag = "insurers",
     responses((status = 200, body = Insurer), (status = 404, body = medcov_http::Problem)))]
 async fn get_insurer(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     _principal: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Insurer>, ApiError> {
-    store.insurer(id).await?.map(Json).ok_or_else(|| ApiError::NotFound("no such insurer".into()))
+    service.insurer(id).await?.map(|i| Json(i.into())).ok_or_else(|| ApiError::NotFound("no such insurer".into()))
 }

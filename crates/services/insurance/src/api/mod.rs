@@ -1,4 +1,7 @@
-//! The insurance service's HTTP API. Each resource has its own module and router, merged here.
+//! The insurance service's HTTP API. Each resource has its own module and router, merged here;
+//! each module owns its wire types (request and response bodies, with their OpenAPI schemas
+//! and examples) and converts them to and from the domain's records. Handlers check who is
+//! calling, check what the request alone can show, and hand the work to the service layer.
 //!
 //! - `insurers`: the tenants.
 //! - `plans`: plans and their versions.
@@ -23,7 +26,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::store::InsuranceStore;
+use crate::service::InsuranceService;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,15 +38,15 @@ use crate::store::InsuranceStore;
 )]
 struct ApiDoc;
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+pub fn router(service: Arc<InsuranceService>) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(insurers::router(store.clone()))
-        .merge(plans::router(store.clone()))
-        .merge(policies::router(store.clone()))
-        .merge(eligibility::router(store.clone()))
-        .merge(preauth::router(store.clone()))
-        .merge(medcov_runtime::sagas::router(store.database().clone()))
-        .merge(claims::router(store))
+        .merge(insurers::router(service.clone()))
+        .merge(plans::router(service.clone()))
+        .merge(policies::router(service.clone()))
+        .merge(eligibility::router(service.clone()))
+        .merge(preauth::router(service.clone()))
+        .merge(medcov_runtime::sagas::router(service.database().clone()))
+        .merge(claims::router(service))
 }
 
 /// Platform administrators.
@@ -106,13 +109,6 @@ fn limit_offset(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), A
         errors.push(FieldError::new("offset", "must not be negative"));
     }
     if errors.is_empty() { Ok((limit, offset)) } else { Err(ApiError::Validation(errors)) }
-}
-
-/// A person's name part: 1 to 100 characters.
-fn check_name(errors: &mut Vec<FieldError>, field: String, value: &str) {
-    if value.trim().is_empty() || value.chars().count() > 100 {
-        errors.push(FieldError::new(field, "must be 1 to 100 characters"));
-    }
 }
 
 fn today() -> time::Date {

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Path, Query};
 use medcov_security::Authorized;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,15 +14,70 @@ use uuid::Uuid;
 
 use super::{InsurerAdmins, InsurerStaff, actor, own_insurer};
 use crate::domain::plan::PlanRules;
-use crate::store::InsuranceStore;
-use crate::store::plans::{Plan, PlanVersion};
+use crate::domain::versions;
+use crate::service::InsuranceService;
+use crate::service::plans::{self as use_cases, Period};
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+pub fn router(service: Arc<InsuranceService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(create_plan, list_plans))
         .routes(routes!(get_plan))
         .routes(routes!(add_version))
-        .with_state(store)
+        .with_state(service)
+}
+
+/// One version of a plan's rules, effective over a period of policy start dates.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PlanVersion {
+    pub id: Uuid,
+    pub plan_id: Uuid,
+    pub version: i32,
+    #[schema(value_type = String, format = Date)]
+    pub effective_from: Date,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub effective_to: Option<Date>,
+    pub rules: PlanRules,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<versions::PlanVersion> for PlanVersion {
+    fn from(v: versions::PlanVersion) -> Self {
+        PlanVersion {
+            id: v.id,
+            plan_id: v.plan_id,
+            version: v.version,
+            effective_from: v.effective_from,
+            effective_to: v.effective_to,
+            rules: v.rules,
+            created_at: v.created_at,
+        }
+    }
+}
+
+/// A plan and its versions, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Plan {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    #[schema(example = "FAMILY-GOLD")]
+    pub code: String,
+    #[schema(example = "Family Gold")]
+    pub name: String,
+    pub versions: Vec<PlanVersion>,
+}
+
+impl From<versions::Plan> for Plan {
+    fn from(p: versions::Plan) -> Self {
+        Plan {
+            id: p.id,
+            insurer_id: p.insurer_id,
+            code: p.code,
+            name: p.name,
+            versions: p.versions.into_iter().map(PlanVersion::from).collect(),
+        }
+    }
 }
 
 const EXAMPLE_RULES: &str = r#"{
@@ -76,61 +131,28 @@ pub struct NewPlan {
     pub rules: PlanRules,
 }
 
-fn check_version(
-    insurer_currency: &str,
-    effective_from: Date,
-    effective_to: Option<Date>,
-    rules: &PlanRules,
-) -> Vec<FieldError> {
-    let mut errors = rules.validate();
-    if rules.currency.as_str() != insurer_currency {
-        errors.push(FieldError::new("rules.currency", format!("must be the insurer's currency, {insurer_currency}")));
-    }
-    if effective_to.is_some_and(|to| to < effective_from) {
-        errors.push(FieldError::new("effective_to", "must not be before effective_from"));
-    }
-    errors
-}
-
 /// Publish a plan with its first version (insurer administrators).
 #[utoipa::path(post, path = "/plans", tag = "plans", request_body = NewPlan,
     responses((status = 201, body = Plan), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn create_plan(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerAdmins>,
     Json(input): Json<NewPlan>,
 ) -> Result<(StatusCode, Json<Plan>), ApiError> {
-    let insurer = store
+    let insurer = service
         .insurer(input.insurer_id)
         .await?
         .filter(|i| principal.scope.covers_insurer(i.id))
         .ok_or_else(|| ApiError::NotFound("no such insurer".into()))?;
-    let code = input.code.trim().to_uppercase();
-    let mut errors = check_version(&insurer.currency, input.effective_from, input.effective_to, &input.rules);
-    if !(2..=30).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        errors.push(FieldError::new("code", "must be 2 to 30 of A-Z, 0-9 and `-`"));
-    }
-    if input.name.trim().is_empty() || input.name.chars().count() > 200 {
-        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let now = OffsetDateTime::now_utc();
-    let id = Uuid::now_v7();
-    let first = PlanVersion {
-        id: Uuid::now_v7(),
-        plan_id: id,
-        version: 1,
+    let new = use_cases::NewPlan {
+        code: input.code,
+        name: input.name,
         effective_from: input.effective_from,
         effective_to: input.effective_to,
         rules: input.rules,
-        created_at: now,
     };
-    let plan =
-        Plan { id, insurer_id: insurer.id, code, name: input.name.trim().to_owned(), versions: vec![first.clone()] };
-    store.insert_plan(&plan, &first, actor(&principal).user_id).await?;
-    Ok((StatusCode::CREATED, Json(plan)))
+    let plan = service.create_plan(&insurer, new, actor(&principal).user_id).await?;
+    Ok((StatusCode::CREATED, Json(plan.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -143,27 +165,27 @@ pub struct PlanQuery {
 /// The plans of the caller's insurer, with every version.
 #[utoipa::path(get, path = "/plans", tag = "plans", params(PlanQuery), responses((status = 200, body = Vec<Plan>)))]
 async fn list_plans(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerStaff>,
     Query(query): Query<PlanQuery>,
 ) -> Result<Json<Vec<Plan>>, ApiError> {
     let insurer = own_insurer(&principal)?.or(query.insurer_id);
-    Ok(Json(store.plans(insurer).await?))
+    Ok(Json(service.plans(insurer).await?.into_iter().map(Plan::from).collect()))
 }
 
 /// One plan, with every version.
 #[utoipa::path(get, path = "/plans/{id}", tag = "plans",
     responses((status = 200, body = Plan), (status = 404, body = medcov_http::Problem)))]
 async fn get_plan(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerStaff>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Plan>, ApiError> {
-    store
+    service
         .plan(id)
         .await?
         .filter(|p| principal.scope.covers_insurer(p.insurer_id))
-        .map(Json)
+        .map(|p| Json(p.into()))
         .ok_or_else(|| ApiError::NotFound("no such plan".into()))
 }
 
@@ -192,23 +214,17 @@ pub struct NewVersion {
 #[utoipa::path(post, path = "/plans/{id}/versions", tag = "plans", request_body = NewVersion,
     responses((status = 201, body = PlanVersion), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn add_version(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerAdmins>,
     Path(id): Path<Uuid>,
     Json(input): Json<NewVersion>,
 ) -> Result<(StatusCode, Json<PlanVersion>), ApiError> {
-    let plan = store
+    let plan = service
         .plan(id)
         .await?
         .filter(|p| principal.scope.covers_insurer(p.insurer_id))
         .ok_or_else(|| ApiError::NotFound("no such plan".into()))?;
-    let insurer = store.insurer(plan.insurer_id).await?.ok_or_else(|| ApiError::NotFound("no such insurer".into()))?;
-    let errors = check_version(&insurer.currency, input.effective_from, input.effective_to, &input.rules);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let version = store
-        .add_plan_version(plan.id, input.effective_from, input.effective_to, &input.rules, actor(&principal).user_id)
-        .await?;
-    Ok((StatusCode::CREATED, Json(version)))
+    let period = Period { effective_from: input.effective_from, effective_to: input.effective_to };
+    let version = service.add_plan_version(&plan, period, input.rules, actor(&principal).user_id).await?;
+    Ok((StatusCode::CREATED, Json(version.into())))
 }

@@ -4,21 +4,20 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Path, Query};
 use medcov_security::{Authorized, Principal, Role};
-use serde::Deserialize;
-use time::{Date, Duration};
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{InsurerAdmins, InsurerStaff, Sellers, actor, check_name, limit_offset, own_insurer, today};
+use super::{InsurerAdmins, InsurerStaff, Sellers, actor, limit_offset, own_insurer};
+use crate::domain::enrolment::{self, Addition, Application};
 use crate::domain::policy::{self, MemberStatus, PolicyStatus, Relationship};
-use crate::store::InsuranceStore;
-use crate::store::plans::{Plan, PlanVersion};
-use crate::store::policies::{NewMember, NewPolicy, Policy};
+use crate::service::InsuranceService;
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+pub fn router(service: Arc<InsuranceService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(create_policy, list_policies))
         .routes(routes!(get_policy))
@@ -26,7 +25,105 @@ pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
         .routes(routes!(renew))
         .routes(routes!(add_member))
         .routes(routes!(change_member_status))
-        .with_state(store)
+        .with_state(service)
+}
+
+/// A person on a policy.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PolicyMember {
+    pub member_id: Uuid,
+    /// Unique, with two check digits (ISO 7064 MOD 97-10).
+    #[schema(example = "AAR-0000001262")]
+    pub member_number: String,
+    pub given_name: String,
+    pub family_name: String,
+    #[schema(value_type = String, format = Date)]
+    pub date_of_birth: Date,
+    pub relationship: Relationship,
+    /// Waiting periods run from this day; kept across renewals.
+    #[schema(value_type = String, format = Date)]
+    pub enrolled_on: Date,
+    pub status: MemberStatus,
+    /// From this day an inactive or deceased member is not covered.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub status_on: Option<Date>,
+}
+
+impl From<policy::PolicyMember> for PolicyMember {
+    fn from(m: policy::PolicyMember) -> Self {
+        PolicyMember {
+            member_id: m.member_id,
+            member_number: m.member_number,
+            given_name: m.given_name,
+            family_name: m.family_name,
+            date_of_birth: m.date_of_birth,
+            relationship: m.relationship,
+            enrolled_on: m.enrolled_on,
+            status: m.status,
+            status_on: m.status_on,
+        }
+    }
+}
+
+/// One policy period.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Policy {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    #[schema(example = "AAR-P00000042")]
+    pub number: String,
+    pub plan_id: Uuid,
+    /// The plan version whose rules this period is covered and adjudicated under.
+    pub plan_version_id: Uuid,
+    pub holder_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    #[schema(value_type = String, format = Date)]
+    pub start_date: Date,
+    /// The last covered day.
+    #[schema(value_type = String, format = Date)]
+    pub expiry_date: Date,
+    /// The premium for the period, in minor units of `currency`.
+    pub premium: i64,
+    pub currency: String,
+    pub status: PolicyStatus,
+    /// From this day a suspended or cancelled policy covers nothing.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub ended_on: Option<Date>,
+    /// The period this one renews.
+    pub renewal_of: Option<Uuid>,
+    pub version: i64,
+    pub members: Vec<PolicyMember>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<policy::Policy> for Policy {
+    fn from(p: policy::Policy) -> Self {
+        Policy {
+            id: p.id,
+            insurer_id: p.insurer_id,
+            number: p.number,
+            plan_id: p.plan_id,
+            plan_version_id: p.plan_version_id,
+            holder_id: p.holder_id,
+            agent_id: p.agent_id,
+            start_date: p.start_date,
+            expiry_date: p.expiry_date,
+            premium: p.premium,
+            currency: p.currency,
+            status: p.status,
+            ended_on: p.ended_on,
+            renewal_of: p.renewal_of,
+            version: p.version,
+            members: p.members.into_iter().map(PolicyMember::from).collect(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -53,12 +150,25 @@ pub struct Dependant {
     pub relationship: Relationship,
 }
 
-impl Dependant {
-    fn person(&self) -> Person {
-        Person {
-            given_name: self.given_name.clone(),
-            family_name: self.family_name.clone(),
-            date_of_birth: self.date_of_birth,
+impl From<&Person> for enrolment::Person {
+    fn from(p: &Person) -> Self {
+        enrolment::Person {
+            given_name: p.given_name.clone(),
+            family_name: p.family_name.clone(),
+            date_of_birth: p.date_of_birth,
+        }
+    }
+}
+
+impl From<&Dependant> for enrolment::Dependant {
+    fn from(d: &Dependant) -> Self {
+        enrolment::Dependant {
+            person: enrolment::Person {
+                given_name: d.given_name.clone(),
+                family_name: d.family_name.clone(),
+                date_of_birth: d.date_of_birth,
+            },
+            relationship: d.relationship,
         }
     }
 }
@@ -85,34 +195,12 @@ pub struct NewPolicyRequest {
     pub agent_id: Option<Uuid>,
 }
 
-fn check_person(errors: &mut Vec<FieldError>, at: &str, person: &Person, on: Date) {
-    check_name(errors, format!("{at}.given_name"), &person.given_name);
-    check_name(errors, format!("{at}.family_name"), &person.family_name);
-    if person.date_of_birth > on {
-        errors.push(FieldError::new(format!("{at}.date_of_birth"), "must not be after the start of cover"));
-    } else if policy::age_on(person.date_of_birth, on) > 130 {
-        errors.push(FieldError::new(format!("{at}.date_of_birth"), "is more than 130 years ago"));
-    }
-}
-
-/// The version of a plan in effect on a day.
-fn version_on(plan: &Plan, day: Date) -> Option<&PlanVersion> {
-    plan.versions.iter().find(|v| v.effective_from <= day && v.effective_to.is_none_or(|to| day <= to))
-}
-
-/// When an unpaid premium cancels the policy (the policy-sale saga's deadline).
-fn premium_deadline(store: &InsuranceStore) -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc() + Duration::seconds(store.premium_due_s() as i64)
-}
-
-/// The last covered day of a one-year period starting on `start`.
-fn expiry_of(start: Date) -> Date {
-    let next = start.replace_year(start.year() + 1).unwrap_or_else(|_| start + Duration::days(365));
-    next.previous_day().unwrap_or(next)
-}
-
-async fn visible_policy(store: &InsuranceStore, principal: &Principal, id: Uuid) -> Result<Policy, ApiError> {
-    store
+async fn visible_policy(
+    service: &InsuranceService,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<policy::Policy, ApiError> {
+    service
         .policy(id)
         .await?
         .filter(|p| principal.scope.covers_insurer(p.insurer_id))
@@ -124,67 +212,24 @@ async fn visible_policy(store: &InsuranceStore, principal: &Principal, id: Uuid)
 #[utoipa::path(post, path = "/policies", tag = "policies", request_body = NewPolicyRequest,
     responses((status = 201, body = Policy), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn create_policy(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Sellers>,
     Json(input): Json<NewPolicyRequest>,
 ) -> Result<(StatusCode, Json<Policy>), ApiError> {
-    let plan = store
+    let plan = service
         .plan(input.plan_id)
         .await?
         .filter(|p| principal.scope.covers_insurer(p.insurer_id))
         .ok_or_else(|| ApiError::NotFound("no such plan".into()))?;
-    let mut errors = Vec::new();
-    let version = version_on(&plan, input.start_date);
-    if version.is_none() {
-        errors.push(FieldError::new("start_date", "no version of the plan is in effect on this day"));
-    }
-    check_person(&mut errors, "holder", &input.holder, input.start_date);
-    for (i, d) in input.dependants.iter().enumerate() {
-        check_person(&mut errors, &format!("dependants[{i}]"), &d.person(), input.start_date);
-        if d.relationship == Relationship::Holder {
-            errors.push(FieldError::new(format!("dependants[{i}].relationship"), "a policy has one holder"));
-        }
-    }
-    if let Some(v) = version
-        && 1 + input.dependants.len() > v.rules.max_members as usize
-    {
-        errors.push(FieldError::new("dependants", format!("the plan covers at most {} members", v.rules.max_members)));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let version = version.ok_or_else(|| ApiError::Validation(Vec::new()))?;
-    let mut members = vec![NewMember {
-        given_name: input.holder.given_name.trim().to_owned(),
-        family_name: input.holder.family_name.trim().to_owned(),
-        date_of_birth: input.holder.date_of_birth,
-        relationship: Relationship::Holder,
-        existing: None,
-    }];
-    members.extend(input.dependants.iter().map(|d| NewMember {
-        given_name: d.given_name.trim().to_owned(),
-        family_name: d.family_name.trim().to_owned(),
-        date_of_birth: d.date_of_birth,
-        relationship: d.relationship,
-        existing: None,
-    }));
-    let births: Vec<Date> = members.iter().map(|m| m.date_of_birth).collect();
-    let agent_id = input.agent_id.or_else(|| principal.roles.contains(&Role::Agent).then_some(principal.id));
-    let new = NewPolicy {
-        insurer_id: plan.insurer_id,
+    let application = Application {
         plan_id: plan.id,
-        plan_version_id: version.id,
-        agent_id,
         start_date: input.start_date,
-        expiry_date: expiry_of(input.start_date),
-        premium: policy::premium(&version.rules.premium, &births, input.start_date),
-        currency: version.rules.currency.to_string(),
-        members,
-        renewal_of: None,
-        premium_deadline: premium_deadline(&store),
+        holder: (&input.holder).into(),
+        dependants: input.dependants.iter().map(enrolment::Dependant::from).collect(),
+        agent_id: input.agent_id.or_else(|| principal.roles.contains(&Role::Agent).then_some(principal.id)),
     };
-    let created = store.create_policy(&new, &actor(&principal)).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let created = service.sell_policy(&plan, &application, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -198,23 +243,24 @@ pub struct PolicyQuery {
 /// The caller's insurer's policies, newest first.
 #[utoipa::path(get, path = "/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Vec<Policy>)))]
 async fn list_policies(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerStaff>,
     Query(query): Query<PolicyQuery>,
 ) -> Result<Json<Vec<Policy>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    Ok(Json(store.policies(own_insurer(&principal)?, query.status, limit, offset).await?))
+    let policies = service.policies(own_insurer(&principal)?, query.status, limit, offset).await?;
+    Ok(Json(policies.into_iter().map(Policy::from).collect()))
 }
 
 /// One policy period with its members.
 #[utoipa::path(get, path = "/policies/{id}", tag = "policies",
     responses((status = 200, body = Policy), (status = 404, body = medcov_http::Problem)))]
 async fn get_policy(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerStaff>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Policy>, ApiError> {
-    Ok(Json(visible_policy(&store, &principal, id).await?))
+    Ok(Json(visible_policy(&service, &principal, id).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -235,27 +281,13 @@ pub struct StatusChange {
 #[utoipa::path(post, path = "/policies/{id}/status", tag = "policies", request_body = StatusChange,
     responses((status = 200, body = Policy), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn change_status(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerAdmins>,
     Path(id): Path<Uuid>,
     Json(input): Json<StatusChange>,
 ) -> Result<Json<Policy>, ApiError> {
-    let policy = visible_policy(&store, &principal, id).await?;
-    let mut errors = Vec::new();
-    if let Some(on) = input.effective_on
-        && (on < policy.start_date || on > policy.expiry_date.next_day().unwrap_or(policy.expiry_date))
-    {
-        errors.push(FieldError::new("effective_on", "must fall within the policy period"));
-    }
-    if matches!(input.status, PolicyStatus::Suspended | PolicyStatus::Cancelled)
-        && input.reason.as_deref().is_none_or(|r| r.trim().is_empty())
-    {
-        errors.push(FieldError::new("reason", "is required to suspend or cancel a policy"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let changed = store
+    let policy = visible_policy(&service, &principal, id).await?;
+    let changed = service
         .change_policy_status(
             &policy,
             input.status,
@@ -265,7 +297,7 @@ async fn change_status(
             None,
         )
         .await?;
-    Ok(Json(changed))
+    Ok(Json(changed.into()))
 }
 
 /// Renew a policy: the next one-year period, under the plan version in effect on its first
@@ -274,50 +306,13 @@ async fn change_status(
 #[utoipa::path(post, path = "/policies/{id}/renew", tag = "policies",
     responses((status = 201, body = Policy), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn renew(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Sellers>,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, Json<Policy>), ApiError> {
-    let current = visible_policy(&store, &principal, id).await?;
-    if matches!(current.status, PolicyStatus::Cancelled | PolicyStatus::Pending) {
-        return Err(ApiError::Conflict(format!("a {} policy cannot be renewed", current.status.as_str())));
-    }
-    let plan = store.plan(current.plan_id).await?.ok_or_else(|| ApiError::NotFound("no such plan".into()))?;
-    let start = current.expiry_date.next_day().unwrap_or(current.expiry_date);
-    let version = version_on(&plan, start).ok_or_else(|| {
-        ApiError::Validation(vec![FieldError::new("plan", format!("no version of the plan is in effect on {start}"))])
-    })?;
-    let members: Vec<NewMember> = current
-        .members
-        .iter()
-        .filter(|m| m.status == MemberStatus::Active)
-        .map(|m| NewMember {
-            given_name: m.given_name.clone(),
-            family_name: m.family_name.clone(),
-            date_of_birth: m.date_of_birth,
-            relationship: m.relationship,
-            existing: Some((m.member_id, m.enrolled_on)),
-        })
-        .collect();
-    if !members.iter().any(|m| m.relationship == Relationship::Holder) {
-        return Err(ApiError::Conflict("the holder is no longer active; sell a new policy instead".into()));
-    }
-    let births: Vec<Date> = members.iter().map(|m| m.date_of_birth).collect();
-    let new = NewPolicy {
-        insurer_id: current.insurer_id,
-        plan_id: current.plan_id,
-        plan_version_id: version.id,
-        agent_id: current.agent_id,
-        start_date: start,
-        expiry_date: expiry_of(start),
-        premium: policy::premium(&version.rules.premium, &births, start),
-        currency: version.rules.currency.to_string(),
-        members,
-        renewal_of: Some(current.id),
-        premium_deadline: premium_deadline(&store),
-    };
-    let renewed = store.create_policy(&new, &actor(&principal)).await?;
-    Ok((StatusCode::CREATED, Json(renewed)))
+    let current = visible_policy(&service, &principal, id).await?;
+    let renewed = service.renew_policy(&current, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, Json(renewed.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -340,46 +335,25 @@ pub struct NewDependant {
 #[utoipa::path(post, path = "/policies/{id}/members", tag = "policies", request_body = NewDependant,
     responses((status = 201, body = Policy), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn add_member(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Sellers>,
     Path(id): Path<Uuid>,
     Json(input): Json<NewDependant>,
 ) -> Result<(StatusCode, Json<Policy>), ApiError> {
-    let policy = visible_policy(&store, &principal, id).await?;
-    if matches!(policy.status, PolicyStatus::Cancelled | PolicyStatus::Expired) {
-        return Err(ApiError::Conflict(format!("a {} policy takes no new members", policy.status.as_str())));
-    }
-    let enrolled_on = input.enrolled_on.unwrap_or_else(today).max(policy.start_date);
-    let mut errors = Vec::new();
-    let d = &input;
-    let person =
-        Person { given_name: d.given_name.clone(), family_name: d.family_name.clone(), date_of_birth: d.date_of_birth };
-    check_person(&mut errors, "", &person, enrolled_on);
-    let mut errors: Vec<FieldError> =
-        errors.into_iter().map(|e| FieldError::new(e.field.trim_start_matches('.').to_owned(), e.reason)).collect();
-    if d.relationship == Relationship::Holder {
-        errors.push(FieldError::new("relationship", "a policy has one holder"));
-    }
-    if enrolled_on > policy.expiry_date {
-        errors.push(FieldError::new("enrolled_on", "must fall within the policy period"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let version = store
-        .plan_version(policy.plan_version_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such plan version".into()))?;
-    let member = NewMember {
-        given_name: d.given_name.trim().to_owned(),
-        family_name: d.family_name.trim().to_owned(),
-        date_of_birth: d.date_of_birth,
-        relationship: d.relationship,
-        existing: None,
+    let policy = visible_policy(&service, &principal, id).await?;
+    let addition = Addition {
+        dependant: enrolment::Dependant {
+            person: enrolment::Person {
+                given_name: input.given_name,
+                family_name: input.family_name,
+                date_of_birth: input.date_of_birth,
+            },
+            relationship: input.relationship,
+        },
+        enrolled_on: input.enrolled_on,
     };
-    let updated =
-        store.add_member(&policy, &member, enrolled_on, version.rules.max_members, &actor(&principal)).await?;
-    Ok((StatusCode::CREATED, Json(updated)))
+    let updated = service.add_dependant(&policy, &addition, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, Json(updated.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -407,23 +381,17 @@ pub struct MemberStatusChanged {
 #[utoipa::path(post, path = "/members/{id}/status", tag = "policies", request_body = MemberStatusChange,
     responses((status = 200, body = MemberStatusChanged), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn change_member_status(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerAdmins>,
     Path(id): Path<Uuid>,
     Json(input): Json<MemberStatusChange>,
 ) -> Result<Json<MemberStatusChanged>, ApiError> {
-    store
+    service
         .member_insurer(id)
         .await?
         .filter(|insurer| principal.scope.covers_insurer(*insurer))
         .ok_or_else(|| ApiError::NotFound("no such member".into()))?;
-    if input.status == MemberStatus::Deceased && input.effective_on > today() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "effective_on",
-            "a date of death cannot be in the future",
-        )]));
-    }
-    let policies = store
+    let policies = service
         .change_member_status(id, input.status, input.effective_on, input.reason.as_deref(), &actor(&principal))
         .await?;
     Ok(Json(MemberStatusChanged { member_id: id, status: input.status, policies }))

@@ -12,26 +12,105 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use medcov_http::{ApiError, FieldError, Json, Path};
 use medcov_security::{Authorized, Policy, Principal, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ClaimsOfficers, actor, today, visible};
-use crate::domain::adjudication::PerSetting;
-use crate::domain::eligibility::{self, Question, ServiceQuery};
+use crate::domain::adjudication::Reason;
 use crate::domain::plan::VisitType;
-use crate::domain::preauth::{self, Checked, PreauthStatus};
-use crate::store::InsuranceStore;
-use crate::store::claims::{Decision, Preauth, PreauthLine, reservation};
+use crate::domain::preauth::{self, PreauthStatus};
+use crate::service::InsuranceService;
 
-pub fn router(store: Arc<InsuranceStore>) -> OpenApiRouter {
+pub fn router(service: Arc<InsuranceService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(request_preauth))
         .routes(routes!(get_preauth))
         .routes(routes!(decide))
-        .with_state(store)
+        .with_state(service)
+}
+
+/// A requested service of a pre-authorisation and what was decided for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PreauthLine {
+    pub service_code: String,
+    pub category: String,
+    pub quantity: u32,
+    /// The hospital's estimate for the line, in minor units.
+    pub estimated_amount: i64,
+    pub diagnosis: Option<String>,
+    /// Why the rules do not cover it, if they do not.
+    pub reason: Option<Reason>,
+    pub approved_amount: i64,
+}
+
+impl From<preauth::PreauthLine> for PreauthLine {
+    fn from(l: preauth::PreauthLine) -> Self {
+        PreauthLine {
+            service_code: l.service_code,
+            category: l.category,
+            quantity: l.quantity,
+            estimated_amount: l.estimated_amount,
+            diagnosis: l.diagnosis,
+            reason: l.reason,
+            approved_amount: l.approved_amount,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Preauth {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    pub hospital_id: Uuid,
+    pub policy_id: Uuid,
+    pub member_id: Uuid,
+    pub visit_type: VisitType,
+    #[schema(value_type = String, format = Date)]
+    pub planned_date: Date,
+    pub status: PreauthStatus,
+    pub lines: Vec<PreauthLine>,
+    pub requested_amount: i64,
+    pub approved_amount: i64,
+    /// The last day a claim may use it.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_until: Option<Date>,
+    pub reason: Option<String>,
+    pub decided_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub decided_at: Option<OffsetDateTime>,
+    /// The claim that used it; until then its approved amount is reserved against ceilings.
+    pub used_by_claim: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<preauth::Preauth> for Preauth {
+    fn from(p: preauth::Preauth) -> Self {
+        Preauth {
+            id: p.id,
+            insurer_id: p.insurer_id,
+            hospital_id: p.hospital_id,
+            policy_id: p.policy_id,
+            member_id: p.member_id,
+            visit_type: p.visit_type,
+            planned_date: p.planned_date,
+            status: p.status,
+            lines: p.lines.into_iter().map(PreauthLine::from).collect(),
+            requested_amount: p.requested_amount,
+            approved_amount: p.approved_amount,
+            valid_until: p.valid_until,
+            reason: p.reason,
+            decided_by: p.decided_by,
+            decided_at: p.decided_at,
+            used_by_claim: p.used_by_claim,
+            created_at: p.created_at,
+        }
+    }
 }
 
 /// Who asks for approval: the hospital's desk and clinicians, and services.
@@ -125,7 +204,7 @@ fn check(request: &PreauthRequest) -> Vec<FieldError> {
 #[utoipa::path(post, path = "/preauthorisations", tag = "preauthorisations", request_body = PreauthRequest,
     responses((status = 201, body = Preauth), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn request_preauth(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Requesters>,
     Json(request): Json<PreauthRequest>,
 ) -> Result<(StatusCode, Json<Preauth>), ApiError> {
@@ -136,98 +215,32 @@ async fn request_preauth(
     if !principal.scope.covers_hospital(request.hospital_id) {
         return Err(ApiError::NotFound("no such hospital".into()));
     }
-    let number = request.member_number.trim();
-    let coverage = store
-        .coverage(number, request.planned_date)
-        .await?
-        .ok_or_else(|| ApiError::Validation(vec![FieldError::new("member_number", "no such member")]))?;
-    let version = store
-        .plan_version(coverage.policy.plan_version_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such plan version".into()))?;
-    let rules = &version.rules;
-    let used = store.usage(coverage.policy.id, coverage.member.member_id, today()).await?;
-    let services: Vec<ServiceQuery> = request
-        .services
-        .iter()
-        .map(|s| ServiceQuery {
-            service_code: s.service_code.trim().to_uppercase(),
-            category: s.category.trim().to_owned(),
-            price: Some(s.estimated_amount),
-            diagnosis: s.diagnosis.clone(),
-        })
-        .collect();
-    let question = Question {
-        date: request.planned_date,
+    let asked = preauth::Request {
         hospital_id: request.hospital_id,
-        visit_type: request.visit_type,
-        services: &services,
-    };
-    let answer = eligibility::answer(rules, &coverage.cover, &used, &question);
-    let per_line: Vec<(i64, Option<crate::domain::adjudication::Reason>)> =
-        request.services.iter().zip(&answer.services).map(|(s, a)| (s.estimated_amount, a.reason)).collect();
-    let status = preauth::automatic(&Checked {
-        member_covered: answer.reason,
-        lines: &per_line,
-        auto_approve_up_to: rules.preauth_auto_approve_up_to,
-    })
-    .unwrap_or(PreauthStatus::Pending);
-    let now = OffsetDateTime::now_utc();
-    let approved = status == PreauthStatus::Approved;
-    let lines: Vec<PreauthLine> = request
-        .services
-        .iter()
-        .zip(&services)
-        .zip(&answer.services)
-        .map(|((s, q), a)| PreauthLine {
-            service_code: q.service_code.clone(),
-            category: q.category.clone(),
-            quantity: s.quantity,
-            estimated_amount: s.estimated_amount,
-            diagnosis: s.diagnosis.clone(),
-            reason: answer.reason.or(a.reason),
-            approved_amount: if approved { s.estimated_amount } else { 0 },
-        })
-        .collect();
-    let reason = match status {
-        PreauthStatus::Denied => Some(match answer.reason {
-            Some(r) => format!("the member is not covered on {} ({})", request.planned_date, r.as_str()),
-            None => "no requested service is covered by the plan".to_owned(),
-        }),
-        PreauthStatus::Approved => Some("approved by the plan's rules".to_owned()),
-        _ => None,
-    };
-    let decided = status != PreauthStatus::Pending;
-    let preauth = Preauth {
-        id: Uuid::now_v7(),
-        insurer_id: coverage.policy.insurer_id,
-        hospital_id: request.hospital_id,
-        policy_id: coverage.policy.id,
-        member_id: coverage.member.member_id,
         visit_type: request.visit_type,
         planned_date: request.planned_date,
-        status,
-        requested_amount: lines.iter().map(|l| l.estimated_amount).sum(),
-        approved_amount: lines.iter().map(|l| l.approved_amount).sum(),
-        valid_until: approved.then(|| valid_until(request.planned_date, rules.preauth_valid_days)),
-        reason,
-        decided_by: None,
-        decided_at: decided.then_some(now),
-        used_by_claim: None,
-        created_at: now,
-        lines,
+        services: request
+            .services
+            .iter()
+            .map(|s| preauth::RequestedService {
+                service_code: s.service_code.trim().to_uppercase(),
+                category: s.category.trim().to_owned(),
+                quantity: s.quantity,
+                estimated_amount: s.estimated_amount,
+                diagnosis: s.diagnosis.clone(),
+            })
+            .collect(),
     };
-    let reserved = if approved { reservation(rules, &preauth.lines) } else { PerSetting::default() };
-    store.insert_preauth(&preauth, reserved, &actor(&principal)).await?;
-    Ok((StatusCode::CREATED, Json(preauth)))
+    let created = service.request_preauth(request.member_number.trim(), &asked, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
-fn valid_until(planned: Date, days: u32) -> Date {
-    planned.max(today()) + Duration::days(i64::from(days))
-}
-
-async fn visible_preauth(store: &InsuranceStore, principal: &Principal, id: Uuid) -> Result<Preauth, ApiError> {
-    store
+async fn visible_preauth(
+    service: &InsuranceService,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<preauth::Preauth, ApiError> {
+    service
         .preauth(id)
         .await?
         .filter(|p| visible(principal, p.insurer_id, Some(p.hospital_id)))
@@ -238,11 +251,11 @@ async fn visible_preauth(store: &InsuranceStore, principal: &Principal, id: Uuid
 #[utoipa::path(get, path = "/preauthorisations/{id}", tag = "preauthorisations",
     responses((status = 200, body = Preauth), (status = 404, body = medcov_http::Problem)))]
 async fn get_preauth(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Preauth>, ApiError> {
-    Ok(Json(visible_preauth(&store, &principal, id).await?))
+    Ok(Json(visible_preauth(&service, &principal, id).await?.into()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -250,6 +263,15 @@ async fn get_preauth(
 pub enum Verdict {
     Approve,
     Deny,
+}
+
+impl From<Verdict> for preauth::Verdict {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Approve => preauth::Verdict::Approve,
+            Verdict::Deny => preauth::Verdict::Deny,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -269,61 +291,24 @@ pub struct DecisionRequest {
 #[utoipa::path(post, path = "/preauthorisations/{id}/decision", tag = "preauthorisations", request_body = DecisionRequest,
     responses((status = 200, body = Preauth), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn decide(
-    State(store): State<Arc<InsuranceStore>>,
+    State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<ClaimsOfficers>,
     Path(id): Path<Uuid>,
     Json(input): Json<DecisionRequest>,
 ) -> Result<Json<Preauth>, ApiError> {
-    let current = store
+    let current = service
         .preauth(id)
         .await?
         .filter(|p| principal.scope.covers_insurer(p.insurer_id))
         .ok_or_else(|| ApiError::NotFound("no such pre-authorisation".into()))?;
-    if current.status != PreauthStatus::Pending {
-        return Err(ApiError::Conflict(format!("the request was already {}", current.status.as_str())));
-    }
-    let requested: Vec<i64> = current.lines.iter().map(|l| l.estimated_amount).collect();
-    let approved = match (input.decision, &input.approved_amounts) {
-        (Verdict::Deny, _) => vec![0; requested.len()],
-        (Verdict::Approve, None) => requested.clone(),
-        (Verdict::Approve, Some(amounts)) => amounts.clone(),
-    };
-    let mut errors = Vec::new();
-    if approved.len() != requested.len() {
-        errors.push(FieldError::new(
-            "approved_amounts",
-            format!("must give one amount per requested service ({})", requested.len()),
-        ));
-    }
-    for (i, (a, r)) in approved.iter().zip(&requested).enumerate() {
-        if *a < 0 || a > r {
-            errors.push(FieldError::new(format!("approved_amounts[{i}]"), "must be between 0 and the estimate"));
-        }
-    }
-    let status = preauth::decided(&requested, &approved);
-    if status != PreauthStatus::Approved && input.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-        errors.push(FieldError::new("reason", "is required to deny or to approve less than was asked"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let version = store.policy(current.policy_id).await?.map(|p| p.plan_version_id);
-    let rules = match version {
-        Some(v) => store.plan_version(v).await?.map(|v| v.rules),
-        None => None,
-    }
-    .ok_or_else(|| ApiError::NotFound("no such plan version".into()))?;
-    let mut lines = current.lines.clone();
-    for (line, amount) in lines.iter_mut().zip(&approved) {
-        line.approved_amount = *amount;
-    }
-    let grants = status.grants();
-    let decision = Decision {
-        status,
-        approved,
-        valid_until: grants.then(|| valid_until(current.planned_date, rules.preauth_valid_days)),
-        reason: input.reason.map(|r| r.trim().to_owned()),
-        reserved: if grants { reservation(&rules, &lines) } else { PerSetting::default() },
-    };
-    Ok(Json(store.decide_preauth(&current, &decision, &actor(&principal)).await?))
+    let decided = service
+        .decide_preauth(
+            &current,
+            input.decision.into(),
+            input.approved_amounts.as_deref(),
+            input.reason.as_deref(),
+            &actor(&principal),
+        )
+        .await?;
+    Ok(Json(decided.into()))
 }

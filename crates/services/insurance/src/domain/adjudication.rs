@@ -26,6 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use medcov_domain::TextEnum;
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 
@@ -33,8 +34,24 @@ use super::plan::{Network, PlanRules, Setting, VisitType};
 use super::policy::{Cover, NotCovered};
 
 /// Why a line (or part of it) is not paid by the insurer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     NoActivePolicy,
     MemberInactive,
@@ -49,23 +66,7 @@ pub enum Reason {
     DuplicateLine,
 }
 
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoActivePolicy => "no_active_policy",
-            Reason::MemberInactive => "member_inactive",
-            Reason::NotCovered => "not_covered",
-            Reason::ExcludedService => "excluded_service",
-            Reason::ExcludedDiagnosis => "excluded_diagnosis",
-            Reason::WaitingPeriod => "waiting_period",
-            Reason::LimitReached => "limit_reached",
-            Reason::CeilingReached => "ceiling_reached",
-            Reason::PreauthMissing => "preauth_missing",
-            Reason::OutOfNetwork => "out_of_network",
-            Reason::DuplicateLine => "duplicate_line",
-        }
-    }
-}
+impl TextEnum for Reason {}
 
 /// An approved pre-authorisation a line refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,23 +207,28 @@ pub struct Adjudication {
 }
 
 /// The overall outcome of an adjudicated claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Approved,
     PartiallyApproved,
     Rejected,
 }
 
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Approved => "approved",
-            Outcome::PartiallyApproved => "partially_approved",
-            Outcome::Rejected => "rejected",
-        }
-    }
-}
+impl TextEnum for Outcome {}
 
 impl Adjudication {
     /// Rejected when every line is; approved when no line is rejected or cut; otherwise
@@ -355,7 +361,7 @@ pub fn evaluate(
         };
         let why = match reason {
             Reason::OutOfNetwork => format!("{} is covered in network only", line.category),
-            _ => format!("{} is not covered for a {} visit", line.category, visit_name(visit)),
+            _ => format!("{} is not covered for a {} visit", line.category, visit.as_str()),
         };
         return rejected(amount, reason, why);
     };
@@ -479,14 +485,6 @@ pub fn evaluate(
 /// The first day a category is covered for a member enrolled on `enrolled_on`.
 pub fn waiting_period_end(enrolled_on: Date, days: u32) -> Date {
     enrolled_on.saturating_add(Duration::days(i64::from(days)))
-}
-
-fn visit_name(visit: VisitType) -> &'static str {
-    match visit {
-        VisitType::Normal => "normal",
-        VisitType::Emergency => "emergency",
-        VisitType::Referral => "referral",
-    }
 }
 
 fn setting_name(setting: Setting) -> &'static str {

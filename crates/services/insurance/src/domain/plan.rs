@@ -2,20 +2,37 @@
 
 use std::collections::BTreeMap;
 
-use medcov_http::FieldError;
+use medcov_domain::{FieldError, TextEnum};
 use medcov_money::{Currency, WHOLE};
 use serde::{Deserialize, Serialize};
-use time::Date;
 use uuid::Uuid;
 
 /// How the member came to the hospital.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum VisitType {
     Normal,
     Emergency,
     Referral,
 }
+
+impl TextEnum for VisitType {}
 
 /// Whether the hospital is in the plan's network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -368,13 +385,6 @@ pub fn example() -> PlanRules {
     .expect("the example plan parses")
 }
 
-/// Whether a new version's period `[from, to]` overlaps an existing one's.
-pub fn overlaps(a_from: Date, a_to: Option<Date>, b_from: Date, b_to: Option<Date>) -> bool {
-    let a_ends_before_b = a_to.is_some_and(|t| t < b_from);
-    let b_ends_before_a = b_to.is_some_and(|t| t < a_from);
-    !(a_ends_before_b || b_ends_before_a)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -440,13 +450,5 @@ pub(crate) mod tests {
         assert!(r.contains("O99.89"));
         assert!(!r.contains("P00"));
         assert!(!r.contains("N99.9"));
-    }
-
-    #[test]
-    fn version_periods() {
-        let d = |s: &str| Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
-        assert!(overlaps(d("2026-01-01"), None, d("2027-01-01"), None));
-        assert!(!overlaps(d("2026-01-01"), Some(d("2026-12-31")), d("2027-01-01"), None));
-        assert!(overlaps(d("2026-01-01"), Some(d("2027-01-01")), d("2027-01-01"), None));
     }
 }

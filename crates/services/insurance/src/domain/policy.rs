@@ -1,12 +1,28 @@
 //! Policies and members: lifecycle, coverage on a date, premiums, member numbers.
 
+use medcov_domain::{Rejection, TextEnum};
 use serde::{Deserialize, Serialize};
-use time::Date;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
 
 use super::plan::PremiumRule;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PolicyStatus {
     /// Awaiting its premium.
     Pending,
@@ -16,29 +32,9 @@ pub enum PolicyStatus {
     Cancelled,
 }
 
+impl TextEnum for PolicyStatus {}
+
 impl PolicyStatus {
-    pub const ALL: [PolicyStatus; 5] = [
-        PolicyStatus::Pending,
-        PolicyStatus::Active,
-        PolicyStatus::Suspended,
-        PolicyStatus::Expired,
-        PolicyStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyStatus::Pending => "pending",
-            PolicyStatus::Active => "active",
-            PolicyStatus::Suspended => "suspended",
-            PolicyStatus::Expired => "expired",
-            PolicyStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<PolicyStatus> {
-        PolicyStatus::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     /// The moves a policy may make: pending to active (premium paid) or cancelled; active to
     /// suspended, expired or cancelled; a suspension lifted, expired or cancelled.
     pub fn can_become(self, next: PolicyStatus) -> bool {
@@ -52,36 +48,192 @@ impl PolicyStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MemberStatus {
     Active,
     Inactive,
     Deceased,
 }
 
-impl MemberStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberStatus::Active => "active",
-            MemberStatus::Inactive => "inactive",
-            MemberStatus::Deceased => "deceased",
-        }
-    }
+impl TextEnum for MemberStatus {}
 
-    pub fn parse(s: &str) -> Option<MemberStatus> {
-        [MemberStatus::Active, MemberStatus::Inactive, MemberStatus::Deceased].into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Relationship {
     Holder,
     Spouse,
     Child,
     Parent,
     Other,
+}
+
+impl TextEnum for Relationship {}
+
+/// A person on a policy period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyMember {
+    pub member_id: Uuid,
+    /// Unique, with two check digits ([`member_number`]).
+    pub member_number: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: Date,
+    pub relationship: Relationship,
+    /// Waiting periods run from this day; kept across renewals.
+    pub enrolled_on: Date,
+    pub status: MemberStatus,
+    /// From this day an inactive or deceased member is not covered.
+    pub status_on: Option<Date>,
+}
+
+/// One policy period with its members (the holder first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    pub number: String,
+    pub plan_id: Uuid,
+    /// The plan version whose rules this period is covered and adjudicated under.
+    pub plan_version_id: Uuid,
+    pub holder_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub start_date: Date,
+    /// The last covered day.
+    pub expiry_date: Date,
+    /// The premium for the period, in minor units of `currency`.
+    pub premium: i64,
+    pub currency: String,
+    pub status: PolicyStatus,
+    /// From this day a suspended or cancelled policy covers nothing.
+    pub ended_on: Option<Date>,
+    /// The period this one renews.
+    pub renewal_of: Option<Uuid>,
+    pub version: i64,
+    pub members: Vec<PolicyMember>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Policy {
+    pub fn member_ids(&self) -> Vec<Uuid> {
+        self.members.iter().map(|m| m.member_id).collect()
+    }
+
+    /// What decides whether `member` is covered by this period on a date.
+    pub fn cover_of(&self, member: &PolicyMember) -> Cover {
+        Cover {
+            policy_status: self.status,
+            policy_start: self.start_date,
+            policy_expiry: self.expiry_date,
+            policy_ended_on: self.ended_on,
+            enrolled_on: member.enrolled_on,
+            member_status: member.status,
+            member_status_on: member.status_on,
+        }
+    }
+}
+
+/// What covers a member on a date: the member, their policy period, and what decides it.
+#[derive(Debug, Clone)]
+pub struct Coverage {
+    pub member: PolicyMember,
+    pub policy: Policy,
+    pub cover: Cover,
+}
+
+impl Coverage {
+    /// The coverage of `member` by `policy`; `None` when the member is not on it.
+    pub fn of(policy: Policy, member: Uuid) -> Option<Coverage> {
+        let member = policy.members.iter().find(|m| m.member_id == member)?.clone();
+        let cover = policy.cover_of(&member);
+        Some(Coverage { member, policy, cover })
+    }
+}
+
+/// Whether a policy may move from `from` to `to` (409 when not).
+pub fn check_transition(from: PolicyStatus, to: PolicyStatus) -> Result<(), Rejection> {
+    if from.can_become(to) {
+        Ok(())
+    } else {
+        Err(Rejection::conflict(format!("a {} policy cannot become {}", from.as_str(), to.as_str())))
+    }
+}
+
+/// From which day a policy moving to `next` stops covering: the chosen day (today by default)
+/// for a suspension or cancellation, the day after its last for an expiry, none otherwise.
+pub fn ended_on(policy: &Policy, next: PolicyStatus, effective_on: Option<Date>, today: Date) -> Option<Date> {
+    match next {
+        PolicyStatus::Suspended | PolicyStatus::Cancelled => Some(effective_on.unwrap_or(today)),
+        PolicyStatus::Expired => Some(policy.expiry_date.next_day().unwrap_or(policy.expiry_date)),
+        PolicyStatus::Active | PolicyStatus::Pending => None,
+    }
+}
+
+/// What an administrator's status change must say: a day within the period, and a reason to
+/// suspend or cancel.
+pub fn check_status_change(
+    policy: &Policy,
+    next: PolicyStatus,
+    effective_on: Option<Date>,
+    reason: Option<&str>,
+) -> Result<(), Rejection> {
+    let mut errors = Vec::new();
+    if let Some(on) = effective_on
+        && (on < policy.start_date || on > policy.expiry_date.next_day().unwrap_or(policy.expiry_date))
+    {
+        errors.push(medcov_domain::FieldError::new("effective_on", "must fall within the policy period"));
+    }
+    if matches!(next, PolicyStatus::Suspended | PolicyStatus::Cancelled) && reason.is_none_or(|r| r.trim().is_empty()) {
+        errors.push(medcov_domain::FieldError::new("reason", "is required to suspend or cancel a policy"));
+    }
+    Rejection::check(errors)
+}
+
+/// A member status change: a date of death cannot be in the future.
+pub fn check_member_status(status: MemberStatus, effective_on: Date, today: Date) -> Result<(), Rejection> {
+    if status == MemberStatus::Deceased && effective_on > today {
+        return Err(Rejection::field("effective_on", "a date of death cannot be in the future"));
+    }
+    Ok(())
+}
+
+/// The day from which a member in `status` is not covered: none while active.
+pub fn member_status_on(status: MemberStatus, on: Date) -> Option<Date> {
+    (status != MemberStatus::Active).then_some(on)
+}
+
+/// A policy number: the insurer's code, `-P` and the insurer's policy sequence in eight digits.
+pub fn policy_number(insurer_code: &str, sequence: i64) -> String {
+    format!("{insurer_code}-P{sequence:08}")
 }
 
 /// What decides whether a member is covered on a date.
@@ -176,7 +328,8 @@ fn mod97(digits: &str) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use strum::VariantArray;
     use time::macros::date;
 
     use super::*;
@@ -223,6 +376,91 @@ mod tests {
         let lump = PremiumRule::LumpSum { amount: 5_000_000, members_included: 4, per_extra_member: 700_000 };
         assert_eq!(premium(&lump, &births, start), 5_000_000);
         assert_eq!(premium(&lump, &[start; 6], start), 6_400_000);
+    }
+
+    #[test]
+    fn words_round_trip() {
+        for status in PolicyStatus::VARIANTS {
+            assert_eq!(PolicyStatus::parse(status.as_str()), Some(*status));
+        }
+        assert_eq!(Relationship::Holder.as_str(), "holder");
+        assert_eq!(MemberStatus::parse("deceased"), Some(MemberStatus::Deceased));
+        assert_eq!(MemberStatus::parse("gone"), None);
+        assert_eq!(policy_number("AAR", 42), "AAR-P00000042");
+    }
+
+    #[test]
+    fn transitions_and_end_days() {
+        assert!(check_transition(PolicyStatus::Pending, PolicyStatus::Active).is_ok());
+        assert_eq!(
+            check_transition(PolicyStatus::Cancelled, PolicyStatus::Active),
+            Err(Rejection::conflict("a cancelled policy cannot become active"))
+        );
+        let policy = sample_policy();
+        let today = date!(2026 - 03 - 10);
+        let cases = [
+            (PolicyStatus::Suspended, None, Some(today)),
+            (PolicyStatus::Cancelled, Some(date!(2026 - 04 - 01)), Some(date!(2026 - 04 - 01))),
+            (PolicyStatus::Expired, None, Some(date!(2027 - 01 - 01))),
+            (PolicyStatus::Active, Some(date!(2026 - 04 - 01)), None),
+        ];
+        for (next, effective_on, expected) in cases {
+            assert_eq!(ended_on(&policy, next, effective_on, today), expected, "{next:?}");
+        }
+    }
+
+    #[test]
+    fn status_changes_need_a_day_in_the_period_and_a_reason() {
+        let policy = sample_policy();
+        let fields = |next, on, reason| match check_status_change(&policy, next, on, reason) {
+            Ok(()) => Vec::new(),
+            Err(Rejection::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
+            Err(other) => panic!("{other:?}"),
+        };
+        assert!(fields(PolicyStatus::Active, None, None).is_empty());
+        assert_eq!(fields(PolicyStatus::Cancelled, None, Some(" ")), ["reason"]);
+        assert_eq!(fields(PolicyStatus::Suspended, Some(date!(2025 - 12 - 31)), Some("x")), ["effective_on"]);
+        assert!(fields(PolicyStatus::Expired, Some(date!(2027 - 01 - 01)), None).is_empty());
+        assert_eq!(
+            check_member_status(MemberStatus::Deceased, date!(2026 - 03 - 11), date!(2026 - 03 - 10)),
+            Err(Rejection::field("effective_on", "a date of death cannot be in the future"))
+        );
+        assert_eq!(member_status_on(MemberStatus::Active, date!(2026 - 03 - 10)), None);
+        assert_eq!(member_status_on(MemberStatus::Inactive, date!(2026 - 03 - 10)), Some(date!(2026 - 03 - 10)));
+    }
+
+    pub(crate) fn sample_policy() -> Policy {
+        let at = time::macros::datetime!(2026 - 01 - 01 0:00 UTC);
+        Policy {
+            id: Uuid::from_u128(1),
+            insurer_id: Uuid::from_u128(2),
+            number: "AAR-P00000001".into(),
+            plan_id: Uuid::from_u128(3),
+            plan_version_id: Uuid::from_u128(4),
+            holder_id: Uuid::from_u128(5),
+            agent_id: None,
+            start_date: date!(2026 - 01 - 01),
+            expiry_date: date!(2026 - 12 - 31),
+            premium: 1_800_000,
+            currency: "KES".into(),
+            status: PolicyStatus::Active,
+            ended_on: None,
+            renewal_of: None,
+            version: 1,
+            members: vec![PolicyMember {
+                member_id: Uuid::from_u128(5),
+                member_number: "AAR-0000000195".into(),
+                given_name: "Amina".into(),
+                family_name: "Otieno".into(),
+                date_of_birth: date!(1988 - 04 - 12),
+                relationship: Relationship::Holder,
+                enrolled_on: date!(2026 - 01 - 01),
+                status: MemberStatus::Active,
+                status_on: None,
+            }],
+            created_at: at,
+            updated_at: at,
+        }
     }
 
     #[test]

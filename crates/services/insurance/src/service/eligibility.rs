@@ -1,0 +1,115 @@
+//! Eligibility: is a member covered on a day at a hospital, and for each service asked
+//! about, covered or why not, with what is left and an estimate of the member's share.
+//!
+//! The hot path: answers are cached (in process, or in Redis when distributed) under the
+//! member's tag, and every write an answer depends on (a claim adjudicated or reversed, an
+//! approval decided, a policy or member status change) invalidates the member's answers at
+//! once.
+
+use std::time::Duration;
+
+use medcov_http::ApiError;
+use serde::{Deserialize, Serialize};
+use time::Date;
+use uuid::Uuid;
+
+use super::InsuranceService;
+use crate::domain::adjudication::Accumulators;
+use crate::domain::eligibility::{self, Answer, ServiceQuery};
+use crate::domain::plan::VisitType;
+use crate::domain::policy::PolicyStatus;
+use crate::store;
+
+/// How long an eligibility answer may be served from the cache. Every write it depends on
+/// invalidates it at once; the limit only bounds approvals that expire with time.
+pub const ELIGIBILITY_TTL: Duration = Duration::from_secs(60);
+
+/// The cache tag of everything cached about one member.
+pub fn member_tag(member: Uuid) -> String {
+    format!("insurance:member:{member}")
+}
+
+/// A question about one member.
+#[derive(Debug, Clone)]
+pub struct Question {
+    /// As asked (looked up trimmed).
+    pub member_number: String,
+    pub date: Date,
+    pub hospital_id: Uuid,
+    pub visit_type: VisitType,
+    pub services: Vec<ServiceQuery>,
+}
+
+/// The answer, with the member and the policy period it is about (cached as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Eligibility {
+    pub member_id: Uuid,
+    pub member_number: String,
+    pub insurer_id: Uuid,
+    pub policy_id: Uuid,
+    pub policy_number: String,
+    pub policy_status: PolicyStatus,
+    /// The plan version the answer follows.
+    pub plan_version_id: Uuid,
+    pub date: Date,
+    pub answer: Answer,
+}
+
+medcov_cache::json_codec!(Eligibility);
+
+fn cache_key(question: &Question) -> String {
+    let canonical = serde_json::json!([
+        question.member_number,
+        question.date.to_string(),
+        question.hospital_id,
+        question.visit_type,
+        question.services
+    ]);
+    format!("insurance:eligibility:{}", super::digest(canonical.to_string().as_bytes()))
+}
+
+impl InsuranceService {
+    /// Answers an eligibility question, from the cache when it can. An unknown member is 404.
+    pub async fn eligibility(&self, question: &Question) -> Result<Eligibility, ApiError> {
+        let number = question.member_number.trim();
+        let member_id = self.member_id(number).await?.ok_or_else(|| ApiError::NotFound("no such member".into()))?;
+        let tags = [member_tag(member_id)];
+        let key = cache_key(question);
+        medcov_cache::read_through(self.cache(), &key, &tags, ELIGIBILITY_TTL, async {
+            let coverage = self
+                .coverage(number, question.date)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("no such member".into()))?;
+            let version = self
+                .plan_version(coverage.policy.plan_version_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("no such plan version".into()))?;
+            let used = self.usage(coverage.policy.id, coverage.member.member_id, super::today()).await?;
+            let asked = eligibility::Question {
+                date: question.date,
+                hospital_id: question.hospital_id,
+                visit_type: question.visit_type,
+                services: &question.services,
+            };
+            let answer = eligibility::answer(&version.rules, &coverage.cover, &used, &asked);
+            Ok(Eligibility {
+                member_id: coverage.member.member_id,
+                member_number: coverage.member.member_number,
+                insurer_id: coverage.policy.insurer_id,
+                policy_id: coverage.policy.id,
+                policy_number: coverage.policy.number,
+                policy_status: coverage.policy.status,
+                plan_version_id: version.id,
+                date: question.date,
+                answer,
+            })
+        })
+        .await
+    }
+
+    /// What a member and their policy have used this period, reservations of approvals still
+    /// valid on `today` included.
+    pub async fn usage(&self, policy: Uuid, member: Uuid, today: Date) -> Result<Accumulators, ApiError> {
+        Ok(store::ledger_totals(&self.db, policy, member, today).await?.usage(member))
+    }
+}

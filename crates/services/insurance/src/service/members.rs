@@ -1,0 +1,138 @@
+//! Member numbers: the lookup (cached), what the insurer says of a number a hospital holds
+//! for a patient, and the links between members and the patients they are (the hospital's
+//! patient-registration saga verifies and links, and unlinks when it compensates).
+
+use medcov_bus::orchestrator::Command;
+use medcov_http::ApiError;
+use medcov_store::outbox::{self, Actor};
+use medcov_store::{StoreError, inbox};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::InsuranceService;
+use crate::domain::policy::member_number_valid;
+use crate::domain::verification::{self, Verification};
+use crate::events::MemberVerified;
+use crate::store;
+
+/// The type of this service's replies to sagas.
+const REPLY: &str = "insurance.saga_reply.v1";
+
+/// A patient and the member numbers the hospital holds for them.
+#[derive(Debug, Clone)]
+pub struct PatientMembers {
+    pub patient_id: Uuid,
+    pub hospital_id: Uuid,
+    pub member_numbers: Vec<String>,
+}
+
+impl PatientMembers {
+    fn numbers(&self) -> Vec<&str> {
+        self.member_numbers.iter().map(|n| n.trim()).collect()
+    }
+}
+
+impl InsuranceService {
+    /// The member with this number. Numbers never change, so a found member is cached for
+    /// good (a miss is not cached: the number may be issued later).
+    pub async fn member_id(&self, member_number: &str) -> Result<Option<Uuid>, ApiError> {
+        let key = format!("insurance:member-number:{member_number}");
+        let found = medcov_cache::read_through(self.cache(), &key, &[], std::time::Duration::from_secs(3600), async {
+            let id = store::member_by_number(&self.db, member_number).await.map_err(Some)?;
+            id.map(|i| medcov_cache::Bytes::from(i.to_string())).ok_or(None::<StoreError>)
+        })
+        .await;
+        match found {
+            Ok(bytes) => Ok(std::str::from_utf8(&bytes).ok().and_then(|s| Uuid::parse_str(s).ok())),
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e.into()),
+        }
+    }
+
+    /// What the insurer says of each member number today.
+    pub async fn verify_members(&self, numbers: &[&str]) -> Result<(Date, Vec<Verification>), ApiError> {
+        let today = super::today();
+        let mut answers = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            let coverage = if member_number_valid(number) { self.coverage(number, today).await? } else { None };
+            answers.push(verification::verify(number, coverage.as_ref(), today));
+        }
+        Ok((today, answers))
+    }
+
+    /// A patient's member numbers changed at the hospital: `member_verified` answers for each
+    /// (once per event).
+    pub async fn patient_updated(&self, record: &PatientMembers, event: Uuid, actor: &Actor) -> Result<(), ApiError> {
+        let (today, members) = self.verify_members(&record.numbers()).await?;
+        if members.is_empty() {
+            return Ok(());
+        }
+        let verified = MemberVerified {
+            patient_id: record.patient_id,
+            hospital_id: record.hospital_id,
+            checked_on: today.to_string(),
+            members,
+        };
+        self.emit(&verified, actor, Some(("insurance.patients", event))).await
+    }
+
+    /// The registration saga's `verify_and_link`: verifies the patient's member numbers and
+    /// links the covered members to the patient, failing when none is covered; once per
+    /// command.
+    pub async fn verify_and_link(
+        &self,
+        command: &Command,
+        record: &PatientMembers,
+        event: Uuid,
+        actor: &Actor,
+    ) -> Result<(), ApiError> {
+        let (today, members) = self.verify_members(&record.numbers()).await?;
+        let covered = verification::covered(&members);
+        let reason = verification::none_covered(&members);
+        let verified = MemberVerified {
+            patient_id: record.patient_id,
+            hospital_id: record.hospital_id,
+            checked_on: today.to_string(),
+            members,
+        };
+        let data = serde_json::to_value(&verified).map_err(ApiError::internal)?;
+        let reply = command.reply(REPLY, record.hospital_id, !covered.is_empty(), reason, data);
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.db.begin_write().await?;
+        if !inbox::record_once(&mut tx, "insurance.saga", event).await? {
+            return Ok(());
+        }
+        for member in &covered {
+            store::link_member(&mut tx, *member, record.patient_id, record.hospital_id, now).await?;
+        }
+        outbox::write_event(&mut tx, actor, &reply).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The registration saga's compensation `unlink`: removes every link of the patient and
+    /// says how many; once per command.
+    pub async fn unlink_patient(
+        &self,
+        command: &Command,
+        record: &PatientMembers,
+        event: Uuid,
+        actor: &Actor,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        if !inbox::record_once(&mut tx, "insurance.saga", event).await? {
+            return Ok(());
+        }
+        let removed = store::unlink_patient(&mut tx, record.patient_id).await?;
+        let data = serde_json::json!({"patient_id": record.patient_id, "unlinked": removed});
+        let reply = command.reply(REPLY, record.hospital_id, true, None, data);
+        outbox::write_event(&mut tx, actor, &reply).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The members linked to a patient.
+    pub async fn linked_members(&self, patient: Uuid) -> Result<Vec<Uuid>, ApiError> {
+        Ok(store::linked_members(&self.db, patient).await?)
+    }
+}

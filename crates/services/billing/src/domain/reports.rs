@@ -75,7 +75,9 @@ pub struct Owed {
 /// What each payer owes as of `as_of`, in buckets of 0–30, 31–60, 61–90 and over 90 days since
 /// issue; by payer (`insurer` before `patient`), then party.
 pub fn aged_receivables(owed: &[Owed], as_of: Date) -> Vec<Aged> {
-    let mut by_party: BTreeMap<(&'static str, Option<Uuid>), (Payer, [i64; 4])> = BTreeMap::new();
+    // By the payer's word, so insurers come before patients; then the party.
+    type Party = (&'static str, Option<Uuid>);
+    let mut by_party: BTreeMap<Party, (Payer, [i64; 4])> = BTreeMap::new();
     for o in owed {
         let bucket = match (as_of - o.issued_at.date()).whole_days() {
             ..=30 => 0,

@@ -9,7 +9,8 @@
 //! - [`prices`]: price lists.
 //! - [`invoices`]: drafting (by hand or from an encounter), issuing, voiding, splitting by a
 //!   claim.
-//! - [`payments`]: payments of invoices and insurers' remittances, once per Idempotency-Key.
+//! - [`payments`]: payments of invoices, once per Idempotency-Key.
+//! - [`remittances`]: an insurer's payment settling many invoices.
 //! - [`refunds`]: refunds of care and of premium payments.
 //! - [`premiums`]: premiums, their payments, cancellations.
 //! - [`commissions`]: agents' tiers, commission rates, statements, payouts, clawbacks.
@@ -23,6 +24,7 @@ mod payments;
 mod premiums;
 mod prices;
 mod refunds;
+mod remittances;
 mod reports;
 
 use medcov_http::ApiError;
@@ -36,8 +38,9 @@ use crate::store;
 
 pub use commissions::NewPayout;
 pub use invoices::{Adjudication, Encounter, ManualInvoice};
-pub use payments::{NewPayment, RemittanceItem, RemittanceOutcome};
+pub use payments::NewPayment;
 pub use premiums::PolicyCreated;
+pub use remittances::{RemittanceItem, RemittanceOutcome};
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -163,9 +166,10 @@ fn hospitals_in_scope(scope: &Scope) -> Option<Vec<Uuid>> {
     }
 }
 
-/// A record that should exist and was not found after it was written: a bug.
+/// A record that must exist (just written, or referred to by another) and was not found: a
+/// bug.
 fn missing(what: &str) -> ApiError {
-    ApiError::internal(format!("{what} was written but cannot be read back"))
+    ApiError::internal(format!("{what} should exist and was not found"))
 }
 
 /// "Not found" unless the caller's scope covers the hospital.

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{BillingService, missing};
+use crate::domain::invoice::Payer;
 use crate::domain::ledger::{self, About, Account};
 use crate::domain::refund::{Asked, Kind, Refund, RefundStatus, Refundable};
 use crate::events::{PremiumRefunded, RefundCompleted};
@@ -116,7 +117,7 @@ impl BillingService {
             tenant: invoice.hospital_id,
             invoice: Some(invoice.id),
             payment: Some(refund.payment_id),
-            party: (paid.payer == crate::domain::invoice::Payer::Patient).then_some(invoice.patient_id),
+            party: (paid.payer == Payer::Patient).then_some(invoice.patient_id),
         };
         store::append_entry(tx, &about, &entry, now).await?;
         outbox::write(tx, actor, &RefundCompleted::of(refund, &invoice, paid.method, reopened.status)).await?;
@@ -157,9 +158,12 @@ impl BillingService {
 
 /// Locks what a payment settled (the invoice or the premium) until the transaction ends.
 async fn lock_owed(tx: &mut Tx, paid: &Refundable) -> Result<(), ApiError> {
-    match paid.kind {
-        Kind::Care => store::invoice_for_update(tx, paid.owed_id).await?.map(drop),
-        Kind::Premium => store::premium_for_update(tx, paid.owed_id).await?.map(drop),
+    let found = match paid.kind {
+        Kind::Care => store::invoice_for_update(tx, paid.owed_id).await?.is_some(),
+        Kind::Premium => store::premium_for_update(tx, paid.owed_id).await?.is_some(),
     };
+    if !found {
+        return Err(missing(if paid.kind == Kind::Care { "the invoice" } else { "the premium" }));
+    }
     Ok(())
 }

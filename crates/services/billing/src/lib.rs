@@ -1,7 +1,13 @@
-//! The billing service: price lists, invoices, payments and the ledger.
+//! The billing service: price lists, invoices, payments, refunds, premiums, agents'
+//! commissions and the ledger.
 //!
-//! - `api/`: one module per resource, each with its router and OpenAPI description.
-//! - `domain/`: rules without I/O (the ledger's entries, splits, payments).
+//! - `api/`: one module per resource, each with its router, wire types and OpenAPI
+//!   description; handlers check who calls and hand the work to the service layer.
+//! - `service/`: the use cases (load, decide, persist in one transaction with the journal
+//!   entry and the events), called by the API and the consumers alike.
+//! - `domain/`: the rules and records, without I/O or HTTP (the ledger's entries, splits,
+//!   payments, refunds, premiums, commissions, Idempotency-Keys, reports).
+//! - `events`: the service's domain events, one type each.
 //! - `store/`: the service's tables, with migrations per backend under `migrations/`.
 //! - `workers`: the consumers of other services' events.
 
@@ -9,12 +15,16 @@
 
 pub mod api;
 pub mod domain;
+pub mod events;
+pub mod service;
 pub mod store;
 pub mod workers;
 
 use medcov_config::ServiceName;
 use medcov_runtime::{ServiceApi, ServiceContext, ServiceSpec};
 use std::sync::Arc;
+
+pub use service::BillingService;
 
 /// How the runtime starts this service.
 pub fn spec() -> ServiceSpec {
@@ -27,13 +37,11 @@ pub fn spec() -> ServiceSpec {
 }
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
-    let store = Arc::new(store::BillingStore::new(context.require_database()?));
-    context.consume("hospital", "billing", Arc::new(workers::Encounters(store.clone())));
-    let insurance = workers::Insurance { store: store.clone(), config: context.config.billing.clone() };
-    context.consume("insurance", "billing", Arc::new(insurance));
+    let service = Arc::new(BillingService::new(context.require_database()?, &context.config.billing));
+    context.consume("hospital", "billing", Arc::new(workers::Encounters(service.clone())));
+    context.consume("insurance", "billing", Arc::new(workers::Insurance(service.clone())));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
-    let insurance = context.upstream(medcov_config::ServiceName::Insurance);
-    let router = api::router(store, context.config.billing.commission_clawback_days, insurance)
-        .layer(axum::Extension(context.verifier()));
+    let insurance = context.upstream(ServiceName::Insurance);
+    let router = api::router(service, insurance).layer(axum::Extension(context.verifier()));
     Ok(ServiceApi { router, checks: Vec::new() })
 }

@@ -1,4 +1,4 @@
--- Price lists, invoices with their lines, payments, the journal, and the inbox and outbox.
+-- Price lists, invoices with their lines, payments and the journal.
 
 -- One price of one service at one hospital over a period; periods of a code never overlap.
 CREATE TABLE price_entries (

@@ -17,17 +17,17 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Readers;
-use super::invoices::visible;
-use crate::store::BillingStore;
+use crate::domain::invoice::SplitSource;
+use crate::service::BillingService;
 
 #[derive(Clone)]
 struct Estimates {
-    store: Arc<BillingStore>,
+    service: Arc<BillingService>,
     insurance: Upstream,
 }
 
-pub fn router(store: Arc<BillingStore>, insurance: Upstream) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(estimate)).with_state(Estimates { store, insurance })
+pub fn router(service: Arc<BillingService>, insurance: Upstream) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(estimate)).with_state(Estimates { service, insurance })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -108,7 +108,7 @@ async fn estimate(
     Query(query): Query<EstimateQuery>,
     headers: HeaderMap,
 ) -> Result<Json<InvoiceEstimate>, ApiError> {
-    let invoice = visible(&state.store, &principal, id).await?;
+    let invoice = state.service.invoice(&principal.scope, id).await?;
     let of = |source: &'static str, reason: Option<String>, lines: Vec<LineEstimate>| {
         let insurer_share = lines.iter().map(|l| l.insurer_share).sum();
         let patient_share = lines.iter().map(|l| l.patient_share).sum();
@@ -136,7 +136,7 @@ async fn estimate(
             })
             .collect::<Vec<_>>()
     };
-    if invoice.split_source == "claim" && query.basis.is_none() {
+    if invoice.split_source == SplitSource::Claim && query.basis.is_none() {
         let lines = invoice
             .lines
             .iter()

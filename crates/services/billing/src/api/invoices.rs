@@ -4,27 +4,164 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
-use medcov_security::{Authorized, Principal};
+use medcov_domain::Rejection;
+use medcov_http::{ApiError, Json, Path, Query};
+use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Billers, Readers, actor, hospitals_in_scope, limit_offset};
-use crate::domain::invoice::{Payer, Status};
+use super::{Billers, Readers, actor, idempotency_key, limit_offset, reason, replayed, request_hash};
+use crate::domain::invoice::{self as domain, ManualInvoice, Payer, SplitSource, Status};
 use crate::domain::ledger::Method;
-use crate::store::{BillingStore, Draft, Invoice, NewPayment, Payment};
+use crate::service::{BillingService, NewPayment};
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
+pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(create_invoice, list_invoices))
         .routes(routes!(get_invoice))
         .routes(routes!(issue))
         .routes(routes!(void))
         .routes(routes!(pay, list_payments))
-        .with_state(store)
+        .with_state(service)
+}
+
+/// An invoice for care.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Invoice {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    #[schema(example = "INV-20261126-0190F5A4")]
+    pub number: String,
+    pub patient_id: Uuid,
+    /// The encounter it was drafted from, if any.
+    pub encounter_id: Option<Uuid>,
+    pub member_number: Option<String>,
+    pub currency: String,
+    #[schema(value_type = String, format = Date)]
+    pub date_of_service: Date,
+    pub status: Status,
+    pub lines: Vec<Line>,
+    pub total: i64,
+    pub insurer_share: i64,
+    pub patient_share: i64,
+    pub paid_patient: i64,
+    pub paid_insurer: i64,
+    /// The claim whose adjudication split the lines, once it has.
+    pub claim_id: Option<Uuid>,
+    /// The insurer owing the insurer share, once a claim split the invoice.
+    pub insurer_id: Option<Uuid>,
+    /// `none` (all on the patient), or `claim` (split by the adjudication).
+    pub split_source: SplitSource,
+    pub void_reason: Option<String>,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub issued_at: Option<OffsetDateTime>,
+}
+
+/// One line of an invoice.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Line {
+    #[schema(example = "LAB-FBC")]
+    pub service_code: String,
+    #[schema(example = "laboratory")]
+    pub category: String,
+    pub description: String,
+    pub quantity: u32,
+    /// Minor units, from the price list valid on the date of service.
+    pub unit_price: i64,
+    pub total: i64,
+    pub insurer_share: i64,
+    pub patient_share: i64,
+    /// The service had no price on the date of service; the invoice cannot be issued.
+    pub unpriced: bool,
+}
+
+impl From<domain::Line> for Line {
+    fn from(l: domain::Line) -> Self {
+        Line {
+            service_code: l.service_code,
+            category: l.category,
+            description: l.description,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            total: l.total,
+            insurer_share: l.insurer_share,
+            patient_share: l.patient_share,
+            unpriced: l.unpriced,
+        }
+    }
+}
+
+impl From<domain::Invoice> for Invoice {
+    fn from(i: domain::Invoice) -> Self {
+        Invoice {
+            id: i.id,
+            hospital_id: i.hospital_id,
+            number: i.number,
+            patient_id: i.patient_id,
+            encounter_id: i.encounter_id,
+            member_number: i.member_number,
+            currency: i.currency,
+            date_of_service: i.date_of_service,
+            status: i.status,
+            lines: i.lines.into_iter().map(Line::from).collect(),
+            total: i.total,
+            insurer_share: i.insurer_share,
+            patient_share: i.patient_share,
+            paid_patient: i.paid_patient,
+            paid_insurer: i.paid_insurer,
+            claim_id: i.claim_id,
+            insurer_id: i.insurer_id,
+            split_source: i.split_source,
+            void_reason: i.void_reason,
+            version: i.version,
+            created_at: i.created_at,
+            issued_at: i.issued_at,
+        }
+    }
+}
+
+/// A payment against an invoice.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Payment {
+    pub id: Uuid,
+    pub invoice_id: Uuid,
+    /// `patient` or `insurer`.
+    pub payer: Payer,
+    /// `cash`, `card`, `mobile_money`, `bank_transfer`, `insurer_remittance`.
+    pub method: Method,
+    pub amount: i64,
+    /// What went to the invoice.
+    pub applied: i64,
+    /// What was more than owed: the payer's credit.
+    pub credit: i64,
+    pub external_reference: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<domain::Payment> for Payment {
+    fn from(p: domain::Payment) -> Self {
+        Payment {
+            id: p.id,
+            invoice_id: p.invoice_id,
+            payer: p.payer,
+            method: p.method,
+            amount: p.amount,
+            applied: p.applied,
+            credit: p.credit,
+            external_reference: p.external_reference,
+            created_at: p.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -63,61 +200,21 @@ pub struct NewInvoice {
 #[utoipa::path(post, path = "/invoices", tag = "invoices", request_body = NewInvoice,
     responses((status = 201, body = Invoice), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn create_invoice(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
     Json(input): Json<NewInvoice>,
 ) -> Result<(StatusCode, Json<Invoice>), ApiError> {
-    if !principal.scope.covers_hospital(input.hospital_id) {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    let mut errors = Vec::new();
-    if input.lines.is_empty() || input.lines.len() > 200 {
-        errors.push(FieldError::new("lines", "must have 1 to 200 lines"));
-    }
-    for (i, line) in input.lines.iter().enumerate() {
-        if !(1..=10_000).contains(&line.quantity) {
-            errors.push(FieldError::new(format!("lines[{i}].quantity"), "must be 1 to 10000"));
-        }
-    }
-    if input.visit_type.as_deref().is_some_and(|v| !matches!(v, "normal" | "emergency" | "referral")) {
-        errors.push(FieldError::new("visit_type", "must be normal, emergency or referral"));
-    }
-    if input.diagnosis.as_deref().is_some_and(|d| d.trim().is_empty() || d.len() > 10) {
-        errors.push(FieldError::new("diagnosis", "must be an ICD-10 code such as `J06.9`"));
-    }
-    if input.date_of_service > OffsetDateTime::now_utc().date().next_day().unwrap_or(input.date_of_service) {
-        errors.push(FieldError::new("date_of_service", "must not be in the future"));
-    }
-    let services: Vec<(String, u32, Option<String>, Option<String>)> =
-        input.lines.iter().map(|l| (l.service_code.trim().to_uppercase(), l.quantity, None, None)).collect();
-    let (lines, currency) = store.price_lines(input.hospital_id, input.date_of_service, &services).await?;
-    for (i, line) in lines.iter().enumerate() {
-        if line.unpriced {
-            errors.push(FieldError::new(
-                format!("lines[{i}].service_code"),
-                format!("has no price on {} in this hospital's price list", input.date_of_service),
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let draft = Invoice::draft(Draft {
-        id: Uuid::now_v7(),
+    let asked = ManualInvoice {
         hospital_id: input.hospital_id,
         patient_id: input.patient_id,
-        encounter_id: None,
-        member_number: input.member_number,
-        currency: currency.unwrap_or_default(),
         date_of_service: input.date_of_service,
-        lines,
-    });
-    let claim = match &input.diagnosis {
-        Some(diagnosis) => draft.claim_request(diagnosis.trim(), input.visit_type.as_deref().unwrap_or("normal")),
-        None => None,
+        member_number: input.member_number,
+        diagnosis: input.diagnosis,
+        visit_type: input.visit_type,
+        lines: input.lines.into_iter().map(|l| (l.service_code, l.quantity)).collect(),
     };
-    let (created, _) = store.create_invoice(&draft, &actor(&principal), None, claim).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let created = service.draft_invoice(&principal.scope, asked, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -132,32 +229,24 @@ pub struct InvoiceQuery {
 /// Invoices of the caller's hospitals, newest first.
 #[utoipa::path(get, path = "/invoices", tag = "invoices", params(InvoiceQuery), responses((status = 200, body = Vec<Invoice>)))]
 async fn list_invoices(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<InvoiceQuery>,
 ) -> Result<Json<Vec<Invoice>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let hospitals = hospitals_in_scope(&principal);
-    Ok(Json(store.invoices(hospitals.as_deref(), query.status, query.patient_id, limit, offset).await?))
-}
-
-pub(super) async fn visible(store: &BillingStore, principal: &Principal, id: Uuid) -> Result<Invoice, ApiError> {
-    store
-        .invoice(id)
-        .await?
-        .filter(|i| principal.scope.covers_hospital(i.hospital_id))
-        .ok_or_else(|| ApiError::NotFound("no such invoice".into()))
+    let invoices = service.invoices(&principal.scope, query.status, query.patient_id, limit, offset).await?;
+    Ok(Json(invoices.into_iter().map(Invoice::from).collect()))
 }
 
 /// One invoice, with its lines and shares.
 #[utoipa::path(get, path = "/invoices/{id}", tag = "invoices",
     responses((status = 200, body = Invoice), (status = 404, body = medcov_http::Problem)))]
 async fn get_invoice(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Invoice>, ApiError> {
-    Ok(Json(visible(&store, &principal, id).await?))
+    Ok(Json(service.invoice(&principal.scope, id).await?.into()))
 }
 
 /// Issue a draft: its receivables enter the ledger and `billing.invoice_issued.v1` is emitted.
@@ -165,12 +254,11 @@ async fn get_invoice(
 #[utoipa::path(post, path = "/invoices/{id}/issue", tag = "invoices",
     responses((status = 200, body = Invoice), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem)))]
 async fn issue(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Invoice>, ApiError> {
-    let current = visible(&store, &principal, id).await?;
-    Ok(Json(store.issue(&current, &actor(&principal)).await?))
+    Ok(Json(service.issue(&principal.scope, id, &actor(&principal)).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -184,17 +272,13 @@ pub struct VoidRequest {
 #[utoipa::path(post, path = "/invoices/{id}/void", tag = "invoices", request_body = VoidRequest,
     responses((status = 200, body = Invoice), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn void(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
     Path(id): Path<Uuid>,
     Json(input): Json<VoidRequest>,
 ) -> Result<Json<Invoice>, ApiError> {
-    let reason = input.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::Validation(vec![FieldError::new("reason", "must be 1 to 500 characters")]));
-    }
-    let current = visible(&store, &principal, id).await?;
-    Ok(Json(store.void(&current, reason, &actor(&principal)).await?))
+    let reason = reason(&input.reason)?;
+    Ok(Json(service.void(&principal.scope, id, reason, &actor(&principal)).await?.into()))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -222,79 +306,35 @@ pub struct PaymentRequest {
         (status = 428, description = "No Idempotency-Key.", body = medcov_http::Problem),
     ))]
 async fn pay(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(input): Json<PaymentRequest>,
 ) -> Result<(StatusCode, HeaderMap, Json<Payment>), ApiError> {
     let key = idempotency_key(&headers)?;
-    let mut errors = Vec::new();
-    if !(1..=1_000_000_000_000).contains(&input.amount) {
-        errors.push(FieldError::new("amount", "must be 1 to 10^12 minor units"));
-    }
-    if input.external_reference.as_deref().is_some_and(|r| r.chars().count() > 100) {
-        errors.push(FieldError::new("external_reference", "must be at most 100 characters"));
-    }
-    if input.payer == Payer::Insurer
-        && input.method != Method::InsurerRemittance
-        && input.method != Method::BankTransfer
-    {
-        errors.push(FieldError::new("method", "an insurer pays by insurer_remittance or bank_transfer"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let current = visible(&store, &principal, id).await?;
-    let canonical = serde_json::to_string(&(id, &input)).map_err(ApiError::internal)?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    let reference = input.external_reference.as_deref();
+    Rejection::check(domain::payment_problems(input.payer, input.method, input.amount, reference))?;
     let payment = NewPayment {
         payer: input.payer,
         method: input.method,
         amount: input.amount,
-        external_reference: input.external_reference.map(|r| r.trim().to_owned()),
+        external_reference: input.external_reference.as_deref().map(|r| r.trim().to_owned()),
         idempotency_key: key,
-        request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        request_hash: request_hash(&(id, &input))?,
     };
-    let (recorded, created) = store.pay(current.id, &payment, &actor(&principal)).await?;
-    Ok((StatusCode::CREATED, replayed(!created), Json(recorded)))
-}
-
-/// `Idempotency-Replayed: true` on the answer to a repeat, as the Idempotency-Key middleware
-/// marks its replays: a repeat that reaches the handler (the middleware's store was down, say)
-/// answers the same way.
-pub(super) fn replayed(repeat: bool) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if repeat {
-        headers.insert("idempotency-replayed", axum::http::HeaderValue::from_static("true"));
-    }
-    headers
-}
-
-pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Err(ApiError::PreconditionRequired(
-            "send an Idempotency-Key header (a UUID, say) so a retried payment is never taken twice".into(),
-        ));
-    };
-    let key = value.to_str().unwrap_or("").trim().trim_matches('"');
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::BadRequest {
-            detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-            errors: vec![FieldError::new("Idempotency-Key", "must be 1 to 255 visible ASCII characters")],
-        });
-    }
-    Ok(key.to_owned())
+    let (recorded, created) = service.pay(&principal.scope, id, &payment, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, replayed(!created), Json(recorded.into())))
 }
 
 /// The payments of an invoice.
 #[utoipa::path(get, path = "/invoices/{id}/payments", tag = "invoices",
     responses((status = 200, body = Vec<Payment>), (status = 404, body = medcov_http::Problem)))]
 async fn list_payments(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<Payment>>, ApiError> {
-    let current = visible(&store, &principal, id).await?;
-    Ok(Json(store.payments(current.id).await?))
+    let payments = service.payments(&principal.scope, id).await?;
+    Ok(Json(payments.into_iter().map(Payment::from).collect()))
 }

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use axum::extract::State;
 use medcov_http::{ApiError, Json};
 use medcov_security::{Authorized, Policy, Role};
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::tenants_in_scope;
-use crate::store::{BillingStore, Reconciled};
+use crate::domain::ledger::{self as domain, Account};
+use crate::service::BillingService;
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(reconciliation)).with_state(store)
+pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(reconciliation)).with_state(service)
 }
 
 /// Who checks the books.
@@ -21,14 +22,31 @@ impl Policy for Auditors {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Auditor];
 }
 
+/// One account of the reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Reconciled {
+    pub account: Account,
+    /// Debits minus credits in the journal.
+    pub journal: i64,
+    /// The same balance derived from invoices and payments.
+    pub derived: i64,
+    pub agrees: bool,
+}
+
+impl From<domain::Reconciled> for Reconciled {
+    fn from(r: domain::Reconciled) -> Self {
+        Reconciled { account: r.account, journal: r.journal, derived: r.derived, agrees: r.agrees }
+    }
+}
+
 /// Each account's balance in the journal beside the same balance derived from invoices and
 /// payments; `agrees` is false for any account where they differ (for the caller's hospitals
 /// or insurer).
 #[utoipa::path(get, path = "/ledger/reconciliation", tag = "ledger", responses((status = 200, body = Vec<Reconciled>)))]
 async fn reconciliation(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Auditors>,
 ) -> Result<Json<Vec<Reconciled>>, ApiError> {
-    let tenants = tenants_in_scope(&principal);
-    Ok(Json(store.reconcile(tenants.as_deref()).await?))
+    let report = service.reconcile(&principal.scope).await?;
+    Ok(Json(report.into_iter().map(Reconciled::from).collect()))
 }

@@ -5,7 +5,8 @@
 //! - `premiums`: policy premiums and their payments, agents' tiers, commission rates and
 //!   statements.
 //! - `remittances`: an insurer's payment settling many invoices.
-//! - `refunds`: refunds of payments, asked by one person and approved by another.
+//! - `refunds`: refunds of payments and of premium payments, asked by one person and approved
+//!   by another.
 //! - `reports`: cash by day, aged receivables, commissions by agent (JSON or CSV).
 //! - `statements`: a patient's and an insurer's statements.
 //! - `ledger`: the reconciliation of the journal with invoices and payments.
@@ -13,7 +14,6 @@
 mod estimates;
 mod invoices;
 mod ledger;
-mod premium_refunds;
 mod premiums;
 mod prices;
 mod refunds;
@@ -23,13 +23,14 @@ mod statements;
 
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
 use medcov_http::{ApiError, FieldError};
-use medcov_security::{Policy, Principal, Role, Scope};
+use medcov_runtime::actor;
+use medcov_security::{Policy, Role};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use uuid::Uuid;
 
-use crate::store::BillingStore;
+use crate::service::BillingService;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,20 +42,19 @@ use crate::store::BillingStore;
 )]
 struct ApiDoc;
 
-/// The routes; `clawback_days` is `billing.commission_clawback_days`; `insurance` answers the
-/// estimates of insured invoices.
-pub fn router(store: Arc<BillingStore>, clawback_days: u32, insurance: medcov_mesh::Upstream) -> OpenApiRouter {
+/// The routes; `insurance` answers the estimates of insured invoices.
+pub fn router(service: Arc<BillingService>, insurance: medcov_mesh::Upstream) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(prices::router(store.clone()))
-        .merge(invoices::router(store.clone()))
-        .merge(estimates::router(store.clone(), insurance))
-        .merge(premiums::router(store.clone()))
-        .merge(premium_refunds::router(store.clone(), clawback_days))
-        .merge(refunds::router(store.clone()))
-        .merge(reports::router(store.clone()))
-        .merge(remittances::router(store.clone()))
-        .merge(statements::router(store.clone()))
-        .merge(ledger::router(store))
+        .merge(prices::router(service.clone()))
+        .merge(invoices::router(service.clone()))
+        .merge(estimates::router(service.clone(), insurance))
+        .merge(premiums::router(service.clone()))
+        .merge(refunds::premium_router(service.clone()))
+        .merge(refunds::router(service.clone()))
+        .merge(reports::router(service.clone()))
+        .merge(remittances::router(service.clone()))
+        .merge(statements::router(service.clone()))
+        .merge(ledger::router(service))
 }
 
 /// Who prices, invoices and takes payments.
@@ -70,36 +70,6 @@ impl Policy for Readers {
         &[Role::Admin, Role::BillingClerk, Role::HospitalClerk, Role::Auditor, Role::Service];
 }
 
-use medcov_runtime::actor;
-
-/// The tenants (hospitals or the insurer) whose books a principal may see: `None` for all.
-fn tenants_in_scope(principal: &Principal) -> Option<Vec<Uuid>> {
-    match &principal.scope {
-        Scope::Platform => None,
-        Scope::Hospitals { hospitals } => Some(hospitals.clone()),
-        Scope::Insurer { insurer } => Some(vec![*insurer]),
-        Scope::Own => Some(Vec::new()),
-    }
-}
-
-/// The insurer a principal's premium and commission lists are limited to: `None` for all.
-fn insurer_in_scope(principal: &Principal) -> Option<Uuid> {
-    match &principal.scope {
-        Scope::Platform => None,
-        Scope::Insurer { insurer } => Some(*insurer),
-        _ => Some(Uuid::nil()),
-    }
-}
-
-/// The hospitals a principal may see: `None` for all of them.
-fn hospitals_in_scope(principal: &Principal) -> Option<Vec<Uuid>> {
-    match &principal.scope {
-        Scope::Platform => None,
-        Scope::Hospitals { hospitals } => Some(hospitals.clone()),
-        Scope::Insurer { .. } | Scope::Own => Some(Vec::new()),
-    }
-}
-
 fn limit_offset(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
     let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
     let mut errors = Vec::new();
@@ -110,4 +80,49 @@ fn limit_offset(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), A
         errors.push(FieldError::new("offset", "must not be negative"));
     }
     if errors.is_empty() { Ok((limit, offset)) } else { Err(ApiError::Validation(errors)) }
+}
+
+/// The `Idempotency-Key` header a request that moves money must carry (428 without it).
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Err(ApiError::PreconditionRequired(
+            "send an Idempotency-Key header (a UUID, say) so a retried payment is never taken twice".into(),
+        ));
+    };
+    let key = value.to_str().unwrap_or("").trim().trim_matches('"');
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest {
+            detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            errors: vec![FieldError::new("Idempotency-Key", "must be 1 to 255 visible ASCII characters")],
+        });
+    }
+    Ok(key.to_owned())
+}
+
+/// `Idempotency-Replayed: true` on the answer to a repeat, as the Idempotency-Key middleware
+/// marks its replays: a repeat that reaches the handler (the middleware's store was down, say)
+/// answers the same way.
+fn replayed(repeat: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if repeat {
+        headers.insert("idempotency-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    headers
+}
+
+/// The digest of a request that moves money, kept with its Idempotency-Key so another request
+/// under the key is told apart.
+fn request_hash(request: &impl serde::Serialize) -> Result<String, ApiError> {
+    let canonical = serde_json::to_string(request).map_err(ApiError::internal)?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A reason given with a request: 1 to 500 characters once trimmed.
+fn reason(text: &str) -> Result<&str, ApiError> {
+    let reason = text.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::field("reason", "must be 1 to 500 characters"));
+    }
+    Ok(reason)
 }

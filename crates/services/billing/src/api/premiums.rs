@@ -5,21 +5,22 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
-use medcov_security::{Authorized, Policy, Principal, Role};
+use medcov_http::{ApiError, Json, Path, Query};
+use medcov_security::{Authorized, Policy, Role};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::invoices::idempotency_key;
-use super::{actor, insurer_in_scope, limit_offset};
+use super::{actor, idempotency_key, limit_offset, replayed, request_hash};
+use crate::domain::commission::{self as commission, CommissionStatus};
+use crate::domain::invoice::{MAX_AMOUNT, Payer, Status};
 use crate::domain::ledger::Method;
-use crate::store::premiums::{Commission, NewPayout, Payout, Premium, PremiumPayment};
-use crate::store::{BillingStore, NewPayment};
+use crate::domain::premium as domain;
+use crate::service::{BillingService, NewPayment, NewPayout};
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
+pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(list_premiums))
         .routes(routes!(get_premium))
@@ -28,7 +29,156 @@ pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
         .routes(routes!(set_rate))
         .routes(routes!(statement))
         .routes(routes!(pay_out))
-        .with_state(store)
+        .with_state(service)
+}
+
+/// A policy period's premium.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Premium {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    pub policy_id: Uuid,
+    pub plan_id: Uuid,
+    pub holder_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    #[schema(example = "PRM-20261126-1A2B3C4D5E6F")]
+    pub number: String,
+    pub amount: i64,
+    pub currency: String,
+    /// `issued`, `partially_paid`, `paid` or `void`.
+    pub status: Status,
+    pub paid: i64,
+    #[schema(value_type = String, format = Date)]
+    pub due_date: Date,
+    pub void_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub paid_at: Option<OffsetDateTime>,
+}
+
+impl From<domain::Premium> for Premium {
+    fn from(p: domain::Premium) -> Self {
+        Premium {
+            id: p.id,
+            insurer_id: p.insurer_id,
+            policy_id: p.policy_id,
+            plan_id: p.plan_id,
+            holder_id: p.holder_id,
+            agent_id: p.agent_id,
+            number: p.number,
+            amount: p.amount,
+            currency: p.currency,
+            status: p.status,
+            paid: p.paid,
+            due_date: p.due_date,
+            void_reason: p.void_reason,
+            created_at: p.created_at,
+            paid_at: p.paid_at,
+        }
+    }
+}
+
+/// A premium payment.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PremiumPayment {
+    pub id: Uuid,
+    pub premium_id: Uuid,
+    pub method: Method,
+    pub amount: i64,
+    pub applied: i64,
+    pub credit: i64,
+    pub external_reference: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<domain::PremiumPayment> for PremiumPayment {
+    fn from(p: domain::PremiumPayment) -> Self {
+        PremiumPayment {
+            id: p.id,
+            premium_id: p.premium_id,
+            method: p.method,
+            amount: p.amount,
+            applied: p.applied,
+            credit: p.credit,
+            external_reference: p.external_reference,
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// A commission, earned on a paid premium.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Commission {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    pub agent_id: Uuid,
+    pub policy_id: Uuid,
+    pub premium_id: Uuid,
+    pub premium_amount: i64,
+    /// Basis points of the premium.
+    pub rate_bp: i32,
+    pub amount: i64,
+    /// `earned` or `clawed_back`.
+    pub status: CommissionStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub earned_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub clawed_back_at: Option<OffsetDateTime>,
+    pub clawback_reason: Option<String>,
+}
+
+impl From<commission::Commission> for Commission {
+    fn from(c: commission::Commission) -> Self {
+        Commission {
+            id: c.id,
+            insurer_id: c.insurer_id,
+            agent_id: c.agent_id,
+            policy_id: c.policy_id,
+            premium_id: c.premium_id,
+            premium_amount: c.premium_amount,
+            rate_bp: c.rate_bp,
+            amount: c.amount,
+            status: c.status,
+            earned_at: c.earned_at,
+            clawed_back_at: c.clawed_back_at,
+            clawback_reason: c.clawback_reason,
+        }
+    }
+}
+
+/// A payout of commissions to an agent.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Payout {
+    pub id: Uuid,
+    pub insurer_id: Uuid,
+    pub agent_id: Uuid,
+    pub amount: i64,
+    pub method: Method,
+    pub external_reference: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<commission::Payout> for Payout {
+    fn from(p: commission::Payout) -> Self {
+        Payout {
+            id: p.id,
+            insurer_id: p.insurer_id,
+            agent_id: p.agent_id,
+            amount: p.amount,
+            method: p.method,
+            external_reference: p.external_reference,
+            created_at: p.created_at,
+        }
+    }
 }
 
 /// Who reads premiums.
@@ -61,31 +211,24 @@ pub struct PremiumQuery {
 /// The caller's insurer's premiums, newest first.
 #[utoipa::path(get, path = "/premiums", tag = "premiums", params(PremiumQuery), responses((status = 200, body = Vec<Premium>)))]
 async fn list_premiums(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<PremiumReaders>,
     Query(query): Query<PremiumQuery>,
 ) -> Result<Json<Vec<Premium>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    Ok(Json(store.premiums(insurer_in_scope(&principal), query.status.as_deref(), limit, offset).await?))
-}
-
-async fn visible(store: &BillingStore, principal: &Principal, id: Uuid) -> Result<Premium, ApiError> {
-    store
-        .premium(id)
-        .await?
-        .filter(|p| principal.scope.covers_insurer(p.insurer_id))
-        .ok_or_else(|| ApiError::NotFound("no such premium".into()))
+    let premiums = service.premiums(&principal.scope, query.status.as_deref(), limit, offset).await?;
+    Ok(Json(premiums.into_iter().map(Premium::from).collect()))
 }
 
 /// One premium.
 #[utoipa::path(get, path = "/premiums/{id}", tag = "premiums",
     responses((status = 200, body = Premium), (status = 404, body = medcov_http::Problem)))]
 async fn get_premium(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<PremiumReaders>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Premium>, ApiError> {
-    Ok(Json(visible(&store, &principal, id).await?))
+    Ok(Json(service.premium(&principal.scope, id).await?.into()))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -106,29 +249,26 @@ pub struct PremiumPaymentRequest {
     responses((status = 201, description = "The payment; a repeat under the same key carries `Idempotency-Replayed: true`.", body = PremiumPayment), (status = 404, body = medcov_http::Problem),
         (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn pay_premium(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Collectors>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(input): Json<PremiumPaymentRequest>,
 ) -> Result<(StatusCode, HeaderMap, Json<PremiumPayment>), ApiError> {
     let key = idempotency_key(&headers)?;
-    if !(1..=1_000_000_000_000).contains(&input.amount) {
-        return Err(ApiError::Validation(vec![FieldError::new("amount", "must be 1 to 10^12 minor units")]));
+    if !(1..=MAX_AMOUNT).contains(&input.amount) {
+        return Err(ApiError::field("amount", "must be 1 to 10^12 minor units"));
     }
-    let premium = visible(&store, &principal, id).await?;
-    let canonical = serde_json::to_string(&(id, &input)).map_err(ApiError::internal)?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
     let payment = NewPayment {
-        payer: crate::domain::invoice::Payer::Patient,
+        payer: Payer::Patient,
         method: input.method,
         amount: input.amount,
-        external_reference: input.external_reference.map(|r| r.trim().to_owned()),
+        external_reference: input.external_reference.as_deref().map(|r| r.trim().to_owned()),
         idempotency_key: key,
-        request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        request_hash: request_hash(&(id, &input))?,
     };
-    let (recorded, created) = store.pay_premium(premium.id, &payment, &actor(&principal)).await?;
-    Ok((StatusCode::CREATED, super::invoices::replayed(!created), Json(recorded)))
+    let (recorded, created) = service.pay_premium(&principal.scope, id, &payment, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, replayed(!created), Json(recorded.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -140,28 +280,16 @@ pub struct AgentTier {
     pub tier: String,
 }
 
-fn check_tier(tier: &str) -> Result<String, ApiError> {
-    let tier = tier.trim().to_lowercase();
-    if tier.is_empty() || tier.len() > 30 || !tier.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-        return Err(ApiError::Validation(vec![FieldError::new("tier", "must be 1 to 30 of a-z and `_`")]));
-    }
-    Ok(tier)
-}
-
 /// Set an agent's tier (the agent is their user id).
 #[utoipa::path(put, path = "/agents/{id}", tag = "premiums", request_body = AgentTier,
     responses((status = 204), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn set_agent(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<InsurerAdmins>,
     Path(id): Path<Uuid>,
     Json(input): Json<AgentTier>,
 ) -> Result<StatusCode, ApiError> {
-    if !principal.scope.covers_insurer(input.insurer_id) {
-        return Err(ApiError::NotFound("no such insurer".into()));
-    }
-    let tier = check_tier(&input.tier)?;
-    store.set_agent(id, input.insurer_id, &tier).await?;
+    service.set_agent_tier(&principal.scope, id, input.insurer_id, &input.tier).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,18 +308,12 @@ pub struct CommissionRate {
 #[utoipa::path(put, path = "/commission-rates", tag = "premiums", request_body = CommissionRate,
     responses((status = 204), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn set_rate(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<InsurerAdmins>,
     Json(input): Json<CommissionRate>,
 ) -> Result<StatusCode, ApiError> {
-    if !principal.scope.covers_insurer(input.insurer_id) {
-        return Err(ApiError::NotFound("no such insurer".into()));
-    }
-    let tier = check_tier(&input.tier)?;
-    if input.rate_bp > 5_000 {
-        return Err(ApiError::Validation(vec![FieldError::new("rate_bp", "must be at most 5000 (50 %)")]));
-    }
-    store.set_rate(input.insurer_id, input.plan_id, &tier, input.rate_bp).await?;
+    let scope = &principal.scope;
+    service.set_commission_rate(scope, input.insurer_id, input.plan_id, &input.tier, input.rate_bp).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -224,22 +346,19 @@ pub struct Statement {
 #[utoipa::path(get, path = "/commissions", tag = "premiums", params(StatementQuery),
     responses((status = 200, body = Statement), (status = 422, body = medcov_http::Problem)))]
 async fn statement(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<PremiumReaders>,
     Query(query): Query<StatementQuery>,
 ) -> Result<Json<Statement>, ApiError> {
-    if query.to <= query.from {
-        return Err(ApiError::Validation(vec![FieldError::new("to", "must be after from")]));
-    }
     // An agent's statement is their own.
     let agent = if principal.roles.contains(&Role::Agent) && !principal.roles.contains(&Role::Admin) {
         Some(principal.id)
     } else {
         query.agent_id
     };
-    let commissions = store.commissions(insurer_in_scope(&principal), agent, query.from, query.to).await?;
-    let earned = commissions.iter().filter(|c| c.status == "earned").map(|c| c.amount).sum();
-    let clawed_back = commissions.iter().filter(|c| c.status == "clawed_back").map(|c| c.amount).sum();
+    let (commissions, (earned, clawed_back)) =
+        service.commission_statement(&principal.scope, agent, query.from, query.to).await?;
+    let commissions = commissions.into_iter().map(Commission::from).collect();
     Ok(Json(Statement { agent_id: agent, earned, clawed_back, commissions }))
 }
 
@@ -262,7 +381,7 @@ pub struct PayoutRequest {
     responses((status = 201, description = "The payout; a repeat under the same key carries `Idempotency-Replayed: true`.", body = Payout), (status = 404, body = medcov_http::Problem),
         (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn pay_out(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Collectors>,
     headers: HeaderMap,
     Json(input): Json<PayoutRequest>,
@@ -272,23 +391,20 @@ async fn pay_out(
         return Err(ApiError::NotFound("no such insurer".into()));
     }
     if !matches!(input.method, Method::BankTransfer | Method::MobileMoney) {
-        return Err(ApiError::Validation(vec![FieldError::new("method", "must be bank_transfer or mobile_money")]));
+        return Err(ApiError::field("method", "must be bank_transfer or mobile_money"));
     }
     let reference = input.external_reference.trim();
     if reference.is_empty() || reference.chars().count() > 100 {
-        return Err(ApiError::Validation(vec![FieldError::new("external_reference", "must be 1 to 100 characters")]));
+        return Err(ApiError::field("external_reference", "must be 1 to 100 characters"));
     }
-    let canonical = serde_json::to_string(&input).map_err(ApiError::internal)?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
-    let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let request = NewPayout {
         insurer: input.insurer_id,
         agent: input.agent_id,
         method: input.method,
-        external_reference: reference,
-        key: &key,
-        request_hash: &hash,
+        external_reference: reference.to_owned(),
+        idempotency_key: key,
+        request_hash: request_hash(&input)?,
     };
-    let (payout, created) = store.pay_out(&request, &actor(&principal)).await?;
-    Ok((StatusCode::CREATED, super::invoices::replayed(!created), Json(payout)))
+    let (payout, created) = service.pay_out(&principal.scope, &request, &actor(&principal)).await?;
+    Ok((StatusCode::CREATED, replayed(!created), Json(payout.into())))
 }

@@ -6,21 +6,60 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use medcov_http::{ApiError, FieldError, Json, Query};
 use medcov_security::Authorized;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Billers, Readers, actor};
-use crate::store::{BillingStore, PriceEntry};
+use crate::domain::prices::{self as domain, Price};
+use crate::service::BillingService;
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
+pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(add_price, list_prices))
         .routes(routes!(import_prices))
         .routes(routes!(export_prices))
-        .with_state(store)
+        .with_state(service)
+}
+
+/// One price of a service at a hospital over a period.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PriceEntry {
+    pub id: Uuid,
+    pub hospital_id: Uuid,
+    #[schema(example = "LAB-FBC")]
+    pub service_code: String,
+    #[schema(example = "laboratory")]
+    pub category: String,
+    #[schema(example = "Full blood count")]
+    pub description: String,
+    /// Minor units.
+    #[schema(example = 125000)]
+    pub unit_price: i64,
+    #[schema(example = "KES")]
+    pub currency: String,
+    #[schema(value_type = String, format = Date)]
+    pub effective_from: Date,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub effective_to: Option<Date>,
+}
+
+impl From<Price> for PriceEntry {
+    fn from(p: Price) -> Self {
+        PriceEntry {
+            id: p.id,
+            hospital_id: p.hospital_id,
+            service_code: p.service_code,
+            category: p.category,
+            description: p.description,
+            unit_price: p.unit_price,
+            currency: p.currency,
+            effective_from: p.effective_from,
+            effective_to: p.effective_to,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -42,59 +81,31 @@ pub struct NewPrice {
     pub effective_to: Option<Date>,
 }
 
+impl From<NewPrice> for domain::NewPrice {
+    fn from(p: NewPrice) -> Self {
+        domain::NewPrice {
+            hospital_id: p.hospital_id,
+            service_code: p.service_code,
+            category: p.category,
+            description: p.description,
+            unit_price: p.unit_price,
+            currency: p.currency,
+            effective_from: p.effective_from,
+            effective_to: p.effective_to,
+        }
+    }
+}
+
 /// Add a price. Periods of one service code never overlap (409).
 #[utoipa::path(post, path = "/price-list", tag = "prices", request_body = NewPrice,
     responses((status = 201, body = PriceEntry), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn add_price(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
     Json(input): Json<NewPrice>,
 ) -> Result<(StatusCode, Json<PriceEntry>), ApiError> {
-    if !principal.scope.covers_hospital(input.hospital_id) {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    let entry = checked(input).map_err(ApiError::Validation)?;
-    store.add_price(&entry, actor(&principal).user_id).await?;
-    Ok((StatusCode::CREATED, Json(entry)))
-}
-
-/// A price to add, checked: every problem names its field.
-fn checked(input: NewPrice) -> Result<PriceEntry, Vec<FieldError>> {
-    let code = input.service_code.trim().to_uppercase();
-    let mut errors = Vec::new();
-    if !(2..=20).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
-        errors.push(FieldError::new("service_code", "must be 2 to 20 of A-Z, 0-9, `-` and `.`"));
-    }
-    let category = input.category.trim().to_lowercase();
-    if category.is_empty() || !category.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-        errors.push(FieldError::new("category", "must be a-z and `_`, such as `laboratory`"));
-    }
-    if input.description.trim().is_empty() || input.description.chars().count() > 200 {
-        errors.push(FieldError::new("description", "must be 1 to 200 characters"));
-    }
-    if !(0..=1_000_000_000_000).contains(&input.unit_price) {
-        errors.push(FieldError::new("unit_price", "must be 0 to 10^12 minor units"));
-    }
-    if let Err(why) = medcov_money::Currency::parse(&input.currency) {
-        errors.push(FieldError::new("currency", why));
-    }
-    if input.effective_to.is_some_and(|to| to < input.effective_from) {
-        errors.push(FieldError::new("effective_to", "must not be before effective_from"));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(PriceEntry {
-        id: Uuid::now_v7(),
-        hospital_id: input.hospital_id,
-        service_code: code,
-        category,
-        description: input.description.trim().to_owned(),
-        unit_price: input.unit_price,
-        currency: input.currency,
-        effective_from: input.effective_from,
-        effective_to: input.effective_to,
-    })
+    let price = service.add_price(&principal.scope, input.into(), actor(&principal).user_id).await?;
+    Ok((StatusCode::CREATED, Json(price.into())))
 }
 
 /// The columns of a price list's CSV, in order.
@@ -128,7 +139,7 @@ pub struct ImportReport {
     request_body(content = String, content_type = "text/csv", example = json!("service_code,category,description,unit_price,currency,effective_from,effective_to\nLAB-FBC,laboratory,\"Blood count, full\",125000,KES,2026-01-01,\n")),
     responses((status = 200, body = ImportReport), (status = 404, body = medcov_http::Problem), (status = 415, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn import_prices(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
     Query(query): Query<ImportQuery>,
     headers: axum::http::HeaderMap,
@@ -201,15 +212,13 @@ async fn import_prices(
             effective_from: from.unwrap_or(Date::MIN),
             effective_to: to,
         };
-        match checked(input) {
-            Err(errors) => {
+        match service.add_price(&principal.scope, input.into(), who).await {
+            Ok(_) => report.imported += 1,
+            Err(ApiError::Validation(errors)) => {
                 report.rejected.push(reject(errors.into_iter().map(|e| format!("{}: {}", e.field, e.reason)).collect()))
             }
-            Ok(entry) => match store.add_price(&entry, who).await {
-                Ok(()) => report.imported += 1,
-                Err(crate::store::StoreError::Conflict(why)) => report.rejected.push(reject(vec![why])),
-                Err(other) => return Err(other.into()),
-            },
+            Err(ApiError::Conflict(why)) => report.rejected.push(reject(vec![why])),
+            Err(other) => return Err(other),
         }
     }
     Ok(Json(report))
@@ -219,17 +228,14 @@ async fn import_prices(
 #[utoipa::path(get, path = "/price-list/export", tag = "prices", params(PriceQuery),
     responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = medcov_http::Problem)))]
 async fn export_prices(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<PriceQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use crate::domain::csv::field;
     use axum::response::IntoResponse;
-    if !principal.scope.covers_hospital(query.hospital_id) {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
     let mut csv = format!("{CSV_HEADER}\n");
-    for p in store.prices(query.hospital_id, query.on).await? {
+    for p in service.prices(&principal.scope, query.hospital_id, query.on).await? {
         csv.push_str(&format!(
             "{},{},{},{},{},{},{}\n",
             field(&p.service_code),
@@ -257,12 +263,10 @@ pub struct PriceQuery {
 #[utoipa::path(get, path = "/price-list", tag = "prices", params(PriceQuery),
     responses((status = 200, body = Vec<PriceEntry>), (status = 404, body = medcov_http::Problem)))]
 async fn list_prices(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<PriceQuery>,
 ) -> Result<Json<Vec<PriceEntry>>, ApiError> {
-    if !principal.scope.covers_hospital(query.hospital_id) {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    Ok(Json(store.prices(query.hospital_id, query.on).await?))
+    let prices = service.prices(&principal.scope, query.hospital_id, query.on).await?;
+    Ok(Json(prices.into_iter().map(PriceEntry::from).collect()))
 }

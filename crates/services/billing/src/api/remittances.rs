@@ -4,21 +4,20 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use medcov_http::{ApiError, FieldError, Json};
+use medcov_http::{ApiError, Json};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::invoices::idempotency_key;
-use super::{Billers, actor};
-use crate::domain::invoice::{Payer, Status};
+use super::invoices::Payment;
+use super::{Billers, actor, idempotency_key, request_hash};
 use crate::domain::ledger::Method;
-use crate::store::{BillingStore, NewPayment, Payment, StoreError};
+use crate::service::{self, BillingService};
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(remit)).with_state(store)
+pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(remit)).with_state(service)
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -69,62 +68,35 @@ pub struct RemittanceResult {
     params(("Idempotency-Key" = String, Header, description = "A key unique to this remittance")),
     responses((status = 200, body = RemittanceResult), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn remit(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
     headers: HeaderMap,
     Json(input): Json<Remittance>,
 ) -> Result<Json<RemittanceResult>, ApiError> {
     let key = idempotency_key(&headers)?;
-    if !principal.scope.covers_hospital(input.hospital_id) {
-        return Err(ApiError::NotFound("no such hospital".into()));
-    }
-    let mut errors = Vec::new();
-    if !matches!(input.method, Method::InsurerRemittance | Method::BankTransfer) {
-        errors.push(FieldError::new("method", "an insurer pays by insurer_remittance or bank_transfer"));
-    }
-    if input.items.is_empty() || input.items.len() > 1_000 {
-        errors.push(FieldError::new("items", "must list 1 to 1000 invoices"));
-    }
+    // Each item is its own payment under a key derived from the remittance's.
+    let mut items = Vec::with_capacity(input.items.len());
     for (i, item) in input.items.iter().enumerate() {
-        if !(1..=1_000_000_000_000).contains(&item.amount) {
-            errors.push(FieldError::new(format!("items[{i}].amount"), "must be 1 to 10^12 minor units"));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let who = actor(&principal);
-    let mut result = RemittanceResult { settled: Vec::new(), unmatched: Vec::new() };
-    for (i, item) in input.items.iter().enumerate() {
-        let unmatched =
-            |reason: String| Unmatched { invoice_number: item.invoice_number.clone(), amount: item.amount, reason };
-        let Some(invoice) = store.invoice_by_number(input.hospital_id, item.invoice_number.trim()).await? else {
-            result.unmatched.push(unmatched("no such invoice at this hospital".into()));
-            continue;
-        };
-        if matches!(invoice.status, Status::Draft | Status::Void) {
-            result.unmatched.push(unmatched(format!("the invoice is {}", invoice.status.as_str())));
-            continue;
-        }
-        // Each item is its own payment under a key derived from the remittance's.
-        let canonical =
-            serde_json::to_string(&(&key, i, item, &input.external_reference)).map_err(ApiError::internal)?;
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
-        let payment = NewPayment {
-            payer: Payer::Insurer,
-            method: input.method,
+        items.push(service::RemittanceItem {
+            invoice_number: item.invoice_number.clone(),
             amount: item.amount,
-            external_reference: Some(input.external_reference.trim().to_owned()),
             idempotency_key: format!("{key}#{i}"),
-            request_hash: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
-        };
-        match store.pay(invoice.id, &payment, &who).await {
-            Ok((payment, _)) => result.settled.push(Settled { invoice_number: invoice.number, payment }),
-            Err(StoreError::Conflict(reason)) | Err(StoreError::Invalid { reason, .. }) => {
-                result.unmatched.push(unmatched(reason))
-            }
-            Err(other) => return Err(other.into()),
-        }
+            request_hash: request_hash(&(&key, i, item, &input.external_reference))?,
+        });
     }
-    Ok(Json(result))
+    let reference = input.external_reference.trim();
+    let outcome =
+        service.remit(&principal.scope, input.hospital_id, input.method, reference, items, &actor(&principal)).await?;
+    Ok(Json(RemittanceResult {
+        settled: outcome
+            .settled
+            .into_iter()
+            .map(|(invoice_number, payment)| Settled { invoice_number, payment: payment.into() })
+            .collect(),
+        unmatched: outcome
+            .unmatched
+            .into_iter()
+            .map(|(invoice_number, amount, reason)| Unmatched { invoice_number, amount, reason })
+            .collect(),
+    }))
 }

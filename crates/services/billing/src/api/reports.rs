@@ -6,23 +6,120 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use medcov_http::{ApiError, FieldError, Json, Query};
+use medcov_domain::TextEnum;
+use medcov_http::{ApiError, Json, Query};
 use medcov_security::{Authorized, Policy, Role};
 use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime};
+use time::Date;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
-use super::{insurer_in_scope, tenants_in_scope};
-use crate::store::BillingStore;
-use crate::store::reports::{AgedRow, CashRow, CommissionRow, CsvRow};
+use crate::domain::invoice::Payer;
+use crate::domain::ledger::Method;
+use crate::domain::reports::{Aged, AgentCommissions, CashDay};
+use crate::service::BillingService;
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
+pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(daily_cash))
         .routes(routes!(aged_receivables))
         .routes(routes!(commissions))
-        .with_state(store)
+        .with_state(service)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CashRow {
+    #[schema(value_type = String, format = Date)]
+    pub date: Date,
+    pub method: Method,
+    pub received: i64,
+    pub refunded: i64,
+    pub net: i64,
+}
+
+impl From<CashDay> for CashRow {
+    fn from(d: CashDay) -> Self {
+        CashRow { date: d.date, method: d.method, received: d.received, refunded: d.refunded, net: d.net }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AgedRow {
+    /// `patient` or `insurer`.
+    pub payer: Payer,
+    /// The patient or the insurer.
+    pub party_id: Option<Uuid>,
+    /// Issued 0 to 30 days before the report date.
+    pub current: i64,
+    pub days_31_60: i64,
+    pub days_61_90: i64,
+    pub over_90: i64,
+    pub total: i64,
+}
+
+impl From<Aged> for AgedRow {
+    fn from(a: Aged) -> Self {
+        AgedRow {
+            payer: a.payer,
+            party_id: a.party_id,
+            current: a.current,
+            days_31_60: a.days_31_60,
+            days_61_90: a.days_61_90,
+            over_90: a.over_90,
+            total: a.total,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CommissionRow {
+    pub agent_id: Uuid,
+    pub commissions: i64,
+    pub earned: i64,
+    pub clawed_back: i64,
+}
+
+impl From<AgentCommissions> for CommissionRow {
+    fn from(c: AgentCommissions) -> Self {
+        CommissionRow { agent_id: c.agent_id, commissions: c.commissions, earned: c.earned, clawed_back: c.clawed_back }
+    }
+}
+
+/// A report row as a CSV line, in the order of its header.
+trait CsvRow {
+    const HEADER: &'static str;
+    fn csv(&self) -> String;
+}
+
+impl CsvRow for CashRow {
+    const HEADER: &'static str = "date,method,received,refunded,net";
+    fn csv(&self) -> String {
+        format!("{},{},{},{},{}", self.date, self.method.as_str(), self.received, self.refunded, self.net)
+    }
+}
+
+impl CsvRow for AgedRow {
+    const HEADER: &'static str = "payer,party_id,current,days_31_60,days_61_90,over_90,total";
+    fn csv(&self) -> String {
+        let party = self.party_id.map(|p| p.to_string()).unwrap_or_default();
+        format!(
+            "{},{party},{},{},{},{},{}",
+            self.payer.as_str(),
+            self.current,
+            self.days_31_60,
+            self.days_61_90,
+            self.over_90,
+            self.total
+        )
+    }
+}
+
+impl CsvRow for CommissionRow {
+    const HEADER: &'static str = "agent_id,commissions,earned,clawed_back";
+    fn csv(&self) -> String {
+        format!("{},{},{},{}", self.agent_id, self.commissions, self.earned, self.clawed_back)
+    }
 }
 
 /// Who reads reports.
@@ -74,16 +171,12 @@ pub struct Period {
 #[utoipa::path(get, path = "/reports/daily-cash", tag = "reports", params(Period),
     responses((status = 200, body = Vec<CashRow>, description = "JSON, or CSV with format=csv"), (status = 422, body = medcov_http::Problem)))]
 async fn daily_cash(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
     Query(query): Query<Period>,
 ) -> Result<Response, ApiError> {
-    if query.to < query.from || (query.to - query.from).whole_days() > 366 {
-        return Err(ApiError::Validation(vec![FieldError::new("to", "must be on or after from, within a year")]));
-    }
-    let tenants = tenants_in_scope(&principal);
-    let rows = store.daily_cash(tenants.as_deref(), query.from, query.to).await?;
-    respond(query.format, "daily-cash", rows)
+    let rows = service.daily_cash(&principal.scope, query.from, query.to).await?;
+    respond(query.format, "daily-cash", rows.into_iter().map(CashRow::from).collect())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -102,29 +195,22 @@ pub struct AsOf {
 #[utoipa::path(get, path = "/reports/aged-receivables", tag = "reports", params(AsOf),
     responses((status = 200, body = Vec<AgedRow>, description = "JSON, or CSV with format=csv")))]
 async fn aged_receivables(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
     Query(query): Query<AsOf>,
 ) -> Result<Response, ApiError> {
-    let tenants = tenants_in_scope(&principal);
-    let as_of = query.as_of.unwrap_or_else(|| OffsetDateTime::now_utc().date());
-    let rows = store.aged_receivables(tenants.as_deref(), as_of).await?;
-    respond(query.format, "aged-receivables", rows)
+    let rows = service.aged_receivables(&principal.scope, query.as_of).await?;
+    respond(query.format, "aged-receivables", rows.into_iter().map(AgedRow::from).collect())
 }
 
 /// Commissions per agent earned in a period (the caller's insurer).
 #[utoipa::path(get, path = "/reports/commissions", tag = "reports", params(Period),
     responses((status = 200, body = Vec<CommissionRow>, description = "JSON, or CSV with format=csv"), (status = 422, body = medcov_http::Problem)))]
 async fn commissions(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
     Query(query): Query<Period>,
 ) -> Result<Response, ApiError> {
-    if query.to < query.from {
-        return Err(ApiError::Validation(vec![FieldError::new("to", "must be on or after from")]));
-    }
-    let from = query.from.midnight().assume_utc();
-    let to = query.to.next_day().unwrap_or(query.to).midnight().assume_utc();
-    let rows = store.commissions_by_agent(insurer_in_scope(&principal), from, to).await?;
-    respond(query.format, "commissions", rows)
+    let rows = service.commissions_by_agent(&principal.scope, query.from, query.to).await?;
+    respond(query.format, "commissions", rows.into_iter().map(CommissionRow::from).collect())
 }

@@ -4,18 +4,18 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use medcov_http::{ApiError, Json, Path};
-use medcov_security::{Authorized, Policy, Role, Scope};
+use medcov_security::{Authorized, Policy, Role};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::hospitals_in_scope;
 use crate::domain::invoice::Status;
-use crate::store::{BillingStore, Invoice};
+use crate::domain::reports as domain;
+use crate::service::BillingService;
 
-pub fn router(store: Arc<BillingStore>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(patient_statement)).routes(routes!(insurer_statement)).with_state(store)
+pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(patient_statement)).routes(routes!(insurer_statement)).with_state(service)
 }
 
 /// Who reads statements.
@@ -50,33 +50,29 @@ pub struct Statement {
     pub invoices: Vec<StatementLine>,
 }
 
-fn statement(party: Uuid, invoices: Vec<Invoice>, insurer: bool) -> Statement {
-    let lines: Vec<StatementLine> = invoices
-        .into_iter()
-        .filter(|i| matches!(i.status, Status::Issued | Status::PartiallyPaid | Status::Paid))
-        .map(|i| {
-            let (share, paid) =
-                if insurer { (i.insurer_share, i.paid_insurer) } else { (i.patient_share, i.paid_patient) };
-            StatementLine {
-                invoice_id: i.id,
-                number: i.number,
-                date_of_service: i.date_of_service,
-                currency: i.currency,
-                status: i.status,
-                total: i.total,
-                share,
-                paid,
-                outstanding: share - paid,
-            }
-        })
-        .filter(|l| l.share > 0)
-        .collect();
-    Statement {
-        party_id: party,
-        billed: lines.iter().map(|l| l.share).sum(),
-        paid: lines.iter().map(|l| l.paid).sum(),
-        outstanding: lines.iter().map(|l| l.outstanding).sum(),
-        invoices: lines,
+impl From<domain::Statement> for Statement {
+    fn from(s: domain::Statement) -> Self {
+        Statement {
+            party_id: s.party_id,
+            billed: s.billed,
+            paid: s.paid,
+            outstanding: s.outstanding,
+            invoices: s
+                .invoices
+                .into_iter()
+                .map(|l| StatementLine {
+                    invoice_id: l.invoice_id,
+                    number: l.number,
+                    date_of_service: l.date_of_service,
+                    currency: l.currency,
+                    status: l.status,
+                    total: l.total,
+                    share: l.share,
+                    paid: l.paid,
+                    outstanding: l.outstanding,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -84,13 +80,11 @@ fn statement(party: Uuid, invoices: Vec<Invoice>, insurer: bool) -> Statement {
 #[utoipa::path(get, path = "/patients/{id}/statement", tag = "statements",
     responses((status = 200, body = Statement)))]
 async fn patient_statement(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<StatementReaders>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Statement>, ApiError> {
-    let hospitals = hospitals_in_scope(&principal);
-    let invoices = store.invoices(hospitals.as_deref(), None, Some(id), 200, 0).await?;
-    Ok(Json(statement(id, invoices, false)))
+    Ok(Json(service.patient_statement(&principal.scope, id).await?.into()))
 }
 
 /// An insurer's statement: the insurer shares billed to it, paid and owed; for hospital staff
@@ -98,16 +92,9 @@ async fn patient_statement(
 #[utoipa::path(get, path = "/insurers/{id}/statement", tag = "statements",
     responses((status = 200, body = Statement), (status = 404, body = medcov_http::Problem)))]
 async fn insurer_statement(
-    State(store): State<Arc<BillingStore>>,
+    State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<StatementReaders>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Statement>, ApiError> {
-    let hospitals = match &principal.scope {
-        Scope::Platform => None,
-        Scope::Insurer { insurer } if *insurer == id => None,
-        Scope::Hospitals { hospitals } => Some(hospitals.clone()),
-        _ => return Err(ApiError::NotFound("no such insurer".into())),
-    };
-    let invoices = store.invoices_of_insurer(id, hospitals.as_deref()).await?;
-    Ok(Json(statement(id, invoices, true)))
+    Ok(Json(service.insurer_statement(&principal.scope, id).await?.into()))
 }

@@ -1,10 +1,28 @@
 //! Double entry: every money movement is a journal entry whose debits equal its credits.
 //! Balances (of invoices, patients, insurers, cash) are derived from the journal.
 
+use medcov_domain::TextEnum;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Account {
     /// What patients owe.
     PatientReceivable,
@@ -26,47 +44,25 @@ pub enum Account {
     CommissionPayable,
 }
 
-impl Account {
-    pub const ALL: [Account; 12] = [
-        Account::PatientReceivable,
-        Account::InsurerReceivable,
-        Account::CareRevenue,
-        Account::Cash,
-        Account::Card,
-        Account::MobileMoney,
-        Account::Bank,
-        Account::PayerCredit,
-        Account::PremiumReceivable,
-        Account::PremiumIncome,
-        Account::CommissionExpense,
-        Account::CommissionPayable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Account::PatientReceivable => "patient_receivable",
-            Account::InsurerReceivable => "insurer_receivable",
-            Account::CareRevenue => "care_revenue",
-            Account::Cash => "cash",
-            Account::Card => "card",
-            Account::MobileMoney => "mobile_money",
-            Account::Bank => "bank",
-            Account::PayerCredit => "payer_credit",
-            Account::PremiumReceivable => "premium_receivable",
-            Account::PremiumIncome => "premium_income",
-            Account::CommissionExpense => "commission_expense",
-            Account::CommissionPayable => "commission_payable",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Account> {
-        Account::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
+impl TextEnum for Account {}
 
 /// How money arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Method {
     Cash,
     Card,
@@ -75,23 +71,9 @@ pub enum Method {
     InsurerRemittance,
 }
 
+impl TextEnum for Method {}
+
 impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Cash => "cash",
-            Method::Card => "card",
-            Method::MobileMoney => "mobile_money",
-            Method::BankTransfer => "bank_transfer",
-            Method::InsurerRemittance => "insurer_remittance",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer, Method::InsurerRemittance]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-
     /// Where the money lands.
     pub fn account(self) -> Account {
         match self {
@@ -104,7 +86,7 @@ impl Method {
 }
 
 /// One side of one account in an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Posting {
     pub account: Account,
     pub debit: i64,
@@ -122,7 +104,7 @@ impl Posting {
 }
 
 /// A journal entry, without its zero postings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub memo: String,
     pub postings: Vec<Posting>,
@@ -139,6 +121,16 @@ impl Entry {
         one_sided
             && self.postings.iter().map(|p| p.debit).sum::<i64>() == self.postings.iter().map(|p| p.credit).sum::<i64>()
     }
+}
+
+/// Whose books an entry is in and what it is about: the hospital (care) or insurer (premiums,
+/// commissions), the invoice or premium, the payment, and the patient, holder or agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct About {
+    pub tenant: Uuid,
+    pub invoice: Option<Uuid>,
+    pub payment: Option<Uuid>,
+    pub party: Option<Uuid>,
 }
 
 /// Issuing an invoice: the receivables of both payers against care revenue.
@@ -241,9 +233,66 @@ pub fn commission_paid_out(method: Method, amount: i64) -> Entry {
     )
 }
 
+/// The balances the records (not the journal) give, for the reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Derived {
+    /// Patient and insurer shares not yet paid, of issued invoices.
+    pub patient_receivable: i64,
+    pub insurer_receivable: i64,
+    /// The totals of issued invoices.
+    pub care_billed: i64,
+    /// Per payment method: money in (payments less refunds, less payouts) and the credit left.
+    pub money: Vec<(Method, i64, i64)>,
+    /// What premiums not void are still owed, and their totals.
+    pub premium_receivable: i64,
+    pub premium_billed: i64,
+    /// Commissions earned (not clawed back), and what was paid out.
+    pub commissions_earned: i64,
+    pub paid_out: i64,
+}
+
+/// One account of the reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub account: Account,
+    /// Debits minus credits in the journal.
+    pub journal: i64,
+    /// The same balance derived from the records.
+    pub derived: i64,
+    pub agrees: bool,
+}
+
+/// Each account's journal balance (debits minus credits) beside the balance the records give.
+pub fn reconcile(journal: &[(Account, i64)], derived: &Derived) -> Vec<Reconciled> {
+    let balance = |account: Account| journal.iter().filter(|(a, _)| *a == account).map(|(_, b)| *b).sum::<i64>();
+    let mut derived_by = vec![
+        (Account::PatientReceivable, derived.patient_receivable),
+        (Account::InsurerReceivable, derived.insurer_receivable),
+        (Account::CareRevenue, -derived.care_billed),
+        (Account::PayerCredit, -derived.money.iter().map(|(_, _, credit)| credit).sum::<i64>()),
+        (Account::PremiumReceivable, derived.premium_receivable),
+        (Account::PremiumIncome, -derived.premium_billed),
+        (Account::CommissionExpense, derived.commissions_earned),
+        (Account::CommissionPayable, derived.paid_out - derived.commissions_earned),
+    ];
+    for account in [Account::Cash, Account::Card, Account::MobileMoney, Account::Bank] {
+        let received =
+            derived.money.iter().filter(|(m, _, _)| m.account() == account).map(|(_, amount, _)| amount).sum();
+        derived_by.push((account, received));
+    }
+    derived_by
+        .into_iter()
+        .map(|(account, derived)| {
+            let journal = balance(account);
+            Reconciled { account, journal, derived, agrees: journal == derived }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use strum::VariantArray;
 
     use super::*;
 
@@ -276,6 +325,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn accounts_and_methods_are_words() {
+        for account in Account::VARIANTS {
+            assert_eq!(Account::parse(account.as_str()), Some(*account));
+        }
+        assert_eq!(Account::PayerCredit.as_str(), "payer_credit");
+        assert_eq!(Method::parse("mobile_money"), Some(Method::MobileMoney));
+        assert_eq!(Method::parse("bitcoin"), None);
+        assert_eq!(Method::InsurerRemittance.account(), Account::Bank);
+    }
+
+    #[test]
+    fn reconciliation_by_hand() {
+        // 5 500.00 issued, 3 000.00 paid in cash, 4 000.00 by card of which 1 500.00 is credit.
+        let journal = [
+            (Account::PatientReceivable, 550_000),
+            (Account::PatientReceivable, -550_000),
+            (Account::CareRevenue, -550_000),
+            (Account::Cash, 300_000),
+            (Account::Card, 400_000),
+            (Account::PayerCredit, -150_000),
+        ];
+        let derived = Derived {
+            care_billed: 550_000,
+            money: vec![(Method::Cash, 300_000, 0), (Method::Card, 400_000, 150_000)],
+            ..Derived::default()
+        };
+        let report = reconcile(&journal, &derived);
+        assert_eq!(report.len(), 12);
+        assert!(report.iter().all(|r| r.agrees), "{report:?}");
+        let cash = report.iter().find(|r| r.account == Account::Cash).unwrap();
+        assert_eq!((cash.journal, cash.derived), (300_000, 300_000));
+        // A payment the journal does not have disagrees on its account, and only there.
+        let mut derived = derived;
+        derived.money.push((Method::MobileMoney, 100, 0));
+        let report = reconcile(&journal, &derived);
+        let disagree: Vec<Account> = report.iter().filter(|r| !r.agrees).map(|r| r.account).collect();
+        assert_eq!(disagree, [Account::MobileMoney]);
+    }
+
     proptest! {
         #[test]
         fn every_entry_balances(a in 0i64..1_000_000_000, b in 0i64..1_000_000_000, c in 0i64..1_000_000_000) {
@@ -287,7 +376,7 @@ mod tests {
             prop_assert!(commission_earned(a).balanced());
             prop_assert!(commission_clawed_back(a).balanced());
             prop_assert!(commission_paid_out(Method::BankTransfer, a).balanced());
-            for method in [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer, Method::InsurerRemittance] {
+            for method in Method::VARIANTS.iter().copied() {
                 prop_assert!(payment_received(method, Account::PatientReceivable, a, c).balanced());
                 prop_assert!(refund_paid(method, Account::PatientReceivable, a, c).balanced());
             }

@@ -1,0 +1,83 @@
+//! The reconciliation of the journal with the records, reports (cash by day, receivables by
+//! age, commissions by agent) and statements (a patient's, an insurer's), over the books the
+//! caller sees.
+
+use medcov_http::ApiError;
+use medcov_security::Scope;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{BillingService, hospitals_in_scope, insurer_in_scope, tenants_in_scope};
+use crate::domain::invoice::Payer;
+use crate::domain::ledger::{self, Reconciled};
+use crate::domain::reports::{self, Aged, AgentCommissions, CashDay, Statement};
+use crate::store;
+
+impl BillingService {
+    /// Each account's journal balance beside the same balance derived from invoices, premiums,
+    /// payments, refunds and commissions, for the books the caller sees.
+    pub async fn reconcile(&self, scope: &Scope) -> Result<Vec<Reconciled>, ApiError> {
+        let tenants = tenants_in_scope(scope);
+        let journal = store::journal_balances(&self.db, tenants.as_deref()).await?;
+        let derived = store::derived_balances(&self.db, tenants.as_deref()).await?;
+        Ok(ledger::reconcile(&journal, &derived))
+    }
+
+    /// Money received and refunded per day (UTC) and method in `[from, to]`.
+    pub async fn daily_cash(&self, scope: &Scope, from: Date, to: Date) -> Result<Vec<CashDay>, ApiError> {
+        if to < from || (to - from).whole_days() > 366 {
+            return Err(ApiError::field("to", "must be on or after from, within a year"));
+        }
+        let tenants = tenants_in_scope(scope);
+        let start = from.midnight().assume_utc();
+        let end = to.next_day().unwrap_or(to).midnight().assume_utc();
+        let movements = store::cash_movements(&self.db, tenants.as_deref(), start, end).await?;
+        Ok(reports::daily_cash(&movements))
+    }
+
+    /// What patients and insurers owe on issued invoices as of a day (today by default), by
+    /// age.
+    pub async fn aged_receivables(&self, scope: &Scope, as_of: Option<Date>) -> Result<Vec<Aged>, ApiError> {
+        let as_of = as_of.unwrap_or_else(|| OffsetDateTime::now_utc().date());
+        let tenants = tenants_in_scope(scope);
+        let owed = store::owed(&self.db, tenants.as_deref()).await?;
+        Ok(reports::aged_receivables(&owed, as_of))
+    }
+
+    /// Commissions per agent earned in the days `[from, to]`, at the caller's insurer.
+    pub async fn commissions_by_agent(
+        &self,
+        scope: &Scope,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<AgentCommissions>, ApiError> {
+        if to < from {
+            return Err(ApiError::field("to", "must be on or after from"));
+        }
+        let start = from.midnight().assume_utc();
+        let end = to.next_day().unwrap_or(to).midnight().assume_utc();
+        Ok(store::commissions_by_agent(&self.db, insurer_in_scope(scope), start, end).await?)
+    }
+
+    /// A patient's statement at the hospitals the caller sees: their shares billed, paid and
+    /// owed (of their last 200 invoices).
+    pub async fn patient_statement(&self, scope: &Scope, patient: Uuid) -> Result<Statement, ApiError> {
+        let hospitals = hospitals_in_scope(scope);
+        let invoices = store::invoices(&self.db, hospitals.as_deref(), None, Some(patient), 200, 0).await?;
+        Ok(reports::statement(patient, Payer::Patient, invoices))
+    }
+
+    /// An insurer's statement: the insurer shares billed to it, paid and owed; for hospital
+    /// staff at their hospitals, for the insurer's own staff everywhere, for anyone else "not
+    /// found".
+    pub async fn insurer_statement(&self, scope: &Scope, insurer: Uuid) -> Result<Statement, ApiError> {
+        let hospitals = match scope {
+            Scope::Platform => None,
+            Scope::Insurer { insurer: own } if *own == insurer => None,
+            Scope::Hospitals { hospitals } => Some(hospitals.clone()),
+            _ => return Err(ApiError::NotFound("no such insurer".into())),
+        };
+        let invoices = store::invoices_of_insurer(&self.db, insurer, hospitals.as_deref()).await?;
+        Ok(reports::statement(insurer, Payer::Insurer, invoices))
+    }
+}

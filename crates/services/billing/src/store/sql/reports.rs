@@ -1,0 +1,204 @@
+//! What the reconciliation and the reports read, for some tenants (hospitals or insurers; all
+//! with `None`).
+
+use medcov_domain::TextEnum;
+use medcov_store::{StoreError, decode};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Db, Pool, in_tenants};
+use crate::domain::commission::CommissionStatus;
+use crate::domain::invoice::Status;
+use crate::domain::ledger::{Account, Derived, Method};
+use crate::domain::refund::{Kind, RefundStatus};
+use crate::domain::reports::{AgentCommissions, Movement, Owed};
+
+type Query = sqlx::QueryBuilder<Db>;
+
+/// Debits minus credits per account in the journal.
+pub(crate) async fn journal(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Vec<(Account, i64)>, StoreError> {
+    let mut query = Query::new(
+        "SELECT p.account, CAST(COALESCE(SUM(p.debit - p.credit), 0) AS BIGINT) FROM journal_postings p \
+         JOIN journal_entries e ON e.id = p.entry_id WHERE 1 = 1",
+    );
+    in_tenants(&mut query, "e.tenant_id", tenants);
+    query.push(" GROUP BY p.account");
+    let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(pool).await?;
+    rows.into_iter().map(|(account, balance)| Ok((decode("journal_postings", "account", &account)?, balance))).collect()
+}
+
+/// Adds ` AND <column> IN ('a', 'b')` for fixed words (statuses), bound.
+fn in_words(query: &mut Query, column: &str, words: &[&'static str]) {
+    query.push(format!(" AND {column} IN ("));
+    let mut list = query.separated(", ");
+    for word in words {
+        list.push_bind(*word);
+    }
+    query.push(")");
+}
+
+/// The balances the invoices, premiums, payments, refunds and commissions give.
+pub(crate) async fn derived(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Derived, StoreError> {
+    let issued = [Status::Issued.as_str(), Status::PartiallyPaid.as_str(), Status::Paid.as_str()];
+    let mut query = Query::new(
+        "SELECT CAST(COALESCE(SUM(patient_share - paid_patient), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(insurer_share - paid_insurer), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM invoices WHERE 1 = 1",
+    );
+    in_words(&mut query, "status", &issued);
+    in_tenants(&mut query, "hospital_id", tenants);
+    let (patient_receivable, insurer_receivable, care_billed): (i64, i64, i64) =
+        query.build_query_as().fetch_one(pool).await?;
+
+    let mut query = Query::new(
+        "SELECT CAST(COALESCE(SUM(amount - paid), 0) AS BIGINT), CAST(COALESCE(SUM(amount), 0) AS BIGINT) \
+         FROM premiums WHERE status <> ",
+    );
+    query.push_bind(Status::Void.as_str());
+    in_tenants(&mut query, "insurer_id", tenants);
+    let (premium_receivable, premium_billed): (i64, i64) = query.build_query_as().fetch_one(pool).await?;
+
+    let mut query = Query::new("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM commissions WHERE status = ");
+    query.push_bind(CommissionStatus::Earned.as_str());
+    in_tenants(&mut query, "insurer_id", tenants);
+    let commissions_earned: i64 = query.build_query_scalar().fetch_one(pool).await?;
+
+    let mut query = Query::new("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM commission_payouts WHERE 1 = 1");
+    in_tenants(&mut query, "insurer_id", tenants);
+    let paid_out: i64 = query.build_query_scalar().fetch_one(pool).await?;
+
+    // Money per method: payments in, completed refunds out (with the credit they took), payouts
+    // out.
+    let mut query = Query::new(
+        "SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) \
+         FROM payments WHERE 1 = 1",
+    );
+    in_tenants(&mut query, "hospital_id", tenants);
+    query.push(
+        " GROUP BY method UNION ALL SELECT method, CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(credit), 0) AS BIGINT) FROM premium_payments WHERE 1 = 1",
+    );
+    in_tenants(&mut query, "insurer_id", tenants);
+    query.push(" GROUP BY method");
+    for (kind, payments) in [(Kind::Care, "payments"), (Kind::Premium, "premium_payments")] {
+        query.push(format!(
+            " UNION ALL SELECT p.method, CAST(COALESCE(SUM(-r.amount), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(-r.from_credit), 0) AS BIGINT) FROM refunds r JOIN {payments} p ON p.id = r.payment_id \
+             WHERE r.kind = "
+        ));
+        query.push_bind(kind.as_str()).push(" AND r.status = ").push_bind(RefundStatus::Completed.as_str());
+        in_tenants(&mut query, "r.tenant_id", tenants);
+        query.push(" GROUP BY p.method");
+    }
+    query.push(
+        " UNION ALL SELECT method, CAST(COALESCE(SUM(-amount), 0) AS BIGINT), CAST(0 AS BIGINT) \
+         FROM commission_payouts WHERE 1 = 1",
+    );
+    in_tenants(&mut query, "insurer_id", tenants);
+    query.push(" GROUP BY method");
+    let rows: Vec<(String, i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    let money = rows
+        .into_iter()
+        .map(|(method, amount, credit)| Ok((decode::<Method>("payments", "method", &method)?, amount, credit)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+
+    Ok(Derived {
+        patient_receivable,
+        insurer_receivable,
+        care_billed,
+        money,
+        premium_receivable,
+        premium_billed,
+        commissions_earned,
+        paid_out,
+    })
+}
+
+/// Payments received and refunds paid out in `[start, end)`.
+pub(crate) async fn movements(
+    pool: &Pool,
+    tenants: Option<&[Uuid]>,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> Result<Vec<Movement>, StoreError> {
+    let mut query = Query::new("");
+    for (i, (payments, tenant)) in
+        [("payments", "hospital_id"), ("premium_payments", "insurer_id")].into_iter().enumerate()
+    {
+        if i > 0 {
+            query.push(" UNION ALL ");
+        }
+        query
+            .push(format!("SELECT created_at, method, amount, CAST(0 AS BIGINT) FROM {payments} WHERE created_at >= "));
+        query.push_bind(start).push(" AND created_at < ").push_bind(end);
+        in_tenants(&mut query, tenant, tenants);
+    }
+    for (kind, payments) in [(Kind::Care, "payments"), (Kind::Premium, "premium_payments")] {
+        query.push(format!(
+            " UNION ALL SELECT r.decided_at, p.method, CAST(0 AS BIGINT), r.amount FROM refunds r \
+             JOIN {payments} p ON p.id = r.payment_id WHERE r.kind = "
+        ));
+        query.push_bind(kind.as_str()).push(" AND r.status = ").push_bind(RefundStatus::Completed.as_str());
+        query.push(" AND r.decided_at >= ").push_bind(start).push(" AND r.decided_at < ").push_bind(end);
+        in_tenants(&mut query, "r.tenant_id", tenants);
+    }
+    let rows: Vec<(OffsetDateTime, String, i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    rows.into_iter()
+        .map(|(at, method, received, refunded)| {
+            Ok(Movement { at, method: decode("payments", "method", &method)?, received, refunded })
+        })
+        .collect()
+}
+
+/// What is owed on invoices issued and not paid in full.
+pub(crate) async fn owed(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Vec<Owed>, StoreError> {
+    let mut query = Query::new(
+        "SELECT patient_id, insurer_id, issued_at, patient_share - paid_patient, insurer_share - paid_insurer \
+         FROM invoices WHERE issued_at IS NOT NULL",
+    );
+    in_words(&mut query, "status", &[Status::Issued.as_str(), Status::PartiallyPaid.as_str()]);
+    in_tenants(&mut query, "hospital_id", tenants);
+    let rows: Vec<(Uuid, Option<Uuid>, OffsetDateTime, i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(patient_id, insurer_id, issued_at, patient_due, insurer_due)| Owed {
+            patient_id,
+            insurer_id,
+            issued_at,
+            patient_due,
+            insurer_due,
+        })
+        .collect())
+}
+
+/// Commissions per agent earned in `[from, to)`, by agent.
+pub(crate) async fn commissions_by_agent(
+    pool: &Pool,
+    insurer: Option<Uuid>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<AgentCommissions>, StoreError> {
+    let rows: Vec<(Uuid, i64, i64, i64)> = sqlx::query_as(
+        "SELECT agent_id, COUNT(*), \
+         CAST(COALESCE(SUM(CASE WHEN status = $4 THEN amount ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN status = $5 THEN amount ELSE 0 END), 0) AS BIGINT) \
+         FROM commissions WHERE ($1 IS NULL OR insurer_id = $1) AND earned_at >= $2 AND earned_at < $3 \
+         GROUP BY agent_id ORDER BY agent_id",
+    )
+    .bind(insurer)
+    .bind(from)
+    .bind(to)
+    .bind(CommissionStatus::Earned.as_str())
+    .bind(CommissionStatus::ClawedBack.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(agent_id, commissions, earned, clawed_back)| AgentCommissions {
+            agent_id,
+            commissions,
+            earned,
+            clawed_back,
+        })
+        .collect())
+}

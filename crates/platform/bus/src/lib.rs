@@ -8,6 +8,7 @@
 //!   with the same semantics: [`RedisBus`] (Redis Streams) and [`SqliteBus`] (tables in one
 //!   SQLite file, for the embedded mode). One contract suite runs against both.
 //! - [`relay`]: publishes a service's outbox rows and marks them published.
+//! - [`log`]: the event log (the outbox's rows), by aggregate, type, time and tenant.
 //! - [`consumer`]: the loop around a handler: read, handle, acknowledge; reclaim what another
 //!   consumer left idle (the idle time is the retry backoff, growing with each delivery);
 //!   dead-letter an entry after too many deliveries; drain on shutdown.
@@ -24,6 +25,7 @@
 
 pub mod consumer;
 pub mod inbox;
+pub mod log;
 pub mod orchestrator;
 pub mod redis_bus;
 pub mod relay;
@@ -37,13 +39,6 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-#[doc(hidden)]
-pub use medcov_store as __store;
-#[doc(hidden)]
-pub use sqlx as __sqlx;
-#[doc(hidden)]
-pub use time as __time;
 
 pub use redis_bus::RedisBus;
 pub use sqlite_bus::SqliteBus;

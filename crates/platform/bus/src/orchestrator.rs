@@ -161,39 +161,6 @@ pub async fn start(
     Ok(instance.id)
 }
 
-/// Legacy form of [`start`] for stores not yet moved to [`Tx`]: starts a saga of `$def` inside
-/// the caller's transaction `$tx`, at its first step, with its
-/// first command in the outbox. Evaluates to the saga's id.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! start_orchestrated {
-    ($tx:expr, $actor:expr, $def:expr, $subject:expr, $tenant:expr, $input:expr) => {
-        async {
-            let def: &$crate::orchestrator::Definition = &$def;
-            let first = def.steps[0];
-            let now = $crate::__time::OffsetDateTime::now_utc();
-            let deadline = now + first.timeout;
-            let data = $crate::orchestrator::initial_data($input);
-            let id = $crate::start_saga!($tx, def.kind, $subject, Some($tenant), first.name, Some(deadline), data)?;
-            let saga = $crate::saga::Saga {
-                id,
-                kind: def.kind.to_owned(),
-                subject_id: $subject,
-                tenant_id: Some($tenant),
-                state: $crate::saga::SagaState::Running,
-                step: first.name.to_owned(),
-                deadline_at: Some(deadline),
-                data,
-                created_at: now,
-                updated_at: now,
-            };
-            $crate::__store::write_outbox!($tx, $actor, def.command(&saga, &first, first.action))?;
-            Ok::<_, $crate::__sqlx::Error>(id)
-        }
-        .await
-    };
-}
-
 /// A saga's data at its start: `{"input": ..., "results": {}, "compensations": {}}`; each
 /// step's successful reply lands in `results` (or `compensations`) under its name, and the
 /// first failure in `failure`.

@@ -87,7 +87,7 @@ impl SqliteBus {
     }
 
     async fn read_now(&self, stream: &str, group: &str, consumer: &str, count: usize) -> BusResult<Vec<Delivery>> {
-        let mut tx = medcov_store::begin_write(&self.pool).await?;
+        let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
         let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM bus_groups WHERE stream = $1 AND grp = $2")
             .bind(stream)
             .bind(group)
@@ -142,7 +142,7 @@ impl Bus for SqliteBus {
     fn publish<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, BusResult<String>> {
         Box::pin(async move {
             let text = serde_json::to_string(envelope).map_err(|e| BusError::Malformed(e.to_string()))?;
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             let seq = Self::append(&mut tx, envelope.stream(), &text).await?;
             tx.commit().await?;
             self.published.notify_waiters();
@@ -152,7 +152,7 @@ impl Bus for SqliteBus {
 
     fn create_group<'a>(&'a self, stream: &'a str, group: &'a str, start: Start) -> BoxFuture<'a, BusResult<()>> {
         Box::pin(async move {
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             sqlx::query("INSERT INTO bus_streams (stream, last_seq) VALUES ($1, 0) ON CONFLICT (stream) DO NOTHING")
                 .bind(stream)
                 .execute(&mut *tx)
@@ -204,7 +204,7 @@ impl Bus for SqliteBus {
 
     fn ack<'a>(&'a self, stream: &'a str, group: &'a str, entries: &'a [String]) -> BoxFuture<'a, BusResult<()>> {
         Box::pin(async move {
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             for entry in entries {
                 sqlx::query("DELETE FROM bus_pending WHERE stream = $1 AND grp = $2 AND seq = $3")
                     .bind(stream)
@@ -251,7 +251,7 @@ impl Bus for SqliteBus {
         entries: &'a [String],
     ) -> BoxFuture<'a, BusResult<Vec<Delivery>>> {
         Box::pin(async move {
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             let now = now_ms();
             let idle_before = now - min_idle.as_millis() as i64;
             let mut claimed = Vec::new();
@@ -307,7 +307,7 @@ impl Bus for SqliteBus {
     ) -> BoxFuture<'a, BusResult<()>> {
         Box::pin(async move {
             let text = serde_json::to_string(&delivery.envelope).map_err(|e| BusError::Malformed(e.to_string()))?;
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             sqlx::query(
                 "INSERT INTO bus_dead (stream, grp, entry, envelope, error, deliveries, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -360,7 +360,7 @@ impl Bus for SqliteBus {
     fn retry<'a>(&'a self, stream: &'a str, group: &'a str, dead: &'a str) -> BoxFuture<'a, BusResult<String>> {
         Box::pin(async move {
             let id: i64 = dead.parse().map_err(|_| BusError::NoSuchDeadLetter(dead.to_owned()))?;
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             let envelope: Option<String> = sqlx::query_scalar(
                 "DELETE FROM bus_dead WHERE id = $1 AND stream = $2 AND grp = $3 RETURNING envelope",
             )
@@ -386,7 +386,7 @@ impl Bus for SqliteBus {
     ) -> BoxFuture<'a, BusResult<()>> {
         Box::pin(async move {
             let id: i64 = dead.parse().map_err(|_| BusError::NoSuchDeadLetter(dead.to_owned()))?;
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             let row: Option<(String, String, String)> = sqlx::query_as(
                 "DELETE FROM bus_dead WHERE id = $1 AND stream = $2 AND grp = $3 RETURNING entry, envelope, error",
             )
@@ -446,7 +446,7 @@ impl Bus for SqliteBus {
 
     fn trim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<u64>> {
         Box::pin(async move {
-            let mut tx = medcov_store::begin_write(&self.pool).await?;
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             // Per group: its oldest pending entry, or the first it has not been given yet.
             let threshold: Option<i64> = sqlx::query_scalar(
                 "SELECT MIN(COALESCE((SELECT MIN(p.seq) FROM bus_pending p WHERE p.stream = g.stream AND p.grp = g.grp), \

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use medcov_bus::Bus;
-use medcov_bus::relay::{COLUMNS, OutboxRow};
+use medcov_bus::relay::OutboxRow;
 use medcov_http::{ApiError, FieldError, Json, Path, Query};
 use medcov_security::{Authorized, Policy, Role, Scope};
-use medcov_store::{Database, on_pool};
+use medcov_store::Database;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
@@ -128,27 +128,15 @@ async fn event_log(
     if tenants.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Json(Vec::new()));
     }
-    let mut sql = format!(
-        "SELECT {COLUMNS}, published_at FROM outbox WHERE ($1 IS NULL OR aggregate_id = $1) AND ($2 IS NULL OR event_type = $2) \
-         AND ($3 IS NULL OR occurred_at >= $3)"
-    );
-    if let Some(tenants) = &tenants {
-        let list: Vec<String> = (0..tenants.len()).map(|i| format!("${}", i + 5)).collect();
-        sql.push_str(&format!(" AND tenant_id IN ({})", list.join(", ")));
-    }
-    sql.push_str(" ORDER BY id LIMIT $4");
-    let rows: Vec<OutboxRow> = on_pool!(&state.db, |pool| {
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(query.aggregate_id)
-            .bind(query.event_type.as_deref())
-            .bind(query.since)
-            .bind(limit);
-        for tenant in tenants.iter().flatten() {
-            q = q.bind(*tenant);
-        }
-        q.fetch_all(pool).await
-    })
-    .map_err(ApiError::internal)?;
+    let filter = medcov_bus::log::Filter {
+        aggregate_id: query.aggregate_id,
+        event_type: query.event_type.as_deref(),
+        since: query.since,
+        after: None,
+        tenants: tenants.as_deref(),
+        limit,
+    };
+    let rows = medcov_bus::log::read(&state.db, &filter).await?;
     Ok(Json(rows.into_iter().map(logged).collect()))
 }
 
@@ -338,18 +326,14 @@ pub async fn replay_log(
     since: OffsetDateTime,
     event_type: Option<&str>,
 ) -> Result<usize, anyhow::Error> {
-    let mut after = Uuid::nil();
+    let mut after = None;
     let mut count = 0;
     loop {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE occurred_at >= $1 AND ($2 IS NULL OR event_type = $2) AND id > $3 \
-             ORDER BY id LIMIT 500"
-        );
-        let rows: Vec<OutboxRow> = on_pool!(db, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(since).bind(event_type).bind(after).fetch_all(pool).await
-        })?;
+        let filter =
+            medcov_bus::log::Filter { since: Some(since), event_type, after, ..medcov_bus::log::Filter::all(500) };
+        let rows = medcov_bus::log::read(db, &filter).await?;
         let Some(last) = rows.last() else { return Ok(count) };
-        after = last.id;
+        after = Some(last.id);
         for row in rows {
             bus.publish(&medcov_bus::Envelope::from(row)).await?;
             count += 1;

@@ -35,21 +35,17 @@ pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
 
-#[doc(hidden)]
-pub use sqlx as __sqlx;
-
 pub use error::{StoreError, decode};
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use medcov_config::{DatabaseUrl, ServiceName};
+use sqlx::Connection;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Sqlite, Transaction};
 
 /// Why a service's database could not be opened or prepared.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +223,7 @@ impl Database {
     /// constraints do the rest).
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Database::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_write(pool).await?),
             Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -317,51 +313,6 @@ macro_rules! dispatch {
         match ($on).split() {
             $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*).await,
             $crate::Split::Postgres(on) => postgres::$($function)::+(on, $($argument),*).await,
-        }
-    };
-}
-
-/// Starts a SQLite transaction that holds the write lock from its first statement.
-pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-/// A pool that can start a transaction meant to write: `BEGIN IMMEDIATE` on SQLite, a plain
-/// `BEGIN` on PostgreSQL (whose row locks and constraints do the rest).
-pub trait WritePool {
-    type Db: sqlx::Database;
-    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
-}
-
-impl WritePool for SqlitePool {
-    type Db = Sqlite;
-    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
-        begin_write(self)
-    }
-}
-
-impl WritePool for PgPool {
-    type Db = sqlx::Postgres;
-    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send {
-        self.begin()
-    }
-}
-
-/// Runs the same code against whichever pool a [`Database`] holds. For SQL both dialects
-/// accept (`$1` placeholders work in both): one query, both backends, no second copy.
-///
-/// The body is pasted into the function: a `?` in it returns from the function. To map an
-/// error (a unique violation into a domain error, say), make the body `async { ... }.await`.
-///
-/// ```text
-/// let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await)?;
-/// ```
-#[macro_export]
-macro_rules! on_pool {
-    ($database:expr, |$pool:ident| $body:expr) => {
-        match $database {
-            $crate::Database::Sqlite($pool) => $body,
-            $crate::Database::Postgres($pool) => $body,
         }
     };
 }

@@ -100,30 +100,3 @@ pub async fn unpublished(db: &Database) -> Result<Vec<Recorded>, StoreError> {
 pub async fn all(db: &Database) -> Result<Vec<Recorded>, StoreError> {
     dispatch!(db, outbox::list(false))
 }
-
-/// Writes `$event` ([`Event`]) to the outbox inside the open transaction `$tx` (a backend's own
-/// `sqlx::Transaction`). Kept while stores move to [`write`]; evaluates to the statement's
-/// result.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! write_outbox {
-    ($tx:expr, $actor:expr, $event:expr) => {{
-        let (event, actor): (&$crate::outbox::Event, &$crate::outbox::Actor) = (&$event, &$actor);
-        $crate::__sqlx::query(
-            "INSERT INTO outbox (id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
-             causation_id, traceparent, payload, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
-        )
-        .bind($crate::__sqlx::types::Uuid::now_v7())
-        .bind(event.event_type)
-        .bind(event.aggregate_type)
-        .bind(event.aggregate_id)
-        .bind(event.tenant_id)
-        .bind($crate::__sqlx::types::time::OffsetDateTime::now_utc())
-        .bind(&actor.request_id)
-        .bind(&actor.causation_id)
-        .bind(&actor.traceparent)
-        .bind($crate::__sqlx::types::Json(&event.payload))
-        .execute(&mut *$tx)
-        .await
-    }};
-}

@@ -12,6 +12,13 @@ pub type Connection = sqlx::PgConnection;
 /// What a `SELECT` adds to lock the rows it reads until the transaction ends.
 pub const FOR_UPDATE: &str = " FOR UPDATE";
 
+/// What a `SELECT` adds to lock a row against other writers until the transaction ends: the
+/// lock an `UPDATE` of non-key columns takes. Unlike [`FOR_UPDATE`], it does not wait for the
+/// key-share locks that inserting a row referencing it takes: two transactions that each
+/// inserted a claim of one policy and then lock that policy would deadlock under `FOR UPDATE`,
+/// and queue one after the other under this. The lock to take before changing a row.
+pub const FOR_NO_KEY_UPDATE: &str = " FOR NO KEY UPDATE";
+
 /// What a `SELECT … FOR UPDATE` adds to skip rows another transaction holds (several outbox
 /// relays share the work).
 pub const SKIP_LOCKED: &str = " SKIP LOCKED";

@@ -13,6 +13,9 @@ pub type Connection = sqlx::SqliteConnection;
 /// write transaction (`BEGIN IMMEDIATE`) already holds the whole database.
 pub const FOR_UPDATE: &str = "";
 
+/// See [`FOR_UPDATE`]: nothing.
+pub const FOR_NO_KEY_UPDATE: &str = "";
+
 /// What a `SELECT … FOR UPDATE` adds to skip rows another transaction holds: nothing (see
 /// [`FOR_UPDATE`]); one relay runs per SQLite database.
 pub const SKIP_LOCKED: &str = "";
@@ -22,3 +25,9 @@ pub const SKIP_LOCKED: &str = "";
 #[path = "sql/mod.rs"]
 mod sql;
 pub use sql::*;
+
+/// Starts a transaction that holds the write lock from its first statement (`BEGIN
+/// IMMEDIATE`): a deferred one that upgrades to a write fails at once with SQLITE_BUSY.
+pub async fn begin_write(pool: &Pool) -> Result<Tx, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}

@@ -278,7 +278,7 @@ async fn nothing_is_lost_when_a_consumer_restarts(env: TestEnv) {
     assert_eq!(bus.stats(STREAM, "g").await.unwrap().pending, 0);
 }
 
-/// An outbox table of the shape every service has.
+/// A service database with 7 events in its outbox.
 async fn outbox(env: &TestEnv) -> medcov_store::Database {
     let url = env.config.database_url(medcov_config::ServiceName::Hospital);
     let db = medcov_store::Database::connect(
@@ -288,39 +288,22 @@ async fn outbox(env: &TestEnv) -> medcov_store::Database {
     )
     .await
     .expect("database");
-    let ddl = match &db {
-        medcov_store::Database::Postgres(_) => {
-            "CREATE TABLE outbox (id UUID PRIMARY KEY, event_type TEXT NOT NULL, aggregate_type TEXT NOT NULL, \
-             aggregate_id UUID NOT NULL, tenant_id UUID, occurred_at TIMESTAMPTZ NOT NULL, correlation_id TEXT, \
-             causation_id TEXT, traceparent TEXT, payload JSONB NOT NULL, published_at TIMESTAMPTZ)"
-        }
-        medcov_store::Database::Sqlite(_) => {
-            "CREATE TABLE outbox (id BLOB PRIMARY KEY, event_type TEXT NOT NULL, aggregate_type TEXT NOT NULL, \
-             aggregate_id BLOB NOT NULL, tenant_id BLOB, occurred_at TEXT NOT NULL, correlation_id TEXT, \
-             causation_id TEXT, traceparent TEXT, payload TEXT NOT NULL, published_at TEXT)"
-        }
-    };
-    medcov_store::on_pool!(&db, |pool| sqlx::query(ddl).execute(pool).await.map(|_| ())).expect("outbox table");
+    // The platform's tables (outbox among them), as every service has them.
+    db.migrate(medcov_config::ServiceName::Hospital, &medcov_store::platform_migrations()).await.expect("migrated");
+    let mut tx = db.begin_write().await.expect("a transaction");
     for n in 0..7 {
         let e = event(n);
-        medcov_store::on_pool!(&db, |pool| {
-            sqlx::query(
-                "INSERT INTO outbox (id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
-                 causation_id, traceparent, payload, published_at) VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, $7, NULL)",
-            )
-            .bind(e.id)
-            .bind(&e.event_type)
-            .bind(&e.aggregate_type)
-            .bind(e.aggregate_id)
-            .bind(e.occurred_at)
-            .bind(&e.correlation_id)
-            .bind(sqlx::types::Json(&e.payload))
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .expect("an outbox row");
+        let actor = medcov_store::outbox::Actor { request_id: e.correlation_id.clone(), ..Default::default() };
+        let stored = medcov_store::outbox::Event {
+            event_type: "test.thing_happened.v1",
+            aggregate_type: "thing",
+            aggregate_id: e.aggregate_id,
+            tenant_id: Uuid::nil(),
+            payload: e.payload,
+        };
+        medcov_store::outbox::write_event(&mut tx, &actor, &stored).await.expect("an outbox row");
     }
+    tx.commit().await.expect("committed");
     db
 }
 

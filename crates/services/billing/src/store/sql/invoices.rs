@@ -6,7 +6,7 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, FOR_UPDATE, Pool, Tx, in_tenants};
+use super::{Db, FOR_NO_KEY_UPDATE, Pool, Tx, in_tenants};
 use crate::domain::invoice::{Invoice, Line, Status};
 use crate::store::rows::{INVOICE_COLUMNS, InvoiceRow};
 
@@ -59,7 +59,7 @@ pub(crate) async fn by_id(pool: &Pool, id: Uuid) -> Result<Option<Invoice>, Stor
 /// The invoice, locked until the transaction ends: payments and refunds of one invoice apply
 /// one after the other.
 pub(crate) async fn for_update(tx: &mut Tx, id: Uuid) -> Result<Option<Invoice>, StoreError> {
-    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1{FOR_UPDATE}");
+    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1{FOR_NO_KEY_UPDATE}");
     let row: Option<InvoiceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
     row.map(Invoice::try_from).transpose()
 }

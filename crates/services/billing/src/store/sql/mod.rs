@@ -1,10 +1,10 @@
 //! The billing store's SQL, written once and compiled per backend (`sqlite.rs`, `postgres.rs`
 //! mount this folder with their own `Db`, `Pool` and `Tx`). Portable SQL only: `$1`
-//! placeholders, no dialect functions; a row lock is [`FOR_UPDATE`], empty on SQLite, whose
+//! placeholders, no dialect functions; a row lock is [`FOR_NO_KEY_UPDATE`], empty on SQLite, whose
 //! write transactions hold the whole database.
 
 #[allow(unused_imports)]
-use super::{Db, FOR_UPDATE, Pool, Tx};
+use super::{Db, FOR_NO_KEY_UPDATE, Pool, Tx};
 
 pub(crate) mod accounts;
 pub(crate) mod commissions;

@@ -5,7 +5,7 @@ use medcov_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, FOR_UPDATE, Pool, Tx};
+use super::{Db, FOR_NO_KEY_UPDATE, Pool, Tx};
 use crate::domain::invoice::Status;
 use crate::domain::premium::Premium;
 use crate::store::rows::{PREMIUM_COLUMNS, PremiumRow};
@@ -45,14 +45,14 @@ pub(crate) async fn by_id(pool: &Pool, id: Uuid) -> Result<Option<Premium>, Stor
 /// The premium, locked until the transaction ends: its payments and refunds apply one after
 /// the other.
 pub(crate) async fn for_update(tx: &mut Tx, id: Uuid) -> Result<Option<Premium>, StoreError> {
-    let sql = format!("SELECT {PREMIUM_COLUMNS} FROM premiums WHERE id = $1{FOR_UPDATE}");
+    let sql = format!("SELECT {PREMIUM_COLUMNS} FROM premiums WHERE id = $1{FOR_NO_KEY_UPDATE}");
     let row: Option<PremiumRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
     row.map(Premium::try_from).transpose()
 }
 
 /// A policy's premium, locked until the transaction ends.
 pub(crate) async fn of_policy(tx: &mut Tx, policy: Uuid) -> Result<Option<Premium>, StoreError> {
-    let sql = format!("SELECT {PREMIUM_COLUMNS} FROM premiums WHERE policy_id = $1{FOR_UPDATE}");
+    let sql = format!("SELECT {PREMIUM_COLUMNS} FROM premiums WHERE policy_id = $1{FOR_NO_KEY_UPDATE}");
     let row: Option<PremiumRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(policy).fetch_optional(&mut **tx).await?;
     row.map(Premium::try_from).transpose()

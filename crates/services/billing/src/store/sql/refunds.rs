@@ -5,7 +5,7 @@ use medcov_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{FOR_UPDATE, Pool, Tx};
+use super::{FOR_NO_KEY_UPDATE, Pool, Tx};
 use crate::domain::refund::{Kind, Refund, RefundStatus, Refundable, Taken};
 use crate::store::rows::{REFUND_COLUMNS, RefundRow, RefundableRow, refundable};
 
@@ -75,7 +75,7 @@ pub(crate) async fn by_id(pool: &Pool, kind: Kind, id: Uuid) -> Result<Option<Re
 
 /// The refund, locked until the transaction ends.
 pub(crate) async fn for_update(tx: &mut Tx, kind: Kind, id: Uuid) -> Result<Option<Refund>, StoreError> {
-    let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1 AND kind = $2{FOR_UPDATE}");
+    let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1 AND kind = $2{FOR_NO_KEY_UPDATE}");
     let row: Option<RefundRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(kind.as_str()).fetch_optional(&mut **tx).await?;
     row.map(Refund::try_from).transpose()

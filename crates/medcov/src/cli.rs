@@ -290,7 +290,7 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     .await?;
     database.migrate(service, &medcov_auth::store::MIGRATIONS).await?;
     let kek = medcov_auth::kek::Kek::load(config)?;
-    let auth = medcov_auth::AuthService::new(database.clone(), kek, config);
+    let auth = medcov_auth::AuthService::new(database.clone(), kek, Default::default(), config);
     auth.ensure_signing_key().await?;
     let outcome = match command {
         AdminCommand::CreateUser { username, roles, scope, display_name, password_stdin } => {

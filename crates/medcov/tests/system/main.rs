@@ -23,6 +23,7 @@
 //! - `billing`: encounters invoiced through the bus (once), payments under Idempotency-Keys
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
 //!   invoice.
+//! - `revocation`: logout, reuse, deactivation, password and role changes end tokens everywhere.
 //! - `secrets`: the data folder's modes and the signing keys sealed at rest.
 //! - `browser`: Swagger UI in headless Chromium, under its Content-Security-Policy.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
@@ -39,6 +40,7 @@ mod insurance;
 mod mesh;
 mod patients;
 mod readiness;
+mod revocation;
 mod secrets;
 mod serving;
 mod split;

@@ -32,6 +32,9 @@ pub struct ServiceContext {
     /// The process's mesh: registry, pools, breakers and the policy in force.
     pub mesh: Arc<Mesh>,
     pub(crate) cache: Arc<dyn medcov_cache::Cache>,
+    /// The process's revocation list (kept in sync with the auth service by the runtime),
+    /// checked by every verifier.
+    pub revocations: Arc<medcov_security::Revocations>,
 }
 
 impl ServiceContext {
@@ -86,7 +89,9 @@ impl ServiceContext {
     pub fn verifier(&self) -> Arc<medcov_security::Verifier> {
         let keys = medcov_security::verify::UpstreamKeys(self.upstream(ServiceName::Auth));
         let issuer = &self.config.auth.issuer;
-        Arc::new(medcov_security::Verifier::new(Arc::new(keys), issuer, issuer))
+        Arc::new(
+            medcov_security::Verifier::new(Arc::new(keys), issuer, issuer).with_revocations(self.revocations.clone()),
+        )
     }
 
     /// Runs a consumer of `stream` in consumer group `group` until the service stops, with the

@@ -126,6 +126,8 @@ pub struct Running {
     mesh: Arc<Mesh>,
     mesh_stop: CancellationToken,
     mesh_task: Option<JoinHandle<()>>,
+    /// Keeps the process's revocation list in sync; stops with the mesh.
+    revocations_task: Option<JoinHandle<()>>,
 }
 
 /// Starts `targets` (in start order) and returns once every one of them listens.
@@ -190,12 +192,15 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         policy_watch: Duration::from_millis(config.mesh.policy_watch_interval_ms),
     };
     let mesh_task = tokio::spawn(mesh.clone().run(intervals, mesh_stop.clone()));
+    // One revocation list for the process, checked by every verifier in it.
+    let revocations = Arc::new(medcov_security::Revocations::default());
     let mut running = Running {
         started: Vec::new(),
         grace: config.http.shutdown_grace(),
         mesh: mesh.clone(),
         mesh_stop,
         mesh_task: Some(mesh_task),
+        revocations_task: None,
     };
     for name in targets.iter() {
         let spec = spec_of(specs, name)?;
@@ -207,6 +212,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
             mesh: mesh.clone(),
             cache: cache.clone(),
             keys: keys.clone(),
+            revocations: revocations.clone(),
         };
         let internal = if name == ServiceName::Gateway { internal.take() } else { None };
         match start_one(&config, spec, listener, internal, shared, &upstreams).await {
@@ -221,6 +227,12 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
             }
         }
     }
+    // Kept in sync with the auth service: in process when it runs here, over the mesh otherwise.
+    let source = medcov_security::revocation::UpstreamRevocations(upstreams[&ServiceName::Auth].clone());
+    let stop = running.mesh_stop.clone();
+    running.revocations_task = Some(tokio::spawn(async move {
+        revocations.keep_in_sync(&source, medcov_security::revocation::POLL_INTERVAL, stop).await;
+    }));
     Ok(running)
 }
 
@@ -264,6 +276,7 @@ struct Shared<'a> {
     mesh: Arc<Mesh>,
     cache: Arc<dyn medcov_cache::Cache>,
     keys: Arc<dyn medcov_cache::idempotency::KeyStore>,
+    revocations: Arc<medcov_security::Revocations>,
 }
 
 async fn start_one(
@@ -274,7 +287,7 @@ async fn start_one(
     shared: Shared<'_>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
-    let Shared { options, redis, bus, mesh, cache, keys } = shared;
+    let Shared { options, redis, bus, mesh, cache, keys, revocations } = shared;
     let name = spec.name;
     let database = match &spec.migrations {
         None => None,
@@ -306,6 +319,7 @@ async fn start_one(
         upstreams: Arc::new(upstreams.clone()),
         mesh: mesh.clone(),
         cache,
+        revocations,
     };
     let verifier = context.verifier();
     let mut api = (spec.build)(context).await?;
@@ -518,7 +532,7 @@ impl Running {
             tracing::info!(service = %name, "stopped");
         }
         self.mesh_stop.cancel();
-        if let Some(task) = self.mesh_task.take() {
+        for task in [self.mesh_task.take(), self.revocations_task.take()].into_iter().flatten() {
             let _ = task.await;
         }
     }

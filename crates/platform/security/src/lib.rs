@@ -9,13 +9,17 @@
 //! - [`keys`]: signing keys and the JWKS.
 //! - [`verify`]: token verification with a cached, refetch-on-unknown-kid JWKS, and the axum
 //!   extractor that yields a [`Principal`].
+//! - [`revocation`]: the sessions and users whose tokens are refused before they expire, kept
+//!   in sync with the auth service in every process.
 
 #![forbid(unsafe_code)]
 
 pub mod keys;
 pub mod principal;
+pub mod revocation;
 pub mod verify;
 
 pub use keys::{Jwk, JwkSet, SigningKey};
 pub use principal::{AccessClaims, Principal, PrincipalKind, Role, Scope};
+pub use revocation::{Revocation, RevocationList, Revocations, Revoked};
 pub use verify::{AuthError, Authorized, KeySource, Policy, Verifier};

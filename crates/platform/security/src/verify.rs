@@ -54,6 +54,8 @@ pub enum AuthError {
     Invalid(String),
     #[error("the access token has expired")]
     Expired,
+    #[error("the access token was revoked: {0}")]
+    Revoked(&'static str),
     #[error("the keys to check the access token are unavailable: {0}")]
     KeysUnavailable(String),
 }
@@ -72,6 +74,8 @@ pub const FETCHES_PER_WINDOW: usize = 3;
 
 pub struct Verifier {
     source: Arc<dyn KeySource>,
+    /// What has been revoked before its tokens expired; checked after the signature.
+    revocations: Arc<crate::revocation::Revocations>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     fetches: Mutex<std::collections::VecDeque<Instant>>,
     validation: Validation,
@@ -89,11 +93,18 @@ impl Verifier {
         validation.leeway = 5;
         Verifier {
             source,
+            revocations: Arc::default(),
             keys: RwLock::new(HashMap::new()),
             fetches: Mutex::new(std::collections::VecDeque::new()),
             validation,
             window: Duration::from_secs(5),
         }
+    }
+
+    /// Checks tokens against this revocation list (the process's, kept in sync by the runtime).
+    pub fn with_revocations(mut self, revocations: Arc<crate::revocation::Revocations>) -> Verifier {
+        self.revocations = revocations;
+        self
     }
 
     /// Sets the window in which at most [`FETCHES_PER_WINDOW`] fetches happen.
@@ -122,7 +133,11 @@ impl Verifier {
                 _ => AuthError::Invalid("malformed token".into()),
             }
         })?;
-        Ok(Principal::from(data.claims))
+        let principal = Principal::from(data.claims);
+        if let Some(reason) = self.revocations.refuses(&principal) {
+            return Err(AuthError::Revoked(reason));
+        }
+        Ok(principal)
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {

@@ -37,7 +37,7 @@ pub fn spec() -> ServiceSpec {
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let database = context.require_database()?;
     let kek = kek::Kek::load(&context.config)?;
-    let service = Arc::new(AuthService::new(database, kek, &context.config));
+    let service = Arc::new(AuthService::new(database, kek, context.revocations.clone(), &context.config));
     service.ensure_signing_key().await?;
     service.bootstrap_admin(&context.config).await?;
     let limiter: Arc<dyn medcov_ratelimit::Limiter> = match &context.redis {

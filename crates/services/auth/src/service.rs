@@ -12,7 +12,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use medcov_config::Config;
 use medcov_http::{ApiError, FieldError};
-use medcov_security::{AccessClaims, JwkSet, KeySource, Principal, PrincipalKind, Role, Scope, SigningKey, Verifier};
+use medcov_security::{
+    AccessClaims, JwkSet, KeySource, Principal, PrincipalKind, Revocation, RevocationList, Revocations, Revoked, Role,
+    Scope, SigningKey, Verifier,
+};
 use medcov_store::{Database, StoreError};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -59,15 +62,19 @@ impl KeySource for StoreKeys {
 pub struct AuthService {
     db: Database,
     kek: Kek,
+    /// The process's revocation list: a revocation made here applies at once in this process
+    /// (the others learn it from `GET /revocations`).
+    revocations: Arc<Revocations>,
     settings: Settings,
 }
 
 impl AuthService {
-    pub fn new(db: Database, kek: Kek, config: &Config) -> AuthService {
+    pub fn new(db: Database, kek: Kek, revocations: Arc<Revocations>, config: &Config) -> AuthService {
         let auth = &config.auth;
         AuthService {
             db,
             kek,
+            revocations,
             settings: Settings {
                 issuer: auth.issuer.clone(),
                 access_ttl: Duration::seconds(i64::try_from(auth.access_token_ttl_secs).unwrap_or(900)),
@@ -81,9 +88,26 @@ impl AuthService {
         }
     }
 
-    /// A verifier reading this service's own keys.
+    /// A verifier reading this service's own keys and the process's revocations.
     pub fn verifier(self: &Arc<Self>) -> Arc<Verifier> {
-        Arc::new(Verifier::new(Arc::new(StoreKeys(self.clone())), &self.settings.issuer, &self.settings.issuer))
+        Arc::new(
+            Verifier::new(Arc::new(StoreKeys(self.clone())), &self.settings.issuer, &self.settings.issuer)
+                .with_revocations(self.revocations.clone()),
+        )
+    }
+
+    /// A revocation made now, kept until every token it can refuse has expired.
+    fn revocation(&self, revoked: Revoked) -> Revocation {
+        let at = OffsetDateTime::now_utc();
+        Revocation { revoked, at, until: at + self.settings.access_ttl + KEY_OVERLAP }
+    }
+
+    /// Revocations recorded at or after `since` whose tokens may still be alive, for every
+    /// process's verifiers.
+    pub async fn revocations_since(&self, since: OffsetDateTime) -> Result<RevocationList, ApiError> {
+        let now = OffsetDateTime::now_utc();
+        let items = store::revocations_since(&self.db, since, now).await?;
+        Ok(RevocationList { now, items })
     }
 
     /// Makes sure a signing key exists (the first start creates one) and that every stored key
@@ -440,12 +464,16 @@ impl AuthService {
         }
     }
 
-    /// Revokes every token of a session, with its audit entry.
+    /// Ends a session: its refresh tokens are revoked and its access tokens refused from now
+    /// on, everywhere; with its audit entry.
     async fn end_session(&self, family: Uuid, entry: &AuditEntry) -> Result<u64, StoreError> {
+        let revocation = self.revocation(Revoked::Session { session: family });
         let mut tx = self.db.begin_write().await?;
-        let revoked = store::revoke_family(&mut tx, family, OffsetDateTime::now_utc()).await?;
+        let revoked = store::revoke_family(&mut tx, family, revocation.at).await?;
+        store::revoke(&mut tx, &revocation).await?;
         store::append_audit(&mut tx, entry).await?;
         tx.commit().await?;
+        self.revocations.apply(&[revocation]);
         Ok(revoked)
     }
 
@@ -468,12 +496,15 @@ impl AuthService {
         check_password("new_password", new, &user.username, self.settings.min_password)
             .map_err(|e| ApiError::Validation(vec![e]))?;
         let hash = hash_password(new.to_owned()).await?;
-        let now = OffsetDateTime::now_utc();
+        let revocation = self.revocation(Revoked::User { user: user.id, before: OffsetDateTime::now_utc() });
+        let now = revocation.at;
         let mut tx = self.db.begin_write().await?;
         store::set_password(&mut tx, user.id, &hash, now).await?;
         store::revoke_sessions(&mut tx, user.id, now).await?;
+        store::revoke(&mut tx, &revocation).await?;
         store::append_audit(&mut tx, &audit("password_changed", Some(user.id), Some(actor.id), json!({}))).await?;
         tx.commit().await?;
+        self.revocations.apply(&[revocation]);
         Ok(())
     }
 
@@ -539,12 +570,19 @@ impl AuthService {
             Some(actor.id),
             json!({ "before": before, "after": { "roles": user.roles, "scope": user.scope } }),
         );
+        // New roles or a new scope: the tokens that carry the old ones stop working now.
+        let revocation = (event == "role_changed")
+            .then(|| self.revocation(Revoked::User { user: user.id, before: OffsetDateTime::now_utc() }));
         let mut tx = self.db.begin_write().await?;
         if !store::update_user(&mut tx, &user, expected, OffsetDateTime::now_utc()).await? {
             return Err(stale());
         }
+        if let Some(revocation) = &revocation {
+            store::revoke(&mut tx, revocation).await?;
+        }
         store::append_audit(&mut tx, &entry).await?;
         tx.commit().await?;
+        self.revocations.apply(revocation.as_slice());
         store::user_by_id(&self.db, id).await?.ok_or_else(stale)
     }
 
@@ -554,14 +592,19 @@ impl AuthService {
         if actor.id == id {
             return Err(ApiError::Conflict("you cannot deactivate yourself".into()));
         }
-        let now = OffsetDateTime::now_utc();
+        let revocation = self.revocation(Revoked::User { user: user.id, before: OffsetDateTime::now_utc() });
+        let now = revocation.at;
         let mut tx = self.db.begin_write().await?;
         let deactivated = store::deactivate(&mut tx, user.id, now).await?;
         store::revoke_sessions(&mut tx, user.id, now).await?;
         if deactivated {
+            store::revoke(&mut tx, &revocation).await?;
             store::append_audit(&mut tx, &audit("user_deactivated", Some(id), Some(actor.id), json!({}))).await?;
         }
         tx.commit().await?;
+        if deactivated {
+            self.revocations.apply(&[revocation]);
+        }
         self.visible_user(actor, id).await
     }
 

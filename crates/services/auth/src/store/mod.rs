@@ -137,6 +137,21 @@ pub async fn set_private_key(tx: &mut Tx, kid: &str, sealed: &[u8]) -> Result<()
     dispatch!(tx, keys::set_private(kid, sealed))
 }
 
+/// Records a revocation (and forgets those whose tokens have all expired).
+pub async fn revoke(tx: &mut Tx, revocation: &medcov_security::Revocation) -> Result<(), StoreError> {
+    dispatch!(tx, revocations::prune(revocation.at))?;
+    dispatch!(tx, revocations::insert(revocation))
+}
+
+/// Revocations recorded at or after `since` whose tokens may still be alive at `now`.
+pub async fn revocations_since(
+    db: &Database,
+    since: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<Vec<medcov_security::Revocation>, StoreError> {
+    dispatch!(db, revocations::since(since, now))
+}
+
 pub async fn append_audit(tx: &mut Tx, entry: &AuditEntry) -> Result<(), StoreError> {
     dispatch!(tx, audit::insert(entry))
 }

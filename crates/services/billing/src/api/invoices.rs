@@ -312,7 +312,7 @@ async fn pay(
     headers: HeaderMap,
     Json(input): Json<PaymentRequest>,
 ) -> Result<(StatusCode, HeaderMap, Json<Payment>), ApiError> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, &principal)?;
     let reference = input.external_reference.as_deref();
     Rejection::check(domain::payment_problems(input.payer, input.method, input.amount, reference))?;
     let payment = NewPayment {

@@ -83,7 +83,7 @@ fn limit_offset(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), A
 }
 
 /// The `Idempotency-Key` header a request that moves money must carry (428 without it).
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+fn idempotency_key(headers: &HeaderMap, caller: &medcov_security::Principal) -> Result<String, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Err(ApiError::PreconditionRequired(
             "send an Idempotency-Key header (a UUID, say) so a retried payment is never taken twice".into(),
@@ -96,7 +96,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
             errors: vec![FieldError::new("Idempotency-Key", "must be 1 to 255 visible ASCII characters")],
         });
     }
-    Ok(key.to_owned())
+    // Keys belong to their caller: another clerk's key of the same name is another key, and
+    // never replays the first clerk's payment.
+    Ok(format!("{}:{key}", caller.id))
 }
 
 /// `Idempotency-Replayed: true` on the answer to a repeat, as the Idempotency-Key middleware

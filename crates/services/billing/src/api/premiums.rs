@@ -255,7 +255,7 @@ async fn pay_premium(
     headers: HeaderMap,
     Json(input): Json<PremiumPaymentRequest>,
 ) -> Result<(StatusCode, HeaderMap, Json<PremiumPayment>), ApiError> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, &principal)?;
     if !(1..=MAX_AMOUNT).contains(&input.amount) {
         return Err(ApiError::field("amount", "must be 1 to 10^12 minor units"));
     }
@@ -386,7 +386,7 @@ async fn pay_out(
     headers: HeaderMap,
     Json(input): Json<PayoutRequest>,
 ) -> Result<(StatusCode, HeaderMap, Json<Payout>), ApiError> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, &principal)?;
     if !principal.scope.covers_insurer(input.insurer_id) {
         return Err(ApiError::NotFound("no such insurer".into()));
     }

@@ -73,7 +73,7 @@ async fn remit(
     headers: HeaderMap,
     Json(input): Json<Remittance>,
 ) -> Result<Json<RemittanceResult>, ApiError> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, &principal)?;
     // Each item is its own payment under a key derived from the remittance's.
     let mut items = Vec::with_capacity(input.items.len());
     for (i, item) in input.items.iter().enumerate() {

@@ -180,6 +180,9 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
     if path == "/metrics" || path.starts_with("/metrics?") {
         return Err(ApiError::NotFound("metrics are served on each service's own port".into()));
     }
+    if name == ServiceName::Auth && (path == "/revocations" || path.starts_with("/revocations?")) {
+        return Err(ApiError::NotFound("the revocation list is for the services, on the auth port".into()));
+    }
     let ip = client_ip(state, &request);
     forward_for(&mut request);
     let mut audience = None;

@@ -6,5 +6,6 @@ use super::{Pool, Tx};
 
 pub(crate) mod audit;
 pub(crate) mod keys;
+pub(crate) mod revocations;
 pub(crate) mod sessions;
 pub(crate) mod users;

@@ -14,6 +14,7 @@
 //! - [`saga`]: persisted saga instances with durable deadlines and a transition log.
 //! - [`inbox`]: a consumer records each event it handled in the same transaction as its effect,
 //!   so a repeated delivery has no second effect.
+//! - [`trace`]: the spans of relaying, consuming and saga moves, one trace per chain.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod redis_bus;
 pub mod relay;
 pub mod saga;
 pub mod sqlite_bus;
+pub mod trace;
 
 use std::time::Duration;
 

@@ -155,6 +155,18 @@ macro_rules! start_orchestrated {
             let deadline = now + first.timeout;
             let data = $crate::orchestrator::initial_data($input);
             let id = $crate::start_saga!($tx, def.kind, $subject, Some($tenant), first.name, Some(deadline), data)?;
+            let span = $crate::trace::saga_span(
+                Some($crate::stream_of(def.command_type)),
+                def.kind,
+                id,
+                "running",
+                first.name,
+                Some(first.action),
+                Some(&$actor),
+            );
+            let _entered = span.enter();
+            let actor = $crate::trace::actor_here(&$actor);
+            drop(_entered);
             let saga = $crate::saga::Saga {
                 id,
                 kind: def.kind.to_owned(),
@@ -167,7 +179,11 @@ macro_rules! start_orchestrated {
                 created_at: now,
                 updated_at: now,
             };
-            $crate::__store::write_outbox!($tx, $actor, def.command(&saga, &first, first.action))?;
+            $crate::trace::Instrument::instrument(
+                async { $crate::__store::write_outbox!($tx, actor, def.command(&saga, &first, first.action)) },
+                span,
+            )
+            .await?;
             Ok::<_, $crate::__sqlx::Error>(id)
         }
         .await
@@ -290,9 +306,19 @@ fn failure(saga: &Saga) -> String {
 /// it was read in; logs the transition and writes the move's command. Evaluates to whether it
 /// moved.
 macro_rules! apply {
-    ($tx:expr, $actor:expr, $def:expr, $saga:expr, $mv:expr, $now:expr) => {
-        async {
-            let (def, saga, mv): (&Definition, &Saga, &Move) = (&$def, &$saga, &$mv);
+    ($tx:expr, $actor:expr, $def:expr, $saga:expr, $mv:expr, $now:expr) => {{
+        let (def, saga, mv): (&Definition, &Saga, &Move) = (&$def, &$saga, &$mv);
+        let span = crate::trace::saga_span(
+            Some(crate::stream_of(def.command_type)),
+            def.kind,
+            saga.id,
+            mv.to.as_str(),
+            &mv.step,
+            mv.command.map(|(_, command)| command),
+            Some(&$actor),
+        );
+        tracing::Instrument::instrument(async {
+            let actor = crate::trace::actor_here(&$actor);
             let done = sqlx::query(
                 "UPDATE sagas SET state = $1, step = $2, deadline_at = $3, data = $4, updated_at = $5 \
                  WHERE id = $6 AND state = $7 AND step = $8",
@@ -323,12 +349,12 @@ macro_rules! apply {
             .execute(&mut *$tx)
             .await?;
             if let Some((index, command)) = mv.command {
-                medcov_store::write_outbox!($tx, $actor, def.command(saga, &def.steps[index], command))?;
+                medcov_store::write_outbox!($tx, actor, def.command(saga, &def.steps[index], command))?;
             }
             Ok(true)
-        }
+        }, span)
         .await
-    };
+    }};
 }
 
 /// Handles a reply for sagas of `def`, once per envelope (`consumer` names the inbox entry).

@@ -13,6 +13,7 @@ use medcov_store::{Database, WritePool};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{Bus, BusError, Envelope};
@@ -67,6 +68,18 @@ impl From<OutboxRow> for Envelope {
     }
 }
 
+/// The envelope of a row as it goes on the bus, and the PRODUCER span publishing it: the
+/// envelope's traceparent becomes that span, so its consumers hang under it (the outbox row
+/// keeps the writer's).
+fn traced(row: OutboxRow, bus: &dyn Bus) -> (Envelope, tracing::Span) {
+    let mut event = Envelope::from(row);
+    let span = crate::trace::publish_span(&event, bus.backend());
+    if let Some(own) = medcov_telemetry::of_span(&span) {
+        event.traceparent = Some(own.to_string());
+    }
+    (event, span)
+}
+
 /// Publishes up to `batch` unpublished rows; returns how many.
 pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usize, RelayError> {
     let now = OffsetDateTime::now_utc();
@@ -77,13 +90,18 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
             let rows: Vec<OutboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch).fetch_all(&mut *tx).await?;
             let count = rows.len();
             for row in rows {
-                let event = Envelope::from(row);
-                bus.publish(&event).await?;
-                sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(event.id)
-                    .execute(&mut *tx)
-                    .await?;
+                let (event, span) = traced(row, bus);
+                async {
+                    bus.publish(&event).await?;
+                    sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(event.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok::<_, RelayError>(())
+                }
+                .instrument(span)
+                .await?;
             }
             tx.commit().await?;
             Ok(count)
@@ -93,14 +111,19 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
                 sqlx::query_as(sqlx::AssertSqlSafe(unpublished(""))).bind(batch).fetch_all(pool).await?;
             let count = rows.len();
             for row in rows {
-                let event = Envelope::from(row);
-                bus.publish(&event).await?;
-                // Marked one by one: a failure later in the batch republishes nothing before it.
-                sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(event.id)
-                    .execute(pool)
-                    .await?;
+                let (event, span) = traced(row, bus);
+                async {
+                    bus.publish(&event).await?;
+                    // Marked one by one: a failure later in the batch republishes nothing before it.
+                    sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(event.id)
+                        .execute(pool)
+                        .await?;
+                    Ok::<_, RelayError>(())
+                }
+                .instrument(span)
+                .await?;
             }
             Ok(count)
         }

@@ -108,9 +108,10 @@ pub fn saga((id, kind, subject_id, tenant_id, state, step, deadline_at, data, cr
 /// change that starts it), `running` at `$step`. Evaluates to the statement's result.
 #[macro_export]
 macro_rules! start_saga {
-    ($tx:expr, $kind:expr, $subject:expr, $tenant:expr, $step:expr, $deadline:expr, $data:expr) => {
-        async {
-            let id = $crate::__sqlx::types::Uuid::now_v7();
+    ($tx:expr, $kind:expr, $subject:expr, $tenant:expr, $step:expr, $deadline:expr, $data:expr) => {{
+        let id = $crate::__sqlx::types::Uuid::now_v7();
+        let span = $crate::trace::saga_span(None, $kind, id, "running", $step, None, None);
+        $crate::trace::Instrument::instrument(async {
             let now = $crate::__time::OffsetDateTime::now_utc();
             $crate::__sqlx::query(
                 "INSERT INTO sagas (id, kind, subject_id, tenant_id, state, step, deadline_at, data, created_at, updated_at) \
@@ -137,9 +138,9 @@ macro_rules! start_saga {
             .execute(&mut *$tx)
             .await
             .map(|_| id)
-        }
+        }, span)
         .await
-    };
+    }};
 }
 
 /// The instance of `kind` for `subject`, if any.
@@ -225,6 +226,21 @@ pub async fn transition(
     note: &str,
 ) -> Result<bool, sqlx::Error> {
     let now = OffsetDateTime::now_utc();
+    let span = crate::trace::transition_span(id, from.as_str(), to.as_str(), step);
+    tracing::Instrument::instrument(transition_in(db, id, from, to, step, deadline, note, now), span).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn transition_in(
+    db: &Database,
+    id: Uuid,
+    from: SagaState,
+    to: SagaState,
+    step: &str,
+    deadline: Option<OffsetDateTime>,
+    note: &str,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
     on_pool!(db, |pool| {
         async {
         let mut tx = pool.begin_write().await?;

@@ -47,7 +47,7 @@ pub fn registration(timeout: Duration) -> Definition {
 /// Every `every`: moves sagas past their deadline on, and publishes the count of sagas in
 /// each state as `sagas{state}`.
 pub async fn run(store: std::sync::Arc<HospitalStore>, metrics: Metrics, every: Duration, stop: CancellationToken) {
-    metrics.describe_gauge("sagas", "Sagas this service orchestrates, by state.");
+    metrics.describe_gauge("sagas", "Sagas this service orchestrates, by kind and state.");
     let actor = medcov_store::outbox::Actor { user_id: uuid::Uuid::nil(), request_id: None, traceparent: None };
     loop {
         tokio::select! {
@@ -65,7 +65,7 @@ pub async fn run(store: std::sync::Arc<HospitalStore>, metrics: Metrics, every: 
         }
         if let Ok(counts) = saga::counts(store.database()).await {
             for (state, count) in counts {
-                metrics.gauge("sagas", &[("state", state.as_str())]).set(count as f64);
+                metrics.gauge("sagas", &[("kind", KIND), ("state", state.as_str())]).set(count as f64);
             }
         }
     }

@@ -122,7 +122,7 @@ pub async fn tick(store: &InsuranceStore) -> Result<usize, StoreError> {
 
 /// Ticks every `every` until `stop`, publishing instance counts by state as `sagas` gauges.
 pub async fn run(store: std::sync::Arc<InsuranceStore>, metrics: Metrics, every: Duration, stop: CancellationToken) {
-    metrics.describe_gauge("sagas", "Saga instances of this service, by state.");
+    metrics.describe_gauge("sagas", "Sagas this service orchestrates, by kind and state.");
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -44,6 +44,9 @@ impl Upstreams {
     }
 }
 
+/// Requests refused by a rate limit, by group (`api`, `auth`).
+pub const RATE_LIMITED: &str = "gateway_rate_limited_total";
+
 /// The rate limits of the two route groups.
 #[derive(Clone)]
 pub struct Limits {
@@ -59,7 +62,7 @@ pub struct ProxyState {
     pub cache: Arc<dyn medcov_cache::Cache>,
     /// Which parts of the API have marked answers cacheable (see `cache::Marked`).
     pub marked: Arc<super::cache::Marked>,
-    /// Counts `gateway_cache_total{result}`: hit, miss, stale.
+    /// Counts `gateway_cache_total{result}` (hit, miss, stale) and `gateway_rate_limited_total{group}`.
     pub metrics: medcov_http::Metrics,
     pub verifier: Arc<Verifier>,
     pub limits: Limits,
@@ -73,20 +76,32 @@ pub fn router(state: ProxyState) -> OpenApiRouter {
         .with_state(state)
 }
 
-async fn forward_root(
-    State(state): State<ProxyState>,
-    Path(service): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    send(&state, &service, request).await
+async fn forward_root(State(state): State<ProxyState>, Path(service): Path<String>, request: Request) -> Response {
+    routed(&state, &service, request).await
 }
 
 async fn forward(
     State(state): State<ProxyState>,
     Path((service, _path)): Path<(String, String)>,
     request: Request,
-) -> Result<Response, ApiError> {
-    send(&state, &service, request).await
+) -> Response {
+    routed(&state, &service, request).await
+}
+
+/// Sends the request on and says, for the metrics and the span, which service answered and
+/// what route template it matched (taken off the answer: clients need not see it).
+async fn routed(state: &ProxyState, service: &str, request: Request) -> Response {
+    use axum::response::IntoResponse;
+    let upstream = service.parse::<ServiceName>().ok().filter(|name| state.upstreams.0.contains_key(name));
+    let mut response = send(state, service, request).await.unwrap_or_else(|error| error.into_response());
+    let route = response
+        .headers_mut()
+        .remove(medcov_http::observe::ROUTE_HEADER)
+        .and_then(|v| v.to_str().ok().map(str::to_owned));
+    if let Some(name) = upstream {
+        response.extensions_mut().insert(medcov_http::Routed { upstream: name.as_str(), route });
+    }
+    response
 }
 
 /// The requests that hand out or end sessions, limited more strictly.
@@ -117,6 +132,7 @@ async fn limit(state: &ProxyState, group: &'static str, key: String, quota: &Quo
     if decision.allowed {
         Ok(Applied { group, quota: *quota, decision })
     } else {
+        state.metrics.counter(RATE_LIMITED, &[("group", group)]).increment(1);
         Err(ApiError::TooManyRequests {
             detail: format!("too many requests; retry in {} s", decision.retry_after.as_secs().max(1)),
             retry_after: decision.retry_after,

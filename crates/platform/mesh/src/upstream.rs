@@ -463,7 +463,11 @@ impl Remote {
 }
 
 /// One try to one instance: a CLIENT span under the caller's request.
+/// None outside any span (a readiness check of the upkeep): idle loops export nothing.
 fn try_span(upstream: &'static str, method: &Method, endpoint: &Endpoint, attempt: u32) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "call",
         otel.name = %method,

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use medcov_config::ServiceName;
-use medcov_http::{Metrics, ReadinessCheck};
+use medcov_http::health::ReadyStatus;
+use medcov_http::{Health, Metrics, ReadinessCheck};
 use medcov_store::Database;
 use tokio_util::sync::CancellationToken;
 
@@ -46,10 +47,21 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// a tick, so one still due a minute later is stuck.
 const OVERDUE_AFTER: time::Duration = time::Duration::seconds(60);
 
-/// Every few seconds: drain histogram samples, publish pool gauges, the sagas stuck past
+/// Every few seconds: drain histogram samples, publish readiness and pool gauges, the sagas stuck past
 /// their deadline, and how span exports went.
-pub async fn upkeep(name: ServiceName, metrics: Metrics, database: Option<Database>, stop: CancellationToken) {
+pub async fn upkeep(
+    name: ServiceName,
+    metrics: Metrics,
+    health: Health,
+    database: Option<Database>,
+    stop: CancellationToken,
+) {
     metrics.describe_gauge("db_pool_connections", "Connections in the service's database pool, by state.");
+    metrics.describe_gauge(
+        "health_ready",
+        "1 while the service is ready (or degraded), 0 while it is not: a critical dependency down, or shutting down.",
+    );
+    metrics.describe_gauge("health_check_up", "1 while a readiness check passes, 0 while it fails, by check.");
     metrics.describe_counter(
         "telemetry_span_exports_total",
         "Batches of this service's spans sent to the trace collector, by outcome (ok, failed).",
@@ -71,6 +83,13 @@ pub async fn upkeep(name: ServiceName, metrics: Metrics, database: Option<Databa
             _ = ticker.tick() => {}
         }
         metrics.run_upkeep();
+        let report = health.report().await;
+        let ready = matches!(report.status, ReadyStatus::Ready | ReadyStatus::Degraded);
+        metrics.gauge("health_ready", &[]).set(if ready { 1.0 } else { 0.0 });
+        for check in &report.checks {
+            let up = if check.error.is_none() { 1.0 } else { 0.0 };
+            metrics.gauge("health_check_up", &[("check", check.name.as_str())]).set(up);
+        }
         let exports = medcov_telemetry::export::exports(name.as_str());
         metrics.counter("telemetry_span_exports_total", &[("outcome", "ok")]).absolute(exports.ok);
         metrics.counter("telemetry_span_exports_total", &[("outcome", "failed")]).absolute(exports.failed);

@@ -340,7 +340,7 @@ async fn start_one(
     };
     let router = kit.router(api.router);
 
-    tasks.spawn(checks::upkeep(name, metrics, database.clone(), stop.clone()));
+    tasks.spawn(checks::upkeep(name, metrics, health.clone(), database.clone(), stop.clone()));
     let addr = listener.local_addr()?;
     tasks.spawn(register(config.clone(), mesh.clone(), name, addr, stop.clone()));
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));

@@ -24,6 +24,9 @@
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
 //!   invoice.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
+//! - `observability`: every `/metrics` through promtool in both modes, dashboards and alerts
+//!   reading only what MedCov exposes, the alert rules' unit tests, and an encounter closing
+//!   as one trace across the services, received by a collector of the test's own.
 
 mod appointments;
 mod auth_flow;
@@ -34,6 +37,7 @@ mod edge;
 mod events;
 mod insurance;
 mod mesh;
+mod observability;
 mod patients;
 mod readiness;
 mod serving;

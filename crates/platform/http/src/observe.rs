@@ -161,7 +161,7 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
     };
     state.metrics.record_request(&method, &route, upstream, status, elapsed);
 
-    span.record("otel.name", format!("{method} {route}"));
+    medcov_telemetry::set_name(&span, format!("{method} {route}"));
     span.record("route", route.as_str());
     span.record("status", status);
     span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);

@@ -12,7 +12,7 @@
 //! ([`register`]); the span's service is the nearest enclosing span's `service` field.
 
 use std::collections::BTreeMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
@@ -112,12 +112,20 @@ impl Visit for Statement {
 /// The layer. It needs the `sqlx::query` events at DEBUG, and the spans they happen in.
 pub struct DbSpans {
     tracer: SdkTracer,
-    dispatch: OnceLock<tracing::dispatcher::WeakDispatch>,
+    /// The subscriber this layer is part of, to read the OpenTelemetry context of a span.
+    /// Told by [`Layer::on_register_dispatch`], or through [`DbSpans::dispatch_slot`] when a
+    /// wrapper (an `Option`) does not pass that call on.
+    dispatch: Arc<OnceLock<tracing::dispatcher::WeakDispatch>>,
 }
 
 impl DbSpans {
     pub fn new(tracer: SdkTracer) -> DbSpans {
-        DbSpans { tracer, dispatch: OnceLock::new() }
+        DbSpans { tracer, dispatch: Arc::default() }
+    }
+
+    /// Where to put the subscriber once it is installed.
+    pub fn dispatch_slot(&self) -> Arc<OnceLock<tracing::dispatcher::WeakDispatch>> {
+        self.dispatch.clone()
     }
 }
 

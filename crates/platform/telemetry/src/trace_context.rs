@@ -122,6 +122,15 @@ pub fn set_attribute(span: &tracing::Span, key: &'static str, value: impl Into<o
     span.set_attribute(key, value);
 }
 
+/// Renames the span behind `span` (once its name is known, as a request's route is only after
+/// routing). Does nothing when spans are not exported.
+pub fn set_name(span: &tracing::Span, name: String) {
+    let cx = span.context();
+    if cx.has_active_span() {
+        cx.span().update_name(name);
+    }
+}
+
 /// Formats as a `traceparent` header value.
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -62,7 +62,10 @@ impl Metrics {
         metrics
             .gauge(
                 BUILD_INFO,
-                &[("version", env!("CARGO_PKG_VERSION")), ("revision", option_env!("MEDCOV_REVISION").unwrap_or("unknown"))],
+                &[
+                    ("version", env!("CARGO_PKG_VERSION")),
+                    ("revision", option_env!("MEDCOV_REVISION").unwrap_or("unknown")),
+                ],
             )
             .set(1.0);
         metrics

@@ -75,7 +75,12 @@ pub fn render(service: &str) -> String {
         "CPU time the process has used, user and system, in seconds.",
         Some(s.cpu_seconds),
     );
-    metric("process_resident_memory_bytes", "gauge", "Resident memory of the process, in bytes.", Some(s.resident_bytes));
+    metric(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the process, in bytes.",
+        Some(s.resident_bytes),
+    );
     metric("process_virtual_memory_bytes", "gauge", "Virtual memory of the process, in bytes.", Some(s.virtual_bytes));
     metric("process_threads", "gauge", "Operating-system threads of the process.", Some(s.threads));
     metric("process_open_fds", "gauge", "File descriptors the process has open.", Some(s.open_fds));

@@ -172,17 +172,10 @@ pub fn describe(metrics: &Metrics) {
         REQUESTS,
         "Tries sent to another service's instances, by outcome: ok, error (5xx), unavailable (502-504), unreachable, timeout, broken.",
     );
-    metrics.describe_histogram(
-        REQUEST_DURATION,
-        Unit::Seconds,
-        "Whole calls to another service, retries included.",
-    );
+    metrics.describe_histogram(REQUEST_DURATION, Unit::Seconds, "Whole calls to another service, retries included.");
     metrics.describe_histogram(TRY_DURATION, Unit::Seconds, "Single tries to one instance of another service.");
     metrics.describe_counter(RETRIES, "Tries sent again to another instance after a failed one.");
-    metrics.describe_counter(
-        REJECTED,
-        "Calls refused before any try, by reason: rate_limit, bulkhead, breaker.",
-    );
+    metrics.describe_counter(REJECTED, "Calls refused before any try, by reason: rate_limit, bulkhead, breaker.");
     metrics.describe_gauge(
         BREAKER_STATE,
         "A circuit breaker's state: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open.",
@@ -280,7 +273,8 @@ impl Remote {
             let timeout = left.min(Duration::from_millis(settings.timeout_ms));
             let try_started = tokio::time::Instant::now();
             for outcome in OUTCOMES {
-                self.metrics.ensure_counter(REQUESTS, &[("upstream", name), ("instance", endpoint.id()), ("outcome", outcome)]);
+                self.metrics
+                    .ensure_counter(REQUESTS, &[("upstream", name), ("instance", endpoint.id()), ("outcome", outcome)]);
             }
             self.metrics.ensure_counter(EJECTIONS, &[("upstream", name), ("instance", endpoint.id())]);
             let span = try_span(name, &method, &endpoint, attempt);
@@ -296,9 +290,7 @@ impl Remote {
                 _ => Health::Failed,
             };
             if let Some(ejected) = self.pool.report(&endpoint, health, &settings.outlier) {
-                self.metrics
-                    .counter(EJECTIONS, &[("upstream", name), ("instance", endpoint.id())])
-                    .increment(1);
+                self.metrics.counter(EJECTIONS, &[("upstream", name), ("instance", endpoint.id())]).increment(1);
                 tracing::warn!(
                     upstream = name,
                     instance = endpoint.id(),
@@ -454,9 +446,7 @@ impl Remote {
 
     fn transitioned(&self, key: &str, transition: Option<Transition>) {
         if let Some(Transition { from, to }) = transition {
-            self.metrics
-                .counter(BREAKER_TRANSITIONS, &[("breaker", key), ("to", to.as_str())])
-                .increment(1);
+            self.metrics.counter(BREAKER_TRANSITIONS, &[("breaker", key), ("to", to.as_str())]).increment(1);
             tracing::warn!(breaker = key, from = from.as_str(), to = to.as_str(), "circuit breaker changed state");
         }
     }

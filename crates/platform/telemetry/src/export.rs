@@ -66,6 +66,27 @@ struct Outage {
     dropped: u64,
 }
 
+impl Outage {
+    /// An export of `spans` failed at `now`: the spans lost since the last warning when one
+    /// is due (the first failure, then a minute after the last warning), `None` otherwise.
+    fn failed(&mut self, now: Instant, spans: usize) -> Option<u64> {
+        self.since.get_or_insert(now);
+        self.dropped += spans as u64;
+        if self.logged.is_some_and(|at| now.duration_since(at) < QUIET_FOR) {
+            return None;
+        }
+        self.logged = Some(now);
+        Some(std::mem::take(&mut self.dropped))
+    }
+
+    /// An export went through: how long the collector was away, if it was.
+    fn succeeded(&mut self, now: Instant) -> Option<Duration> {
+        let since = self.since?;
+        *self = Outage::default();
+        Some(now.duration_since(since))
+    }
+}
+
 /// An OTLP/HTTP span exporter per service, made on first use.
 #[derive(Debug)]
 pub struct PerService {
@@ -81,13 +102,7 @@ pub struct PerService {
 
 impl PerService {
     pub fn new(endpoint: String, base: Resource) -> PerService {
-        PerService {
-            endpoint,
-            base,
-            client: OnceLock::new(),
-            exporters: Mutex::default(),
-            outage: Mutex::default(),
-        }
+        PerService { endpoint, base, client: OnceLock::new(), exporters: Mutex::default(), outage: Mutex::default() }
     }
 
     fn resource(&self, service: Option<&str>) -> Resource {
@@ -131,33 +146,27 @@ impl PerService {
     }
 
     fn failed(&self, error: &str, spans: usize) {
-        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        outage.since.get_or_insert(now);
-        outage.dropped += spans as u64;
-        if outage.logged.is_none_or(|at| now.duration_since(at) >= QUIET_FOR) {
+        let due = self.outage.lock().unwrap_or_else(PoisonError::into_inner).failed(Instant::now(), spans);
+        if let Some(dropped_spans) = due {
             tracing::warn!(
                 target: "medcov::telemetry",
                 collector = %self.endpoint,
                 %error,
-                dropped_spans = outage.dropped,
+                dropped_spans,
                 "cannot send spans to the trace collector; they are dropped until it answers (said at most once a minute)"
             );
-            outage.logged = Some(now);
-            outage.dropped = 0;
         }
     }
 
     fn succeeded(&self) {
-        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(since) = outage.since.take() {
+        let away = self.outage.lock().unwrap_or_else(PoisonError::into_inner).succeeded(Instant::now());
+        if let Some(away) = away {
             tracing::info!(
                 target: "medcov::telemetry",
                 collector = %self.endpoint,
-                down_for_s = since.elapsed().as_secs(),
+                down_for_s = away.as_secs(),
                 "the trace collector answers again"
             );
-            *outage = Outage::default();
         }
     }
 }
@@ -219,6 +228,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_outage_is_told_at_most_once_a_minute_with_what_was_lost() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut outage = Outage::default();
+        assert_eq!(outage.failed(at(0), 3), Some(3), "the first failure is told");
+        for s in [5, 10, 30, 59] {
+            assert_eq!(outage.failed(at(s), 2), None, "not again within the minute ({s} s)");
+        }
+        assert_eq!(outage.failed(at(60), 1), Some(9), "a minute later, with every span lost since");
+        assert_eq!(outage.failed(at(61), 1), None);
+        assert_eq!(outage.succeeded(at(90)), Some(Duration::from_secs(90)), "its end is told once");
+        assert_eq!(outage.succeeded(at(91)), None);
+        assert_eq!(outage.failed(at(92), 4), Some(4), "a new outage is told at once");
+    }
+
+    #[test]
     fn a_batch_is_split_by_service_and_loses_the_attribute() {
         let span = |service: Option<&str>| {
             let mut attributes = vec![KeyValue::new("http.route", "/patients")];
@@ -241,7 +266,8 @@ mod tests {
                 instrumentation_scope: Default::default(),
             }
         };
-        let groups = by_service(vec![span(Some("hospital")), span(Some("billing")), span(None), span(Some("hospital"))]);
+        let groups =
+            by_service(vec![span(Some("hospital")), span(Some("billing")), span(None), span(Some("hospital"))]);
         assert_eq!(groups[&Some("hospital".to_owned())].len(), 2);
         assert_eq!(groups[&Some("billing".to_owned())].len(), 1);
         assert_eq!(groups[&None].len(), 1);

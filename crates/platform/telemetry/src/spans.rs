@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId, TraceState};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
 use opentelemetry::{Context, Key, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -111,7 +111,7 @@ impl ShouldSample for Sampling {
                 attributes: Vec::new(),
                 trace_state: parent_context
                     .map(|cx| cx.span().span_context().trace_state().clone())
-                    .unwrap_or_else(TraceState::default),
+                    .unwrap_or_default(),
             };
         }
         self.inner.should_sample(parent_context, trace_id, name, span_kind, attributes, links)

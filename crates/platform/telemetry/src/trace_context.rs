@@ -110,9 +110,7 @@ pub fn of_span(span: &tracing::Span) -> Option<TraceContext> {
 /// the span itself when it is exported, else `inherited` (the trace it belongs to) with a
 /// fresh span id, else nothing.
 pub fn outgoing(span: &tracing::Span, inherited: Option<&str>) -> Option<String> {
-    of_span(span)
-        .or_else(|| inherited.and_then(TraceContext::parse).map(|cx| cx.child()))
-        .map(|cx| cx.to_string())
+    of_span(span).or_else(|| inherited.and_then(TraceContext::parse).map(|cx| cx.child())).map(|cx| cx.to_string())
 }
 
 /// Sets an OpenTelemetry attribute on the span behind `span` without making it a log field

@@ -51,7 +51,8 @@ async fn statements_in_a_span_are_client_spans_named_by_kind_and_table() {
     for span in spans.iter().filter(|s| s.name != "request") {
         assert_eq!(span.span_kind, SpanKind::Client);
         assert_eq!(span.parent_span_id, parent);
-        let attribute = |key: &str| span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string());
+        let attribute =
+            |key: &str| span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string());
         assert_eq!(attribute("db.system").as_deref(), Some("sqlite"));
         if span.name != "PRAGMA" {
             assert_eq!(attribute("db.collection.name").as_deref(), Some("patients"));

@@ -121,7 +121,11 @@ pub async fn settle_an_insured_encounter(
     }
 
     let insurer = api
-        .created("/api/insurance/insurers", &admin, json!({"code": "TRI", "name": "Trace Insurance", "currency": "KES"}))
+        .created(
+            "/api/insurance/insurers",
+            &admin,
+            json!({"code": "TRI", "name": "Trace Insurance", "currency": "KES"}),
+        )
         .await;
     let rules = json!({
         "currency": "KES", "premium": {"kind": "per_member", "adult": 1, "child": 1, "child_until_age": 18}, "max_members": 2,

@@ -80,7 +80,10 @@ fn expressions() -> Vec<(String, String)> {
         }
     }
     for (group, rule) in rules() {
-        out.push((format!("rules: {group}/{}", rule["alert"].as_str().unwrap_or("?")), rule["expr"].as_str().expect("expr").to_owned()));
+        out.push((
+            format!("rules: {group}/{}", rule["alert"].as_str().unwrap_or("?")),
+            rule["expr"].as_str().expect("expr").to_owned(),
+        ));
     }
     out
 }
@@ -178,8 +181,7 @@ async fn every_scrape_passes_promtool_and_the_dashboards_and_alerts_read_only_wh
     }
     let gateway = App::start(gateway_config, "gateway").await;
     let (user, password) = App::initial_admin(env.data_dir());
-    settle_an_insured_encounter(&Api::new(gateway.url(ServiceName::Gateway, "")), (&user, &password), &[], &[])
-        .await;
+    settle_an_insured_encounter(&Api::new(gateway.url(ServiceName::Gateway, "")), (&user, &password), &[], &[]).await;
     let mut targets: Vec<_> = [ServiceName::Auth, ServiceName::Hospital, ServiceName::Insurance, ServiceName::Billing]
         .iter()
         .map(|&s| (s, metrics_url(&services, s)))
@@ -209,14 +211,25 @@ async fn every_scrape_passes_promtool_and_the_dashboards_and_alerts_read_only_wh
 #[test]
 fn every_alert_is_unit_tested_firing_and_not_firing_and_has_a_runbook_entry() {
     let dir = repo().join("deploy/prometheus/rules");
-    let check = std::process::Command::new(promtool()).arg("check").arg("rules").arg(rules_file()).output().expect("runs");
-    assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    let check =
+        std::process::Command::new(promtool()).arg("check").arg("rules").arg(rules_file()).output().expect("runs");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     let test = std::process::Command::new(promtool())
         .args(["test", "rules", "medcov.rules.test.yml"])
         .current_dir(&dir)
         .output()
         .expect("runs");
-    assert!(test.status.success(), "{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
 
     let tests: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("medcov.rules.test.yml")).expect("the tests"))
@@ -233,7 +246,8 @@ fn every_alert_is_unit_tested_firing_and_not_firing_and_has_a_runbook_entry() {
         .filter(|l| l.starts_with('#'))
         .map(|l| l.trim_start_matches('#').trim().to_ascii_lowercase().replace(' ', "-"))
         .collect();
-    let alerts: Vec<serde_yaml_ng::Value> = rules().into_iter().map(|(_, r)| r).filter(|r| r["alert"].is_string()).collect();
+    let alerts: Vec<serde_yaml_ng::Value> =
+        rules().into_iter().map(|(_, r)| r).filter(|r| r["alert"].is_string()).collect();
     assert!(alerts.len() >= 10, "the ten alerts the issue lists");
     for rule in alerts {
         let name = rule["alert"].as_str().expect("a name");
@@ -242,7 +256,8 @@ fn every_alert_is_unit_tested_firing_and_not_firing_and_has_a_runbook_entry() {
         let quiet = of_this.iter().any(|c| c["exp_alerts"].as_sequence().is_some_and(|a| a.is_empty()));
         assert!(firing && quiet, "{name} needs a test where it fires and one where it does not");
         let runbook = rule["annotations"]["runbook_url"].as_str().unwrap_or_default();
-        let anchor = runbook.strip_prefix("docs/operations.md#").unwrap_or_else(|| panic!("{name}: runbook_url {runbook:?}"));
+        let anchor =
+            runbook.strip_prefix("docs/operations.md#").unwrap_or_else(|| panic!("{name}: runbook_url {runbook:?}"));
         assert!(anchors.iter().any(|a| a == anchor), "{name}: docs/operations.md has no section #{anchor}");
         assert!(rule["annotations"]["summary"].is_string(), "{name} has a summary");
     }
@@ -254,7 +269,8 @@ fn dashboards_read_the_prometheus_datasource_and_name_themselves_once() {
     let mut uids = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("dashboards") {
         let path = entry.expect("entry").path();
-        let board: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+        let board: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
         uids.push(board["uid"].as_str().expect("a uid").to_owned());
         for panel in board["panels"].as_array().expect("panels") {
             if panel["type"] != "row" {

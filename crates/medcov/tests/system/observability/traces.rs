@@ -60,9 +60,7 @@ struct Collector {
 impl Collector {
     async fn start() -> (Collector, String) {
         let collector = Collector::default();
-        let app = axum::Router::new()
-            .route("/v1/traces", axum::routing::post(receive))
-            .with_state(collector.clone());
+        let app = axum::Router::new().route("/v1/traces", axum::routing::post(receive)).with_state(collector.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -189,7 +187,9 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
     let at_hospital = find("hospital", SpanKind::Server, "POST /encounters/{id}/close");
     assert_eq!(at_gateway.parent(), caller);
     assert_eq!(at_hospital.parent(), at_gateway.id());
-    for (span, route) in [(&at_gateway, "/api/hospital/encounters/{id}/close"), (&at_hospital, "/encounters/{id}/close")] {
+    for (span, route) in
+        [(&at_gateway, "/api/hospital/encounters/{id}/close"), (&at_hospital, "/encounters/{id}/close")]
+    {
         assert_eq!(span.attribute("http.request.method").as_deref(), Some("POST"));
         assert_eq!(span.attribute("http.route").as_deref(), Some(route));
         assert_eq!(span.attribute("http.response.status_code").as_deref(), Some("200"));
@@ -242,8 +242,9 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
         all.iter().filter(|r| r.attribute("medcov.saga.kind").as_deref() == Some("patient_registration")).collect();
     for command in ["verify_and_link", "open_account"] {
         assert!(
-            registration.iter().any(|r| r.span.name == format!("saga patient_registration {command}")
-                && r.service == "hospital"),
+            registration
+                .iter()
+                .any(|r| r.span.name == format!("saga patient_registration {command}") && r.service == "hospital"),
             "the saga's {command} step: {registration:?}"
         );
     }
@@ -271,6 +272,7 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     hasher.finish() | 1
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
+use medcov_testkit::{TestBackend, TestEnv};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -126,12 +127,19 @@ fn lacking(trace: &[Received], root_parent: &str) -> Vec<String> {
     lacking
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_databases() {
+async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_databases(env: TestEnv) {
     let (collector, endpoint) = Collector::start().await;
-    let data = tempfile::tempdir().expect("a temporary folder");
     let mut command = medcov(&[]);
-    command.env("MEDCOV__DATA_DIR", data.path());
+    command.env("MEDCOV__DATA_DIR", env.data_dir());
+    let (bus, database) = match env.backend {
+        TestBackend::Embedded => ("sqlite", "sqlite"),
+        TestBackend::Distributed => {
+            command.env("MEDCOV__DATABASE__URL", env.postgres_url().expect("a database"));
+            command.env("MEDCOV__REDIS__URL", env.config.redis.url.as_ref().expect("redis").expose());
+            command.env("MEDCOV__REDIS__KEY_PREFIX", env.redis_prefix().expect("a prefix"));
+            ("redis", "postgresql")
+        }
+    };
     for service in ["GATEWAY", "AUTH", "HOSPITAL", "INSURANCE", "BILLING"] {
         command.env(format!("MEDCOV__SERVICES__{service}__PORT"), "0");
     }
@@ -149,7 +157,7 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
         }
     }
 
-    let (user, password) = App::initial_admin(data.path());
+    let (user, password) = App::initial_admin(env.data_dir());
     let trace_id = format!("{:032x}", u128::from(rand_u64()) << 64 | u128::from(rand_u64()));
     let caller = format!("{:016x}", rand_u64());
     let traceparent = format!("00-{trace_id}-{caller}-01");
@@ -203,7 +211,7 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
     let by_id: BTreeMap<String, &Received> = trace.iter().map(|r| (r.id(), r)).collect();
     for (service, stream) in [("billing", "hospital"), ("insurance", "billing"), ("billing", "insurance")] {
         let consumer = find(service, SpanKind::Consumer, &format!("process {stream}"));
-        assert_eq!(consumer.attribute("messaging.system").as_deref(), Some("sqlite"));
+        assert_eq!(consumer.attribute("messaging.system").as_deref(), Some(bus));
         assert_eq!(consumer.attribute("messaging.destination.name").as_deref(), Some(stream));
         assert_eq!(consumer.attribute("messaging.consumer.group.name").as_deref(), Some(service));
         assert_eq!(consumer.attribute("messaging.operation.type").as_deref(), Some("process"));
@@ -215,7 +223,7 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
     let statements: Vec<&Received> = trace.iter().filter(|r| r.attribute("db.system").is_some()).collect();
     for span in &statements {
         assert_eq!(span.kind(), SpanKind::Client, "{span:?}");
-        assert_eq!(span.attribute("db.system").as_deref(), Some("sqlite"));
+        assert_eq!(span.attribute("db.system").as_deref(), Some(database));
         let operation = span.attribute("db.operation.name").expect("an operation");
         match span.attribute("db.collection.name") {
             Some(table) => assert_eq!(span.span.name, format!("{operation} {table}")),
@@ -268,6 +276,8 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
     assert_eq!(completed["span"]["correlation_id"], "obs-registration", "{completed}");
     assert_eq!(completed["span"]["trace_id"].as_str().map(str::len), Some(32), "{completed}");
 }
+
+medcov_testkit::backend_suite!(an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_databases);
 
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};

@@ -61,7 +61,7 @@ pub async fn upkeep(
         "health_ready",
         "1 while the service is ready (or degraded), 0 while it is not: a critical dependency down, or shutting down.",
     );
-    metrics.describe_gauge("health_check_up", "1 while a readiness check passes, 0 while it fails, by check.");
+    metrics.describe_gauge("health_check_up", "1 while a critical readiness check passes, 0 while it fails, by check.");
     metrics.describe_counter(
         "telemetry_span_exports_total",
         "Batches of this service's spans sent to the trace collector, by outcome (ok, failed).",
@@ -83,7 +83,7 @@ pub async fn upkeep(
             _ = ticker.tick() => {}
         }
         metrics.run_upkeep();
-        let report = health.report().await;
+        let report = health.report_critical().await;
         let ready = matches!(report.status, ReadyStatus::Ready | ReadyStatus::Degraded);
         metrics.gauge("health_ready", &[]).set(if ready { 1.0 } else { 0.0 });
         for check in &report.checks {

@@ -41,9 +41,17 @@ async fn statements_in_a_span_are_client_spans_named_by_kind_and_table() {
     }
     .instrument(request)
     .await;
-    guard.flush();
-
-    let spans = memory.0.lock().unwrap().clone();
+    // The request span ends when its last handle goes, which SQLite's worker thread may hold a
+    // moment longer: wait for it to reach the exporter.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let spans = loop {
+        guard.flush();
+        let spans = memory.0.lock().unwrap().clone();
+        if spans.iter().any(|s| s.name == "request") || std::time::Instant::now() > deadline {
+            break spans;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     // (A connection opened for the request sets itself up with PRAGMAs: real work, traced.)
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).filter(|n| *n != "PRAGMA").collect();
     assert_eq!(names, ["INSERT patients", "SELECT patients", "request"], "the table's creation was outside any span");

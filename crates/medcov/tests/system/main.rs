@@ -27,6 +27,9 @@
 //! - `secrets`: the data folder's modes and the signing keys sealed at rest.
 //! - `browser`: Swagger UI in headless Chromium, under its Content-Security-Policy.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
+//! - `observability`: every `/metrics` through promtool in both modes, dashboards and alerts
+//!   reading only what MedCov exposes, the alert rules' unit tests, and an encounter closing
+//!   as one trace across the services, received by a collector of the test's own.
 
 mod appointments;
 mod auth_flow;
@@ -38,6 +41,7 @@ mod edge;
 mod events;
 mod insurance;
 mod mesh;
+mod observability;
 mod patients;
 mod readiness;
 mod revocation;

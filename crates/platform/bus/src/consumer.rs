@@ -100,7 +100,26 @@ async fn process(
     delivery: Delivery,
     turn: &mut Turn,
 ) -> BusResult<()> {
-    match handler.handle(&delivery.envelope).await {
+    use tracing::Instrument;
+    let span = crate::trace::process_span(&delivery.envelope, &config.group, bus.backend(), delivery.deliveries);
+    process_in_span(bus, config, handler, counters, delivery, turn, &span).instrument(span.clone()).await
+}
+
+async fn process_in_span(
+    bus: &dyn Bus,
+    config: &ConsumerConfig,
+    handler: &dyn Handler,
+    counters: &ConsumerMetrics,
+    delivery: Delivery,
+    turn: &mut Turn,
+    span: &tracing::Span,
+) -> BusResult<()> {
+    let outcome = handler.handle(&delivery.envelope).await;
+    if let Err(error) = &outcome {
+        span.record("otel.status_code", "error");
+        span.record("otel.status_description", error.as_str());
+    }
+    match outcome {
         Ok(()) => {
             bus.ack(&config.stream, &config.group, std::slice::from_ref(&delivery.entry)).await?;
             counters.handled.increment(1);

@@ -15,6 +15,7 @@
 //! - [`saga`]: persisted saga instances with durable deadlines and a transition log.
 //! - [`inbox`]: a consumer records each event it handled in the same transaction as its effect,
 //!   so a repeated delivery has no second effect.
+//! - [`trace`]: the spans of relaying, consuming and saga moves, one trace per chain.
 //! - [`orchestrator`]: sagas as ordered steps with compensations, driven by commands and
 //!   replies through the outboxes.
 //!
@@ -32,6 +33,7 @@ pub mod relay;
 pub mod saga;
 pub mod sqlite_bus;
 mod tables;
+pub mod trace;
 
 use std::time::Duration;
 

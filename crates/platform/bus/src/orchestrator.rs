@@ -156,8 +156,24 @@ pub async fn start(
     let first = def.steps[0];
     let deadline = OffsetDateTime::now_utc() + first.timeout;
     let instance = saga::new(def.kind, subject, Some(tenant), first.name, Some(deadline), initial_data(input));
-    saga::start(tx, &instance).await?;
-    outbox::write_event(tx, actor, &def.command(&instance, &first, first.action)).await?;
+    let span = crate::trace::saga_span(
+        Some(crate::stream_of(def.command_type)),
+        def.kind,
+        instance.id,
+        "running",
+        first.name,
+        Some(first.action),
+        Some(actor),
+    );
+    tracing::Instrument::instrument(
+        async {
+            saga::start(tx, &instance).await?;
+            let actor = crate::trace::actor_here(actor);
+            outbox::write_event(tx, &actor, &def.command(&instance, &first, first.action)).await
+        },
+        span,
+    )
+    .await?;
     Ok(instance.id)
 }
 
@@ -275,6 +291,7 @@ fn failure(saga: &Saga) -> String {
 
 /// Applies `mv` to `saga` inside `tx`, only if the saga is still in the state and at the step
 /// it was read in; logs the transition and writes the move's command. Returns whether it moved.
+/// A span of its own (`saga <kind> <command>`), which the command carries as its parent.
 async fn apply(
     tx: &mut Tx,
     actor: &Actor,
@@ -283,15 +300,37 @@ async fn apply(
     mv: &Move,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let change =
-        Change { to: mv.to, step: &mv.step, deadline: mv.deadline, data: Some(&saga.data), at: now, note: &mv.note };
-    if !saga::apply(tx, saga, &change).await? {
-        return Ok(false);
-    }
-    if let Some((index, command)) = mv.command {
-        outbox::write_event(tx, actor, &def.command(saga, &def.steps[index], command)).await?;
-    }
-    Ok(true)
+    let span = crate::trace::saga_span(
+        Some(crate::stream_of(def.command_type)),
+        def.kind,
+        saga.id,
+        mv.to.as_str(),
+        &mv.step,
+        mv.command.map(|(_, command)| command),
+        Some(actor),
+    );
+    tracing::Instrument::instrument(
+        async {
+            let actor = crate::trace::actor_here(actor);
+            let change = Change {
+                to: mv.to,
+                step: &mv.step,
+                deadline: mv.deadline,
+                data: Some(&saga.data),
+                at: now,
+                note: &mv.note,
+            };
+            if !saga::apply(tx, saga, &change).await? {
+                return Ok(false);
+            }
+            if let Some((index, command)) = mv.command {
+                outbox::write_event(tx, &actor, &def.command(saga, &def.steps[index], command)).await?;
+            }
+            Ok(true)
+        },
+        span,
+    )
+    .await
 }
 
 /// Handles a reply for sagas of `def`, once per envelope (`consumer` names the inbox entry).

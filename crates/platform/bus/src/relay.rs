@@ -13,6 +13,7 @@ use medcov_store::{Database, StoreError};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::tables::{postgres, sqlite};
@@ -64,6 +65,18 @@ impl From<OutboxRow> for Envelope {
     }
 }
 
+/// The envelope of a row as it goes on the bus, and the PRODUCER span publishing it: the
+/// envelope's traceparent becomes that span, so its consumers hang under it (the outbox row
+/// keeps the writer's).
+fn traced(row: OutboxRow, bus: &dyn Bus) -> (Envelope, tracing::Span) {
+    let mut event = Envelope::from(row);
+    let span = crate::trace::publish_span(&event, bus.backend());
+    if let Some(own) = medcov_telemetry::of_span(&span) {
+        event.traceparent = Some(own.to_string());
+    }
+    (event, span)
+}
+
 /// Publishes up to `batch` unpublished rows; returns how many.
 pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usize, RelayError> {
     let now = OffsetDateTime::now_utc();
@@ -75,9 +88,14 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
             let rows = postgres::outbox::unpublished(&mut *tx, batch).await?;
             let count = rows.len();
             for row in rows {
-                let event = Envelope::from(row);
-                bus.publish(&event).await?;
-                postgres::outbox::mark_published(&mut *tx, event.id, now).await?;
+                let (event, span) = traced(row, bus);
+                async {
+                    bus.publish(&event).await?;
+                    postgres::outbox::mark_published(&mut *tx, event.id, now).await?;
+                    Ok::<_, RelayError>(())
+                }
+                .instrument(span)
+                .await?;
             }
             tx.commit().await.map_err(StoreError::from)?;
             Ok(count)
@@ -89,9 +107,14 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
             let rows = sqlite::outbox::unpublished(pool, batch).await?;
             let count = rows.len();
             for row in rows {
-                let event = Envelope::from(row);
-                bus.publish(&event).await?;
-                sqlite::outbox::mark_published(pool, event.id, now).await?;
+                let (event, span) = traced(row, bus);
+                async {
+                    bus.publish(&event).await?;
+                    sqlite::outbox::mark_published(pool, event.id, now).await?;
+                    Ok::<_, RelayError>(())
+                }
+                .instrument(span)
+                .await?;
             }
             Ok(count)
         }

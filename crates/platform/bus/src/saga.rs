@@ -194,12 +194,19 @@ pub async fn transition(
     deadline: Option<OffsetDateTime>,
     note: &str,
 ) -> Result<bool, StoreError> {
-    let mut tx = db.begin_write().await?;
-    let Some(saga) = get_in(&mut tx, id).await?.filter(|s| s.state == from) else { return Ok(false) };
-    let change = Change { to, step, deadline, data: None, at: OffsetDateTime::now_utc(), note };
-    let moved = apply(&mut tx, &saga, &change).await?;
-    tx.commit().await?;
-    Ok(moved)
+    let span = crate::trace::transition_span(id, from.as_str(), to.as_str(), step);
+    tracing::Instrument::instrument(
+        async {
+            let mut tx = db.begin_write().await?;
+            let Some(saga) = get_in(&mut tx, id).await?.filter(|s| s.state == from) else { return Ok(false) };
+            let change = Change { to, step, deadline, data: None, at: OffsetDateTime::now_utc(), note };
+            let moved = apply(&mut tx, &saga, &change).await?;
+            tx.commit().await?;
+            Ok(moved)
+        },
+        span,
+    )
+    .await
 }
 
 /// Applies `change` to `saga` inside `tx`, only if the saga is still in the state and at the

@@ -75,7 +75,18 @@ impl Health {
     }
 
     pub async fn report(&self) -> ReadinessReport {
-        let runs = self.checks.iter().map(|check| async move {
+        self.report_of(false).await
+    }
+
+    /// The report of the critical checks only: what readiness depends on. The periodic
+    /// readiness gauges use it, so they cost no call to Redis or to other services (whose
+    /// calls would also count in their circuit breakers).
+    pub async fn report_critical(&self) -> ReadinessReport {
+        self.report_of(true).await
+    }
+
+    async fn report_of(&self, critical_only: bool) -> ReadinessReport {
+        let runs = self.checks.iter().filter(|check| !critical_only || check.critical()).map(|check| async move {
             let started = Instant::now();
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
                 Ok(result) => result,
@@ -172,6 +183,8 @@ mod tests {
     #[tokio::test]
     async fn draining_makes_the_service_unready() {
         let h = health(&[("database", true, true)]);
+        let critical = health(&[("database", true, true), ("redis", false, false)]).report_critical().await;
+        assert_eq!((critical.status, critical.checks.len()), (ReadyStatus::Ready, 1), "only what readiness needs");
         h.start_draining();
         assert_eq!(h.report().await.status, ReadyStatus::ShuttingDown);
         assert_eq!(h.ready_response().await.status(), StatusCode::SERVICE_UNAVAILABLE);

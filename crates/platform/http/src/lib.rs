@@ -8,7 +8,8 @@
 //!   name the field at fault.
 //! - [`observe`]: the outermost middleware: request id, trace context, the request span,
 //!   access log and request metrics.
-//! - [`metrics`]: one Prometheus registry per service.
+//! - [`metrics`]: one Prometheus registry per service; [`process`]: the process's own
+//!   resource use in it.
 //! - [`health`]: `/health/live` and `/health/ready` with named dependency checks.
 //! - [`server`]: wraps a service's API router in all of the above and serves it.
 
@@ -21,12 +22,13 @@ pub mod health;
 pub mod metrics;
 pub mod observe;
 pub mod problem;
+pub mod process;
 pub mod server;
 
 pub use extract::{Json, Path, Query};
 pub use health::{Health, ReadinessCheck};
 pub use metrics::Metrics;
-pub use observe::RequestContext;
+pub use observe::{RequestContext, Routed};
 pub use problem::{ApiError, FieldError, Problem};
 pub use server::{HttpSettings, ServiceHttp};
 

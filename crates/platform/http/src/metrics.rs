@@ -4,6 +4,10 @@
 //! only, so a scrape of port 3002 is the hospital service whatever the deployment. That rules
 //! out the process-global recorder behind the `metrics::counter!` macros: a [`Metrics`] value
 //! is handed to whatever records, and every series carries a `service` label.
+//!
+//! Every registry also shows `medcov_build_info` and the process's resource use
+//! ([`crate::process`]). Every metric has HELP and TYPE (`promtool check metrics` holds each
+//! service's `/metrics` to it in a test): a new one is described where it is first made.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +23,14 @@ pub const HTTP_REQUESTS: &str = "http_server_requests_total";
 pub const HTTP_ERRORS: &str = "http_server_errors_total";
 pub const HTTP_DURATION: &str = "http_server_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "http_server_requests_in_flight";
+pub const BUILD_INFO: &str = "medcov_build_info";
 
 const METADATA: Metadata<'static> = Metadata::new("medcov", Level::INFO, None);
 
 /// A service's registry. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
+    service: Arc<str>,
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
 }
@@ -43,11 +49,25 @@ impl Metrics {
             .unwrap_or_else(|_| unreachable!("the bucket list is not empty"))
             .build_recorder();
         let handle = recorder.handle();
-        let metrics = Metrics { recorder: Arc::new(recorder), handle };
-        metrics.describe_counter(HTTP_REQUESTS, "HTTP requests served, by route, method and status class.");
+        let metrics = Metrics { service: Arc::from(service), recorder: Arc::new(recorder), handle };
+        metrics.describe_counter(
+            HTTP_REQUESTS,
+            "HTTP requests served, by route template, method and status class (and upstream, at the gateway).",
+        );
         metrics.describe_counter(HTTP_ERRORS, "HTTP requests answered with a 4xx or 5xx status.");
         metrics.describe_histogram(HTTP_DURATION, Unit::Seconds, "Time from request to response.");
         metrics.describe_gauge(HTTP_IN_FLIGHT, "Requests being served right now.");
+        metrics.gauge(HTTP_IN_FLIGHT, &[]).set(0.0);
+        metrics.describe_gauge(BUILD_INFO, "Always 1: the version of MedCov running, and its source revision.");
+        metrics
+            .gauge(
+                BUILD_INFO,
+                &[
+                    ("version", env!("CARGO_PKG_VERSION")),
+                    ("revision", option_env!("MEDCOV_REVISION").unwrap_or("unknown")),
+                ],
+            )
+            .set(1.0);
         metrics
     }
 
@@ -68,6 +88,17 @@ impl Metrics {
         self.recorder.register_histogram(&Self::key(name, labels), &METADATA)
     }
 
+    /// Makes a counter exist (at 0 until it first grows), so a rate over it sees its first
+    /// increment.
+    pub fn ensure_counter(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        let _ = self.counter(name, labels);
+    }
+
+    /// Makes a gauge exist (at 0 until it is first set).
+    pub fn ensure_gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        let _ = self.gauge(name, labels);
+    }
+
     pub fn describe_counter(&self, name: &'static str, help: &'static str) {
         self.recorder.describe_counter(KeyName::from_const_str(name), None, help.into());
     }
@@ -80,20 +111,33 @@ impl Metrics {
         self.recorder.describe_histogram(KeyName::from_const_str(name), Some(unit), help.into());
     }
 
-    /// Records one served request.
-    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// Records one served request; `upstream` is the service a gateway forwarded it to.
+    /// The error counters of the route exist from its first request on, at 0 until an error,
+    /// so a rate over them sees the first one.
+    pub fn record_request(&self, method: &str, route: &str, upstream: Option<&str>, status: u16, elapsed: Duration) {
         let class = status_class(status);
-        let labels = [("method", method), ("route", route), ("status_class", class)];
-        self.counter(HTTP_REQUESTS, &labels).increment(1);
-        if status >= 400 {
-            self.counter(HTTP_ERRORS, &labels).increment(1);
+        let mut labels = vec![("method", method), ("route", route), ("status_class", class)];
+        if let Some(upstream) = upstream {
+            labels.push(("upstream", upstream));
         }
+        self.counter(HTTP_REQUESTS, &labels).increment(1);
+        for error_class in ["4xx", "5xx"] {
+            labels[2].1 = error_class;
+            if error_class == class {
+                self.counter(HTTP_ERRORS, &labels).increment(1);
+            } else {
+                self.ensure_counter(HTTP_ERRORS, &labels);
+            }
+        }
+        labels[2].1 = class;
         self.histogram(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, with the process's resource use.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&crate::process::render(&self.service));
+        text
     }
 
     /// Drains histogram samples into buckets; run now and then when nobody scrapes.
@@ -120,8 +164,8 @@ mod tests {
     fn each_service_renders_only_its_own_series() {
         let hospital = Metrics::new("hospital");
         let billing = Metrics::new("billing");
-        hospital.record_request("GET", "/patients", 200, Duration::from_millis(3));
-        hospital.record_request("GET", "/patients", 503, Duration::from_millis(3));
+        hospital.record_request("GET", "/patients", None, 200, Duration::from_millis(3));
+        hospital.record_request("GET", "/patients", None, 503, Duration::from_millis(3));
         let text = hospital.render();
         assert!(
             text.contains(
@@ -135,7 +179,15 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(
+            text.contains(
+                r#"http_server_errors_total{service="hospital",method="GET",route="/patients",status_class="4xx"} 0"#
+            ),
+            "an error counter at 0 from the route's first request: {text}"
+        );
         assert!(text.contains("http_server_request_duration_seconds_bucket"), "{text}");
+        assert!(text.contains(r#"medcov_build_info{service="hospital",version=""#), "{text}");
+        assert!(text.contains(r#"process_resident_memory_bytes{service="hospital"}"#), "{text}");
         assert!(!billing.render().contains("/patients"));
     }
 }

@@ -5,8 +5,18 @@
 //! `request` span that every log line of the request inherits, and on the way out echoes the
 //! request id, writes one access-log line and records the request metrics.
 //!
+//! The span follows OpenTelemetry's HTTP server conventions: kind SERVER, named after the
+//! method and route template (`GET /patients/{id}`), with `http.request.method`, `http.route`
+//! and `http.response.status_code`; a 5xx marks it as an error. It names its service, so its
+//! spans are exported under that service's name even when several share a process.
+//!
+//! Health probes and metrics scrapes ([`is_probe`]) are counted but neither exported as spans
+//! nor logged at info: on an idle system they would be most of both.
+//!
 //! The access log names the route template (`/patients/{id}`), never the raw path or query
-//! string: those can carry patient data.
+//! string: those can carry patient data. Each answer says which template matched in
+//! [`ROUTE_HEADER`], so the gateway can count what it forwards per service and route
+//! ([`Routed`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +31,24 @@ use tracing::field::Empty;
 
 use crate::metrics::{HTTP_IN_FLIGHT, Metrics};
 use crate::{REQUEST_ID_HEADER, TRACEPARENT_HEADER};
+
+/// The response header naming the route template a service matched (`/patients/{id}`).
+pub const ROUTE_HEADER: &str = "x-medcov-route";
+
+/// Put on a response by the gateway: the service that answered a forwarded request and the
+/// route template it matched there (`None` when the request never reached it, or matched
+/// nothing). Metrics and the span then name `/api/<service><route>` rather than the gateway's
+/// catch-all route.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub upstream: &'static str,
+    pub route: Option<String>,
+}
+
+/// Health probes and metrics scrapes: not traced, logged at debug only.
+pub fn is_probe(path: &str) -> bool {
+    matches!(path, "/health/live" | "/health/ready" | "/metrics")
+}
 
 /// Who is asking, for the length of one request: available to handlers as an extension and,
 /// anywhere inside the request's task, through [`RequestContext::current`].
@@ -81,9 +109,13 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let incoming =
         request.headers().get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
+    let probe = is_probe(request.uri().path());
 
     let span = tracing::info_span!(
         "request",
+        otel.name = %request.method(),
+        otel.kind = "server",
+        otel.status_code = Empty,
         service = state.service,
         method = %request.method(),
         route = Empty,
@@ -93,6 +125,9 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
         status = Empty,
         latency_ms = Empty,
     );
+    if probe {
+        medcov_telemetry::set_attribute(&span, medcov_telemetry::spans::PROBE_ATTRIBUTE, true);
+    }
     let trace = match incoming {
         Some(remote) => {
             remote.adopt_as_parent(&span);
@@ -116,14 +151,34 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
 
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let route = response.extensions().get::<RouteLabel>().map(|r| r.0.as_str()).unwrap_or("(unmatched)").to_owned();
-    state.metrics.record_request(&method, &route, status, elapsed);
+    let matched = response.extensions().get::<RouteLabel>().map(|r| r.0.clone());
+    let routed = response.extensions().get::<Routed>().cloned();
+    let (route, upstream) = match &routed {
+        Some(Routed { upstream, route }) => {
+            (format!("/api/{upstream}{}", route.as_deref().unwrap_or("/{*path}")), Some(*upstream))
+        }
+        None => (matched.clone().unwrap_or_else(|| "(unmatched)".to_owned()), None),
+    };
+    state.metrics.record_request(&method, &route, upstream, status, elapsed);
 
+    medcov_telemetry::set_name(&span, format!("{method} {route}"));
     span.record("route", route.as_str());
     span.record("status", status);
     span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
+    medcov_telemetry::set_attribute(&span, "http.request.method", method.clone());
+    medcov_telemetry::set_attribute(&span, "http.route", route.clone());
+    medcov_telemetry::set_attribute(&span, "http.response.status_code", i64::from(status));
+    medcov_telemetry::set_attribute(&span, "url.scheme", "http");
+    if let Some(upstream) = upstream {
+        medcov_telemetry::set_attribute(&span, "medcov.upstream", upstream);
+    }
     span.in_scope(|| {
-        if status >= 500 {
+        if probe {
+            tracing::debug!(target: "medcov::access", "request finished");
+        } else if status >= 500 {
             tracing::warn!(target: "medcov::access", "request finished");
         } else {
             tracing::info!(target: "medcov::access", "request finished");
@@ -132,6 +187,11 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    if let (Some(route), None) = (&matched, &routed)
+        && let Ok(value) = HeaderValue::from_str(route)
+    {
+        response.headers_mut().insert(ROUTE_HEADER, value);
     }
     secure_headers(response.headers_mut());
     response
@@ -166,6 +226,16 @@ fn is_sane_request_id(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_are_health_and_metrics_only() {
+        for path in ["/health/live", "/health/ready", "/metrics"] {
+            assert!(is_probe(path), "{path}");
+        }
+        for path in ["/patients", "/api/hospital/health/ready", "/metrics/x", "/"] {
+            assert!(!is_probe(path), "{path}");
+        }
+    }
 
     #[test]
     fn request_ids_are_kept_only_when_sane() {

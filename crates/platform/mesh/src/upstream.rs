@@ -16,6 +16,13 @@
 //! (one try), `mesh_retries_total{upstream}`,
 //! `mesh_rejected_total{upstream,reason}`, `mesh_breaker_state{breaker}`,
 //! `mesh_breaker_transitions_total{breaker,to}`, `mesh_ejections_total{upstream,instance}`.
+//! Each has HELP and TYPE ([`describe`]); the counters an alert watches exist at 0 before they
+//! can first grow (an upstream's when a service gets its client, an instance's at its first
+//! try), so a rate over them sees the first retry, rejection, transition or ejection.
+//!
+//! Each try is a CLIENT span (`GET`, with `http.request.method`, `server.address`,
+//! `server.port`, `http.response.status_code`, `http.request.resend_count`) whose context goes
+//! out as the `traceparent`, so the callee's SERVER span hangs under the try that reached it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +37,7 @@ use medcov_http::health::ReadinessCheck;
 use medcov_http::{ApiError, Metrics, REQUEST_ID_HEADER, RequestContext, TRACEPARENT_HEADER};
 use rand::Rng;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::Mesh;
 use crate::breaker::{Outcome, Transition};
@@ -85,7 +93,19 @@ impl Upstream {
     /// The same upstream, counting its calls in `metrics`.
     pub fn counted_in(self, metrics: &Metrics) -> Upstream {
         match self {
-            Upstream::Remote(remote) => Upstream::Remote(Remote { metrics: metrics.clone(), ..remote }),
+            Upstream::Remote(remote) => {
+                describe(metrics);
+                let name = remote.name;
+                metrics.ensure_counter(RETRIES, &[("upstream", name)]);
+                for reason in ["rate_limit", "bulkhead", "breaker"] {
+                    metrics.ensure_counter(REJECTED, &[("upstream", name), ("reason", reason)]);
+                }
+                metrics.ensure_gauge(BREAKER_STATE, &[("breaker", name)]);
+                for to in ["open", "half_open", "closed"] {
+                    metrics.ensure_counter(BREAKER_TRANSITIONS, &[("breaker", name), ("to", to)]);
+                }
+                Upstream::Remote(Remote { metrics: metrics.clone(), ..remote })
+            }
             local => local,
         }
     }
@@ -135,6 +155,35 @@ impl Upstream {
     }
 }
 
+const REQUESTS: &str = "mesh_requests_total";
+const REQUEST_DURATION: &str = "mesh_request_duration_seconds";
+const TRY_DURATION: &str = "mesh_try_duration_seconds";
+const RETRIES: &str = "mesh_retries_total";
+const REJECTED: &str = "mesh_rejected_total";
+const BREAKER_STATE: &str = "mesh_breaker_state";
+const BREAKER_TRANSITIONS: &str = "mesh_breaker_transitions_total";
+const EJECTIONS: &str = "mesh_ejections_total";
+const OUTCOMES: [&str; 6] = ["ok", "error", "unavailable", "unreachable", "timeout", "broken"];
+
+/// HELP and TYPE of the mesh's metrics, in the caller's registry.
+pub fn describe(metrics: &Metrics) {
+    use metrics::Unit;
+    metrics.describe_counter(
+        REQUESTS,
+        "Tries sent to another service's instances, by outcome: ok, error (5xx), unavailable (502-504), unreachable, timeout, broken.",
+    );
+    metrics.describe_histogram(REQUEST_DURATION, Unit::Seconds, "Whole calls to another service, retries included.");
+    metrics.describe_histogram(TRY_DURATION, Unit::Seconds, "Single tries to one instance of another service.");
+    metrics.describe_counter(RETRIES, "Tries sent again to another instance after a failed one.");
+    metrics.describe_counter(REJECTED, "Calls refused before any try, by reason: rate_limit, bulkhead, breaker.");
+    metrics.describe_gauge(
+        BREAKER_STATE,
+        "A circuit breaker's state: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open.",
+    );
+    metrics.describe_counter(BREAKER_TRANSITIONS, "Circuit-breaker state changes, by the state entered.");
+    metrics.describe_counter(EJECTIONS, "Instances taken out of the pool after failing calls in a row.");
+}
+
 /// Whether a request may be sent twice: an idempotent method (RFC 9110 §9.2.2), or an
 /// Idempotency-Key when every instance sees the same keys (`keys_shared`: they live in Redis),
 /// so the instance a retry reaches answers a repeat with the first result. Keys held in one
@@ -174,7 +223,7 @@ impl Remote {
             None => name.to_owned(),
         };
         let rejected = |reason: &'static str| {
-            self.metrics.counter("mesh_rejected_total", &[("upstream", name), ("reason", reason)]).increment(1);
+            self.metrics.counter(REJECTED, &[("upstream", name), ("reason", reason)]).increment(1);
         };
 
         if settings.rate_limit_per_s > 0
@@ -200,7 +249,7 @@ impl Remote {
             Ok(permit) => crate::breaker::Guard::new(breaker.clone(), permit),
             Err(refused) => {
                 rejected("breaker");
-                self.metrics.gauge("mesh_breaker_state", &[("breaker", &key)]).set(refused.state.gauge());
+                self.metrics.gauge(BREAKER_STATE, &[("breaker", &key)]).set(refused.state.gauge());
                 let wait = refused.retry_after.as_secs() + u64::from(refused.retry_after.subsec_nanos() > 0);
                 return Err(ApiError::Unavailable(format!(
                     "the {name} service is failing: its circuit breaker is {} and calls are refused{}",
@@ -223,18 +272,25 @@ impl Remote {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let timeout = left.min(Duration::from_millis(settings.timeout_ms));
             let try_started = tokio::time::Instant::now();
-            let outcome = self.send(&endpoint, &method, path_and_query, &headers, &body, timeout).await;
+            for outcome in OUTCOMES {
+                self.metrics
+                    .ensure_counter(REQUESTS, &[("upstream", name), ("instance", endpoint.id()), ("outcome", outcome)]);
+            }
+            self.metrics.ensure_counter(EJECTIONS, &[("upstream", name), ("instance", endpoint.id())]);
+            let span = try_span(name, &method, &endpoint, attempt);
+            let outcome = self
+                .send(&endpoint, &method, path_and_query, &headers, &body, timeout, &span)
+                .instrument(span.clone())
+                .await;
             self.metrics
-                .histogram("mesh_try_duration_seconds", &[("upstream", name), ("instance", endpoint.id())])
+                .histogram(TRY_DURATION, &[("upstream", name), ("instance", endpoint.id())])
                 .record(try_started.elapsed());
             let health = match &outcome {
                 Try::Answer(_, health) => *health,
                 _ => Health::Failed,
             };
             if let Some(ejected) = self.pool.report(&endpoint, health, &settings.outlier) {
-                self.metrics
-                    .counter("mesh_ejections_total", &[("upstream", name), ("instance", endpoint.id())])
-                    .increment(1);
+                self.metrics.counter(EJECTIONS, &[("upstream", name), ("instance", endpoint.id())]).increment(1);
                 tracing::warn!(
                     upstream = name,
                     instance = endpoint.id(),
@@ -251,7 +307,7 @@ impl Remote {
                 Try::Broken { .. } => "broken",
             };
             self.metrics
-                .counter("mesh_requests_total", &[("upstream", name), ("instance", endpoint.id()), ("outcome", label)])
+                .counter(REQUESTS, &[("upstream", name), ("instance", endpoint.id()), ("outcome", label)])
                 .increment(1);
             let retryable = match &outcome {
                 Try::Answer(..) => false,
@@ -262,7 +318,7 @@ impl Remote {
             let backoff = full_jitter(settings.retry.base_ms, settings.retry.max_ms, attempt);
             let time_left = deadline.saturating_duration_since(tokio::time::Instant::now()) > backoff;
             if retryable && attempt < settings.retry.attempts && time_left && budget.withdraw() {
-                self.metrics.counter("mesh_retries_total", &[("upstream", name)]).increment(1);
+                self.metrics.counter(RETRIES, &[("upstream", name)]).increment(1);
                 tracing::debug!(
                     upstream = name,
                     instance = endpoint.id(),
@@ -295,11 +351,12 @@ impl Remote {
         };
         let transition = guard.finish(if failed { Outcome::Failure } else { Outcome::Success });
         self.transitioned(&key, transition);
-        self.metrics.gauge("mesh_breaker_state", &[("breaker", &key)]).set(breaker.state().gauge());
-        self.metrics.histogram("mesh_request_duration_seconds", &[("upstream", name)]).record(started.elapsed());
+        self.metrics.gauge(BREAKER_STATE, &[("breaker", &key)]).set(breaker.state().gauge());
+        self.metrics.histogram(REQUEST_DURATION, &[("upstream", name)]).record(started.elapsed());
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         endpoint: &Arc<Endpoint>,
@@ -308,17 +365,58 @@ impl Remote {
         headers: &HeaderMap,
         body: &bytes::Bytes,
         timeout: Duration,
+        span: &tracing::Span,
     ) -> Try {
         let _flight = endpoint.start();
         let url = match join(&endpoint.instance.address, path_and_query) {
             Ok(url) => url,
             Err(e) => return Try::Answer(e.into_response(), Health::Ok),
         };
+        let mut headers = headers.clone();
+        // The callee's span is a child of this try.
+        if let Some(own) = medcov_telemetry::of_span(span)
+            && let Ok(value) = HeaderValue::from_str(&own.to_string())
+        {
+            headers.insert(TRACEPARENT_HEADER, value);
+        }
+        let outcome = self.send_once(url, method, headers, body, timeout).await;
+        let status = match &outcome {
+            Try::Answer(response, _) | Try::Unavailable(response) => Some(response.status()),
+            _ => None,
+        };
+        match status {
+            Some(status) => {
+                medcov_telemetry::set_attribute(span, "http.response.status_code", i64::from(status.as_u16()));
+                if status.is_server_error() {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            None => {
+                span.record("otel.status_code", "error");
+                let kind = match &outcome {
+                    Try::Unreachable(_) => "unreachable",
+                    Try::Broken { timeout: true, .. } => "timeout",
+                    _ => "broken",
+                };
+                medcov_telemetry::set_attribute(span, "error.type", kind);
+            }
+        }
+        outcome
+    }
+
+    async fn send_once(
+        &self,
+        url: url::Url,
+        method: &Method,
+        headers: HeaderMap,
+        body: &bytes::Bytes,
+        timeout: Duration,
+    ) -> Try {
         let sent = self
             .mesh
             .client()
             .request(method.clone(), url)
-            .headers(headers.clone())
+            .headers(headers)
             .body(body.clone())
             .timeout(timeout)
             .send()
@@ -348,12 +446,38 @@ impl Remote {
 
     fn transitioned(&self, key: &str, transition: Option<Transition>) {
         if let Some(Transition { from, to }) = transition {
-            self.metrics
-                .counter("mesh_breaker_transitions_total", &[("breaker", key), ("to", to.as_str())])
-                .increment(1);
+            self.metrics.counter(BREAKER_TRANSITIONS, &[("breaker", key), ("to", to.as_str())]).increment(1);
             tracing::warn!(breaker = key, from = from.as_str(), to = to.as_str(), "circuit breaker changed state");
         }
     }
+}
+
+/// One try to one instance: a CLIENT span under the caller's request.
+/// None outside any span (a readiness check of the upkeep): idle loops export nothing.
+fn try_span(upstream: &'static str, method: &Method, endpoint: &Endpoint, attempt: u32) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "call",
+        otel.name = %method,
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        upstream,
+        instance = endpoint.id(),
+    );
+    medcov_telemetry::set_attribute(&span, "http.request.method", method.as_str().to_owned());
+    if let Some(host) = endpoint.instance.address.host_str() {
+        medcov_telemetry::set_attribute(&span, "server.address", host.to_owned());
+    }
+    if let Some(port) = endpoint.instance.address.port_or_known_default() {
+        medcov_telemetry::set_attribute(&span, "server.port", i64::from(port));
+    }
+    medcov_telemetry::set_attribute(&span, "medcov.upstream", upstream);
+    if attempt > 0 {
+        medcov_telemetry::set_attribute(&span, "http.request.resend_count", i64::from(attempt));
+    }
+    span
 }
 
 /// A random wait up to min(max, base × 2^(attempt-1)).

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use medcov_config::ServiceName;
-use medcov_http::{Metrics, ReadinessCheck};
+use medcov_http::health::ReadyStatus;
+use medcov_http::{Health, Metrics, ReadinessCheck};
 use medcov_store::Database;
 use tokio_util::sync::CancellationToken;
 
@@ -42,9 +43,39 @@ impl ReadinessCheck for RedisCheck {
 
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Every few seconds: drain histogram samples and publish pool gauges.
-pub async fn upkeep(name: ServiceName, metrics: Metrics, database: Option<Database>, stop: CancellationToken) {
+/// How long past its deadline a saga counts as overdue: the ticker moves a due saga within
+/// a tick, so one still due a minute later is stuck.
+const OVERDUE_AFTER: time::Duration = time::Duration::seconds(60);
+
+/// Every few seconds: drain histogram samples, publish readiness and pool gauges, the sagas stuck past
+/// their deadline, and how span exports went.
+pub async fn upkeep(
+    name: ServiceName,
+    metrics: Metrics,
+    health: Health,
+    database: Option<Database>,
+    stop: CancellationToken,
+) {
     metrics.describe_gauge("db_pool_connections", "Connections in the service's database pool, by state.");
+    metrics.describe_gauge(
+        "health_ready",
+        "1 while the service is ready (or degraded), 0 while it is not: a critical dependency down, or shutting down.",
+    );
+    metrics.describe_gauge("health_check_up", "1 while a critical readiness check passes, 0 while it fails, by check.");
+    metrics.describe_counter(
+        "telemetry_span_exports_total",
+        "Batches of this service's spans sent to the trace collector, by outcome (ok, failed).",
+    );
+    for outcome in ["ok", "failed"] {
+        metrics.ensure_counter("telemetry_span_exports_total", &[("outcome", outcome)]);
+    }
+    if database.is_some() {
+        metrics.describe_gauge(
+            "sagas_overdue",
+            "Sagas of this service more than a minute past their deadline: the ticker is not moving them.",
+        );
+        metrics.ensure_gauge("sagas_overdue", &[]);
+    }
     let mut ticker = tokio::time::interval(UPKEEP_EVERY);
     loop {
         tokio::select! {
@@ -52,11 +83,25 @@ pub async fn upkeep(name: ServiceName, metrics: Metrics, database: Option<Databa
             _ = ticker.tick() => {}
         }
         metrics.run_upkeep();
+        let report = health.report_critical().await;
+        let ready = matches!(report.status, ReadyStatus::Ready | ReadyStatus::Degraded);
+        metrics.gauge("health_ready", &[]).set(if ready { 1.0 } else { 0.0 });
+        for check in &report.checks {
+            let up = if check.error.is_none() { 1.0 } else { 0.0 };
+            metrics.gauge("health_check_up", &[("check", check.name.as_str())]).set(up);
+        }
+        let exports = medcov_telemetry::export::exports(name.as_str());
+        metrics.counter("telemetry_span_exports_total", &[("outcome", "ok")]).absolute(exports.ok);
+        metrics.counter("telemetry_span_exports_total", &[("outcome", "failed")]).absolute(exports.failed);
         if let Some(database) = &database {
             let (size, idle) = database.pool_stats();
             let idle = idle as f64;
             metrics.gauge("db_pool_connections", &[("state", "idle")]).set(idle);
             metrics.gauge("db_pool_connections", &[("state", "in_use")]).set(f64::from(size) - idle);
+            let before = time::OffsetDateTime::now_utc() - OVERDUE_AFTER;
+            if let Ok(overdue) = medcov_bus::saga::due(database, before, 1000).await {
+                metrics.gauge("sagas_overdue", &[]).set(overdue.len() as f64);
+            }
         }
     }
     tracing::debug!(service = %name, "upkeep stopped");

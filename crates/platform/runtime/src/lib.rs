@@ -51,7 +51,8 @@ pub fn actor(principal: &medcov_security::Principal) -> medcov_store::outbox::Ac
     medcov_store::outbox::Actor {
         user_id: principal.id,
         request_id: context.as_ref().map(|c| c.request_id.clone()),
-        traceparent: context.as_ref().map(|c| c.trace.to_string()),
+        // The request's own span, so what it writes (events, saga commands) hangs under it.
+        traceparent: context.as_ref().map(|c| c.outgoing_traceparent()),
         causation_id: None,
     }
 }
@@ -62,7 +63,10 @@ pub fn event_actor(envelope: &medcov_bus::Envelope) -> medcov_store::outbox::Act
     medcov_store::outbox::Actor {
         user_id: uuid::Uuid::nil(),
         request_id: envelope.correlation_id.clone().or_else(|| Some(envelope.id.to_string())),
-        traceparent: envelope.traceparent.clone(),
+        // The consumer's span (when spans are exported), so the events it writes continue the
+        // trace under it; the event's own trace otherwise.
+        traceparent: medcov_telemetry::outgoing(&tracing::Span::current(), envelope.traceparent.as_deref())
+            .or_else(|| envelope.traceparent.clone()),
         causation_id: Some(envelope.id.to_string()),
     }
 }
@@ -300,6 +304,11 @@ async fn start_one(
                 database.check_owner(name).await?;
             }
             tracing::info!(service = %name, backend = database.backend().as_str(), database = %url, "database ready");
+            let system = match database.backend() {
+                medcov_store::Backend::Postgres => "postgresql",
+                medcov_store::Backend::Sqlite => "sqlite",
+            };
+            medcov_telemetry::db::register(name.as_str(), system);
             Some(database)
         }
     };
@@ -332,7 +341,7 @@ async fn start_one(
         let published = metrics.counter("events_published_total", &[]);
         tasks.spawn(medcov_bus::relay::run(stream, database.clone(), bus.clone(), interval, published, stop.clone()));
         let trim_every = Duration::from_secs(config.events.trim_interval_s);
-        tasks.spawn(watch_stream(stream, bus.clone(), metrics.clone(), trim_every, stop.clone()));
+        tasks.spawn(watch_stream(stream, database.clone(), bus.clone(), metrics.clone(), trim_every, stop.clone()));
     }
 
     if spec.migrations.is_some() {
@@ -378,7 +387,7 @@ async fn start_one(
         None => None,
     };
 
-    tasks.spawn(checks::upkeep(name, metrics, database.clone(), stop.clone()));
+    tasks.spawn(checks::upkeep(name, metrics, health.clone(), database.clone(), stop.clone()));
     let addr = listener.local_addr()?;
     tasks.spawn(register(config.clone(), mesh.clone(), name, addr, stop.clone()));
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));
@@ -425,10 +434,11 @@ async fn register(config: Arc<Config>, mesh: Arc<Mesh>, name: ServiceName, addr:
 }
 
 /// Every few seconds, publishes the pending, lag and dead-letter counts of each group reading
-/// a service's stream as gauges; every `trim_every`, trims the stream of what every group is
-/// done with.
+/// a service's stream, and the outbox's backlog (rows not yet relayed, and the age of the
+/// oldest), as gauges; every `trim_every`, trims the stream of what every group is done with.
 async fn watch_stream(
     stream: &'static str,
+    database: Database,
     bus: Arc<dyn medcov_bus::Bus>,
     metrics: Metrics,
     trim_every: Duration,
@@ -437,11 +447,23 @@ async fn watch_stream(
     metrics.describe_gauge("events_group_pending", "Events delivered to a consumer group and not yet acknowledged.");
     metrics.describe_gauge("events_group_lag", "Events in the stream not yet delivered to a consumer group.");
     metrics.describe_gauge("events_group_dead_letters", "Dead letters of a consumer group waiting for an operator.");
+    metrics.describe_gauge("events_outbox_backlog", "Events in the service's outbox not yet relayed to the bus.");
+    metrics.describe_gauge(
+        "events_outbox_oldest_seconds",
+        "Age of the oldest event in the outbox not yet relayed (0 when none waits).",
+    );
+    metrics.ensure_gauge("events_outbox_backlog", &[]);
+    metrics.ensure_gauge("events_outbox_oldest_seconds", &[]);
     let mut last_trim = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(5).min(trim_every)) => {}
+        }
+        if let Ok((backlog, oldest)) = medcov_store::outbox::backlog(&database).await {
+            metrics.gauge("events_outbox_backlog", &[]).set(backlog as f64);
+            let age = oldest.map(|at| (time::OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0));
+            metrics.gauge("events_outbox_oldest_seconds", &[]).set(age.unwrap_or(0.0));
         }
         if let Ok(groups) = bus.groups(stream).await {
             for group in groups {

@@ -100,3 +100,8 @@ pub async fn unpublished(db: &Database) -> Result<Vec<Recorded>, StoreError> {
 pub async fn all(db: &Database) -> Result<Vec<Recorded>, StoreError> {
     dispatch!(db, outbox::list(false))
 }
+
+/// How many events wait to be relayed, and when the oldest of them occurred.
+pub async fn backlog(db: &Database) -> Result<(i64, Option<time::OffsetDateTime>), StoreError> {
+    dispatch!(db, outbox::backlog())
+}

@@ -5,22 +5,29 @@
 //!
 //! - [`init`]: install the subscriber once per process; keep the guard until exit.
 //! - [`trace_context`]: `traceparent` parsing and formatting.
+//! - [`spans`]: each span tagged with its service; probes never exported.
+//! - [`export`]: one `service.name` per service even when they share a process; a collector
+//!   outage logged once a minute at most; export outcomes counted per service.
+//! - [`db`]: every database statement inside an exported span becomes a CLIENT span named
+//!   after its kind and table.
 
 #![forbid(unsafe_code)]
 
+pub mod db;
+pub mod export;
+pub mod spans;
 pub mod trace_context;
 
 use std::io::IsTerminal;
 
 use medcov_config::{LogConfig, LogFormat, TelemetryConfig};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use trace_context::TraceContext;
+pub use trace_context::{TraceContext, of_span, outgoing, set_attribute, set_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -52,7 +59,25 @@ impl Drop for TelemetryGuard {
 ///
 /// Calling it again (as tests do) keeps the first subscriber and returns an inert guard.
 pub fn init(log: &LogConfig, telemetry: &TelemetryConfig, process: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = filter(log)?;
+    let exporter = telemetry.otlp_endpoint.as_ref().map(|endpoint| {
+        let endpoint = format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/'));
+        export::PerService::new(endpoint, opentelemetry_sdk::Resource::builder().build())
+    });
+    install(log, telemetry.sample_ratio, process, exporter)
+}
+
+/// [`init`] with spans going to `exporter` (none: not exported). Tests give their own.
+#[doc(hidden)]
+pub fn install<E>(
+    log: &LogConfig,
+    sample_ratio: f64,
+    process: &str,
+    exporter: Option<E>,
+) -> Result<TelemetryGuard, TelemetryError>
+where
+    E: opentelemetry_sdk::trace::SpanExporter + 'static,
+{
+    let log_filter = filter(log)?;
     let json = match log.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -70,27 +95,53 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig, process: &str) -> Resu
         tracing_subscriber::fmt::layer().with_target(false).boxed()
     };
 
-    let (otel_layer, provider) = match &telemetry.otlp_endpoint {
-        None => (None, None),
-        Some(endpoint) => {
-            let endpoint = format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/'));
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_endpoint(endpoint)
-                .build()
-                .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let (otel_layer, db_layer, provider) = match exporter {
+        None => (None, None, None),
+        Some(exporter) => {
+            let processor = spans::ServiceTagger::new(BatchSpanProcessor::builder(exporter).build());
             let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(telemetry.sample_ratio))))
+                .with_span_processor(processor)
+                .with_sampler(spans::Sampling::new(sample_ratio))
                 .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(process.to_owned()).build())
                 .build();
             let tracer = provider.tracer("medcov");
-            (Some(tracing_opentelemetry::layer().with_tracer(tracer)), Some(provider))
+            // The same filter as the logs: spans below `log.level` are not exported either.
+            let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(filter(log)?);
+            // Statements are DEBUG events of `sqlx::query`: this layer alone asks for them.
+            // (The hint matters: without it the process-wide maximum level stays at the logs'
+            // and sqlx never emits its DEBUG events.)
+            let db = db::DbSpans::new(provider.tracer("medcov.db")).with_filter(
+                tracing_subscriber::filter::filter_fn(|meta| {
+                    (meta.is_span() && *meta.level() <= tracing::Level::INFO) || meta.target() == "sqlx::query"
+                })
+                .with_max_level_hint(tracing::Level::DEBUG),
+            );
+            (Some(otel), Some(db), Some(provider))
         }
     };
+    let slot = db_layer.as_ref().map(|db| db.inner().dispatch_slot());
 
-    let installed = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init().is_ok();
+    let installed = tracing_subscriber::registry()
+        .with(fmt_layer.with_filter(log_filter))
+        .with(otel_layer)
+        .with(db_layer)
+        .try_init()
+        .is_ok();
+    if let (true, Some(slot)) = (installed, slot) {
+        tracing::dispatcher::get_default(|dispatch| {
+            let _ = slot.set(dispatch.downgrade());
+        });
+    }
     Ok(TelemetryGuard { provider: if installed { provider } else { None } })
+}
+
+impl TelemetryGuard {
+    /// Sends every span ended so far to the exporter.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            let _ = provider.force_flush();
+        }
+    }
 }
 
 fn filter(log: &LogConfig) -> Result<EnvFilter, TelemetryError> {

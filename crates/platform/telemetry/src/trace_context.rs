@@ -95,6 +95,40 @@ impl TraceContext {
     }
 }
 
+/// The exported span behind `span`, when spans are exported and it is recorded.
+pub fn of_span(span: &tracing::Span) -> Option<TraceContext> {
+    let cx = span.context();
+    let own = cx.span().span_context().clone();
+    own.is_valid().then(|| TraceContext {
+        trace_id: u128::from_be_bytes(own.trace_id().to_bytes()),
+        span_id: u64::from_be_bytes(own.span_id().to_bytes()),
+        sampled: own.is_sampled(),
+    })
+}
+
+/// What to write as the `traceparent` of something done inside `span` (an event, a command):
+/// the span itself when it is exported, else `inherited` (the trace it belongs to) with a
+/// fresh span id, else nothing.
+pub fn outgoing(span: &tracing::Span, inherited: Option<&str>) -> Option<String> {
+    of_span(span).or_else(|| inherited.and_then(TraceContext::parse).map(|cx| cx.child())).map(|cx| cx.to_string())
+}
+
+/// Sets an OpenTelemetry attribute on the span behind `span` without making it a log field
+/// (semantic-convention attributes such as `messaging.destination.name`). Does nothing when
+/// spans are not exported.
+pub fn set_attribute(span: &tracing::Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
+    span.set_attribute(key, value);
+}
+
+/// Renames the span behind `span` (once its name is known, as a request's route is only after
+/// routing). Does nothing when spans are not exported.
+pub fn set_name(span: &tracing::Span, name: String) {
+    let cx = span.context();
+    if cx.has_active_span() {
+        cx.span().update_name(name);
+    }
+}
+
 /// Formats as a `traceparent` header value.
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -53,11 +53,20 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         cache: context.cache(),
         marked: Arc::default(),
         metrics: {
-            context.metrics.describe_counter(
+            let metrics = &context.metrics;
+            metrics.describe_counter(
                 "gateway_cache_total",
                 "Answers the gateway's response cache gave (hit, stale) or stored (miss).",
             );
-            context.metrics.clone()
+            metrics.describe_counter(api::proxy::RATE_LIMITED, "Requests refused by a rate limit (429), by group.");
+            // At 0 from the start, so the first hit or refusal shows in a rate.
+            for result in ["hit", "miss", "stale"] {
+                metrics.ensure_counter("gateway_cache_total", &[("result", result)]);
+            }
+            for group in ["api", "sign-in", "sign-in-account"] {
+                metrics.ensure_counter(api::proxy::RATE_LIMITED, &[("group", group)]);
+            }
+            metrics.clone()
         },
         verifier: context.verifier(),
         limits: api::proxy::Limits {

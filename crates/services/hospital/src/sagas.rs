@@ -48,7 +48,7 @@ pub fn registration(timeout: Duration) -> Definition {
 /// Every `every`: moves sagas past their deadline on, and publishes the count of sagas in
 /// each state as `sagas{state}`.
 pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duration, stop: CancellationToken) {
-    metrics.describe_gauge("sagas", "Sagas this service orchestrates, by state.");
+    metrics.describe_gauge("sagas", "Sagas this service orchestrates, by kind and state.");
     let actor = medcov_store::outbox::Actor::default();
     loop {
         tokio::select! {
@@ -66,7 +66,7 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
         }
         if let Ok(counts) = service.saga_counts().await {
             for (state, count) in counts {
-                metrics.gauge("sagas", &[("state", state.as_str())]).set(count as f64);
+                metrics.gauge("sagas", &[("kind", KIND), ("state", state.as_str())]).set(count as f64);
             }
         }
     }

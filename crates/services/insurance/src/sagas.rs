@@ -12,7 +12,7 @@ use crate::service::{InsuranceService, POLICY_SALE};
 
 /// Ticks every `every` until `stop`, publishing instance counts by state as `sagas` gauges.
 pub async fn run(service: Arc<InsuranceService>, metrics: Metrics, every: Duration, stop: CancellationToken) {
-    metrics.describe_gauge("sagas", "Saga instances of this service, by state.");
+    metrics.describe_gauge("sagas", "Sagas this service orchestrates, by kind and state.");
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -42,3 +42,10 @@ pub async fn list(pool: &Pool, unpublished: bool) -> Result<Vec<Recorded>, Store
         .map(|(event_type, aggregate_id, payload)| Recorded { event_type, aggregate_id, payload: payload.0 })
         .collect())
 }
+
+/// How many rows wait to be relayed, and when the oldest of them occurred.
+pub async fn backlog(pool: &Pool) -> Result<(i64, Option<OffsetDateTime>), StoreError> {
+    Ok(sqlx::query_as("SELECT COUNT(*), MIN(occurred_at) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await?)
+}

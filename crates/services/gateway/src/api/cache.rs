@@ -87,14 +87,21 @@ impl Directives {
     }
 }
 
-/// A stored answer: status, content type, when it was stored, body.
+/// Marks the second layout of a stored answer, which also keeps the route template the service
+/// matched (for the gateway's metrics). The first layout starts with the status, whose first
+/// byte is never 0xFF, so entries stored by an older gateway still read.
+const WITH_ROUTE: u8 = 0xFF;
+
+/// A stored answer: status, when it was stored, content type, cache control, route, body.
 fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Bytes {
     let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or(b"");
     let cache_control = headers.get(header::CACHE_CONTROL).map(|v| v.as_bytes()).unwrap_or(b"");
-    let mut out = Vec::with_capacity(16 + content_type.len() + cache_control.len() + body.len());
+    let route = headers.get(medcov_http::observe::ROUTE_HEADER).map(|v| v.as_bytes()).unwrap_or(b"");
+    let mut out = Vec::with_capacity(20 + content_type.len() + cache_control.len() + route.len() + body.len());
+    out.push(WITH_ROUTE);
     out.extend_from_slice(&status.as_u16().to_be_bytes());
     out.extend_from_slice(&now_secs().to_be_bytes());
-    for part in [content_type, cache_control] {
+    for part in [content_type, cache_control, route] {
         out.extend_from_slice(&u16::try_from(part.len()).unwrap_or(0).to_be_bytes());
         out.extend_from_slice(if part.len() <= usize::from(u16::MAX) { part } else { b"" });
     }
@@ -103,15 +110,27 @@ fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Bytes {
 }
 
 fn decode(bytes: &[u8]) -> Option<(StatusCode, u64, HeaderMap, Bytes)> {
+    let (bytes, names): (&[u8], &[header::HeaderName]) = if bytes.first() == Some(&WITH_ROUTE) {
+        (
+            &bytes[1..],
+            &[
+                header::CONTENT_TYPE,
+                header::CACHE_CONTROL,
+                header::HeaderName::from_static(medcov_http::observe::ROUTE_HEADER),
+            ],
+        )
+    } else {
+        (bytes, &[header::CONTENT_TYPE, header::CACHE_CONTROL])
+    };
     let status = StatusCode::from_u16(u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?)).ok()?;
     let stored = u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?);
     let mut at = 10;
     let mut headers = HeaderMap::new();
-    for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+    for name in names {
         let len = usize::from(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
         let value = bytes.get(at + 2..at + 2 + len)?;
         if !value.is_empty() {
-            headers.insert(name, HeaderValue::from_bytes(value).ok()?);
+            headers.insert(name.clone(), HeaderValue::from_bytes(value).ok()?);
         }
         at += 2 + len;
     }
@@ -304,6 +323,22 @@ mod tests {
         );
         assert!(stored > 0);
         assert_eq!(decode(&bytes[..5]), None);
+        // The route template the service matched is kept, for the metrics of a hit.
+        headers.insert(medcov_http::observe::ROUTE_HEADER, HeaderValue::from_static("/hospitals/{id}"));
+        let (_, _, back, body) = decode(&encode(StatusCode::OK, &headers, b"{}")).expect("decodes");
+        assert_eq!(
+            (back[medcov_http::observe::ROUTE_HEADER].to_str().ok(), &body[..]),
+            (Some("/hospitals/{id}"), &b"{}"[..])
+        );
+        // An entry an older gateway stored (no route) still reads.
+        let mut old = Vec::new();
+        old.extend_from_slice(&200u16.to_be_bytes());
+        old.extend_from_slice(&7u64.to_be_bytes());
+        old.extend_from_slice(&0u16.to_be_bytes());
+        old.extend_from_slice(&0u16.to_be_bytes());
+        old.extend_from_slice(b"[1]");
+        let (status, stored, back, body) = decode(&old).expect("decodes");
+        assert_eq!((status, stored, back.len(), &body[..]), (StatusCode::OK, 7, 0, &b"[1]"[..]));
     }
 
     #[test]

@@ -46,6 +46,9 @@ impl Upstreams {
     }
 }
 
+/// Requests refused by a rate limit, by group (`api`, `sign-in`, `sign-in-account`).
+pub const RATE_LIMITED: &str = "gateway_rate_limited_total";
+
 /// The rate limits: API calls, and sign-in.
 #[derive(Clone)]
 pub struct Limits {
@@ -63,7 +66,7 @@ pub struct ProxyState {
     pub cache: Arc<dyn medcov_cache::Cache>,
     /// Which parts of the API have marked answers cacheable (see `cache::Marked`).
     pub marked: Arc<super::cache::Marked>,
-    /// Counts `gateway_cache_total{result}`: hit, miss, stale.
+    /// Counts `gateway_cache_total{result}` (hit, miss, stale) and `gateway_rate_limited_total{group}`.
     pub metrics: medcov_http::Metrics,
     pub verifier: Arc<Verifier>,
     pub limits: Limits,
@@ -77,20 +80,32 @@ pub fn router(state: ProxyState) -> OpenApiRouter {
         .with_state(state)
 }
 
-async fn forward_root(
-    State(state): State<ProxyState>,
-    Path(service): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    send(&state, &service, request).await
+async fn forward_root(State(state): State<ProxyState>, Path(service): Path<String>, request: Request) -> Response {
+    routed(&state, &service, request).await
 }
 
 async fn forward(
     State(state): State<ProxyState>,
     Path((service, _path)): Path<(String, String)>,
     request: Request,
-) -> Result<Response, ApiError> {
-    send(&state, &service, request).await
+) -> Response {
+    routed(&state, &service, request).await
+}
+
+/// Sends the request on and says, for the metrics and the span, which service answered and
+/// what route template it matched (taken off the answer: clients need not see it).
+async fn routed(state: &ProxyState, service: &str, request: Request) -> Response {
+    use axum::response::IntoResponse;
+    let upstream = service.parse::<ServiceName>().ok().filter(|name| state.upstreams.0.contains_key(name));
+    let mut response = send(state, service, request).await.unwrap_or_else(|error| error.into_response());
+    let route = response
+        .headers_mut()
+        .remove(medcov_http::observe::ROUTE_HEADER)
+        .and_then(|v| v.to_str().ok().map(str::to_owned));
+    if let Some(name) = upstream {
+        response.extensions_mut().insert(medcov_http::Routed { upstream: name.as_str(), route });
+    }
+    response
 }
 
 /// The requests that hand out or end sessions, limited more strictly.
@@ -143,8 +158,9 @@ fn write(applied: &Applied, response: &mut Response) {
     }
 }
 
-/// The 429 for a refused request, with `Retry-After` and the limit's headers.
-fn refused(applied: Applied) -> Response {
+/// The 429 for a refused request, with `Retry-After` and the limit's headers; counted.
+fn refused(state: &ProxyState, applied: Applied) -> Response {
+    state.metrics.counter(RATE_LIMITED, &[("group", applied.group)]).increment(1);
     let retry_after = applied.decision.retry_after;
     let mut response = ApiError::TooManyRequests {
         detail: format!("too many requests; retry in {} s", retry_after.as_secs().max(1)),
@@ -196,12 +212,12 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         };
         match state.limits.sign_in.check(Some(&ip), account.as_deref()).await {
             Ok(applied) => applied,
-            Err(over) => return Ok(refused(over)),
+            Err(over) => return Ok(refused(state, over)),
         }
     } else if is_public(name, request.method(), &path) {
         match limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await {
             Ok(applied) => applied,
-            Err(over) => return Ok(refused(over)),
+            Err(over) => return Ok(refused(state, over)),
         }
     } else {
         let (parts, body) = request.into_parts();
@@ -216,13 +232,13 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
                 request = Request::from_parts(parts, body);
                 match limit(state, "api", format!("api:sub:{}", principal.id), &state.limits.api).await {
                     Ok(applied) => applied,
-                    Err(over) => return Ok(refused(over)),
+                    Err(over) => return Ok(refused(state, over)),
                 }
             }
             Err(error) => {
                 // Guessing tokens costs from the caller's IP budget.
                 if let Err(over) = limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await {
-                    return Ok(refused(over));
+                    return Ok(refused(state, over));
                 }
                 return Err(error.into());
             }

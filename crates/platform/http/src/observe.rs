@@ -45,9 +45,10 @@ pub struct Routed {
     pub route: Option<String>,
 }
 
-/// Health probes and metrics scrapes: not traced, logged at debug only.
+/// Health probes, metrics scrapes and the revocation list every process polls: machines
+/// asking several times a second, not traced, logged at debug only.
 pub fn is_probe(path: &str) -> bool {
-    matches!(path, "/health/live" | "/health/ready" | "/metrics")
+    matches!(path, "/health/live" | "/health/ready" | "/metrics" | "/revocations")
 }
 
 /// Who is asking, for the length of one request: available to handlers as an extension and,
@@ -228,8 +229,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn probes_are_health_and_metrics_only() {
-        for path in ["/health/live", "/health/ready", "/metrics"] {
+    fn probes_are_health_metrics_and_the_revocation_poll_only() {
+        for path in ["/health/live", "/health/ready", "/metrics", "/revocations"] {
             assert!(is_probe(path), "{path}");
         }
         for path in ["/patients", "/api/hospital/health/ready", "/metrics/x", "/"] {

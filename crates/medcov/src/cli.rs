@@ -209,10 +209,7 @@ fn parse_scope(text: &str) -> anyhow::Result<medcov_security::Scope> {
 }
 
 async fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
-    let redis = match &config.redis.url {
-        Some(url) => Some(medcov_runtime::RedisHandle::new(url, &config.redis.key_prefix)?),
-        None => None,
-    };
+    let redis = medcov_runtime::RedisHandle::from_config(&config.redis)?;
     let bus = medcov_runtime::bus(config, redis.as_ref()).await?;
     let show = |value: &dyn erased::Show| println!("{}", value.json());
     match command {

@@ -24,12 +24,7 @@ impl Handler for Refuse {
 }
 
 async fn bus_of(env: &TestEnv) -> Arc<dyn Bus> {
-    let redis = env
-        .config
-        .redis
-        .url
-        .as_ref()
-        .map(|url| medcov_runtime::RedisHandle::new(url, &env.config.redis.key_prefix).expect("redis handle"));
+    let redis = medcov_runtime::RedisHandle::from_config(&env.config.redis).expect("redis handle");
     medcov_runtime::bus(&env.config, redis.as_ref()).await.expect("the bus")
 }
 

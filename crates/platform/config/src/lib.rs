@@ -197,11 +197,21 @@ pub struct RedisConfig {
     #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
     pub url: Option<RedisUrl>,
     pub key_prefix: String,
+    /// Treat `url` as a seed node of a Redis Cluster even when it names only one (several
+    /// nodes always mean a cluster).
+    pub cluster: bool,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url: None, key_prefix: "medcov".to_owned() }
+        RedisConfig { url: None, key_prefix: "medcov".to_owned(), cluster: false }
+    }
+}
+
+impl RedisConfig {
+    /// Whether Redis is a cluster: several seed nodes, or `redis.cluster = true`.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster || self.url.as_ref().is_some_and(RedisUrl::is_cluster)
     }
 }
 
@@ -595,6 +605,23 @@ impl Config {
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
             return Err(setting("redis.key_prefix", "must be non-empty and contain no spaces"));
         }
+        // Braces mark a key's hash tag on a Redis Cluster: in the prefix they would put every key
+        // in one slot, or split keys that must share one.
+        if self.redis.key_prefix.contains(['{', '}']) {
+            return Err(setting("redis.key_prefix", "must not contain { or } (they mark Redis Cluster hash tags)"));
+        }
+        if self.redis.cluster && self.redis.url.is_none() {
+            return Err(setting("redis.cluster", "needs redis.url: the cluster's seed nodes"));
+        }
+        if let Some(url) = &self.redis.url
+            && self.redis.cluster
+            && let Some(node) = url.nodes().iter().find(|n| !matches!(n.path(), "" | "/" | "/0"))
+        {
+            return Err(setting(
+                "redis.url",
+                &format!("{} names a database: a Redis Cluster has database 0 only", urls::redact(node)),
+            ));
+        }
         for name in ServiceName::ALL {
             let service = self.services.get(name);
             if let Some(url) = service.instances.iter().find(|u| !matches!(u.scheme(), "http" | "https")) {
@@ -794,5 +821,30 @@ mod tests {
         assert!(shown.contains("[services.hospital]"), "{shown}");
         let f = file(&Config::default().to_toml());
         assert_eq!(Config::load_from(Some(f.path()), env(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_redis_cluster_is_named_by_its_seeds_or_the_cluster_setting() {
+        let seeds = "redis://10.0.0.1:6379,redis://10.0.0.2:6379";
+        let loaded = Config::load_from(None, env(&[("MEDCOV__REDIS__URL", seeds)])).unwrap();
+        assert!(loaded.redis.is_cluster());
+        assert_eq!(loaded.redis.url.as_ref().unwrap().nodes().len(), 2);
+        let one = Config::load_from(
+            None,
+            env(&[("MEDCOV__REDIS__URL", "redis://redis-cluster:6379"), ("MEDCOV__REDIS__CLUSTER", "true")]),
+        )
+        .unwrap();
+        assert!(one.redis.is_cluster());
+        let plain = Config::load_from(None, env(&[("MEDCOV__REDIS__URL", "redis://cache:6379/2")])).unwrap();
+        assert!(!plain.redis.is_cluster());
+
+        for (vars, says) in [
+            (vec![("MEDCOV__REDIS__CLUSTER", "true")], "redis.cluster"),
+            (vec![("MEDCOV__REDIS__URL", "redis://c:6379/2"), ("MEDCOV__REDIS__CLUSTER", "true")], "database 0"),
+            (vec![("MEDCOV__REDIS__KEY_PREFIX", "{medcov}")], "redis.key_prefix"),
+        ] {
+            let err = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+            assert!(err.contains(says), "{vars:?}: {err}");
+        }
     }
 }

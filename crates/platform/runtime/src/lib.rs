@@ -138,10 +138,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     }
 
     let options = PoolOptions::from_config(&config);
-    let redis = match &config.redis.url {
-        Some(url) => Some(RedisHandle::new(url, &config.redis.key_prefix)?),
-        None => None,
-    };
+    let redis = RedisHandle::from_config(&config.redis)?;
     let mesh = mesh(&config, redis.as_ref())?;
     // One cache for the process: the gateway sees the services' invalidations. With Redis it
     // is shared by every process.

@@ -96,6 +96,28 @@ fn the_printed_default_config_is_accepted_as_a_config_file() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }
 
+/// `config check` reads the mesh policy file as `serve` does: what one refuses, so does the other.
+#[test]
+fn config_check_judges_the_mesh_policy_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("mesh.toml");
+    let text = "[upstreams.insurance.routes.eligibility]\npath_prefix = \"/eligibility\"\n[upstreams.insurance.routes.eligibility.retry]\nattempts = 11\n";
+    std::fs::write(&bad, text).expect("write");
+    let problem = "upstreams.insurance.routes.eligibility.retry.attempts";
+    let check = medcov(&["config", "check"]).env("MEDCOV__MESH__POLICY_FILE", &bad).output().expect("runs");
+    assert!(!check.status.success(), "config check passed a policy serve refuses");
+    assert!(String::from_utf8_lossy(&check.stderr).contains(problem), "{}", String::from_utf8_lossy(&check.stderr));
+    let mut serve = medcov(&["serve", "--target", "gateway"]);
+    all_ports_free(&mut serve);
+    let serve = serve.env("MEDCOV__MESH__POLICY_FILE", &bad).output().expect("runs");
+    assert!(!serve.status.success());
+    assert!(String::from_utf8_lossy(&serve.stderr).contains(problem), "{}", String::from_utf8_lossy(&serve.stderr));
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/mesh.example.toml");
+    let check = medcov(&["config", "check"]).env("MEDCOV__MESH__POLICY_FILE", &example).output().expect("runs");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
+
 #[test]
 fn wrong_settings_stop_start_up_naming_the_key() {
     let table: [(&str, &str, &[&str]); 4] = [

@@ -24,10 +24,12 @@
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
 //!   invoice.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
+//! - `backup`: `medcov admin backup` under write load and `restore` into a new folder.
 
 mod appointments;
 mod auth_flow;
 mod authorization;
+mod backup;
 mod billing;
 mod binary;
 mod edge;

@@ -222,8 +222,7 @@ pub async fn bus(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result
 /// The mesh of this process: the policy file (refusing to start on an invalid one), the
 /// registry (Redis when configured, in process otherwise) and one HTTP client.
 pub fn mesh(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<Mesh>> {
-    let names: Vec<&'static str> = ServiceName::ALL.iter().map(|n| n.as_str()).collect();
-    let policy = medcov_mesh::PolicyHandle::open(config.mesh.policy_file().map(|p| p.to_path_buf()), &names)?;
+    let policy = mesh_policy(config)?;
     let registry: Arc<dyn medcov_mesh::Registry> = match redis {
         Some(redis) => Arc::new(medcov_mesh::RedisRegistry::new(redis.connection(), redis.prefix())),
         None => Arc::new(medcov_mesh::MemoryRegistry::new(medcov_mesh::clock::system())),
@@ -234,6 +233,13 @@ pub fn mesh(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<
         .context("cannot build the HTTP client")?;
     let mesh = Mesh::new(policy, registry, client, medcov_mesh::clock::system()).with_shared_keys(redis.is_some());
     Ok(Arc::new(mesh))
+}
+
+/// The mesh policy `mesh.policy_file` sets (the built-in one without a file), validated whole:
+/// what `serve` starts with, and what `medcov config check` checks.
+pub fn mesh_policy(config: &Config) -> anyhow::Result<medcov_mesh::PolicyHandle> {
+    let names: Vec<&'static str> = ServiceName::ALL.iter().map(|n| n.as_str()).collect();
+    Ok(medcov_mesh::PolicyHandle::open(config.mesh.policy_file().map(|p| p.to_path_buf()), &names)?)
 }
 
 /// What every service of the process shares.

@@ -129,6 +129,9 @@ fn the_example_policy_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../deploy/mesh.example.toml");
     let policy = medcov_mesh::MeshPolicy::load(&path, &["auth", "hospital", "insurance", "billing"])
         .unwrap_or_else(|e| panic!("{e}"));
-    let (route, settings) = policy.route("insurance", "GET", "/eligibility");
+    // Eligibility is `POST /eligibility` (crates/services/insurance): its route must match that.
+    let (route, settings) = policy.route("insurance", "POST", "/eligibility");
     assert_eq!((route.map(|r| r.name.as_str()), settings.timeout_ms), (Some("eligibility"), 800));
+    let (route, _) = policy.route("insurance", "POST", "/claims/0190d1c8-0000-7000-8000-000000000000/adjudicate");
+    assert_eq!(route.map(|r| r.name.as_str()), Some("claims"));
 }

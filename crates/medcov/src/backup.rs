@@ -266,10 +266,8 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Manifest> {
     }
 
     for (source, destination) in &plan {
-        if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.exists() {
-                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
-            }
+        if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
         }
         let partial = wal(destination, ".restoring");
         std::fs::copy(source, &partial).with_context(|| format!("cannot write {}", partial.display()))?;

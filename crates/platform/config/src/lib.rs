@@ -335,6 +335,10 @@ pub struct MeshConfig {
     pub weight: u32,
     /// This instance's zone, shown in the registry.
     pub zone: String,
+    /// The host (name or IP) other instances reach this one at, registered with its port: on
+    /// Kubernetes the pod's IP, in compose the container's name. Empty: `services.<name>.url`,
+    /// else the address it listens on.
+    pub advertise_host: String,
 }
 
 impl Default for MeshConfig {
@@ -346,6 +350,7 @@ impl Default for MeshConfig {
             registration_ttl_ms: 6_000,
             weight: 1,
             zone: String::new(),
+            advertise_host: String::new(),
         }
     }
 }
@@ -353,6 +358,20 @@ impl Default for MeshConfig {
 impl MeshConfig {
     pub fn policy_file(&self) -> Option<&Path> {
         Some(self.policy_file.as_path()).filter(|p| !p.as_os_str().is_empty())
+    }
+
+    /// `http://<advertise_host>:<port>/`, when `advertise_host` is set (an IPv6 address gets
+    /// its brackets).
+    pub fn advertised_url(&self, port: u16) -> Option<url::Url> {
+        let host = self.advertise_host.trim();
+        if host.is_empty() {
+            return None;
+        }
+        let host = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => format!("[{v6}]"),
+            Err(_) => host.to_owned(),
+        };
+        url::Url::parse(&format!("http://{host}:{port}/")).ok().filter(|u| u.host_str().is_some())
     }
 }
 
@@ -542,6 +561,12 @@ impl Config {
             if value == 0 {
                 return Err(setting(key, "must be at least 1"));
             }
+        }
+        if !mesh.advertise_host.trim().is_empty() && mesh.advertised_url(1).is_none_or(|u| u.path() != "/") {
+            return Err(setting(
+                "mesh.advertise_host",
+                &format!("`{}` is not a host name or IP address", mesh.advertise_host),
+            ));
         }
         if mesh.registration_ttl_ms <= mesh.heartbeat_interval_ms {
             return Err(setting("mesh.registration_ttl_ms", "must be longer than mesh.heartbeat_interval_ms"));
@@ -821,6 +846,22 @@ mod tests {
         assert!(shown.contains("[services.hospital]"), "{shown}");
         let f = file(&Config::default().to_toml());
         assert_eq!(Config::load_from(Some(f.path()), env(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_advertised_address_is_a_url_for_any_host() {
+        let mut mesh = MeshConfig::default();
+        assert_eq!(mesh.advertised_url(3002), None);
+        for (host, url) in [
+            ("10.1.2.3", "http://10.1.2.3:3002/"),
+            ("fd00::7", "http://[fd00::7]:3002/"),
+            ("hospital-1", "http://hospital-1:3002/"),
+        ] {
+            mesh.advertise_host = host.into();
+            assert_eq!(mesh.advertised_url(3002).map(|u| u.to_string()).as_deref(), Some(url));
+        }
+        let err = Config::load_from(None, env(&[("MEDCOV__MESH__ADVERTISE_HOST", "a/b")])).unwrap_err().to_string();
+        assert!(err.contains("mesh.advertise_host"), "{err}");
     }
 
     #[test]

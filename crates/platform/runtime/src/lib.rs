@@ -344,8 +344,10 @@ async fn start_one(
 
 /// Keeps this instance in the registry while it runs, and takes it out when it stops.
 async fn register(config: Arc<Config>, mesh: Arc<Mesh>, name: ServiceName, addr: SocketAddr, stop: CancellationToken) {
-    let address = match &config.services.get(name).url {
-        Some(url) => url.clone(),
+    // Its own address first (a pod's IP), then the service's address, then where it listens.
+    let advertised = config.mesh.advertised_url(addr.port()).or_else(|| config.services.get(name).url.clone());
+    let address = match advertised {
+        Some(url) => url,
         None => {
             let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
             let text = format!("http://{}/", SocketAddr::new(host, addr.port()));

@@ -168,3 +168,6 @@ async fn a_change_reaches_the_bus_and_the_log(env: TestEnv) {
 }
 
 medcov_testkit::backend_suite!(a_change_reaches_the_bus_and_the_log);
+
+// The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.
+medcov_testkit::redis_cluster_suite!(a_change_reaches_the_bus_and_the_log);

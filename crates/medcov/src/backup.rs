@@ -167,6 +167,21 @@ pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<Manifest> {
     if present.is_empty() {
         bail!("nothing to back up: no SQLite file of MedCov's is there ({})", skipped.join("; "));
     }
+    // Key material (a key-encryption key file, `*.kek`) stays out of backups on purpose: whoever
+    // holds a backup must not hold the key that opens it. Say so, so it is kept separately.
+    if let Ok(entries) = std::fs::read_dir(&config.data_dir) {
+        let mut keys: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".kek"))
+            .collect();
+        keys.sort();
+        for key in keys {
+            skipped.push(format!(
+                "{key}: key material, kept out of backups; keep a copy apart and put it back beside the restored files"
+            ));
+        }
+    }
     private_folder(to)?;
     let started_at = OffsetDateTime::now_utc();
     let target = |part: &str| to.join(format!("{part}.db"));

@@ -79,16 +79,16 @@ impl TestEnv {
         TestEnv { backend: TestBackend::Distributed, config, dir, postgres: Some(postgres), redis: Some(redis) }
     }
 
+    /// As [`TestEnv::distributed`] (whatever else that sets up), with Redis the test cluster.
     pub async fn redis_cluster() -> TestEnv {
-        let dir = tempfile::tempdir().expect("cannot create a temporary folder");
-        let mut config = base_config(dir.path());
-        let postgres = PostgresDatabase::create().await;
+        let mut env = TestEnv::distributed().await;
         let url = tokio::task::spawn_blocking(redis_cluster::cluster_url).await.expect("the cluster starts");
         let redis = RedisPrefix { url, prefix: format!("medcov-test-{}", unique_suffix()), cluster: true };
-        config.database.url = postgres.url.parse().expect("a valid PostgreSQL URL");
-        config.redis.url = Some(redis.url.parse().expect("valid Redis URLs"));
-        config.redis.key_prefix = redis.prefix.clone();
-        TestEnv { backend: TestBackend::RedisCluster, config, dir, postgres: Some(postgres), redis: Some(redis) }
+        env.config.redis.url = Some(redis.url.parse().expect("valid Redis URLs"));
+        env.config.redis.key_prefix = redis.prefix.clone();
+        env.redis = Some(redis);
+        env.backend = TestBackend::RedisCluster;
+        env
     }
 
     /// The temporary data folder.

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `config` and `version`.
+//! The command line: `serve` (the default), `migrate`, `admin`, `events`, `config`, `health`
+//! and `version`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -32,8 +33,18 @@ pub enum Command {
     /// Run services until interrupted (SIGINT or SIGTERM drains them and exits 0).
     Serve {
         /// `all`, or a comma-separated list of gateway, auth, hospital, insurance, billing.
-        #[arg(long, default_value = "all", value_name = "SERVICES")]
+        #[arg(long, env = "MEDCOV_TARGET", default_value = "all", value_name = "SERVICES")]
         target: Targets,
+    },
+    /// Ask each chosen service on this machine `/health/live` (or `/health/ready`) and exit 0
+    /// when all answer 200: the container image's health check.
+    Health {
+        /// The services to ask; the same variable `serve` reads, so one image checks any role.
+        #[arg(long, env = "MEDCOV_TARGET", default_value = "all", value_name = "SERVICES")]
+        target: Targets,
+        /// Ask `/health/ready` (every critical dependency up) instead of `/health/live`.
+        #[arg(long)]
+        ready: bool,
     },
     /// Apply database migrations for the chosen services, then exit.
     Migrate {
@@ -44,7 +55,7 @@ pub enum Command {
     /// Print or check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Administration: users and signing keys.
+    /// Administration: users, signing keys, backups.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// The event bus: consumer groups, dead letters, replay (Redis when `redis.url` is set,
@@ -77,6 +88,20 @@ pub enum AdminCommand {
     },
     /// Start signing tokens with a new key; the old one verifies until its tokens expire.
     RotateKey,
+    /// Copy every service's SQLite file and the embedded bus into a new folder, while MedCov
+    /// runs (consistent snapshots; see docs/deploy.md#backups). PostgreSQL: use pg_dump.
+    Backup {
+        /// A folder that does not exist yet, or is empty.
+        #[arg(long, value_name = "FOLDER")]
+        to: PathBuf,
+    },
+    /// Put a backup's files where the current settings keep them (`data_dir`, or each
+    /// service's `sqlite://` file), which must not exist yet. MedCov must not be running there.
+    Restore {
+        /// A folder made by `medcov admin backup`.
+        #[arg(long, value_name = "FOLDER")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,12 +162,23 @@ pub enum ConfigCommand {
     Default,
     /// Print the effective configuration (defaults, file, environment), passwords hidden.
     Show,
-    /// Check the configuration and exit 0 when it is valid.
+    /// Check the configuration (and the mesh policy file it names) and exit 0 when it is valid.
     Check,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = cli.command.unwrap_or(Command::Serve { target: Targets::all() });
+    let command = match cli.command {
+        Some(command) => command,
+        // `medcov` alone serves what MEDCOV_TARGET names, like `medcov serve`.
+        None => Command::Serve {
+            target: match std::env::var("MEDCOV_TARGET") {
+                Ok(text) if !text.trim().is_empty() => {
+                    text.parse().map_err(|e| anyhow::anyhow!("invalid MEDCOV_TARGET `{text}`: {e}"))?
+                }
+                _ => Targets::all(),
+            },
+        },
+    };
     match command {
         Command::Version => {
             println!("medcov {}", env!("CARGO_PKG_VERSION"));
@@ -160,8 +196,39 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check) => {
             let config = Config::load(cli.config.as_deref())?;
             medcov_telemetry::validate(&config.log)?;
+            // The mesh policy file is checked as `serve` reads it.
+            medcov_runtime::mesh_policy(&config)?;
             println!("configuration is valid ({})", config.describe_backend(&Targets::all()));
             Ok(())
+        }
+        Command::Admin(AdminCommand::Backup { to }) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let manifest = runtime()?.block_on(crate::backup::backup(&config, &to))?;
+            for file in &manifest.files {
+                println!("copied {:<10} {:>12} bytes  sha256 {}", file.part, file.bytes, file.sha256);
+            }
+            for note in &manifest.skipped {
+                println!("not copied: {note}");
+            }
+            println!("backup written to {}", to.display());
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Restore { from }) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let manifest = runtime()?.block_on(crate::backup::restore(&config, &from))?;
+            for file in &manifest.files {
+                println!("restored {}", file.part);
+            }
+            println!(
+                "restored the backup of {} into {}",
+                manifest.started_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                config.data_dir.display()
+            );
+            Ok(())
+        }
+        Command::Health { target, ready } => {
+            let config = Config::load(cli.config.as_deref())?;
+            runtime()?.block_on(crate::health::check(&config, &target, ready))
         }
         Command::Admin(command) => {
             let config = Config::load(cli.config.as_deref())?;
@@ -209,10 +276,7 @@ fn parse_scope(text: &str) -> anyhow::Result<medcov_security::Scope> {
 }
 
 async fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
-    let redis = match &config.redis.url {
-        Some(url) => Some(medcov_runtime::RedisHandle::new(url, &config.redis.key_prefix)?),
-        None => None,
-    };
+    let redis = medcov_runtime::RedisHandle::from_config(&config.redis)?;
     let bus = medcov_runtime::bus(config, redis.as_ref()).await?;
     let show = |value: &dyn erased::Show| println!("{}", value.json());
     match command {
@@ -318,6 +382,9 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 }
                 Err(e) => Err(anyhow::anyhow!("{}", describe(&e))),
             }
+        }
+        AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => {
+            Err(anyhow::anyhow!("backup and restore do not open the auth database; run them on their own"))
         }
         AdminCommand::RotateKey => match auth.rotate_key(None).await {
             Ok(kid) => {

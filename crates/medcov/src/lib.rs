@@ -3,10 +3,14 @@
 //! - [`services`]: every service built in, in start order.
 //! - [`start`]: start some of them in this process (what `medcov serve` and the tests use).
 //! - [`cli`]: the command line.
+//! - [`backup`]: `medcov admin backup` and `restore`, for the embedded backend's files.
+//! - [`health`]: `medcov health`, the container image's health check.
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod cli;
+pub mod health;
 
 use std::sync::Arc;
 

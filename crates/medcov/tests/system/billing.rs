@@ -1096,3 +1096,6 @@ medcov_testkit::backend_suite!(
     an_insured_encounter_is_claimed_split_issued_and_settled,
     a_sold_policy_is_invoiced_paid_activated_and_commissioned,
 );
+
+// The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.
+medcov_testkit::redis_cluster_suite!(an_insured_encounter_is_claimed_split_issued_and_settled);

@@ -97,6 +97,67 @@ fn the_printed_default_config_is_accepted_as_a_config_file() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }
 
+/// The container image's role and health check: `medcov` alone serves what MEDCOV_TARGET names,
+/// and `medcov health` (the image's HEALTHCHECK) asks those services, listening on every
+/// interface as in a container, and fails once they are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn medcov_target_chooses_the_role_and_health_checks_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut command = medcov(&[]);
+    all_ports_free(&mut command);
+    command
+        .env("MEDCOV__DATA_DIR", data.path())
+        .env("MEDCOV_TARGET", "hospital,auth")
+        .env("MEDCOV__HTTP__HOST", "0.0.0.0");
+    let process = Process::spawn(command, 2);
+    assert_eq!(process.addresses.keys().collect::<Vec<_>>(), ["auth", "hospital"]);
+    let port = |service: &str| process.addresses[service].rsplit(':').next().expect("a port").to_owned();
+    let (auth, hospital) = (port("auth"), port("hospital"));
+    let health = |extra: &[&str]| {
+        let mut command = medcov(&["health"]);
+        command
+            .args(extra)
+            .env("MEDCOV_TARGET", "auth,hospital")
+            .env("MEDCOV__HTTP__HOST", "0.0.0.0")
+            .env("MEDCOV__SERVICES__AUTH__PORT", &auth)
+            .env("MEDCOV__SERVICES__HOSPITAL__PORT", &hospital);
+        command.output().expect("medcov health runs")
+    };
+    for extra in [&[][..], &["--ready"][..]] {
+        let answer = health(extra);
+        assert!(answer.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&answer.stderr));
+        assert_eq!(String::from_utf8_lossy(&answer.stdout).lines().count(), 2, "one line per service");
+    }
+    let (status, _) = process.terminate();
+    assert!(status.success());
+    let answer = health(&[]);
+    assert!(!answer.status.success());
+    let said = String::from_utf8_lossy(&answer.stderr);
+    assert!(said.contains("auth did not answer") && said.contains("hospital did not answer"), "{said}");
+}
+
+/// `config check` reads the mesh policy file as `serve` does: what one refuses, so does the other.
+#[test]
+fn config_check_judges_the_mesh_policy_as_serve_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("mesh.toml");
+    let text = "[upstreams.insurance.routes.eligibility]\npath_prefix = \"/eligibility\"\n[upstreams.insurance.routes.eligibility.retry]\nattempts = 11\n";
+    std::fs::write(&bad, text).expect("write");
+    let problem = "upstreams.insurance.routes.eligibility.retry.attempts";
+    let check = medcov(&["config", "check"]).env("MEDCOV__MESH__POLICY_FILE", &bad).output().expect("runs");
+    assert!(!check.status.success(), "config check passed a policy serve refuses");
+    assert!(String::from_utf8_lossy(&check.stderr).contains(problem), "{}", String::from_utf8_lossy(&check.stderr));
+    let mut serve = medcov(&["serve", "--target", "gateway"]);
+    all_ports_free(&mut serve);
+    let serve = serve.env("MEDCOV__MESH__POLICY_FILE", &bad).output().expect("runs");
+    assert!(!serve.status.success());
+    assert!(String::from_utf8_lossy(&serve.stderr).contains(problem), "{}", String::from_utf8_lossy(&serve.stderr));
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/mesh.example.toml");
+    let check = medcov(&["config", "check"]).env("MEDCOV__MESH__POLICY_FILE", &example).output().expect("runs");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
+
 #[test]
 fn wrong_settings_stop_start_up_naming_the_key() {
     let table: [(&str, &str, &[&str]); 4] = [

@@ -233,3 +233,6 @@ async fn idempotency_keys_guard_every_mutating_endpoint(env: TestEnv) {
 }
 
 medcov_testkit::backend_suite!(idempotency_keys_guard_every_mutating_endpoint);
+
+// The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.
+medcov_testkit::redis_cluster_suite!(idempotency_keys_guard_every_mutating_endpoint);

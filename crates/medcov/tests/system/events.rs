@@ -24,12 +24,7 @@ impl Handler for Refuse {
 }
 
 async fn bus_of(env: &TestEnv) -> Arc<dyn Bus> {
-    let redis = env
-        .config
-        .redis
-        .url
-        .as_ref()
-        .map(|url| medcov_runtime::RedisHandle::new(url, &env.config.redis.key_prefix).expect("redis handle"));
+    let redis = medcov_runtime::RedisHandle::from_config(&env.config.redis).expect("redis handle");
     medcov_runtime::bus(&env.config, redis.as_ref()).await.expect("the bus")
 }
 
@@ -173,3 +168,6 @@ async fn a_change_reaches_the_bus_and_the_log(env: TestEnv) {
 }
 
 medcov_testkit::backend_suite!(a_change_reaches_the_bus_and_the_log);
+
+// The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.
+medcov_testkit::redis_cluster_suite!(a_change_reaches_the_bus_and_the_log);

@@ -27,6 +27,7 @@
 //! - `secrets`: the data folder's modes and the signing keys sealed at rest.
 //! - `browser`: Swagger UI in headless Chromium, under its Content-Security-Policy.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
+//! - `backup`: `medcov admin backup` under write load and `restore` into a new folder.
 //! - `observability`: every `/metrics` through promtool in both modes, dashboards and alerts
 //!   reading only what MedCov exposes, the alert rules' unit tests, and an encounter closing
 //!   as one trace across the services, received by a collector of the test's own.
@@ -34,6 +35,7 @@
 mod appointments;
 mod auth_flow;
 mod authorization;
+mod backup;
 mod billing;
 mod binary;
 mod browser;

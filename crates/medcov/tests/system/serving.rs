@@ -29,7 +29,7 @@ async fn every_service_is_ready_on_its_own_port(env: TestEnv) {
             }
             assert!(!env.data_dir().join("gateway.db").exists());
         }
-        TestBackend::Distributed => {
+        TestBackend::Distributed | TestBackend::RedisCluster => {
             assert_eq!(checks[0]["name"], "database:postgres");
             assert!(checks.iter().any(|c| c["name"] == "redis" && c["status"] == "up"), "{hospital}");
             let url = env.postgres_url().expect("a database");

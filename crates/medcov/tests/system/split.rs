@@ -39,3 +39,45 @@ async fn a_separate_gateway_reaches_the_services_over_http() {
     assert_eq!((status, body["status"].as_str()), (200, Some("degraded")), "{body}");
     gateway.stop().await;
 }
+
+/// As in a container or a pod: the service listens on every interface, the address callers are
+/// configured with leads nowhere (a Service name that does not route, say), and the instance
+/// registers the address it is reached at, `mesh.advertise_host` with its port. The gateway finds
+/// it through the registry alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_registers_its_advertised_address_and_is_reached_there() {
+    let env = TestEnv::distributed().await;
+    let nowhere: url::Url = "http://127.0.0.1:1/".parse().expect("url");
+    let mut hospital_config = env.config.clone();
+    hospital_config.http.host = std::net::Ipv4Addr::UNSPECIFIED.into();
+    hospital_config.services.get_mut(ServiceName::Hospital).url = Some(nowhere.clone());
+    hospital_config.mesh.advertise_host = "127.0.0.2".into();
+    let hospital = App::start(hospital_config, "hospital").await;
+    let port = hospital.running.as_ref().and_then(|r| r.addr(ServiceName::Hospital)).expect("listening").port();
+
+    let mut gateway_config = env.config.clone();
+    gateway_config.services.get_mut(ServiceName::Hospital).url = Some(nowhere);
+    let gateway = App::start(gateway_config, "gateway").await;
+
+    let url = env.config.redis.url.as_ref().expect("redis");
+    let client = medcov_redis::RedisClient::open(url, false).expect("client");
+    let registry =
+        medcov_mesh::RedisRegistry::new(client.connection().expect("connection"), &env.config.redis.key_prefix);
+    let registered = medcov_mesh::Registry::instances(&registry, "hospital").await.expect("the registry");
+    let addresses: Vec<String> = registered.iter().map(|i| i.address.to_string()).collect();
+    assert_eq!(addresses, [format!("http://127.0.0.2:{port}/")]);
+
+    // The gateway reads the registry every heartbeat: poll until it has, then call through it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _, body) = gateway.get(ServiceName::Gateway, "/api/hospital/health/ready").await;
+        if status == 200 {
+            assert_eq!(body["service"], "hospital", "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reached through the registry: {status} {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    gateway.stop().await;
+    hospital.stop().await;
+}

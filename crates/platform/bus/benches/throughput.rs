@@ -121,8 +121,8 @@ fn main() {
         run("sqlite", Arc::new(sqlite)).await;
         let env = TestEnv::new(TestBackend::Distributed).await;
         let url = env.config.redis.url.as_ref().expect("redis");
-        let client = redis::Client::open(url.expose()).expect("client");
-        let connection = redis::aio::ConnectionManager::new(client.clone()).await.expect("redis");
+        let client = medcov_redis::RedisClient::open(url, env.config.redis.is_cluster()).expect("client");
+        let connection = client.connection().expect("redis");
         run("redis", Arc::new(RedisBus::new(client, connection, &env.config.redis.key_prefix))).await;
     });
 }

@@ -6,24 +6,28 @@
 //! commands use (a blocking command would stall them, and the default 500 ms response timeout
 //! would cut it): they take a dedicated connection from a small pool, with a response timeout
 //! above the block time.
+//!
+//! Keys are `<prefix>:events:{<stream>}` and, beside it, `...:dead:<group>` and
+//! `...:discarded`: the stream's name is their hash tag, so on a Redis Cluster a stream and its
+//! dead letters share a slot and dead-lettering, retrying and discarding stay atomic.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use medcov_redis::{RedisClient, RedisConnection};
 use redis::streams::{StreamClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamReadReply};
-use redis::{AsyncConnectionConfig, RedisError, Value};
+use redis::{RedisError, Value};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::{Bus, BusError, BusResult, DeadLetter, Delivery, Envelope, GroupStats, Pending, Start};
 
 pub struct RedisBus {
-    client: redis::Client,
-    connection: ConnectionManager,
+    client: RedisClient,
+    connection: RedisConnection,
     prefix: String,
     /// Connections for blocking reads, reused.
-    readers: Mutex<Vec<MultiplexedConnection>>,
+    readers: Mutex<Vec<RedisConnection>>,
 }
 
 fn field<T: redis::FromRedisValue>(entry: &StreamId, name: &str) -> BusResult<T> {
@@ -46,30 +50,28 @@ fn is_busy_group(e: &RedisError) -> bool {
 }
 
 impl RedisBus {
-    pub fn new(client: redis::Client, connection: ConnectionManager, prefix: &str) -> RedisBus {
+    pub fn new(client: RedisClient, connection: RedisConnection, prefix: &str) -> RedisBus {
         RedisBus { client, connection, prefix: prefix.to_owned(), readers: Mutex::new(Vec::new()) }
     }
 
+    /// The stream's key; its name is the hash tag of every key of the stream.
     fn key(&self, stream: &str) -> String {
-        format!("{}:events:{stream}", self.prefix)
+        format!("{}:events:{}", self.prefix, medcov_redis::hash_tag(stream))
     }
 
     fn dead_key(&self, stream: &str, group: &str) -> String {
-        format!("{}:events:{stream}:dead:{group}", self.prefix)
+        format!("{}:dead:{group}", self.key(stream))
     }
 
     fn discarded_key(&self, stream: &str) -> String {
-        format!("{}:events:{stream}:discarded", self.prefix)
+        format!("{}:discarded", self.key(stream))
     }
 
-    async fn reader(&self, block: Duration) -> BusResult<MultiplexedConnection> {
+    async fn reader(&self, block: Duration) -> BusResult<RedisConnection> {
         if let Some(connection) = self.readers.lock().await.pop() {
             return Ok(connection);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(block.max(Duration::from_secs(30)) + Duration::from_secs(5)));
-        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+        Ok(self.client.dedicated(block.max(Duration::from_secs(30)) + Duration::from_secs(5)).await?)
     }
 
     /// The delivery count of one pending entry.

@@ -116,14 +116,15 @@ impl KeyStore for MemoryKeys {
     }
 }
 
-/// In Redis, at `<prefix>:idempotency:<key>`.
+/// In Redis, at `<prefix>:idempotency:<key>` (one key per command or script, so any slot of a
+/// Redis Cluster will do).
 pub struct RedisKeys {
-    connection: redis::aio::ConnectionManager,
+    connection: medcov_redis::RedisConnection,
     prefix: String,
 }
 
 impl RedisKeys {
-    pub fn new(connection: redis::aio::ConnectionManager, prefix: &str) -> RedisKeys {
+    pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisKeys {
         RedisKeys { connection, prefix: prefix.to_owned() }
     }
 

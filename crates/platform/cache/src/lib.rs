@@ -357,9 +357,11 @@ impl Cache for MemoryCache {
 }
 
 /// In Redis: entries at `<prefix>:cache:entry:<key>` with a TTL, tag versions at
-/// `<prefix>:cache:tag:<tag>`.
+/// `<prefix>:cache:{tags}:<tag>`. The versions of an entry's tags are read and bumped together
+/// by one script, so on a Redis Cluster they share a slot (the `{tags}` hash tag); entries
+/// spread over the cluster.
 pub struct RedisCache {
-    connection: redis::aio::ConnectionManager,
+    connection: medcov_redis::RedisConnection,
     prefix: String,
     common: Common,
 }
@@ -397,7 +399,7 @@ static VERSIONS_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock
 static BUMP_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(BUMP));
 
 impl RedisCache {
-    pub fn new(connection: redis::aio::ConnectionManager, prefix: &str) -> RedisCache {
+    pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisCache {
         RedisCache { connection, prefix: prefix.to_owned(), common: Common::default() }
     }
 
@@ -416,8 +418,9 @@ impl RedisCache {
         invocation
     }
 
-    fn tag_key(&self, tag: &str) -> String {
-        format!("{}:cache:tag:{tag}", self.prefix)
+    /// A tag's version: every tag in one cluster slot, so one script can read or bump several.
+    pub fn tag_key(&self, tag: &str) -> String {
+        format!("{}:cache:{}:{tag}", self.prefix, medcov_redis::hash_tag("tags"))
     }
 
     fn entry_key(&self, key: &str) -> String {

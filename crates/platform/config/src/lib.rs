@@ -207,11 +207,21 @@ pub struct RedisConfig {
     #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
     pub url: Option<RedisUrl>,
     pub key_prefix: String,
+    /// Treat `url` as a seed node of a Redis Cluster even when it names only one (several
+    /// nodes always mean a cluster).
+    pub cluster: bool,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url: None, key_prefix: "medcov".to_owned() }
+        RedisConfig { url: None, key_prefix: "medcov".to_owned(), cluster: false }
+    }
+}
+
+impl RedisConfig {
+    /// Whether Redis is a cluster: several seed nodes, or `redis.cluster = true`.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster || self.url.as_ref().is_some_and(RedisUrl::is_cluster)
     }
 }
 
@@ -355,6 +365,10 @@ pub struct MeshConfig {
     pub weight: u32,
     /// This instance's zone, shown in the registry.
     pub zone: String,
+    /// The host (name or IP) other instances reach this one at, registered with its port: on
+    /// Kubernetes the pod's IP, in compose the container's name. Empty: `services.<name>.url`,
+    /// else the address it listens on.
+    pub advertise_host: String,
 }
 
 impl Default for MeshConfig {
@@ -366,6 +380,7 @@ impl Default for MeshConfig {
             registration_ttl_ms: 6_000,
             weight: 1,
             zone: String::new(),
+            advertise_host: String::new(),
         }
     }
 }
@@ -373,6 +388,20 @@ impl Default for MeshConfig {
 impl MeshConfig {
     pub fn policy_file(&self) -> Option<&Path> {
         Some(self.policy_file.as_path()).filter(|p| !p.as_os_str().is_empty())
+    }
+
+    /// `http://<advertise_host>:<port>/`, when `advertise_host` is set (an IPv6 address gets
+    /// its brackets).
+    pub fn advertised_url(&self, port: u16) -> Option<url::Url> {
+        let host = self.advertise_host.trim();
+        if host.is_empty() {
+            return None;
+        }
+        let host = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => format!("[{v6}]"),
+            Err(_) => host.to_owned(),
+        };
+        url::Url::parse(&format!("http://{host}:{port}/")).ok().filter(|u| u.host_str().is_some())
     }
 }
 
@@ -585,6 +614,12 @@ impl Config {
                 return Err(setting(key, "must be at least 1"));
             }
         }
+        if !mesh.advertise_host.trim().is_empty() && mesh.advertised_url(1).is_none_or(|u| u.path() != "/") {
+            return Err(setting(
+                "mesh.advertise_host",
+                &format!("`{}` is not a host name or IP address", mesh.advertise_host),
+            ));
+        }
         if mesh.registration_ttl_ms <= mesh.heartbeat_interval_ms {
             return Err(setting("mesh.registration_ttl_ms", "must be longer than mesh.heartbeat_interval_ms"));
         }
@@ -647,6 +682,23 @@ impl Config {
         }
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
             return Err(setting("redis.key_prefix", "must be non-empty and contain no spaces"));
+        }
+        // Braces mark a key's hash tag on a Redis Cluster: in the prefix they would put every key
+        // in one slot, or split keys that must share one.
+        if self.redis.key_prefix.contains(['{', '}']) {
+            return Err(setting("redis.key_prefix", "must not contain { or } (they mark Redis Cluster hash tags)"));
+        }
+        if self.redis.cluster && self.redis.url.is_none() {
+            return Err(setting("redis.cluster", "needs redis.url: the cluster's seed nodes"));
+        }
+        if let Some(url) = &self.redis.url
+            && self.redis.cluster
+            && let Some(node) = url.nodes().iter().find(|n| !matches!(n.path(), "" | "/" | "/0"))
+        {
+            return Err(setting(
+                "redis.url",
+                &format!("{} names a database: a Redis Cluster has database 0 only", urls::redact(node)),
+            ));
         }
         for name in ServiceName::ALL {
             let service = self.services.get(name);
@@ -891,5 +943,46 @@ mod tests {
         assert!(shown.contains("[services.hospital]"), "{shown}");
         let f = file(&Config::default().to_toml());
         assert_eq!(Config::load_from(Some(f.path()), env(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_advertised_address_is_a_url_for_any_host() {
+        let mut mesh = MeshConfig::default();
+        assert_eq!(mesh.advertised_url(3002), None);
+        for (host, url) in [
+            ("10.1.2.3", "http://10.1.2.3:3002/"),
+            ("fd00::7", "http://[fd00::7]:3002/"),
+            ("hospital-1", "http://hospital-1:3002/"),
+        ] {
+            mesh.advertise_host = host.into();
+            assert_eq!(mesh.advertised_url(3002).map(|u| u.to_string()).as_deref(), Some(url));
+        }
+        let err = Config::load_from(None, env(&[("MEDCOV__MESH__ADVERTISE_HOST", "a/b")])).unwrap_err().to_string();
+        assert!(err.contains("mesh.advertise_host"), "{err}");
+    }
+
+    #[test]
+    fn a_redis_cluster_is_named_by_its_seeds_or_the_cluster_setting() {
+        let seeds = "redis://10.0.0.1:6379,redis://10.0.0.2:6379";
+        let loaded = Config::load_from(None, env(&[("MEDCOV__REDIS__URL", seeds)])).unwrap();
+        assert!(loaded.redis.is_cluster());
+        assert_eq!(loaded.redis.url.as_ref().unwrap().nodes().len(), 2);
+        let one = Config::load_from(
+            None,
+            env(&[("MEDCOV__REDIS__URL", "redis://redis-cluster:6379"), ("MEDCOV__REDIS__CLUSTER", "true")]),
+        )
+        .unwrap();
+        assert!(one.redis.is_cluster());
+        let plain = Config::load_from(None, env(&[("MEDCOV__REDIS__URL", "redis://cache:6379/2")])).unwrap();
+        assert!(!plain.redis.is_cluster());
+
+        for (vars, says) in [
+            (vec![("MEDCOV__REDIS__CLUSTER", "true")], "redis.cluster"),
+            (vec![("MEDCOV__REDIS__URL", "redis://c:6379/2"), ("MEDCOV__REDIS__CLUSTER", "true")], "database 0"),
+            (vec![("MEDCOV__REDIS__KEY_PREFIX", "{medcov}")], "redis.key_prefix"),
+        ] {
+            let err = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+            assert!(err.contains(says), "{vars:?}: {err}");
+        }
     }
 }

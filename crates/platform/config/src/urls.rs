@@ -99,18 +99,37 @@ impl<'de> Deserialize<'de> for DatabaseUrl {
     }
 }
 
-/// A `redis://` or `rediss://` URL.
+/// Where Redis is: one `redis://` or `rediss://` URL, or several separated by commas, the seed
+/// nodes of a Redis Cluster (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
 #[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(Url);
+pub struct RedisUrl {
+    /// As written, passwords included: for connecting only, never for printing.
+    text: String,
+    nodes: Vec<Url>,
+}
+
+const REDIS_URL_FORMS: &str = "expected redis://[:<password>@]<host>[:<port>][/<db>] (or rediss://), or several of them separated by \
+     commas for the seed nodes of a Redis Cluster";
 
 impl RedisUrl {
-    /// The full URL, password included: for connecting only, never for printing.
+    /// The URL as configured (several, comma-separated, for a cluster), password included: for
+    /// connecting only, never for printing.
     pub fn expose(&self) -> &str {
-        self.0.as_str()
+        &self.text
+    }
+
+    /// Each node named, passwords included: for connecting only.
+    pub fn nodes(&self) -> &[Url] {
+        &self.nodes
+    }
+
+    /// Whether several nodes are named: then they are the seed nodes of a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.nodes.len() > 1
     }
 
     pub fn redacted(&self) -> String {
-        redact(&self.0)
+        self.nodes.iter().map(redact).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -124,14 +143,43 @@ impl FromStr for RedisUrl {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let url = Url::parse(s.trim())
-            .map_err(|e| format!("not a valid URL ({e}): expected redis://<host>[:<port>][/<db>]"))?;
-        match url.scheme() {
-            "redis" | "rediss" => Ok(RedisUrl(url)),
-            other => {
-                Err(format!("scheme `{other}` is not supported: expected redis://<host>[:<port>][/<db>] or rediss://"))
+        let mut nodes = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            if part.is_empty() {
+                return Err(format!("an empty node in the list: {REDIS_URL_FORMS}"));
+            }
+            let url = Url::parse(part)
+                .map_err(|e| format!("`{}` is not a valid URL ({e}): {REDIS_URL_FORMS}", part_redacted(part)))?;
+            match url.scheme() {
+                "redis" | "rediss" => {}
+                other => return Err(format!("scheme `{other}` is not supported: {REDIS_URL_FORMS}")),
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("`{}` names no host: {REDIS_URL_FORMS}", redact(&url)));
+            }
+            nodes.push(url);
+        }
+        if nodes.len() > 1 {
+            if nodes.iter().any(|n| n.scheme() != nodes[0].scheme()) {
+                return Err("the seed nodes of a cluster must all be redis:// or all rediss://".to_owned());
+            }
+            // A cluster has database 0 only.
+            if let Some(node) = nodes.iter().find(|n| !matches!(n.path(), "" | "/" | "/0")) {
+                return Err(format!(
+                    "`{}` names a database: a Redis Cluster has database 0 only, so leave the path out",
+                    redact(node)
+                ));
             }
         }
+        Ok(RedisUrl { text: nodes.iter().map(Url::as_str).collect::<Vec<_>>().join(","), nodes })
+    }
+}
+
+/// A part that did not parse as a URL, without what could be a password.
+fn part_redacted(part: &str) -> String {
+    match part.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => part.to_owned(),
     }
 }
 
@@ -178,5 +226,33 @@ mod tests {
         let redis: RedisUrl = "redis://:hunter2@cache:6379/0".parse().unwrap();
         assert!(!format!("{redis:?}").contains("hunter2"));
         assert!(redis.expose().contains("hunter2"));
+        let cluster: RedisUrl = "redis://:pw1@a:7000, redis://:pw1@b:7001".parse().unwrap();
+        assert_eq!(cluster.redacted(), "redis://:***@a:7000,redis://:***@b:7001");
+        assert!(!format!("{cluster:?}").contains("pw1"));
+    }
+
+    #[test]
+    fn several_redis_urls_are_the_seeds_of_a_cluster() {
+        let one: RedisUrl = "redis://127.0.0.1:6379/2".parse().unwrap();
+        assert!(!one.is_cluster());
+        assert_eq!(one.nodes().len(), 1);
+        let cluster: RedisUrl = "redis://a:7000,redis://b:7001,redis://c:7002".parse().unwrap();
+        assert!(cluster.is_cluster());
+        assert_eq!(cluster.expose(), "redis://a:7000,redis://b:7001,redis://c:7002");
+        assert_eq!(cluster.nodes()[1].port(), Some(7001));
+    }
+
+    #[test]
+    fn bad_redis_urls_say_what_is_accepted() {
+        for (text, says) in [
+            ("http://cache:6379", "scheme `http`"),
+            ("redis://a:7000,", "empty node"),
+            ("redis://a:7000,rediss://b:7001", "be redis:// or all rediss://"),
+            ("redis://a:7000/1,redis://b:7001", "database 0 only"),
+            ("cache:6379", "not supported"),
+        ] {
+            let err = text.parse::<RedisUrl>().unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 }

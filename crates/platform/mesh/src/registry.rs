@@ -100,25 +100,27 @@ impl Registry for MemoryRegistry {
     }
 }
 
-/// In Redis: `<prefix>:mesh:<service>` is the set of instance ids, and
-/// `<prefix>:mesh:<service>:<id>` holds each instance as JSON with an expiry.
+/// In Redis: `<prefix>:mesh:{<service>}` is the set of instance ids, and
+/// `<prefix>:mesh:{<service>}:<id>` holds each instance as JSON with an expiry. The service's
+/// name is the hash tag, so on a Redis Cluster a service's keys share a slot: registering
+/// (`MULTI`) and listing (`MGET`) stay single-slot.
 #[derive(Clone)]
 pub struct RedisRegistry {
-    connection: redis::aio::ConnectionManager,
+    connection: medcov_redis::RedisConnection,
     prefix: String,
 }
 
 impl RedisRegistry {
-    pub fn new(connection: redis::aio::ConnectionManager, prefix: &str) -> RedisRegistry {
+    pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisRegistry {
         RedisRegistry { connection, prefix: prefix.to_owned() }
     }
 
     fn set_key(&self, service: &str) -> String {
-        format!("{}:mesh:{service}", self.prefix)
+        format!("{}:mesh:{}", self.prefix, medcov_redis::hash_tag(service))
     }
 
     fn instance_key(&self, service: &str, id: &str) -> String {
-        format!("{}:mesh:{service}:{id}", self.prefix)
+        format!("{}:{id}", self.set_key(service))
     }
 }
 

@@ -160,15 +160,16 @@ return {1, new_tat, now}
 
 /// In Redis, shared by every instance; in process while Redis fails.
 pub struct RedisLimiter {
-    connection: redis::aio::ConnectionManager,
+    connection: medcov_redis::RedisConnection,
     prefix: String,
     script: redis::Script,
     fallback: MemoryLimiter,
 }
 
 impl RedisLimiter {
-    /// Keys are `<prefix>:ratelimit:<key>`.
-    pub fn new(connection: redis::aio::ConnectionManager, prefix: &str) -> RedisLimiter {
+    /// Keys are `<prefix>:ratelimit:<key>`; the script touches one key, so any slot of a Redis
+    /// Cluster will do.
+    pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisLimiter {
         RedisLimiter {
             connection,
             prefix: prefix.to_owned(),

@@ -160,10 +160,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     };
 
     let options = PoolOptions::from_config(&config);
-    let redis = match &config.redis.url {
-        Some(url) => Some(RedisHandle::new(url, &config.redis.key_prefix)?),
-        None => None,
-    };
+    let redis = RedisHandle::from_config(&config.redis)?;
     let mesh = mesh(&config, redis.as_ref())?;
     // One cache for the process: the gateway sees the services' invalidations. With Redis it
     // is shared by every process.
@@ -258,8 +255,7 @@ pub async fn bus(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result
 /// The mesh of this process: the policy file (refusing to start on an invalid one), the
 /// registry (Redis when configured, in process otherwise) and one HTTP client.
 pub fn mesh(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<Mesh>> {
-    let names: Vec<&'static str> = ServiceName::ALL.iter().map(|n| n.as_str()).collect();
-    let policy = medcov_mesh::PolicyHandle::open(config.mesh.policy_file().map(|p| p.to_path_buf()), &names)?;
+    let policy = mesh_policy(config)?;
     let registry: Arc<dyn medcov_mesh::Registry> = match redis {
         Some(redis) => Arc::new(medcov_mesh::RedisRegistry::new(redis.connection(), redis.prefix())),
         None => Arc::new(medcov_mesh::MemoryRegistry::new(medcov_mesh::clock::system())),
@@ -270,6 +266,13 @@ pub fn mesh(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<
         .context("cannot build the HTTP client")?;
     let mesh = Mesh::new(policy, registry, client, medcov_mesh::clock::system()).with_shared_keys(redis.is_some());
     Ok(Arc::new(mesh))
+}
+
+/// The mesh policy `mesh.policy_file` sets (the built-in one without a file), validated whole:
+/// what `serve` starts with, and what `medcov config check` checks.
+pub fn mesh_policy(config: &Config) -> anyhow::Result<medcov_mesh::PolicyHandle> {
+    let names: Vec<&'static str> = ServiceName::ALL.iter().map(|n| n.as_str()).collect();
+    Ok(medcov_mesh::PolicyHandle::open(config.mesh.policy_file().map(|p| p.to_path_buf()), &names)?)
 }
 
 /// What every service of the process shares.
@@ -397,8 +400,10 @@ async fn start_one(
 
 /// Keeps this instance in the registry while it runs, and takes it out when it stops.
 async fn register(config: Arc<Config>, mesh: Arc<Mesh>, name: ServiceName, addr: SocketAddr, stop: CancellationToken) {
-    let address = match &config.services.get(name).url {
-        Some(url) => url.clone(),
+    // Its own address first (a pod's IP), then the service's address, then where it listens.
+    let advertised = config.mesh.advertised_url(addr.port()).or_else(|| config.services.get(name).url.clone());
+    let address = match advertised {
+        Some(url) => url,
         None => {
             let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
             let text = format!("http://{}/", SocketAddr::new(host, addr.port()));

@@ -1,18 +1,17 @@
-//! The Redis handle shared by a process's services.
+//! The Redis handle shared by a process's services: one server or a Redis Cluster
+//! (`medcov-redis`).
 //!
 //! It connects lazily and reconnects by itself: Redis being down at start-up or later makes
 //! MedCov slower (caches miss, limits fall back to the process), never unable to start. Every
 //! key goes through [`RedisHandle::key`], so deployments and tests can share one server.
 
-use std::time::Duration;
-
-use medcov_config::RedisUrl;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use medcov_config::{RedisConfig, RedisUrl};
+use medcov_redis::{RedisClient, RedisConnection};
 
 #[derive(Clone)]
 pub struct RedisHandle {
-    client: redis::Client,
-    connection: ConnectionManager,
+    client: RedisClient,
+    connection: RedisConnection,
     prefix: String,
     url: String,
 }
@@ -24,27 +23,31 @@ impl std::fmt::Debug for RedisHandle {
 }
 
 impl RedisHandle {
-    pub fn new(url: &RedisUrl, prefix: &str) -> anyhow::Result<RedisHandle> {
-        let client = redis::Client::open(url.expose())
+    /// The handle `redis` sets up, when `redis.url` is set.
+    pub fn from_config(redis: &RedisConfig) -> anyhow::Result<Option<RedisHandle>> {
+        match &redis.url {
+            Some(url) => Ok(Some(RedisHandle::new(url, redis.is_cluster(), &redis.key_prefix)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `url` is one server, or a cluster when it names several nodes or `cluster` is set.
+    pub fn new(url: &RedisUrl, cluster: bool, prefix: &str) -> anyhow::Result<RedisHandle> {
+        let client = RedisClient::open(url, cluster)
             .map_err(|e| anyhow::anyhow!("invalid setting `redis.url` ({}): {e}", url.redacted()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| anyhow::anyhow!("cannot set up Redis at {}: {e}", url.redacted()))?;
+        let connection =
+            client.connection().map_err(|e| anyhow::anyhow!("cannot set up Redis at {}: {e}", url.redacted()))?;
         Ok(RedisHandle { client, connection, prefix: prefix.to_owned(), url: url.redacted() })
     }
 
     /// A multiplexed connection for short commands. Blocking commands (XREADGROUP BLOCK)
     /// need a dedicated connection of their own.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.connection.clone()
     }
 
     /// The client, for dedicated connections (blocking reads).
-    pub fn client(&self) -> redis::Client {
+    pub fn client(&self) -> RedisClient {
         self.client.clone()
     }
 

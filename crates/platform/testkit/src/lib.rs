@@ -4,16 +4,21 @@
 //! - [`TestEnv::distributed`]: a fresh PostgreSQL database (dropped afterwards) and a unique
 //!   Redis key prefix (its keys deleted afterwards) on the local servers.
 //!
-//! Both give a [`Config`] with every port set to 0. If PostgreSQL or Redis is unreachable, a
+//! - [`TestEnv::redis_cluster`]: as distributed, with Redis a three-master Redis Cluster on
+//!   loopback ports ([`redis_cluster`]: started by the first test that needs it, then reused).
+//!
+//! All give a [`Config`] with every port set to 0. If PostgreSQL or Redis is unreachable, a
 //! distributed test fails with a message saying how to start it: it is never skipped.
 //!
 //! [`tools`] finds the command-line tools some tests run (validators, a browser).
 //!
 //! [`backend_suite!`] turns a list of `async fn(TestEnv)` tests into one test per backend:
-//! the contract-suite pattern every backend trait reuses.
+//! the contract-suite pattern every backend trait reuses; [`redis_cluster_suite!`] adds the
+//! same tests on a Redis Cluster for what keeps its state in Redis.
 
 #![forbid(unsafe_code)]
 
+pub mod redis_cluster;
 pub mod tools;
 
 use std::time::Duration;
@@ -35,6 +40,8 @@ pub enum TestBackend {
     Embedded,
     /// PostgreSQL and Redis on the local servers.
     Distributed,
+    /// PostgreSQL on the local server, Redis a Redis Cluster ([`redis_cluster`]).
+    RedisCluster,
 }
 
 /// One test's environment; dropping it removes what it created.
@@ -51,6 +58,7 @@ impl TestEnv {
         match backend {
             TestBackend::Embedded => TestEnv::embedded().await,
             TestBackend::Distributed => TestEnv::distributed().await,
+            TestBackend::RedisCluster => TestEnv::redis_cluster().await,
         }
     }
 
@@ -73,6 +81,18 @@ impl TestEnv {
         TestEnv { backend: TestBackend::Distributed, config, dir, postgres: Some(postgres), redis: Some(redis) }
     }
 
+    /// As [`TestEnv::distributed`] (whatever else that sets up), with Redis the test cluster.
+    pub async fn redis_cluster() -> TestEnv {
+        let mut env = TestEnv::distributed().await;
+        let url = tokio::task::spawn_blocking(redis_cluster::cluster_url).await.expect("the cluster starts");
+        let redis = RedisPrefix { url, prefix: format!("medcov-test-{}", unique_suffix()), cluster: true };
+        env.config.redis.url = Some(redis.url.parse().expect("valid Redis URLs"));
+        env.config.redis.key_prefix = redis.prefix.clone();
+        env.redis = Some(redis);
+        env.backend = TestBackend::RedisCluster;
+        env
+    }
+
     /// The temporary data folder.
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
@@ -83,7 +103,7 @@ impl TestEnv {
         self.postgres.as_ref().map(|p| p.url.as_str())
     }
 
-    /// The test's own Redis key prefix, when distributed.
+    /// The test's own Redis key prefix, when distributed or on a cluster.
     pub fn redis_prefix(&self) -> Option<&str> {
         self.redis.as_ref().map(|r| r.prefix.as_str())
     }
@@ -175,6 +195,8 @@ impl Drop for PostgresDatabase {
 struct RedisPrefix {
     url: String,
     prefix: String,
+    /// `url` names the seed nodes of a cluster.
+    cluster: bool,
 }
 
 impl RedisPrefix {
@@ -198,13 +220,18 @@ impl RedisPrefix {
             Ok(Err(e)) => panic!("{}", help(&e.to_string())),
             Err(_) => panic!("{}", help("no answer within 5 s")),
         }
-        RedisPrefix { url, prefix: format!("medcov-test-{}", unique_suffix()) }
+        RedisPrefix { url, prefix: format!("medcov-test-{}", unique_suffix()), cluster: false }
     }
 }
 
 impl Drop for RedisPrefix {
     fn drop(&mut self) {
         let url = self.url.clone();
+        if self.cluster {
+            let prefix = self.prefix.clone();
+            let _ = std::thread::spawn(move || redis_cluster::delete_prefix(&url, &prefix)).join();
+            return;
+        }
         let pattern = format!("{}:*", self.prefix);
         let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
             let client = redis::Client::open(url.as_str())?;
@@ -242,6 +269,23 @@ macro_rules! backend_suite {
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     super::$test($crate::TestEnv::new($crate::TestBackend::Distributed).await).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Runs each listed `async fn(TestEnv)` on a Redis Cluster too, as tests named
+/// `redis_cluster::<name>`: for the suites of what keeps its state in Redis (bus, cache,
+/// rate limits, registry, idempotency keys), beside [`backend_suite!`].
+#[macro_export]
+macro_rules! redis_cluster_suite {
+    ($($test:ident),+ $(,)?) => {
+        mod redis_cluster {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::TestEnv::new($crate::TestBackend::RedisCluster).await).await;
                 }
             )+
         }

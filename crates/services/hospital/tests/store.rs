@@ -120,7 +120,7 @@ async fn postgres_refuses_a_patient_in_two_places_at_once(env: TestEnv) {
     let second = book_blindly(&clinic, &clinic.practitioners[1]).await;
     match env.backend {
         // The exclusion constraint is the last word; the service turns it into a 409.
-        TestBackend::Distributed => {
+        TestBackend::Distributed | TestBackend::RedisCluster => {
             let error = second.expect_err("the constraint refuses it");
             assert!(store::is_overlap(&error), "{error:?}");
         }

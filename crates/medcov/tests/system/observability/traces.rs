@@ -133,7 +133,7 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
     command.env("MEDCOV__DATA_DIR", env.data_dir());
     let (bus, database) = match env.backend {
         TestBackend::Embedded => ("sqlite", "sqlite"),
-        TestBackend::Distributed => {
+        TestBackend::Distributed | TestBackend::RedisCluster => {
             command.env("MEDCOV__DATABASE__URL", env.postgres_url().expect("a database"));
             command.env("MEDCOV__REDIS__URL", env.config.redis.url.as_ref().expect("redis").expose());
             command.env("MEDCOV__REDIS__KEY_PREFIX", env.redis_prefix().expect("a prefix"));

@@ -20,10 +20,10 @@ use uuid::Uuid;
 async fn bus(env: &TestEnv) -> Arc<dyn Bus> {
     match env.backend {
         TestBackend::Embedded => Arc::new(SqliteBus::open(&env.data_dir().join("bus.db")).await.expect("the bus file")),
-        TestBackend::Distributed => {
+        TestBackend::Distributed | TestBackend::RedisCluster => {
             let url = env.config.redis.url.as_ref().expect("redis url");
-            let client = redis::Client::open(url.expose()).expect("client");
-            let connection = redis::aio::ConnectionManager::new(client.clone()).await.expect("redis");
+            let client = medcov_redis::RedisClient::open(url, env.config.redis.is_cluster()).expect("client");
+            let connection = client.connection().expect("redis");
             Arc::new(RedisBus::new(client, connection, &env.config.redis.key_prefix))
         }
     }
@@ -310,15 +310,14 @@ async fn outbox(env: &TestEnv) -> medcov_store::Database {
 async fn the_outbox_keeps_what_the_bus_did_not_take(env: TestEnv) {
     let db = outbox(&env).await;
     // A bus that is not there: nothing is marked published.
-    let client = redis::Client::open("redis://127.0.0.1:1/").unwrap();
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(200)))
-        .set_number_of_retries(0);
-    let away = RedisBus::new(
-        client.clone(),
-        redis::aio::ConnectionManager::new_lazy_with_config(client, config).unwrap(),
-        "x",
-    );
+    let timeouts = medcov_redis::Timeouts {
+        connect: Duration::from_millis(200),
+        response: Duration::from_millis(200),
+        retries: 0,
+    };
+    let nowhere = "redis://127.0.0.1:1/".parse().unwrap();
+    let client = medcov_redis::RedisClient::with_timeouts(&nowhere, false, timeouts).unwrap();
+    let away = RedisBus::new(client.clone(), client.connection().unwrap(), "x");
     assert!(medcov_bus::relay::relay_once(&db, &away, 100).await.is_err());
     assert_eq!(medcov_store::outbox::unpublished(&db).await.unwrap().len(), 7);
     // The bus is back: everything goes, in order, once.
@@ -334,6 +333,16 @@ async fn the_outbox_keeps_what_the_bus_did_not_take(env: TestEnv) {
 }
 
 medcov_testkit::backend_suite!(
+    the_outbox_keeps_what_the_bus_did_not_take,
+    entries_arrive_in_order_and_each_group_gets_all,
+    a_blocked_reader_wakes_on_publish,
+    a_crashed_consumers_entries_are_reclaimed_after_the_idle_time,
+    a_poison_event_is_dead_lettered_and_retried_once_fixed,
+    trimming_keeps_every_entry_a_group_still_needs,
+    nothing_is_lost_when_a_consumer_restarts,
+);
+
+medcov_testkit::redis_cluster_suite!(
     the_outbox_keeps_what_the_bus_did_not_take,
     entries_arrive_in_order_and_each_group_gets_all,
     a_blocked_reader_wakes_on_publish,

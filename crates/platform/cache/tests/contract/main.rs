@@ -1,17 +1,24 @@
-//! The cache contract, on both implementations: what a reader may rely on.
+//! The cache contract, on both implementations (Redis on one server and on a Redis Cluster):
+//! what a reader may rely on. The Idempotency-Key store's contract is at the end.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use medcov_cache::{Cache, MemoryCache, RedisCache, read_through};
+use medcov_testkit::{TestBackend, TestEnv};
 
-async fn redis_cache() -> (medcov_testkit::TestEnv, RedisCache) {
-    let env = medcov_testkit::TestEnv::distributed().await;
-    let url = env.config.redis.url.as_ref().expect("redis url").expose().to_owned();
-    let connection =
-        redis::aio::ConnectionManager::new(redis::Client::open(url).expect("client")).await.expect("connection");
+/// The connection the runtime would make for the environment's `redis.*` settings.
+fn connection(env: &TestEnv) -> medcov_redis::RedisConnection {
+    let url = env.config.redis.url.as_ref().expect("redis url");
+    let client = medcov_redis::RedisClient::open(url, env.config.redis.is_cluster()).expect("client");
+    client.connection().expect("connection")
+}
+
+async fn redis_cache(backend: TestBackend) -> (TestEnv, RedisCache) {
+    let env = TestEnv::new(backend).await;
     let prefix = env.redis_prefix().expect("prefix").to_owned();
-    (env, RedisCache::new(connection, &prefix))
+    let cache = RedisCache::new(connection(&env), &prefix);
+    (env, cache)
 }
 
 fn tags(list: &[&str]) -> Vec<String> {
@@ -101,24 +108,47 @@ async fn memory_cache_keeps_the_contract() {
 
 #[tokio::test]
 async fn redis_cache_keeps_the_contract() {
-    let (_env, cache) = redis_cache().await;
+    let (_env, cache) = redis_cache(TestBackend::Distributed).await;
     the_contract(&cache).await;
+}
+
+/// On a cluster, the tags an entry has live on one slot, whatever their names: reading and
+/// invalidating several at once works.
+#[tokio::test]
+async fn redis_cluster_cache_keeps_the_contract() {
+    let (_env, cache) = redis_cache(TestBackend::RedisCluster).await;
+    the_contract(&cache).await;
+    let many = tags(&["patient:1", "hospital:2", "plan:3", "encounter:4", "insurer:5"]);
+    let before = cache.versions(&many).await;
+    assert!(!before.contains(&u64::MAX), "every version read: {before:?}");
+    cache.invalidate(&many[1..3]).await;
+    let after = cache.versions(&many).await;
+    let moved: Vec<bool> = before.iter().zip(&after).map(|(b, a)| b != a).collect();
+    assert_eq!(moved, [false, true, true, false, false]);
+}
+
+#[tokio::test]
+async fn an_evicted_tag_never_resurrects_a_stale_entry() {
+    an_evicted_tag_never_resurrects_a_stale_entry_on(TestBackend::Distributed).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_an_evicted_tag_never_resurrects_a_stale_entry() {
+    an_evicted_tag_never_resurrects_a_stale_entry_on(TestBackend::RedisCluster).await;
 }
 
 /// Redis may evict a tag's version under memory pressure (in-process tags are never evicted).
 /// An entry stored before must not come back to life.
-#[tokio::test]
-async fn an_evicted_tag_never_resurrects_a_stale_entry() {
-    let (env, cache) = redis_cache().await;
+async fn an_evicted_tag_never_resurrects_a_stale_entry_on(backend: TestBackend) {
+    let (env, cache) = redis_cache(backend).await;
     let t = tags(&["patient:7"]);
     let first = cache.versions(&t).await;
     cache.put("p7", &first, Bytes::from_static(b"v1"), Duration::from_secs(60)).await;
     cache.invalidate(&t).await;
-    let url = env.config.redis.url.as_ref().expect("redis url").expose().to_owned();
-    let mut redis =
-        redis::Client::open(url).expect("client").get_multiplexed_async_connection().await.expect("connection");
+    let mut redis = connection(&env);
     // The tag is evicted, then invalidated once more (or simply read): it restarts somewhere new.
-    let tag_key = format!("{}:cache:tag:patient:7", env.redis_prefix().expect("prefix"));
+    let tag_key = cache.tag_key("patient:7");
+    assert!(tag_key.starts_with(env.redis_prefix().expect("prefix")), "{tag_key}");
     let ttl: i64 = redis::cmd("TTL").arg(&tag_key).query_async(&mut redis).await.expect("ttl");
     assert!(ttl > 24 * 3600, "tag versions expire, long after any entry: {ttl}");
     for evict_then_bump in [false, true] {
@@ -140,7 +170,7 @@ async fn redis_down_means_misses_not_failures() {
         .set_connection_timeout(Some(Duration::from_millis(200)))
         .set_number_of_retries(0);
     let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, config).expect("lazy");
-    let cache = RedisCache::new(connection, "down");
+    let cache = RedisCache::new(connection.into(), "down");
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let t = tags(&["x"]);
     for _ in 0..2 {
@@ -196,9 +226,12 @@ mod idempotency_keys {
     #[tokio::test]
     async fn in_redis() {
         let env = medcov_testkit::TestEnv::distributed().await;
-        let url = env.config.redis.url.as_ref().expect("redis url").expose().to_owned();
-        let connection =
-            redis::aio::ConnectionManager::new(redis::Client::open(url).expect("client")).await.expect("connection");
-        the_contract(&RedisKeys::new(connection, env.redis_prefix().expect("prefix"))).await;
+        the_contract(&RedisKeys::new(super::connection(&env), env.redis_prefix().expect("prefix"))).await;
+    }
+
+    #[tokio::test]
+    async fn in_a_redis_cluster() {
+        let env = medcov_testkit::TestEnv::redis_cluster().await;
+        the_contract(&RedisKeys::new(super::connection(&env), env.redis_prefix().expect("prefix"))).await;
     }
 }

@@ -1,17 +1,18 @@
-//! The registry contract, on Redis and in process: what a caller may rely on.
+//! The registry contract, on Redis (one server and a Redis Cluster) and in process: what a
+//! caller may rely on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use medcov_mesh::{Instance, MemoryRegistry, RedisRegistry, Registry};
+use medcov_testkit::{TestBackend, TestEnv};
 
-async fn redis_registry() -> (medcov_testkit::TestEnv, RedisRegistry) {
-    let env = medcov_testkit::TestEnv::distributed().await;
-    let url = env.config.redis.url.as_ref().expect("redis url").expose().to_owned();
-    let connection =
-        redis::aio::ConnectionManager::new(redis::Client::open(url).expect("client")).await.expect("connection");
+async fn redis_registry(backend: TestBackend) -> (TestEnv, RedisRegistry) {
+    let env = TestEnv::new(backend).await;
+    let url = env.config.redis.url.as_ref().expect("redis url");
+    let client = medcov_redis::RedisClient::open(url, env.config.redis.is_cluster()).expect("client");
     let prefix = env.redis_prefix().expect("prefix").to_owned();
-    (env, RedisRegistry::new(connection, &prefix))
+    (env, RedisRegistry::new(client.connection().expect("connection"), &prefix))
 }
 
 fn instance(service: &str, port: u16) -> Instance {
@@ -55,33 +56,41 @@ async fn deregistering_removes_at_once(registry: &dyn Registry) {
     registry.deregister("hospital", &one.id).await.expect("deregistered again");
 }
 
-mod redis_backend {
-    use super::*;
+/// The same tests on Redis, for each way Redis runs.
+macro_rules! on_redis {
+    ($module:ident, $backend:expr) => {
+        mod $module {
+            use super::*;
 
-    #[tokio::test]
-    async fn instances_are_listed_per_service_in_order() {
-        let (_env, registry) = redis_registry().await;
-        super::instances_are_listed_per_service_in_order(&registry).await;
-    }
+            #[tokio::test]
+            async fn instances_are_listed_per_service_in_order() {
+                let (_env, registry) = redis_registry($backend).await;
+                super::instances_are_listed_per_service_in_order(&registry).await;
+            }
 
-    #[tokio::test]
-    async fn a_heartbeat_renews_and_updates_the_registration() {
-        let (_env, registry) = redis_registry().await;
-        super::a_heartbeat_renews_and_updates_the_registration(&registry).await;
-    }
+            #[tokio::test]
+            async fn a_heartbeat_renews_and_updates_the_registration() {
+                let (_env, registry) = redis_registry($backend).await;
+                super::a_heartbeat_renews_and_updates_the_registration(&registry).await;
+            }
 
-    #[tokio::test]
-    async fn a_registration_lapses_without_heartbeats() {
-        let (_env, registry) = redis_registry().await;
-        super::a_registration_lapses_without_heartbeats(&registry, async |d| tokio::time::sleep(d).await).await;
-    }
+            #[tokio::test]
+            async fn a_registration_lapses_without_heartbeats() {
+                let (_env, registry) = redis_registry($backend).await;
+                super::a_registration_lapses_without_heartbeats(&registry, async |d| tokio::time::sleep(d).await).await;
+            }
 
-    #[tokio::test]
-    async fn deregistering_removes_at_once() {
-        let (_env, registry) = redis_registry().await;
-        super::deregistering_removes_at_once(&registry).await;
-    }
+            #[tokio::test]
+            async fn deregistering_removes_at_once() {
+                let (_env, registry) = redis_registry($backend).await;
+                super::deregistering_removes_at_once(&registry).await;
+            }
+        }
+    };
 }
+
+on_redis!(redis_backend, TestBackend::Distributed);
+on_redis!(redis_cluster_backend, TestBackend::RedisCluster);
 
 mod memory_backend {
     use super::*;
@@ -120,6 +129,9 @@ fn the_example_policy_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../deploy/mesh.example.toml");
     let policy = medcov_mesh::MeshPolicy::load(&path, &["auth", "hospital", "insurance", "billing"])
         .unwrap_or_else(|e| panic!("{e}"));
-    let (route, settings) = policy.route("insurance", "GET", "/eligibility");
+    // Eligibility is `POST /eligibility` (crates/services/insurance): its route must match that.
+    let (route, settings) = policy.route("insurance", "POST", "/eligibility");
     assert_eq!((route.map(|r| r.name.as_str()), settings.timeout_ms), (Some("eligibility"), 800));
+    let (route, _) = policy.route("insurance", "POST", "/claims/0190d1c8-0000-7000-8000-000000000000/adjudicate");
+    assert_eq!(route.map(|r| r.name.as_str()), Some("claims"));
 }

@@ -1,17 +1,16 @@
-//! The Redis script against the same table as the Rust rule, on the local Redis.
+//! The Redis script against the same table as the Rust rule, on the local Redis and on a
+//! Redis Cluster.
 
 use medcov_ratelimit::{GCRA_TABLE, Quota, RedisLimiter};
+use medcov_testkit::TestEnv;
 
-async fn limiter(env: &medcov_testkit::TestEnv) -> RedisLimiter {
-    let url = env.config.redis.url.as_ref().expect("redis url").expose().to_owned();
-    let client = redis::Client::open(url).expect("client");
-    let connection = redis::aio::ConnectionManager::new(client).await.expect("connection");
-    RedisLimiter::new(connection, env.redis_prefix().expect("prefix"))
+async fn limiter(env: &TestEnv) -> RedisLimiter {
+    let url = env.config.redis.url.as_ref().expect("redis url");
+    let client = medcov_redis::RedisClient::open(url, env.config.redis.is_cluster()).expect("client");
+    RedisLimiter::new(client.connection().expect("connection"), env.redis_prefix().expect("prefix"))
 }
 
-#[tokio::test]
-async fn the_script_follows_the_table() {
-    let env = medcov_testkit::TestEnv::distributed().await;
+async fn the_script_follows_the_table(env: TestEnv) {
     let limiter = limiter(&env).await;
     let quota = Quota::per_minute(60, 3);
     let start = 1_700_000_000_000_000;
@@ -25,9 +24,7 @@ async fn the_script_follows_the_table() {
     }
 }
 
-#[tokio::test]
-async fn instances_share_one_limit_on_the_redis_clock() {
-    let env = medcov_testkit::TestEnv::distributed().await;
+async fn instances_share_one_limit_on_the_redis_clock(env: TestEnv) {
     let (a, b) = (limiter(&env).await, limiter(&env).await);
     let quota = Quota::per_minute(1, 3);
     let mut allowed = 0;
@@ -39,3 +36,17 @@ async fn instances_share_one_limit_on_the_redis_clock() {
     }
     assert_eq!(allowed, 3);
 }
+
+mod distributed {
+    #[tokio::test]
+    async fn the_script_follows_the_table() {
+        super::the_script_follows_the_table(super::TestEnv::distributed().await).await;
+    }
+
+    #[tokio::test]
+    async fn instances_share_one_limit_on_the_redis_clock() {
+        super::instances_share_one_limit_on_the_redis_clock(super::TestEnv::distributed().await).await;
+    }
+}
+
+medcov_testkit::redis_cluster_suite!(the_script_follows_the_table, instances_share_one_limit_on_the_redis_clock);

@@ -37,7 +37,7 @@ async fn migrations_apply_once_and_rerun_as_a_no_op(env: TestEnv) {
     let database = open(&env).await;
     let expected = match env.backend {
         TestBackend::Embedded => Backend::Sqlite,
-        TestBackend::Distributed => Backend::Postgres,
+        TestBackend::Distributed | TestBackend::RedisCluster => Backend::Postgres,
     };
     assert_eq!(database.backend(), expected);
     database.migrate(ServiceName::Hospital, &MIGRATIONS).await.expect("first run");

@@ -9,12 +9,18 @@
 //!
 //! [`tools`] finds the command-line tools some tests run (validators, a browser).
 //!
+//! [`wait`] waits for a real condition with a deadline ([`eventually`], [`until`]), for what a
+//! settle barrier cannot see (a TTL running out, a process coming up).
+//!
 //! [`backend_suite!`] turns a list of `async fn(TestEnv)` tests into one test per backend:
 //! the contract-suite pattern every backend trait reuses.
 
 #![forbid(unsafe_code)]
 
 pub mod tools;
+pub mod wait;
+
+pub use wait::{PATIENCE, eventually, until};
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! What a service is given when it is built.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use medcov_config::{Config, ServiceName};
 use medcov_http::Metrics;
@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::redis::RedisHandle;
+
+/// The (stream, group) pairs a service consumes, for [`Running::settle`](crate::Running::settle).
+pub(crate) type Consumers = Arc<Mutex<Vec<(&'static str, &'static str)>>>;
 
 #[derive(Clone)]
 pub struct ServiceContext {
@@ -32,6 +35,7 @@ pub struct ServiceContext {
     /// The process's mesh: registry, pools, breakers and the policy in force.
     pub mesh: Arc<Mesh>,
     pub(crate) cache: Arc<dyn medcov_cache::Cache>,
+    pub(crate) consumers: Consumers,
 }
 
 impl ServiceContext {
@@ -106,6 +110,7 @@ impl ServiceContext {
             self.metrics.counter("events_consumed_total", &[("stream", stream), ("group", group), ("outcome", outcome)])
         };
         let counters = ConsumerMetrics { handled: counter("ok"), retried: counter("retry"), dead: counter("dead") };
+        self.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((stream, group));
         self.tasks.spawn(medcov_bus::consumer::run(self.bus.clone(), config, handler, counters, self.shutdown.clone()));
     }
 

@@ -101,6 +101,21 @@ pub async fn all(db: &Database) -> Result<Vec<Recorded>, StoreError> {
     dispatch!(db, outbox::list(false))
 }
 
+/// How far the relay has got with a service's outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Every event written (the log keeps them all).
+    pub rows: u64,
+    /// Not yet handed to the bus.
+    pub unpublished: u64,
+}
+
+/// How many events a service wrote, and how many still wait for the relay.
+pub async fn counts(db: &Database) -> Result<Counts, StoreError> {
+    let (rows, unpublished) = dispatch!(db, outbox::counts())?;
+    Ok(Counts { rows: rows.max(0) as u64, unpublished: unpublished.max(0) as u64 })
+}
+
 /// Writes `$event` ([`Event`]) to the outbox inside the open transaction `$tx` (a backend's own
 /// `sqlx::Transaction`). Kept while stores move to [`write`]; evaluates to the statement's
 /// result.

@@ -42,3 +42,10 @@ pub async fn list(pool: &Pool, unpublished: bool) -> Result<Vec<Recorded>, Store
         .map(|(event_type, aggregate_id, payload)| Recorded { event_type, aggregate_id, payload: payload.0 })
         .collect())
 }
+
+/// (rows, unpublished rows) of the outbox.
+pub async fn counts(pool: &Pool) -> Result<(i64, i64), StoreError> {
+    let (rows, published): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(published_at) FROM outbox").fetch_one(pool).await?;
+    Ok((rows, rows - published))
+}

@@ -24,6 +24,7 @@
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
 //!   invoice.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
+//! - `parity`: the PostgreSQL and SQLite migrations give the same schema.
 
 mod appointments;
 mod auth_flow;
@@ -34,6 +35,7 @@ mod edge;
 mod events;
 mod insurance;
 mod mesh;
+mod parity;
 mod patients;
 mod readiness;
 mod serving;

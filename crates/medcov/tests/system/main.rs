@@ -25,6 +25,10 @@
 //!   invoice.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 //! - `parity`: the PostgreSQL and SQLite migrations give the same schema.
+//!
+//! `support` starts MedCov and waits for it (the settle barrier for the event bus, a deadline
+//! on a real condition for the rest); `world` makes hospitals, insurers, users, plans and
+//! policies in a line each.
 
 mod appointments;
 mod auth_flow;
@@ -41,3 +45,4 @@ mod readiness;
 mod serving;
 mod split;
 mod support;
+mod world;

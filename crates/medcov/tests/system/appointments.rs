@@ -5,37 +5,30 @@ use medcov_testkit::TestEnv;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::App;
+use crate::world::{World, scope};
 
-const PASSWORD: &str = "correct horse battery staple";
 const DAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
+/// A world with a hospital and its clerk.
 struct Clinic {
-    app: App,
+    w: World,
     clerk: String,
     hospital: String,
 }
 
+impl std::ops::Deref for Clinic {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
+    }
+}
+
 /// A hospital in Nairobi (UTC+3 all year) with a clerk.
 async fn clinic(env: &TestEnv) -> Clinic {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
-    let (_, _, hospital) = app
-        .call(
-            Method::POST,
-            "/api/hospital/hospitals",
-            Some(&admin),
-            Some(json!({"name": "Nairobi Clinic", "code": "NRB", "timezone": "Africa/Nairobi", "currency": "KES"})),
-        )
-        .await;
-    let hospital = hospital["id"].as_str().expect("id").to_owned();
-    let (status, _, body) = app
-        .call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "desk", "password": PASSWORD, "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": [hospital]}})))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let (clerk, _) = app.login("desk", PASSWORD).await;
-    Clinic { app, clerk, hospital }
+    let w = World::start(env).await;
+    let hospital = w.hospital("NRB", "Africa/Nairobi").await;
+    let clerk = w.user("desk", "hospital_clerk", scope::hospital(&hospital)).await;
+    Clinic { w, clerk, hospital }
 }
 
 impl Clinic {
@@ -175,7 +168,7 @@ async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
         app.call(Method::GET, &format!("/api/hospital/patients/{amina}/appointments"), Some(&clinic.clerk), None).await;
     let times: Vec<&str> = upcoming.as_array().expect("list").iter().filter_map(|a| a["starts_at"].as_str()).collect();
     assert!(times.len() >= 2, "{upcoming}");
-    clinic.app.stop().await;
+    clinic.w.stop().await;
 }
 
 async fn parallel_bookings_of_one_slot_admit_exactly_one(env: TestEnv) {
@@ -229,7 +222,7 @@ async fn parallel_bookings_of_one_slot_admit_exactly_one(env: TestEnv) {
     }
     assert_eq!(outcomes.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [201, 201, 409]);
     assert!(outcomes[2].1["detail"].as_str().is_some_and(|d| d.contains("full")), "{:?}", outcomes[2]);
-    clinic.app.stop().await;
+    clinic.w.stop().await;
 }
 
 async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
@@ -253,11 +246,7 @@ async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
         assert_eq!(status, 201, "{body}");
     }
     // A clinician of the hospital.
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
-    app.call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "dr.care", "password": PASSWORD, "roles": ["clinician"], "scope": {"kind": "hospitals", "hospitals": [clinic.hospital]}})))
-        .await;
-    let (clinician, _) = app.login("dr.care", PASSWORD).await;
+    let clinician = clinic.user("dr.care", "clinician", scope::hospital(&clinic.hospital)).await;
 
     let (_, booked) = clinic.book(&patient, &practitioner, &tomorrow(9, 0).0, 30).await;
     let appointment = booked["id"].as_str().expect("id").to_owned();
@@ -348,30 +337,25 @@ async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
         )
         .await;
     assert_eq!(status, 201);
-    clinic.app.stop().await;
+    clinic.w.stop().await;
 }
 
 /// A hospital open 08:00 to 12:00 every day: nothing is booked outside, whatever the
 /// practitioner's hours, and free slots stay inside.
 async fn opening_hours_bound_bookings_and_free_slots(env: TestEnv) {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
+    let w = World::start(&env).await;
     let morning: Vec<Value> = DAYS.iter().map(|d| json!({"weekday": d, "start": "08:00", "end": "12:00"})).collect();
-    let (status, _, body) = app
-        .call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(json!({"name": "Morning Clinic", "code": "AM", "timezone": "Africa/Nairobi", "currency": "KES", "opening_hours": [{"weekday": "monday", "start": "09:00", "end": "08:00"}]})))
+    let (status, body) = w
+        .call(Method::POST, "/api/hospital/hospitals", &w.admin, Some(json!({"name": "Morning Clinic", "code": "AM", "timezone": "Africa/Nairobi", "currency": "KES", "opening_hours": [{"weekday": "monday", "start": "09:00", "end": "08:00"}]})))
         .await;
     assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("opening_hours[0]")), "{body}");
-    let (status, _, hospital) = app
-        .call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(json!({"name": "Morning Clinic", "code": "AM", "timezone": "Africa/Nairobi", "currency": "KES", "opening_hours": morning})))
+    let (status, hospital) = w
+        .call(Method::POST, "/api/hospital/hospitals", &w.admin, Some(json!({"name": "Morning Clinic", "code": "AM", "timezone": "Africa/Nairobi", "currency": "KES", "opening_hours": morning})))
         .await;
     assert_eq!((status, hospital["opening_hours"].as_array().map(Vec::len)), (201, Some(7)), "{hospital}");
-    let (_, _, user) = app
-        .call(Method::POST, "/api/auth/users", Some(&admin), Some(json!({"username": "am.desk", "password": PASSWORD, "roles": ["hospital_clerk"], "scope": {"kind": "hospitals", "hospitals": [hospital["id"]]}})))
-        .await;
-    assert!(user["id"].is_string(), "{user}");
-    let (clerk, _) = app.login("am.desk", PASSWORD).await;
-    let clinic = Clinic { app, clerk, hospital: hospital["id"].as_str().expect("id").to_owned() };
+    let hospital = hospital["id"].as_str().expect("id").to_owned();
+    let clerk = w.user("am.desk", "hospital_clerk", scope::hospital(&hospital)).await;
+    let clinic = Clinic { w, clerk, hospital };
     let doctor = clinic.practitioner("Dr. Early", 20).await;
     let patient = clinic.patient("Baraka").await;
 
@@ -410,7 +394,7 @@ async fn opening_hours_bound_bookings_and_free_slots(env: TestEnv) {
             .app
             .client
             .patch(clinic.app.url(ServiceName::Gateway, &format!("/api/hospital/hospitals/{}", clinic.hospital)))
-            .bearer_auth(&admin)
+            .bearer_auth(&clinic.admin)
             .header("if-match", version)
             .json(&json!({"opening_hours": longer}));
         async move { crate::support::read(request.send().await.expect("sent")).await }
@@ -422,7 +406,7 @@ async fn opening_hours_bound_bookings_and_free_slots(env: TestEnv) {
     let (at, _) = tomorrow(12, 0);
     let (status, body) = clinic.book(&patient, &doctor, &at, 30).await;
     assert_eq!(status, 201, "{body}");
-    clinic.app.stop().await;
+    clinic.w.stop().await;
 }
 
 medcov_testkit::backend_suite!(

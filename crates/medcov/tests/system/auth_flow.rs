@@ -7,14 +7,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::App;
+use crate::world::{PASSWORD, World};
 
-const PASSWORD: &str = "correct horse battery staple";
-
+/// MedCov started, and the platform administrator's token.
 async fn start(env: &TestEnv) -> (App, String) {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
-    (app, admin)
+    let w = World::start(env).await;
+    (w.app, w.admin)
 }
 
 async fn create_user(app: &App, admin: &str, username: &str, roles: Value, scope: Value) -> Value {

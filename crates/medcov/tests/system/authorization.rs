@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::App;
+use crate::world::{PASSWORD, World, scope};
 
 const DOC: &str = include_str!("../../../../docs/authorization.md");
-const PASSWORD: &str = "correct horse battery staple";
 
 /// Who may call a route, as the table says.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,10 +63,10 @@ struct Caller {
 }
 
 async fn callers(app: &App, env: &TestEnv, admin: &str) -> Vec<Caller> {
-    let hospital = json!({"kind": "hospitals", "hospitals": [Uuid::now_v7()]});
-    let insurer = json!({"kind": "insurer", "insurer": Uuid::now_v7()});
+    let hospital = scope::hospital(Uuid::now_v7());
+    let insurer = scope::insurer(Uuid::now_v7());
     let people: [(&str, Role, Value); 10] = [
-        ("platform.auditor", Role::Auditor, json!({"kind": "platform"})),
+        ("platform.auditor", Role::Auditor, scope::platform()),
         ("hospital.admin", Role::Admin, hospital.clone()),
         ("clerk", Role::HospitalClerk, hospital.clone()),
         ("clinician", Role::Clinician, hospital.clone()),
@@ -75,7 +75,7 @@ async fn callers(app: &App, env: &TestEnv, admin: &str) -> Vec<Caller> {
         ("claims", Role::ClaimsOfficer, insurer.clone()),
         ("agent", Role::Agent, insurer.clone()),
         ("insurer.admin", Role::Admin, insurer),
-        ("member", Role::Member, json!({"kind": "own"})),
+        ("member", Role::Member, scope::own()),
     ];
     let mut callers = vec![Caller {
         name: "platform admin".into(),
@@ -175,9 +175,7 @@ fn allowed(rule: &MayCall, caller: &Caller) -> bool {
 }
 
 async fn every_route_answers_every_caller_as_the_table_says(env: TestEnv) {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
+    let World { app, admin } = World::start(&env).await;
     let table = table();
     assert!(table.len() >= 19, "the table was read: {table:?}");
     let callers = callers(&app, &env, &admin).await;

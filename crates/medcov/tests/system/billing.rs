@@ -2,45 +2,40 @@
 //! through the bus (once, even when the event comes again), payments that are never taken
 //! twice under one Idempotency-Key (also in parallel), overpayments as credit, a ledger that
 //! reconciles, and an insurer's adjudication splitting the invoice.
-
-use std::time::Duration;
+//!
+//! Every check that something happened once (one invoice, one claim, one payment) runs after
+//! the events in flight have settled.
 
 use medcov_testkit::TestEnv;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::App;
+use crate::support::{PATIENCE, eventually};
+use crate::world::{World, member_number, person, scope};
 
-const PASSWORD: &str = "correct horse battery staple";
-
+/// A world with a clinic in it: a hospital, its staff, a practitioner and prices.
 struct Clinic {
-    app: App,
-    admin: String,
+    w: World,
     hospital: String,
     clinician: String,
     biller: String,
     practitioner: String,
 }
 
+impl std::ops::Deref for Clinic {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
+    }
+}
+
+impl std::ops::DerefMut for Clinic {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.w
+    }
+}
+
 impl Clinic {
-    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let (status, _, body) = self.app.call(method, path, Some(token), body).await;
-        (status, body)
-    }
-
-    async fn user(&self, name: &str, role: &str, scope: Value) -> String {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/auth/users",
-                &self.admin,
-                Some(json!({"username": name, "password": PASSWORD, "roles": [role], "scope": scope})),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        self.app.login(name, PASSWORD).await.0
-    }
-
     async fn patient(&self, member_number: Option<&str>) -> String {
         let mut body = json!({"hospital_id": self.hospital, "given_name": "Imani", "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female"});
         if let Some(number) = member_number {
@@ -90,19 +85,21 @@ impl Clinic {
         encounter["id"].as_str().unwrap().to_owned()
     }
 
-    /// The invoices of a patient, once there are `count` of them.
+    /// The invoices of a patient once the events in flight settled; there are at least
+    /// `count`.
     async fn invoices(&self, patient: &str, count: usize) -> Vec<Value> {
-        for _ in 0..100 {
-            let (_, list) = self
-                .call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &self.biller, None)
-                .await;
-            let list = list.as_array().cloned().unwrap_or_default();
-            if list.len() >= count {
-                return list;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no invoice for patient {patient} after 10 s");
+        self.settle().await;
+        let (_, list) =
+            self.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &self.biller, None).await;
+        let list = list.as_array().cloned().unwrap_or_default();
+        assert!(list.len() >= count, "{count} invoices for patient {patient}: {list:?}");
+        list
+    }
+
+    /// An invoice, once the events in flight settled.
+    async fn invoice(&self, id: &str) -> Value {
+        self.settle().await;
+        self.call(Method::GET, &format!("/api/billing/invoices/{id}"), &self.biller, None).await.1
     }
 
     async fn pay(&self, invoice: &str, key: Option<&str>, body: Value) -> (u16, Value) {
@@ -132,23 +129,11 @@ fn balance(report: &[Value], account: &str) -> i64 {
 /// A hospital with a practitioner, a catalog and a price list: consultation 3 000.00, blood
 /// count 1 250.00.
 async fn clinic(env: &TestEnv) -> Clinic {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
-    let (_, _, hospital) = app
-        .call(
-            Method::POST,
-            "/api/hospital/hospitals",
-            Some(&admin),
-            Some(json!({"name": "Billing Clinic", "code": "BIL", "timezone": "UTC", "currency": "KES"})),
-        )
-        .await;
-    let hospital = hospital["id"].as_str().expect("id").to_owned();
-    let mut clinic =
-        Clinic { app, admin, hospital, clinician: String::new(), biller: String::new(), practitioner: String::new() };
-    let scope = json!({"kind": "hospitals", "hospitals": [clinic.hospital]});
-    clinic.clinician = clinic.user("bil.doctor", "clinician", scope.clone()).await;
-    clinic.biller = clinic.user("bil.billing", "billing_clerk", scope).await;
+    let w = World::start(env).await;
+    let hospital = w.hospital("BIL", "UTC").await;
+    let clinician = w.user("bil.doctor", "clinician", scope::hospital(&hospital)).await;
+    let biller = w.user("bil.billing", "billing_clerk", scope::hospital(&hospital)).await;
+    let mut clinic = Clinic { w, hospital, clinician, biller, practitioner: String::new() };
     let hours: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
         .iter()
         .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:59"}))
@@ -365,8 +350,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
         )
         .await;
     assert_eq!(status, 200, "{replayed}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(c.invoices(&patient, 1).await.len(), 1);
+    assert_eq!(c.invoices(&patient, 1).await.len(), 1, "handled once");
 
     // Another hospital's clerk sees nothing of it.
     let stranger =
@@ -377,15 +361,8 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
 
 /// An insurer whose plan covers consultations (co-payment 500.00) and tests (20 %) at the
 /// clinic, and an active member of it: (insurer, member number).
-async fn insured_member(c: &Clinic) -> (Value, String) {
-    let (_, insurer) = c
-        .call(
-            Method::POST,
-            "/api/insurance/insurers",
-            &c.admin,
-            Some(json!({"code": "SPL", "name": "Split Insurance", "currency": "KES"})),
-        )
-        .await;
+async fn insured_member(c: &Clinic) -> (String, String) {
+    let insurer = c.insurer("SPL").await;
     let rules = json!({
         "currency": "KES", "premium": {"kind": "per_member", "adult": 1, "child": 1, "child_until_age": 18}, "max_members": 2,
         "categories": {
@@ -394,24 +371,11 @@ async fn insured_member(c: &Clinic) -> (Value, String) {
         },
         "network": [c.hospital]
     });
-    let (status, plan) = c
-        .call(Method::POST, "/api/insurance/plans", &c.admin, Some(json!({"insurer_id": insurer["id"], "code": "BASIC", "name": "Basic", "effective_from": "2020-01-01", "rules": rules})))
-        .await;
-    assert_eq!(status, 201, "{plan}");
+    let plan = c.plan(&c.admin, &insurer, "BASIC", rules).await;
     let start = (time::OffsetDateTime::now_utc().date() - time::Duration::days(30)).to_string();
-    let (status, policy) = c
-        .call(Method::POST, "/api/insurance/policies", &c.admin, Some(json!({"plan_id": plan["id"], "start_date": start, "holder": {"given_name": "Imani", "family_name": "Otieno", "date_of_birth": "1975-05-05"}})))
-        .await;
-    assert_eq!(status, 201, "{policy}");
-    c.call(
-        Method::POST,
-        &format!("/api/insurance/policies/{}/status", policy["id"].as_str().unwrap()),
-        &c.admin,
-        Some(json!({"status": "active"})),
-    )
-    .await;
-    let number = policy["members"][0]["member_number"].as_str().unwrap().to_owned();
-    (insurer, number)
+    let policy = c.policy(&c.admin, &plan, &start, person("Imani", "Otieno", "1975-05-05"), &[]).await;
+    c.activate(&c.admin, &policy).await;
+    (insurer, member_number(&policy))
 }
 
 async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) {
@@ -423,17 +387,10 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let invoice = c.invoices(&patient, 1).await.remove(0);
     assert_eq!(invoice["member_number"], number.as_str());
     let id = invoice["id"].as_str().unwrap().to_owned();
-    // The claim went to the insurer with the draft, under the invoice number.
-    let mut split = Value::Null;
-    for _ in 0..100 {
-        let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
-        // Split by the adjudication, then issued.
-        if now["split_source"] == "claim" && now["status"] == "issued" {
-            split = now;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The claim went to the insurer with the draft, under the invoice number; split by the
+    // adjudication, then issued.
+    let split = c.invoice(&id).await;
+    assert_eq!(split["split_source"], "claim", "{split}");
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
     let claim =
         claims.as_array().unwrap().iter().find(|cl| cl["reference"] == invoice["number"]).cloned().expect("the claim");
@@ -497,14 +454,8 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let report = c.reconciled().await;
     assert_eq!((balance(&report, "insurer_receivable"), balance(&report, "bank")), (0, 450_000));
     // Statements: the insurer was billed 4 500.00 and paid it; the patient 1 000.00, paid.
-    let (_, statement) = c
-        .call(
-            Method::GET,
-            &format!("/api/billing/insurers/{}/statement", insurer["id"].as_str().unwrap()),
-            &c.biller,
-            None,
-        )
-        .await;
+    let (_, statement) =
+        c.call(Method::GET, &format!("/api/billing/insurers/{insurer}/statement"), &c.biller, None).await;
     assert_eq!(
         (statement["billed"].as_i64(), statement["paid"].as_i64(), statement["outstanding"].as_i64()),
         (Some(450_000), Some(450_000), Some(0)),
@@ -519,28 +470,14 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     );
     // The remittance settled the insurer's share: the claim is paid.
     let claim_path = format!("/api/insurance/claims/{}", claim["id"].as_str().unwrap());
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        status = c.call(Method::GET, &claim_path, &c.biller, None).await.1["status"].clone();
-        if status == "paid" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "paid");
+    c.settle().await;
+    assert_eq!(c.call(Method::GET, &claim_path, &c.biller, None).await.1["status"], "paid");
 
     // A second visit, invoiced and claimed, then voided: its claim is withdrawn.
     c.encounter(&patient).await;
     let second = c.invoices(&patient, 2).await.into_iter().find(|i| i["id"] != id.as_str()).expect("a second invoice");
     let second_id = second["id"].as_str().unwrap().to_owned();
-    let mut issued = Value::Null;
-    for _ in 0..100 {
-        issued = c.call(Method::GET, &format!("/api/billing/invoices/{second_id}"), &c.biller, None).await.1;
-        if issued["status"] == "issued" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let issued = c.invoice(&second_id).await;
     assert_eq!(issued["status"], "issued", "{issued}");
     let (status, _) = c
         .call(
@@ -552,22 +489,13 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
         .await;
     assert_eq!(status, 200);
     let second_claim = format!("/api/insurance/claims/{}", issued["claim_id"].as_str().unwrap());
-    let mut claim_status = Value::Null;
-    for _ in 0..100 {
-        claim_status = c.call(Method::GET, &second_claim, &c.biller, None).await.1["status"].clone();
-        if claim_status == "withdrawn" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(claim_status, "withdrawn");
+    c.settle().await;
+    assert_eq!(c.call(Method::GET, &second_claim, &c.biller, None).await.1["status"], "withdrawn");
     c.reconciled().await;
 
     // MedCov restarts, and every service's events are delivered all over again: nothing happens
     // twice (one invoice per visit, one claim per invoice, one payment per remittance).
-    let stopped = std::mem::replace(&mut c.app, App { running: None, client: reqwest::Client::new() });
-    stopped.stop().await;
-    c.app = App::start(env.config.clone(), "all").await;
+    c.restart(env.config.clone(), "all").await;
     let since = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -577,7 +505,6 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
             .await;
         assert_eq!(status, 200, "{replayed}");
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(c.invoices(&patient, 2).await.len(), 2);
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
     assert_eq!(claims.as_array().map(Vec::len), Some(2), "{claims}");
@@ -597,23 +524,14 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
             "date_of_service": today, "member_number": number, "diagnosis": "J06.9", "lines": [{"service_code": "CONS-GP", "quantity": 1}]})))
         .await;
     assert_eq!(status, 201, "{manual}");
-    let mut split = Value::Null;
-    for _ in 0..100 {
-        split = c
-            .call(Method::GET, &format!("/api/billing/invoices/{}", manual["id"].as_str().unwrap()), &c.biller, None)
-            .await
-            .1;
-        if split["split_source"] == "claim" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let split = c.invoice(manual["id"].as_str().unwrap()).await;
+    assert_eq!(split["split_source"], "claim", "{split}");
     assert_eq!(
         (split["insurer_share"].as_i64(), split["patient_share"].as_i64()),
         (Some(250_000), Some(50_000)),
         "{split}"
     );
-    c.app.stop().await;
+    c.w.stop().await;
 }
 
 /// Encounter to settlement with MedCov stopped right after the encounter closes and started
@@ -625,29 +543,18 @@ async fn an_insured_encounter_finishes_once_across_a_restart(env: TestEnv) {
     let patient = c.patient(Some(&number)).await;
     c.encounter(&patient).await;
     // Stop at once: the encounter's event may be in the outbox, on the bus, or half handled.
-    if let Some(running) = c.app.running.take() {
-        running.shutdown().await;
-    }
-    c.app = App::start(env.config.clone(), "all").await;
+    c.restart(env.config.clone(), "all").await;
 
     let invoice = c.invoices(&patient, 1).await.remove(0);
     let id = invoice["id"].as_str().unwrap().to_owned();
-    let mut split = Value::Null;
-    for _ in 0..150 {
-        let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
-        if now["split_source"] == "claim" && now["status"] == "issued" {
-            split = now;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let split = c.invoice(&id).await;
+    assert_eq!((split["split_source"].as_str(), split["status"].as_str()), (Some("claim"), Some("issued")), "{split}");
     assert_eq!(
         (split["insurer_share"].as_i64(), split["patient_share"].as_i64()),
         (Some(450_000), Some(100_000)),
         "{split}"
     );
-    // Give any duplicate a chance to show, then count.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Settled: any duplicate would show now.
     let (_, invoices) =
         c.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &c.biller, None).await;
     assert_eq!(invoices.as_array().map(Vec::len), Some(1), "one invoice: {invoices}");
@@ -659,7 +566,7 @@ async fn an_insured_encounter_finishes_once_across_a_restart(env: TestEnv) {
     let report = c.reconciled().await;
     assert_eq!(balance(&report, "insurer_receivable"), 450_000);
     assert_eq!(balance(&report, "patient_receivable"), 100_000);
-    c.app.stop().await;
+    c.w.stop().await;
 }
 
 /// An insured patient whose claim the insurer refuses (no such member): the whole invoice is
@@ -672,14 +579,7 @@ async fn a_refused_claim_puts_the_whole_invoice_on_the_patient(env: TestEnv) {
     c.encounter(&patient).await;
     let invoice = c.invoices(&patient, 1).await.remove(0);
     let id = invoice["id"].as_str().unwrap().to_owned();
-    let mut now = Value::Null;
-    for _ in 0..150 {
-        now = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await.1;
-        if now["status"] == "issued" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let now = c.invoice(&id).await;
     assert_eq!((now["status"].as_str(), now["split_source"].as_str()), (Some("issued"), Some("none")), "{now}");
     assert_eq!((now["insurer_share"].as_i64(), now["patient_share"].as_i64()), (Some(0), Some(550_000)), "{now}");
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
@@ -689,50 +589,29 @@ async fn a_refused_claim_puts_the_whole_invoice_on_the_patient(env: TestEnv) {
     );
     let report = c.reconciled().await;
     assert_eq!((balance(&report, "patient_receivable"), balance(&report, "insurer_receivable")), (550_000, 0));
-    c.app.stop().await;
+    c.w.stop().await;
 }
 
 async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv) {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
+    let w = World::start(&env).await;
+    let app = &w.app;
     let call = |method: Method, path: String, token: String, body: Option<Value>| {
-        let app = &app;
-        async move {
-            let (status, _, body) = app.call(method, &path, Some(&token), body).await;
-            (status, body)
-        }
+        let w = &w;
+        async move { w.call(method, &path, &token, body).await }
     };
-    let (_, insurer) = call(
-        Method::POST,
-        "/api/insurance/insurers".into(),
-        admin.clone(),
-        Some(json!({"code": "SAL", "name": "Sales Insurance", "currency": "KES"})),
-    )
-    .await;
-    let scope = json!({"kind": "insurer", "insurer": insurer["id"]});
-    let mut tokens = Vec::new();
-    for (name, role) in [("sal.agent", "agent"), ("sal.billing", "billing_clerk"), ("sal.admin", "admin")] {
-        let (status, user) = call(
-            Method::POST,
-            "/api/auth/users".into(),
-            admin.clone(),
-            Some(json!({"username": name, "password": PASSWORD, "roles": [role], "scope": scope})),
-        )
-        .await;
-        assert_eq!(status, 201, "{user}");
-        tokens.push((app.login(name, PASSWORD).await.0, user["id"].as_str().unwrap().to_owned()));
-    }
-    let [(agent, agent_id), (clerk, _), (insurer_admin, _)] = [tokens[0].clone(), tokens[1].clone(), tokens[2].clone()];
+    let insurer = w.insurer("SAL").await;
+    let (agent, agent_id) = w.user_with_id("sal.agent", "agent", scope::insurer(&insurer)).await;
+    let clerk = w.user("sal.billing", "billing_clerk", scope::insurer(&insurer)).await;
+    let insurer_admin = w.user("sal.admin", "admin", scope::insurer(&insurer)).await;
     let rules = json!({"currency": "KES", "premium": {"kind": "per_member", "adult": 1_200_000, "child": 600_000, "child_until_age": 18},
         "max_members": 4, "categories": {"consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]}}});
-    let (_, plan) = call(Method::POST, "/api/insurance/plans".into(), insurer_admin.clone(), Some(json!({"insurer_id": insurer["id"], "code": "SALE", "name": "Sale", "effective_from": "2020-01-01", "rules": rules}))).await;
+    let plan = w.plan(&insurer_admin, &insurer, "SALE", rules).await;
     // Gold agents earn 12.5 % on this plan.
     let (status, _) = call(
         Method::PUT,
         format!("/api/billing/agents/{agent_id}"),
         insurer_admin.clone(),
-        Some(json!({"insurer_id": insurer["id"], "tier": "gold"})),
+        Some(json!({"insurer_id": insurer, "tier": "gold"})),
     )
     .await;
     assert_eq!(status, 204);
@@ -740,45 +619,24 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         Method::PUT,
         "/api/billing/commission-rates".into(),
         insurer_admin.clone(),
-        Some(json!({"insurer_id": insurer["id"], "plan_id": plan["id"], "tier": "gold", "rate_bp": 1_250})),
+        Some(json!({"insurer_id": insurer, "plan_id": plan, "tier": "gold", "rate_bp": 1_250})),
     )
     .await;
     assert_eq!(status, 204);
 
-    let sell = |given: &'static str| {
-        let call = &call;
-        let agent = agent.clone();
-        let plan = plan["id"].clone();
-        async move {
-            let today = time::OffsetDateTime::now_utc().date().to_string();
-            let (status, policy) = call(
-                Method::POST,
-                "/api/insurance/policies".into(),
-                agent,
-                Some(json!({"plan_id": plan, "start_date": today,
-                "holder": {"given_name": given, "family_name": "Buyer", "date_of_birth": "1980-01-01"}})),
-            )
-            .await;
-            assert_eq!(status, 201, "{policy}");
-            policy
-        }
+    let sell = async |given: &str| {
+        let today = time::OffsetDateTime::now_utc().date().to_string();
+        w.policy(&agent, &plan, &today, person(given, "Buyer", "1980-01-01"), &[]).await
     };
-    let premium_of = |policy: Value| {
-        let call = &call;
-        let clerk = clerk.clone();
-        async move {
-            for _ in 0..100 {
-                let (_, list) = call(Method::GET, "/api/billing/premiums".into(), clerk.clone(), None).await;
-                if let Some(p) = list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"])) {
-                    return p.clone();
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("no premium for the policy");
-        }
+    // Billing hears of the sale: once settled, the policy has its premium.
+    let premium_of = async |policy: &Value| {
+        w.settle().await;
+        let list = w.get("/api/billing/premiums", &clerk).await;
+        let premium = list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"])).cloned();
+        premium.unwrap_or_else(|| panic!("no premium for the policy: {list}"))
     };
     let policy = sell("Paying").await;
-    let premium = premium_of(policy.clone()).await;
+    let premium = premium_of(&policy).await;
     assert_eq!((premium["amount"].as_i64(), premium["status"].as_str()), (Some(1_200_000), Some("issued")));
     assert_eq!(premium["agent_id"], agent_id.as_str());
 
@@ -801,27 +659,12 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         assert_eq!(response.status().as_u16(), expected);
     }
     let policy_path = format!("/api/insurance/policies/{}", policy["id"].as_str().unwrap());
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        let (_, now) = call(Method::GET, policy_path.clone(), insurer_admin.clone(), None).await;
-        status = now["status"].clone();
-        if status == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "active", "premium_paid reached insurance");
-    // The policy-sale saga completed (just after the activation), and says how.
-    let mut sale = None;
-    for _ in 0..100 {
-        let (_, sagas) =
-            call(Method::GET, "/api/insurance/sagas?state=completed".into(), insurer_admin.clone(), None).await;
-        sale = sagas.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
-        if sale.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.settle().await;
+    let now = w.get(&policy_path, &insurer_admin).await;
+    assert_eq!(now["status"], "active", "premium_paid reached insurance");
+    // The policy-sale saga completed (with the activation), and says how.
+    let sagas = w.get("/api/insurance/sagas?state=completed", &insurer_admin).await;
+    let sale = sagas.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
     let sale = sale.expect("the completed saga");
     let (_, sale) = call(
         Method::GET,
@@ -846,7 +689,8 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     assert_eq!((statement["earned"].as_i64(), statement["clawed_back"].as_i64()), (Some(150_000), Some(0)));
 
     // The agent is paid what they earned, once per key; then nothing more is owed.
-    let payout = json!({"agent_id": agent_id, "insurer_id": insurer["id"], "method": "bank_transfer", "external_reference": "EFT-C1"});
+    let payout =
+        json!({"agent_id": agent_id, "insurer_id": insurer, "method": "bank_transfer", "external_reference": "EFT-C1"});
     let url = app.url(medcov_config::ServiceName::Gateway, "/api/billing/commissions/payouts");
     let mut payout_id = Value::Null;
     for (key, expected) in [("pay-1", 201), ("pay-1", 201), ("pay-2", 409)] {
@@ -877,14 +721,8 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     )
     .await;
     assert_eq!(status, 200);
-    let mut statement = Value::Null;
-    for _ in 0..100 {
-        statement = call(Method::GET, statement_path.clone(), agent.clone(), None).await.1;
-        if statement["clawed_back"] == 150_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.settle().await;
+    let statement = w.get(&statement_path, &agent).await;
     assert_eq!(
         (statement["earned"].as_i64(), statement["clawed_back"].as_i64()),
         (Some(0), Some(150_000)),
@@ -893,7 +731,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
 
     // A policy cancelled before its premium is paid: the premium is voided.
     let unpaid = sell("Unpaid").await;
-    let premium = premium_of(unpaid.clone()).await;
+    let premium = premium_of(&unpaid).await;
     call(
         Method::POST,
         format!("/api/insurance/policies/{}/status", unpaid["id"].as_str().unwrap()),
@@ -901,27 +739,14 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         Some(json!({"status": "cancelled", "reason": "no premium"})),
     )
     .await;
-    let mut voided = Value::Null;
-    for _ in 0..100 {
-        voided = call(
-            Method::GET,
-            format!("/api/billing/premiums/{}", premium["id"].as_str().unwrap()),
-            clerk.clone(),
-            None,
-        )
-        .await
-        .1;
-        if voided["status"] == "void" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.settle().await;
+    let voided = w.get(&format!("/api/billing/premiums/{}", premium["id"].as_str().unwrap()), &clerk).await;
     assert_eq!(voided["status"], "void");
 
     // A premium paid, then partly refunded (asked by one person, approved by another): the
     // premium is owed again for that part and the commission on it is clawed back.
     let refunded = sell("Refunded").await;
-    let premium = premium_of(refunded.clone()).await;
+    let premium = premium_of(&refunded).await;
     let response = app
         .client
         .post(app.url(
@@ -936,13 +761,8 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         .unwrap();
     let (status, _, payment) = crate::support::read(response).await;
     assert_eq!(status, 201, "{payment}");
-    for _ in 0..100 {
-        statement = call(Method::GET, statement_path.clone(), agent.clone(), None).await.1;
-        if statement["earned"] == 150_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.settle().await;
+    let statement = w.get(&statement_path, &agent).await;
     assert_eq!(statement["earned"], 150_000, "{statement}");
     let refunds = format!("/api/billing/premium-payments/{}/refunds", payment["id"].as_str().unwrap());
     let (status, problem) =
@@ -996,96 +816,51 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     // second commission was earned and clawed back before any payout.
     assert_eq!(balance(&report, "commission_payable"), 150_000);
     assert_eq!(balance(&report, "bank"), -150_000);
-    app.stop().await;
+    w.stop().await;
 }
 
 /// A policy sold and never paid: at the deadline the saga cancels it (even when MedCov was
 /// restarted in between) and billing voids its premium.
 async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env: TestEnv) {
     env.config.billing.premium_due_s = 3;
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
-    let (_, _, insurer) = app
-        .call(
-            Method::POST,
-            "/api/insurance/insurers",
-            Some(&admin),
-            Some(json!({"code": "DLN", "name": "Deadline Insurance", "currency": "KES"})),
-        )
-        .await;
+    let mut w = World::start(&env).await;
+    let insurer = w.insurer("DLN").await;
     let rules = json!({"currency": "KES", "premium": {"kind": "per_member", "adult": 500_000, "child": 0, "child_until_age": 18},
         "max_members": 1, "categories": {"consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]}}});
-    let (_, _, plan) = app
-        .call(Method::POST, "/api/insurance/plans", Some(&admin), Some(json!({"insurer_id": insurer["id"], "code": "DL", "name": "Deadline", "effective_from": "2020-01-01", "rules": rules})))
-        .await;
+    let plan = w.plan(&w.admin, &insurer, "DL", rules).await;
     let today = time::OffsetDateTime::now_utc().date().to_string();
-    let (status, _, policy) = app
-        .call(
-            Method::POST,
-            "/api/insurance/policies",
-            Some(&admin),
-            Some(json!({"plan_id": plan["id"], "start_date": today,
-            "holder": {"given_name": "Late", "family_name": "Payer", "date_of_birth": "1980-01-01"}})),
-        )
-        .await;
-    assert_eq!(status, 201, "{policy}");
+    let policy = w.policy(&w.admin, &plan, &today, person("Late", "Payer", "1980-01-01"), &[]).await;
     // MedCov stops before the deadline and starts again: the timer is in the database.
-    app.stop().await;
-    let app = App::start(env.config.clone(), "all").await;
+    w.restart(env.config.clone(), "all").await;
     let policy_path = format!("/api/insurance/policies/{}", policy["id"].as_str().unwrap());
-    let mut now = Value::Null;
-    for _ in 0..100 {
-        now = app.call(Method::GET, &policy_path, Some(&admin), None).await.2;
-        if now["status"] == "cancelled" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The deadline is a timer, not an event: wait for its effect.
+    let sagas = "/api/insurance/sagas?state=compensated";
+    let sale = eventually("the deadline to cancel the policy and compensate its saga", PATIENCE, async || {
+        let list = w.get(sagas, &w.admin).await;
+        list.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned()
+    })
+    .await;
+    let now = w.get(&policy_path, &w.admin).await;
     assert_eq!(now["status"], "cancelled", "{now}");
-    // The saga moves to compensated just after the cancellation.
-    let mut sale = None;
-    for _ in 0..100 {
-        let (_, _, sagas) = app.call(Method::GET, "/api/insurance/sagas?state=compensated", Some(&admin), None).await;
-        sale = sagas.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
-        if sale.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let sale = sale.expect("the compensated saga");
-    let (_, _, sale) = app
-        .call(Method::GET, &format!("/api/insurance/sagas/{}", sale["id"].as_str().unwrap()), Some(&admin), None)
-        .await;
+    let sale = w.get(&format!("/api/insurance/sagas/{}", sale["id"].as_str().unwrap()), &w.admin).await;
     let steps: Vec<&str> =
         sale["transitions"].as_array().unwrap().iter().map(|t| t["to_state"].as_str().unwrap()).collect();
     assert_eq!(steps, ["running", "compensating", "compensated"], "{sale}");
     // Billing heard of the cancellation: the premium is void.
-    let mut premium = Value::Null;
-    for _ in 0..100 {
-        let (_, _, list) = app.call(Method::GET, "/api/billing/premiums", Some(&admin), None).await;
-        premium = list
-            .as_array()
-            .and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"]).cloned())
-            .unwrap_or(Value::Null);
-        if premium["status"] == "void" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.settle().await;
+    let list = w.get("/api/billing/premiums", &w.admin).await;
+    let premium =
+        list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"]).cloned()).unwrap_or(Value::Null);
     assert_eq!(premium["status"], "void", "{premium}");
     // The ticker publishes the counts after each tick.
-    let mut compensated = 0.0;
-    for _ in 0..50 {
-        let metrics = app.text(medcov_config::ServiceName::Insurance, "/metrics").await;
-        compensated = crate::support::sample(&metrics, "sagas", &["state=\"compensated\""]).unwrap_or(0.0);
-        if compensated >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let compensated = eventually("the sagas gauge to count the compensated saga", PATIENCE, async || {
+        let metrics = w.app.text(medcov_config::ServiceName::Insurance, "/metrics").await;
+        let compensated = crate::support::sample(&metrics, "sagas", &["state=\"compensated\""]).unwrap_or(0.0);
+        (compensated >= 1.0).then_some(compensated)
+    })
+    .await;
     assert!(compensated >= 1.0, "the sagas gauge counts the compensated one");
-    app.stop().await;
+    w.stop().await;
 }
 
 medcov_testkit::backend_suite!(

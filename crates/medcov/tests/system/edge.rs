@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::support::App;
+use crate::world::World;
 
 async fn login_attempt(app: &App) -> (u16, reqwest::header::HeaderMap) {
     let (status, headers, _) = app
@@ -151,9 +152,7 @@ async fn cors_admits_only_configured_origins_and_every_answer_is_hardened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_stay_behind_the_gateway() {
     let env = TestEnv::embedded().await;
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
+    let World { app, admin } = World::start(&env).await;
     for path in
         ["/api/hospital/metrics", "/api/hospital//metrics", "/api/hospital/metrics?x=1", "/api/billing///metrics"]
     {
@@ -181,9 +180,7 @@ async fn metrics_stay_behind_the_gateway() {
 /// Every mutating endpoint honours Idempotency-Key: a repeat gets the first answer, another
 /// request under the key 422, concurrent repeats one effect; keys belong to their caller.
 async fn idempotency_keys_guard_every_mutating_endpoint(env: TestEnv) {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
+    let World { app, admin } = World::start(&env).await;
     let hospital = |code: &str| json!({"name": format!("{code} Hospital"), "code": code, "timezone": "Africa/Nairobi", "currency": "KES"});
     let create = |token: String, key: &'static str, body: serde_json::Value| {
         let request = app

@@ -7,9 +7,8 @@ use medcov_testkit::TestEnv;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::App;
-
-const PASSWORD: &str = "correct horse battery staple";
+use crate::support::{App, PATIENCE, eventually};
+use crate::world::{self, World, child, member_number, person, scope};
 
 /// Policies start 200 days ago, so their year covers today whenever the tests run.
 fn start() -> String {
@@ -25,9 +24,9 @@ fn today() -> String {
     time::OffsetDateTime::now_utc().date().to_string()
 }
 
+/// A world with an insurer in it and a hospital in its network, with their staff.
 struct Insurer {
-    app: App,
-    admin: String,
+    w: World,
     insurer: String,
     hospital: String,
     insurer_admin: String,
@@ -37,69 +36,42 @@ struct Insurer {
     biller: String,
 }
 
-impl Insurer {
-    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let (status, _, body) = self.app.call(method, &format!("/api/insurance{path}"), Some(token), body).await;
-        (status, body)
+impl std::ops::Deref for Insurer {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
     }
+}
 
-    async fn user(&self, name: &str, role: &str, scope: Value) -> String {
-        let (status, _, body) = self
-            .app
-            .call(
-                Method::POST,
-                "/api/auth/users",
-                Some(&self.admin),
-                Some(json!({"username": name, "password": PASSWORD, "roles": [role], "scope": scope})),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        self.app.login(name, PASSWORD).await.0
+impl std::ops::DerefMut for Insurer {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.w
+    }
+}
+
+impl Insurer {
+    /// `method /api/insurance<path>` through the gateway as `token`.
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        self.w.call(method, &format!("/api/insurance{path}"), token, body).await
     }
 }
 
 /// An insurer (AAR, KES) with an administrator, a claims officer and an agent, and a hospital
 /// in its network with a billing clerk.
 async fn insurer(env: &TestEnv) -> Insurer {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
-    let (status, _, hospital) = app
-        .call(
-            Method::POST,
-            "/api/hospital/hospitals",
-            Some(&admin),
-            Some(json!({"name": "Nairobi Clinic", "code": "NRB", "timezone": "Africa/Nairobi", "currency": "KES"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{hospital}");
-    let (status, _, insurer) = app
-        .call(
-            Method::POST,
-            "/api/insurance/insurers",
-            Some(&admin),
-            Some(json!({"code": "AAR", "name": "AAR Insurance", "currency": "KES"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{insurer}");
-    let mut fixture = Insurer {
-        app,
-        admin,
-        insurer: insurer["id"].as_str().expect("id").to_owned(),
-        hospital: hospital["id"].as_str().expect("id").to_owned(),
-        insurer_admin: String::new(),
-        officer: String::new(),
-        agent: String::new(),
-        biller: String::new(),
-    };
-    let scope = json!({"kind": "insurer", "insurer": fixture.insurer});
-    fixture.insurer_admin = fixture.user("aar.admin", "admin", scope.clone()).await;
-    fixture.officer = fixture.user("aar.claims", "claims_officer", scope.clone()).await;
-    fixture.agent = fixture.user("aar.agent", "agent", scope).await;
-    fixture.biller = fixture
-        .user("nrb.billing", "billing_clerk", json!({"kind": "hospitals", "hospitals": [fixture.hospital]}))
-        .await;
-    fixture
+    let w = World::start(env).await;
+    let hospital = w.hospital("NRB", "Africa/Nairobi").await;
+    let insurer = w.insurer("AAR").await;
+    let staff = scope::insurer(&insurer);
+    Insurer {
+        insurer_admin: w.user("aar.admin", "admin", staff.clone()).await,
+        officer: w.user("aar.claims", "claims_officer", staff.clone()).await,
+        agent: w.user("aar.agent", "agent", staff).await,
+        biller: w.user("nrb.billing", "billing_clerk", scope::hospital(&hospital)).await,
+        w,
+        insurer,
+        hospital,
+    }
 }
 
 /// The rules of the domain's golden table, with the fixture's hospital in network.
@@ -126,25 +98,16 @@ fn rules(hospital: &str) -> Value {
 }
 
 impl Insurer {
-    async fn plan(&self, rules: Value) -> String {
-        let (status, plan) = self
-            .call(Method::POST, "/plans", &self.insurer_admin, Some(json!({"insurer_id": self.insurer, "code": "GOLD", "name": "Gold", "effective_from": "2020-01-01", "rules": rules})))
-            .await;
-        assert_eq!(status, 201, "{plan}");
-        plan["id"].as_str().expect("id").to_owned()
+    async fn gold(&self, rules: Value) -> String {
+        self.w.plan(&self.insurer_admin, &self.insurer, "GOLD", rules).await
     }
 
     /// A pending policy of a year from [`start`] with a holder and a child; returns (policy, holder's number).
-    async fn policy(&self, plan: &str) -> (Value, String) {
-        let (status, policy) = self
-            .call(Method::POST, "/policies", &self.agent, Some(json!({
-                "plan_id": plan, "start_date": start(),
-                "holder": {"given_name": "Amina", "family_name": "Otieno", "date_of_birth": "1988-04-12"},
-                "dependants": [{"given_name": "Baraka", "family_name": "Otieno", "date_of_birth": "2015-09-30", "relationship": "child"}]
-            })))
-            .await;
-        assert_eq!(status, 201, "{policy}");
-        let number = policy["members"][0]["member_number"].as_str().expect("number").to_owned();
+    async fn family(&self, plan: &str) -> (Value, String) {
+        let holder = person("Amina", "Otieno", "1988-04-12");
+        let policy =
+            self.w.policy(&self.agent, plan, &start(), holder, &[child("Baraka", "Otieno", "2015-09-30")]).await;
+        let number = member_number(&policy);
         (policy, number)
     }
 
@@ -189,8 +152,8 @@ fn splits(claim: &Value) -> Vec<(i64, i64, Value)> {
 
 async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     let f = insurer(&env).await;
-    let plan = f.plan(rules(&f.hospital)).await;
-    let (policy, number) = f.policy(&plan).await;
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
     // 12 000.00 for the adult, 6 000.00 for the child.
     assert_eq!(policy["premium"], 1_800_000);
     assert_eq!(policy["status"], "pending");
@@ -323,24 +286,15 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     );
 
     // Another insurer's staff and another hospital's staff do not see it.
-    let (_, _, other) = f
-        .app
-        .call(
-            Method::POST,
-            "/api/insurance/insurers",
-            Some(&f.admin),
-            Some(json!({"code": "JUB", "name": "Jubilee", "currency": "KES"})),
-        )
-        .await;
-    let stranger = f.user("jub.claims", "claims_officer", json!({"kind": "insurer", "insurer": other["id"]})).await;
+    let other = f.insurer("JUB").await;
+    let stranger = f.user("jub.claims", "claims_officer", scope::insurer(&other)).await;
     let (status, _) = f.call(Method::GET, &path, &stranger, None).await;
     assert_eq!(status, 404);
     let (_, listed) = f.call(Method::GET, "/claims", &stranger, None).await;
     assert_eq!(listed, json!([]));
     let (status, _) = f.call(Method::GET, &format!("/policies/{policy_id}"), &stranger, None).await;
     assert_eq!(status, 404);
-    let other_clerk =
-        f.user("far.billing", "billing_clerk", json!({"kind": "hospitals", "hospitals": [uuid::Uuid::now_v7()]})).await;
+    let other_clerk = f.user("far.billing", "billing_clerk", scope::hospital(uuid::Uuid::now_v7())).await;
     let (status, _) = f.call(Method::GET, &path, &other_clerk, None).await;
     assert_eq!(status, 404);
     let (status, _) = f
@@ -373,17 +327,15 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     let created = events.iter().find(|e| e.event_type == "insurance.policy_created.v1").unwrap();
     assert_eq!(created.payload["premium"], json!({"minor": 1_800_000, "currency": "KES"}));
     database.close().await;
-    f.app.stop().await;
+    f.w.stop().await;
 }
 
 async fn preauthorisations_reserve_and_are_used_by_claims(env: TestEnv) {
     let f = insurer(&env).await;
-    let plan = f.plan(rules(&f.hospital)).await;
-    let (policy, number) = f.policy(&plan).await;
-    let policy_id = policy["id"].as_str().unwrap();
-    f.call(Method::POST, &format!("/policies/{policy_id}/status"), &f.insurer_admin, Some(json!({"status": "active"})))
-        .await;
-    let clerk = f.user("nrb.desk", "hospital_clerk", json!({"kind": "hospitals", "hospitals": [f.hospital]})).await;
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    let clerk = f.user("nrb.desk", "hospital_clerk", scope::hospital(&f.hospital)).await;
     let request = |amount: i64| {
         json!({"member_number": number, "hospital_id": f.hospital, "visit_type": "normal", "planned_date": today(),
                "services": [{"service_code": "PROC", "category": "procedure", "quantity": 1, "estimated_amount": amount}]})
@@ -437,7 +389,7 @@ async fn preauthorisations_reserve_and_are_used_by_claims(env: TestEnv) {
     // The used approval no longer reserves; the claim's own payment counts instead.
     let answer = f.eligibility(&number, json!([])).await;
     assert_eq!(answer["member_ceiling_left"]["inpatient"], 20_000_000 - 4_000_000 - 2_430_000);
-    f.app.stop().await;
+    f.w.stop().await;
 }
 
 async fn concurrent_claims_never_overshoot_a_ceiling(env: TestEnv) {
@@ -449,11 +401,9 @@ async fn concurrent_claims_never_overshoot_a_ceiling(env: TestEnv) {
     tight["ceilings"] = json!({"member_outpatient": 500_000});
     tight["categories"]["laboratory"] =
         json!({"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]});
-    let plan = f.plan(tight).await;
-    let (policy, number) = f.policy(&plan).await;
-    let policy_id = policy["id"].as_str().unwrap();
-    f.call(Method::POST, &format!("/policies/{policy_id}/status"), &f.insurer_admin, Some(json!({"status": "active"})))
-        .await;
+    let plan = f.gold(tight).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
     // Eight claims of 1 000.00 at once: exactly five fit.
     let f = std::sync::Arc::new(f);
     let mut tasks = Vec::new();
@@ -491,7 +441,7 @@ async fn inconsistent_input_is_refused_with_the_field(env: TestEnv) {
     assert!(fields.contains(&"rules.categories.laboratory.cost_shares[0].coinsurance_bp"), "{fields:?}");
     assert!(fields.contains(&"rules.deductible_member"), "{fields:?}");
 
-    let plan = f.plan(rules(&f.hospital)).await;
+    let plan = f.gold(rules(&f.hospital)).await;
     // A version starting later ends the open one; one overlapping a closed period is refused.
     let version = |from: &str| json!({"effective_from": from, "rules": rules(&f.hospital)});
     let (status, v2) =
@@ -517,7 +467,7 @@ async fn inconsistent_input_is_refused_with_the_field(env: TestEnv) {
         .await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "dependants");
-    let (policy, _) = f.policy(&plan).await;
+    let (policy, _) = f.family(&plan).await;
     let policy_id = policy["id"].as_str().unwrap();
     let (status, grown) = f
         .call(Method::POST, &format!("/policies/{policy_id}/members"), &f.agent, Some(person("C", "2017-01-01")))
@@ -547,52 +497,46 @@ async fn inconsistent_input_is_refused_with_the_field(env: TestEnv) {
     let (status, problem) = f.claim("X", number, json!([future])).await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "lines[0].date_of_service");
-    f.app.stop().await;
+    f.w.stop().await;
 }
 
-/// Registering a patient with member numbers asks their insurers: the desk sees, for each
-/// number, covered or why not.
 /// Patient registration with coverage, with MedCov stopped right after the registration and
 /// started again: the insurer's answer arrives once, whatever was in flight.
 async fn member_verification_finishes_once_across_a_restart(env: TestEnv) {
     let mut f = insurer(&env).await;
-    let plan = f.plan(rules(&f.hospital)).await;
-    let (policy, number) = f.policy(&plan).await;
-    f.call(
-        Method::POST,
-        &format!("/policies/{}/status", policy["id"].as_str().unwrap()),
-        &f.insurer_admin,
-        Some(json!({"status": "active"})),
-    )
-    .await;
-    let members = json!([{"insurer_id": f.insurer, "member_number": number}, {"insurer_id": f.insurer, "member_number": "AAR-0000000100"}]);
-    let (status, _, patient) = f
-        .app
-        .call(Method::POST, "/api/hospital/patients", Some(&f.admin), Some(json!({"hospital_id": f.hospital, "given_name": "Restart", "family_name": "Verified", "date_of_birth": "1988-04-12", "sex": "female", "member_numbers": members})))
-        .await;
-    assert_eq!(status, 201, "{patient}");
-    if let Some(running) = f.app.running.take() {
-        running.shutdown().await;
-    }
-    f.app = App::start(env.config.clone(), "all").await;
-    let path = format!("/api/hospital/patients/{}/coverage", patient["id"].as_str().unwrap());
-    let mut answers = Value::Null;
-    for _ in 0..150 {
-        answers = f.app.call(Method::GET, &path, Some(&f.admin), None).await.2;
-        if answers.as_array().is_some_and(|a| a.len() >= 2) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    // Give a duplicate a chance to show, then look again.
-    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
-    let answers_now = f.app.call(Method::GET, &path, Some(&f.admin), None).await.2;
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    let patient = register(&f, "Restart", "Verified", &[&number, "AAR-0000000100"]).await;
+    f.restart(env.config.clone(), "all").await;
+    let path = format!("/api/hospital/patients/{patient}/coverage");
+    f.settle().await;
+    let answers = f.get(&path, &f.admin).await;
+    // Settled: a duplicate would show now, and nothing moves any more.
+    f.settle().await;
+    let answers_now = f.get(&path, &f.admin).await;
     assert_eq!(answers_now, answers, "nothing changed after the answer");
     let statuses: Vec<&str> =
         answers.as_array().expect("answers").iter().filter_map(|a| a["status"].as_str()).collect();
     assert_eq!(statuses.len(), 2, "{answers}");
     assert!(statuses.contains(&"covered") && statuses.contains(&"invalid"), "{answers}");
-    f.app.stop().await;
+    f.w.stop().await;
+}
+
+/// Registers a patient `given` `family` at the fixture's hospital with `numbers` of its
+/// insurer; their id.
+async fn register(f: &Insurer, given: &str, family: &str, numbers: &[&str]) -> String {
+    let members: Vec<Value> = numbers.iter().map(|n| json!({"insurer_id": f.insurer, "member_number": n})).collect();
+    let patient = json!({"hospital_id": f.hospital, "given_name": given, "family_name": family,
+        "date_of_birth": "1988-04-12", "sex": "female", "member_numbers": members});
+    world::id(&f.create("/api/hospital/patients", &f.admin, patient).await)
+}
+
+/// The registration saga of `patient`, with its transitions, if it is in `state`.
+async fn saga_of(f: &Insurer, patient: &str, state: &str) -> Option<Value> {
+    let list = f.get(&format!("/api/hospital/sagas?state={state}"), &f.admin).await;
+    let saga = list.as_array()?.iter().find(|s| s["subject_id"] == patient)?.clone();
+    Some(f.get(&format!("/api/hospital/sagas/{}", saga["id"].as_str().unwrap()), &f.admin).await)
 }
 
 /// The patient-registration saga, orchestrated by the hospital service: completed (verified,
@@ -600,35 +544,12 @@ async fn member_verification_finishes_once_across_a_restart(env: TestEnv) {
 /// compensated after linking when billing does not answer (the link undone).
 async fn the_registration_saga_completes_fails_and_compensates(env: TestEnv) {
     let mut f = insurer(&env).await;
-    let plan = f.plan(rules(&f.hospital)).await;
-    let (policy, number) = f.policy(&plan).await;
-    f.call(
-        Method::POST,
-        &format!("/policies/{}/status", policy["id"].as_str().unwrap()),
-        &f.insurer_admin,
-        Some(json!({"status": "active"})),
-    )
-    .await;
-    let register = async |app: &App, given: &str, numbers: &[&str]| {
-        let members: Vec<Value> =
-            numbers.iter().map(|n| json!({"insurer_id": f.insurer, "member_number": n})).collect();
-        let (status, _, patient) = app
-            .call(Method::POST, "/api/hospital/patients", Some(&f.admin), Some(json!({"hospital_id": f.hospital, "given_name": given, "family_name": "Saga", "date_of_birth": "1990-02-02", "sex": "male", "member_numbers": members})))
-            .await;
-        assert_eq!(status, 201, "{patient}");
-        patient["id"].as_str().unwrap().to_owned()
-    };
-    let ended = async |app: &App, patient: &str, state: &str| -> Value {
-        for _ in 0..150 {
-            let (_, _, list) =
-                app.call(Method::GET, &format!("/api/hospital/sagas?state={state}"), Some(&f.admin), None).await;
-            if let Some(saga) = list.as_array().and_then(|l| l.iter().find(|s| s["subject_id"] == patient)) {
-                let path = format!("/api/hospital/sagas/{}", saga["id"].as_str().unwrap());
-                return app.call(Method::GET, &path, Some(&f.admin), None).await.2;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("no {state} saga for {patient}");
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    let settled = async |f: &Insurer, patient: &str, state: &str| -> Value {
+        f.settle().await;
+        saga_of(f, patient, state).await.unwrap_or_else(|| panic!("no {state} saga for {patient}"))
     };
     let moves = |saga: &Value| -> Vec<(String, String)> {
         saga["transitions"]
@@ -641,8 +562,8 @@ async fn the_registration_saga_completes_fails_and_compensates(env: TestEnv) {
     let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
 
     // Covered: verified and linked, then the account opened.
-    let covered = register(&f.app, "Covered", &[&number]).await;
-    let saga = ended(&f.app, &covered, "completed").await;
+    let covered = register(&f, "Covered", "Saga", &[&number]).await;
+    let saga = settled(&f, &covered, "completed").await;
     assert_eq!(
         moves(&saga),
         [pair("running", "verify_member"), pair("running", "open_account"), pair("completed", "open_account")],
@@ -653,29 +574,30 @@ async fn the_registration_saga_completes_fails_and_compensates(env: TestEnv) {
     assert!(saga["data"]["results"]["open_account"]["opened_at"].is_string(), "{saga}");
 
     // No covered number: the first step fails, nothing to undo; the desk sees why.
-    let self_pay = register(&f.app, "SelfPay", &["AAR-0000000100"]).await;
-    let saga = ended(&f.app, &self_pay, "compensated").await;
+    let self_pay = register(&f, "SelfPay", "Saga", &["AAR-0000000100"]).await;
+    let saga = settled(&f, &self_pay, "compensated").await;
     assert_eq!(moves(&saga), [pair("running", "verify_member"), pair("compensated", "verify_member")], "{saga}");
     assert!(saga["data"]["failure"].as_str().unwrap().contains("no member number is covered"), "{saga}");
-    let (_, _, coverage) =
-        f.app.call(Method::GET, &format!("/api/hospital/patients/{self_pay}/coverage"), Some(&f.admin), None).await;
+    let coverage = f.get(&format!("/api/hospital/patients/{self_pay}/coverage"), &f.admin).await;
     assert_eq!(coverage[0]["status"], "invalid", "{coverage}");
 
     // Billing is down: the account step times out, and everything is undone in reverse once
     // billing answers again: its account closed (it opens it late, then closes it), then the
     // member unlinked.
-    if let Some(running) = f.app.running.take() {
-        running.shutdown().await;
-    }
     let mut config = env.config.clone();
     config.events.saga_step_timeout_ms = 1_000;
-    let app = App::start(config.clone(), "auth,hospital,insurance,gateway").await;
-    let stranded = register(&app, "Stranded", &[&number]).await;
-    let saga = ended(&app, &stranded, "compensating").await;
+    f.restart(config.clone(), "auth,hospital,insurance,gateway").await;
+    let stranded = register(&f, "Stranded", "Saga", &[&number]).await;
+    // The step's deadline is a timer: wait for it to pass.
+    let saga =
+        eventually("the account step to time out", PATIENCE, async || saga_of(&f, &stranded, "compensating").await)
+            .await;
     assert_eq!(saga["step"], "open_account", "{saga}");
-    app.stop().await;
-    let app = App::start(config, "all").await;
-    let saga = ended(&app, &stranded, "compensated").await;
+    f.restart(config, "all").await;
+    // Compensations are re-sent on a timer until billing answers: wait for the end, then let
+    // what is still in flight settle before counting what was undone.
+    eventually("the saga to be compensated", PATIENCE, async || saga_of(&f, &stranded, "compensated").await).await;
+    let saga = settled(&f, &stranded, "compensated").await;
     // Re-sent compensations log a move each while billing is away.
     let path = moves(&saga);
     assert_eq!(
@@ -690,65 +612,39 @@ async fn the_registration_saga_completes_fails_and_compensates(env: TestEnv) {
     assert!(saga["data"]["failure"].as_str().unwrap().contains("open_account did not answer in time"), "{saga}");
     assert_eq!(saga["data"]["compensations"]["open_account"]["closed"], 1, "opened late, then closed: {saga}");
     assert_eq!(saga["data"]["compensations"]["verify_member"]["unlinked"], 1, "{saga}");
-    app.stop().await;
+    f.w.stop().await;
 }
 
+/// Registering a patient with member numbers asks their insurers: the desk sees, for each
+/// number, covered or why not.
 async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
     let f = insurer(&env).await;
-    let plan = f.plan(rules(&f.hospital)).await;
-    let (policy, number) = f.policy(&plan).await;
-    let register = |given: &'static str, numbers: Vec<&str>| {
-        let f = &f;
-        let numbers: Vec<Value> =
-            numbers.into_iter().map(|n| json!({"insurer_id": f.insurer, "member_number": n})).collect();
-        async move {
-            let (status, _, patient) = f
-                .app
-                .call(Method::POST, "/api/hospital/patients", Some(&f.admin), Some(json!({"hospital_id": f.hospital, "given_name": given, "family_name": "Verified", "date_of_birth": "1988-04-12", "sex": "female", "member_numbers": numbers})))
-                .await;
-            assert_eq!(status, 201, "{patient}");
-            patient["id"].as_str().unwrap().to_owned()
-        }
-    };
-    let coverage = |patient: String, count: usize| {
-        let f = &f;
-        async move {
-            for _ in 0..100 {
-                let (_, _, answers) = f
-                    .app
-                    .call(Method::GET, &format!("/api/hospital/patients/{patient}/coverage"), Some(&f.admin), None)
-                    .await;
-                if answers.as_array().is_some_and(|a| a.len() == count) {
-                    return answers;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            panic!("no answer from the insurer for {patient}");
-        }
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    // The insurer's answers, once the events in flight settled: there are `count`.
+    let coverage = async |patient: String, count: usize| {
+        f.settle().await;
+        let answers = f.get(&format!("/api/hospital/patients/{patient}/coverage"), &f.admin).await;
+        assert_eq!(answers.as_array().map(Vec::len), Some(count), "the insurer's answers for {patient}: {answers}");
+        answers
     };
     // The policy is still pending: not covered, and why.
-    let waiting = register("Pending", vec![&number]).await;
+    let waiting = register(&f, "Pending", "Verified", &[&number]).await;
     let answers = coverage(waiting, 1).await;
     assert_eq!(
         (answers[0]["status"].as_str(), answers[0]["reason"].as_str()),
         (Some("not_covered"), Some("no_active_policy"))
     );
-    f.call(
-        Method::POST,
-        &format!("/policies/{}/status", policy["id"].as_str().unwrap()),
-        &f.insurer_admin,
-        Some(json!({"status": "active"})),
-    )
-    .await;
+    f.activate(&f.insurer_admin, &policy).await;
     // Covered; a well-formed number nobody has; a number whose check digits are wrong.
-    let patient = register("Active", vec![&number, "AAR-0000099911", "AAR-0000000100"]).await;
+    let patient = register(&f, "Active", "Verified", &[&number, "AAR-0000099911", "AAR-0000000100"]).await;
     let answers = coverage(patient, 3).await;
     let status_of =
         |n: &str| answers.as_array().unwrap().iter().find(|a| a["member_number"] == n).map(|a| a["status"].clone());
     assert_eq!(status_of(&number), Some(json!("covered")), "{answers}");
     assert_eq!(status_of("AAR-0000099911"), Some(json!("unknown")));
     assert_eq!(status_of("AAR-0000000100"), Some(json!("invalid")));
-    f.app.stop().await;
+    f.w.stop().await;
 }
 
 medcov_testkit::backend_suite!(
@@ -767,28 +663,28 @@ medcov_testkit::backend_suite!(
 async fn plan_versions_are_warmed_into_the_cache_at_start() {
     let env = TestEnv::embedded().await;
     let f = insurer(&env).await;
-    f.plan(rules(&f.hospital)).await;
-    f.app.stop().await;
+    f.gold(rules(&f.hospital)).await;
+    f.w.stop().await;
 
     let loads = async |app: &App| {
         let metrics = app.text(ServiceName::Insurance, "/metrics").await;
         crate::support::sample(&metrics, "cache_requests_total", &["result=\"miss\""]).unwrap_or(0.0)
     };
+    // Warming runs in the background after start-up, off the bus: wait for its load.
     let app = App::start(env.config.clone(), "all").await;
-    let mut warmed = 0.0;
-    for _ in 0..50 {
-        warmed = loads(&app).await;
-        if warmed >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let warmed = eventually("the plan versions to be warmed", PATIENCE, async || {
+        let warmed = loads(&app).await;
+        (warmed >= 1.0).then_some(warmed)
+    })
+    .await;
     assert_eq!(warmed, 1.0, "the one plan version was loaded with no request asking for it");
     app.stop().await;
 
     let mut config = env.config.clone();
     config.cache.warm = Vec::new();
     let app = App::start(config, "all").await;
+    // Kept on purpose: the behaviour under test is that nothing starts, and nothing signals
+    // that; half a second is far longer than the warmed start above took to load.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(loads(&app).await, 0.0, "nothing is warmed when no set is listed");
     app.stop().await;

@@ -31,6 +31,11 @@
 //! - `observability`: every `/metrics` through promtool in both modes, dashboards and alerts
 //!   reading only what MedCov exposes, the alert rules' unit tests, and an encounter closing
 //!   as one trace across the services, received by a collector of the test's own.
+//! - `parity`: the PostgreSQL and SQLite migrations give the same schema.
+//!
+//! `support` starts MedCov and waits for it (the settle barrier for the event bus, a deadline
+//! on a real condition for the rest); `world` makes hospitals, insurers, users, plans and
+//! policies in a line each.
 
 mod appointments;
 mod auth_flow;
@@ -44,6 +49,7 @@ mod events;
 mod insurance;
 mod mesh;
 mod observability;
+mod parity;
 mod patients;
 mod readiness;
 mod revocation;
@@ -51,3 +57,4 @@ mod secrets;
 mod serving;
 mod split;
 mod support;
+mod world;

@@ -10,7 +10,8 @@ use medcov_testkit::TestEnv;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{App, Process, medcov, sample};
+use crate::support::{App, PATIENCE, Process, medcov, sample, until};
+use crate::world::World;
 
 /// A stand-in for a service: answers every path but its liveness probe with `status` after
 /// `delay_ms`, and counts the calls it gets.
@@ -34,6 +35,7 @@ impl Fake {
                 async move {
                     state.hits.fetch_add(1, Ordering::SeqCst);
                     let delay = state.delay_ms.load(Ordering::SeqCst);
+                    // A slow upstream is the behaviour under test (route timeouts).
                     if delay > 0 {
                         tokio::time::sleep(Duration::from_millis(delay)).await;
                     }
@@ -75,10 +77,8 @@ async fn gateway_and(
     config.mesh.policy_file = file.clone();
     config.mesh.policy_watch_interval_ms = 100;
     config.services.billing.url = Some(billing_url.parse().expect("url"));
-    let app = App::start(config, targets).await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (token, _) = app.login(&username, &password).await;
-    (app, token, file)
+    let World { app, admin } = World::start_with(env, config, targets).await;
+    (app, admin, file)
 }
 
 fn breaker<'a>(mesh: &'a Value, id: &str) -> &'a Value {
@@ -130,7 +130,11 @@ async fn a_failing_upstream_opens_the_breaker_which_half_opens_and_closes() {
 
     // After the wait, exactly two trial calls; both succeed and it closes.
     fake.status.store(200, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    until("the breaker's wait to run out", PATIENCE, async || {
+        let (_, _, mesh) = app.call(Method::GET, "/mesh", Some(&token), None).await;
+        breaker(&mesh, "billing")["state"] == "half_open"
+    })
+    .await;
     let (first, second) = tokio::join!(call(), call());
     assert_eq!((first.0, second.0), (200, 200));
     assert_eq!(fake.hits(), 7);
@@ -184,15 +188,7 @@ async fn a_policy_reload_changes_a_route_timeout_without_a_restart() {
 
     // The file changes: the watcher applies it, no restart.
     std::fs::write(&file, policy(100)).expect("policy rewritten");
-    let mut status = 200;
-    for _ in 0..50 {
-        status = report().await.0;
-        if status == 504 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, 504, "the new 100 ms timeout applies");
+    until("the new 100 ms timeout to apply", PATIENCE, async || report().await.0 == 504).await;
     // Other routes keep the upstream's timeout.
     assert_eq!(app.call(Method::GET, "/api/billing/invoices", Some(&token), None).await.0, 200);
 
@@ -237,16 +233,6 @@ fn hospital_instances(mesh: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..150 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     let env = TestEnv::distributed().await;
@@ -274,7 +260,7 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     let (username, password) = App::initial_admin(env.data_dir());
     let (token, _) = gateway.login(&username, &password).await;
     let mesh = async || gateway.call(Method::GET, "/mesh", Some(&token), None).await.2;
-    wait_for("the gateway knows both instances", async || hospital_instances(&mesh().await).len() == 2).await;
+    until("the gateway knows both instances", PATIENCE, async || hospital_instances(&mesh().await).len() == 2).await;
 
     // A steady stream of reads from four clients (of patients: never answered from the
     // gateway's cache).
@@ -295,11 +281,13 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     let reached = |instances: &[Value], url: &str| {
         instances.iter().find(|i| i["address"] == url).and_then(|i| i["requests"].as_u64()).unwrap_or(0)
     };
-    wait_for("the second instance serves", async || reached(&hospital_instances(&mesh().await), &second_url) > 20)
-        .await;
+    until("the second instance serves", PATIENCE, async || {
+        reached(&hospital_instances(&mesh().await), &second_url) > 20
+    })
+    .await;
 
     second.kill();
-    wait_for("the dead instance is out of the pool", async || {
+    until("the dead instance is out of the pool", PATIENCE, async || {
         let instances = hospital_instances(&mesh().await);
         instances
             .iter()
@@ -307,12 +295,17 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
             .is_none_or(|i| i["healthy"] == false || i["ejected_for_ms"].as_u64().unwrap_or(0) > 0)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Calls already on their way to it end (failed over); then its count stands still.
+    until("no call to be in flight to the dead instance", PATIENCE, async || {
+        let instances = hospital_instances(&mesh().await);
+        instances.iter().find(|i| i["address"] == second_url.as_str()).is_none_or(|i| i["pending"] == 0)
+    })
+    .await;
     let before = reached(&hospital_instances(&mesh().await), &second_url);
 
     // Restarted on the same address, it registers again and takes traffic.
     let restarted = hospital_process(&env, &auth_url, &port);
-    wait_for("the restarted instance serves again", async || {
+    until("the restarted instance serves again", PATIENCE, async || {
         let instances = hospital_instances(&mesh().await);
         let back = instances.iter().any(|i| i["address"] == second_url.as_str() && i["healthy"] == true);
         back && reached(&instances, &second_url) > before + 20

@@ -5,40 +5,33 @@ use medcov_testkit::TestEnv;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::App;
+use crate::world::{World, scope};
 
-const PASSWORD: &str = "correct horse battery staple";
-
+/// A world with two hospitals.
 struct Desk {
-    app: App,
-    admin: String,
+    w: World,
     hospital_a: String,
     hospital_b: String,
 }
 
-async fn desk(env: &TestEnv) -> Desk {
-    let app = App::start(env.config.clone(), "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
-    let mut ids = Vec::new();
-    for code in ["SMG", "KNH"] {
-        let (status, _, body) = app
-            .call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(json!({"name": format!("{code} Hospital"), "code": code, "timezone": "Africa/Nairobi", "currency": "KES"})))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        ids.push(body["id"].as_str().expect("id").to_owned());
+impl std::ops::Deref for Desk {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
     }
-    Desk { app, admin, hospital_a: ids[0].clone(), hospital_b: ids[1].clone() }
+}
+
+async fn desk(env: &TestEnv) -> Desk {
+    let w = World::start(env).await;
+    let hospital_a = w.hospital("SMG", "Africa/Nairobi").await;
+    let hospital_b = w.hospital("KNH", "Africa/Nairobi").await;
+    Desk { w, hospital_a, hospital_b }
 }
 
 impl Desk {
+    /// Staff of `hospital` with `role`: their token.
     async fn staff(&self, username: &str, role: &str, hospital: &str) -> String {
-        let (status, _, body) = self
-            .app
-            .call(Method::POST, "/api/auth/users", Some(&self.admin), Some(json!({"username": username, "password": PASSWORD, "roles": [role], "scope": {"kind": "hospitals", "hospitals": [hospital]}})))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        self.app.login(username, PASSWORD).await.0
+        self.user(username, role, scope::hospital(hospital)).await
     }
 }
 
@@ -182,7 +175,7 @@ async fn registration_search_change_history_and_access_log(env: TestEnv) {
     assert_eq!(types, ["hospital.patient_registered.v1", "hospital.patient_updated.v1"]);
     assert!(!events[0].payload.to_string().contains("Okafor"), "events carry no names");
     database.close().await;
-    desk.app.stop().await;
+    desk.w.stop().await;
 }
 
 async fn parallel_changes_lose_nothing(env: TestEnv) {
@@ -215,7 +208,7 @@ async fn parallel_changes_lose_nothing(env: TestEnv) {
     }
     statuses.sort();
     assert_eq!(statuses, [200, 412, 412, 412, 412, 412, 412, 412], "exactly one write wins");
-    desk.app.stop().await;
+    desk.w.stop().await;
 }
 
 medcov_testkit::backend_suite!(registration_search_change_history_and_access_log, parallel_changes_lose_nothing);

@@ -5,14 +5,14 @@
 //! server dying and coming back on the same address.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use medcov_config::{QuotaConfig, ServiceName};
 use medcov_testkit::TestEnv;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::support::App;
+use crate::support::{App, PATIENCE, eventually, until};
+use crate::world::World;
 
 /// Relays connections from `listen` to `target` until aborted; aborting drops every
 /// connection it carries.
@@ -62,16 +62,11 @@ async fn readiness_follows_the_database_and_recovers_without_a_restart() {
     // The database goes away.
     relay_task.abort();
     let _ = relay_task.await;
-    let mut seen = None;
-    for _ in 0..40 {
+    let body = eventually("readiness to turn 503 while the database is unreachable", PATIENCE, async || {
         let (status, body) = ready_status(&app).await;
-        if status == 503 {
-            seen = Some(body);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let body = seen.expect("readiness turns 503 while the database is unreachable");
+        (status == 503).then_some(body)
+    })
+    .await;
     assert_eq!(body["status"], "unavailable");
     let database = &body["checks"][0];
     assert_eq!(database["name"], "database:postgres", "{body}");
@@ -83,15 +78,7 @@ async fn readiness_follows_the_database_and_recovers_without_a_restart() {
     // It comes back on the same address.
     let listener = TcpListener::bind(relay_addr).await.expect("rebind relay");
     relay_task = relay(listener, target);
-    let mut recovered = false;
-    for _ in 0..50 {
-        if ready_status(&app).await.0 == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(recovered, "readiness recovers once the database is back");
+    until("readiness to recover once the database is back", PATIENCE, async || ready_status(&app).await.0 == 200).await;
     app.stop().await;
     relay_task.abort();
 }
@@ -122,9 +109,7 @@ async fn reads_keep_succeeding_while_redis_is_away_and_caching_and_limits_resume
     // One request a second with a large burst: each request moves the limiter's state in Redis
     // a second ahead, so it outlives the test's pauses.
     config.gateway.rate_limits.api = QuotaConfig { per_minute: 60, burst: 10_000 };
-    let app = App::start(config, "all").await;
-    let (username, password) = App::initial_admin(env.data_dir());
-    let (admin, _) = app.login(&username, &password).await;
+    let World { app, admin } = World::start_with(&env, config, "all").await;
     let (_, _, me) = app.call(reqwest::Method::GET, "/api/auth/me", Some(&admin), None).await;
     let hospital =
         serde_json::json!({"name": "Nairobi", "code": "NRB", "timezone": "Africa/Nairobi", "currency": "KES"});
@@ -169,15 +154,10 @@ async fn reads_keep_succeeding_while_redis_is_away_and_caching_and_limits_resume
     // It comes back: caching and the shared limit resume by themselves.
     let listener = TcpListener::bind(relay_addr).await.expect("rebind relay");
     relay_task = relay(listener, target);
-    let mut resumed = false;
-    for _ in 0..50 {
-        if read().await == "HIT" && tat(&mut redis).await != during {
-            resumed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(resumed, "caching and the Redis limiter resume once Redis is back");
+    until("caching and the Redis limiter to resume once Redis is back", PATIENCE, async || {
+        read().await == "HIT" && tat(&mut redis).await != during
+    })
+    .await;
     app.stop().await;
     relay_task.abort();
 }

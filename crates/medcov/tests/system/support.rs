@@ -1,4 +1,9 @@
-//! Starting MedCov for a test and calling it.
+//! Starting MedCov for a test, calling it, and waiting for it.
+//!
+//! Two ways to wait, and no third: [`App::settle`] for work on the event bus (then assert,
+//! including that nothing happened twice), and [`eventually`]/[`until`] for a real condition
+//! the bus does not carry (a deadline or TTL running out, a process or server coming up, a
+//! file watcher noticing a change).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -9,6 +14,11 @@ use std::time::Duration;
 use medcov_config::{Config, ServiceName, Targets};
 use medcov_runtime::Running;
 use serde_json::Value;
+
+pub use medcov_testkit::{PATIENCE, eventually, until};
+
+/// How long [`App::settle`] waits for the events in flight before failing.
+pub const SETTLE: Duration = Duration::from_secs(30);
 
 pub struct App {
     pub running: Option<Running>,
@@ -47,6 +57,15 @@ impl App {
     pub async fn text(&self, service: ServiceName, path: &str) -> String {
         let response = self.client.get(self.url(service, path)).send().await.expect("request sent");
         response.text().await.expect("a body")
+    }
+
+    /// Waits until every outbox of the services running here is relayed and every consumer
+    /// group they read with has no lag and nothing pending; fails naming what is still moving.
+    pub async fn settle(&self) {
+        let running = self.running.as_ref().expect("MedCov is running");
+        if let Err(unsettled) = running.settle(SETTLE).await {
+            panic!("{unsettled}");
+        }
     }
 
     pub async fn stop(mut self) {

@@ -6,8 +6,12 @@
 //! new entries. A handled entry is acknowledged. A failed one stays pending and comes back
 //! after its backoff; once it has been delivered `max_deliveries` times and fails again it goes
 //! to the group's dead letters with the error. A consumer that crashes leaves its entries
-//! pending; another consumer (or itself after a restart) reclaims them. On shutdown the loop
-//! finishes the batch in hand and stops.
+//! pending; another consumer (or itself after a restart) reclaims them.
+//!
+//! On shutdown the loop stops at once when it is waiting for new entries (the read is
+//! dropped), and otherwise after the handler running finishes and acknowledges: a handler is
+//! never cut off. Entries a dropped read had already delivered stay pending for this consumer
+//! and are reclaimed after their backoff, like a crashed consumer's.
 //!
 //! Delivery is at least once: handlers must be idempotent, by recording each event in the
 //! [`inbox`](crate::inbox) in the same transaction as their effect.
@@ -147,14 +151,17 @@ async fn process_in_span(
 /// One turn: reclaim what waited out its backoff, then read and handle new entries (waiting up
 /// to `block` for them).
 pub async fn turn(bus: &dyn Bus, config: &ConsumerConfig, handler: &dyn Handler) -> BusResult<Turn> {
-    turn_counted(bus, config, handler, &ConsumerMetrics::default()).await
+    turn_counted(bus, config, handler, &ConsumerMetrics::default(), &CancellationToken::new()).await
 }
 
+/// A turn whose wait for new entries ends when `shutdown` is cancelled; what it handles, it
+/// finishes.
 async fn turn_counted(
     bus: &dyn Bus,
     config: &ConsumerConfig,
     handler: &dyn Handler,
     counters: &ConsumerMetrics,
+    shutdown: &CancellationToken,
 ) -> BusResult<Turn> {
     let mut turn = Turn::default();
     let due: Vec<String> = bus
@@ -171,7 +178,14 @@ async fn turn_counted(
         }
     }
     let block = if turn.handled + turn.failed + turn.dead > 0 { Duration::ZERO } else { config.block };
-    for delivery in bus.read(&config.stream, &config.group, &config.consumer, config.batch, block).await? {
+    let read = bus.read(&config.stream, &config.group, &config.consumer, config.batch, block);
+    // The read first: a batch that arrived with the shutdown is handled, not left pending.
+    let batch = tokio::select! {
+        biased;
+        batch = read => batch?,
+        () = shutdown.cancelled() => return Ok(turn),
+    };
+    for delivery in batch {
         process(bus, config, handler, counters, delivery, &mut turn).await?;
     }
     Ok(turn)
@@ -203,9 +217,9 @@ pub async fn run(
     }
     pause = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        // A turn is never cut off: its handlers finish and acknowledge what they handled. Its
-        // wait for new entries is at most `block`, so stopping takes at most that long.
-        let step = turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters).await;
+        // A turn's handlers are never cut off: they finish and acknowledge what they handled.
+        // Only its wait for new entries ends with the shutdown.
+        let step = turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters, &shutdown).await;
         match step {
             Ok(_) => pause = Duration::from_millis(100),
             Err(error) => {

@@ -11,7 +11,8 @@
 //! - [`log`]: the event log (the outbox's rows), by aggregate, type, time and tenant.
 //! - [`consumer`]: the loop around a handler: read, handle, acknowledge; reclaim what another
 //!   consumer left idle (the idle time is the retry backoff, growing with each delivery);
-//!   dead-letter an entry after too many deliveries; drain on shutdown.
+//!   dead-letter an entry after too many deliveries; stop at once on shutdown, though never in
+//!   the middle of a handler.
 //! - [`saga`]: persisted saga instances with durable deadlines and a transition log.
 //! - [`inbox`]: a consumer records each event it handled in the same transaction as its effect,
 //!   so a repeated delivery has no second effect.

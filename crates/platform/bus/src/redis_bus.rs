@@ -367,11 +367,30 @@ impl Bus for RedisBus {
                 redis::cmd("XINFO").arg("GROUPS").arg(self.key(stream)).query_async(&mut connection).await?;
             let info = groups.groups.into_iter().find(|g| g.name == group);
             let dead: u64 = redis::cmd("XLEN").arg(self.dead_key(stream, group)).query_async(&mut connection).await?;
+            let lag = match &info {
+                None => 0,
+                Some(info) => match info.lag {
+                    Some(lag) => lag as u64,
+                    // Redis cannot tell after some deletions: count what follows the last
+                    // entry the group was given (up to a page; enough to say "behind").
+                    None => {
+                        let after: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                            .arg(self.key(stream))
+                            .arg(format!("({}", info.last_delivered_id))
+                            .arg("+")
+                            .arg("COUNT")
+                            .arg(1_000)
+                            .query_async(&mut connection)
+                            .await?;
+                        after.ids.len() as u64
+                    }
+                },
+            };
             Ok(GroupStats {
                 stream: stream.to_owned(),
                 group: group.to_owned(),
                 pending: info.as_ref().map(|g| g.pending as u64).unwrap_or(0),
-                lag: info.as_ref().and_then(|g| g.lag).unwrap_or(0) as u64,
+                lag,
                 dead,
             })
         })

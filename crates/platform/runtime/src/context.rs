@@ -1,7 +1,7 @@
 //! What a service is given when it is built.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use medcov_config::{Config, ServiceName};
 use medcov_http::Metrics;
@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::redis::RedisHandle;
+
+/// The (stream, group) pairs a service consumes, for [`Running::settle`](crate::Running::settle).
+pub(crate) type Consumers = Arc<Mutex<Vec<(&'static str, &'static str)>>>;
 
 #[derive(Clone)]
 pub struct ServiceContext {
@@ -35,6 +38,7 @@ pub struct ServiceContext {
     /// The process's revocation list (kept in sync with the auth service by the runtime),
     /// checked by every verifier.
     pub revocations: Arc<medcov_security::Revocations>,
+    pub(crate) consumers: Consumers,
 }
 
 impl ServiceContext {
@@ -111,6 +115,7 @@ impl ServiceContext {
             self.metrics.counter("events_consumed_total", &[("stream", stream), ("group", group), ("outcome", outcome)])
         };
         let counters = ConsumerMetrics { handled: counter("ok"), retried: counter("retry"), dead: counter("dead") };
+        self.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((stream, group));
         self.tasks.spawn(medcov_bus::consumer::run(self.bus.clone(), config, handler, counters, self.shutdown.clone()));
     }
 

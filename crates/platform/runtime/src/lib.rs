@@ -12,6 +12,7 @@
 //! - [`events`]: the event log and bus operations every service with an outbox serves.
 //! - [`sagas`]: `/sagas`, the flows a service orchestrates.
 //! - [`idempotency`]: the Idempotency-Key middleware on every service's mutating endpoints.
+//! - [`settle`]: [`Running::settle`], waiting until the event work in flight is done (for tests).
 //!
 //! A service with an outbox also gets its outbox relay and the trimming of its stream as
 //! background tasks.
@@ -24,6 +25,7 @@ pub mod events;
 pub mod idempotency;
 pub mod redis;
 pub mod sagas;
+pub mod settle;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -118,6 +120,10 @@ struct Started {
     internal_addr: Option<SocketAddr>,
     health: Health,
     database: Option<Database>,
+    /// Whether its outbox is relayed (the spec's `outbox`).
+    outbox: bool,
+    /// The (stream, group) pairs it consumes, as [`ServiceContext::consume`] starts them.
+    consumers: context::Consumers,
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     tasks: TaskTracker,
@@ -126,6 +132,7 @@ struct Started {
 /// Services running in this process.
 pub struct Running {
     started: Vec<Started>,
+    bus: Arc<dyn medcov_bus::Bus>,
     grace: Duration,
     mesh: Arc<Mesh>,
     mesh_stop: CancellationToken,
@@ -197,6 +204,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     let revocations = Arc::new(medcov_security::Revocations::default());
     let mut running = Running {
         started: Vec::new(),
+        bus: bus.clone(),
         grace: config.http.shutdown_grace(),
         mesh: mesh.clone(),
         mesh_stop,
@@ -319,6 +327,7 @@ async fn start_one(
     let metrics = Metrics::new(name.as_str());
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let consumers = context::Consumers::default();
     let context = ServiceContext {
         name,
         config: config.clone(),
@@ -332,6 +341,7 @@ async fn start_one(
         mesh: mesh.clone(),
         cache,
         revocations,
+        consumers: consumers.clone(),
     };
     let verifier = context.verifier();
     let mut api = (spec.build)(context).await?;
@@ -395,7 +405,8 @@ async fn start_one(
     tasks.spawn(register(config.clone(), mesh.clone(), name, addr, stop.clone()));
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));
     tracing::info!(service = %name, address = %format!("http://{addr}"), "listening");
-    Ok((Started { name, addr, internal_addr, health, database, stop, server, tasks }, router))
+    let outbox = spec.outbox;
+    Ok((Started { name, addr, internal_addr, health, database, outbox, consumers, stop, server, tasks }, router))
 }
 
 /// Keeps this instance in the registry while it runs, and takes it out when it stops.

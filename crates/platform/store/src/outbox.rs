@@ -105,3 +105,18 @@ pub async fn all(db: &Database) -> Result<Vec<Recorded>, StoreError> {
 pub async fn backlog(db: &Database) -> Result<(i64, Option<time::OffsetDateTime>), StoreError> {
     dispatch!(db, outbox::backlog())
 }
+
+/// How far the relay has got with a service's outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Every event written (the log keeps them all).
+    pub rows: u64,
+    /// Not yet handed to the bus.
+    pub unpublished: u64,
+}
+
+/// How many events a service wrote, and how many still wait for the relay.
+pub async fn counts(db: &Database) -> Result<Counts, StoreError> {
+    let (rows, unpublished) = dispatch!(db, outbox::counts())?;
+    Ok(Counts { rows: rows.max(0) as u64, unpublished: unpublished.max(0) as u64 })
+}

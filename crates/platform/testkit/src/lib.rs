@@ -12,6 +12,9 @@
 //!
 //! [`tools`] finds the command-line tools some tests run (validators, a browser).
 //!
+//! [`wait`] waits for a real condition with a deadline ([`eventually`], [`until`]), for what a
+//! settle barrier cannot see (a TTL running out, a process coming up).
+//!
 //! [`backend_suite!`] turns a list of `async fn(TestEnv)` tests into one test per backend:
 //! the contract-suite pattern every backend trait reuses; [`redis_cluster_suite!`] adds the
 //! same tests on a Redis Cluster for what keeps its state in Redis.
@@ -20,6 +23,9 @@
 
 pub mod redis_cluster;
 pub mod tools;
+pub mod wait;
+
+pub use wait::{PATIENCE, eventually, until};
 
 use std::time::Duration;
 

@@ -3,7 +3,8 @@
 //! Ordering per stream, independent groups, at-least-once under a consumer crash (another
 //! consumer reclaims), reclaim only after the idle time, dead letters after the configured
 //! deliveries and their retry, trimming that never drops a pending or undelivered entry, no
-//! loss across a consumer restart, and the outbox relay holding events while the bus is away.
+//! loss across a consumer restart, a consumer stopping at once while it waits for entries but
+//! never in the middle of a handler, and the outbox relay holding events while the bus is away.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,8 +14,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use medcov_bus::consumer::{self, ConsumerConfig, Handler};
 use medcov_bus::{Bus, Envelope, RedisBus, SqliteBus, Start};
-use medcov_testkit::{TestBackend, TestEnv};
+use medcov_testkit::{PATIENCE, TestBackend, TestEnv, eventually, until};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 async fn bus(env: &TestEnv) -> Arc<dyn Bus> {
@@ -92,6 +95,8 @@ async fn a_blocked_reader_wakes_on_publish(env: TestEnv) {
         let bus = bus.clone();
         tokio::spawn(async move { bus.read(STREAM, "g", "c1", 10, Duration::from_secs(5)).await.unwrap() })
     };
+    // The behaviour under test is a reader already waiting when the entry comes: give it the
+    // time to start waiting (nothing observable says it has).
     tokio::time::sleep(Duration::from_millis(200)).await;
     bus.publish(&event(7)).await.unwrap();
     let got =
@@ -115,8 +120,12 @@ async fn a_crashed_consumers_entries_are_reclaimed_after_the_idle_time(env: Test
     let entries: Vec<String> = pending.iter().map(|p| p.entry.clone()).collect();
     // Not idle long enough yet: nothing moves.
     assert!(bus.claim(STREAM, "g", "c2", Duration::from_secs(30), &entries).await.unwrap().is_empty());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let reclaimed = bus.claim(STREAM, "g", "c2", Duration::from_millis(250), &entries).await.unwrap();
+    // Once idle 250 ms, they move (a claim that finds them too fresh changes nothing).
+    let reclaimed = eventually("the entries to be idle long enough", PATIENCE, async || {
+        let claimed = bus.claim(STREAM, "g", "c2", Duration::from_millis(250), &entries).await.unwrap();
+        (!claimed.is_empty()).then_some(claimed)
+    })
+    .await;
     assert_eq!(reclaimed.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     assert!(reclaimed.iter().all(|d| d.deliveries == 2), "{reclaimed:?}");
     assert!(bus.pending(STREAM, "g", 10).await.unwrap().iter().all(|p| p.consumer == "c2"));
@@ -163,13 +172,11 @@ async fn a_poison_event_is_dead_lettered_and_retried_once_fixed(env: TestEnv) {
     }
     let handler = Flaky { broken: AtomicBool::new(true), handled: Mutex::default(), calls: AtomicUsize::new(0) };
     let mut dead = 0;
-    for _ in 0..200 {
+    until("event 3 to run out of deliveries", PATIENCE, async || {
         dead += consumer::turn(bus.as_ref(), &config, &handler).await.unwrap().dead;
-        if dead > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        dead > 0
+    })
+    .await;
     assert_eq!(dead, 1, "event 3 went to the dead letters");
     // Three deliveries of event 3, each waiting out a longer backoff, and the four others once.
     assert_eq!(handler.calls.load(Ordering::SeqCst), 4 + 3);
@@ -184,12 +191,11 @@ async fn a_poison_event_is_dead_lettered_and_retried_once_fixed(env: TestEnv) {
     // Fixed, then retried: it is handled once, and the dead letters are empty.
     handler.broken.store(false, Ordering::SeqCst);
     bus.retry(STREAM, "g", &letters[0].id).await.unwrap();
-    for _ in 0..50 {
+    until("the retried event to be handled", PATIENCE, async || {
         consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
-        if handler.handled.lock().unwrap().contains_key(&3) {
-            break;
-        }
-    }
+        handler.handled.lock().unwrap().contains_key(&3)
+    })
+    .await;
     assert_eq!(handler.handled.lock().unwrap().get(&3), Some(&1));
     assert!(bus.dead_letters(STREAM, "g").await.unwrap().is_empty());
     assert!(bus.retry(STREAM, "g", &letters[0].id).await.is_err(), "a dead letter is retried once");
@@ -199,12 +205,10 @@ async fn a_poison_event_is_dead_lettered_and_retried_once_fixed(env: TestEnv) {
     let mut poison = event(3);
     poison.id = Uuid::now_v7();
     bus.publish(&poison).await.unwrap();
-    for _ in 0..200 {
-        if consumer::turn(bus.as_ref(), &config, &handler).await.unwrap().dead > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("the second poison event to run out of deliveries", PATIENCE, async || {
+        consumer::turn(bus.as_ref(), &config, &handler).await.unwrap().dead > 0
+    })
+    .await;
     let letters = bus.dead_letters(STREAM, "g").await.unwrap();
     assert_eq!(letters.len(), 1);
     bus.discard(STREAM, "g", &letters[0].id, "a test event").await.unwrap();
@@ -233,8 +237,11 @@ async fn trimming_keeps_every_entry_a_group_still_needs(env: TestEnv) {
     let rest = bus.read(STREAM, "slow", "c", 10, NOW).await.unwrap();
     assert_eq!(rest.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8, 9]);
     bus.ack(STREAM, "slow", &rest.iter().map(|d| d.entry.clone()).collect::<Vec<_>>()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    let again = bus.claim(STREAM, "fast", "c2", Duration::from_millis(50), &[entries[6].clone()]).await.unwrap();
+    let again = eventually("event 6 to be idle long enough", PATIENCE, async || {
+        let claimed = bus.claim(STREAM, "fast", "c2", Duration::from_millis(50), &[entries[6].clone()]).await.unwrap();
+        (!claimed.is_empty()).then_some(claimed)
+    })
+    .await;
     assert_eq!(again.len(), 1);
     assert_eq!(n_of(&again[0].envelope), 6);
     bus.ack(STREAM, "fast", &[entries[6].clone()]).await.unwrap();
@@ -251,26 +258,21 @@ async fn nothing_is_lost_when_a_consumer_restarts(env: TestEnv) {
     for n in 0..40 {
         bus.publish(&event(n)).await.unwrap();
     }
-    // First run: stopped early.
-    let stop = tokio_util::sync::CancellationToken::new();
+    // First run: stopped once it has started on them.
+    let stop = CancellationToken::new();
     let task =
         tokio::spawn(consumer::run(bus.clone(), config.clone(), handler.clone(), Default::default(), stop.clone()));
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    until("the first run to handle an event", PATIENCE, async || !handler.handled.lock().unwrap().is_empty()).await;
     stop.cancel();
     task.await.unwrap();
     for n in 40..60 {
         bus.publish(&event(n)).await.unwrap();
     }
     // Second run, a new consumer name in the same group: it finishes the work.
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = CancellationToken::new();
     let second = ConsumerConfig { consumer: "after-restart".into(), ..config };
     let task = tokio::spawn(consumer::run(bus.clone(), second, handler.clone(), Default::default(), stop.clone()));
-    for _ in 0..200 {
-        if handler.handled.lock().unwrap().len() == 60 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("every event to be handled", PATIENCE, async || handler.handled.lock().unwrap().len() == 60).await;
     stop.cancel();
     task.await.unwrap();
     let handled = handler.handled.lock().unwrap().clone();
@@ -278,6 +280,65 @@ async fn nothing_is_lost_when_a_consumer_restarts(env: TestEnv) {
     assert_eq!(bus.stats(STREAM, "g").await.unwrap().pending, 0);
 }
 
+async fn a_consumer_waiting_for_entries_stops_at_once(env: TestEnv) {
+    let bus = bus(&env).await;
+    // A read that would wait half a minute for entries that never come.
+    let block = Duration::from_secs(30);
+    let config = ConsumerConfig { block, ..fast("g") };
+    let handler =
+        Arc::new(Flaky { broken: AtomicBool::new(false), handled: Mutex::default(), calls: AtomicUsize::new(0) });
+    bus.publish(&event(0)).await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(bus.clone(), config, handler.clone(), Default::default(), stop.clone()));
+    // Its one event handled and acknowledged, the consumer goes back to waiting for more.
+    until("the event to be handled and acknowledged", PATIENCE, async || {
+        !handler.handled.lock().unwrap().is_empty() && bus.stats(STREAM, "g").await.unwrap().pending == 0
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(block / 3, task)
+        .await
+        .expect("the consumer stopped long before its read would have ended")
+        .unwrap();
+}
+
+/// Says when it starts handling, then waits to be let go.
+#[derive(Default)]
+struct Held {
+    started: Notify,
+    release: Notify,
+    handled: AtomicUsize,
+}
+
+impl Handler for Held {
+    fn handle<'a>(&'a self, _: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.started.notify_one();
+            self.release.notified().await;
+            self.handled.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
+async fn a_handler_running_at_shutdown_finishes_and_acknowledges(env: TestEnv) {
+    let bus = bus(&env).await;
+    let config = ConsumerConfig { block: Duration::from_secs(30), ..fast("g") };
+    let handler = Arc::new(Held::default());
+    bus.publish(&event(0)).await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(bus.clone(), config, handler.clone(), Default::default(), stop.clone()));
+    handler.started.notified().await;
+    // The shutdown comes while the handler works: it finishes, and its event is acknowledged.
+    stop.cancel();
+    handler.release.notify_one();
+    task.await.unwrap();
+    assert_eq!(handler.handled.load(Ordering::SeqCst), 1);
+    let stats = bus.stats(STREAM, "g").await.unwrap();
+    assert_eq!((stats.pending, stats.lag, stats.dead), (0, 0, 0));
+}
+
+/// An outbox table of the shape every service has.
 /// A service database with 7 events in its outbox.
 async fn outbox(env: &TestEnv) -> medcov_store::Database {
     let url = env.config.database_url(medcov_config::ServiceName::Hospital);
@@ -340,6 +401,8 @@ medcov_testkit::backend_suite!(
     a_poison_event_is_dead_lettered_and_retried_once_fixed,
     trimming_keeps_every_entry_a_group_still_needs,
     nothing_is_lost_when_a_consumer_restarts,
+    a_consumer_waiting_for_entries_stops_at_once,
+    a_handler_running_at_shutdown_finishes_and_acknowledges,
 );
 
 medcov_testkit::redis_cluster_suite!(

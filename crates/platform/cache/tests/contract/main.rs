@@ -61,6 +61,7 @@ async fn concurrent_misses_load_once(cache: &dyn Cache) {
     let t = tags(&["plan:1"]);
     let slow = || async {
         calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // A slow load is the behaviour under test: the other readers arrive while it runs.
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok::<_, ()>(Bytes::from_static(b"plan"))
     };
@@ -72,6 +73,8 @@ async fn concurrent_misses_load_once(cache: &dyn Cache) {
 
 async fn a_failed_load_leaves_the_others_to_load(cache: &dyn Cache) {
     let t = tags(&["plan:2"]);
+    // The order is the behaviour under test: the failing load starts first and fails while
+    // the second reader waits on it.
     let failing = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         Err::<Bytes, &str>("database down")
@@ -89,8 +92,10 @@ async fn an_entry_lives_as_long_as_its_ttl(cache: &dyn Cache) {
     let versions = cache.versions(&t).await;
     cache.put("short", &versions, Bytes::from_static(b"s"), Duration::from_millis(100)).await;
     assert!(cache.get("short", &versions).await.is_some());
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(cache.get("short", &versions).await, None, "expired");
+    medcov_testkit::until("the entry to expire", medcov_testkit::PATIENCE, async || {
+        cache.get("short", &versions).await.is_none()
+    })
+    .await;
 }
 
 async fn the_contract(cache: &dyn Cache) {
@@ -206,8 +211,16 @@ mod idempotency_keys {
         // A crashed request's claim lapses; another request takes the key, and the first one,
         // finishing late, can neither overwrite nor delete what the second left.
         let late = claimed(store, "k3", Duration::from_millis(100)).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let retaken = claimed(store, "k3", hold).await;
+        // Until the claim lapses, a repeat is told the request is running, and nothing changes.
+        let retaken =
+            medcov_testkit::eventually("the claim to lapse", medcov_testkit::PATIENCE, async || {
+                match store.claim("k3", hold).await.expect("claim") {
+                    Claim::Claimed(ticket) => Some(ticket),
+                    Claim::Running => None,
+                    other => panic!("k3: {other:?}"),
+                }
+            })
+            .await;
         store.complete("k3", &retaken, Bytes::from_static(b"second"), Duration::from_secs(60)).await;
         store.release("k3", &late).await;
         store.complete("k3", &late, Bytes::from_static(b"first"), Duration::from_secs(60)).await;

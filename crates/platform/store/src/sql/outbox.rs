@@ -49,3 +49,10 @@ pub async fn backlog(pool: &Pool) -> Result<(i64, Option<OffsetDateTime>), Store
         .fetch_one(pool)
         .await?)
 }
+
+/// (rows, unpublished rows) of the outbox.
+pub async fn counts(pool: &Pool) -> Result<(i64, i64), StoreError> {
+    let (rows, published): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(published_at) FROM outbox").fetch_one(pool).await?;
+    Ok((rows, rows - published))
+}

@@ -9,6 +9,7 @@
 //!   cent, reversal and review, tenant scope, concurrent claims against one ceiling.
 //! - `events`: outbox to bus with correlation, the event log by tenant, dead letters, retry,
 //!   discard and replay through the gateway.
+//! - `keys_per_caller`: one clerk's Idempotency-Key never replays another clerk's payment.
 //! - `mesh`: the gateway's calls to the services: a killed instance of two costs no request
 //!   and rejoins when restarted; a failing upstream opens its circuit breaker; the policy file
 //!   reloaded while running.
@@ -47,6 +48,7 @@ mod browser;
 mod edge;
 mod events;
 mod insurance;
+mod keys_per_caller;
 mod mesh;
 mod observability;
 mod parity;

@@ -631,16 +631,29 @@ impl AuthService {
     }
 }
 
-/// Hashes a password off the async workers (argon2 is deliberately slow).
+/// Password hashes computed at once, process-wide. Each argon2id computation takes about 19 MiB
+/// and a core for tens of milliseconds: a flood of sign-ins queues here (within the request
+/// timeout) instead of taking the process's memory and every core.
+fn hashing() -> &'static tokio::sync::Semaphore {
+    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    HASHING.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
+/// Hashes a password off the async workers (argon2 is deliberately slow), a few at a time.
 async fn hash_password(password: String) -> Result<String, ApiError> {
+    let _turn = hashing().acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || credentials::hash_password(&password))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)
 }
 
-/// Checks a password against a stored hash off the async workers.
+/// Checks a password against a stored hash off the async workers, a few at a time.
 async fn verify_password(attempt: String, stored: String) -> Result<bool, ApiError> {
+    let _turn = hashing().acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || credentials::verify_password(&attempt, &stored))
         .await
         .map_err(ApiError::internal)

@@ -83,7 +83,9 @@ impl ServiceHttp {
         }
         let ops = ops.with_state(Ops { health: self.health.clone(), metrics: self.metrics.clone() });
         let (router, openapi) = api.merge(ops).split_for_parts();
-        let document = bytes::Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
+        let mut document = serde_json::to_value(&openapi).unwrap_or_default();
+        crate::contract::complete(&mut document);
+        let document = bytes::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
         let observe_state = Arc::new(ObserveState { service: self.service, metrics: self.metrics.clone() });
         router
             .route(
@@ -91,6 +93,7 @@ impl ServiceHttp {
                 get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) }),
             )
             .fallback(not_found)
+            .route_layer(from_fn(query_must_be_utf8))
             .route_layer(from_fn(capture_route))
             .layer(DefaultBodyLimit::max(self.settings.body_limit_bytes))
             .layer(RequestBodyLimitLayer::new(self.settings.body_limit_bytes))
@@ -124,25 +127,79 @@ async fn header_limit(State(limit): State<usize>, request: Request, next: Next) 
     next.run(request).await
 }
 
+/// What `/health/live` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Liveness {
+    #[schema(example = "hospital")]
+    service: String,
+    /// Always `live`.
+    #[schema(example = "live")]
+    status: String,
+}
+
+/// Refuses (400) a request whose query string, once percent-decoded, is not UTF-8: no
+/// handler sees a parameter with its bytes replaced. Runs on a matched route, so a method the
+/// path does not have is 405 first.
+async fn query_must_be_utf8(request: Request, next: Next) -> Response {
+    if let Some(query) = request.uri().query()
+        && std::str::from_utf8(&percent_decode(query)).is_err()
+    {
+        return ApiError::BadRequest {
+            detail: "the query string is not valid UTF-8 once percent-decoded".to_owned(),
+            errors: vec![crate::FieldError::new("(query)", "must be valid UTF-8")],
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// `%XX` sequences as bytes (`+` is a space, as in a form); a `%` not followed by two hex
+/// digits stays as it is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, description = "The process answers.")))]
+#[utoipa::path(get, path = "/health/live", tag = "operations", security(()),
+    responses((status = 200, description = "The process answers.", body = Liveness)))]
 async fn live(State(ops): State<Ops>) -> Response {
     ops.health.live_response()
 }
 
 /// Readiness: every dependency answers. 503 names the ones that do not.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
+#[utoipa::path(get, path = "/health/ready", tag = "operations", security(()),
     responses(
-        (status = 200, description = "Ready (or degraded: a non-critical dependency is down)."),
-        (status = 503, description = "A critical dependency is down, or the service is shutting down."),
+        (status = 200, description = "Ready (or degraded: a non-critical dependency is down).", body = crate::health::ReadinessReport),
+        (status = 503, description = "A critical dependency is down, or the service is shutting down.", body = crate::health::ReadinessReport),
     ))]
 async fn ready(State(ops): State<Ops>) -> Response {
     ops.health.ready_response().await
 }
 
 /// Prometheus metrics of this service, in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text format.", content_type = "text/plain")))]
 async fn metrics(State(ops): State<Ops>) -> Response {
     let mut response = ops.metrics.render().into_response();
@@ -284,6 +341,30 @@ mod tests {
             assert_eq!(body["status"], expected);
             assert!(body["request_id"].is_string(), "{body}");
         }
+    }
+
+    #[test]
+    fn percent_decoding_keeps_what_is_not_an_escape() {
+        assert_eq!(percent_decode("a=%41+b%2"), b"a=A b%2");
+        assert_eq!(percent_decode("name=%C3%A9"), "name=é".as_bytes());
+        assert!(std::str::from_utf8(&percent_decode("name=%FF")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_query_that_is_not_utf8_is_400_after_405() {
+        let request = Request::post("/hospitals?name=%FF%FE").header("content-type", "application/json").body(Body::from("{\"name\":\"a\"}")).unwrap();
+        let (status, headers, body) = call(app(1024, Duration::from_secs(5)), request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(body["errors"][0]["field"], "(query)");
+        // Valid UTF-8, escaped or not, passes.
+        let request = Request::post("/hospitals?name=%C3%A9").header("content-type", "application/json").body(Body::from("{\"name\":\"a\"}")).unwrap();
+        assert_eq!(call(app(1024, Duration::from_secs(5)), request).await.0, StatusCode::OK);
+        // A method the path does not have is 405, with Allow, whatever the query.
+        let request = Request::put("/hospitals?name=%FF").body(Body::empty()).unwrap();
+        let (status, headers, _) = call(app(1024, Duration::from_secs(5)), request).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(headers[header::ALLOW].to_str().unwrap().contains("POST"));
     }
 
     #[tokio::test]

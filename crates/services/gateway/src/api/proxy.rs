@@ -13,6 +13,9 @@
 //! (`http.trusted_proxies`); the gateway appends the address it was called from before
 //! forwarding. Answers, 429s included, carry `RateLimit-Policy` and `RateLimit` headers; a
 //! refused request gets 429 with `Retry-After`.
+//!
+//! Before any of that, a method the path does not have (as the merged API document says) is
+//! 405 with `Allow`: no token, rate limit or header is looked at for it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,6 +74,9 @@ pub struct ProxyState {
     pub verifier: Arc<Verifier>,
     pub limits: Limits,
     pub body_limit: usize,
+    /// The methods each documented path answers (from the merged API document): any other
+    /// is 405 before the token is checked. `None`: every request is forwarded.
+    pub routes: Option<super::docs::Docs>,
 }
 
 pub fn router(state: ProxyState) -> OpenApiRouter {
@@ -198,6 +204,16 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
     }
     if name == ServiceName::Auth && (path == "/revocations" || path.starts_with("/revocations?")) {
         return Err(ApiError::NotFound("the revocation list is for the services, on the auth port".into()));
+    }
+    // A method the path does not have is 405, whoever asks and whatever the headers say.
+    if let Some(docs) = &state.routes {
+        let full = if path == "/" { format!("/api/{service}") } else { format!("/api/{service}{path}") };
+        if let Some(allowed) = docs.allowed(&full).await
+            && !allowed.contains(request.method())
+        {
+            let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            return Err(ApiError::MethodNotAllowed { allow });
+        }
     }
     let ip = client_ip(state, &request);
     forward_for(&mut request);

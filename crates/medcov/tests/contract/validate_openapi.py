@@ -20,12 +20,15 @@ def main() -> int:
         with open(path, encoding="utf-8") as f:
             document = json.load(f)
         errors = []
-        for error in OpenAPIV31SpecValidator(document).iter_errors():
-            where = "/".join(str(p) for p in error.absolute_path) or "(document)"
-            errors.append(f"{where}: {error.message[:300]}")
-            if len(errors) >= 50:
-                errors.append("(more left out)")
-                break
+        try:
+            for error in OpenAPIV31SpecValidator(document).iter_errors():
+                where = "/".join(str(p) for p in error.absolute_path) or "(document)"
+                errors.append(f"{where}: {error.message[:300]}")
+                if len(errors) >= 50:
+                    errors.append("(more left out)")
+                    break
+        except Exception as error:  # a reference to nothing stops the validator: report it
+            errors.append(f"{type(error).__name__}: {str(error)[:300]}")
         report[path] = errors
     json.dump(report, sys.stdout, indent=1)
     return 0

@@ -15,7 +15,9 @@ use serde_json::{Map, Value, json};
 use crate::support::App;
 
 const VALIDATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/contract/validate_openapi.py");
-const SERVICES: [ServiceName; 4] = [ServiceName::Auth, ServiceName::Hospital, ServiceName::Insurance, ServiceName::Billing];
+const FUZZER_SETTINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/contract/schemathesis.toml");
+const SERVICES: [ServiceName; 4] =
+    [ServiceName::Auth, ServiceName::Hospital, ServiceName::Insurance, ServiceName::Billing];
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 /// Every document the API publishes: (name, document).
@@ -230,12 +232,13 @@ async fn a_fuzzer_finds_the_api_as_documented() {
         let mut command = Command::new(&schemathesis);
         command
             .env("SCHEMATHESIS_TELEMETRY", "false")
-            .env("SCHEMATHESIS_HOOKS", "")
-            .arg("--no-color")
-            .arg("run")
+            .args(["--config-file", FUZZER_SETTINGS, "--no-color", "run"])
             .arg(&schema)
             .args(["--url", base.trim_end_matches('/')])
-            .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            ])
             .args(["--phases", "examples,coverage,fuzzing"])
             .args(["--max-examples", "4", "--seed", "17", "--workers", "2", "--generation-database", "none"])
             .args(["--exclude-path-regex", NOT_FUZZED])
@@ -259,5 +262,93 @@ async fn a_fuzzer_finds_the_api_as_documented() {
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+    world.stop().await;
+}
+
+/// One HTTP behaviour everywhere: 405 with `Allow` before the token or any header is looked
+/// at (through the gateway and on a service's own port), 400 for a query that is not UTF-8,
+/// 422 naming the field for a number out of range and for a repeated role, and an `ETag` on
+/// the records changed under `If-Match`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_http_behaviour_everywhere() {
+    use reqwest::Method;
+    let env = TestEnv::embedded().await;
+    let world = crate::world::World::start(&env).await;
+    let app = &world.app;
+    let admin = world.admin.clone();
+
+    // 405 before authentication, before the Idempotency-Key is read.
+    for (method, path) in [
+        ("TRACE", "/api/hospital/patients"),
+        ("PUT", "/api/hospital/patients"),
+        ("DELETE", "/api/auth/login"),
+        ("PATCH", "/api/billing/invoices"),
+    ] {
+        let response = app
+            .client
+            .request(Method::from_bytes(method.as_bytes()).expect("method"), app.url(ServiceName::Gateway, path))
+            .header("idempotency-key", "not\tvisible")
+            .send()
+            .await
+            .expect("sent");
+        let (status, headers, body) = crate::support::read(response).await;
+        assert_eq!(status, 405, "{method} {path}: {body}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let allow = headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(!allow.is_empty() && !allow.contains(method), "{method} {path}: Allow {allow}");
+    }
+    let response = app
+        .client
+        .put(app.url(ServiceName::Hospital, "/patients"))
+        .header("idempotency-key", "not\tvisible")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 405, "on the service's own port too");
+    // A path the method does exist on still needs the token.
+    let (status, _, _) = app.call(Method::GET, "/api/hospital/patients", None, None).await;
+    assert_eq!(status, 401);
+
+    // A query string that is not UTF-8 once decoded.
+    let (status, _, body) = app.call(Method::GET, "/api/hospital/patients?name=%FF%FE", Some(&admin), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["field"], "(query)", "{body}");
+
+    // A number out of range, and a repeated role: 422 naming the field.
+    let hospital = world.hospital("HTTP", "Africa/Nairobi").await;
+    let response = app
+        .client
+        .post(app.url(ServiceName::Gateway, "/api/hospital/practitioners"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"hospital_id":"{hospital}","name":"Dr. A","specialty":"gp","working_hours":[],"daily_capacity":1e400}}"#
+        ))
+        .send()
+        .await
+        .expect("sent");
+    let (status, _, body) = crate::support::read(response).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "daily_capacity", "{body}");
+    let user = json!({"username": "twice", "password": crate::world::PASSWORD, "roles": ["auditor", "auditor"],
+        "scope": crate::world::scope::platform()});
+    let (status, _, body) = app.call(Method::POST, "/api/auth/users", Some(&admin), Some(user)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "roles", "{body}");
+
+    // ETags on hospitals and practitioners, as on patients and users.
+    let (status, headers, body) =
+        app.call(Method::GET, &format!("/api/hospital/hospitals/{hospital}"), Some(&admin), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["etag"], format!("\"{}\"", body["version"]).as_str());
+    let practitioner =
+        json!({"hospital_id": hospital, "name": "Dr. B", "specialty": "gp", "working_hours": [], "daily_capacity": 8});
+    let (status, headers, created) =
+        app.call(Method::POST, "/api/hospital/practitioners", Some(&admin), Some(practitioner)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["etag"], format!("\"{}\"", created["version"]).as_str());
+    let path = format!("/api/hospital/practitioners/{}", created["id"].as_str().expect("id"));
+    let (_, headers, _) = app.call(Method::GET, &path, Some(&admin), None).await;
+    assert_eq!(headers["etag"], format!("\"{}\"", created["version"]).as_str());
     world.stop().await;
 }

@@ -13,7 +13,8 @@
 //! - **Errors** are `application/problem+json` ([`crate::Problem`]), never `application/json`;
 //!   shared answers are `#/components/responses/<Name>`, each with an example. Added where the
 //!   kit answers them: 400 (a malformed path or query parameter or body), 404 (a path naming no
-//!   record), 413, 415 and 422 (a body), 409 and 422 for `Idempotency-Key` on protected changes,
+//!   record), 413 and 415 (a body), 422 (a body or query parameters that break a rule), 409
+//!   and 422 for `Idempotency-Key` on protected changes,
 //!   the `If-Match` header on operations that answer 412 (required when they answer 428 too:
 //!   a change without it is refused), 429 (rate limits, with
 //!   `Retry-After`, `RateLimit` and `RateLimit-Policy`) and 503 (an outage, with `Retry-After`)
@@ -23,6 +24,7 @@
 //!
 //! What a service declares itself wins: an operation that documents its own 404 keeps it.
 
+use axum::http::Method;
 use serde_json::{Map, Value, json};
 
 use crate::problem::PROBLEM_JSON;
@@ -87,7 +89,9 @@ fn complete_operation(method: &str, operation: &mut Map<String, Value>, shared: 
     let answers_412 = responses.contains_key("412");
     let requires_if_match = responses.contains_key("428");
     let mut add = |status: &str, name: &str| {
-        responses.entry(status.to_owned()).or_insert_with(|| json!({ "$ref": format!("#/components/responses/{name}") }));
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| json!({ "$ref": format!("#/components/responses/{name}") }));
     };
     if has("path") || has("query") || has_body || answers_412 {
         add("400", "BadRequest");
@@ -102,6 +106,10 @@ fn complete_operation(method: &str, operation: &mut Map<String, Value>, shared: 
     if has_body {
         add("413", "PayloadTooLarge");
         add("415", "UnsupportedMediaType");
+    }
+    // A body or query that reads but breaks a rule (a limit out of range, a date range the
+    // wrong way round).
+    if has_body || has("query") {
         add("422", "Invalid");
     }
     if mutating && !public {
@@ -113,7 +121,11 @@ fn complete_operation(method: &str, operation: &mut Map<String, Value>, shared: 
 
     // Headers the kit reads.
     let mut extra = Vec::new();
-    let declared = |name: &str| parameters.iter().any(|p| p["in"] == "header" && p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)));
+    let declared = |name: &str| {
+        parameters
+            .iter()
+            .any(|p| p["in"] == "header" && p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+    };
     if answers_412 && !declared("If-Match") {
         let description = if requires_if_match {
             "The `ETag` of the version this change is made to, as a `GET` of the record answered it. A stale one is 412; none is 428."
@@ -204,7 +216,11 @@ fn problem_response(status: u16, description: &str, kind: &str, detail: &str, he
         "request_id": "0190f5a4-7b1c-7d2e-8f00-1234567890ab",
     });
     if status == 422 || status == 400 {
-        let field = if status == 422 { json!([{"field": "date_of_birth", "reason": "must not be in the future"}]) } else { json!([{"field": "limit", "reason": "invalid digit found in string"}]) };
+        let field = if status == 422 {
+            json!([{"field": "date_of_birth", "reason": "must not be in the future"}])
+        } else {
+            json!([{"field": "limit", "reason": "invalid digit found in string"}])
+        };
         example["errors"] = field;
     }
     let mut response = json!({
@@ -254,24 +270,179 @@ fn add_components(document: &mut Map<String, Value>) {
     let responses = components.entry("responses").or_insert_with(|| json!({}));
     let Some(responses) = responses.as_object_mut() else { return };
     let shared = [
-        ("BadRequest", problem_response(400, "The request cannot be read: a malformed path or query parameter (an id that is not a UUID, an unknown parameter), or a body that is not JSON. `errors` names the parameter.", "urn:medcov:problem:malformed-request", "query parameter `limit` invalid digit found in string", json!({}))),
-        ("Unauthorized", problem_response(401, "No valid access token: none, expired, revoked or tampered.", "about:blank", "a valid bearer token is required", json!({"WWW-Authenticate": header("`Bearer`.", text.clone())}))),
-        ("Forbidden", problem_response(403, "The token is valid, but its roles or its scope (platform, a hospital, an insurer, the member's own records) do not allow this.", "about:blank", "this needs one of the roles admin, clinician", json!({}))),
-        ("NotFound", problem_response(404, "No such record (or not one the caller may see).", "about:blank", "patient 0190f5a4-0000-7000-8000-000000000020 not found", json!({}))),
-        ("Conflict", problem_response(409, "Conflicts with the current state, or a request with this `Idempotency-Key` is still running.", "about:blank", "a request with this Idempotency-Key is still being processed; retry once it has finished", json!({}))),
-        ("PayloadTooLarge", problem_response(413, "The body is larger than the configured limit (`http.body_limit_bytes`).", "about:blank", "the request body is larger than the configured limit", json!({}))),
-        ("UnsupportedMediaType", problem_response(415, "The body is not sent as `Content-Type: application/json`.", "about:blank", "expected a JSON body with `Content-Type: application/json`", json!({}))),
-        ("Invalid", problem_response(422, "The body was read but fields are invalid (each named by its JSON path in `errors`), or the `Idempotency-Key` is malformed or was used for another request.", "urn:medcov:problem:validation", "`date_of_birth` must not be in the future", json!({}))),
-        ("PreconditionRequired", problem_response(428, "`If-Match` is missing: send the `ETag` of the version read, so no change is lost.", "about:blank", "send If-Match with the ETag of the record you read, so no change is lost", json!({}))),
-        ("TooManyRequests", problem_response(429, "Over a rate limit. `Retry-After` says when to try again; `RateLimit-Policy` states the quota enforced and `RateLimit` what is left of it.", "about:blank", "too many requests; retry in 1 s", json!({
-            "Retry-After": retry_after.clone(),
-            "RateLimit": header("What is left of the quota: `\"<group>\";r=<remaining>;t=<seconds until full>`.", text.clone()),
-            "RateLimit-Policy": header("The quota enforced: `\"<group>\";q=<requests>;w=<window seconds>;burst=<at once>`.", text.clone()),
-        }))),
-        ("Unavailable", problem_response(503, "A dependency (the database, another service) is unavailable, the request did not finish in time, or the service is shutting down. Retrying after `Retry-After` may work.", "about:blank", "the database is unavailable; try again shortly", json!({"Retry-After": retry_after}))),
+        (
+            "BadRequest",
+            problem_response(
+                400,
+                "The request cannot be read: a malformed path or query parameter (an id that is not a UUID, an unknown parameter), or a body that is not JSON. `errors` names the parameter.",
+                "urn:medcov:problem:malformed-request",
+                "query parameter `limit` invalid digit found in string",
+                json!({}),
+            ),
+        ),
+        (
+            "Unauthorized",
+            problem_response(
+                401,
+                "No valid access token: none, expired, revoked or tampered.",
+                "about:blank",
+                "a valid bearer token is required",
+                json!({"WWW-Authenticate": header("`Bearer`.", text.clone())}),
+            ),
+        ),
+        (
+            "Forbidden",
+            problem_response(
+                403,
+                "The token is valid, but its roles or its scope (platform, a hospital, an insurer, the member's own records) do not allow this.",
+                "about:blank",
+                "this needs one of the roles admin, clinician",
+                json!({}),
+            ),
+        ),
+        (
+            "NotFound",
+            problem_response(
+                404,
+                "No such record (or not one the caller may see).",
+                "about:blank",
+                "patient 0190f5a4-0000-7000-8000-000000000020 not found",
+                json!({}),
+            ),
+        ),
+        (
+            "Conflict",
+            problem_response(
+                409,
+                "Conflicts with the current state, or a request with this `Idempotency-Key` is still running.",
+                "about:blank",
+                "a request with this Idempotency-Key is still being processed; retry once it has finished",
+                json!({}),
+            ),
+        ),
+        (
+            "PayloadTooLarge",
+            problem_response(
+                413,
+                "The body is larger than the configured limit (`http.body_limit_bytes`).",
+                "about:blank",
+                "the request body is larger than the configured limit",
+                json!({}),
+            ),
+        ),
+        (
+            "UnsupportedMediaType",
+            problem_response(
+                415,
+                "The body is not sent as `Content-Type: application/json`.",
+                "about:blank",
+                "expected a JSON body with `Content-Type: application/json`",
+                json!({}),
+            ),
+        ),
+        (
+            "Invalid",
+            problem_response(
+                422,
+                "The body was read but fields are invalid (each named by its JSON path in `errors`), or the `Idempotency-Key` is malformed or was used for another request.",
+                "urn:medcov:problem:validation",
+                "`date_of_birth` must not be in the future",
+                json!({}),
+            ),
+        ),
+        (
+            "PreconditionRequired",
+            problem_response(
+                428,
+                "`If-Match` is missing: send the `ETag` of the version read, so no change is lost.",
+                "about:blank",
+                "send If-Match with the ETag of the record you read, so no change is lost",
+                json!({}),
+            ),
+        ),
+        (
+            "TooManyRequests",
+            problem_response(
+                429,
+                "Over a rate limit. `Retry-After` says when to try again; `RateLimit-Policy` states the quota enforced and `RateLimit` what is left of it.",
+                "about:blank",
+                "too many requests; retry in 1 s",
+                json!({
+                    "Retry-After": retry_after.clone(),
+                    "RateLimit": header("What is left of the quota: `\"<group>\";r=<remaining>;t=<seconds until full>`.", text.clone()),
+                    "RateLimit-Policy": header("The quota enforced: `\"<group>\";q=<requests>;w=<window seconds>;burst=<at once>`.", text.clone()),
+                }),
+            ),
+        ),
+        (
+            "Unavailable",
+            problem_response(
+                503,
+                "A dependency (the database, another service) is unavailable, the request did not finish in time, or the service is shutting down. Retrying after `Retry-After` may work.",
+                "about:blank",
+                "the database is unavailable; try again shortly",
+                json!({"Retry-After": retry_after}),
+            ),
+        ),
     ];
     for (name, response) in shared {
         responses.entry(name.to_owned()).or_insert(response);
+    }
+}
+
+/// The documented paths, split into segments (`None`: a `{parameter}`), with their methods.
+#[derive(Debug, Default)]
+pub struct Routes(Vec<(Vec<Option<String>>, Vec<Method>)>);
+
+impl Routes {
+    pub fn of(document: &Value) -> Routes {
+        let mut routes = Vec::new();
+        for (path, item) in document["paths"].as_object().into_iter().flatten() {
+            let segments = path
+                .split('/')
+                .map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(s.to_owned()) })
+                .collect();
+            let mut methods: Vec<Method> = ["get", "put", "post", "delete", "patch"]
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .filter_map(|m| m.to_ascii_uppercase().parse().ok())
+                .collect();
+            if methods.contains(&Method::GET) {
+                methods.push(Method::HEAD);
+            }
+            routes.push((segments, methods));
+        }
+        Routes(routes)
+    }
+
+    /// The methods of the most specific documented paths `path` matches (a literal segment
+    /// beats a parameter, as in the services' routers).
+    pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut best: Option<(usize, Vec<Method>)> = None;
+        for (template, methods) in &self.0 {
+            if template.len() != segments.len() {
+                continue;
+            }
+            let matches = template.iter().zip(&segments).all(|(t, s)| t.as_deref().is_none_or(|literal| literal == *s));
+            if !matches {
+                continue;
+            }
+            let literals = template.iter().filter(|t| t.is_some()).count();
+            let better = best.as_ref().is_none_or(|(score, _)| literals > *score);
+            if better {
+                best = Some((literals, methods.clone()));
+            } else if let Some((score, union)) = &mut best
+                && *score == literals
+            {
+                for method in methods {
+                    if !union.contains(method) {
+                        union.push(method.clone());
+                    }
+                }
+            }
+        }
+        best.map(|(_, methods)| methods)
     }
 }
 
@@ -368,7 +539,8 @@ mod tests {
         let mut doc = document();
         complete(&mut doc);
         let patch = &doc["paths"]["/patients/{id}"]["patch"];
-        let names: Vec<&str> = patch["parameters"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+        let names: Vec<&str> =
+            patch["parameters"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
         assert_eq!(names, ["If-Match", "Idempotency-Key"]);
         assert_eq!(patch["parameters"][0]["required"], true, "428 documented: If-Match is required");
         for status in ["409", "413", "415", "422", "428"] {
@@ -385,5 +557,24 @@ mod tests {
     fn dangling_references_are_found() {
         let doc = json!({"components": {"schemas": {"A": {"$ref": "#/components/schemas/B"}}}});
         assert_eq!(dangling_refs(&doc), vec!["#/components/schemas/B".to_owned()]);
+    }
+
+    #[test]
+    fn routes_know_each_paths_methods() {
+        let doc = json!({"paths": {
+            "/api/hospital/patients": {"get": {}, "post": {}},
+            "/api/hospital/patients/{id}": {"get": {}, "patch": {}, "parameters": []},
+            "/api/hospital/patients/search": {"post": {}},
+        }});
+        let routes = Routes::of(&doc);
+        assert_eq!(routes.allowed("/api/hospital/patients"), Some(vec![Method::GET, Method::POST, Method::HEAD]));
+        assert_eq!(
+            routes.allowed("/api/hospital/patients/0190f5a4"),
+            Some(vec![Method::GET, Method::PATCH, Method::HEAD])
+        );
+        // A literal segment beats a parameter.
+        assert_eq!(routes.allowed("/api/hospital/patients/search"), Some(vec![Method::POST]));
+        assert_eq!(routes.allowed("/api/hospital/nowhere"), None);
+        assert_eq!(routes.allowed("/api/hospital/patients/1/2"), None);
     }
 }

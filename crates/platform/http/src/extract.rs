@@ -221,8 +221,7 @@ mod tests {
         let (status, error) = field_of(parse_json::<Account>(br#"{"roles":["admin","clerk","admin"]}"#).unwrap_err());
         assert_eq!((status, error.field.as_str()), (422, "roles"));
         assert!(error.reason.contains("repeats"), "{}", error.reason);
-        let (status, error) =
-            field_of(parse_json::<Account>(br#"{"roles":["admin"],"extra":["a","a"]}"#).unwrap_err());
+        let (status, error) = field_of(parse_json::<Account>(br#"{"roles":["admin"],"extra":["a","a"]}"#).unwrap_err());
         assert_eq!((status, error.field.as_str()), (422, "extra"));
         let account = parse_json::<Account>(br#"{"roles":["admin","clerk"]}"#).unwrap();
         assert_eq!(account.roles.len(), 2);

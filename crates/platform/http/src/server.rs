@@ -5,6 +5,8 @@
 //! 1. [`observe`](crate::observe::observe): request id, trace, span, access log, metrics;
 //! 2. `problem_for_bare_errors`: any 4xx/5xx that is not yet problem+json (405 from the
 //!    router, 413 from the body limit, 503 from the timeout) becomes one;
+//!    then `method_gate` (405 with `Allow` for a method a documented path does not have,
+//!    before any token or header is read) and `query_must_be_utf8` (400);
 //! 3. panic catcher: a panicking handler is a 500 problem, logged once;
 //! 4. request timeout (503);
 //! 5. body size limit (413);
@@ -85,6 +87,7 @@ impl ServiceHttp {
         let (router, openapi) = api.merge(ops).split_for_parts();
         let mut document = serde_json::to_value(&openapi).unwrap_or_default();
         crate::contract::complete(&mut document);
+        let routes = Arc::new(crate::contract::Routes::of(&document));
         let document = bytes::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
         let observe_state = Arc::new(ObserveState { service: self.service, metrics: self.metrics.clone() });
         router
@@ -93,12 +96,13 @@ impl ServiceHttp {
                 get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) }),
             )
             .fallback(not_found)
-            .route_layer(from_fn(query_must_be_utf8))
             .route_layer(from_fn(capture_route))
             .layer(DefaultBodyLimit::max(self.settings.body_limit_bytes))
             .layer(RequestBodyLimitLayer::new(self.settings.body_limit_bytes))
             .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.settings.request_timeout))
             .layer(CatchPanicLayer::custom(panic_response))
+            .layer(from_fn(query_must_be_utf8))
+            .layer(from_fn_with_state(routes, method_gate))
             .layer(from_fn(problem_for_bare_errors))
             .layer(from_fn_with_state(self.settings.header_limit_bytes, header_limit))
             .layer(from_fn_with_state(observe_state, observe))
@@ -138,8 +142,24 @@ struct Liveness {
     status: String,
 }
 
+/// Answers 405 with `Allow` for a method a documented path does not have, before anything
+/// else looks at the request (its token, its `Idempotency-Key`, its query). A CORS preflight
+/// passes, for the CORS layer to answer.
+async fn method_gate(State(routes): State<Arc<crate::contract::Routes>>, request: Request, next: Next) -> Response {
+    let preflight = request.method() == axum::http::Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if !preflight
+        && let Some(allowed) = routes.allowed(request.uri().path())
+        && !allowed.contains(request.method())
+    {
+        let allow = allowed.iter().map(axum::http::Method::as_str).collect::<Vec<_>>().join(", ");
+        return ApiError::MethodNotAllowed { allow }.into_response();
+    }
+    next.run(request).await
+}
+
 /// Refuses (400) a request whose query string, once percent-decoded, is not UTF-8: no
-/// handler sees a parameter with its bytes replaced. Runs on a matched route, so a method the
+/// handler sees a parameter with its bytes replaced. After the method gate: a method the
 /// path does not have is 405 first.
 async fn query_must_be_utf8(request: Request, next: Next) -> Response {
     if let Some(query) = request.uri().query()
@@ -163,16 +183,14 @@ fn percent_decode(text: &str) -> Vec<u8> {
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push((high * 16 + low) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             other => out.push(other),
         }
@@ -281,10 +299,9 @@ mod tests {
     use crate::extract::Json;
     use crate::problem::PROBLEM_JSON;
     use axum::body::Body;
-    use axum::routing::post;
     use tower::ServiceExt;
 
-    #[derive(serde::Deserialize, serde::Serialize)]
+    #[derive(serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
     struct Hospital {
         name: String,
     }
@@ -298,7 +315,7 @@ mod tests {
             metrics_on_port: true,
         };
         let api = OpenApiRouter::new()
-            .route("/hospitals", post(|Json(h): Json<Hospital>| async move { Json(h) }))
+            .routes(routes!(create_hospital))
             .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(60)).await }))
             .route(
                 "/panic",
@@ -309,6 +326,12 @@ mod tests {
                 }),
             );
         kit.router(api)
+    }
+
+    /// A documented route: the method gate knows it.
+    #[utoipa::path(post, path = "/hospitals", responses((status = 200, description = "Echoed.")))]
+    async fn create_hospital(Json(h): Json<Hospital>) -> Json<Hospital> {
+        Json(h)
     }
 
     async fn call(app: Router, request: Request) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
@@ -352,13 +375,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_query_that_is_not_utf8_is_400_after_405() {
-        let request = Request::post("/hospitals?name=%FF%FE").header("content-type", "application/json").body(Body::from("{\"name\":\"a\"}")).unwrap();
+        let request = Request::post("/hospitals?name=%FF%FE")
+            .header("content-type", "application/json")
+            .body(Body::from("{\"name\":\"a\"}"))
+            .unwrap();
         let (status, headers, body) = call(app(1024, Duration::from_secs(5)), request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(body["errors"][0]["field"], "(query)");
         // Valid UTF-8, escaped or not, passes.
-        let request = Request::post("/hospitals?name=%C3%A9").header("content-type", "application/json").body(Body::from("{\"name\":\"a\"}")).unwrap();
+        let request = Request::post("/hospitals?name=%C3%A9")
+            .header("content-type", "application/json")
+            .body(Body::from("{\"name\":\"a\"}"))
+            .unwrap();
         assert_eq!(call(app(1024, Duration::from_secs(5)), request).await.0, StatusCode::OK);
         // A method the path does not have is 405, with Allow, whatever the query.
         let request = Request::put("/hospitals?name=%FF").body(Body::empty()).unwrap();

@@ -25,6 +25,9 @@ const FRESH_FOR: Duration = Duration::from_secs(30);
 /// The merged document and when it was built.
 type Cached = Option<(Instant, Arc<Value>)>;
 
+/// The methods of the merged document's paths, and when they were read from it.
+type KnownRoutes = Option<(Instant, Arc<medcov_http::contract::Routes>)>;
+
 /// The merged document, built on demand and kept for [`FRESH_FOR`], and the methods each of
 /// its paths answers (the gateway refuses any other method, 405, before it checks a token).
 #[derive(Clone)]
@@ -32,7 +35,7 @@ pub struct Docs {
     own: Arc<Value>,
     upstreams: Upstreams,
     cached: Arc<Mutex<Cached>>,
-    routes: Arc<std::sync::RwLock<Option<(Instant, Arc<Routes>)>>>,
+    routes: Arc<std::sync::RwLock<KnownRoutes>>,
     refreshing: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -85,69 +88,12 @@ impl Docs {
         routes.allowed(path)
     }
 
-    async fn refresh_routes(&self) -> Arc<Routes> {
-        let routes = Arc::new(Routes::of(&self.document().await));
+    async fn refresh_routes(&self) -> Arc<medcov_http::contract::Routes> {
+        let routes = Arc::new(medcov_http::contract::Routes::of(self.document().await.as_ref()));
         if let Ok(mut slot) = self.routes.write() {
             *slot = Some((Instant::now(), routes.clone()));
         }
         routes
-    }
-}
-
-/// The documented paths, split into segments (`None`: a `{parameter}`), with their methods.
-#[derive(Debug, Default)]
-pub struct Routes(Vec<(Vec<Option<String>>, Vec<Method>)>);
-
-impl Routes {
-    pub fn of(document: &Value) -> Routes {
-        let mut routes = Vec::new();
-        for (path, item) in document["paths"].as_object().into_iter().flatten() {
-            let segments = path
-                .split('/')
-                .map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(s.to_owned()) })
-                .collect();
-            let mut methods: Vec<Method> = ["get", "put", "post", "delete", "patch"]
-                .iter()
-                .filter(|m| item.get(**m).is_some())
-                .filter_map(|m| m.to_ascii_uppercase().parse().ok())
-                .collect();
-            if methods.contains(&Method::GET) {
-                methods.push(Method::HEAD);
-            }
-            routes.push((segments, methods));
-        }
-        Routes(routes)
-    }
-
-    /// The methods of the most specific documented paths `path` matches (a literal segment
-    /// beats a parameter, as in the services' routers).
-    pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
-        let segments: Vec<&str> = path.split('/').collect();
-        let mut best: Option<(usize, Vec<Method>)> = None;
-        for (template, methods) in &self.0 {
-            if template.len() != segments.len() {
-                continue;
-            }
-            let matches =
-                template.iter().zip(&segments).all(|(t, s)| t.as_deref().is_none_or(|literal| literal == *s));
-            if !matches {
-                continue;
-            }
-            let literals = template.iter().filter(|t| t.is_some()).count();
-            let better = best.as_ref().is_none_or(|(score, _)| literals > *score);
-            if better {
-                best = Some((literals, methods.clone()));
-            } else if let Some((score, union)) = &mut best
-                && *score == literals
-            {
-                for method in methods {
-                    if !union.contains(method) {
-                        union.push(method.clone());
-                    }
-                }
-            }
-        }
-        best.map(|(_, methods)| methods)
     }
 }
 
@@ -221,10 +167,9 @@ fn merge(into: &mut Value, name: ServiceName, service: &Value) {
             }
             let mut item = item.clone();
             if let Some(operations) = item.as_object_mut() {
-                for operation in operations.values_mut().filter_map(Value::as_object_mut) {
-                    if !operation.contains_key("responses") {
-                        continue; // `parameters` or `summary` of the path, not an operation
-                    }
+                const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+                let operations = operations.iter_mut().filter(|(key, _)| METHODS.contains(&key.as_str()));
+                for operation in operations.filter_map(|(_, op)| op.as_object_mut()) {
                     let tags: Vec<Value> = operation
                         .get("tags")
                         .and_then(Value::as_array)
@@ -369,27 +314,16 @@ mod tests {
         let schemas = &doc["components"]["schemas"];
         assert_eq!(schemas["Status"]["enum"], json!(["booked", "cancelled"]));
         assert_eq!(schemas["InsuranceStatus"]["enum"], json!(["active", "lapsed"]));
-        assert_eq!(schemas["InsuranceStatusChange"]["properties"]["status"]["$ref"], "#/components/schemas/InsuranceStatus");
-        let body = |path: &str| doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].clone();
+        assert_eq!(
+            schemas["InsuranceStatusChange"]["properties"]["status"]["$ref"],
+            "#/components/schemas/InsuranceStatus"
+        );
+        let body = |path: &str| {
+            doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].clone()
+        };
         assert_eq!(body("/api/hospital/appointments/{id}/status"), "#/components/schemas/StatusChange");
         assert_eq!(body("/api/insurance/policies/{id}/status"), "#/components/schemas/InsuranceStatusChange");
         // The same definition is kept once.
         assert!(schemas["InsuranceProblem"].is_null(), "{schemas}");
-    }
-
-    #[test]
-    fn routes_know_each_paths_methods() {
-        let doc = json!({"paths": {
-            "/api/hospital/patients": {"get": {}, "post": {}},
-            "/api/hospital/patients/{id}": {"get": {}, "patch": {}, "parameters": []},
-            "/api/hospital/patients/search": {"post": {}},
-        }});
-        let routes = Routes::of(&doc);
-        assert_eq!(routes.allowed("/api/hospital/patients"), Some(vec![Method::GET, Method::POST, Method::HEAD]));
-        assert_eq!(routes.allowed("/api/hospital/patients/0190f5a4"), Some(vec![Method::GET, Method::PATCH, Method::HEAD]));
-        // A literal segment beats a parameter.
-        assert_eq!(routes.allowed("/api/hospital/patients/search"), Some(vec![Method::POST]));
-        assert_eq!(routes.allowed("/api/hospital/nowhere"), None);
-        assert_eq!(routes.allowed("/api/hospital/patients/1/2"), None);
     }
 }

@@ -121,7 +121,7 @@ impl From<Encounter> for EncounterView {
 
 /// Add a service to a hospital's catalog.
 #[utoipa::path(post, path = "/service-catalog", tag = "encounters", request_body = NewCatalogEntry,
-    responses((status = 201, body = CatalogEntryView), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 201, body = CatalogEntryView), (status = 404, description = "No such hospital (or not one of yours).", body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn add_catalog_entry(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use medcov_http::{ApiError, Json, Path};
 use medcov_security::{Authorized, Principal};
 use serde::{Deserialize, Serialize};

@@ -213,11 +213,18 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
 
     let window = Duration::from_millis(1_000);
     let checker = reqwest::Client::new();
+    // A window lasts a second and at least 30 requests (a busy machine serves fewer).
+    let measure = async |phase: u8, round: usize| {
+        tokio::time::sleep(window).await;
+        until("30 requests in the window", PATIENCE, async || {
+            samples.lock().unwrap().iter().filter(|(p, r, _)| *p == phase && *r == round).count() >= 30
+        })
+        .await;
+    };
     for round in 0..OUTAGES {
         cycle.store(round, Ordering::SeqCst);
         phase.store(NORMAL, Ordering::SeqCst);
-        // A measuring window, not a wait for something to happen.
-        tokio::time::sleep(window).await;
+        measure(NORMAL, round).await;
         phase.store(OUTAGE, Ordering::SeqCst);
         redis = tokio::task::spawn_blocking(move || {
             redis.save();
@@ -226,7 +233,7 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
         })
         .await
         .expect("Redis killed");
-        tokio::time::sleep(window).await;
+        measure(OUTAGE, round).await;
         phase.store(BETWEEN, Ordering::SeqCst);
         redis = tokio::task::spawn_blocking(move || {
             redis.start_again_with_data();

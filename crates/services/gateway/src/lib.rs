@@ -28,6 +28,7 @@ pub fn spec() -> ServiceSpec {
         name: ServiceName::Gateway,
         migrations: None,
         outbox: false,
+        consumes: &[],
         build: |context| Box::pin(build(context)),
     }
 }

@@ -20,6 +20,10 @@
 //! - `patients`: hospitals and patients: registration, duplicates, search, changes, history,
 //!   access log, outbox, tenant scope and concurrency.
 //! - `readiness`: PostgreSQL going away and coming back, seen through `/health/ready`.
+//! - `faults_redis`: a Redis of the test's own killed under load (no latency, no failed
+//!   request) and brought back empty (groups created again, lost events relayed again, one
+//!   invoice per encounter); the `events` command's output and errors; PostgreSQL without
+//!   Redis refusing to split the services that exchange events.
 //! - `authorization`: every route × every kind of caller, against docs/authorization.md.
 //! - `billing`: encounters invoiced through the bus (once), payments under Idempotency-Keys
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
@@ -50,6 +54,7 @@ mod browser;
 mod contract;
 mod edge;
 mod events;
+mod faults_redis;
 mod insurance;
 mod keys_per_caller;
 mod mesh;

@@ -70,7 +70,9 @@ pub struct ProxyState {
     pub cache: Arc<dyn medcov_cache::Cache>,
     /// Which parts of the API have marked answers cacheable (see `cache::Marked`).
     pub marked: Arc<super::cache::Marked>,
-    /// Counts `gateway_cache_total{result}` (hit, miss, stale) and `gateway_rate_limited_total{group}`.
+    /// Identical cacheable GETs in flight, sharing one call (see `cache::Flights`).
+    pub flights: Arc<super::cache::Flights>,
+    /// Counts `gateway_cache_total{result}` (hit, miss, shared, stale) and `gateway_rate_limited_total{group}`.
     pub metrics: medcov_http::Metrics,
     pub verifier: Arc<Verifier>,
     pub limits: Limits,
@@ -276,6 +278,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
     // Signed-in GETs and POSTs may be answered from the cache, or stored for later.
     let cache = state.cache.as_ref();
     let mut lookup = None;
+    let mut leader = None;
     if let Some(audience) = &audience
         && (request.method() == Method::GET || request.method() == Method::POST)
     {
@@ -295,6 +298,32 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
             state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
             write(&applied, &mut hit);
             return Ok(hit);
+        }
+        match found.flight_key().map(|key| state.flights.join(key)) {
+            Some(super::cache::Flight::Follower(waiting)) => {
+                if let Some(mut shared) = super::cache::wait(waiting).await {
+                    state.metrics.counter("gateway_cache_total", &[("result", "shared")]).increment(1);
+                    write(&applied, &mut shared);
+                    return Ok(shared);
+                }
+                // The first request gave up: ask for ourselves.
+            }
+            Some(super::cache::Flight::Leader(first)) => {
+                // A flight that ended between our look in the cache and now may have stored
+                // the answer: look again before calling the service.
+                if let Some(mut hit) = found.fresh(cache, &state.marked).await {
+                    state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
+                    let (back, shared) = super::cache::Shared::of(hit).await;
+                    hit = back;
+                    if let Some(shared) = shared {
+                        first.share(shared);
+                    }
+                    write(&applied, &mut hit);
+                    return Ok(hit);
+                }
+                leader = Some(first);
+            }
+            None => {}
         }
         lookup = Some(found);
     }
@@ -329,6 +358,13 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         }
         (Err(error), _) => return Err(error),
     };
+    if let Some(leader) = leader {
+        let (back, shared) = super::cache::Shared::of(response).await;
+        response = back;
+        if let Some(shared) = shared {
+            leader.share(shared);
+        }
+    }
     write(&applied, &mut response);
     Ok(response)
 }

@@ -31,6 +31,8 @@
 //! - `revocation`: logout, reuse, deactivation, password and role changes end tokens everywhere.
 //! - `secrets`: the data folder's modes and the signing keys sealed at rest.
 //! - `browser`: Swagger UI in headless Chromium, under its Content-Security-Policy.
+//! - `contract`: every OpenAPI document valid under an independent validator, one schema name
+//!   one meaning in the merged document, the bearer requirement and problem answers declared.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 //! - `backup`: `medcov admin backup` under write load and `restore` into a new folder.
 //! - `observability`: every `/metrics` through promtool in both modes, dashboards and alerts
@@ -49,6 +51,7 @@ mod backup;
 mod billing;
 mod binary;
 mod browser;
+mod contract;
 mod edge;
 mod events;
 mod faults_redis;

@@ -424,7 +424,7 @@ async fn start_one(
             body_limit: config.http.body_limit_bytes,
             hold: config.http.request_timeout() + Duration::from_secs(60),
         };
-        api.router = api.router.layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
+        api.router = api.router.route_layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
     }
 
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();

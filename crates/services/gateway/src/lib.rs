@@ -83,6 +83,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
             trusted: Arc::new(medcov_http::client::trusted(&context.config.http)),
         },
         body_limit: context.config.http.body_limit_bytes,
+        routes: None,
     };
     let mut router = api::router(proxy, context.mesh.clone());
     if !gateway.cors_allowed_origins.is_empty() {

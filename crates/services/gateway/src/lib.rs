@@ -28,6 +28,7 @@ pub fn spec() -> ServiceSpec {
         name: ServiceName::Gateway,
         migrations: None,
         outbox: false,
+        consumes: &[],
         build: |context| Box::pin(build(context)),
     }
 }
@@ -82,6 +83,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
             trusted: Arc::new(medcov_http::client::trusted(&context.config.http)),
         },
         body_limit: context.config.http.body_limit_bytes,
+        routes: None,
     };
     let mut router = api::router(proxy, context.mesh.clone());
     if !gateway.cors_allowed_origins.is_empty() {

@@ -198,7 +198,8 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     assert_eq!(answer["services"][0]["count_left"], 3);
     assert_eq!(
         answer["services"][1]["estimate"],
-        json!({"price": 250_000, "insurer_pays": 120_000, "patient_pays": 130_000})
+        json!({"price": 250_000, "insurer_pays": 120_000, "patient_pays": 130_000,
+            "adjustments": [{"code": "deductible", "amount": 100_000}, {"code": "co_insurance", "amount": 30_000}]})
     );
     assert_eq!(answer["services"][2]["covered"], false);
     assert_eq!(answer["services"][2]["reason"], "excluded_service");

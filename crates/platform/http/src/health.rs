@@ -30,7 +30,7 @@ pub trait ReadinessCheck: Send + Sync {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadyStatus {
     Ready,
@@ -39,7 +39,7 @@ pub enum ReadyStatus {
     ShuttingDown,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub name: String,
     pub status: String,
@@ -49,7 +49,7 @@ pub struct CheckReport {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadinessReport {
     pub service: String,
     pub status: ReadyStatus,

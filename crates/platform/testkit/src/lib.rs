@@ -10,6 +10,9 @@
 //! All give a [`Config`] with every port set to 0. If PostgreSQL or Redis is unreachable, a
 //! distributed test fails with a message saying how to start it: it is never skipped.
 //!
+//! [`private_redis`] is a Redis server of one test's own, on a free port, to stop and start again
+//! (empty or with its data) while MedCov runs against it.
+//!
 //! [`tools`] finds the command-line tools some tests run (validators, a browser).
 //!
 //! [`wait`] waits for a real condition with a deadline ([`eventually`], [`until`]), for what a
@@ -21,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod private_redis;
 pub mod redis_cluster;
 pub mod tools;
 pub mod wait;

@@ -208,7 +208,7 @@ async fn a_policy_reload_changes_a_route_timeout_without_a_restart() {
 
 /// The second hospital instance: a `medcov serve --target hospital` process on `port` sharing
 /// the test's database and Redis.
-fn hospital_process(env: &TestEnv, auth_url: &str, port: &str) -> Process {
+pub(crate) fn hospital_process(env: &TestEnv, auth_url: &str, port: &str) -> Process {
     let mut command = medcov(&["serve", "--target", "hospital"]);
     let config = &env.config;
     command
@@ -223,7 +223,7 @@ fn hospital_process(env: &TestEnv, auth_url: &str, port: &str) -> Process {
     Process::spawn(command, 1)
 }
 
-fn hospital_instances(mesh: &Value) -> Vec<Value> {
+pub(crate) fn hospital_instances(mesh: &Value) -> Vec<Value> {
     mesh["upstreams"]
         .as_array()
         .expect("upstreams")

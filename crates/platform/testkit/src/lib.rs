@@ -10,6 +10,9 @@
 //! All give a [`Config`] with every port set to 0. If PostgreSQL or Redis is unreachable, a
 //! distributed test fails with a message saying how to start it: it is never skipped.
 //!
+//! [`private_postgres`] starts a PostgreSQL cluster of a test's own on a free port, which the
+//! test may stop and start again (to inject an outage; the shared servers are never stopped).
+//!
 //! [`tools`] finds the command-line tools some tests run (validators, a browser).
 //!
 //! [`wait`] waits for a real condition with a deadline ([`eventually`], [`until`]), for what a
@@ -21,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod private_postgres;
 pub mod redis_cluster;
 pub mod tools;
 pub mod wait;

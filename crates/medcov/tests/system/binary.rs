@@ -336,3 +336,54 @@ async fn sighup_reloads_the_mesh_policy() {
     let (status, _) = process.terminate();
     assert!(status.success());
 }
+
+/// The access lines at info of a finished process, as (service, route, status).
+fn access_lines(lines: &[String]) -> Vec<(String, String, u64)> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["target"] == "medcov::access" && event["level"] == "INFO")
+        .map(|event| {
+            let span = &event["span"];
+            (
+                span["service"].as_str().unwrap_or_default().to_owned(),
+                span["route"].as_str().unwrap_or_default().to_owned(),
+                span["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_access_line_per_request_where_it_entered_unless_every_hop_is_asked_for() {
+    for (setting, per_request) in [(None, 1), (Some("every_hop"), 2), (Some("errors"), 0)] {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut command = medcov(&[]);
+        command.env("MEDCOV__DATA_DIR", data.path()).env("MEDCOV__LOG__LEVEL", "info");
+        if let Some(setting) = setting {
+            command.env("MEDCOV__LOG__ACCESS", setting);
+        }
+        all_ports_free(&mut command);
+        let process = Process::spawn(command, 5);
+        let client = reqwest::Client::new();
+        for _ in 0..3 {
+            let response = client.get(process.url("gateway", "/api/hospital/openapi.json")).send().await.expect("sent");
+            assert_eq!(response.status(), 200);
+        }
+        // Straight on the service's port: it is where this request entered.
+        let response = client.get(process.url("hospital", "/openapi.json")).send().await.expect("sent");
+        assert_eq!(response.status(), 200);
+        // Probes are never at info.
+        let response = client.get(process.url("hospital", "/health/ready")).send().await.expect("sent");
+        assert_eq!(response.status(), 200);
+
+        let (status, lines) = process.terminate();
+        assert!(status.success());
+        let access = access_lines(&lines);
+        let at = |service: &str| access.iter().filter(|(s, _, _)| s == service).count();
+        let direct = usize::from(per_request > 0);
+        assert_eq!(at("gateway"), if per_request > 0 { 3 } else { 0 }, "{setting:?}: {access:?}");
+        assert_eq!(at("hospital"), 3 * (per_request - direct) + direct, "{setting:?}: {access:?}");
+        assert_eq!(access.len(), at("gateway") + at("hospital"), "{setting:?}: {access:?}");
+    }
+}

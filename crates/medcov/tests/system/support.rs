@@ -28,7 +28,11 @@ pub struct App {
 impl App {
     pub async fn start(config: Config, targets: &str) -> App {
         // Errors logged by the services (internal errors, above all) show in a failing test's output.
-        let log = medcov_config::LogConfig { format: medcov_config::LogFormat::Pretty, level: "error".into() };
+        let log = medcov_config::LogConfig {
+            format: medcov_config::LogFormat::Pretty,
+            level: "error".into(),
+            ..Default::default()
+        };
         let _ = medcov_telemetry::init(&log, &config.telemetry, "medcov-test");
         let targets: Targets = targets.parse().expect("valid targets");
         let running = medcov::start(Arc::new(config), &targets).await.expect("MedCov starts");

@@ -85,20 +85,34 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
         // holds) and marks it in the same transaction.
         Database::Postgres(pool) => {
             let mut tx = pool.begin().await.map_err(StoreError::from)?;
-            let rows = postgres::outbox::unpublished(&mut *tx, batch).await?;
-            let count = rows.len();
-            for row in rows {
-                let (event, span) = traced(row, bus);
-                async {
-                    bus.publish(&event).await?;
-                    postgres::outbox::mark_published(&mut *tx, event.id, now).await?;
-                    Ok::<_, RelayError>(())
+            let relayed = async {
+                let rows = postgres::outbox::unpublished(&mut *tx, batch).await?;
+                let count = rows.len();
+                for row in rows {
+                    let (event, span) = traced(row, bus);
+                    async {
+                        bus.publish(&event).await?;
+                        postgres::outbox::mark_published(&mut *tx, event.id, now).await?;
+                        Ok::<_, RelayError>(())
+                    }
+                    .instrument(span)
+                    .await?;
                 }
-                .instrument(span)
-                .await?;
+                Ok::<_, RelayError>(count)
             }
-            tx.commit().await.map_err(StoreError::from)?;
-            Ok(count)
+            .await;
+            match relayed {
+                Ok(count) => {
+                    tx.commit().await.map_err(StoreError::from)?;
+                    Ok(count)
+                }
+                // Roll back now, not when the dropped transaction's connection is next used:
+                // until then its row locks would make the next try skip the whole batch.
+                Err(error) => {
+                    let _ = tx.rollback().await;
+                    Err(error)
+                }
+            }
         }
         // One relay per database, outside a transaction: publishing must not hold SQLite's one
         // write lock. Rows are marked one by one, so a failure later in the batch republishes

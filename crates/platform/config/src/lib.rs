@@ -148,16 +148,53 @@ impl<'de> Deserialize<'de> for LogFormat {
     }
 }
 
+/// Which requests are logged at `info` (target `medcov::access`, one line each). The others are
+/// logged at `debug`; a request that failed (5xx) is logged at `warn` whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLog {
+    /// One line per request, where it entered MedCov: at the gateway, or at a service called
+    /// directly. A service's line for a request the gateway (a trusted proxy, see
+    /// `http.trusted_proxies`) forwarded is at debug.
+    #[default]
+    Edge,
+    /// A line at every hop: the gateway and the service behind it.
+    EveryHop,
+    /// Only failed requests.
+    Errors,
+}
+
+impl std::str::FromStr for AccessLog {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "edge" => Ok(AccessLog::Edge),
+            "every_hop" => Ok(AccessLog::EveryHop),
+            "errors" => Ok(AccessLog::Errors),
+            other => Err(format!("`{other}` is not an access log setting: expected edge, every_hop or errors")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessLog {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+    /// Which requests get an `info` line: `edge` (default), `every_hop` or `errors`.
+    pub access: AccessLog,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Auto, level: "info".to_owned() }
+        LogConfig { format: LogFormat::Auto, level: "info".to_owned(), access: AccessLog::Edge }
     }
 }
 

@@ -97,6 +97,56 @@ pub async fn capture_route(request: Request, next: Next) -> Response {
 pub struct ObserveState {
     pub service: &'static str,
     pub metrics: Metrics,
+    /// Which requests get an access line at info.
+    pub access: AccessLog,
+    /// Where this service stands: the gateway is always the edge; a service is the edge for a
+    /// request unless a trusted proxy (the gateway) forwarded it.
+    pub edge: Edge,
+}
+
+pub use medcov_config::AccessLog;
+
+/// Whether a request entered MedCov at this hop.
+#[derive(Debug, Clone)]
+pub enum Edge {
+    /// Every request here came from outside (the gateway).
+    Always,
+    /// A request forwarded (`X-Forwarded-For`) by one of these proxies, or by the gateway in
+    /// the same process, entered elsewhere.
+    UnlessForwardedBy(Vec<crate::client::Network>),
+}
+
+impl Edge {
+    fn entered_here(&self, request: &Request) -> bool {
+        match self {
+            Edge::Always => true,
+            Edge::UnlessForwardedBy(trusted) => {
+                let forwarded = request.headers().contains_key(crate::client::FORWARDED_FOR);
+                // No socket: the gateway of this very process called in (embedded mode).
+                let by_trusted = match crate::client::peer(request) {
+                    Some(peer) => trusted.iter().any(|n| n.contains(peer)),
+                    None => true,
+                };
+                !(forwarded && by_trusted)
+            }
+        }
+    }
+}
+
+/// The level of a finished request's access line.
+fn access_level(access: AccessLog, probe: bool, entered_here: bool, status: u16) -> tracing::Level {
+    if status >= 500 {
+        return tracing::Level::WARN;
+    }
+    if probe {
+        return tracing::Level::DEBUG;
+    }
+    let info = match access {
+        AccessLog::EveryHop => true,
+        AccessLog::Edge => entered_here,
+        AccessLog::Errors => false,
+    };
+    if info { tracing::Level::INFO } else { tracing::Level::DEBUG }
 }
 
 pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Request, next: Next) -> Response {
@@ -111,6 +161,7 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
     let incoming =
         request.headers().get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
     let probe = is_probe(request.uri().path());
+    let entered_here = state.edge.entered_here(&request);
 
     let span = tracing::info_span!(
         "request",
@@ -176,14 +227,10 @@ pub async fn observe(State(state): State<Arc<ObserveState>>, mut request: Reques
     if let Some(upstream) = upstream {
         medcov_telemetry::set_attribute(&span, "medcov.upstream", upstream);
     }
-    span.in_scope(|| {
-        if probe {
-            tracing::debug!(target: "medcov::access", "request finished");
-        } else if status >= 500 {
-            tracing::warn!(target: "medcov::access", "request finished");
-        } else {
-            tracing::info!(target: "medcov::access", "request finished");
-        }
+    span.in_scope(|| match access_level(state.access, probe, entered_here, status) {
+        tracing::Level::WARN => tracing::warn!(target: "medcov::access", "request finished"),
+        tracing::Level::INFO => tracing::info!(target: "medcov::access", "request finished"),
+        _ => tracing::debug!(target: "medcov::access", "request finished"),
     });
 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -235,6 +282,27 @@ mod tests {
         }
         for path in ["/patients", "/api/hospital/health/ready", "/metrics/x", "/"] {
             assert!(!is_probe(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn access_lines_are_at_info_where_the_request_entered_failures_always_at_warn() {
+        use tracing::Level;
+        // (setting, probe, entered here, status) → level
+        let table = [
+            (AccessLog::Edge, false, true, 200, Level::INFO),
+            (AccessLog::Edge, false, false, 200, Level::DEBUG),
+            (AccessLog::Edge, false, false, 404, Level::DEBUG),
+            (AccessLog::Edge, false, false, 503, Level::WARN),
+            (AccessLog::Edge, true, true, 200, Level::DEBUG),
+            (AccessLog::Edge, true, true, 503, Level::WARN),
+            (AccessLog::EveryHop, false, false, 200, Level::INFO),
+            (AccessLog::EveryHop, true, false, 200, Level::DEBUG),
+            (AccessLog::Errors, false, true, 422, Level::DEBUG),
+            (AccessLog::Errors, false, true, 500, Level::WARN),
+        ];
+        for (access, probe, entered, status, want) in table {
+            assert_eq!(access_level(access, probe, entered, status), want, "{access:?} {probe} {entered} {status}");
         }
     }
 

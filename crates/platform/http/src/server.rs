@@ -32,16 +32,18 @@ use utoipa_axum::routes;
 
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::observe::{ObserveState, capture_route, observe};
+use crate::observe::{AccessLog, Edge, ObserveState, capture_route, observe};
 use crate::problem::{ApiError, Problem};
 
-/// Limits applied to every request.
+/// Limits applied to every request, and what is logged of it.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// The largest total size of a request's header names and values; more is 431.
     pub header_limit_bytes: usize,
     pub request_timeout: Duration,
+    /// Which requests get an access line at info (`log.access`).
+    pub access_log: AccessLog,
 }
 
 impl From<&medcov_config::HttpConfig> for HttpSettings {
@@ -50,6 +52,7 @@ impl From<&medcov_config::HttpConfig> for HttpSettings {
             body_limit_bytes: config.body_limit_bytes,
             header_limit_bytes: config.header_limit_bytes,
             request_timeout: config.request_timeout(),
+            access_log: AccessLog::default(),
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct ServiceHttp {
     /// Whether `/metrics` is served on the service's own port. The gateway's port is public:
     /// its metrics are on its internal listener ([`ServiceHttp::internal_router`]).
     pub metrics_on_port: bool,
+    /// Whether requests enter MedCov here (the gateway) or may come through a proxy.
+    pub edge: Edge,
 }
 
 /// State of the operational endpoints.
@@ -84,7 +89,12 @@ impl ServiceHttp {
         let ops = ops.with_state(Ops { health: self.health.clone(), metrics: self.metrics.clone() });
         let (router, openapi) = api.merge(ops).split_for_parts();
         let document = bytes::Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
-        let observe_state = Arc::new(ObserveState { service: self.service, metrics: self.metrics.clone() });
+        let observe_state = Arc::new(ObserveState {
+            service: self.service,
+            metrics: self.metrics.clone(),
+            access: self.settings.access_log,
+            edge: self.edge.clone(),
+        });
         router
             .route(
                 "/openapi.json",
@@ -237,8 +247,14 @@ mod tests {
             service: "test",
             metrics: Metrics::new("test"),
             health: Health::new("test", vec![]),
-            settings: HttpSettings { body_limit_bytes, header_limit_bytes: 16 * 1024, request_timeout },
+            settings: HttpSettings {
+                body_limit_bytes,
+                header_limit_bytes: 16 * 1024,
+                request_timeout,
+                access_log: AccessLog::Edge,
+            },
             metrics_on_port: true,
+            edge: Edge::UnlessForwardedBy(Vec::new()),
         };
         let api = OpenApiRouter::new()
             .route("/hospitals", post(|Json(h): Json<Hospital>| async move { Json(h) }))

@@ -375,8 +375,13 @@ async fn start_one(
         service: name.as_str(),
         metrics: metrics.clone(),
         health: health.clone(),
-        settings: HttpSettings::from(&config.http),
+        settings: HttpSettings { access_log: config.log.access, ..HttpSettings::from(&config.http) },
         metrics_on_port: internal.is_none(),
+        edge: if name == ServiceName::Gateway {
+            medcov_http::observe::Edge::Always
+        } else {
+            medcov_http::observe::Edge::UnlessForwardedBy(medcov_http::client::trusted(&config.http))
+        },
     };
     let router = kit.router(api.router);
     let internal_addr = match internal {

@@ -23,7 +23,7 @@ impl SpanExporter for Memory {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_in_a_span_are_client_spans_named_by_kind_and_table() {
     let memory = Memory::default();
-    let log = LogConfig { format: LogFormat::Pretty, level: "info".into() };
+    let log = LogConfig { format: LogFormat::Pretty, level: "info".into(), ..Default::default() };
     let guard = medcov_telemetry::install(&log, 1.0, "medcov-test", Some(memory.clone())).expect("installed");
     medcov_telemetry::db::register("hospital", "sqlite");
 

@@ -93,7 +93,7 @@ async fn reply(service: &HospitalService, envelope: &Envelope) -> Result<(), Str
     let actor = medcov_runtime::event_actor(envelope);
     let handled = service.registration_reply(envelope, &actor).await.map_err(|e| e.to_string())?;
     match &handled {
-        Handled::Completed(saga) => tracing::info!(saga = %saga.id, "patient registration saga completed"),
+        Handled::Completed(saga) => tracing::debug!(saga = %saga.id, "patient registration saga completed"),
         // The reason stays in the saga (`GET /sagas/{id}`), out of the log.
         Handled::Compensated { saga, .. } => tracing::info!(saga = %saga.id, "patient registration saga compensated"),
         _ => {}

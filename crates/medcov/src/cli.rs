@@ -60,7 +60,8 @@ pub enum Command {
     Admin(AdminCommand),
     /// The event bus: consumer groups, dead letters, replay (Redis when `redis.url` is set,
     /// otherwise `bus.db` in the data folder). The same operations are in each service's API
-    /// under `/events`.
+    /// under `/events`. Results go to standard output (JSON for lists), logs to standard
+    /// error; an unknown stream or group is an error.
     #[command(subcommand)]
     Events(EventsCommand),
     /// Print the version.
@@ -106,7 +107,9 @@ pub enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// Every consumer group of a stream with its pending, lag and dead-letter counts.
+    /// Every consumer group of a stream with its pending, lag and dead-letter counts, and
+    /// whether the bus has it (a group a service reads the stream with is listed even while
+    /// the bus has lost it).
     Groups {
         /// The stream: the emitting service (hospital, insurance, billing).
         #[arg(long)]
@@ -144,7 +147,7 @@ pub enum EventsCommand {
     },
     /// Publish a service's event log again from a time; consumers skip what they handled.
     Replay {
-        /// hospital or insurance.
+        /// The emitting service: hospital, insurance or billing.
         #[arg(long)]
         service: medcov_config::ServiceName,
         /// RFC 3339, e.g. 2026-11-01T00:00:00Z.
@@ -232,17 +235,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(command) => {
             let config = Config::load(cli.config.as_deref())?;
-            let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-admin")?;
+            let _telemetry = medcov_telemetry::init_command(&config.log, &config.telemetry, "medcov-admin")?;
             runtime()?.block_on(admin(&config, command))
         }
         Command::Events(command) => {
             let config = Config::load(cli.config.as_deref())?;
-            let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-events")?;
+            let _telemetry = medcov_telemetry::init_command(&config.log, &config.telemetry, "medcov-events")?;
             runtime()?.block_on(events(&config, command))
         }
         Command::Migrate { target } => {
             let config = Config::load(cli.config.as_deref())?;
-            let _telemetry = medcov_telemetry::init(&config.log, &config.telemetry, "medcov-migrate")?;
+            let _telemetry = medcov_telemetry::init_command(&config.log, &config.telemetry, "medcov-migrate")?;
             runtime()?.block_on(crate::migrate(&config, &target))
         }
         Command::Serve { target } => {
@@ -275,20 +278,54 @@ fn parse_scope(text: &str) -> anyhow::Result<medcov_security::Scope> {
     }
 }
 
+/// The stream named `stream`: an emitting service's. Anything else is an error naming them.
+fn stream_named(stream: &str) -> anyhow::Result<medcov_runtime::ServiceSpec> {
+    let services = crate::services();
+    match services.iter().find(|s| s.outbox && s.name.as_str() == stream) {
+        Some(spec) => Ok(*spec),
+        None => {
+            let streams: Vec<&str> = services.iter().filter(|s| s.outbox).map(|s| s.name.as_str()).collect();
+            anyhow::bail!("there is no stream `{stream}`; the streams are {}", streams.join(", "))
+        }
+    }
+}
+
+/// The groups the services read `stream` with (declared in their specs).
+fn readers_of(stream: &str) -> Vec<&'static str> {
+    crate::services().iter().filter(|s| s.consumes.contains(&stream)).map(|s| s.name.as_str()).collect()
+}
+
+/// Fails unless `group` reads `stream`: a service reads it so, or the bus has the group.
+async fn check_group(bus: &dyn medcov_bus::Bus, stream: &str, group: &str) -> anyhow::Result<()> {
+    let mut groups: Vec<String> = bus.groups(stream).await?;
+    groups.extend(readers_of(stream).into_iter().map(str::to_owned));
+    groups.sort();
+    groups.dedup();
+    anyhow::ensure!(
+        groups.iter().any(|g| g == group),
+        "no consumer group `{group}` reads the {stream} stream; its groups are {}",
+        groups.join(", ")
+    );
+    Ok(())
+}
+
 async fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
     let redis = medcov_runtime::RedisHandle::from_config(&config.redis)?;
     let bus = medcov_runtime::bus(config, redis.as_ref()).await?;
     let show = |value: &dyn erased::Show| println!("{}", value.json());
     match command {
         EventsCommand::Groups { stream } => {
-            let mut groups = Vec::new();
-            for group in bus.groups(&stream).await? {
-                groups.push(bus.stats(&stream, &group).await?);
-            }
-            show(&groups);
+            stream_named(&stream)?;
+            show(&medcov_runtime::events::groups_of(bus.as_ref(), &stream, &readers_of(&stream)).await?);
         }
-        EventsCommand::DeadLetters { stream, group } => show(&bus.dead_letters(&stream, &group).await?),
+        EventsCommand::DeadLetters { stream, group } => {
+            stream_named(&stream)?;
+            check_group(bus.as_ref(), &stream, &group).await?;
+            show(&bus.dead_letters(&stream, &group).await?)
+        }
         EventsCommand::Retry { stream, group, id, all } => {
+            stream_named(&stream)?;
+            check_group(bus.as_ref(), &stream, &group).await?;
             let ids: Vec<String> = match (id, all) {
                 (Some(id), _) => vec![id],
                 (None, _) => bus.dead_letters(&stream, &group).await?.into_iter().map(|d| d.id).collect(),
@@ -301,15 +338,15 @@ async fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
         }
         EventsCommand::Discard { stream, group, id, reason } => {
             anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why");
+            stream_named(&stream)?;
+            check_group(bus.as_ref(), &stream, &group).await?;
             bus.discard(&stream, &group, &id, reason.trim()).await?;
             println!("discarded {id}");
         }
         EventsCommand::Replay { service, since, event_type } => {
-            use medcov_config::ServiceName;
-            let migrations = match service {
-                ServiceName::Hospital => medcov_hospital::store::MIGRATIONS,
-                ServiceName::Insurance => medcov_insurance::store::MIGRATIONS,
-                other => anyhow::bail!("the {other} service keeps no event log"),
+            let spec = stream_named(service.as_str())?;
+            let Some(migrations) = spec.migrations else {
+                anyhow::bail!("the {service} service keeps no event log");
             };
             let since = time::OffsetDateTime::parse(&since, &time::format_description::well_known::Rfc3339)
                 .with_context(|| {

@@ -17,14 +17,14 @@ const DOC: &str = include_str!("../../../../docs/authorization.md");
 
 /// Who may call a route, as the table says.
 #[derive(Debug, Clone, PartialEq)]
-enum MayCall {
+pub(crate) enum MayCall {
     Public,
     SignedIn,
     Roles(Vec<String>),
 }
 
 /// (service, method, path) → rule, read from the table.
-fn table() -> BTreeMap<(String, String, String), MayCall> {
+pub(crate) fn table() -> BTreeMap<(String, String, String), MayCall> {
     let mut rows = BTreeMap::new();
     for line in DOC.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| service") && !l.starts_with("| scope"))
     {

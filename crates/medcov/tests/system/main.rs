@@ -23,6 +23,10 @@
 //! - `patients`: hospitals and patients: registration, duplicates, search, changes, history,
 //!   access log, outbox, tenant scope and concurrency.
 //! - `readiness`: PostgreSQL going away and coming back, seen through `/health/ready`.
+//! - `faults_redis`: a Redis of the test's own killed under load (no latency, no failed
+//!   request) and brought back empty (groups created again, lost events relayed again, one
+//!   invoice per encounter); the `events` command's output and errors; PostgreSQL without
+//!   Redis refusing to split the services that exchange events.
 //! - `authorization`: every route × every kind of caller, against docs/authorization.md.
 //! - `billing`: encounters invoiced through the bus (once), payments under Idempotency-Keys
 //!   (also in parallel), credit, reconciliation, and the insurer's adjudication splitting an
@@ -30,6 +34,8 @@
 //! - `revocation`: logout, reuse, deactivation, password and role changes end tokens everywhere.
 //! - `secrets`: the data folder's modes and the signing keys sealed at rest.
 //! - `browser`: Swagger UI in headless Chromium, under its Content-Security-Policy.
+//! - `contract`: every OpenAPI document valid under an independent validator, one schema name
+//!   one meaning in the merged document, the bearer requirement and problem answers declared.
 //! - `binary`: the `medcov` binary: CLI, start-up, SIGTERM.
 //! - `backup`: `medcov admin backup` under write load and `restore` into a new folder.
 //! - `observability`: every `/metrics` through promtool in both modes, dashboards and alerts
@@ -48,9 +54,11 @@ mod backup;
 mod billing;
 mod binary;
 mod browser;
+mod contract;
 mod edge;
 mod events;
 mod faults_postgres;
+mod faults_redis;
 mod insurance;
 mod keys_per_caller;
 mod mesh;

@@ -22,6 +22,8 @@ struct Fake {
     hits: Arc<AtomicUsize>,
     /// When set, its answers allow a stale copy for this many seconds.
     stale_if_error: Arc<AtomicU64>,
+    /// When set, its answers may be cached this many seconds, under the tag `fake`.
+    max_age: Arc<AtomicU64>,
 }
 
 impl Fake {
@@ -45,6 +47,11 @@ impl Fake {
                     if stale > 0 {
                         let value = format!("private, no-cache, stale-if-error={stale}");
                         headers.insert("cache-control", value.parse().expect("header"));
+                    }
+                    let max_age = state.max_age.load(Ordering::SeqCst);
+                    if max_age > 0 {
+                        headers.insert("cache-control", format!("max-age={max_age}").parse().expect("header"));
+                        headers.insert("cache-tag", "fake".parse().expect("header"));
                     }
                     (status, headers, axum::Json(json!({ "from": "fake", "hit": state.hits.load(Ordering::SeqCst) })))
                 }
@@ -265,14 +272,16 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     // A steady stream of reads from four clients (of patients: never answered from the
     // gateway's cache).
     let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (gateway, token, stop) = (gateway.clone(), token.clone(), stop.clone());
+        let (gateway, token, stop, total) = (gateway.clone(), token.clone(), stop.clone(), total.clone());
         clients.push(tokio::spawn(async move {
             let (mut served, mut failed) = (0usize, Vec::new());
             while !stop.load(Ordering::SeqCst) {
                 let (status, _, body) =
                     gateway.call(Method::GET, "/api/hospital/patients?limit=5", Some(&token), None).await;
+                total.fetch_add(1, Ordering::SeqCst);
                 if status == 200 { served += 1 } else { failed.push(format!("{status} {body}")) }
             }
             (served, failed)
@@ -312,6 +321,8 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     })
     .await;
 
+    // A steady stream however quickly the restart came back (a slow machine serves fewer).
+    until("the clients to send 200 reads", PATIENCE, async || total.load(Ordering::SeqCst) > 200).await;
     stop.store(true, Ordering::SeqCst);
     let (mut served, mut failed) = (0, Vec::new());
     for client in clients {
@@ -405,4 +416,69 @@ async fn the_gateway_caches_marked_answers_per_audience_and_stands_in_with_stale
     let metrics = app.metrics(ServiceName::Gateway).await;
     assert_eq!(sample(&metrics, "gateway_cache_total", &["result=\"stale\""]), Some(1.0));
     assert!(sample(&metrics, "gateway_cache_total", &["result=\"hit\""]).unwrap_or(0.0) >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_requests_in_flight_share_one_call_to_the_service() {
+    let env = TestEnv::embedded().await;
+    let (fake, url) = Fake::start().await;
+    let (app, admin, _) = gateway_with(&env, &url, "").await;
+    fake.max_age.store(60, Ordering::SeqCst);
+    // The first call learns the answer's tags; from then on it may be kept.
+    let (status, headers, _) = app.call(Method::GET, "/api/billing/prices", Some(&admin), None).await;
+    assert_eq!((status, headers.get("x-cache").and_then(|v| v.to_str().ok())), (200, Some("MISS")));
+    // A slow service, and 30 clients asking at once.
+    fake.delay_ms.store(300, Ordering::SeqCst);
+    let before = fake.hits();
+    let asks = (0..30).map(|_| app.call(Method::GET, "/api/billing/prices", Some(&admin), None));
+    let answers = futures::future::join_all(asks).await;
+    let mut how = std::collections::BTreeMap::<String, usize>::new();
+    for (status, headers, body) in &answers {
+        assert_eq!(status, &200, "{body}");
+        assert_eq!(body["hit"], json!(before + 1), "every client got the one answer");
+        let x_cache = headers.get("x-cache").map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default();
+        *how.entry(x_cache).or_default() += 1;
+    }
+    assert_eq!(fake.hits() - before, 1, "one call for 30 identical requests ({how:?})");
+    assert_eq!(how.get("MISS"), Some(&1), "{how:?}");
+    // The shared answer was also stored.
+    let (_, headers, _) = app.call(Method::GET, "/api/billing/prices", Some(&admin), None).await;
+    assert_eq!(headers.get("x-cache").and_then(|v| v.to_str().ok()), Some("HIT"));
+    let metrics = app.metrics(ServiceName::Gateway).await;
+    assert!(sample(&metrics, "gateway_cache_total", &["result=\"shared\""]).unwrap_or(0.0) >= 1.0, "counted");
+}
+
+/// How many times the hospital service answered a GET of its directory.
+async fn directory_loads(app: &App) -> f64 {
+    let metrics = app.metrics(ServiceName::Hospital).await;
+    sample(&metrics, "http_server_requests_total", &["method=\"GET\"", "route=\"/hospitals\"", "status_class=\"2xx\""])
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_answer_asked_for_by_many_at_once_costs_one_load() {
+    let env = TestEnv::embedded().await;
+    let world = World::start(&env).await;
+    let (app, admin) = (&world.app, world.admin.clone());
+    let hospital = |code: &str| json!({"name": format!("{code} Hospital"), "code": code, "timezone": "Africa/Nairobi", "currency": "KES"});
+    assert_eq!(app.call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(hospital("NRB"))).await.0, 201);
+    // Learn the directory's tags, then store it.
+    for _ in 0..2 {
+        assert_eq!(app.call(Method::GET, "/api/hospital/hospitals", Some(&admin), None).await.0, 200);
+    }
+    // A write invalidates the entry; then 60 clients ask at once.
+    assert_eq!(app.call(Method::POST, "/api/hospital/hospitals", Some(&admin), Some(hospital("MSA"))).await.0, 201);
+    let before = directory_loads(app).await;
+    let asks = (0..60).map(|_| app.call(Method::GET, "/api/hospital/hospitals", Some(&admin), None));
+    let answers = futures::future::join_all(asks).await;
+    let mut how = std::collections::BTreeMap::<String, usize>::new();
+    for (status, headers, body) in &answers {
+        assert_eq!((*status, body.as_array().map(Vec::len)), (200, Some(2)), "every answer is after the write: {body}");
+        let x_cache = headers.get("x-cache").map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default();
+        *how.entry(x_cache).or_default() += 1;
+    }
+    let loads = directory_loads(app).await - before;
+    assert_eq!(loads, 1.0, "one load for 60 identical requests ({how:?})");
+    assert_eq!(how.get("MISS"), Some(&1), "{how:?}");
+    world.stop().await;
 }

@@ -15,9 +15,16 @@
 //!
 //! Delivery is at least once: handlers must be idempotent, by recording each event in the
 //! [`inbox`](crate::inbox) in the same transaction as their effect.
+//!
+//! A group that is gone (Redis restarted empty answers `NOGROUP`) is created again at once,
+//! from the beginning of what the stream holds now; the relays publish again what the bus lost
+//! ([`relay::recover`](crate::relay::recover)) and the inbox skips what was handled already.
+//! While the bus fails the loop waits at most a second between tries, so events flow again
+//! within a second or two of its return. [`ConsumerHealth`] tells whether the consumer is
+//! consuming, for readiness and the `events_consumer_up` gauge.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -70,12 +77,16 @@ impl ConsumerConfig {
     }
 }
 
-/// Where a consumer counts what it does (the service's registry; no-ops by default).
+/// Where a consumer counts what it does (the service's registry; no-ops by default), and says
+/// whether it is consuming.
 #[derive(Clone)]
 pub struct ConsumerMetrics {
     pub handled: metrics::Counter,
     pub retried: metrics::Counter,
     pub dead: metrics::Counter,
+    /// 1 while the consumer is consuming (its last turn on the bus succeeded), 0 while it fails.
+    pub up: metrics::Gauge,
+    pub health: Arc<ConsumerHealth>,
 }
 
 impl Default for ConsumerMetrics {
@@ -84,9 +95,53 @@ impl Default for ConsumerMetrics {
             handled: metrics::Counter::noop(),
             retried: metrics::Counter::noop(),
             dead: metrics::Counter::noop(),
+            up: metrics::Gauge::noop(),
+            health: Arc::default(),
         }
     }
 }
+
+/// Whether a consumer is consuming: since when its turns fail, and why.
+#[derive(Debug, Default)]
+pub struct ConsumerHealth {
+    state: Mutex<HealthState>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    failing_since: Option<Instant>,
+    last_error: Option<String>,
+}
+
+impl ConsumerHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ok(&self, counters: &ConsumerMetrics) {
+        let mut state = self.lock();
+        state.failing_since = None;
+        state.last_error = None;
+        counters.up.set(1.0);
+    }
+
+    fn failed(&self, counters: &ConsumerMetrics, error: &str) {
+        let mut state = self.lock();
+        state.failing_since.get_or_insert_with(Instant::now);
+        state.last_error = Some(error.to_owned());
+        counters.up.set(0.0);
+    }
+
+    /// `None` while consuming (or not started yet); otherwise how long its group could not be
+    /// created or its turns have failed, and the last error.
+    pub fn not_consuming(&self) -> Option<(Duration, String)> {
+        let state = self.lock();
+        state.failing_since.map(|since| (since.elapsed(), state.last_error.clone().unwrap_or_default()))
+    }
+}
+
+/// The longest pause between two tries while the bus fails.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// What one turn did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,8 +247,8 @@ async fn turn_counted(
 }
 
 /// Runs a consumer until `shutdown`: creates its group, then takes turns. Bus errors (Redis
-/// away, say) are logged and retried after a pause; they lose nothing, since unacknowledged
-/// entries stay pending.
+/// away, say) are logged once and retried after a pause of at most a second; they lose
+/// nothing, since unacknowledged entries stay pending. A group found missing is created again.
 pub async fn run(
     bus: Arc<dyn Bus>,
     config: ConsumerConfig,
@@ -201,36 +256,53 @@ pub async fn run(
     counters: ConsumerMetrics,
     shutdown: CancellationToken,
 ) {
+    let health = counters.health.clone();
     let mut pause = Duration::from_millis(100);
+    let mut failing = false;
+    // Whether the group is known to exist (false at start, and after a NOGROUP).
+    let mut grouped = false;
     while !shutdown.is_cancelled() {
-        match bus.create_group(&config.stream, &config.group, config.start).await {
-            Ok(()) => break,
-            Err(error) => {
-                tracing::warn!(stream = %config.stream, group = %config.group, %error, "cannot create the consumer group yet");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    pause = Duration::from_millis(100);
-    while !shutdown.is_cancelled() {
-        // A turn's handlers are never cut off: they finish and acknowledge what they handled.
-        // Only its wait for new entries ends with the shutdown.
-        let step = turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters, &shutdown).await;
+        let step = if grouped {
+            // A turn's handlers are never cut off: they finish and acknowledge what they
+            // handled. Only its wait for new entries ends with the shutdown.
+            turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters, &shutdown).await.map(|_| ())
+        } else {
+            bus.create_group(&config.stream, &config.group, config.start).await
+        };
         match step {
-            Ok(_) => pause = Duration::from_millis(100),
-            Err(error) => {
-                tracing::warn!(stream = %config.stream, group = %config.group, %error, "the bus failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(pause) => {}
+            Ok(()) => {
+                health.ok(&counters);
+                if failing {
+                    tracing::info!(stream = %config.stream, group = %config.group, "the consumer consumes again");
+                    failing = false;
                 }
-                pause = (pause * 2).min(Duration::from_secs(5));
+                grouped = true;
+                pause = Duration::from_millis(100);
+                continue;
+            }
+            Err(error) if grouped && error.is_missing_group() => {
+                // The bus lost the group (Redis restarted empty): create it again right away.
+                tracing::warn!(stream = %config.stream, group = %config.group, %error,
+                    "the consumer group is gone (the bus lost its data?); creating it again");
+                health.failed(&counters, &error.to_string());
+                grouped = false;
+                continue;
+            }
+            Err(error) => {
+                health.failed(&counters, &error.to_string());
+                if !failing {
+                    let what =
+                        if grouped { "the bus failed; retrying" } else { "cannot create the consumer group yet" };
+                    tracing::warn!(stream = %config.stream, group = %config.group, %error, "{what}");
+                    failing = true;
+                }
             }
         }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_PAUSE);
     }
     tracing::info!(stream = %config.stream, group = %config.group, "consumer stopped");
 }

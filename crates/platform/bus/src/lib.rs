@@ -150,6 +150,20 @@ pub enum BusError {
     Malformed(String),
     #[error("no dead letter {0}")]
     NoSuchDeadLetter(String),
+    #[error("no consumer group {group} on stream {stream}")]
+    NoSuchGroup { stream: String, group: String },
+}
+
+impl BusError {
+    /// Whether the group (or its whole stream) is not there: never created, or lost with the
+    /// bus's data (Redis restarted empty answers `NOGROUP`). A consumer creates it again.
+    pub fn is_missing_group(&self) -> bool {
+        match self {
+            BusError::NoSuchGroup { .. } => true,
+            BusError::Redis(error) => error.code() == Some("NOGROUP"),
+            _ => false,
+        }
+    }
 }
 
 pub type BusResult<T> = Result<T, BusError>;
@@ -226,4 +240,16 @@ pub trait Bus: Send + Sync {
     /// Drops entries every group has acknowledged, never one still pending or undelivered;
     /// returns how many were dropped.
     fn trim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<u64>>;
+
+    /// The stream's epoch: a random id the bus keeps beside the stream and makes anew when it
+    /// finds none. A different epoch than before means the bus lost the stream with its groups
+    /// and entries (Redis restarted empty, a failover to an empty replica, `bus.db` deleted):
+    /// the relay then publishes again what the bus may have lost ([`relay::recover`]).
+    fn epoch<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<String>>;
+
+    /// When the oldest entry some group may still need was added, by the bus's clock: a
+    /// group's oldest pending entry, or else the last one it was given (what trimming keeps).
+    /// Whatever was published before it has been handled by every group. `None` when no group
+    /// reads the stream.
+    fn needed_since<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<Option<OffsetDateTime>>>;
 }

@@ -74,6 +74,30 @@ impl RedisBus {
         Ok(self.client.dedicated(block.max(Duration::from_secs(30)) + Duration::from_secs(5)).await?)
     }
 
+    /// The oldest entry any group of the stream at `key` may still need: per group, its oldest
+    /// pending entry, or else the last one it was given (what follows it is undelivered).
+    /// `None` without a stream or a group.
+    async fn threshold(&self, key: &str) -> BusResult<Option<(u64, u64)>> {
+        let mut connection = self.connection.clone();
+        let exists: bool = redis::cmd("EXISTS").arg(key).query_async(&mut connection).await?;
+        if !exists {
+            return Ok(None);
+        }
+        let groups: StreamInfoGroupsReply =
+            redis::cmd("XINFO").arg("GROUPS").arg(key).query_async(&mut connection).await?;
+        let mut threshold: Option<(u64, u64)> = None;
+        for group in &groups.groups {
+            let summary: (u64, Option<String>, Option<String>, Value) =
+                redis::cmd("XPENDING").arg(key).arg(&group.name).query_async(&mut connection).await?;
+            let keep_from = match summary {
+                (count, Some(oldest), _, _) if count > 0 => id_key(&oldest),
+                _ => id_key(&group.last_delivered_id),
+            };
+            threshold = Some(threshold.map_or(keep_from, |t| t.min(keep_from)));
+        }
+        Ok(threshold)
+    }
+
     /// The delivery count of one pending entry.
     async fn deliveries(&self, key: &str, group: &str, entry: &str) -> BusResult<u64> {
         let reply: StreamPendingCountReply = redis::cmd("XPENDING")
@@ -418,25 +442,7 @@ impl Bus for RedisBus {
         Box::pin(async move {
             let key = self.key(stream);
             let mut connection = self.connection.clone();
-            let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut connection).await?;
-            if !exists {
-                return Ok(0);
-            }
-            let groups: StreamInfoGroupsReply =
-                redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut connection).await?;
-            // Per group: its oldest pending entry, or else the last one it was given (kept; what
-            // follows it has not been delivered).
-            let mut threshold: Option<(u64, u64)> = None;
-            for group in &groups.groups {
-                let summary: (u64, Option<String>, Option<String>, Value) =
-                    redis::cmd("XPENDING").arg(&key).arg(&group.name).query_async(&mut connection).await?;
-                let keep_from = match summary {
-                    (count, Some(oldest), _, _) if count > 0 => id_key(&oldest),
-                    _ => id_key(&group.last_delivered_id),
-                };
-                threshold = Some(threshold.map_or(keep_from, |t| t.min(keep_from)));
-            }
-            let Some((ms, seq)) = threshold else {
+            let Some((ms, seq)) = self.threshold(&key).await? else {
                 return Ok(0);
             };
             let dropped: u64 = redis::cmd("XTRIM")
@@ -446,6 +452,36 @@ impl Bus for RedisBus {
                 .query_async(&mut connection)
                 .await?;
             Ok(dropped)
+        })
+    }
+
+    fn epoch<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<String>> {
+        Box::pin(async move {
+            // Beside the stream (its hash tag): on a cluster, lost with it.
+            let key = format!("{}:epoch", self.key(stream));
+            let fresh = uuid::Uuid::now_v7().to_string();
+            let (epoch,): (String,) = redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(&key)
+                .arg(fresh)
+                .arg("NX")
+                .ignore()
+                .cmd("GET")
+                .arg(&key)
+                .query_async(&mut self.connection.clone())
+                .await?;
+            Ok(epoch)
+        })
+    }
+
+    fn needed_since<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<Option<OffsetDateTime>>> {
+        Box::pin(async move {
+            let threshold = self.threshold(&self.key(stream)).await?;
+            Ok(threshold.map(|(ms, _)| {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            }))
         })
     }
 }

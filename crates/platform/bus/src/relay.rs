@@ -5,6 +5,19 @@
 //! rows wait) and a crash between publishing and marking publishes the row again (consumers
 //! deduplicate by event id). On PostgreSQL several relays may run at once: each takes a batch
 //! with `FOR UPDATE SKIP LOCKED`. On SQLite one relay runs per database.
+//!
+//! # When the bus loses what it took
+//!
+//! Published is not consumed: Redis restarted without persistence (or a failover to an empty
+//! replica) loses the stream, its groups and the entries no group had handled yet. The outbox
+//! is the source of truth, so the relay puts them back: before each batch it reads the
+//! stream's epoch ([`Bus::epoch`]), which the bus makes anew when it finds none, and compares
+//! it with the one recorded in the service's database (`medcov_meta`, `bus_epoch`). A new
+//! epoch means a loss: [`recover`] marks unpublished again every row published since the
+//! stream's last known settled point (`bus_settled_before`, which [`record_settled`] keeps
+//! up to date from [`Bus::needed_since`], a minute early for clock differences), and the relay
+//! publishes them again, oldest first. Consumers skip those they handled already (inboxes).
+//! Of several relays seeing the change, one (the one that swaps the recorded epoch) does it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +31,15 @@ use uuid::Uuid;
 
 use crate::tables::{postgres, sqlite};
 use crate::{Bus, BusError, Envelope};
+
+/// Where the relay records the epoch of the stream it publishes to.
+const EPOCH: &str = "bus_epoch";
+/// Where the settled point is recorded (RFC 3339): rows published before it were handled by
+/// every consumer group.
+const SETTLED: &str = "bus_settled_before";
+/// How much earlier than the bus says the settled point is taken: the bus's clock (Redis's)
+/// and this process's may differ.
+const CLOCK_MARGIN: time::Duration = time::Duration::seconds(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -135,8 +157,86 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
     }
 }
 
+/// Checks that the bus still holds the stream `known` names (its epoch, as last seen; `None` at
+/// start). When the bus has a new epoch and the database recorded another, the bus lost its
+/// data: rows published since the settled point are marked unpublished, to be relayed again.
+/// Returns how many, when this call did it.
+pub async fn recover(
+    db: &Database,
+    bus: &dyn Bus,
+    stream: &str,
+    known: &mut Option<String>,
+) -> Result<Option<u64>, RelayError> {
+    let current = bus.epoch(stream).await?;
+    if known.as_deref() == Some(current.as_str()) {
+        return Ok(None);
+    }
+    macro_rules! on {
+        ($tables:ident, $tx:expr) => {{
+            let mut tx = $tx;
+            let recorded = $tables::outbox::meta(&mut *tx, EPOCH).await?;
+            let outcome = match recorded.as_deref() {
+                // The first start on this database, or another relay saw the change first.
+                None => {
+                    $tables::outbox::swap_meta(&mut *tx, EPOCH, None, &current).await?;
+                    None
+                }
+                Some(recorded) if recorded == current => None,
+                Some(recorded) => {
+                    if $tables::outbox::swap_meta(&mut *tx, EPOCH, Some(recorded), &current).await? {
+                        let settled = $tables::outbox::meta(&mut *tx, SETTLED).await?.and_then(|text| {
+                            OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()
+                        });
+                        let again = $tables::outbox::unpublish_since(&mut *tx, settled).await?;
+                        let since = settled.map(|t| t.to_string()).unwrap_or_else(|| "the first event".to_owned());
+                        tracing::warn!(stream, events = again, %since,
+                            "the bus lost its data (a new epoch: Redis restarted empty?); relaying again what it may have lost");
+                        Some(again)
+                    } else {
+                        None
+                    }
+                }
+            };
+            tx.commit().await.map_err(StoreError::from)?;
+            outcome
+        }};
+    }
+    let outcome = match db {
+        Database::Postgres(pool) => on!(postgres, pool.begin().await.map_err(StoreError::from)?),
+        Database::Sqlite(pool) => on!(sqlite, medcov_store::sqlite::begin_write(pool).await.map_err(StoreError::from)?),
+    };
+    *known = Some(current);
+    Ok(outcome)
+}
+
+/// Records, in the service's database, the point before which the bus says every group has
+/// handled the stream (less a margin for clocks): what [`recover`] relays again from. Only
+/// while the bus's epoch is the one recorded, before and after asking: a bus that lost its
+/// data (and whose loss the relay has not handled yet) would give a point that means nothing.
+pub async fn record_settled(db: &Database, bus: &dyn Bus, stream: &str) -> Result<(), RelayError> {
+    let before = bus.epoch(stream).await?;
+    let Some(needed) = bus.needed_since(stream).await? else { return Ok(()) };
+    let after = bus.epoch(stream).await?;
+    let recorded = match db {
+        Database::Postgres(pool) => postgres::outbox::meta(pool, EPOCH).await?,
+        Database::Sqlite(pool) => sqlite::outbox::meta(pool, EPOCH).await?,
+    };
+    if before != after || recorded.as_deref() != Some(after.as_str()) {
+        return Ok(());
+    }
+    let settled = (needed - CLOCK_MARGIN)
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| RelayError::Bus(BusError::Malformed(e.to_string())))?;
+    match db {
+        Database::Postgres(pool) => postgres::outbox::set_meta(pool, SETTLED, &settled).await?,
+        Database::Sqlite(pool) => sqlite::outbox::set_meta(pool, SETTLED, &settled).await?,
+    }
+    Ok(())
+}
+
 /// Relays until `shutdown`, polling every `interval` when the outbox is empty and backing off
-/// while the bus or the database fails.
+/// (up to a second) while the bus or the database fails. Before each batch it checks that the
+/// bus did not lose what it took ([`recover`]).
 pub async fn run(
     service: &'static str,
     db: Database,
@@ -147,8 +247,13 @@ pub async fn run(
 ) {
     let mut pause = interval;
     let mut failing = false;
+    let mut epoch = None;
     while !shutdown.is_cancelled() {
-        let wait = match relay_once(&db, bus.as_ref(), 100).await {
+        let turn = async {
+            recover(&db, bus.as_ref(), service, &mut epoch).await?;
+            relay_once(&db, bus.as_ref(), 100).await
+        };
+        let wait = match turn.await {
             Ok(count) => {
                 if failing {
                     tracing::info!(service, "the outbox relay works again");
@@ -163,7 +268,7 @@ pub async fn run(
                     tracing::warn!(service, %error, "the outbox relay failed; the events wait in the outbox");
                     failing = true;
                 }
-                pause = (pause * 2).min(Duration::from_secs(5));
+                pause = (pause * 2).min(Duration::from_secs(1));
                 pause
             }
         };

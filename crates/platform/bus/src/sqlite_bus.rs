@@ -23,6 +23,7 @@ const SCHEMA: &[&str] = &[
      consumer TEXT NOT NULL, delivered_ms INTEGER NOT NULL, deliveries INTEGER NOT NULL, PRIMARY KEY (stream, grp, seq))",
     "CREATE TABLE IF NOT EXISTS bus_dead (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, grp TEXT NOT NULL, \
      entry TEXT NOT NULL, envelope TEXT NOT NULL, error TEXT NOT NULL, deliveries INTEGER NOT NULL, at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bus_epochs (stream TEXT PRIMARY KEY, epoch TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS bus_discarded (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, \
      grp TEXT NOT NULL, entry TEXT NOT NULL, envelope TEXT NOT NULL, error TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)",
 ];
@@ -94,7 +95,7 @@ impl SqliteBus {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(last) = last else {
-            return Err(BusError::Malformed(format!("no group {group} on stream {stream}")));
+            return Err(BusError::NoSuchGroup { stream: stream.to_owned(), group: group.to_owned() });
         };
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, envelope FROM bus_entries WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -441,6 +442,47 @@ impl Bus for SqliteBus {
                 .bind(stream)
                 .fetch_all(&self.pool)
                 .await?)
+        })
+    }
+
+    fn epoch<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<String>> {
+        Box::pin(async move {
+            let fresh = uuid::Uuid::now_v7().to_string();
+            sqlx::query("INSERT INTO bus_epochs (stream, epoch) VALUES ($1, $2) ON CONFLICT (stream) DO NOTHING")
+                .bind(stream)
+                .bind(fresh)
+                .execute(&self.pool)
+                .await?;
+            Ok(sqlx::query_scalar("SELECT epoch FROM bus_epochs WHERE stream = $1")
+                .bind(stream)
+                .fetch_one(&self.pool)
+                .await?)
+        })
+    }
+
+    fn needed_since<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<Option<OffsetDateTime>>> {
+        Box::pin(async move {
+            // As trimming: per group its oldest pending entry, or else the last it was given.
+            let threshold: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(COALESCE((SELECT MIN(p.seq) FROM bus_pending p WHERE p.stream = g.stream AND p.grp = g.grp), \
+                 g.last_seq)) FROM bus_groups g WHERE g.stream = $1",
+            )
+            .bind(stream)
+            .fetch_one(&self.pool)
+            .await?;
+            let Some(threshold) = threshold else { return Ok(None) };
+            // When that entry was added; trimmed or never there (a new group): the oldest kept.
+            let added: Option<i64> =
+                sqlx::query_scalar("SELECT MIN(added_ms) FROM bus_entries WHERE stream = $1 AND seq >= $2")
+                    .bind(stream)
+                    .bind(threshold)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let ms = added.unwrap_or_else(now_ms);
+            Ok(Some(
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            ))
         })
     }
 

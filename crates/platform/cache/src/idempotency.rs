@@ -2,11 +2,11 @@
 //! then leaves its answer under the key for repeats.
 //!
 //! - [`RedisKeys`]: `SET NX` with an expiry, so every instance of a service sees the claim.
+//!   While Redis is unreachable it holds keys in process instead (at once: the Redis client
+//!   fails fast), so repeats to the same instance are still answered once; repeats reaching
+//!   another instance then run again (money endpoints keep their own keys in their database,
+//!   which never depends on Redis).
 //! - [`MemoryKeys`]: in process.
-//!
-//! Losing the store (Redis down) is reported as an error: the caller then runs the request
-//! without the protection rather than refusing it (money endpoints keep their own keys in
-//! their database, which never depends on Redis).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,6 +35,15 @@ pub struct Ticket(String);
 impl Ticket {
     fn new() -> Ticket {
         Ticket(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    /// A claim held in process by [`RedisKeys`] while Redis was unreachable.
+    fn local() -> Ticket {
+        Ticket(format!("local-{:032x}", rand::random::<u128>()))
+    }
+
+    fn is_local(&self) -> bool {
+        self.0.starts_with("local-")
     }
 
     /// The value a claimed key holds until it completes.
@@ -80,39 +89,53 @@ impl MemoryKeys {
 
 impl KeyStore for MemoryKeys {
     fn claim<'a>(&'a self, key: &'a str, hold: Duration) -> BoxFuture<'a, Result<Claim, Unavailable>> {
+        let claim = self.claim_now(key, hold, Ticket::new);
+        Box::pin(async move { Ok(claim) })
+    }
+
+    fn complete<'a>(&'a self, key: &'a str, ticket: &'a Ticket, record: Bytes, keep: Duration) -> BoxFuture<'a, ()> {
+        self.complete_now(key, ticket, record, keep);
+        Box::pin(async {})
+    }
+
+    fn release<'a>(&'a self, key: &'a str, ticket: &'a Ticket) -> BoxFuture<'a, ()> {
+        self.release_now(key, ticket);
+        Box::pin(async {})
+    }
+}
+
+impl MemoryKeys {
+    fn claim_now(&self, key: &str, hold: Duration, ticket: fn() -> Ticket) -> Claim {
         let now = Instant::now();
         let mut entries = self.lock();
         if entries.len() > 10_000 {
             entries.retain(|_, (_, until)| *until > now);
         }
-        let claim = match entries.get(key) {
+        match entries.get(key) {
             Some((held, until)) if *until > now => match held {
                 Held::Done(record) => Claim::Done(record.clone()),
                 Held::Running(_) => Claim::Running,
             },
             _ => {
-                let ticket = Ticket::new();
+                let ticket = ticket();
                 entries.insert(key.to_owned(), (Held::Running(ticket.clone()), now + hold));
                 Claim::Claimed(ticket)
             }
-        };
-        Box::pin(async move { Ok(claim) })
+        }
     }
 
-    fn complete<'a>(&'a self, key: &'a str, ticket: &'a Ticket, record: Bytes, keep: Duration) -> BoxFuture<'a, ()> {
+    fn complete_now(&self, key: &str, ticket: &Ticket, record: Bytes, keep: Duration) {
         let mut entries = self.lock();
         if matches!(entries.get(key), Some((Held::Running(held), _)) if held == ticket) {
             entries.insert(key.to_owned(), (Held::Done(record), Instant::now() + keep));
         }
-        Box::pin(async {})
     }
 
-    fn release<'a>(&'a self, key: &'a str, ticket: &'a Ticket) -> BoxFuture<'a, ()> {
+    fn release_now(&self, key: &str, ticket: &Ticket) {
         let mut entries = self.lock();
         if matches!(entries.get(key), Some((Held::Running(held), _)) if held == ticket) {
             entries.remove(key);
         }
-        Box::pin(async {})
     }
 }
 
@@ -121,11 +144,35 @@ impl KeyStore for MemoryKeys {
 pub struct RedisKeys {
     connection: medcov_redis::RedisConnection,
     prefix: String,
+    /// Where keys are held while Redis is unreachable.
+    fallback: MemoryKeys,
 }
 
 impl RedisKeys {
     pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisKeys {
-        RedisKeys { connection, prefix: prefix.to_owned() }
+        RedisKeys { connection, prefix: prefix.to_owned(), fallback: MemoryKeys::default() }
+    }
+
+    async fn claim_in_redis(&self, key: &str, hold: Duration) -> redis::RedisResult<Claim> {
+        let mut connection = self.connection.clone();
+        let ticket = Ticket::new();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(ticket.running())
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(hold))
+            .query_async(&mut connection)
+            .await?;
+        if set.is_some() {
+            return Ok(Claim::Claimed(ticket));
+        }
+        let found: Option<Vec<u8>> = redis::cmd("GET").arg(self.key(key)).query_async(&mut connection).await?;
+        Ok(match found {
+            Some(record) if !record.starts_with(RUNNING) => Claim::Done(Bytes::from(record)),
+            // Running, or it lapsed between the two commands: the caller retries.
+            _ => Claim::Running,
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -152,35 +199,23 @@ fn millis(d: Duration) -> u64 {
 impl KeyStore for RedisKeys {
     fn claim<'a>(&'a self, key: &'a str, hold: Duration) -> BoxFuture<'a, Result<Claim, Unavailable>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let ticket = Ticket::new();
-            let set: Option<String> = redis::cmd("SET")
-                .arg(self.key(key))
-                .arg(ticket.running())
-                .arg("NX")
-                .arg("PX")
-                .arg(millis(hold))
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| Unavailable(e.to_string()))?;
-            if set.is_some() {
-                return Ok(Claim::Claimed(ticket));
+            match self.claim_in_redis(key, hold).await {
+                Ok(claim) => Ok(claim),
+                Err(error) => {
+                    if !medcov_redis::failing_fast(&error) {
+                        tracing::warn!(%error, "Idempotency-Keys held in process while Redis is unreachable");
+                    }
+                    Ok(self.fallback.claim_now(key, hold, Ticket::local))
+                }
             }
-            let found: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(self.key(key))
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| Unavailable(e.to_string()))?;
-            Ok(match found {
-                Some(record) if !record.starts_with(RUNNING) => Claim::Done(Bytes::from(record)),
-                // Running, or it lapsed between the two commands: the caller retries.
-                _ => Claim::Running,
-            })
         })
     }
 
     fn complete<'a>(&'a self, key: &'a str, ticket: &'a Ticket, record: Bytes, keep: Duration) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            if ticket.is_local() {
+                return self.fallback.complete_now(key, ticket, record, keep);
+            }
             let mut connection = self.connection.clone();
             let stored = COMPLETE
                 .key(self.key(key))
@@ -203,6 +238,9 @@ impl KeyStore for RedisKeys {
 
     fn release<'a>(&'a self, key: &'a str, ticket: &'a Ticket) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            if ticket.is_local() {
+                return self.fallback.release_now(key, ticket);
+            }
             let mut connection = self.connection.clone();
             let _: Result<i64, _> =
                 RELEASE.key(self.key(key)).arg(ticket.running()).invoke_async(&mut connection).await;

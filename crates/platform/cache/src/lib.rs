@@ -364,6 +364,10 @@ pub struct RedisCache {
     connection: medcov_redis::RedisConnection,
     prefix: String,
     common: Common,
+    /// Tags whose invalidation Redis did not take (it was unreachable): bumped before this
+    /// process reads the cache again, so an entry another process stored before the write is
+    /// not served once Redis is back with its data.
+    missed: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The versions of the tags in KEYS, starting a missing one at its ARGV value.
@@ -400,7 +404,7 @@ static BUMP_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::ne
 
 impl RedisCache {
     pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisCache {
-        RedisCache { connection, prefix: prefix.to_owned(), common: Common::default() }
+        RedisCache { connection, prefix: prefix.to_owned(), common: Common::default(), missed: Mutex::default() }
     }
 
     /// Counts its reads in `counters`.
@@ -426,10 +430,33 @@ impl RedisCache {
     fn entry_key(&self, key: &str) -> String {
         format!("{}:cache:entry:{key}", self.prefix)
     }
+
+    /// Bumps the tags whose invalidation was missed; false while Redis still cannot take it.
+    async fn catch_up(&self) -> bool {
+        let missed: Vec<String> = self.missed.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        if missed.is_empty() {
+            return true;
+        }
+        let mut connection = self.connection.clone();
+        match self.script(&BUMP_SCRIPT, &missed).invoke_async::<()>(&mut connection).await {
+            Ok(()) => {
+                let mut still = self.missed.lock().unwrap_or_else(|p| p.into_inner());
+                for tag in &missed {
+                    still.remove(tag);
+                }
+                tracing::info!(tags = missed.len(), "missed cache invalidations applied now that Redis answers");
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 fn warn(what: &str, error: &redis::RedisError) {
-    tracing::warn!(error = %error, "Redis cache {what} failed; reading through to the database");
+    // While Redis is known unreachable (its breaker open) the outage was logged once already.
+    if !medcov_redis::failing_fast(error) {
+        tracing::warn!(error = %error, "Redis cache {what} failed; reading through to the database");
+    }
 }
 
 /// A version nobody stored: while Redis cannot tell the versions, nothing is served.
@@ -444,6 +471,9 @@ impl Cache for RedisCache {
         Box::pin(async move {
             if tags.is_empty() {
                 return Vec::new();
+            }
+            if !self.catch_up().await {
+                return vec![UNKNOWN; tags.len()];
             }
             let mut connection = self.connection.clone();
             match self.script(&VERSIONS_SCRIPT, tags).invoke_async::<Vec<u64>>(&mut connection).await {
@@ -499,8 +529,13 @@ impl Cache for RedisCache {
             }
             let mut connection = self.connection.clone();
             if let Err(e) = self.script(&BUMP_SCRIPT, tags).invoke_async::<()>(&mut connection).await {
-                // Entries of these tags may now outlive the write until their TTL: say so loudly.
-                tracing::error!(error = %e, tags = ?tags, "Redis cache invalidation failed; entries may be stale until they expire");
+                // Kept, and applied before this process reads the cache again. Other processes
+                // could serve an older entry of these tags meanwhile, if Redis comes back with
+                // its data before this one reads: say so once per outage.
+                if !medcov_redis::failing_fast(&e) {
+                    tracing::error!(error = %e, "Redis cache invalidation failed; it is applied once Redis answers again");
+                }
+                self.missed.lock().unwrap_or_else(|p| p.into_inner()).extend(tags.iter().cloned());
             }
         })
     }

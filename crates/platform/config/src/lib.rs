@@ -247,11 +247,22 @@ pub struct RedisConfig {
     /// Treat `url` as a seed node of a Redis Cluster even when it names only one (several
     /// nodes always mean a cluster).
     pub cluster: bool,
+    /// How long a connection to Redis may take before Redis counts as unreachable.
+    pub connect_timeout_ms: u64,
+    /// How long a command may wait for its answer before Redis counts as unreachable (blocking
+    /// reads of the bus wait longer, on connections of their own).
+    pub command_timeout_ms: u64,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url: None, key_prefix: "medcov".to_owned(), cluster: false }
+        RedisConfig {
+            url: None,
+            key_prefix: "medcov".to_owned(),
+            cluster: false,
+            connect_timeout_ms: 250,
+            command_timeout_ms: 500,
+        }
     }
 }
 
@@ -724,6 +735,14 @@ impl Config {
         // in one slot, or split keys that must share one.
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(setting("redis.key_prefix", "must not contain { or } (they mark Redis Cluster hash tags)"));
+        }
+        for (key, value) in [
+            ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
+            ("redis.command_timeout_ms", self.redis.command_timeout_ms),
+        ] {
+            if !(1..=60_000).contains(&value) {
+                return Err(setting(key, "must be between 1 and 60000 milliseconds"));
+            }
         }
         if self.redis.cluster && self.redis.url.is_none() {
             return Err(setting("redis.cluster", "needs redis.url: the cluster's seed nodes"));

@@ -120,3 +120,58 @@ pub trait TextEnum:
         Self::VARIANTS.iter().map(|v| (*v).into()).collect()
     }
 }
+
+/// Sets read from a JSON array that refuse a repeated element, instead of silently dropping
+/// it: a list documented as unique (`uniqueItems`) is unique, or the request is refused,
+/// naming the field. Use as `#[serde(deserialize_with = "medcov_domain::unique::set")]` (or
+/// `unique::optional_set` for an `Option`, with `#[serde(default)]`).
+pub mod unique {
+    use std::collections::BTreeSet;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+
+    struct Unique<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de> + Ord> Visitor<'de> for Unique<T> {
+        type Value = BTreeSet<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array without repeated elements")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut set = BTreeSet::new();
+            while let Some(item) = seq.next_element::<T>()? {
+                if set.contains(&item) {
+                    return Err(A::Error::custom("repeats an element; each may appear once"));
+                }
+                set.insert(item);
+            }
+            Ok(set)
+        }
+    }
+
+    pub fn set<'de, D, T>(deserializer: D) -> Result<BTreeSet<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Ord,
+    {
+        deserializer.deserialize_seq(Unique(PhantomData))
+    }
+
+    pub fn optional_set<'de, D, T>(deserializer: D) -> Result<Option<BTreeSet<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Ord,
+    {
+        struct Wrapped<T>(BTreeSet<T>);
+        impl<'de, T: Deserialize<'de> + Ord> Deserialize<'de> for Wrapped<T> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                set(d).map(Wrapped)
+            }
+        }
+        Option::<Wrapped<T>>::deserialize(deserializer).map(|o| o.map(|w| w.0))
+    }
+}

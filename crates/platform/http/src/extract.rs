@@ -78,6 +78,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 fn json_error(path: &str, inner: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
+    // A number too large for any type (`1e400`) is well-formed JSON with a bad value: name it.
+    if inner.classify() == Category::Syntax && inner.to_string().starts_with("number out of range") {
+        let field = if path == "." || path.is_empty() { "(body)" } else { path };
+        return ApiError::Validation(vec![FieldError::new(field, "is a number out of range")]);
+    }
     match inner.classify() {
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::BadRequest { detail: format!("the request body is not valid JSON: {inner}"), errors: vec![] }
@@ -202,6 +207,28 @@ mod tests {
         members: Vec<Member>,
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Account {
+        #[serde(deserialize_with = "medcov_domain::unique::set")]
+        roles: std::collections::BTreeSet<String>,
+        #[serde(default, deserialize_with = "medcov_domain::unique::optional_set")]
+        extra: Option<std::collections::BTreeSet<String>>,
+    }
+
+    #[test]
+    fn a_unique_list_refuses_a_repeat() {
+        let (status, error) = field_of(parse_json::<Account>(br#"{"roles":["admin","clerk","admin"]}"#).unwrap_err());
+        assert_eq!((status, error.field.as_str()), (422, "roles"));
+        assert!(error.reason.contains("repeats"), "{}", error.reason);
+        let (status, error) = field_of(parse_json::<Account>(br#"{"roles":["admin"],"extra":["a","a"]}"#).unwrap_err());
+        assert_eq!((status, error.field.as_str()), (422, "extra"));
+        let account = parse_json::<Account>(br#"{"roles":["admin","clerk"]}"#).unwrap();
+        assert_eq!(account.roles.len(), 2);
+        assert!(account.extra.is_none());
+        assert!(parse_json::<Account>(br#"{"roles":["a"],"extra":null}"#).unwrap().extra.is_none());
+    }
+
     fn field_of(error: ApiError) -> (u16, FieldError) {
         let status = error.status().as_u16();
         let problem = error.to_problem();
@@ -233,5 +260,10 @@ mod tests {
         }
         let (_, error) = field_of(parse_json::<Policy>(b"{}").unwrap_err());
         assert_eq!(error.field, "members");
+        // Out of range for any number: still the field's fault.
+        for body in [r#"{"members":[{"name":"A","age":1e400}]}"#, r#"{"members":[{"name":"A","age":-1e400}]}"#] {
+            let (status, error) = field_of(parse_json::<Policy>(body.as_bytes()).unwrap_err());
+            assert_eq!((status, error.field.as_str()), (422, "members[0].age"), "{body}");
+        }
     }
 }

@@ -32,7 +32,7 @@ pub trait ReadinessCheck: Send + Sync {
 /// default probe timeout) even when a dependency hangs.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadyStatus {
     Ready,
@@ -41,7 +41,7 @@ pub enum ReadyStatus {
     ShuttingDown,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub name: String,
     pub status: String,
@@ -51,7 +51,7 @@ pub struct CheckReport {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadinessReport {
     pub service: String,
     pub status: ReadyStatus,

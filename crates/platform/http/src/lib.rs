@@ -3,6 +3,8 @@
 //!
 //! - [`caching`]: marking an answer cacheable at the gateway, or usable stale on errors.
 //! - [`client`]: the client's address, through the proxies MedCov trusts.
+//! - [`contract`]: what every OpenAPI document says about the kit's behaviour (security,
+//!   problem answers, the headers it reads), added to each service's document.
 //! - [`problem`]: RFC 9457 problem+json and [`ApiError`], the one error type handlers return.
 //! - [`extract`]: `Json`, `Query` and `Path` extractors whose rejections are problems that
 //!   name the field at fault.
@@ -17,6 +19,7 @@
 
 pub mod caching;
 pub mod client;
+pub mod contract;
 pub mod extract;
 pub mod health;
 pub mod metrics;
@@ -31,6 +34,16 @@ pub use metrics::Metrics;
 pub use observe::{RequestContext, Routed};
 pub use problem::{ApiError, FieldError, Problem};
 pub use server::{HttpSettings, ServiceHttp};
+
+/// The `ETag` header of a record at `version` (`"3"`), to send back as `If-Match` when changing
+/// it.
+pub fn etag(version: i64) -> axum::http::HeaderMap {
+    let mut headers = axum::http::HeaderMap::new();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("\"{version}\"")) {
+        headers.insert(axum::http::header::ETAG, value);
+    }
+    headers
+}
 
 /// The header that carries a request id in and out of every service.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -75,6 +75,9 @@ pub enum ApiError {
     Forbidden(String),
     /// 404.
     NotFound(String),
+    /// 405: the path exists, but not with this method; `allow` lists those it has
+    /// (`GET, HEAD, POST`), sent as `Allow`.
+    MethodNotAllowed { allow: String },
     /// 409: conflicts with the current state.
     Conflict(String),
     /// 412: an `If-Match` that no longer matches.
@@ -115,6 +118,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
@@ -141,6 +145,9 @@ impl ApiError {
                 ..Problem::new(status, "urn:medcov:problem:validation", Some(describe_fields(errors)))
             },
             ApiError::TooManyRequests { detail, .. } => Problem::new(status, "about:blank", Some(detail.clone())),
+            ApiError::MethodNotAllowed { allow } => {
+                Problem::new(status, "about:blank", Some(format!("this method is not allowed here; use {allow}")))
+            }
             ApiError::Internal(_) => Problem::new(
                 status,
                 "about:blank",
@@ -232,6 +239,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(_) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
             }
             _ => {}
         }

@@ -5,6 +5,8 @@
 //! 1. [`observe`](crate::observe::observe): request id, trace, span, access log, metrics;
 //! 2. `problem_for_bare_errors`: any 4xx/5xx that is not yet problem+json (405 from the
 //!    router, 413 from the body limit, 503 from the timeout) becomes one;
+//!    then `method_gate` (405 with `Allow` for a method a documented path does not have,
+//!    before any token or header is read) and `query_must_be_utf8` (400);
 //! 3. panic catcher: a panicking handler is a 500 problem, logged once;
 //! 4. request timeout (503);
 //! 5. body size limit (413);
@@ -88,7 +90,10 @@ impl ServiceHttp {
         }
         let ops = ops.with_state(Ops { health: self.health.clone(), metrics: self.metrics.clone() });
         let (router, openapi) = api.merge(ops).split_for_parts();
-        let document = bytes::Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
+        let mut document = serde_json::to_value(&openapi).unwrap_or_default();
+        crate::contract::complete(&mut document);
+        let routes = Arc::new(crate::contract::Routes::of(&document));
+        let document = bytes::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
         let observe_state = Arc::new(ObserveState {
             service: self.service,
             metrics: self.metrics.clone(),
@@ -106,6 +111,8 @@ impl ServiceHttp {
             .layer(RequestBodyLimitLayer::new(self.settings.body_limit_bytes))
             .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, self.settings.request_timeout))
             .layer(CatchPanicLayer::custom(panic_response))
+            .layer(from_fn(query_must_be_utf8))
+            .layer(from_fn_with_state(routes, method_gate))
             .layer(from_fn(problem_for_bare_errors))
             .layer(from_fn_with_state(self.settings.header_limit_bytes, header_limit))
             .layer(from_fn_with_state(observe_state, observe))
@@ -134,25 +141,93 @@ async fn header_limit(State(limit): State<usize>, request: Request, next: Next) 
     next.run(request).await
 }
 
+/// What `/health/live` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Liveness {
+    #[schema(example = "hospital")]
+    service: String,
+    /// Always `live`.
+    #[schema(example = "live")]
+    status: String,
+}
+
+/// Answers 405 with `Allow` for a method a documented path does not have, before anything
+/// else looks at the request (its token, its `Idempotency-Key`, its query). A CORS preflight
+/// passes, for the CORS layer to answer.
+async fn method_gate(State(routes): State<Arc<crate::contract::Routes>>, request: Request, next: Next) -> Response {
+    let preflight = request.method() == axum::http::Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if !preflight
+        && let Some(allowed) = routes.allowed(request.uri().path())
+        && !allowed.contains(request.method())
+    {
+        let allow = allowed.iter().map(axum::http::Method::as_str).collect::<Vec<_>>().join(", ");
+        return ApiError::MethodNotAllowed { allow }.into_response();
+    }
+    next.run(request).await
+}
+
+/// Refuses (400) a request whose query string, once percent-decoded, is not UTF-8: no
+/// handler sees a parameter with its bytes replaced. After the method gate: a method the
+/// path does not have is 405 first.
+async fn query_must_be_utf8(request: Request, next: Next) -> Response {
+    if let Some(query) = request.uri().query()
+        && std::str::from_utf8(&percent_decode(query)).is_err()
+    {
+        return ApiError::BadRequest {
+            detail: "the query string is not valid UTF-8 once percent-decoded".to_owned(),
+            errors: vec![crate::FieldError::new("(query)", "must be valid UTF-8")],
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// `%XX` sequences as bytes (`+` is a space, as in a form); a `%` not followed by two hex
+/// digits stays as it is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, description = "The process answers.")))]
+#[utoipa::path(get, path = "/health/live", tag = "operations", security(()),
+    responses((status = 200, description = "The process answers.", body = Liveness)))]
 async fn live(State(ops): State<Ops>) -> Response {
     ops.health.live_response()
 }
 
 /// Readiness: every dependency answers. 503 names the ones that do not.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
+#[utoipa::path(get, path = "/health/ready", tag = "operations", security(()),
     responses(
-        (status = 200, description = "Ready (or degraded: a non-critical dependency is down)."),
-        (status = 503, description = "A critical dependency is down, or the service is shutting down."),
+        (status = 200, description = "Ready (or degraded: a non-critical dependency is down).", body = crate::health::ReadinessReport),
+        (status = 503, description = "A critical dependency is down, or the service is shutting down.", body = crate::health::ReadinessReport),
     ))]
 async fn ready(State(ops): State<Ops>) -> Response {
     ops.health.ready_response().await
 }
 
 /// Prometheus metrics of this service, in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text format.", content_type = "text/plain")))]
 async fn metrics(State(ops): State<Ops>) -> Response {
     let mut response = ops.metrics.render().into_response();
@@ -234,10 +309,9 @@ mod tests {
     use crate::extract::Json;
     use crate::problem::PROBLEM_JSON;
     use axum::body::Body;
-    use axum::routing::post;
     use tower::ServiceExt;
 
-    #[derive(serde::Deserialize, serde::Serialize)]
+    #[derive(serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
     struct Hospital {
         name: String,
     }
@@ -257,7 +331,7 @@ mod tests {
             edge: Edge::UnlessForwardedBy(Vec::new()),
         };
         let api = OpenApiRouter::new()
-            .route("/hospitals", post(|Json(h): Json<Hospital>| async move { Json(h) }))
+            .routes(routes!(create_hospital))
             .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(60)).await }))
             .route(
                 "/panic",
@@ -268,6 +342,12 @@ mod tests {
                 }),
             );
         kit.router(api)
+    }
+
+    /// A documented route: the method gate knows it.
+    #[utoipa::path(post, path = "/hospitals", responses((status = 200, description = "Echoed.")))]
+    async fn create_hospital(Json(h): Json<Hospital>) -> Json<Hospital> {
+        Json(h)
     }
 
     async fn call(app: Router, request: Request) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
@@ -300,6 +380,36 @@ mod tests {
             assert_eq!(body["status"], expected);
             assert!(body["request_id"].is_string(), "{body}");
         }
+    }
+
+    #[test]
+    fn percent_decoding_keeps_what_is_not_an_escape() {
+        assert_eq!(percent_decode("a=%41+b%2"), b"a=A b%2");
+        assert_eq!(percent_decode("name=%C3%A9"), "name=é".as_bytes());
+        assert!(std::str::from_utf8(&percent_decode("name=%FF")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_query_that_is_not_utf8_is_400_after_405() {
+        let request = Request::post("/hospitals?name=%FF%FE")
+            .header("content-type", "application/json")
+            .body(Body::from("{\"name\":\"a\"}"))
+            .unwrap();
+        let (status, headers, body) = call(app(1024, Duration::from_secs(5)), request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(body["errors"][0]["field"], "(query)");
+        // Valid UTF-8, escaped or not, passes.
+        let request = Request::post("/hospitals?name=%C3%A9")
+            .header("content-type", "application/json")
+            .body(Body::from("{\"name\":\"a\"}"))
+            .unwrap();
+        assert_eq!(call(app(1024, Duration::from_secs(5)), request).await.0, StatusCode::OK);
+        // A method the path does not have is 405, with Allow, whatever the query.
+        let request = Request::put("/hospitals?name=%FF").body(Body::empty()).unwrap();
+        let (status, headers, _) = call(app(1024, Duration::from_secs(5)), request).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(headers[header::ALLOW].to_str().unwrap().contains("POST"));
     }
 
     #[tokio::test]

@@ -213,7 +213,10 @@ impl Limiter for RedisLimiter {
             match self.check_at(key, quota, None).await {
                 Ok(decision) => decision,
                 Err(error) => {
-                    tracing::warn!(error = %error, "Redis rate limiter unavailable; limiting in process");
+                    // The breaker logs the outage once; only a failure of its own is news.
+                    if !medcov_redis::failing_fast(&error) {
+                        tracing::warn!(error = %error, "Redis rate limiter unavailable; limiting in process");
+                    }
                     self.fallback.check_at(key, quota, now_us())
                 }
             }

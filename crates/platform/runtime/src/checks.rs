@@ -51,6 +51,35 @@ impl ReadinessCheck for RedisCheck {
     }
 }
 
+/// A consumer of another service's stream: not critical (requests are served without it), but
+/// one that has not consumed for [`CONSUMER_GRACE`] shows, naming the bus's error: the service
+/// is then `degraded`, and `events_consumer_up` is 0.
+pub(crate) struct ConsumerCheck(pub crate::context::Consuming);
+
+/// How long a consumer may fail (a blip of the bus, a group being created again) before
+/// readiness says so.
+const CONSUMER_GRACE: Duration = Duration::from_secs(3);
+
+impl ReadinessCheck for ConsumerCheck {
+    fn name(&self) -> String {
+        format!("consumer:{}/{}", self.0.stream, self.0.group)
+    }
+
+    fn critical(&self) -> bool {
+        false
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        let outcome = match self.0.health.not_consuming() {
+            Some((failing, error)) if failing >= CONSUMER_GRACE => {
+                Err(format!("not consuming for {} s: {error}", failing.as_secs()))
+            }
+            _ => Ok(()),
+        };
+        Box::pin(async move { outcome })
+    }
+}
+
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Old Idempotency-Key records are deleted every this many upkeep ticks (ten minutes).
@@ -68,8 +97,19 @@ pub async fn upkeep(
     metrics: Metrics,
     health: Health,
     database: Option<Database>,
+    redis: Option<RedisHandle>,
     stop: CancellationToken,
 ) {
+    if redis.is_some() {
+        metrics.describe_gauge(
+            "redis_available",
+            "1 while commands go to Redis, 0 while it is unreachable and its users fall back (commands fail at once).",
+        );
+        metrics.describe_counter(
+            "redis_unavailable_total",
+            "How often Redis was found unreachable (its breaker opened) since the process started.",
+        );
+    }
     metrics.describe_gauge("db_pool_connections", "Connections in the service's database pool, by state.");
     metrics.describe_gauge(
         "health_ready",
@@ -99,6 +139,11 @@ pub async fn upkeep(
         }
         ticks += 1;
         metrics.run_upkeep();
+        if let Some(redis) = &redis {
+            let status = redis.status();
+            metrics.gauge("redis_available", &[]).set(if status.available { 1.0 } else { 0.0 });
+            metrics.counter("redis_unavailable_total", &[]).absolute(status.trips);
+        }
         let report = health.report_critical().await;
         let ready = matches!(report.status, ReadyStatus::Ready | ReadyStatus::Degraded);
         metrics.gauge("health_ready", &[]).set(if ready { 1.0 } else { 0.0 });

@@ -12,8 +12,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::redis::RedisHandle;
 
-/// The (stream, group) pairs a service consumes, for [`Running::settle`](crate::Running::settle).
-pub(crate) type Consumers = Arc<Mutex<Vec<(&'static str, &'static str)>>>;
+/// The consumers a service runs, for readiness and [`Running::settle`](crate::Running::settle).
+pub(crate) type Consumers = Arc<Mutex<Vec<Consuming>>>;
+
+/// One consumer: the stream it reads, its group, and whether it is consuming.
+#[derive(Clone)]
+pub(crate) struct Consuming {
+    pub stream: &'static str,
+    pub group: &'static str,
+    pub health: Arc<medcov_bus::consumer::ConsumerHealth>,
+}
 
 #[derive(Clone)]
 pub struct ServiceContext {
@@ -102,7 +110,9 @@ impl ServiceContext {
     }
 
     /// Runs a consumer of `stream` in consumer group `group` until the service stops, with the
-    /// `[events]` retry settings, counting outcomes in `events_consumed_total`.
+    /// `[events]` retry settings, counting outcomes in `events_consumed_total` and saying in
+    /// `events_consumer_up` (and readiness) whether it consumes. The service's spec declares
+    /// the stream in `consumes`, and the group is the service's name.
     pub fn consume(&self, stream: &'static str, group: &'static str, handler: Arc<dyn medcov_bus::consumer::Handler>) {
         use medcov_bus::consumer::{ConsumerConfig, ConsumerMetrics};
         let events = &self.config.events;
@@ -117,8 +127,25 @@ impl ServiceContext {
         let counter = |outcome| {
             self.metrics.counter("events_consumed_total", &[("stream", stream), ("group", group), ("outcome", outcome)])
         };
-        let counters = ConsumerMetrics { handled: counter("ok"), retried: counter("retry"), dead: counter("dead") };
-        self.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((stream, group));
+        self.metrics.describe_gauge(
+            "events_consumer_up",
+            "1 while this service's consumer of a stream consumes (its group exists and the bus answers), 0 while it fails.",
+        );
+        let up = self.metrics.gauge("events_consumer_up", &[("stream", stream), ("group", group)]);
+        up.set(0.0);
+        let health = Arc::new(medcov_bus::consumer::ConsumerHealth::default());
+        let counters = ConsumerMetrics {
+            handled: counter("ok"),
+            retried: counter("retry"),
+            dead: counter("dead"),
+            up,
+            health: health.clone(),
+        };
+        self.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Consuming {
+            stream,
+            group,
+            health,
+        });
         self.tasks.spawn(medcov_bus::consumer::run(self.bus.clone(), config, handler, counters, self.shutdown.clone()));
     }
 

@@ -25,11 +25,13 @@ use uuid::Uuid;
 #[derive(Clone)]
 struct EventsState {
     stream: &'static str,
+    /// The groups the services read this stream with (declared in their specs).
+    readers: Vec<&'static str>,
     db: Database,
     bus: Arc<dyn Bus>,
 }
 
-pub fn router(stream: &'static str, db: Database, bus: Arc<dyn Bus>) -> OpenApiRouter {
+pub fn router(stream: &'static str, readers: Vec<&'static str>, db: Database, bus: Arc<dyn Bus>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(event_log))
         .routes(routes!(consumers))
@@ -37,7 +39,7 @@ pub fn router(stream: &'static str, db: Database, bus: Arc<dyn Bus>) -> OpenApiR
         .routes(routes!(retry))
         .routes(routes!(discard))
         .routes(routes!(replay))
-        .with_state(EventsState { stream, db, bus })
+        .with_state(EventsState { stream, readers, db, bus })
 }
 
 /// Who reads the event log.
@@ -150,6 +152,36 @@ pub struct ConsumerGroup {
     pub lag: u64,
     /// Waiting for an operator.
     pub dead_letters: u64,
+    /// Whether the bus has the group. A group a service reads the stream with is listed even
+    /// when the bus has lost it (Redis restarted empty): `false` until its consumer creates it
+    /// again, within seconds while that service runs.
+    pub exists: bool,
+}
+
+/// Every group of `stream`: those the bus has and those the services read it with, by name.
+pub async fn groups_of(
+    bus: &dyn Bus,
+    stream: &str,
+    readers: &[&str],
+) -> Result<Vec<ConsumerGroup>, medcov_bus::BusError> {
+    let existing = bus.groups(stream).await?;
+    let mut names: Vec<String> = existing.iter().cloned().chain(readers.iter().map(|r| r.to_string())).collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for group in names {
+        let exists = existing.contains(&group);
+        let stats = if exists { bus.stats(stream, &group).await? } else { medcov_bus::GroupStats::default() };
+        out.push(ConsumerGroup {
+            stream: stream.to_owned(),
+            group,
+            pending: stats.pending,
+            lag: stats.lag,
+            dead_letters: stats.dead,
+            exists,
+        });
+    }
+    Ok(out)
 }
 
 fn bus_error(e: medcov_bus::BusError) -> ApiError {
@@ -159,25 +191,15 @@ fn bus_error(e: medcov_bus::BusError) -> ApiError {
     }
 }
 
-/// The consumer groups reading this service's stream.
+/// The consumer groups reading this service's stream: those the bus has, and those the
+/// services read it with even while the bus has lost them (`exists: false`).
 #[utoipa::path(get, path = "/events/consumers", tag = "events",
     responses((status = 200, body = Vec<ConsumerGroup>), (status = 503, body = medcov_http::Problem)))]
 async fn consumers(
     State(state): State<EventsState>,
     _admin: Authorized<Operators>,
 ) -> Result<Json<Vec<ConsumerGroup>>, ApiError> {
-    let mut out = Vec::new();
-    for group in state.bus.groups(state.stream).await.map_err(bus_error)? {
-        let stats = state.bus.stats(state.stream, &group).await.map_err(bus_error)?;
-        out.push(ConsumerGroup {
-            stream: stats.stream,
-            group: stats.group,
-            pending: stats.pending,
-            lag: stats.lag,
-            dead_letters: stats.dead,
-        });
-    }
-    Ok(Json(out))
+    Ok(Json(groups_of(state.bus.as_ref(), state.stream, &state.readers).await.map_err(bus_error)?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -83,6 +83,10 @@ pub struct ServiceSpec {
     /// Whether it has an outbox: then the runtime relays it to the bus, trims its stream and
     /// serves its event log under `/events`.
     pub outbox: bool,
+    /// The streams it reads, each in a consumer group named after it
+    /// ([`ServiceContext::consume`]). Declared, so that the emitting service knows the groups
+    /// that must exist on its stream even while the bus has lost them (`/events/consumers`).
+    pub consumes: &'static [&'static str],
     pub build: fn(ServiceContext) -> BoxFuture<'static, anyhow::Result<ServiceApi>>,
 }
 
@@ -143,6 +147,7 @@ pub struct Running {
 
 /// Starts `targets` (in start order) and returns once every one of them listens.
 pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]) -> anyhow::Result<Running> {
+    check_shared_bus(&config, targets, specs)?;
     // Bind first: a port clash stops start-up before any database is touched.
     let mut listeners = BTreeMap::new();
     for name in targets.iter() {
@@ -210,7 +215,11 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     for name in targets.iter() {
         let spec = spec_of(specs, name)?;
         let listener = listeners.remove(&name).context("listener bound above")?;
+        // The groups every built-in service reads this one's stream with.
+        let readers: Vec<&'static str> =
+            specs.iter().filter(|s| s.consumes.contains(&name.as_str())).map(|s| s.name.as_str()).collect();
         let shared = Shared {
+            readers,
             options: &options,
             redis: redis.clone(),
             bus: bus.clone(),
@@ -238,6 +247,37 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         revocations.keep_in_sync(&source, medcov_security::revocation::POLL_INTERVAL, stop).await;
     }));
     Ok(running)
+}
+
+/// Refuses to split the services that exchange events over processes with no bus to share.
+///
+/// Without Redis the bus is `bus.db` in this process's data folder: on SQLite, processes of
+/// one machine sharing the data folder share it too, but on PostgreSQL the processes are
+/// usually on different hosts, and an event would stay in the bus of the process that relayed
+/// it. So on PostgreSQL without Redis a process runs all of the services that emit or consume
+/// events, or none of them (a gateway, auth).
+pub fn check_shared_bus(config: &Config, targets: &Targets, specs: &[ServiceSpec]) -> anyhow::Result<()> {
+    if config.redis.url.is_some() {
+        return Ok(());
+    }
+    let eventful: Vec<ServiceName> =
+        specs.iter().filter(|s| s.outbox || !s.consumes.is_empty()).map(|s| s.name).collect();
+    let here: Vec<ServiceName> = eventful.iter().copied().filter(|n| targets.iter().any(|t| t == *n)).collect();
+    let on_postgres = here.iter().any(|n| config.database_url(*n).is_postgres());
+    if !on_postgres || here.is_empty() || here.len() == eventful.len() {
+        return Ok(());
+    }
+    let names = |list: &[ServiceName]| list.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ");
+    anyhow::bail!(
+        "cannot run {} without {} on PostgreSQL without Redis: the services that exchange events \
+         ({}) would each keep them in their own process's bus (bus.db in the data folder), so \
+         events would never reach the services running elsewhere. Set `redis.url` \
+         (MEDCOV__REDIS__URL) so that every process shares one bus, or run {} in one process",
+        names(&here),
+        names(&eventful.iter().copied().filter(|n| !here.contains(n)).collect::<Vec<_>>()),
+        names(&eventful),
+        names(&eventful),
+    )
 }
 
 /// The event bus: Redis Streams when Redis is configured, `bus.db` in the data folder otherwise.
@@ -281,6 +321,8 @@ pub fn mesh_policy(config: &Config) -> anyhow::Result<medcov_mesh::PolicyHandle>
 
 /// What every service of the process shares.
 struct Shared<'a> {
+    /// The consumer groups that read this service's stream (declared by their specs).
+    readers: Vec<&'static str>,
     options: &'a PoolOptions,
     redis: Option<RedisHandle>,
     bus: Arc<dyn medcov_bus::Bus>,
@@ -297,7 +339,7 @@ async fn start_one(
     shared: Shared<'_>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
-    let Shared { options, redis, bus, mesh, cache, revocations } = shared;
+    let Shared { readers, options, redis, bus, mesh, cache, revocations } = shared;
     let name = spec.name;
     let database = match &spec.migrations {
         None => None,
@@ -340,16 +382,33 @@ async fn start_one(
     };
     let verifier = context.verifier();
     let mut api = (spec.build)(context).await?;
+    let consuming = consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    if let Some(consumer) = consuming.iter().find(|c| c.group != name.as_str() || !spec.consumes.contains(&c.stream)) {
+        anyhow::bail!(
+            "the {name} service consumes stream {} as group {} without declaring it in its spec's `consumes`",
+            consumer.stream,
+            consumer.group
+        );
+    }
     if let (true, Some(database)) = (spec.outbox, &database) {
         let stream = name.as_str();
-        let events = events::router(stream, database.clone(), bus.clone()).layer(axum::Extension(verifier.clone()));
+        let events = events::router(stream, readers.clone(), database.clone(), bus.clone())
+            .layer(axum::Extension(verifier.clone()));
         api.router = api.router.merge(events);
         let interval = Duration::from_millis(config.events.relay_interval_ms);
         metrics.describe_counter("events_published_total", "Events the outbox relay handed to the bus.");
         let published = metrics.counter("events_published_total", &[]);
         tasks.spawn(medcov_bus::relay::run(stream, database.clone(), bus.clone(), interval, published, stop.clone()));
         let trim_every = Duration::from_secs(config.events.trim_interval_s);
-        tasks.spawn(watch_stream(stream, database.clone(), bus.clone(), metrics.clone(), trim_every, stop.clone()));
+        let watch = Watch {
+            stream,
+            readers,
+            database: database.clone(),
+            bus: bus.clone(),
+            metrics: metrics.clone(),
+            trim_every,
+        };
+        tasks.spawn(watch_stream(watch, stop.clone()));
     }
 
     if let Some(database) = &database {
@@ -359,7 +418,7 @@ async fn start_one(
             verifier: verifier.clone(),
             body_limit: config.http.body_limit_bytes,
         };
-        api.router = api.router.layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
+        api.router = api.router.route_layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
     }
 
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
@@ -368,6 +427,9 @@ async fn start_one(
     }
     if let Some(redis) = &redis {
         checks.push(Arc::new(checks::RedisCheck(redis.clone())));
+    }
+    for consumer in consuming {
+        checks.push(Arc::new(checks::ConsumerCheck(consumer)));
     }
     checks.extend(api.checks);
     let health = Health::new(name.as_str(), checks);
@@ -399,7 +461,7 @@ async fn start_one(
         None => None,
     };
 
-    tasks.spawn(checks::upkeep(name, metrics, health.clone(), database.clone(), stop.clone()));
+    tasks.spawn(checks::upkeep(name, metrics, health.clone(), database.clone(), redis.clone(), stop.clone()));
     let addr = listener.local_addr()?;
     tasks.spawn(register(config.clone(), mesh.clone(), name, addr, stop.clone()));
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));
@@ -450,17 +512,24 @@ async fn register(config: Arc<Config>, mesh: Arc<Mesh>, name: ServiceName, addr:
     }
 }
 
-/// Every few seconds, publishes the pending, lag and dead-letter counts of each group reading
-/// a service's stream, and the outbox's backlog (rows not yet relayed, and the age of the
-/// oldest), as gauges; every `trim_every`, trims the stream of what every group is done with.
-async fn watch_stream(
+/// What [`watch_stream`] watches: a service's stream, the groups declared to read it, and its
+/// outbox.
+struct Watch {
     stream: &'static str,
+    readers: Vec<&'static str>,
     database: Database,
     bus: Arc<dyn medcov_bus::Bus>,
     metrics: Metrics,
     trim_every: Duration,
-    stop: CancellationToken,
-) {
+}
+
+/// Every few seconds, publishes the pending, lag and dead-letter counts of each group reading
+/// a service's stream, and the outbox's backlog (rows not yet relayed, and the age of the
+/// oldest), as gauges, and records how far every group got (what the relay publishes again if
+/// the bus loses its data); every `trim_every`, trims the stream of what every group is done
+/// with.
+async fn watch_stream(watch: Watch, stop: CancellationToken) {
+    let Watch { stream, readers, database, bus, metrics, trim_every } = watch;
     metrics.describe_gauge("events_group_pending", "Events delivered to a consumer group and not yet acknowledged.");
     metrics.describe_gauge("events_group_lag", "Events in the stream not yet delivered to a consumer group.");
     metrics.describe_gauge("events_group_dead_letters", "Dead letters of a consumer group waiting for an operator.");
@@ -482,7 +551,10 @@ async fn watch_stream(
             let age = oldest.map(|at| (time::OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0));
             metrics.gauge("events_outbox_oldest_seconds", &[]).set(age.unwrap_or(0.0));
         }
-        if let Ok(groups) = bus.groups(stream).await {
+        if let Ok(mut groups) = bus.groups(stream).await {
+            groups.extend(readers.iter().map(|r| r.to_string()));
+            groups.sort();
+            groups.dedup();
             for group in groups {
                 if let Ok(stats) = bus.stats(stream, &group).await {
                     let labels = [("stream", stream), ("group", group.as_str())];
@@ -491,6 +563,9 @@ async fn watch_stream(
                     metrics.gauge("events_group_dead_letters", &labels).set(stats.dead as f64);
                 }
             }
+        }
+        if let Err(error) = medcov_bus::relay::record_settled(&database, bus.as_ref(), stream).await {
+            tracing::debug!(stream, %error, "how far the consumer groups got could not be recorded");
         }
         if last_trim.elapsed() >= trim_every {
             last_trim = tokio::time::Instant::now();

@@ -1,12 +1,15 @@
 //! The Redis handle shared by a process's services: one server or a Redis Cluster
 //! (`medcov-redis`).
 //!
-//! It connects lazily and reconnects by itself: Redis being down at start-up or later makes
-//! MedCov slower (caches miss, limits fall back to the process), never unable to start. Every
-//! key goes through [`RedisHandle::key`], so deployments and tests can share one server.
+//! It connects lazily and reconnects by itself: Redis being down at start-up or later never
+//! stops MedCov, and costs it no time: after `redis.connect_timeout_ms` or
+//! `redis.command_timeout_ms` Redis counts as unreachable, every command fails at once (the
+//! client's breaker) and its users fall back (limits in the process, reads from the database)
+//! until a background probe reaches it again. Every key goes through [`RedisHandle::key`], so
+//! deployments and tests can share one server.
 
 use medcov_config::{RedisConfig, RedisUrl};
-use medcov_redis::{RedisClient, RedisConnection};
+use medcov_redis::{RedisClient, RedisConnection, Timeouts};
 
 #[derive(Clone)]
 pub struct RedisHandle {
@@ -26,14 +29,30 @@ impl RedisHandle {
     /// The handle `redis` sets up, when `redis.url` is set.
     pub fn from_config(redis: &RedisConfig) -> anyhow::Result<Option<RedisHandle>> {
         match &redis.url {
-            Some(url) => Ok(Some(RedisHandle::new(url, redis.is_cluster(), &redis.key_prefix)?)),
+            Some(url) => {
+                let timeouts = Timeouts {
+                    connect: std::time::Duration::from_millis(redis.connect_timeout_ms),
+                    response: std::time::Duration::from_millis(redis.command_timeout_ms),
+                    ..Timeouts::default()
+                };
+                Ok(Some(RedisHandle::with_timeouts(url, redis.is_cluster(), &redis.key_prefix, timeouts)?))
+            }
             None => Ok(None),
         }
     }
 
     /// `url` is one server, or a cluster when it names several nodes or `cluster` is set.
     pub fn new(url: &RedisUrl, cluster: bool, prefix: &str) -> anyhow::Result<RedisHandle> {
-        let client = RedisClient::open(url, cluster)
+        RedisHandle::with_timeouts(url, cluster, prefix, Timeouts::default())
+    }
+
+    pub fn with_timeouts(
+        url: &RedisUrl,
+        cluster: bool,
+        prefix: &str,
+        timeouts: Timeouts,
+    ) -> anyhow::Result<RedisHandle> {
+        let client = RedisClient::with_timeouts(url, cluster, timeouts)
             .map_err(|e| anyhow::anyhow!("invalid setting `redis.url` ({}): {e}", url.redacted()))?;
         let connection =
             client.connection().map_err(|e| anyhow::anyhow!("cannot set up Redis at {}: {e}", url.redacted()))?;
@@ -66,8 +85,21 @@ impl RedisHandle {
         key
     }
 
+    /// Whether commands go to Redis now (false while its breaker is open), and how often it
+    /// opened.
+    pub fn status(&self) -> medcov_redis::Status {
+        self.client.status()
+    }
+
     pub async fn ping(&self) -> Result<(), String> {
         let mut connection = self.connection();
-        redis::cmd("PING").query_async::<String>(&mut connection).await.map(|_| ()).map_err(|e| e.to_string())
+        match redis::cmd("PING").query_async::<String>(&mut connection).await {
+            Ok(_) => Ok(()),
+            Err(error) if medcov_redis::failing_fast(&error) => Err(format!(
+                "unreachable, failing fast while it is probed: {}",
+                self.status().last_error.unwrap_or_else(|| error.to_string())
+            )),
+            Err(error) => Err(error.to_string()),
+        }
     }
 }

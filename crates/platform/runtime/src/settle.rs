@@ -62,7 +62,10 @@ impl Running {
     fn consumer_groups(&self) -> BTreeSet<(&'static str, &'static str)> {
         self.started
             .iter()
-            .flat_map(|s| s.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
+            .flat_map(|s| {
+                let consumers = s.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                consumers.iter().map(|c| (c.stream, c.group)).collect::<Vec<_>>()
+            })
             .collect()
     }
 

@@ -66,6 +66,27 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig, process: &str) -> Resu
     install(log, telemetry.sample_ratio, process, exporter)
 }
 
+/// [`init`] for a command that prints its results on standard output (`medcov events`,
+/// `admin`, `migrate`): its log lines go to standard error, so the output is the result alone.
+pub fn init_command(
+    log: &LogConfig,
+    telemetry: &TelemetryConfig,
+    process: &str,
+) -> Result<TelemetryGuard, TelemetryError> {
+    let exporter = telemetry.otlp_endpoint.as_ref().map(|endpoint| {
+        let endpoint = format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/'));
+        export::PerService::new(endpoint, opentelemetry_sdk::Resource::builder().build())
+    });
+    install_to(log, telemetry.sample_ratio, process, exporter, Output::Stderr)
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Stdout,
+    Stderr,
+}
+
 /// [`init`] with spans going to `exporter` (none: not exported). Tests give their own.
 #[doc(hidden)]
 pub fn install<E>(
@@ -77,22 +98,46 @@ pub fn install<E>(
 where
     E: opentelemetry_sdk::trace::SpanExporter + 'static,
 {
+    install_to(log, sample_ratio, process, exporter, Output::Stdout)
+}
+
+fn install_to<E>(
+    log: &LogConfig,
+    sample_ratio: f64,
+    process: &str,
+    exporter: Option<E>,
+    output: Output,
+) -> Result<TelemetryGuard, TelemetryError>
+where
+    E: opentelemetry_sdk::trace::SpanExporter + 'static,
+{
     let log_filter = filter(log)?;
-    let json = match log.format {
-        LogFormat::Json => true,
-        LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
+    let json = match (log.format, output) {
+        (LogFormat::Json, _) => true,
+        (LogFormat::Pretty, _) => false,
+        (LogFormat::Auto, Output::Stdout) => !std::io::stdout().is_terminal(),
+        (LogFormat::Auto, Output::Stderr) => !std::io::stderr().is_terminal(),
     };
-    let fmt_layer = if json {
-        tracing_subscriber::fmt::layer()
+    let fmt_layer = match (json, output) {
+        (true, Output::Stdout) => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
             .with_target(true)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer().with_target(false).boxed()
+            .boxed(),
+        (true, Output::Stderr) => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        (false, Output::Stdout) => tracing_subscriber::fmt::layer().with_target(false).boxed(),
+        (false, Output::Stderr) => {
+            tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr).boxed()
+        }
     };
 
     let (otel_layer, db_layer, provider) = match exporter {

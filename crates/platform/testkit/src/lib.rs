@@ -13,6 +13,9 @@
 //! [`private_postgres`] starts a PostgreSQL cluster of a test's own on a free port, which the
 //! test may stop and start again (to inject an outage; the shared servers are never stopped).
 //!
+//! [`private_redis`] is a Redis server of one test's own, on a free port, to stop and start again
+//! (empty or with its data) while MedCov runs against it.
+//!
 //! [`tools`] finds the command-line tools some tests run (validators, a browser).
 //!
 //! [`wait`] waits for a real condition with a deadline ([`eventually`], [`until`]), for what a
@@ -25,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod private_postgres;
+pub mod private_redis;
 pub mod redis_cluster;
 pub mod tools;
 pub mod wait;

@@ -30,6 +30,7 @@ pub fn spec() -> ServiceSpec {
         name: ServiceName::Auth,
         migrations: Some(store::MIGRATIONS),
         outbox: false,
+        consumes: &[],
         build: |context| Box::pin(build(context)),
     }
 }

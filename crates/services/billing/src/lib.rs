@@ -32,6 +32,7 @@ pub fn spec() -> ServiceSpec {
         name: ServiceName::Billing,
         migrations: Some(store::MIGRATIONS),
         outbox: true,
+        consumes: &["hospital", "insurance"],
         build: |context| Box::pin(build(context)),
     }
 }

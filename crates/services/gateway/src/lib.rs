@@ -28,6 +28,7 @@ pub fn spec() -> ServiceSpec {
         name: ServiceName::Gateway,
         migrations: None,
         outbox: false,
+        consumes: &[],
         build: |context| Box::pin(build(context)),
     }
 }
@@ -52,15 +53,16 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         upstreams,
         cache: context.cache(),
         marked: Arc::default(),
+        flights: Arc::default(),
         metrics: {
             let metrics = &context.metrics;
             metrics.describe_counter(
                 "gateway_cache_total",
-                "Answers the gateway's response cache gave (hit, stale) or stored (miss).",
+                "Answers the gateway's response cache gave (hit, stale), stored (miss), or shared between identical requests in flight (shared).",
             );
             metrics.describe_counter(api::proxy::RATE_LIMITED, "Requests refused by a rate limit (429), by group.");
             // At 0 from the start, so the first hit or refusal shows in a rate.
-            for result in ["hit", "miss", "stale"] {
+            for result in ["hit", "miss", "shared", "stale"] {
                 metrics.ensure_counter("gateway_cache_total", &[("result", result)]);
             }
             for group in ["api", "sign-in", "sign-in-account"] {
@@ -81,6 +83,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
             trusted: Arc::new(medcov_http::client::trusted(&context.config.http)),
         },
         body_limit: context.config.http.body_limit_bytes,
+        routes: None,
     };
     let mut router = api::router(proxy, context.mesh.clone());
     if !gateway.cors_allowed_origins.is_empty() {

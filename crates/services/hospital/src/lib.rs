@@ -35,6 +35,7 @@ pub fn spec() -> ServiceSpec {
         name: ServiceName::Hospital,
         migrations: Some(store::MIGRATIONS),
         outbox: true,
+        consumes: &["insurance", "billing"],
         build: |context| Box::pin(build(context)),
     }
 }

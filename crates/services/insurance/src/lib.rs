@@ -33,6 +33,7 @@ pub fn spec() -> ServiceSpec {
         name: ServiceName::Insurance,
         migrations: Some(store::MIGRATIONS),
         outbox: true,
+        consumes: &["billing", "hospital"],
         build: |context| Box::pin(build(context)),
     }
 }

@@ -4,7 +4,9 @@
 //! consumer reclaims), reclaim only after the idle time, dead letters after the configured
 //! deliveries and their retry, trimming that never drops a pending or undelivered entry, no
 //! loss across a consumer restart, a consumer stopping at once while it waits for entries but
-//! never in the middle of a handler, and the outbox relay holding events while the bus is away.
+//! never in the middle of a handler, the outbox relay holding events while the bus is away, and
+//! the bus losing its data (Redis restarted empty): consumers create their groups again and
+//! the relay publishes again what was not handled.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -375,6 +377,7 @@ async fn the_outbox_keeps_what_the_bus_did_not_take(env: TestEnv) {
         connect: Duration::from_millis(200),
         response: Duration::from_millis(200),
         retries: 0,
+        ..Default::default()
     };
     let nowhere = "redis://127.0.0.1:1/".parse().unwrap();
     let client = medcov_redis::RedisClient::with_timeouts(&nowhere, false, timeouts).unwrap();
@@ -393,7 +396,102 @@ async fn the_outbox_keeps_what_the_bus_did_not_take(env: TestEnv) {
     db.close().await;
 }
 
+/// Handles each event once by its id, as a consumer with an inbox does, counting effects per
+/// event number.
+#[derive(Default)]
+struct Inboxed {
+    seen: Mutex<std::collections::BTreeSet<Uuid>>,
+    effects: Mutex<BTreeMap<usize, usize>>,
+}
+
+impl Handler for Inboxed {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if self.seen.lock().unwrap().insert(envelope.id) {
+                *self.effects.lock().unwrap().entry(n_of(envelope)).or_default() += 1;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The bus forgets everything: Redis restarted empty, or the bus file replaced by an empty one.
+async fn lose_everything(env: &TestEnv) {
+    match env.backend {
+        TestBackend::Embedded => {
+            let url = format!("sqlite://{}", env.data_dir().join("bus.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("the bus file");
+            for table in ["bus_streams", "bus_entries", "bus_groups", "bus_pending", "bus_dead", "bus_epochs"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&pool).await.expect("deleted");
+            }
+            pool.close().await;
+        }
+        TestBackend::Distributed | TestBackend::RedisCluster => {
+            let url = env.config.redis.url.as_ref().expect("redis url");
+            let client = redis::Client::open(url.expose()).expect("client");
+            let mut connection = client.get_multiplexed_async_connection().await.expect("redis");
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}:*", env.config.redis.key_prefix))
+                .query_async(&mut connection)
+                .await
+                .expect("KEYS");
+            assert!(!keys.is_empty(), "the bus had keys to lose");
+            redis::cmd("DEL").arg(&keys).query_async::<()>(&mut connection).await.expect("DEL");
+        }
+    }
+}
+
+async fn what_the_bus_lost_is_relayed_again_and_handled_once(env: TestEnv) {
+    let db = outbox(&env).await;
+    let bus = bus(&env).await;
+    let handler = Arc::new(Inboxed::default());
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    let mut epoch = None;
+    assert_eq!(medcov_bus::relay::recover(&db, bus.as_ref(), STREAM, &mut epoch).await.unwrap(), None);
+    assert_eq!(medcov_bus::relay::relay_once(&db, bus.as_ref(), 100).await.unwrap(), 7);
+    // The epoch stays while the bus keeps its data.
+    assert_eq!(medcov_bus::relay::recover(&db, bus.as_ref(), STREAM, &mut epoch).await.unwrap(), None);
+    // Events 0 to 2 are handled; 3 to 6 wait on the bus.
+    let first = bus.read(STREAM, "g", "c", 3, NOW).await.unwrap();
+    for delivery in &first {
+        handler.handle(&delivery.envelope).await.unwrap();
+    }
+    bus.ack(STREAM, "g", &first.iter().map(|d| d.entry.clone()).collect::<Vec<_>>()).await.unwrap();
+    assert!(bus.needed_since(STREAM).await.unwrap().is_some(), "a group reads the stream");
+    medcov_bus::relay::record_settled(&db, bus.as_ref(), STREAM).await.unwrap();
+
+    lose_everything(&env).await;
+    assert!(bus.read(STREAM, "g", "c", 10, NOW).await.unwrap_err().is_missing_group(), "the group is gone");
+    assert!(bus.groups(STREAM).await.unwrap().is_empty());
+
+    // A consumer starts (creating its group again); the relay sees the new epoch and
+    // publishes again what the bus may have lost: at least the four unhandled events.
+    let counters = consumer::ConsumerMetrics::default();
+    let health = counters.health.clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(bus.clone(), fast("g"), handler.clone(), counters, stop.clone()));
+    let again = medcov_bus::relay::recover(&db, bus.as_ref(), STREAM, &mut epoch).await.unwrap().expect("a loss seen");
+    assert!((4..=7).contains(&again), "{again} relayed again");
+    assert_eq!(medcov_bus::relay::recover(&db, bus.as_ref(), STREAM, &mut epoch).await.unwrap(), None, "once");
+    assert_eq!(medcov_bus::relay::relay_once(&db, bus.as_ref(), 100).await.unwrap(), again as usize);
+    until("every event to be handled", PATIENCE, async || handler.effects.lock().unwrap().len() == 7).await;
+    assert!(handler.effects.lock().unwrap().values().all(|&n| n == 1), "{:?}", handler.effects.lock().unwrap());
+
+    // Lost again while the consumer runs: its group is gone under it, and it creates it again.
+    lose_everything(&env).await;
+    bus.publish(&event(100)).await.unwrap();
+    until("the event published after the loss to be handled", PATIENCE, async || {
+        handler.effects.lock().unwrap().contains_key(&100)
+    })
+    .await;
+    assert!(health.not_consuming().is_none());
+    stop.cancel();
+    task.await.unwrap();
+    db.close().await;
+}
+
 medcov_testkit::backend_suite!(
+    what_the_bus_lost_is_relayed_again_and_handled_once,
     the_outbox_keeps_what_the_bus_did_not_take,
     entries_arrive_in_order_and_each_group_gets_all,
     a_blocked_reader_wakes_on_publish,

@@ -167,15 +167,16 @@ async fn an_evicted_tag_never_resurrects_a_stale_entry_on(backend: TestBackend) 
     }
 }
 
+/// A connection to a Redis that is not there, as the runtime makes it.
+pub(crate) fn nowhere() -> medcov_redis::RedisConnection {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let url = format!("redis://{unused}").parse().expect("url");
+    medcov_redis::RedisClient::open(&url, false).expect("client").connection().expect("lazy")
+}
+
 #[tokio::test]
 async fn redis_down_means_misses_not_failures() {
-    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
-    let client = redis::Client::open(format!("redis://{unused}")).expect("client");
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(200)))
-        .set_number_of_retries(0);
-    let connection = redis::aio::ConnectionManager::new_lazy_with_config(client, config).expect("lazy");
-    let cache = RedisCache::new(connection.into(), "down");
+    let cache = RedisCache::new(nowhere(), "down");
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let t = tags(&["x"]);
     for _ in 0..2 {
@@ -183,6 +184,41 @@ async fn redis_down_means_misses_not_failures() {
         assert_eq!(value, Ok(Bytes::from_static(b"fresh")));
     }
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "every read went to the source");
+}
+
+/// Redis goes away, a write's invalidation cannot reach it, and Redis comes back with its data
+/// (the old entry among it): the missed invalidation is applied before anything is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_redis_missed_is_applied_when_it_returns() {
+    let mut server = tokio::task::spawn_blocking(medcov_testkit::private_redis::PrivateRedis::start).await.unwrap();
+    let client = medcov_redis::RedisClient::open(&server.url().parse().unwrap(), false).expect("client");
+    let cache = RedisCache::new(client.connection().expect("connection"), "missed");
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let t = tags(&["patient:5"]);
+    let ttl = Duration::from_secs(60);
+    assert_eq!(read_through(&cache, "p5", &t, ttl, load("old", &calls)).await, Ok(Bytes::from_static(b"old")));
+    assert_eq!(read_through(&cache, "p5", &t, ttl, load("old", &calls)).await, Ok(Bytes::from_static(b"old")));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "a hit");
+
+    server.save();
+    server.kill();
+    cache.invalidate(&t).await;
+    assert!(!client.status().available);
+    // Meanwhile reads go to the source.
+    assert_eq!(read_through(&cache, "p5", &t, ttl, load("new", &calls)).await, Ok(Bytes::from_static(b"new")));
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.start_again_with_data();
+        server
+    })
+    .await
+    .unwrap();
+    medcov_testkit::until("Redis to be reachable again", Duration::from_secs(10), async || client.status().available)
+        .await;
+    let before = calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(read_through(&cache, "p5", &t, ttl, load("new", &calls)).await, Ok(Bytes::from_static(b"new")));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), before + 1, "the old entry was not served");
+    drop(server);
 }
 
 mod idempotency_keys {
@@ -240,6 +276,13 @@ mod idempotency_keys {
     async fn in_redis() {
         let env = medcov_testkit::TestEnv::distributed().await;
         the_contract(&RedisKeys::new(super::connection(&env), env.redis_prefix().expect("prefix"))).await;
+    }
+
+    /// Redis unreachable: the keys are held in process, with the same contract.
+    #[tokio::test]
+    async fn in_process_while_redis_is_down() {
+        let store = RedisKeys::new(super::nowhere(), "down");
+        the_contract(&store).await;
     }
 
     #[tokio::test]

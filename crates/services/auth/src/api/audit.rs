@@ -29,6 +29,7 @@ pub struct AuditQuery {
     /// Entries after this id (the `next_after` of the previous page).
     after: Option<Uuid>,
     /// At most this many (1 to 500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

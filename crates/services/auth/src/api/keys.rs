@@ -31,7 +31,7 @@ pub struct RevocationsQuery {
 /// refresh tokens, deactivations, changed passwords, roles or scopes). Every MedCov process
 /// polls it to refuse those tokens everywhere within a second. For the services: not routed
 /// by the gateway.
-#[utoipa::path(get, path = "/revocations", tag = "keys", params(RevocationsQuery),
+#[utoipa::path(get, path = "/revocations", tag = "keys", security(()), params(RevocationsQuery),
     responses((status = 200, body = RevocationList)))]
 async fn revocations(
     State(service): State<Arc<AuthService>>,
@@ -41,7 +41,7 @@ async fn revocations(
 }
 
 /// The public keys that verify access tokens, with their key ids.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", responses((status = 200, body = JwkSet)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", security(()), responses((status = 200, body = JwkSet)))]
 async fn jwks(State(service): State<Arc<AuthService>>) -> Result<Json<JwkSet>, ApiError> {
     service.jwks().await.map(Json)
 }

@@ -67,7 +67,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(service: Arc<AuthService>, sign_in: limits::Guard) -> OpenApiRouter {
     let verifier = service.verifier();
     let sessions =
-        sessions::router(service.clone()).layer(axum::middleware::from_fn_with_state(sign_in, limits::guard));
+        sessions::router(service.clone()).route_layer(axum::middleware::from_fn_with_state(sign_in, limits::guard));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(sessions)
         .merge(keys::router(service.clone()))

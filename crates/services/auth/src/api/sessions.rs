@@ -61,7 +61,7 @@ pub struct RefreshRequest {
 
 /// Sign in. A wrong username, a wrong password, a locked and a deactivated account all get the
 /// same 401; the fifth failure in a row locks the account for 15 minutes (configurable).
-#[utoipa::path(post, path = "/login", tag = "sessions", request_body = Credentials,
+#[utoipa::path(post, path = "/login", tag = "sessions", security(()), request_body = Credentials,
     responses(
         (status = 200, body = TokenPair),
         (status = 401, description = "Invalid username or password.", body = medcov_http::Problem),
@@ -76,7 +76,7 @@ async fn login(
 
 /// Exchange a refresh token for new tokens. Each refresh token works once; presenting a used
 /// one again revokes the whole session.
-#[utoipa::path(post, path = "/token/refresh", tag = "sessions", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/token/refresh", tag = "sessions", security(()), request_body = RefreshRequest,
     responses(
         (status = 200, body = TokenPair),
         (status = 401, description = "Invalid, expired, revoked or reused.", body = medcov_http::Problem),
@@ -89,7 +89,7 @@ async fn refresh(
 }
 
 /// End the session the refresh token belongs to.
-#[utoipa::path(post, path = "/logout", tag = "sessions", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/logout", tag = "sessions", security(()), request_body = RefreshRequest,
     responses((status = 204, description = "The session is revoked."), (status = 401, body = medcov_http::Problem)))]
 async fn logout(
     State(service): State<Arc<AuthService>>,
@@ -109,7 +109,7 @@ pub struct ClientCredentials {
 }
 
 /// The client-credentials grant for service accounts: an access token, no refresh token.
-#[utoipa::path(post, path = "/token", tag = "sessions", request_body = ClientCredentials,
+#[utoipa::path(post, path = "/token", tag = "sessions", security(()), request_body = ClientCredentials,
     responses(
         (status = 200, body = TokenPair, description = "`refresh_token` is empty."),
         (status = 401, body = medcov_http::Problem),

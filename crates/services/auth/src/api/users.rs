@@ -38,6 +38,7 @@ pub struct NewUser {
     pub password: String,
     #[serde(default)]
     pub display_name: String,
+    #[serde(deserialize_with = "medcov_domain::unique::set")]
     pub roles: BTreeSet<Role>,
     pub scope: Scope,
 }
@@ -60,6 +61,7 @@ impl From<NewUser> for NewAccount {
 #[schema(example = json!({"display_name": "Amina Okafor", "roles": ["hospital_clerk", "billing_clerk"]}))]
 pub struct UserChange {
     pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "medcov_domain::unique::optional_set")]
     pub roles: Option<BTreeSet<Role>>,
     pub scope: Option<Scope>,
 }
@@ -152,6 +154,7 @@ pub struct Page {
     /// Return users after this id (the `next_after` of the previous page).
     after: Option<Uuid>,
     /// At most this many (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

@@ -35,6 +35,7 @@ pub fn router(service: Arc<BillingService>, insurance: Upstream) -> OpenApiRoute
 pub struct EstimateQuery {
     /// `eligibility`: ask the insurer even when the claim is adjudicated (to compare).
     #[serde(default)]
+    #[param(inline)]
     basis: Option<Basis>,
     /// The visit type to ask about (`normal` by default).
     #[serde(default)]

@@ -222,7 +222,9 @@ async fn create_invoice(
 pub struct InvoiceQuery {
     status: Option<Status>,
     patient_id: Option<Uuid>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 

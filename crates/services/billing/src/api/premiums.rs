@@ -204,7 +204,9 @@ impl Policy for InsurerAdmins {
 pub struct PremiumQuery {
     /// `issued`, `partially_paid`, `paid` or `void`.
     status: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -332,7 +334,9 @@ pub struct StatementQuery {
     to: OffsetDateTime,
 }
 
+/// An agent's commission statement for a period.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CommissionStatement)]
 pub struct Statement {
     pub agent_id: Option<Uuid>,
     /// Earned in the period and not clawed back.

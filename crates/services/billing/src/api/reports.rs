@@ -169,7 +169,7 @@ pub struct Period {
 
 /// Money received and refunded per day and method (the caller's hospitals or insurer).
 #[utoipa::path(get, path = "/reports/daily-cash", tag = "reports", params(Period),
-    responses((status = 200, body = Vec<CashRow>, description = "JSON, or CSV with format=csv"), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<CashRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
 async fn daily_cash(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
@@ -193,7 +193,7 @@ pub struct AsOf {
 /// What patients and insurers owe on issued invoices, by age: 0–30, 31–60, 61–90 and over 90
 /// days since issue.
 #[utoipa::path(get, path = "/reports/aged-receivables", tag = "reports", params(AsOf),
-    responses((status = 200, body = Vec<AgedRow>, description = "JSON, or CSV with format=csv")))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<AgedRow> = "application/json"), (String = "text/csv")))))]
 async fn aged_receivables(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
@@ -205,7 +205,7 @@ async fn aged_receivables(
 
 /// Commissions per agent earned in a period (the caller's insurer).
 #[utoipa::path(get, path = "/reports/commissions", tag = "reports", params(Period),
-    responses((status = 200, body = Vec<CommissionRow>, description = "JSON, or CSV with format=csv"), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<CommissionRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
 async fn commissions(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,

@@ -16,12 +16,21 @@
 //!   Stale"`, when the service is unreachable, times out, answers 502, 503 or 504, or its
 //!   circuit breaker is open. A POST is matched on its body too.
 //!
+//! Identical cacheable GETs in flight at once (same audience, URL and tag versions) share one
+//! call to the service: the first goes on, the others wait for its answer and get a copy,
+//! marked `X-Cache: SHARED`. So an entry expiring under heavy load costs one load, not one per
+//! waiting client. A request that arrives after a write has other tag versions, so it never
+//! shares an answer read before the write. If the first request is abandoned (its client went
+//! away), the waiting ones call the service themselves.
+//!
 //! Entries are keyed by the caller's audience: its tenant scope and roles (and its own id for
 //! `own`-scoped members), so one tenant never receives another's answer, nor a role one it may
 //! not see. Answers carry `X-Cache: HIT`, `MISS` or `STALE`; hits carry `Age`. Services mark
 //! only answers that depend on nothing but the audience and the request, and never patient
 //! records (whose every read is audited by the service).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -218,6 +227,14 @@ impl Lookup {
         None
     }
 
+    /// The key under which identical requests in flight share one call: only for GETs whose
+    /// answers are cached (the URL's tags are known), with the tag versions seen before the call.
+    pub fn flight_key(&self) -> Option<String> {
+        let (_, versions) = self.noted.as_ref()?;
+        let versions: Vec<String> = versions.iter().map(u64::to_string).collect();
+        Some(format!("{}@{}", self.fresh_key, versions.join(",")))
+    }
+
     /// Keeps what the service allowed of its answer; returns the answer for the client.
     pub async fn store(&self, cache: &dyn Cache, marked: &Marked, response: Response) -> Response {
         let directives = Directives::of(response.headers());
@@ -276,6 +293,93 @@ impl Lookup {
         }
         Some(respond(status, headers, body, "STALE"))
     }
+}
+
+/// An answer given to every request of a flight.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Shared {
+    /// Reads `response` whole to share it (and gives it back, rebuilt); `None` for an answer
+    /// larger than the cache keeps, which is given back streaming and not shared.
+    pub async fn of(response: Response) -> (Response, Option<Shared>) {
+        let length = axum::body::HttpBody::size_hint(response.body()).exact();
+        if length.is_none_or(|l| l > MAX_KEPT as u64) {
+            return (response, None);
+        }
+        let (parts, body) = response.into_parts();
+        match axum::body::to_bytes(body, MAX_KEPT).await {
+            Ok(bytes) => {
+                let shared = Shared { status: parts.status, headers: parts.headers.clone(), body: bytes.clone() };
+                (Response::from_parts(parts, Body::from(bytes)), Some(shared))
+            }
+            Err(_) => (problem_too_large(), None),
+        }
+    }
+
+    fn response(self) -> Response {
+        respond(self.status, self.headers, self.body, "SHARED")
+    }
+}
+
+/// The flights in progress: for each key, what its waiting requests will receive.
+#[derive(Debug, Default)]
+pub struct Flights(Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Shared>>>>);
+
+/// A request's place in a flight.
+pub enum Flight {
+    /// First: it calls the service and hands its answer to the others.
+    Leader(Leader),
+    /// Another request is calling the service: wait for its answer.
+    Follower(tokio::sync::watch::Receiver<Option<Shared>>),
+}
+
+impl Flights {
+    pub fn join(self: &Arc<Self>, key: String) -> Flight {
+        let mut flights = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(waiting) = flights.get(&key) {
+            return Flight::Follower(waiting.clone());
+        }
+        let (answer, waiting) = tokio::sync::watch::channel(None);
+        flights.insert(key.clone(), waiting);
+        Flight::Leader(Leader { flights: self.clone(), key, answer })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+/// The first request of a flight. Dropping it (answered or abandoned) ends the flight; a
+/// request that arrives later starts a new one.
+pub struct Leader {
+    flights: Arc<Flights>,
+    key: String,
+    answer: tokio::sync::watch::Sender<Option<Shared>>,
+}
+
+impl Leader {
+    pub fn share(self, answer: Shared) {
+        let _ = self.answer.send(Some(answer));
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.flights.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+    }
+}
+
+/// The leader's answer, or `None` when the leader gave up without one (the caller then asks
+/// the service itself).
+pub async fn wait(mut waiting: tokio::sync::watch::Receiver<Option<Shared>>) -> Option<Response> {
+    let shared = waiting.wait_for(Option::is_some).await.ok()?.clone()?;
+    Some(shared.response())
 }
 
 fn problem_too_large() -> Response {
@@ -339,6 +443,35 @@ mod tests {
         old.extend_from_slice(b"[1]");
         let (status, stored, back, body) = decode(&old).expect("decodes");
         assert_eq!((status, stored, back.len(), &body[..]), (StatusCode::OK, 7, 0, &b"[1]"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_flight_gives_its_answer_to_every_waiting_request_and_ends_with_its_leader() {
+        let flights = Arc::new(Flights::default());
+        let Flight::Leader(leader) = flights.join("k@1".into()) else { panic!("the first leads") };
+        let Flight::Follower(first) = flights.join("k@1".into()) else { panic!("the second waits") };
+        let Flight::Follower(second) = flights.join("k@1".into()) else { panic!("the third waits") };
+        // Other tag versions (a write happened): another flight.
+        let Flight::Leader(other) = flights.join("k@2".into()) else { panic!("another key leads") };
+        drop(other);
+        let waiting = tokio::spawn(async move { (wait(first).await, wait(second).await) });
+        let answer = Response::new(Body::from("{\"a\":1}"));
+        let (back, shared) = Shared::of(answer).await;
+        assert_eq!(axum::body::to_bytes(back.into_body(), 100).await.unwrap(), &b"{\"a\":1}"[..]);
+        leader.share(shared.expect("a small answer is shared"));
+        let (first, second) = waiting.await.unwrap();
+        for response in [first.expect("an answer"), second.expect("an answer")] {
+            assert_eq!(response.headers()[X_CACHE], "SHARED");
+            assert_eq!(axum::body::to_bytes(response.into_body(), 100).await.unwrap(), &b"{\"a\":1}"[..]);
+        }
+        assert_eq!(flights.len(), 0, "the flight ended with its leader");
+
+        // An abandoned leader: the waiting request is told to ask for itself.
+        let Flight::Leader(leader) = flights.join("k@1".into()) else { panic!("a new flight") };
+        let Flight::Follower(waiting) = flights.join("k@1".into()) else { panic!("waits") };
+        drop(leader);
+        assert!(wait(waiting).await.is_none());
+        assert_eq!(flights.len(), 0);
     }
 
     #[test]

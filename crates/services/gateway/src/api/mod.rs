@@ -16,7 +16,12 @@ use utoipa_axum::router::OpenApiRouter;
 struct ApiDoc;
 
 pub fn router(proxy: proxy::ProxyState, mesh: std::sync::Arc<medcov_mesh::Mesh>) -> OpenApiRouter {
-    let docs = docs::router(ApiDoc::openapi(), proxy.upstreams.clone());
     let admin = mesh::router(mesh).layer(axum::Extension(proxy.verifier.clone()));
+    // The merged document starts with the gateway's own routes (`/mesh`).
+    let mut own = ApiDoc::openapi();
+    own.merge(admin.get_openapi().clone());
+    let docs = docs::Docs::new(own, proxy.upstreams.clone());
+    let proxy = proxy::ProxyState { routes: Some(docs.clone()), ..proxy };
+    let docs = docs::router(docs);
     OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(docs).merge(admin).merge(proxy::router(proxy))
 }

@@ -13,6 +13,10 @@
 //! (`http.trusted_proxies`); the gateway appends the address it was called from before
 //! forwarding. Answers, 429s included, carry `RateLimit-Policy` and `RateLimit` headers; a
 //! refused request gets 429 with `Retry-After`.
+//!
+//! A method the path does not have is 405 with `Allow` whatever the token: without a valid
+//! one the gateway answers it (from the merged API document) instead of 401; with one, the
+//! service does, before it reads any header.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,11 +70,16 @@ pub struct ProxyState {
     pub cache: Arc<dyn medcov_cache::Cache>,
     /// Which parts of the API have marked answers cacheable (see `cache::Marked`).
     pub marked: Arc<super::cache::Marked>,
-    /// Counts `gateway_cache_total{result}` (hit, miss, stale) and `gateway_rate_limited_total{group}`.
+    /// Identical cacheable GETs in flight, sharing one call (see `cache::Flights`).
+    pub flights: Arc<super::cache::Flights>,
+    /// Counts `gateway_cache_total{result}` (hit, miss, shared, stale) and `gateway_rate_limited_total{group}`.
     pub metrics: medcov_http::Metrics,
     pub verifier: Arc<Verifier>,
     pub limits: Limits,
     pub body_limit: usize,
+    /// The methods each documented path answers (from the merged API document): a request
+    /// without a valid token for any other is 405, not 401. `None`: not checked.
+    pub routes: Option<super::docs::Docs>,
 }
 
 pub fn router(state: ProxyState) -> OpenApiRouter {
@@ -120,6 +129,18 @@ fn is_public(service: ServiceName, method: &Method, path: &str) -> bool {
     let everywhere = matches!(path, "/openapi.json" | "/health/live" | "/health/ready") && method == Method::GET;
     let keys = service == ServiceName::Auth && method == Method::GET && path == medcov_security::verify::JWKS_PATH;
     everywhere || keys || is_sign_in(service, method, path)
+}
+
+/// 405 for a method the documented path (as the merged API document says) does not have.
+async fn method_refusal(state: &ProxyState, service: &str, path: &str, method: &Method) -> Option<ApiError> {
+    let docs = state.routes.as_ref()?;
+    let full = if path == "/" { format!("/api/{service}") } else { format!("/api/{service}{path}") };
+    let allowed = docs.allowed(&full).await?;
+    if allowed.contains(method) {
+        return None;
+    }
+    let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    Some(ApiError::MethodNotAllowed { allow })
 }
 
 /// The client's address (see the module's header); "unknown" when there is none to see.
@@ -236,6 +257,11 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
                 }
             }
             Err(error) => {
+                // A method the path does not have is 405 rather than 401: the token does not
+                // matter. (With a valid token the service answers the 405 itself.)
+                if let Some(refusal) = method_refusal(state, service, &path, &parts.method).await {
+                    return Err(refusal);
+                }
                 // Guessing tokens costs from the caller's IP budget.
                 if let Err(over) = limit(state, "api", format!("api:ip:{ip}"), &state.limits.api).await {
                     return Ok(refused(state, over));
@@ -252,6 +278,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
     // Signed-in GETs and POSTs may be answered from the cache, or stored for later.
     let cache = state.cache.as_ref();
     let mut lookup = None;
+    let mut leader = None;
     if let Some(audience) = &audience
         && (request.method() == Method::GET || request.method() == Method::POST)
     {
@@ -271,6 +298,32 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
             state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
             write(&applied, &mut hit);
             return Ok(hit);
+        }
+        match found.flight_key().map(|key| state.flights.join(key)) {
+            Some(super::cache::Flight::Follower(waiting)) => {
+                if let Some(mut shared) = super::cache::wait(waiting).await {
+                    state.metrics.counter("gateway_cache_total", &[("result", "shared")]).increment(1);
+                    write(&applied, &mut shared);
+                    return Ok(shared);
+                }
+                // The first request gave up: ask for ourselves.
+            }
+            Some(super::cache::Flight::Leader(first)) => {
+                // A flight that ended between our look in the cache and now may have stored
+                // the answer: look again before calling the service.
+                if let Some(mut hit) = found.fresh(cache, &state.marked).await {
+                    state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
+                    let (back, shared) = super::cache::Shared::of(hit).await;
+                    hit = back;
+                    if let Some(shared) = shared {
+                        first.share(shared);
+                    }
+                    write(&applied, &mut hit);
+                    return Ok(hit);
+                }
+                leader = Some(first);
+            }
+            None => {}
         }
         lookup = Some(found);
     }
@@ -305,6 +358,13 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         }
         (Err(error), _) => return Err(error),
     };
+    if let Some(leader) = leader {
+        let (back, shared) = super::cache::Shared::of(response).await;
+        response = back;
+        if let Some(shared) = shared {
+            leader.share(shared);
+        }
+    }
     write(&applied, &mut response);
     Ok(response)
 }

@@ -121,7 +121,7 @@ impl From<Encounter> for EncounterView {
 
 /// Add a service to a hospital's catalog.
 #[utoipa::path(post, path = "/service-catalog", tag = "encounters", request_body = NewCatalogEntry,
-    responses((status = 201, body = CatalogEntryView), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 201, body = CatalogEntryView), (status = 404, description = "No such hospital (or not one of yours).", body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn add_catalog_entry(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
@@ -176,7 +176,7 @@ impl From<OpenEncounter> for OpenRequest {
 /// Open an encounter for an appointment (checked in or fulfilled) or a walk-in.
 #[utoipa::path(post, path = "/encounters", tag = "encounters", request_body = OpenEncounter,
     responses(
-        (status = 201, body = EncounterView),
+        (status = 201, body = EncounterView, headers(("ETag" = String, description = "The version, for `If-Match`."))),
         (status = 404, body = medcov_http::Problem),
         (status = 409, description = "The appointment is not checked in, or already has an encounter.", body = medcov_http::Problem),
     ))]
@@ -184,20 +184,21 @@ async fn open_encounter(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Openers>,
     Json(input): Json<OpenEncounter>,
-) -> Result<(StatusCode, Json<EncounterView>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<EncounterView>), ApiError> {
     let opened = service.open_encounter(&principal, input.into()).await?;
-    Ok((StatusCode::CREATED, Json(opened.into())))
+    Ok((StatusCode::CREATED, medcov_http::etag(opened.version), Json(opened.into())))
 }
 
 /// One encounter (the read is logged).
 #[utoipa::path(get, path = "/encounters/{id}", tag = "encounters",
-    responses((status = 200, body = EncounterView), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = EncounterView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 404, body = medcov_http::Problem)))]
 async fn get_encounter(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<EncounterView>, ApiError> {
-    Ok(Json(service.read_encounter(&principal, id).await?.into()))
+) -> Result<(HeaderMap, Json<EncounterView>), ApiError> {
+    let encounter = service.read_encounter(&principal, id).await?;
+    Ok((medcov_http::etag(encounter.version), Json(encounter.into())))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -217,29 +218,31 @@ impl From<CareRecord> for CareEdit {
 
 /// Record diagnoses, services and notes on an open encounter. `If-Match` is required.
 #[utoipa::path(patch, path = "/encounters/{id}", tag = "encounters", request_body = CareRecord,
-    responses((status = 200, body = EncounterView), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = EncounterView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn record_care(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Clinicians>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(change): Json<CareRecord>,
-) -> Result<Json<EncounterView>, ApiError> {
+) -> Result<(HeaderMap, Json<EncounterView>), ApiError> {
     let expected = if_match(&headers)?;
-    Ok(Json(service.record_care(&principal, id, expected, change.into()).await?.into()))
+    let recorded = service.record_care(&principal, id, expected, change.into()).await?;
+    Ok((medcov_http::etag(recorded.version), Json(recorded.into())))
 }
 
 /// Close an encounter: it is frozen, and `encounter_completed` carries everything billing
 /// needs (services with categories, diagnoses, the patient's member numbers). `If-Match` is
 /// required.
 #[utoipa::path(post, path = "/encounters/{id}/close", tag = "encounters",
-    responses((status = 200, body = EncounterView), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = EncounterView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn close_encounter(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Clinicians>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-) -> Result<Json<EncounterView>, ApiError> {
+) -> Result<(HeaderMap, Json<EncounterView>), ApiError> {
     let expected = if_match(&headers)?;
-    Ok(Json(service.close_encounter(&principal, id, expected).await?.into()))
+    let closed = service.close_encounter(&principal, id, expected).await?;
+    Ok((medcov_http::etag(closed.version), Json(closed.into())))
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use medcov_http::{ApiError, Json, Path};
 use medcov_security::{Authorized, Principal};
 use serde::{Deserialize, Serialize};
@@ -109,7 +109,7 @@ impl From<Hospital> for HospitalView {
 /// Register a hospital (platform administrators).
 #[utoipa::path(post, path = "/hospitals", tag = "hospitals", request_body = HospitalInput,
     responses(
-        (status = 201, body = HospitalView),
+        (status = 201, body = HospitalView, headers(("ETag" = String, description = "The version, for `If-Match`."))),
         (status = 403, body = medcov_http::Problem),
         (status = 409, description = "The code is taken.", body = medcov_http::Problem),
         (status = 422, body = medcov_http::Problem),
@@ -118,9 +118,9 @@ async fn create_hospital(
     State(service): State<Arc<HospitalService>>,
     _admin: Authorized<PlatformAdmins>,
     Json(input): Json<HospitalInput>,
-) -> Result<(StatusCode, Json<HospitalView>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<HospitalView>), ApiError> {
     let hospital = service.create_hospital(input.into()).await?;
-    Ok((StatusCode::CREATED, Json(hospital.into())))
+    Ok((StatusCode::CREATED, medcov_http::etag(hospital.version), Json(hospital.into())))
 }
 
 /// Every hospital: the directory is open to anyone signed in. Cacheable at the gateway for a
@@ -137,14 +137,16 @@ async fn list_hospitals(
 /// One hospital. Cacheable at the gateway for five minutes (hospitals are not changed once
 /// created; the directory tag covers them all).
 #[utoipa::path(get, path = "/hospitals/{id}", tag = "hospitals",
-    responses((status = 200, body = HospitalView), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = HospitalView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 404, body = medcov_http::Problem)))]
 async fn get_hospital(
     State(service): State<Arc<HospitalService>>,
     _caller: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<(HeaderMap, Json<HospitalView>), ApiError> {
     let hospital = service.hospital(id).await?;
-    Ok((medcov_http::caching::cacheable(300, &[DIRECTORY_TAG.to_owned()]), Json(hospital.into())))
+    let mut headers = medcov_http::caching::cacheable(300, &[DIRECTORY_TAG.to_owned()]);
+    headers.extend(medcov_http::etag(hospital.version));
+    Ok((headers, Json(hospital.into())))
 }
 
 /// Who changes a hospital's record: its administrators (or the platform's).
@@ -173,7 +175,7 @@ impl From<HospitalChange> for HospitalEdit {
 /// Send `If-Match` with the ETag you read; a stale one is 412. New opening hours bind bookings
 /// made from now on; appointments already booked are kept.
 #[utoipa::path(patch, path = "/hospitals/{id}", tag = "hospitals", request_body = HospitalChange,
-    responses((status = 200, body = HospitalView), (status = 404, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem),
+    responses((status = 200, body = HospitalView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 404, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem),
         (status = 422, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn change_hospital(
     State(service): State<Arc<HospitalService>>,
@@ -184,9 +186,5 @@ async fn change_hospital(
 ) -> Result<(HeaderMap, Json<HospitalView>), ApiError> {
     let expected = if_match(&headers)?;
     let updated = service.change_hospital(&principal, id, expected, change.into()).await?;
-    let mut out = HeaderMap::new();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", updated.version)) {
-        out.insert(header::ETAG, etag);
-    }
-    Ok((out, Json(updated.into())))
+    Ok((medcov_http::etag(updated.version), Json(updated.into())))
 }

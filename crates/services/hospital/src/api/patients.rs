@@ -301,8 +301,10 @@ pub struct SearchParams {
     /// An exact insurance member number.
     member_number: Option<String>,
     /// At most this many (1 to 100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// Skip this many (0 to 10000).
+    #[param(minimum = 0, maximum = 10000)]
     offset: Option<i64>,
 }
 

@@ -206,14 +206,14 @@ impl From<AppointmentChange> for AppointmentChangeView {
 
 /// Add a practitioner to a hospital.
 #[utoipa::path(post, path = "/practitioners", tag = "practitioners", request_body = PractitionerInput,
-    responses((status = 201, body = PractitionerView), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 201, body = PractitionerView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn create_practitioner(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Json(input): Json<PractitionerInput>,
-) -> Result<(StatusCode, Json<PractitionerView>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<PractitionerView>), ApiError> {
     let practitioner = service.create_practitioner(&principal, input.into()).await?;
-    Ok((StatusCode::CREATED, Json(practitioner.into())))
+    Ok((StatusCode::CREATED, medcov_http::etag(practitioner.version), Json(practitioner.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -237,27 +237,29 @@ async fn list_practitioners(
 
 /// One practitioner.
 #[utoipa::path(get, path = "/practitioners/{id}", tag = "practitioners",
-    responses((status = 200, body = PractitionerView), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = PractitionerView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 404, body = medcov_http::Problem)))]
 async fn get_practitioner(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<PractitionerView>, ApiError> {
-    Ok(Json(service.practitioner(&principal, id).await?.into()))
+) -> Result<(HeaderMap, Json<PractitionerView>), ApiError> {
+    let practitioner = service.practitioner(&principal, id).await?;
+    Ok((medcov_http::etag(practitioner.version), Json(practitioner.into())))
 }
 
 /// Change a practitioner. `If-Match` with the version you read is required.
 #[utoipa::path(patch, path = "/practitioners/{id}", tag = "practitioners", request_body = PractitionerChange,
-    responses((status = 200, body = PractitionerView), (status = 412, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
+    responses((status = 200, body = PractitionerView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 404, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn update_practitioner(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     Json(change): Json<PractitionerChange>,
-) -> Result<Json<PractitionerView>, ApiError> {
+) -> Result<(HeaderMap, Json<PractitionerView>), ApiError> {
     let expected = if_match(&headers)?;
-    Ok(Json(service.change_practitioner(&principal, id, expected, change.into()).await?.into()))
+    let changed = service.change_practitioner(&principal, id, expected, change.into()).await?;
+    Ok((medcov_http::etag(changed.version), Json(changed.into())))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -433,7 +435,7 @@ pub struct Reschedule {
 /// Move a booked appointment to another time (same practitioner); its history keeps the old
 /// time. `If-Match` with the version you read is required.
 #[utoipa::path(post, path = "/appointments/{id}/reschedule", tag = "appointments", request_body = Reschedule,
-    responses((status = 200, body = AppointmentView), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem)))]
+    responses((status = 200, body = AppointmentView), (status = 409, body = medcov_http::Problem), (status = 412, body = medcov_http::Problem), (status = 428, body = medcov_http::Problem)))]
 async fn reschedule(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Registrars>,
@@ -446,12 +448,24 @@ async fn reschedule(
     Ok(Json(moved.into()))
 }
 
+/// Which of a patient's appointments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// Soonest first.
+    Upcoming,
+    /// Latest first.
+    Past,
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PatientAppointmentsQuery {
     /// `upcoming` (default) or `past`.
-    when: Option<String>,
+    #[param(inline)]
+    when: Option<When>,
     /// At most this many (1 to 100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -464,11 +478,7 @@ async fn patient_appointments(
     Path(id): Path<Uuid>,
     Query(query): Query<PatientAppointmentsQuery>,
 ) -> Result<Json<Vec<AppointmentView>>, ApiError> {
-    let upcoming = match query.when.as_deref() {
-        None | Some("upcoming") => true,
-        Some("past") => false,
-        Some(_) => return Err(ApiError::field("when", "must be `upcoming` or `past`")),
-    };
+    let upcoming = query.when != Some(When::Past);
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 100"));

@@ -292,7 +292,9 @@ async fn submit(
 #[serde(deny_unknown_fields)]
 pub struct ClaimQuery {
     status: Option<ClaimStatus>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 

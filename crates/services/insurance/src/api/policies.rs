@@ -236,7 +236,9 @@ async fn create_policy(
 #[serde(deny_unknown_fields)]
 pub struct PolicyQuery {
     status: Option<PolicyStatus>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 

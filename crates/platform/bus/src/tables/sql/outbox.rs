@@ -53,3 +53,70 @@ pub(crate) async fn log(pool: &super::Pool, filter: &crate::log::Filter<'_>) -> 
     query.push(" ORDER BY id LIMIT ").push_bind(filter.limit);
     Ok(query.build_query_as().fetch_all(pool).await?)
 }
+
+/// A value of the service's `medcov_meta`.
+pub(crate) async fn meta<'c, E>(on: E, key: &str) -> Result<Option<String>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    Ok(sqlx::query_scalar("SELECT value FROM medcov_meta WHERE key = $1").bind(key).fetch_optional(on).await?)
+}
+
+/// Sets a value of `medcov_meta`.
+pub(crate) async fn set_meta<'c, E>(on: E, key: &str, value: &str) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    sqlx::query(
+        "INSERT INTO medcov_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// Sets a value of `medcov_meta` only while it is still `from` (or missing, for `None`):
+/// whether it did. Of relays racing to the same change, one wins.
+pub(crate) async fn swap_meta<'c, E>(on: E, key: &str, from: Option<&str>, to: &str) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    let done = match from {
+        Some(from) => {
+            sqlx::query("UPDATE medcov_meta SET value = $1 WHERE key = $2 AND value = $3")
+                .bind(to)
+                .bind(key)
+                .bind(from)
+                .execute(on)
+                .await?
+        }
+        None => {
+            sqlx::query("INSERT INTO medcov_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(to)
+                .execute(on)
+                .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks rows published at or after `since` (every published row for `None`) unpublished, so
+/// the relay publishes them again; returns how many.
+pub(crate) async fn unpublish_since<'c, E>(on: E, since: Option<OffsetDateTime>) -> Result<u64, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    let done = match since {
+        Some(since) => {
+            sqlx::query("UPDATE outbox SET published_at = NULL WHERE published_at >= $1")
+                .bind(since)
+                .execute(on)
+                .await?
+        }
+        None => sqlx::query("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL").execute(on).await?,
+    };
+    Ok(done.rows_affected())
+}

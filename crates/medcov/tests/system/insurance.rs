@@ -59,7 +59,12 @@ impl Insurer {
 /// An insurer (AAR, KES) with an administrator, a claims officer and an agent, and a hospital
 /// in its network with a billing clerk.
 async fn insurer(env: &TestEnv) -> Insurer {
-    let w = World::start(env).await;
+    insurer_with(env, env.config.clone()).await
+}
+
+/// [`insurer`], with MedCov started with `config`.
+async fn insurer_with(env: &TestEnv, config: medcov_config::Config) -> Insurer {
+    let w = World::start_with(env, config, "all").await;
     let hospital = w.hospital("NRB", "Africa/Nairobi").await;
     let insurer = w.insurer("AAR").await;
     let staff = scope::insurer(&insurer);
@@ -647,7 +652,69 @@ async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
     f.w.stop().await;
 }
 
+/// A burst of registrations with member numbers, faster than the insurers and billing confirm
+/// them: MedCov answers 503 (Retry-After) to those it could not carry through in time, and every
+/// registration it accepted keeps its coverage: no saga is compensated because its own queue was
+/// long.
+async fn a_burst_of_registrations_is_refused_rather_than_undone(env: TestEnv) {
+    use futures::StreamExt;
+    let mut config = env.config.clone();
+    // Short enough that the burst's queue would outlast it, long enough for a loaded machine.
+    config.events.saga_step_timeout_ms = 10_000;
+    config.gateway.rate_limits.api = medcov_config::QuotaConfig { per_minute: 1_000_000, burst: 100_000 };
+    let f = insurer_with(&env, config).await;
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+
+    let register = |n: usize| {
+        let (f, number) = (&f, number.clone());
+        async move {
+            // Names take no digits: n in letters.
+            let family: String = [n / 676, n / 26 % 26, n % 26].iter().map(|d| char::from(b'a' + *d as u8)).collect();
+            let patient = json!({"hospital_id": f.hospital, "given_name": "Burst", "family_name": format!("Patient{family}"),
+                "date_of_birth": "1988-04-12", "sex": "female",
+                "member_numbers": [{"insurer_id": f.insurer, "member_number": number}]});
+            f.w.app
+                .call(Method::POST, "/api/hospital/patients?allow_duplicate=true", Some(&f.admin), Some(patient))
+                .await
+        }
+    };
+    let answers: Vec<_> = futures::stream::iter(0..600).map(register).buffer_unordered(32).collect().await;
+    let mut accepted: u32 = 0;
+    for (status, headers, body) in &answers {
+        match status {
+            201 => accepted += 1,
+            503 => assert!(headers.contains_key("retry-after"), "a 503 says when to come back: {body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(accepted >= 16, "the first registrations of a burst are accepted ({accepted})");
+
+    // Every accepted registration's saga completes; none is undone.
+    f.settle().await;
+    let gauge = async |state: &str| {
+        let metrics = f.w.app.metrics(ServiceName::Hospital).await;
+        let label = format!("state=\"{state}\"");
+        crate::support::sample(&metrics, "sagas", &["kind=\"patient_registration\"", &label]).unwrap_or(0.0)
+    };
+    let ended = eventually("every accepted registration's saga to end", PATIENCE, async || {
+        let ended = gauge("completed").await + gauge("compensated").await;
+        (ended >= f64::from(accepted)).then_some(ended)
+    })
+    .await;
+    let undone = f.get("/api/hospital/sagas?state=compensated", &f.admin).await;
+    assert_eq!(
+        (gauge("completed").await, gauge("compensated").await),
+        (f64::from(accepted), 0.0),
+        "{accepted} accepted, {ended} ended, {} refused; undone: {undone}",
+        answers.len() - accepted as usize
+    );
+    f.w.stop().await;
+}
+
 medcov_testkit::backend_suite!(
+    a_burst_of_registrations_is_refused_rather_than_undone,
     the_registration_saga_completes_fails_and_compensates,
     member_verification_finishes_once_across_a_restart,
     a_registered_patients_member_numbers_are_verified,

@@ -26,6 +26,7 @@ mod registration;
 
 use std::sync::Arc;
 
+use medcov_bus::admission::Admission;
 use medcov_bus::orchestrator::Definition;
 use medcov_cache::Cache;
 use medcov_http::ApiError;
@@ -46,13 +47,16 @@ pub struct HospitalService {
     db: Database,
     cache: Arc<dyn Cache>,
     registration: Definition,
+    /// How many registration sagas may be in flight (see `medcov_bus::admission`).
+    admission: Admission,
 }
 
 impl HospitalService {
     /// The service on `db`, caching in `cache` (shared with every instance when it is Redis),
     /// starting `registration` sagas for patients registered with member numbers.
     pub fn new(db: Database, cache: Arc<dyn Cache>, registration: Definition) -> HospitalService {
-        HospitalService { db, cache, registration }
+        let admission = Admission::new(registration.shortest_timeout());
+        HospitalService { db, cache, registration, admission }
     }
 
     pub fn database(&self) -> &Database {

@@ -63,6 +63,17 @@ impl HospitalService {
             return Err(ApiError::NotFound("no such hospital".into()));
         }
         let details = patient::checked(details, today())?;
+        // A registration with member numbers starts a saga: refused before anything is written
+        // while the sagas in flight would not finish in time (it would be undone, not late).
+        if !details.member_numbers.is_empty()
+            && let Err(saturated) = self.admission.admit()
+        {
+            return Err(ApiError::Unavailable(format!(
+                "registrations with member numbers are arriving faster than the insurers and billing \
+                 confirm them (the ones in flight need about {} s); try again shortly",
+                saturated.expected_wait.as_secs().clamp(1, 3600)
+            )));
+        }
         let actor = actor(principal);
         let mut tx = self.db.begin_write().await?;
         let number = store::next_record_number(&mut tx, hospital_id)

@@ -197,12 +197,14 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     assert_eq!(answer["deductible_left_member"], 100_000);
     assert_eq!(
         answer["services"][0]["estimate"],
-        json!({"price": 300_000, "insurer_pays": 150_000, "patient_pays": 150_000})
+        json!({"price": 300_000, "insurer_pays": 150_000, "patient_pays": 150_000,
+            "adjustments": [{"code": "deductible", "amount": 100_000}, {"code": "co_pay", "amount": 50_000}]})
     );
     assert_eq!(answer["services"][0]["count_left"], 3);
     assert_eq!(
         answer["services"][1]["estimate"],
-        json!({"price": 250_000, "insurer_pays": 120_000, "patient_pays": 130_000})
+        json!({"price": 250_000, "insurer_pays": 120_000, "patient_pays": 130_000,
+            "adjustments": [{"code": "deductible", "amount": 100_000}, {"code": "co_insurance", "amount": 30_000}]})
     );
     assert_eq!(answer["services"][2]["covered"], false);
     assert_eq!(answer["services"][2]["reason"], "excluded_service");
@@ -394,6 +396,101 @@ async fn preauthorisations_reserve_and_are_used_by_claims(env: TestEnv) {
     // The used approval no longer reserves; the claim's own payment counts instead.
     let answer = f.eligibility(&number, json!([])).await;
     assert_eq!(answer["member_ceiling_left"]["inpatient"], 20_000_000 - 4_000_000 - 2_430_000);
+    f.w.stop().await;
+}
+
+/// An override is bounded by what is left of the ceiling: past it, it is refused naming the
+/// field, unless it is explicitly ex gratia, which is recorded on its own and never counted as
+/// covered benefit. Amounts by hand: out-patient ceiling 8 000.00 per member, deductible
+/// 1 000.00, tests 20 %.
+async fn an_override_stops_at_the_ceiling_unless_ex_gratia(env: TestEnv) {
+    let f = insurer(&env).await;
+    let mut rules = rules(&f.hospital);
+    rules["ceilings"]["member_outpatient"] = json!(800_000);
+    let plan = f.gold(rules).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    // Claim A, a 6 000.00 test: deductible 1 000.00, 20 % of 5 000.00 = 1 000.00; the insurer
+    // pays 4 000.00, leaving 4 000.00 of the ceiling.
+    let (status, a) = f.claim("NRB-C1", &number, json!([line("LAB-A", "laboratory", 600_000)])).await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(splits(&a), vec![(400_000, 200_000, Value::Null)]);
+    assert_eq!(
+        a["result"][0]["adjustments"],
+        json!([{"code": "deductible", "amount": 100_000}, {"code": "co_insurance", "amount": 100_000}])
+    );
+    // Asked again without claim A (to compare with its adjudication), the member had all of it.
+    let body = json!({"member_number": number, "date": service_day(), "hospital_id": f.hospital, "services": [], "excluding_claim": a["id"]});
+    let (status, before) = f.call(Method::POST, "/eligibility", &f.biller, Some(body)).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        (before["deductible_left_member"].as_i64(), before["member_ceiling_left"]["outpatient"].as_i64()),
+        (Some(100_000), Some(800_000))
+    );
+    let now = f.eligibility(&number, json!([])).await;
+    assert_eq!(
+        (now["deductible_left_member"].as_i64(), now["member_ceiling_left"]["outpatient"].as_i64()),
+        (Some(0), Some(400_000))
+    );
+    // Claim B, another 6 000.00 test: 20 % = 1 200.00, then 4 800.00 capped at the 4 000.00
+    // left: 800.00 cut by the ceiling.
+    let (_, b) = f.claim("NRB-C2", &number, json!([line("LAB-B", "laboratory", 600_000)])).await;
+    assert_eq!(splits(&b), vec![(400_000, 200_000, Value::Null)]);
+    assert_eq!(
+        b["result"][0]["adjustments"],
+        json!([{"code": "co_insurance", "amount": 120_000}, {"code": "ceiling", "amount": 80_000}])
+    );
+    let path = format!("/claims/{}", b["id"].as_str().unwrap());
+    let (status, _) =
+        f.call(Method::POST, &format!("{path}/review"), &f.officer, Some(json!({"reason": "appeal"}))).await;
+    assert_eq!(status, 200);
+    // Waiving the co-insurance would pay 800.00 past the ceiling: refused, naming the field.
+    let waive = |ex_gratia: bool| json!({"overrides": [{"line": 1, "insurer_pays": 480_000, "reason": "appeal upheld", "ex_gratia": ex_gratia}]});
+    let (status, refused) = f.call(Method::POST, &format!("{path}/adjudicate"), &f.officer, Some(waive(false))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "overrides[0].insurer_pays", "{refused}");
+    assert!(refused["errors"][0]["reason"].as_str().unwrap().contains("ex_gratia"), "{refused}");
+    // As an ex-gratia payment: nothing was left of the ceiling, so all 800.00 more is ex gratia.
+    let (status, ex_gratia) = f.call(Method::POST, &format!("{path}/adjudicate"), &f.officer, Some(waive(true))).await;
+    assert_eq!(status, 200, "{ex_gratia}");
+    let l = &ex_gratia["result"][0];
+    assert_eq!(
+        (l["insurer_pays"].as_i64(), l["patient_pays"].as_i64(), l["ex_gratia"].as_i64()),
+        (Some(480_000), Some(120_000), Some(80_000)),
+        "{l}"
+    );
+    assert_eq!(
+        l["adjustments"],
+        json!([{"code": "co_insurance", "amount": 120_000}, {"code": "ceiling", "amount": 80_000}, {"code": "ex_gratia", "amount": -80_000}]),
+        "{l}"
+    );
+    // The ceiling is used to the cent and never past it: ex gratia is no covered benefit.
+    let now = f.eligibility(&number, json!([])).await;
+    assert_eq!(now["member_ceiling_left"]["outpatient"], 0);
+    assert_eq!(now["policy_ceiling_left"]["outpatient"], 8_000_000 - 800_000);
+    f.w.stop().await;
+}
+
+/// Anything that changes what a policy has left clears every member's cached answers: a
+/// child's repeated question right after the holder's pre-authorisation sees the reservation.
+async fn a_family_members_answer_is_fresh_after_anothers_preauthorisation(env: TestEnv) {
+    let f = insurer(&env).await;
+    let mut rules = rules(&f.hospital);
+    rules["ceilings"]["policy_inpatient"] = json!(25_000_000);
+    let plan = f.gold(rules).await;
+    let (policy, holder) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    let child = policy["members"][1]["member_number"].as_str().unwrap().to_owned();
+    let first = f.eligibility(&child, json!([])).await;
+    assert_eq!(first["policy_ceiling_left"]["inpatient"], 25_000_000);
+    let clerk = f.user("nrb.desk", "hospital_clerk", scope::hospital(&f.hospital)).await;
+    let request = json!({"member_number": holder, "hospital_id": f.hospital, "visit_type": "normal", "planned_date": today(),
+        "services": [{"service_code": "PROC", "category": "procedure", "quantity": 1, "estimated_amount": 3_000_000}]});
+    let (status, approved) = f.call(Method::POST, "/preauthorisations", &clerk, Some(request)).await;
+    assert_eq!((status, approved["status"].as_str()), (201, Some("approved")), "{approved}");
+    // The same question again, at once: the holder's 30 000.00 is reserved on the policy.
+    let again = f.eligibility(&child, json!([])).await;
+    assert_eq!(again["policy_ceiling_left"]["inpatient"], 25_000_000 - 3_000_000, "{again}");
     f.w.stop().await;
 }
 
@@ -722,6 +819,8 @@ medcov_testkit::backend_suite!(
     preauthorisations_reserve_and_are_used_by_claims,
     concurrent_claims_never_overshoot_a_ceiling,
     inconsistent_input_is_refused_with_the_field,
+    an_override_stops_at_the_ceiling_unless_ex_gratia,
+    a_family_members_answer_is_fresh_after_anothers_preauthorisation,
 );
 
 /// The insurance service loads the plan versions in force into the cache at start when

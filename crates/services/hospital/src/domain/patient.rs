@@ -111,6 +111,8 @@ impl PatientDetails {
         for (field, value) in [("given_name", &self.given_name), ("family_name", &self.family_name)] {
             if let Err(reason) = medcov_domain::values::person_name(value) {
                 errors.push(FieldError::new(field, reason));
+            } else if let Some(problem) = medcov_domain::text::display_problem(field, value) {
+                errors.push(problem);
             }
         }
         if self.date_of_birth > today {

@@ -104,6 +104,8 @@ pub fn expiry_of(start: Date) -> Date {
 fn check_name(errors: &mut Vec<FieldError>, field: String, value: &str) {
     if let Err(reason) = medcov_domain::values::person_name(value) {
         errors.push(FieldError::new(field, reason));
+    } else if let Some(problem) = medcov_domain::text::display_problem(field, value) {
+        errors.push(problem);
     }
 }
 

@@ -81,15 +81,16 @@ impl BillingService {
     }
 
     /// Premiums of the caller's insurer (all for the platform) with a status word (any with
-    /// `None`), newest first.
+    /// `None`), of one policy when asked, newest first.
     pub async fn premiums(
         &self,
         scope: &Scope,
         status: Option<&str>,
+        policy: Option<Uuid>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Premium>, ApiError> {
-        Ok(store::premiums(&self.db, insurer_in_scope(scope), status, limit, offset).await?)
+        Ok(store::premiums(&self.db, insurer_in_scope(scope), status, policy, limit, offset).await?)
     }
 
     /// Records a payment of a premium the caller may see, once per Idempotency-Key (a repeat

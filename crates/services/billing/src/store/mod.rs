@@ -100,10 +100,11 @@ pub async fn invoices(
     hospitals: Option<&[Uuid]>,
     status: Option<Status>,
     patient: Option<Uuid>,
+    encounter: Option<Uuid>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Invoice>, StoreError> {
-    dispatch!(db, invoices::list(hospitals, status, patient, limit, offset))
+    dispatch!(db, invoices::list(hospitals, status, patient, encounter, limit, offset))
 }
 
 /// Invoices whose insurer share `insurer` owes, at some hospitals (all with `None`).
@@ -219,10 +220,11 @@ pub async fn premiums(
     db: &Database,
     insurer: Option<Uuid>,
     status: Option<&str>,
+    policy: Option<Uuid>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Premium>, StoreError> {
-    dispatch!(db, premiums::list(insurer, status, limit, offset))
+    dispatch!(db, premiums::list(insurer, status, policy, limit, offset))
 }
 
 /// What is paid of the premium, its status, and when it was paid in full (kept when `None`).

@@ -854,6 +854,12 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
         json!([{"code": "co_pay", "amount": 50_000}, {"code": "co_insurance", "amount": 50_000}]),
         "{statement}"
     );
+    // Nobody billed, no statement: 404, never a statement of zeros.
+    for path in ["patients", "insurers"] {
+        let unknown = format!("/api/billing/{path}/{}/statement", uuid::Uuid::now_v7());
+        let (status, body) = c.call(Method::GET, &unknown, &c.biller, None).await;
+        assert_eq!(status, 404, "{unknown}: {body}");
+    }
     // The remittance settled the insurer's share: the claim is paid.
     let claim_path = format!("/api/insurance/claims/{}", claim["id"].as_str().unwrap());
     c.settle().await;
@@ -1073,6 +1079,10 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     let (status, statement) = call(Method::GET, statement_path.clone(), agent.clone(), None).await;
     assert_eq!(status, 200, "{statement}");
     assert_eq!((statement["earned"].as_i64(), statement["clawed_back"].as_i64()), (Some(150_000), Some(0)));
+    // Another agent's statement is refused, not answered with the agent's own.
+    let (status, refused) =
+        call(Method::GET, format!("{statement_path}&agent_id={}", uuid::Uuid::now_v7()), agent.clone(), None).await;
+    assert_eq!(status, 403, "{refused}");
 
     // The agent is paid what they earned, once per key; then nothing more is owed.
     let payout =

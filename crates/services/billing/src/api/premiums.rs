@@ -346,9 +346,10 @@ pub struct Statement {
     pub commissions: Vec<Commission>,
 }
 
-/// A commission statement for a period.
+/// A commission statement for a period. An agent's is their own: asking for another agent's is
+/// 403, never answered with their own.
 #[utoipa::path(get, path = "/commissions", tag = "premiums", params(StatementQuery),
-    responses((status = 200, body = Statement), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = Statement), (status = 403, description = "An agent asked for another agent's statement.", body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn statement(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<PremiumReaders>,
@@ -356,6 +357,9 @@ async fn statement(
 ) -> Result<Json<Statement>, ApiError> {
     // An agent's statement is their own.
     let agent = if principal.roles.contains(&Role::Agent) && !principal.roles.contains(&Role::Admin) {
+        if query.agent_id.is_some_and(|asked| asked != principal.id) {
+            return Err(ApiError::Forbidden("an agent sees their own commission statement only".into()));
+        }
         Some(principal.id)
     } else {
         query.agent_id

@@ -18,7 +18,6 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::domain::commission::{Commission, Payout};
-use crate::domain::idempotency::HeldKey;
 use crate::domain::invoice::{Invoice, Line, Payment, Status};
 use crate::domain::ledger::{About, Account, Derived, Entry};
 use crate::domain::premium::{Premium, PremiumPayment};
@@ -193,33 +192,6 @@ pub async fn premium_payment_under_key(
 pub async fn append_entry(tx: &mut Tx, about: &About, entry: &Entry, at: OffsetDateTime) -> Result<(), StoreError> {
     debug_assert!(entry.balanced(), "an unbalanced entry: {entry:?}");
     dispatch!(tx, journal::append(about, entry, at))
-}
-
-// Idempotency-Keys.
-
-/// The key as held, if it is.
-pub async fn held_key(tx: &mut Tx, tenant: Uuid, key: &str) -> Result<Option<HeldKey>, StoreError> {
-    dispatch!(tx, idempotency::held(tenant, key))
-}
-
-/// Holds a new key; a concurrent request holding it first is a [`StoreError::Duplicate`].
-pub async fn hold_key(tx: &mut Tx, tenant: Uuid, key: &str, hash: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-    dispatch!(tx, idempotency::hold(tenant, key, hash, at))
-}
-
-/// Takes over a key whose request crashed.
-pub async fn retake_key(tx: &mut Tx, tenant: Uuid, key: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-    dispatch!(tx, idempotency::retake(tenant, key, at))
-}
-
-/// Marks a key done, in the transaction that moves the money.
-pub async fn key_done(tx: &mut Tx, tenant: Uuid, key: &str) -> Result<(), StoreError> {
-    dispatch!(tx, idempotency::done(tenant, key))
-}
-
-/// Gives back a key whose request failed.
-pub async fn release_key(db: &Database, tenant: Uuid, key: &str) -> Result<(), StoreError> {
-    dispatch!(db, idempotency::release(tenant, key))
 }
 
 // Premiums.

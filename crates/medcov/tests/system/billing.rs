@@ -49,6 +49,11 @@ impl Clinic {
 
     /// A walk-in seen for a consultation and two blood counts; the encounter is closed.
     async fn encounter(&self, patient: &str) -> String {
+        self.encounter_of(patient, &[("CONS-GP", 1), ("LAB-FBC", 2)]).await
+    }
+
+    /// A walk-in seen for `services` (code, quantity); the encounter is closed.
+    async fn encounter_of(&self, patient: &str, services: &[(&str, u32)]) -> String {
         let (status, encounter) = self
             .call(
                 Method::POST,
@@ -59,7 +64,9 @@ impl Clinic {
             .await;
         assert_eq!(status, 201, "{encounter}");
         let path = format!("/api/hospital/encounters/{}", encounter["id"].as_str().unwrap());
-        let care = json!({"diagnoses": [{"code": "J06.9", "primary": true}], "services": [{"code": "CONS-GP", "quantity": 1}, {"code": "LAB-FBC", "quantity": 2}]});
+        let services: Vec<Value> =
+            services.iter().map(|(code, quantity)| json!({"code": code, "quantity": quantity})).collect();
+        let care = json!({"diagnoses": [{"code": "J06.9", "primary": true}], "services": services});
         let url = self.app.url(medcov_config::ServiceName::Gateway, &path);
         let response = self
             .app
@@ -130,9 +137,24 @@ fn balance(report: &[Value], account: &str) -> i64 {
 /// count 1 250.00.
 async fn clinic(env: &TestEnv) -> Clinic {
     let w = World::start(env).await;
-    let hospital = w.hospital("BIL", "UTC").await;
-    let clinician = w.user("bil.doctor", "clinician", scope::hospital(&hospital)).await;
-    let biller = w.user("bil.billing", "billing_clerk", scope::hospital(&hospital)).await;
+    let clinic = clinic_at(w, "BIL", "UTC", "KES").await;
+    // Prices of one code never overlap.
+    let (status, _) = clinic
+        .call(Method::POST, "/api/billing/price-list", &clinic.biller, Some(json!({"hospital_id": clinic.hospital, "service_code": "LAB-FBC", "category": "laboratory", "description": "x", "unit_price": 1, "currency": "KES", "effective_from": "2025-01-01"})))
+        .await;
+    assert_eq!(status, 409);
+    clinic
+}
+
+/// A hospital `code` in `timezone` paying in `currency`, in `w`, with staff, a practitioner
+/// working around the clock and a catalog of CONS-GP and LAB-FBC; in KES they cost 3 000.00 and
+/// 1 250.00 from 2020 (other currencies: no prices).
+async fn clinic_at(w: World, code: &str, timezone: &str, currency: &str) -> Clinic {
+    let body = json!({"name": format!("{code} Hospital"), "code": code, "timezone": timezone, "currency": currency});
+    let hospital = crate::world::id(&w.create("/api/hospital/hospitals", &w.admin, body).await);
+    let lower = code.to_lowercase();
+    let clinician = w.user(&format!("{lower}.doctor"), "clinician", scope::hospital(&hospital)).await;
+    let biller = w.user(&format!("{lower}.billing"), "billing_clerk", scope::hospital(&hospital)).await;
     let mut clinic = Clinic { w, hospital, clinician, biller, practitioner: String::new() };
     let hours: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
         .iter()
@@ -153,17 +175,235 @@ async fn clinic(env: &TestEnv) -> Clinic {
             )
             .await;
         assert_eq!(status, 201, "{body}");
+        if currency != "KES" {
+            continue;
+        }
         let (status, body) = clinic
             .call(Method::POST, "/api/billing/price-list", &clinic.biller, Some(json!({"hospital_id": clinic.hospital, "service_code": code, "category": category, "description": code, "unit_price": price, "currency": "KES", "effective_from": "2020-01-01"})))
             .await;
         assert_eq!(status, 201, "{body}");
     }
-    // Prices of one code never overlap.
-    let (status, _) = clinic
-        .call(Method::POST, "/api/billing/price-list", &clinic.biller, Some(json!({"hospital_id": clinic.hospital, "service_code": "LAB-FBC", "category": "laboratory", "description": "x", "unit_price": 1, "currency": "KES", "effective_from": "2025-01-01"})))
-        .await;
-    assert_eq!(status, 409);
     clinic
+}
+
+impl Clinic {
+    /// Adds a price of `code` in `currency` over `[from, to]`: the status and the answer.
+    async fn price(&self, code: &str, price: i64, currency: &str, (from, to): (&str, Option<&str>)) -> (u16, Value) {
+        let category = if code.starts_with("LAB") { "laboratory" } else { "consultation" };
+        let body = json!({"hospital_id": self.hospital, "service_code": code, "category": category, "description": code,
+            "unit_price": price, "currency": currency, "effective_from": from, "effective_to": to});
+        self.call(Method::POST, "/api/billing/price-list", &self.biller, Some(body)).await
+    }
+
+    /// Issues an invoice as the clinic's biller; the issued invoice.
+    async fn issue(&self, id: &str) -> Value {
+        let (status, issued) =
+            self.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &self.biller, None).await;
+        assert_eq!(status, 200, "{issued}");
+        issued
+    }
+}
+
+/// The local date of now in a zone of a fixed offset (Kiritimati is UTC+14, Honolulu UTC−10,
+/// all year): computed here by hand, not by the code under test.
+fn local_today(offset_hours: i64) -> time::Date {
+    (time::OffsetDateTime::now_utc() + time::Duration::hours(offset_hours)).date()
+}
+
+/// Care is dated, priced and counted on the hospital's own day: at UTC+14 and UTC−10 at the
+/// same moment, the days differ by one, and at least one of them differs from the UTC date.
+/// Each hospital's consultation costs 1 000.00 until its yesterday and 2 000.00 from its
+/// today, so pricing by the UTC date would show in the total.
+async fn care_is_dated_priced_and_counted_on_the_hospitals_local_day(env: TestEnv) {
+    let w = World::start(&env).await;
+    let east = clinic_at(w, "KIR", "Pacific/Kiritimati", "AUD").await;
+    let mut days = Vec::new();
+    let mut results = Vec::new();
+    let mut world = Some(east);
+    for (code, zone, offset) in [("KIR", "Pacific/Kiritimati", 14), ("HNL", "Pacific/Honolulu", -10)] {
+        let clinic = match world.take() {
+            Some(c) if code == "KIR" => c,
+            Some(c) => clinic_at(c.w, code, zone, "USD").await,
+            None => unreachable!(),
+        };
+        let currency = if code == "KIR" { "AUD" } else { "USD" };
+        // Retried when local midnight passes meanwhile (the prices were set for the day before).
+        let (today, invoice) = loop {
+            let today = local_today(offset);
+            let yesterday = today.previous_day().unwrap().to_string();
+            let clinic_today = today.to_string();
+            for (from, to, price) in
+                [("2020-01-01", Some(yesterday.as_str()), 100_000), (clinic_today.as_str(), None, 200_000)]
+            {
+                let (status, body) = clinic.price("CONS-GP", price, currency, (from, to)).await;
+                assert!(status == 201 || status == 409, "{body}");
+            }
+            let patient = clinic.patient(None).await;
+            clinic.encounter_of(&patient, &[("CONS-GP", 1)]).await;
+            let invoice = clinic.invoices(&patient, 1).await.remove(0);
+            if local_today(offset) == today {
+                break (today, invoice);
+            }
+        };
+        assert_eq!(invoice["date_of_service"], today.to_string(), "{code}: {invoice}");
+        assert_eq!(
+            (invoice["currency"].as_str(), invoice["total"].as_i64()),
+            (Some(currency), Some(200_000)),
+            "{code}: {invoice}"
+        );
+        let id = invoice["id"].as_str().unwrap().to_owned();
+        clinic.issue(&id).await;
+        let (status, paid) =
+            clinic.pay(&id, Some("local-1"), json!({"payer": "patient", "method": "cash", "amount": 200_000})).await;
+        assert_eq!(status, 201, "{paid}");
+        // The payment is on the hospital's day in its cash report, in its currency.
+        let (status, cash) = clinic
+            .call(
+                Method::GET,
+                &format!("/api/billing/reports/daily-cash?from={today}&to={today}"),
+                &clinic.biller,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{cash}");
+        assert_eq!(
+            cash,
+            json!([{"currency": currency, "date": today.to_string(), "method": "cash", "received": 200_000, "refunded": 0, "paid_out": 0, "net": 200_000}]),
+            "{code}"
+        );
+        days.push(today);
+        results.push(code);
+        world = Some(clinic);
+    }
+    // Kiritimati's day is always Honolulu's next day; one of them is not the UTC date.
+    assert!(days[0] >= days[1], "{days:?}");
+    let utc = time::OffsetDateTime::now_utc().date();
+    assert!(days.iter().any(|d| *d != utc), "{days:?} against {utc}");
+    world.unwrap().w.stop().await;
+}
+
+/// A KES hospital refuses a USD price; a USD hospital's invoices are in USD; the platform's
+/// reports keep each currency on its own rows and never add them.
+async fn two_currencies_never_mix(env: TestEnv) {
+    let w = World::start(&env).await;
+    let kes = clinic_at(w, "KSH", "Africa/Nairobi", "KES").await;
+    let (status, problem) = kes.price("XR-USD", 40_000, "USD", ("2020-01-01", None)).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "currency", "{problem}");
+    assert!(problem["errors"][0]["reason"].as_str().unwrap().contains("KES"), "{problem}");
+    let kes_patient = kes.patient(None).await;
+    kes.encounter_of(&kes_patient, &[("CONS-GP", 1), ("LAB-FBC", 2)]).await;
+    let kes_invoice = kes.invoices(&kes_patient, 1).await.remove(0);
+    // 3 000.00 + 2 × 1 250.00, in KES.
+    assert_eq!((kes_invoice["currency"].as_str(), kes_invoice["total"].as_i64()), (Some("KES"), Some(550_000)));
+    let (kes_admin, kes_biller, kes_hospital) = (kes.admin.clone(), kes.biller.clone(), kes.hospital.clone());
+    let usd = clinic_at(kes.w, "USH", "America/New_York", "USD").await;
+    for (code, price) in [("CONS-GP", 4_000), ("LAB-FBC", 1_500)] {
+        let (status, body) = usd.price(code, price, "USD", ("2020-01-01", None)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, _) = usd.price("XR-KES", 40_000, "KES", ("2020-01-01", None)).await;
+    assert_eq!(status, 422, "a USD hospital prices in USD");
+    let usd_patient = usd.patient(None).await;
+    usd.encounter_of(&usd_patient, &[("CONS-GP", 1), ("LAB-FBC", 2)]).await;
+    let usd_invoice = usd.invoices(&usd_patient, 1).await.remove(0);
+    // 40.00 + 2 × 15.00, in USD.
+    assert_eq!((usd_invoice["currency"].as_str(), usd_invoice["total"].as_i64()), (Some("USD"), Some(7_000)));
+    // Both issued and partly paid by card.
+    let usd_id = usd_invoice["id"].as_str().unwrap().to_owned();
+    usd.issue(&usd_id).await;
+    let (status, _) =
+        usd.pay(&usd_id, Some("usd-1"), json!({"payer": "patient", "method": "card", "amount": 2_000})).await;
+    assert_eq!(status, 201);
+    let kes_id = kes_invoice["id"].as_str().unwrap();
+    let (status, _) = usd.call(Method::POST, &format!("/api/billing/invoices/{kes_id}/issue"), &kes_biller, None).await;
+    assert_eq!(status, 200);
+    let url = usd.app.url(medcov_config::ServiceName::Gateway, &format!("/api/billing/invoices/{kes_id}/payments"));
+    let response = usd
+        .app
+        .client
+        .post(url)
+        .bearer_auth(&kes_biller)
+        .header("idempotency-key", "kes-1")
+        .json(&json!({"payer": "patient", "method": "card", "amount": 300_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // The platform's daily cash: one row per currency (New York and Nairobi may be on
+    // different days; ask for both).
+    let from = time::OffsetDateTime::now_utc().date().previous_day().unwrap();
+    let to = from.next_day().unwrap().next_day().unwrap();
+    let (status, cash) =
+        usd.call(Method::GET, &format!("/api/billing/reports/daily-cash?from={from}&to={to}"), &kes_admin, None).await;
+    assert_eq!(status, 200, "{cash}");
+    let rows: Vec<(String, i64)> = cash
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["currency"].as_str().unwrap().to_owned(), r["received"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(rows, [("KES".to_owned(), 300_000), ("USD".to_owned(), 2_000)], "{cash}");
+    // What is owed, per currency.
+    let (_, aged) = usd.call(Method::GET, "/api/billing/reports/aged-receivables", &kes_admin, None).await;
+    let owed: Vec<(String, i64)> = aged
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["currency"].as_str().unwrap().to_owned(), r["total"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(owed, [("KES".to_owned(), 250_000), ("USD".to_owned(), 5_000)], "{aged}");
+    let _ = kes_hospital;
+    usd.w.stop().await;
+}
+
+/// Spreadsheet and screen safety: an exported cell that would run as a formula is written as
+/// text, and names with bidirectional controls are refused, naming the field.
+async fn text_is_safe_in_spreadsheets_and_on_screens(env: TestEnv) {
+    let c = clinic(&env).await;
+    let (status, body) = c
+        .call(Method::POST, "/api/billing/price-list", &c.biller, Some(json!({"hospital_id": c.hospital, "service_code": "XR-1", "category": "imaging", "description": "=HYPERLINK(\"http://evil\",\"x\")", "unit_price": 1, "currency": "KES", "effective_from": "2020-01-01"})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let url = c.app.url(
+        medcov_config::ServiceName::Gateway,
+        &format!("/api/billing/price-list/export?hospital_id={}", c.hospital),
+    );
+    let exported = c.app.client.get(&url).bearer_auth(&c.biller).send().await.unwrap().text().await.unwrap();
+    assert!(exported.contains("XR-1,imaging,\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",1,KES"), "{exported}");
+    assert!(!exported.lines().any(|l| l.split(',').any(|cell| cell.starts_with('='))), "{exported}");
+    // Imported back, the description is what it was.
+    let url = c.app.url(
+        medcov_config::ServiceName::Gateway,
+        &format!("/api/billing/price-list/import?hospital_id={}", c.hospital),
+    );
+    let again = exported.replace("XR-1,", "XR-2,");
+    let response = c
+        .app
+        .client
+        .post(&url)
+        .bearer_auth(&c.biller)
+        .header("content-type", "text/csv")
+        .body(again)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, report) = crate::support::read(response).await;
+    assert_eq!((status, report["imported"].as_i64()), (200, Some(1)), "{report}");
+    let (_, prices) =
+        c.call(Method::GET, &format!("/api/billing/price-list?hospital_id={}", c.hospital), &c.biller, None).await;
+    let xr2 = prices.as_array().unwrap().iter().find(|p| p["service_code"] == "XR-2").cloned().unwrap();
+    assert_eq!(xr2["description"], "=HYPERLINK(\"http://evil\",\"x\")");
+    // A right-to-left override in a name: refused, naming the field.
+    let body = json!({"hospital_id": c.hospital, "given_name": "Imani\u{202E}", "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female"});
+    let (status, problem) = c.call(Method::POST, "/api/hospital/patients", &c.admin, Some(body)).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "given_name", "{problem}");
+    let (status, problem) = c
+        .call(Method::POST, "/api/hospital/practitioners", &c.admin, Some(json!({"hospital_id": c.hospital, "name": "Dr \u{2067}Care", "specialty": "general practice", "working_hours": [], "daily_capacity": 4})))
+        .await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("name")), "{problem}");
+    c.w.stop().await;
 }
 
 async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: TestEnv) {
@@ -325,7 +565,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     let (_, aged) = c.call(Method::GET, "/api/billing/reports/aged-receivables", &c.biller, None).await;
     assert_eq!(
         aged,
-        json!([{"payer": "patient", "party_id": patient, "current": 50_000, "days_31_60": 0, "days_61_90": 0, "over_90": 0, "total": 50_000}])
+        json!([{"currency": "KES", "payer": "patient", "party_id": patient, "current": 50_000, "days_31_60": 0, "days_61_90": 0, "over_90": 0, "total": 50_000}])
     );
     let url = c.app.url(medcov_config::ServiceName::Gateway, "/api/billing/reports/aged-receivables?format=csv");
     let response = c.app.client.get(url).bearer_auth(&c.biller).send().await.unwrap();
@@ -333,7 +573,9 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     let csv = response.text().await.unwrap();
     assert_eq!(
         csv,
-        format!("payer,party_id,current,days_31_60,days_61_90,over_90,total\npatient,{patient},50000,0,0,0,50000\n")
+        format!(
+            "currency,payer,party_id,current,days_31_60,days_61_90,over_90,total\nKES,patient,{patient},50000,0,0,0,50000\n"
+        )
     );
     let (status, _) = c
         .call(Method::POST, &format!("/api/billing/invoices/{id}/void"), &c.biller, Some(json!({"reason": "x"})))
@@ -422,6 +664,12 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
             (estimate["insurer_share"].as_i64(), estimate["patient_share"].as_i64()),
             (Some(450_000), Some(100_000))
         );
+        // Each line says why the patient pays its share.
+        assert_eq!(
+            (&estimate["lines"][0]["adjustments"], &estimate["lines"][1]["adjustments"]),
+            (&json!([{"code": "co_pay", "amount": 50_000}]), &json!([{"code": "co_insurance", "amount": 50_000}])),
+            "{estimate}"
+        );
     }
     assert_eq!((split["insurer_share"].as_i64(), split["patient_share"].as_i64()), (Some(450_000), Some(100_000)));
 
@@ -457,15 +705,21 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let (_, statement) =
         c.call(Method::GET, &format!("/api/billing/insurers/{insurer}/statement"), &c.biller, None).await;
     assert_eq!(
-        (statement["billed"].as_i64(), statement["paid"].as_i64(), statement["outstanding"].as_i64()),
-        (Some(450_000), Some(450_000), Some(0)),
+        statement["totals"],
+        json!([{"currency": "KES", "billed": 450_000, "paid": 450_000, "outstanding": 0}]),
         "{statement}"
     );
     let (_, statement) =
         c.call(Method::GET, &format!("/api/billing/patients/{patient}/statement"), &c.biller, None).await;
     assert_eq!(
-        (statement["billed"].as_i64(), statement["paid"].as_i64()),
-        (Some(100_000), Some(100_000)),
+        statement["totals"],
+        json!([{"currency": "KES", "billed": 100_000, "paid": 100_000, "outstanding": 0}]),
+        "{statement}"
+    );
+    // Why the patient pays 1 000.00: the co-payment of the consultation and 20 % of the tests.
+    assert_eq!(
+        statement["invoices"][0]["adjustments"],
+        json!([{"code": "co_pay", "amount": 50_000}, {"code": "co_insurance", "amount": 50_000}]),
         "{statement}"
     );
     // The remittance settled the insurer's share: the claim is paid.
@@ -870,6 +1124,9 @@ medcov_testkit::backend_suite!(
     an_encounter_is_invoiced_once_and_paid_without_double_charges,
     an_insured_encounter_is_claimed_split_issued_and_settled,
     a_sold_policy_is_invoiced_paid_activated_and_commissioned,
+    care_is_dated_priced_and_counted_on_the_hospitals_local_day,
+    two_currencies_never_mix,
+    text_is_safe_in_spreadsheets_and_on_screens,
 );
 
 // The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.

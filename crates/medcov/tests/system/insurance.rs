@@ -59,7 +59,12 @@ impl Insurer {
 /// An insurer (AAR, KES) with an administrator, a claims officer and an agent, and a hospital
 /// in its network with a billing clerk.
 async fn insurer(env: &TestEnv) -> Insurer {
-    let w = World::start(env).await;
+    insurer_with(env, env.config.clone()).await
+}
+
+/// [`insurer`], with MedCov started with `config`.
+async fn insurer_with(env: &TestEnv, config: medcov_config::Config) -> Insurer {
+    let w = World::start_with(env, config, "all").await;
     let hospital = w.hospital("NRB", "Africa/Nairobi").await;
     let insurer = w.insurer("AAR").await;
     let staff = scope::insurer(&insurer);
@@ -192,12 +197,14 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     assert_eq!(answer["deductible_left_member"], 100_000);
     assert_eq!(
         answer["services"][0]["estimate"],
-        json!({"price": 300_000, "insurer_pays": 150_000, "patient_pays": 150_000})
+        json!({"price": 300_000, "insurer_pays": 150_000, "patient_pays": 150_000,
+            "adjustments": [{"code": "deductible", "amount": 100_000}, {"code": "co_pay", "amount": 50_000}]})
     );
     assert_eq!(answer["services"][0]["count_left"], 3);
     assert_eq!(
         answer["services"][1]["estimate"],
-        json!({"price": 250_000, "insurer_pays": 120_000, "patient_pays": 130_000})
+        json!({"price": 250_000, "insurer_pays": 120_000, "patient_pays": 130_000,
+            "adjustments": [{"code": "deductible", "amount": 100_000}, {"code": "co_insurance", "amount": 30_000}]})
     );
     assert_eq!(answer["services"][2]["covered"], false);
     assert_eq!(answer["services"][2]["reason"], "excluded_service");
@@ -389,6 +396,101 @@ async fn preauthorisations_reserve_and_are_used_by_claims(env: TestEnv) {
     // The used approval no longer reserves; the claim's own payment counts instead.
     let answer = f.eligibility(&number, json!([])).await;
     assert_eq!(answer["member_ceiling_left"]["inpatient"], 20_000_000 - 4_000_000 - 2_430_000);
+    f.w.stop().await;
+}
+
+/// An override is bounded by what is left of the ceiling: past it, it is refused naming the
+/// field, unless it is explicitly ex gratia, which is recorded on its own and never counted as
+/// covered benefit. Amounts by hand: out-patient ceiling 8 000.00 per member, deductible
+/// 1 000.00, tests 20 %.
+async fn an_override_stops_at_the_ceiling_unless_ex_gratia(env: TestEnv) {
+    let f = insurer(&env).await;
+    let mut rules = rules(&f.hospital);
+    rules["ceilings"]["member_outpatient"] = json!(800_000);
+    let plan = f.gold(rules).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    // Claim A, a 6 000.00 test: deductible 1 000.00, 20 % of 5 000.00 = 1 000.00; the insurer
+    // pays 4 000.00, leaving 4 000.00 of the ceiling.
+    let (status, a) = f.claim("NRB-C1", &number, json!([line("LAB-A", "laboratory", 600_000)])).await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(splits(&a), vec![(400_000, 200_000, Value::Null)]);
+    assert_eq!(
+        a["result"][0]["adjustments"],
+        json!([{"code": "deductible", "amount": 100_000}, {"code": "co_insurance", "amount": 100_000}])
+    );
+    // Asked again without claim A (to compare with its adjudication), the member had all of it.
+    let body = json!({"member_number": number, "date": service_day(), "hospital_id": f.hospital, "services": [], "excluding_claim": a["id"]});
+    let (status, before) = f.call(Method::POST, "/eligibility", &f.biller, Some(body)).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        (before["deductible_left_member"].as_i64(), before["member_ceiling_left"]["outpatient"].as_i64()),
+        (Some(100_000), Some(800_000))
+    );
+    let now = f.eligibility(&number, json!([])).await;
+    assert_eq!(
+        (now["deductible_left_member"].as_i64(), now["member_ceiling_left"]["outpatient"].as_i64()),
+        (Some(0), Some(400_000))
+    );
+    // Claim B, another 6 000.00 test: 20 % = 1 200.00, then 4 800.00 capped at the 4 000.00
+    // left: 800.00 cut by the ceiling.
+    let (_, b) = f.claim("NRB-C2", &number, json!([line("LAB-B", "laboratory", 600_000)])).await;
+    assert_eq!(splits(&b), vec![(400_000, 200_000, Value::Null)]);
+    assert_eq!(
+        b["result"][0]["adjustments"],
+        json!([{"code": "co_insurance", "amount": 120_000}, {"code": "ceiling", "amount": 80_000}])
+    );
+    let path = format!("/claims/{}", b["id"].as_str().unwrap());
+    let (status, _) =
+        f.call(Method::POST, &format!("{path}/review"), &f.officer, Some(json!({"reason": "appeal"}))).await;
+    assert_eq!(status, 200);
+    // Waiving the co-insurance would pay 800.00 past the ceiling: refused, naming the field.
+    let waive = |ex_gratia: bool| json!({"overrides": [{"line": 1, "insurer_pays": 480_000, "reason": "appeal upheld", "ex_gratia": ex_gratia}]});
+    let (status, refused) = f.call(Method::POST, &format!("{path}/adjudicate"), &f.officer, Some(waive(false))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "overrides[0].insurer_pays", "{refused}");
+    assert!(refused["errors"][0]["reason"].as_str().unwrap().contains("ex_gratia"), "{refused}");
+    // As an ex-gratia payment: nothing was left of the ceiling, so all 800.00 more is ex gratia.
+    let (status, ex_gratia) = f.call(Method::POST, &format!("{path}/adjudicate"), &f.officer, Some(waive(true))).await;
+    assert_eq!(status, 200, "{ex_gratia}");
+    let l = &ex_gratia["result"][0];
+    assert_eq!(
+        (l["insurer_pays"].as_i64(), l["patient_pays"].as_i64(), l["ex_gratia"].as_i64()),
+        (Some(480_000), Some(120_000), Some(80_000)),
+        "{l}"
+    );
+    assert_eq!(
+        l["adjustments"],
+        json!([{"code": "co_insurance", "amount": 120_000}, {"code": "ceiling", "amount": 80_000}, {"code": "ex_gratia", "amount": -80_000}]),
+        "{l}"
+    );
+    // The ceiling is used to the cent and never past it: ex gratia is no covered benefit.
+    let now = f.eligibility(&number, json!([])).await;
+    assert_eq!(now["member_ceiling_left"]["outpatient"], 0);
+    assert_eq!(now["policy_ceiling_left"]["outpatient"], 8_000_000 - 800_000);
+    f.w.stop().await;
+}
+
+/// Anything that changes what a policy has left clears every member's cached answers: a
+/// child's repeated question right after the holder's pre-authorisation sees the reservation.
+async fn a_family_members_answer_is_fresh_after_anothers_preauthorisation(env: TestEnv) {
+    let f = insurer(&env).await;
+    let mut rules = rules(&f.hospital);
+    rules["ceilings"]["policy_inpatient"] = json!(25_000_000);
+    let plan = f.gold(rules).await;
+    let (policy, holder) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    let child = policy["members"][1]["member_number"].as_str().unwrap().to_owned();
+    let first = f.eligibility(&child, json!([])).await;
+    assert_eq!(first["policy_ceiling_left"]["inpatient"], 25_000_000);
+    let clerk = f.user("nrb.desk", "hospital_clerk", scope::hospital(&f.hospital)).await;
+    let request = json!({"member_number": holder, "hospital_id": f.hospital, "visit_type": "normal", "planned_date": today(),
+        "services": [{"service_code": "PROC", "category": "procedure", "quantity": 1, "estimated_amount": 3_000_000}]});
+    let (status, approved) = f.call(Method::POST, "/preauthorisations", &clerk, Some(request)).await;
+    assert_eq!((status, approved["status"].as_str()), (201, Some("approved")), "{approved}");
+    // The same question again, at once: the holder's 30 000.00 is reserved on the policy.
+    let again = f.eligibility(&child, json!([])).await;
+    assert_eq!(again["policy_ceiling_left"]["inpatient"], 25_000_000 - 3_000_000, "{again}");
     f.w.stop().await;
 }
 
@@ -647,7 +749,69 @@ async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
     f.w.stop().await;
 }
 
+/// A burst of registrations with member numbers, faster than the insurers and billing confirm
+/// them: MedCov answers 503 (Retry-After) to those it could not carry through in time, and every
+/// registration it accepted keeps its coverage: no saga is compensated because its own queue was
+/// long.
+async fn a_burst_of_registrations_is_refused_rather_than_undone(env: TestEnv) {
+    use futures::StreamExt;
+    let mut config = env.config.clone();
+    // Short enough that the burst's queue would outlast it, long enough for a loaded machine.
+    config.events.saga_step_timeout_ms = 10_000;
+    config.gateway.rate_limits.api = medcov_config::QuotaConfig { per_minute: 1_000_000, burst: 100_000 };
+    let f = insurer_with(&env, config).await;
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+
+    let register = |n: usize| {
+        let (f, number) = (&f, number.clone());
+        async move {
+            // Names take no digits: n in letters.
+            let family: String = [n / 676, n / 26 % 26, n % 26].iter().map(|d| char::from(b'a' + *d as u8)).collect();
+            let patient = json!({"hospital_id": f.hospital, "given_name": "Burst", "family_name": format!("Patient{family}"),
+                "date_of_birth": "1988-04-12", "sex": "female",
+                "member_numbers": [{"insurer_id": f.insurer, "member_number": number}]});
+            f.w.app
+                .call(Method::POST, "/api/hospital/patients?allow_duplicate=true", Some(&f.admin), Some(patient))
+                .await
+        }
+    };
+    let answers: Vec<_> = futures::stream::iter(0..600).map(register).buffer_unordered(32).collect().await;
+    let mut accepted: u32 = 0;
+    for (status, headers, body) in &answers {
+        match status {
+            201 => accepted += 1,
+            503 => assert!(headers.contains_key("retry-after"), "a 503 says when to come back: {body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(accepted >= 16, "the first registrations of a burst are accepted ({accepted})");
+
+    // Every accepted registration's saga completes; none is undone.
+    f.settle().await;
+    let gauge = async |state: &str| {
+        let metrics = f.w.app.metrics(ServiceName::Hospital).await;
+        let label = format!("state=\"{state}\"");
+        crate::support::sample(&metrics, "sagas", &["kind=\"patient_registration\"", &label]).unwrap_or(0.0)
+    };
+    let ended = eventually("every accepted registration's saga to end", PATIENCE, async || {
+        let ended = gauge("completed").await + gauge("compensated").await;
+        (ended >= f64::from(accepted)).then_some(ended)
+    })
+    .await;
+    let undone = f.get("/api/hospital/sagas?state=compensated", &f.admin).await;
+    assert_eq!(
+        (gauge("completed").await, gauge("compensated").await),
+        (f64::from(accepted), 0.0),
+        "{accepted} accepted, {ended} ended, {} refused; undone: {undone}",
+        answers.len() - accepted as usize
+    );
+    f.w.stop().await;
+}
+
 medcov_testkit::backend_suite!(
+    a_burst_of_registrations_is_refused_rather_than_undone,
     the_registration_saga_completes_fails_and_compensates,
     member_verification_finishes_once_across_a_restart,
     a_registered_patients_member_numbers_are_verified,
@@ -655,6 +819,8 @@ medcov_testkit::backend_suite!(
     preauthorisations_reserve_and_are_used_by_claims,
     concurrent_claims_never_overshoot_a_ceiling,
     inconsistent_input_is_refused_with_the_field,
+    an_override_stops_at_the_ceiling_unless_ex_gratia,
+    a_family_members_answer_is_fresh_after_anothers_preauthorisation,
 );
 
 /// The insurance service loads the plan versions in force into the cache at start when

@@ -9,6 +9,9 @@
 //!   cent, reversal and review, tenant scope, concurrent claims against one ceiling.
 //! - `events`: outbox to bus with correlation, the event log by tenant, dead letters, retry,
 //!   discard and replay through the gateway.
+//! - `faults_postgres`: PostgreSQL stopped and started again under load (a private cluster):
+//!   only 503s, readiness within a second, no write lost or doubled under keyed retries; an
+//!   instance SIGKILLed under keyed writes: no request failed, the restart serving in seconds.
 //! - `keys_per_caller`: one clerk's Idempotency-Key never replays another clerk's payment.
 //! - `mesh`: the gateway's calls to the services: a killed instance of two costs no request
 //!   and rejoins when restarted; a failing upstream opens its circuit breaker; the policy file
@@ -54,6 +57,7 @@ mod browser;
 mod contract;
 mod edge;
 mod events;
+mod faults_postgres;
 mod faults_redis;
 mod insurance;
 mod keys_per_caller;

@@ -215,7 +215,7 @@ async fn a_policy_reload_changes_a_route_timeout_without_a_restart() {
 
 /// The second hospital instance: a `medcov serve --target hospital` process on `port` sharing
 /// the test's database and Redis.
-fn hospital_process(env: &TestEnv, auth_url: &str, port: &str) -> Process {
+pub(crate) fn hospital_process(env: &TestEnv, auth_url: &str, port: &str) -> Process {
     let mut command = medcov(&["serve", "--target", "hospital"]);
     let config = &env.config;
     command
@@ -230,7 +230,7 @@ fn hospital_process(env: &TestEnv, auth_url: &str, port: &str) -> Process {
     Process::spawn(command, 1)
 }
 
-fn hospital_instances(mesh: &Value) -> Vec<Value> {
+pub(crate) fn hospital_instances(mesh: &Value) -> Vec<Value> {
     mesh["upstreams"]
         .as_array()
         .expect("upstreams")
@@ -272,14 +272,16 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     // A steady stream of reads from four clients (of patients: never answered from the
     // gateway's cache).
     let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (gateway, token, stop) = (gateway.clone(), token.clone(), stop.clone());
+        let (gateway, token, stop, total) = (gateway.clone(), token.clone(), stop.clone(), total.clone());
         clients.push(tokio::spawn(async move {
             let (mut served, mut failed) = (0usize, Vec::new());
             while !stop.load(Ordering::SeqCst) {
                 let (status, _, body) =
                     gateway.call(Method::GET, "/api/hospital/patients?limit=5", Some(&token), None).await;
+                total.fetch_add(1, Ordering::SeqCst);
                 if status == 200 { served += 1 } else { failed.push(format!("{status} {body}")) }
             }
             (served, failed)
@@ -319,6 +321,8 @@ async fn a_killed_instance_costs_no_request_and_rejoins_when_restarted() {
     })
     .await;
 
+    // A steady stream however quickly the restart came back (a slow machine serves fewer).
+    until("the clients to send 200 reads", PATIENCE, async || total.load(Ordering::SeqCst) > 200).await;
     stop.store(true, Ordering::SeqCst);
     let (mut served, mut failed) = (0, Vec::new());
     for client in clients {

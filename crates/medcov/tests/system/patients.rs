@@ -161,6 +161,20 @@ async fn registration_search_change_history_and_access_log(env: TestEnv) {
     let (status, _, _) = app.call(Method::GET, "/api/hospital/access-log", Some(&clinician), None).await;
     assert_eq!(status, 403);
 
+    // Reads at once share the log's commits, and every one of them is in it when it answers.
+    let reads_logged = async || {
+        let log_path = format!("/api/hospital/access-log?patient_id={id}&limit=200");
+        let (status, _, log) = app.call(Method::GET, &log_path, Some(&auditor), None).await;
+        assert_eq!(status, 200, "{log}");
+        log["items"].as_array().expect("items").iter().filter(|e| e["action"] == "read").count()
+    };
+    let before = reads_logged().await;
+    let reads = (0..40).map(|_| app.call(Method::GET, &path, Some(&clinician), None));
+    for (status, _, read) in futures::future::join_all(reads).await {
+        assert_eq!(status, 200, "{read}");
+    }
+    assert_eq!(reads_logged().await - before, 40, "each read answered is logged");
+
     // Each change left its event in the outbox, in the same transaction.
     let database = medcov_store::Database::connect(
         ServiceName::Hospital,

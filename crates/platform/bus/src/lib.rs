@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod consumer;
 pub mod inbox;
 pub mod log;

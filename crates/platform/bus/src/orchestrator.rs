@@ -110,6 +110,11 @@ impl Command {
 }
 
 impl Definition {
+    /// The shortest time a step has to answer.
+    pub fn shortest_timeout(&self) -> Duration {
+        self.steps.iter().map(|s| s.timeout).min().unwrap_or(Duration::MAX)
+    }
+
     fn index(&self, step: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.name == step)
     }

@@ -227,7 +227,7 @@ impl Default for DatabaseConfig {
             url: DatabaseUrl::Embedded,
             migrate_on_start: true,
             max_connections: 10,
-            acquire_timeout_ms: 3_000,
+            acquire_timeout_ms: 1_000,
         }
     }
 }

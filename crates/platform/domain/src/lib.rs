@@ -5,10 +5,15 @@
 //! - [`Rejection`]: why a rule says no (invalid input, nothing there, a conflict with the
 //!   current state, not allowed, a stale version). Domain functions return it; the API turns
 //!   it into the matching 4xx.
+//! - [`calendar`]: the local date of an instant in a tenant's time zone.
+//! - [`text`]: names and descriptions show what they are (no bidirectional controls).
 //! - [`TextEnum`]: enums stored and sent as fixed lowercase words (derived with `strum`), so
 //!   that reading an unknown word is an error that says where it came from, never a default.
 
 #![forbid(unsafe_code)]
+
+pub mod calendar;
+pub mod text;
 
 use serde::{Deserialize, Serialize};
 

@@ -199,6 +199,13 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable("the database is unavailable; try again shortly".into())
             }
             StoreError::Duplicate(_) => ApiError::Conflict("this conflicts with a record that already exists".into()),
+            StoreError::KeyHeld => ApiError::Conflict(
+                "a request with this Idempotency-Key is still being processed; retry once it has finished".into(),
+            ),
+            // The Idempotency-Key middleware answers with the record instead.
+            StoreError::Answered => {
+                ApiError::Conflict("a request with this Idempotency-Key was answered meanwhile; retry it".into())
+            }
             other => ApiError::internal(other),
         }
     }

@@ -89,8 +89,9 @@ impl Mesh {
         Mesh { clock, policy, registry, client, pools: Mutex::new(BTreeMap::new()), keys_shared: false }
     }
 
-    /// Whether every instance of a service sees the same Idempotency-Keys (they live in Redis):
-    /// only then is a POST with a key retried on another instance.
+    /// Whether every instance of a service sees the same Idempotency-Keys (MedCov keeps them in
+    /// each service's database, which its instances share): only then is a POST with a key
+    /// retried on another instance.
     pub fn with_shared_keys(mut self, shared: bool) -> Mesh {
         self.keys_shared = shared;
         self

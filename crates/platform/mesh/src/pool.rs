@@ -29,6 +29,9 @@ struct Verdict {
     ejected_until: Option<Duration>,
     /// Ejections so far; forgiven after a quiet spell.
     ejections: u32,
+    /// An active check failed during the current ejection: the instance was down, so passing
+    /// checks afterwards mean it came back (restarted), and end the ejection.
+    down_while_ejected: bool,
 }
 
 /// One instance and what the caller knows of it.
@@ -291,6 +294,7 @@ impl Pool {
             policy.base_ejection_ms.saturating_mul(u64::from(verdict.ejections)).min(policy.max_ejection_ms),
         );
         verdict.ejected_until = Some(now + time);
+        verdict.down_while_ejected = false;
         endpoint.consecutive_failures.store(0, Ordering::Relaxed);
         Some(time)
     }
@@ -304,11 +308,22 @@ impl Pool {
             (false, s) if s < 0 => s.saturating_sub(1),
             (false, _) => -1,
         };
+        let now = self.clock.now();
+        let ejected = verdict.ejected_until.is_some_and(|until| until > now);
+        if ejected && !passed {
+            verdict.down_while_ejected = true;
+        }
         if verdict.unhealthy && passed && verdict.streak >= healthy_after as i32 {
             verdict.unhealthy = false;
             // A healthy instance need not sit out the rest of an ejection.
             verdict.ejected_until = None;
+            verdict.down_while_ejected = false;
             Some(true)
+        } else if ejected && passed && verdict.down_while_ejected && verdict.streak >= healthy_after as i32 {
+            // Down, then up again: a restarted instance, not the one that failed the calls.
+            verdict.ejected_until = None;
+            verdict.down_while_ejected = false;
+            None
         } else if !verdict.unhealthy && !passed && -verdict.streak >= unhealthy_after as i32 {
             verdict.unhealthy = true;
             Some(false)
@@ -499,6 +514,45 @@ mod tests {
         assert_eq!(pool.checked(&e, true, 2, 3), None);
         assert_eq!(pool.checked(&e, true, 2, 3), Some(true));
         assert!(e.available(clock.now()));
+    }
+
+    #[test]
+    fn an_ejected_instance_seen_down_and_up_again_is_back_at_once() {
+        let clock = ManualClock::new();
+        let pool = pool(2, clock.clone());
+        let e = pool.endpoints()[0].clone();
+        for _ in 0..3 {
+            pool.report(&e, Health::Failed, &outlier());
+        }
+        assert!(e.ejected(clock.now()));
+        // Passing checks alone do not end it: the instance answers its probe but failed calls.
+        for _ in 0..5 {
+            assert_eq!(pool.checked(&e, true, 2, 3), None);
+        }
+        assert!(e.ejected(clock.now()), "live but failing calls: stays out");
+        // Down (it crashed), then passing again (restarted): back without waiting.
+        pool.checked(&e, false, 2, 3);
+        pool.checked(&e, true, 2, 3);
+        assert!(e.ejected(clock.now()), "one pass is not yet the threshold");
+        pool.checked(&e, true, 2, 3);
+        assert!(e.available(clock.now()));
+    }
+
+    #[test]
+    fn a_new_registration_at_the_same_address_starts_afresh() {
+        let clock = ManualClock::new();
+        let pool = pool(2, clock.clone());
+        let e = pool.endpoints()[0].clone();
+        for _ in 0..3 {
+            pool.report(&e, Health::Failed, &outlier());
+        }
+        assert!(e.ejected(clock.now()));
+        let mut restarted = e.instance.clone();
+        restarted.incarnation = "restarted".into();
+        pool.set_instances(vec![restarted, pool.endpoints()[1].instance.clone()]);
+        let back = pool.endpoints()[0].clone();
+        assert_eq!(back.id(), e.id(), "the same address");
+        assert!(back.available(clock.now()), "a new process is not the one ejected");
     }
 
     #[test]

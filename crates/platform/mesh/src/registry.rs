@@ -33,6 +33,11 @@ pub struct Instance {
     pub weight: u32,
     pub zone: String,
     pub version: String,
+    /// Unique to one run of the process (empty for a configured address): an instance
+    /// restarted at the same address is a new one, and starts without its predecessor's
+    /// ejection.
+    #[serde(default)]
+    pub incarnation: String,
 }
 
 impl Instance {
@@ -44,6 +49,7 @@ impl Instance {
             weight: 1,
             zone: String::new(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            incarnation: String::new(),
         }
     }
 }

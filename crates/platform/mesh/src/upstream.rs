@@ -185,9 +185,9 @@ pub fn describe(metrics: &Metrics) {
 }
 
 /// Whether a request may be sent twice: an idempotent method (RFC 9110 §9.2.2), or an
-/// Idempotency-Key when every instance sees the same keys (`keys_shared`: they live in Redis),
-/// so the instance a retry reaches answers a repeat with the first result. Keys held in one
-/// process's memory protect nothing on another instance.
+/// Idempotency-Key when every instance sees the same keys (`keys_shared`: they live in the
+/// service's database), so the instance a retry reaches answers a repeat with the first
+/// result. Keys held in one process's memory would protect nothing on another instance.
 pub fn safe_to_repeat(method: &Method, headers: &HeaderMap, keys_shared: bool) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
         || (keys_shared && headers.contains_key("idempotency-key"))

@@ -20,9 +20,19 @@ impl ReadinessCheck for DatabaseCheck {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            // A server that refuses connections makes the pool retry until its acquire
+            // timeout: answer sooner, while it is down, and at once when it is back.
+            match tokio::time::timeout(PING_TIMEOUT, self.0.ping()).await {
+                Ok(outcome) => outcome.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no connection within {} ms", PING_TIMEOUT.as_millis())),
+            }
+        })
     }
 }
+
+/// How long the database check waits for a round trip.
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Redis: not critical, since MedCov works (slower) without it.
 pub struct RedisCheck(pub RedisHandle);
@@ -72,12 +82,16 @@ impl ReadinessCheck for ConsumerCheck {
 
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// Old Idempotency-Key records are deleted every this many upkeep ticks (ten minutes).
+const PURGE_EVERY_TICKS: u64 = 120;
+
 /// How long past its deadline a saga counts as overdue: the ticker moves a due saga within
 /// a tick, so one still due a minute later is stuck.
 const OVERDUE_AFTER: time::Duration = time::Duration::seconds(60);
 
 /// Every few seconds: drain histogram samples, publish readiness and pool gauges, the sagas stuck past
-/// their deadline, and how span exports went.
+/// their deadline, and how span exports went; every ten minutes, delete the Idempotency-Key
+/// records past their day.
 pub async fn upkeep(
     name: ServiceName,
     metrics: Metrics,
@@ -117,11 +131,13 @@ pub async fn upkeep(
         metrics.ensure_gauge("sagas_overdue", &[]);
     }
     let mut ticker = tokio::time::interval(UPKEEP_EVERY);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             _ = ticker.tick() => {}
         }
+        ticks += 1;
         metrics.run_upkeep();
         if let Some(redis) = &redis {
             let status = redis.status();
@@ -146,6 +162,14 @@ pub async fn upkeep(
             let before = time::OffsetDateTime::now_utc() - OVERDUE_AFTER;
             if let Ok(overdue) = medcov_bus::saga::due(database, before, 1000).await {
                 metrics.gauge("sagas_overdue", &[]).set(overdue.len() as f64);
+            }
+            // Idempotency-Key records answer repeats for a day; then they go.
+            if ticks % PURGE_EVERY_TICKS == 1 {
+                match medcov_store::keyed::purge(database).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(service = %name, purged, "old Idempotency-Key records deleted"),
+                    Err(error) => tracing::debug!(service = %name, %error, "Idempotency-Key records not purged"),
+                }
             }
         }
     }

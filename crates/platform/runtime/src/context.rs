@@ -61,13 +61,16 @@ impl ServiceContext {
 
     /// The process's cache (Redis when configured, in process otherwise), counting this
     /// service's reads in `cache_requests_total{result}`: hit, miss (loaded) or coalesced
-    /// (served by a concurrent reader's load).
+    /// (served by a concurrent reader's load). In a keyed request, invalidations wait for its
+    /// commit, which the Idempotency-Key middleware makes after the handler
+    /// ([`medcov_store::keyed::after_commit`]).
     pub fn cache(&self) -> Arc<dyn medcov_cache::Cache> {
         self.metrics.describe_counter("cache_requests_total", "Cache reads by result: hit, miss or coalesced.");
         let counter = |result| self.metrics.counter("cache_requests_total", &[("result", result)]);
         let counters =
             medcov_cache::Counters { hit: counter("hit"), miss: counter("miss"), coalesced: counter("coalesced") };
-        Arc::new(medcov_cache::Counted::new(self.cache.clone(), counters))
+        let counted: Arc<dyn medcov_cache::Cache> = Arc::new(medcov_cache::Counted::new(self.cache.clone(), counters));
+        Arc::new(AfterCommit(counted))
     }
 
     /// Loads the key set `set` into the cache in the background when `cache.warm` lists
@@ -149,5 +152,38 @@ impl ServiceContext {
     /// The database, for services that have one.
     pub fn require_database(&self) -> anyhow::Result<Database> {
         self.database.clone().ok_or_else(|| anyhow::anyhow!("the {} service has no database configured", self.name))
+    }
+}
+
+/// A cache whose invalidations wait for the commit of the keyed request making them: made
+/// before it, a concurrent reader could load and cache what is about to change.
+struct AfterCommit(Arc<dyn medcov_cache::Cache>);
+
+impl medcov_cache::Cache for AfterCommit {
+    fn common(&self) -> &medcov_cache::Common {
+        self.0.common()
+    }
+
+    fn versions<'a>(&'a self, tags: &'a [String]) -> futures::future::BoxFuture<'a, Vec<u64>> {
+        self.0.versions(tags)
+    }
+
+    fn get<'a>(&'a self, key: &'a str, versions: &'a [u64]) -> futures::future::BoxFuture<'a, Option<bytes::Bytes>> {
+        self.0.get(key, versions)
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        versions: &'a [u64],
+        value: bytes::Bytes,
+        ttl: std::time::Duration,
+    ) -> futures::future::BoxFuture<'a, ()> {
+        self.0.put(key, versions, value, ttl)
+    }
+
+    fn invalidate<'a>(&'a self, tags: &'a [String]) -> futures::future::BoxFuture<'a, ()> {
+        let (cache, tags) = (self.0.clone(), tags.to_vec());
+        Box::pin(medcov_store::keyed::after_commit(async move { cache.invalidate(&tags).await }))
     }
 }

@@ -1,25 +1,26 @@
 //! The Idempotency-Key middleware every service's mutating endpoints go through (POST, PUT,
 //! PATCH, DELETE), after the IETF draft `draft-ietf-httpapi-idempotency-key-header`:
 //!
-//! - a request carrying `Idempotency-Key` (1 to 255 visible ASCII characters) claims the key
-//!   for its caller while it runs;
+//! - a request carrying `Idempotency-Key` (1 to 255 visible ASCII characters) runs as that
+//!   key's request ([`medcov_store::keyed`]): the key's record (the request's fingerprint and
+//!   its answer) is written in the same transaction as the request's effect, in the service's
+//!   own database, so the record exists exactly when the effect does;
 //! - a repeat of the same request (method, path, query and body) gets the first answer again,
-//!   marked `Idempotency-Replayed: true`, for 24 hours;
-//! - a repeat while the first still runs gets 409; another request under the same key, 422;
-//! - an answer of 500 or more, or one that says to try again (408, 409, 425, 429), is not
-//!   kept: the key is given up, so a retry runs again;
-//! - a request holds its key for `http.request_timeout_ms` plus a minute at most; one that
-//!   overruns (it crashed) loses it, and can then neither store its answer nor free the key
-//!   another request took.
+//!   marked `Idempotency-Replayed: true`, for 24 hours, from any instance, even when the
+//!   first answer never reached the client (a dropped connection, a killed instance, a
+//!   database that went away during the commit);
+//! - a repeat while the first still runs waits for it (two seconds at most: then 409);
+//!   another request under the same key, 422;
+//! - a request that committed nothing (a refusal, a failure, a read) leaves no record: a
+//!   retry runs again;
+//! - a key is held only by a transaction in progress: PostgreSQL releases it when its
+//!   request ends or its instance dies, so a crashed request never blocks a retry.
 //!
 //! Keys belong to the verified caller: another caller's key of the same name is another key.
 //! Requests without a key, or without a valid token (the handler answers those), pass
-//! untouched. The keys live in Redis when configured (every instance sees them), in process
-//! otherwise. When that store fails, the request runs unprotected (logged): availability over
-//! the protection, since money endpoints keep their own keys in their database as well.
+//! untouched.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -27,26 +28,23 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use medcov_cache::idempotency::{Claim, KeyStore};
 use medcov_http::{ApiError, FieldError};
 use medcov_security::Verifier;
+use medcov_store::keyed::{self, Keyed, Record};
+use medcov_store::{Database, StoreError};
 
 pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotency-replayed";
-/// How long an answer is kept for repeats.
-const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// Headers kept with an answer for its replays.
 const KEPT: [HeaderName; 4] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG, header::CACHE_CONTROL];
 
 #[derive(Clone)]
 pub struct Idempotency {
     pub service: &'static str,
-    pub store: Arc<dyn KeyStore>,
+    /// The service's database, where the keys' records are kept.
+    pub database: Database,
     pub verifier: Arc<Verifier>,
     pub body_limit: usize,
-    /// How long a request may hold its key before it counts as crashed: longer than any
-    /// request may run (`http.request_timeout_ms`).
-    pub hold: Duration,
 }
 
 pub async fn middleware(State(state): State<Idempotency>, request: Request, next: Next) -> Response {
@@ -80,54 +78,81 @@ pub async fn middleware(State(state): State<Idempotency>, request: Request, next
     let stored_key = format!("{}:{}:{key}", state.service, principal.id);
     let request = Request::from_parts(parts, Body::from(bytes));
 
-    match state.store.claim(&stored_key, state.hold).await {
-        Err(error) => {
-            tracing::warn!(%error, service = state.service, "Idempotency-Key not checked: its store is unavailable");
-            next.run(request).await
+    // A repeat of a request that committed: its record answers.
+    match keyed::find(&state.database, &stored_key).await {
+        Ok(Some(record)) => return replay(&record, &fingerprint),
+        Ok(None) => {}
+        Err(error) => return ApiError::from(error).into_response(),
+    }
+    let keyed = Keyed::new(stored_key, fingerprint.to_vec());
+    let response = keyed.scope(next.run(request)).await;
+    let status = response.status();
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(_) => {
+            // Nothing is kept: what the request wrote rolls back.
+            drop(keyed);
+            return ApiError::Internal("the answer could not be read".into()).into_response();
         }
-        Ok(Claim::Running) => ApiError::Conflict(
-            "a request with this Idempotency-Key is still being processed; retry once it has finished".into(),
+    };
+    let encoded = worth_keeping(status).then(|| encode(&fingerprint, status, &parts.headers, &body));
+    let answer = match &encoded {
+        Some(encoded) => keyed::Answer::Keep(encoded),
+        None if status.is_server_error() => keyed::Answer::Failed,
+        None => keyed::Answer::Refused,
+    };
+    match keyed.finish(&state.database, answer).await {
+        Ok(_) => match keyed.answered() {
+            // Another request under the key committed while this one ran: this one wrote
+            // nothing, and its answer is the other's.
+            Some(record) => replay(&record, &fingerprint),
+            None => Response::from_parts(parts, Body::from(body)),
+        },
+        Err(StoreError::Answered) => match keyed.answered() {
+            Some(record) => replay(&record, &fingerprint),
+            None => ApiError::from(StoreError::Answered).into_response(),
+        },
+        // The commit's outcome is unknown: a retry under the key finds out.
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// The answer to a repeat of a request that committed under the key.
+fn replay(record: &Record, fingerprint: &[u8; 32]) -> Response {
+    if record.fingerprint != fingerprint {
+        return ApiError::Validation(vec![FieldError::new(
+            "Idempotency-Key",
+            "was already used for a different request; use a new key for a new request",
+        )])
+        .into_response();
+    }
+    let Some(answer) = &record.answer else {
+        return ApiError::Conflict(
+            "the request under this Idempotency-Key took effect, but its answer was not kept; look up the result rather than retrying"
+                .into(),
+        )
+        .into_response();
+    };
+    match decode(answer) {
+        Some((first, _, _, _)) if first != *fingerprint => ApiError::Validation(vec![FieldError::new(
+            "Idempotency-Key",
+            "was already used for a different request; use a new key for a new request",
+        )])
+        .into_response(),
+        Some((_, status, headers, body)) => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
+            response
+        }
+        // Unreadable (written by another version): running it again could repeat its effect.
+        None => ApiError::Conflict(
+            "the first answer under this Idempotency-Key cannot be read back; check the outcome before retrying with a new key"
+                .into(),
         )
         .into_response(),
-        Ok(Claim::Done(record)) => match decode(&record) {
-            Some((first, _, _, _)) if first != fingerprint => ApiError::Validation(vec![FieldError::new(
-                "Idempotency-Key",
-                "was already used for a different request; use a new key for a new request",
-            )])
-            .into_response(),
-            Some((_, status, headers, body)) => {
-                let mut response = Response::new(Body::from(body));
-                *response.status_mut() = status;
-                *response.headers_mut() = headers;
-                response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
-                response
-            }
-            // Unreadable (written by another version): running it again could repeat its effect.
-            None => ApiError::Conflict(
-                "the first answer under this Idempotency-Key cannot be read back; check the outcome before retrying with a new key"
-                    .into(),
-            )
-            .into_response(),
-        },
-        Ok(Claim::Claimed(ticket)) => {
-            let response = next.run(request).await;
-            if !worth_keeping(response.status()) {
-                state.store.release(&stored_key, &ticket).await;
-                return response;
-            }
-            let (parts, body) = response.into_parts();
-            match axum::body::to_bytes(body, usize::MAX).await {
-                Ok(body) => {
-                    let record = encode(&fingerprint, parts.status, &parts.headers, &body);
-                    state.store.complete(&stored_key, &ticket, record, KEEP).await;
-                    Response::from_parts(parts, Body::from(body))
-                }
-                Err(_) => {
-                    state.store.release(&stored_key, &ticket).await;
-                    ApiError::Internal("the answer could not be read".into()).into_response()
-                }
-            }
-        }
     }
 }
 
@@ -154,7 +179,7 @@ fn fingerprint(method: &Method, target: &str, body: &[u8]) -> [u8; 32] {
 }
 
 /// fingerprint (32) · status (2) · header count (1) · (name len, name, value len, value)* · body
-fn encode(fingerprint: &[u8; 32], status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Bytes {
+fn encode(fingerprint: &[u8; 32], status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + body.len());
     out.extend_from_slice(fingerprint);
     out.extend_from_slice(&status.as_u16().to_be_bytes());
@@ -168,7 +193,7 @@ fn encode(fingerprint: &[u8; 32], status: StatusCode, headers: &HeaderMap, body:
         }
     }
     out.extend_from_slice(body);
-    Bytes::from(out)
+    out
 }
 
 fn decode(bytes: &[u8]) -> Option<([u8; 32], StatusCode, HeaderMap, Bytes)> {

@@ -180,10 +180,6 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
         Some(redis) => Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
         None => Arc::new(medcov_cache::MemoryCache::new(100_000, Duration::from_secs(3600))),
     };
-    let keys: Arc<dyn medcov_cache::idempotency::KeyStore> = match &redis {
-        Some(redis) => Arc::new(medcov_cache::idempotency::RedisKeys::new(redis.connection(), redis.prefix())),
-        None => Arc::new(medcov_cache::idempotency::MemoryKeys::default()),
-    };
     let placeholder = Metrics::new("mesh");
     let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL
         .into_iter()
@@ -229,7 +225,6 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
             bus: bus.clone(),
             mesh: mesh.clone(),
             cache: cache.clone(),
-            keys: keys.clone(),
             revocations: revocations.clone(),
         };
         let internal = if name == ServiceName::Gateway { internal.take() } else { None };
@@ -312,7 +307,8 @@ pub fn mesh(config: &Config, redis: Option<&RedisHandle>) -> anyhow::Result<Arc<
         .connect_timeout(Duration::from_secs(2))
         .build()
         .context("cannot build the HTTP client")?;
-    let mesh = Mesh::new(policy, registry, client, medcov_mesh::clock::system()).with_shared_keys(redis.is_some());
+    // Idempotency-Keys live in each service's database, which all its instances share.
+    let mesh = Mesh::new(policy, registry, client, medcov_mesh::clock::system()).with_shared_keys(true);
     Ok(Arc::new(mesh))
 }
 
@@ -332,7 +328,6 @@ struct Shared<'a> {
     bus: Arc<dyn medcov_bus::Bus>,
     mesh: Arc<Mesh>,
     cache: Arc<dyn medcov_cache::Cache>,
-    keys: Arc<dyn medcov_cache::idempotency::KeyStore>,
     revocations: Arc<medcov_security::Revocations>,
 }
 
@@ -344,7 +339,7 @@ async fn start_one(
     shared: Shared<'_>,
     upstreams: &BTreeMap<ServiceName, Upstream>,
 ) -> anyhow::Result<(Started, axum::Router)> {
-    let Shared { readers, options, redis, bus, mesh, cache, keys, revocations } = shared;
+    let Shared { readers, options, redis, bus, mesh, cache, revocations } = shared;
     let name = spec.name;
     let database = match &spec.migrations {
         None => None,
@@ -416,13 +411,12 @@ async fn start_one(
         tasks.spawn(watch_stream(watch, stop.clone()));
     }
 
-    if spec.migrations.is_some() {
+    if let Some(database) = &database {
         let state = idempotency::Idempotency {
             service: name.as_str(),
-            store: keys,
+            database: database.clone(),
             verifier: verifier.clone(),
             body_limit: config.http.body_limit_bytes,
-            hold: config.http.request_timeout() + Duration::from_secs(60),
         };
         api.router = api.router.route_layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
     }
@@ -494,6 +488,8 @@ async fn register(config: Arc<Config>, mesh: Arc<Mesh>, name: ServiceName, addr:
     let mut instance = Instance::new(name.as_str(), address);
     instance.weight = config.mesh.weight;
     instance.zone = config.mesh.zone.clone();
+    // A restart at the same address is a new instance to its callers (see Instance::incarnation).
+    instance.incarnation = uuid::Uuid::now_v7().to_string();
     let every = Duration::from_millis(config.mesh.heartbeat_interval_ms);
     let ttl = Duration::from_millis(config.mesh.registration_ttl_ms);
     let mut warned = false;

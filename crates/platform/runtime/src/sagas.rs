@@ -118,7 +118,7 @@ async fn list_sagas(
     };
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let tenants = tenants(&principal.scope);
-    let sagas = saga::list(&db, state, tenants.as_deref(), limit).await.map_err(ApiError::internal)?;
+    let sagas = saga::list(&db, state, tenants.as_deref(), limit).await?;
     Ok(Json(sagas.into_iter().map(|s| view(s, Vec::new())).collect()))
 }
 
@@ -131,8 +131,7 @@ async fn get_saga(
     Path(id): Path<Uuid>,
 ) -> Result<Json<SagaView>, ApiError> {
     let (saga, log) = saga::get(&db, id)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .filter(|(s, _)| {
             s.tenant_id.is_some_and(|t| principal.scope.covers_insurer(t) || principal.scope.covers_hospital(t))
         })

@@ -21,6 +21,13 @@ pub enum StoreError {
     /// A stored value this version cannot read.
     #[error("{table}.{column} holds {value:?}, which is not a value this version knows")]
     Corrupt { table: &'static str, column: &'static str, value: String },
+    /// Another request under the same Idempotency-Key is still running (see [`crate::keyed`]).
+    #[error("a request with this Idempotency-Key is still being processed")]
+    KeyHeld,
+    /// A request under the same Idempotency-Key committed while this one ran: its record
+    /// answers this one (see [`crate::keyed`]).
+    #[error("a request with this Idempotency-Key was answered meanwhile")]
+    Answered,
     /// Any other database error: a bug.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),

@@ -24,13 +24,16 @@
 //!   value this code cannot read (naming its table and column), or another database error.
 //! - [`outbox`]: typed domain events written in the caller's transaction.
 //! - [`inbox`]: events a consumer handled, recorded with their effect.
-//! - Platform tables (`medcov_meta`, `outbox`, `inbox`, `sagas`, `saga_transitions`) have one
-//!   migration set here, applied to each service's schema before the service's own.
+//! - [`keyed`]: Idempotency-Key records, written in the transaction of the effect they answer
+//!   for (the Idempotency-Key middleware drives it; the service layer does not see it).
+//! - Platform tables (`medcov_meta`, `outbox`, `inbox`, `sagas`, `saga_transitions`,
+//!   `idempotency_records`) have one migration set here, applied to each service's schema before the service's own.
 
 #![forbid(unsafe_code)]
 
 mod error;
 pub mod inbox;
+pub mod keyed;
 pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
@@ -221,19 +224,40 @@ impl Database {
     /// Starts a transaction that will write: `BEGIN IMMEDIATE` on SQLite (it holds the write
     /// lock from its first statement), a plain `BEGIN` on PostgreSQL (whose row locks and
     /// constraints do the rest).
+    ///
+    /// In a keyed request ([`keyed`]) it also takes the Idempotency-Key's lock, and fails with
+    /// [`StoreError::Answered`] when a request under the key committed meanwhile.
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
-        Ok(match self {
+        let keyed = keyed::current();
+        if let Some(keyed) = &keyed {
+            keyed.flush(false).await?;
+        }
+        let mut tx = match self {
             Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_write(pool).await?),
             Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        };
+        if let Some(keyed) = &keyed {
+            keyed.claim(&mut tx).await?;
+        }
+        Ok(tx)
     }
 
     /// Starts a transaction that only reads (a consistent view of several reads).
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
+        self.keyed_barrier().await?;
         Ok(match self {
             Database::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
             Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Before a read on the pool in a keyed request: commits what the request wrote, so the
+    /// read sees it ([`keyed`]). [`dispatch!`] calls it.
+    pub async fn keyed_barrier(&self) -> Result<(), StoreError> {
+        match keyed::current() {
+            Some(keyed) => keyed.flush(true).await,
+            None => Ok(()),
+        }
     }
 
     /// The pool of the backend in use, for [`dispatch!`].
@@ -260,7 +284,16 @@ impl Tx {
         }
     }
 
+    /// Commits. In a keyed request ([`keyed`]) the commit waits for the request's answer, which
+    /// the Idempotency-Key middleware writes in this transaction before committing it.
     pub async fn commit(self) -> Result<(), StoreError> {
+        match keyed::current() {
+            Some(keyed) => keyed.keep(self).await,
+            None => self.commit_now().await,
+        }
+    }
+
+    pub(crate) async fn commit_now(self) -> Result<(), StoreError> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
@@ -273,6 +306,11 @@ impl Tx {
             Tx::Sqlite(tx) => tx.rollback().await?,
             Tx::Postgres(tx) => tx.rollback().await?,
         }
+        Ok(())
+    }
+
+    /// Nothing to do before a statement in a transaction (see [`Database::keyed_barrier`]).
+    pub async fn keyed_barrier(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
 
@@ -294,7 +332,9 @@ pub enum Split<S, P> {
 
 /// Calls the function of the same name in the caller's `sqlite` or `postgres` module (the
 /// store's backend modules, which mount the same SQL with their own `Db`), with the pool or
-/// transaction of the backend in use as its first argument, and awaits it.
+/// transaction of the backend in use as its first argument, and awaits it. On a pool, in a
+/// keyed request, what the request committed is committed for real first
+/// ([`Database::keyed_barrier`]).
 ///
 /// ```text
 /// pub async fn invoice(db: &Database, id: Uuid) -> Result<Option<Invoice>, StoreError> {
@@ -310,12 +350,18 @@ pub enum Split<S, P> {
 #[macro_export]
 macro_rules! dispatch {
     ($on:expr, $($function:ident)::+ ( $($argument:expr),* $(,)? )) => {
-        match ($on).split() {
-            $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*).await,
-            $crate::Split::Postgres(on) => postgres::$($function)::+(on, $($argument),*).await,
+        match ($on).keyed_barrier().await {
+            Err(error) => Err(error.into()),
+            Ok(()) => match ($on).split() {
+                $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*).await,
+                $crate::Split::Postgres(on) => postgres::$($function)::+(on, $($argument),*).await,
+            },
         }
     };
 }
+
+/// How long a SQLite statement waits for the write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, OpenError> {
     // Created 0600 in a 0700 folder before SQLite opens it: the WAL and shared-memory files
@@ -327,11 +373,12 @@ async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, 
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5))
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections)
-        .acquire_timeout(options.acquire_timeout)
+        // Connections wait for the one writer, not for a server that may be down.
+        .acquire_timeout(options.acquire_timeout.max(SQLITE_BUSY_TIMEOUT))
         .connect_with(connect)
         .await?;
     Ok(Database::Sqlite(pool))

@@ -10,6 +10,9 @@
 //! All give a [`Config`] with every port set to 0. If PostgreSQL or Redis is unreachable, a
 //! distributed test fails with a message saying how to start it: it is never skipped.
 //!
+//! [`private_postgres`] starts a PostgreSQL cluster of a test's own on a free port, which the
+//! test may stop and start again (to inject an outage; the shared servers are never stopped).
+//!
 //! [`private_redis`] is a Redis server of one test's own, on a free port, to stop and start again
 //! (empty or with its data) while MedCov runs against it.
 //!
@@ -24,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod private_postgres;
 pub mod private_redis;
 pub mod redis_cluster;
 pub mod tools;

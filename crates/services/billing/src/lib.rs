@@ -38,7 +38,12 @@ pub fn spec() -> ServiceSpec {
 }
 
 async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
-    let service = Arc::new(BillingService::new(context.require_database()?, &context.config.billing));
+    let tenants = service::tenants::Tenants::new(
+        context.upstream(ServiceName::Hospital),
+        context.upstream(ServiceName::Insurance),
+    );
+    let service =
+        Arc::new(BillingService::new(context.require_database()?, &context.config.billing).with_tenants(tenants));
     context.consume("hospital", "billing", Arc::new(workers::Encounters(service.clone())));
     context.consume("insurance", "billing", Arc::new(workers::Insurance(service.clone())));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.

@@ -23,8 +23,9 @@ use serde::Deserialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::domain::invoice::Adjudicated;
+use crate::domain::invoice::{Adjudicated, LineAdjustment};
 use crate::domain::prices::Service;
+use crate::service::tenants::Profile;
 use crate::service::{Adjudication, BillingService, Encounter, Handling, PolicyCreated};
 
 use medcov_runtime::event_actor as actor;
@@ -55,6 +56,12 @@ struct EncounterCompleted {
     hospital_id: Uuid,
     patient_id: Uuid,
     date_of_service: Date,
+    /// The hospital's currency and time zone (events written before they were carried have
+    /// neither).
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
     #[serde(default)]
     visit_type: Option<String>,
     #[serde(default)]
@@ -114,9 +121,14 @@ impl Handler for Encounters {
                 .map_err(|e| format!("an encounter_completed payload this service cannot read: {e}"))?;
             let diagnosis =
                 event.diagnoses.iter().find(|d| d.primary).or(event.diagnoses.first()).map(|d| d.code.clone());
+            if let (Some(currency), Some(timezone)) = (&event.currency, &event.timezone) {
+                let profile = Profile { currency: currency.clone(), timezone: timezone.clone() };
+                self.0.tenants.learn(event.hospital_id, profile);
+            }
             let encounter = Encounter {
                 encounter_id: event.encounter_id,
                 hospital_id: event.hospital_id,
+                currency: event.currency,
                 patient_id: event.patient_id,
                 date_of_service: event.date_of_service,
                 visit_type: event.visit_type,
@@ -146,6 +158,8 @@ impl Handler for Encounters {
 #[derive(Deserialize)]
 struct ClaimLine {
     insurer_pays: i64,
+    #[serde(default)]
+    adjustments: Vec<LineAdjustment>,
 }
 
 #[derive(Deserialize)]
@@ -204,7 +218,11 @@ impl Handler for Insurance {
                         insurer_id: event.insurer_id,
                         hospital_id: event.hospital_id,
                         reference: event.reference,
-                        lines: event.lines.iter().map(|l| Adjudicated { insurer_pays: l.insurer_pays }).collect(),
+                        lines: event
+                            .lines
+                            .into_iter()
+                            .map(|l| Adjudicated { insurer_pays: l.insurer_pays, adjustments: l.adjustments })
+                            .collect(),
                     };
                     service.claim_adjudicated(adjudication, &actor, handling("billing.claims", envelope)).await
                 }

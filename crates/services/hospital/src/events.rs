@@ -178,8 +178,12 @@ pub struct EncounterCompleted {
     pub practitioner_id: Uuid,
     pub appointment_id: Option<Uuid>,
     pub visit_type: VisitType,
-    /// The day the encounter opened, `YYYY-MM-DD`.
+    /// The day the encounter opened, `YYYY-MM-DD`, in the hospital's time zone.
     pub date_of_service: String,
+    /// The hospital's currency: every price of the invoice is in it.
+    pub currency: String,
+    /// The hospital's IANA time zone, by which its days are counted.
+    pub timezone: String,
     pub member_numbers: Vec<MemberNumber>,
     pub diagnoses: Vec<Diagnosis>,
     pub services: Vec<RenderedService>,
@@ -245,6 +249,8 @@ mod tests {
             appointment_id: None,
             visit_type: VisitType::Emergency,
             date_of_service: "2026-11-30".into(),
+            currency: "KES".into(),
+            timezone: "Africa/Nairobi".into(),
             member_numbers: vec![MemberNumber { insurer_id: id, member_number: "MC-1".into() }],
             diagnoses: vec![Diagnosis { code: "J06.9".into(), primary: true }],
             services: vec![RenderedService {
@@ -258,6 +264,7 @@ mod tests {
             serde_json::to_value(completed).unwrap(),
             json!({"encounter_id": id, "hospital_id": id, "patient_id": id, "practitioner_id": id,
                 "appointment_id": null, "visit_type": "emergency", "date_of_service": "2026-11-30",
+                "currency": "KES", "timezone": "Africa/Nairobi",
                 "member_numbers": [{"insurer_id": id, "member_number": "MC-1"}],
                 "diagnoses": [{"code": "J06.9", "primary": true}],
                 "services": [{"code": "CONS-GP", "category": "consultation", "description": "GP", "quantity": 1}]})

@@ -47,7 +47,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let service = Arc::new(HospitalService::new(database.clone(), context.cache(), sagas::registration(timeout)));
     context.consume("insurance", "hospital", Arc::new(workers::Insurance(service.clone())));
     context.consume("billing", "hospital", Arc::new(workers::Billing(service.clone())));
-    let every = Duration::from_secs(1).min(timeout);
+    let every = Duration::from_millis(500).min(timeout);
     context.tasks.spawn(sagas::run(service.clone(), context.metrics.clone(), every, context.shutdown.clone()));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let sagas = medcov_runtime::sagas::router(database);

@@ -6,6 +6,10 @@
 //!    self-pay, and `GET /patients/{id}/coverage` tells the desk why. Compensation: `unlink`.
 //! 2. `open_account` (billing): the patient's account is opened. Compensation: `close_account`.
 //!
+//! A registration with member numbers is refused (503, Retry-After) before anything is written
+//! while the sagas in flight would take more than half a step's timeout to finish
+//! (`medcov_bus::admission`): a long queue must not undo accepted registrations.
+//!
 //! A failure after the link (billing refusing, or not answering within
 //! `events.saga_step_timeout_ms`) undoes both in reverse: the account is closed (in case billing
 //! opened it late; retried until billing answers), then the member unlinked. The saga starts in
@@ -49,6 +53,11 @@ pub fn registration(timeout: Duration) -> Definition {
 /// each state as `sagas{state}`.
 pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duration, stop: CancellationToken) {
     metrics.describe_gauge("sagas", "Sagas this service orchestrates, by kind and state.");
+    metrics.describe_counter(
+        "sagas_refused_total",
+        "Sagas not started (the request answered 503) because those in flight would not finish in time.",
+    );
+    metrics.ensure_counter("sagas_refused_total", &[("kind", KIND)]);
     let actor = medcov_store::outbox::Actor::default();
     loop {
         tokio::select! {
@@ -69,5 +78,6 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
                 metrics.gauge("sagas", &[("kind", KIND), ("state", state.as_str())]).set(count as f64);
             }
         }
+        metrics.counter("sagas_refused_total", &[("kind", KIND)]).absolute(service.sagas_refused());
     }
 }

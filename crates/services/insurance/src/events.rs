@@ -12,7 +12,7 @@ use medcov_store::outbox::DomainEvent;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::adjudication::{Adjudication, Outcome, Reason};
+use crate::domain::adjudication::{Adjudication, Adjustment, Outcome, Reason};
 use crate::domain::claim::{Claim, ClaimStatus};
 use crate::domain::policy::{MemberStatus, Policy, PolicyStatus};
 use crate::domain::preauth::{Preauth, PreauthStatus};
@@ -265,7 +265,11 @@ pub struct AdjudicatedLine {
     pub allowed: i64,
     pub insurer_pays: i64,
     pub patient_pays: i64,
+    /// Part of `insurer_pays` paid ex gratia, beyond the plan's limits.
+    pub ex_gratia: i64,
     pub rejection: Option<Reason>,
+    /// Each cut and override with its code and amount; they add up to `patient_pays`.
+    pub adjustments: Vec<Adjustment>,
 }
 
 /// A claim was adjudicated: per line, the split and the reason.
@@ -315,7 +319,9 @@ impl ClaimAdjudicated {
                     allowed: r.allowed,
                     insurer_pays: r.insurer_pays,
                     patient_pays: r.patient_pays,
+                    ex_gratia: r.ex_gratia,
                     rejection: r.rejection,
+                    adjustments: r.adjustments.clone(),
                 })
                 .collect(),
         }

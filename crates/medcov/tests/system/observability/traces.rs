@@ -131,6 +131,8 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
     let (collector, endpoint) = Collector::start().await;
     let mut command = medcov(&[]);
     command.env("MEDCOV__DATA_DIR", env.data_dir());
+    // A saga completing is logged at debug (one line per registration would double the log).
+    command.env("MEDCOV__LOG__LEVEL", "info,medcov_hospital::workers=debug");
     let (bus, database) = match env.backend {
         TestBackend::Embedded => ("sqlite", "sqlite"),
         TestBackend::Distributed | TestBackend::RedisCluster => {

@@ -5,5 +5,6 @@
 #[allow(unused_imports)]
 use super::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx};
 
+pub mod idempotency;
 pub mod inbox;
 pub mod outbox;

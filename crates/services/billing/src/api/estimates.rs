@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Readers;
-use crate::domain::invoice::SplitSource;
+use crate::domain::invoice::{LineAdjustment, SplitSource};
 use crate::service::BillingService;
 
 #[derive(Clone)]
@@ -77,6 +77,10 @@ pub struct LineEstimate {
     pub insurer_share: i64,
     pub patient_share: i64,
     pub covered: bool,
+    /// Why the patient pays their share: each cut with its code and amount, from the
+    /// adjudication or the insurer's estimate (`not_covered` for the whole line the insurer
+    /// covers none of; none for self-pay).
+    pub adjustments: Vec<LineAdjustment>,
 }
 
 /// What billing reads of an eligibility answer.
@@ -96,6 +100,8 @@ struct ServiceAnswer {
 #[derive(Deserialize)]
 struct Split {
     insurer_pays: i64,
+    #[serde(default)]
+    adjustments: Vec<LineAdjustment>,
 }
 
 /// The invoice's split between insurer and patient: adjudicated, or estimated by the insurer.
@@ -124,6 +130,7 @@ async fn estimate(
             lines,
         }
     };
+    // All on the patient: self-pay (no adjustment: there is no insurer), or not covered.
     let on_patient = |covered: bool| {
         invoice
             .lines
@@ -134,6 +141,11 @@ async fn estimate(
                 insurer_share: 0,
                 patient_share: l.total,
                 covered,
+                adjustments: if invoice.member_number.is_some() && l.total > 0 {
+                    vec![LineAdjustment { code: "not_covered".into(), amount: l.total }]
+                } else {
+                    Vec::new()
+                },
             })
             .collect::<Vec<_>>()
     };
@@ -147,6 +159,7 @@ async fn estimate(
                 insurer_share: l.insurer_share,
                 patient_share: l.patient_share,
                 covered: l.insurer_share > 0,
+                adjustments: l.adjustments.clone(),
             })
             .collect();
         return Ok(Json(of("adjudication", None, lines)));
@@ -154,7 +167,10 @@ async fn estimate(
     let Some(member_number) = invoice.member_number.clone() else {
         return Ok(Json(of("self_pay", None, on_patient(false))));
     };
+    // Asked after the adjudication (to compare), the claim itself is left out of what the
+    // member had used: otherwise it would count against itself.
     let question = serde_json::json!({
+        "excluding_claim": invoice.claim_id,
         "member_number": member_number,
         "date": invoice.date_of_service.to_string(),
         "hospital_id": invoice.hospital_id,
@@ -200,17 +216,20 @@ async fn estimate(
         .map(|(i, line)| {
             let service = answer.services.get(i);
             let covered = service.is_some_and(|s| s.covered);
-            let insurer = service
-                .and_then(|s| s.estimate.as_ref())
-                .filter(|_| covered)
-                .map(|e| e.insurer_pays.clamp(0, line.total))
-                .unwrap_or(0);
+            let estimate = service.and_then(|s| s.estimate.as_ref()).filter(|_| covered);
+            let insurer = estimate.map(|e| e.insurer_pays.clamp(0, line.total)).unwrap_or(0);
+            let adjustments = match estimate {
+                Some(e) => e.adjustments.clone(),
+                None if line.total > 0 => vec![LineAdjustment { code: "not_covered".into(), amount: line.total }],
+                None => Vec::new(),
+            };
             LineEstimate {
                 service_code: line.service_code.clone(),
                 total: line.total,
                 insurer_share: insurer,
                 patient_share: line.total - insurer,
                 covered,
+                adjustments,
             }
         })
         .collect();

@@ -81,6 +81,10 @@ pub struct Line {
     pub patient_share: i64,
     /// The service had no price on the date of service; the invoice cannot be issued.
     pub unpriced: bool,
+    /// Why the patient pays their share, from the insurer's adjudication: each cut or
+    /// override with its code and amount (they add up to the patient's share); empty until
+    /// adjudicated, and for self-pay invoices.
+    pub adjustments: Vec<domain::LineAdjustment>,
 }
 
 impl From<domain::Line> for Line {
@@ -95,6 +99,7 @@ impl From<domain::Line> for Line {
             insurer_share: l.insurer_share,
             patient_share: l.patient_share,
             unpriced: l.unpriced,
+            adjustments: l.adjustments,
         }
     }
 }
@@ -202,6 +207,7 @@ pub struct NewInvoice {
 async fn create_invoice(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
+    headers: axum::http::HeaderMap,
     Json(input): Json<NewInvoice>,
 ) -> Result<(StatusCode, Json<Invoice>), ApiError> {
     let asked = ManualInvoice {
@@ -213,7 +219,8 @@ async fn create_invoice(
         visit_type: input.visit_type,
         lines: input.lines.into_iter().map(|l| (l.service_code, l.quantity)).collect(),
     };
-    let created = service.draft_invoice(&principal.scope, asked, &actor(&principal)).await?;
+    let authorization = headers.get(axum::http::header::AUTHORIZATION);
+    let created = service.draft_invoice(&principal.scope, asked, &actor(&principal), authorization).await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 

@@ -96,15 +96,18 @@ impl From<NewPrice> for domain::NewPrice {
     }
 }
 
-/// Add a price. Periods of one service code never overlap (409).
+/// Add a price. Periods of one service code never overlap (409); a price is in the hospital's
+/// currency (422 naming `currency` otherwise).
 #[utoipa::path(post, path = "/price-list", tag = "prices", request_body = NewPrice,
     responses((status = 201, body = PriceEntry), (status = 404, body = medcov_http::Problem), (status = 409, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn add_price(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Billers>,
+    headers: axum::http::HeaderMap,
     Json(input): Json<NewPrice>,
 ) -> Result<(StatusCode, Json<PriceEntry>), ApiError> {
-    let price = service.add_price(&principal.scope, input.into(), actor(&principal).user_id).await?;
+    let authorization = headers.get(axum::http::header::AUTHORIZATION);
+    let price = service.add_price(&principal.scope, input.into(), actor(&principal).user_id, authorization).await?;
     Ok((StatusCode::CREATED, Json(price.into())))
 }
 
@@ -206,13 +209,16 @@ async fn import_prices(
             hospital_id: query.hospital_id,
             service_code: fields[0].clone(),
             category: fields[1].clone(),
-            description: fields[2].clone(),
+            description: crate::domain::csv::text(&fields[2]),
             unit_price,
             currency: fields[4].trim().to_owned(),
             effective_from: from.unwrap_or(Date::MIN),
             effective_to: to,
         };
-        match service.add_price(&principal.scope, input.into(), who).await {
+        match service
+            .add_price(&principal.scope, input.into(), who, headers.get(axum::http::header::AUTHORIZATION))
+            .await
+        {
             Ok(_) => report.imported += 1,
             Err(ApiError::Validation(errors)) => {
                 report.rejected.push(reject(errors.into_iter().map(|e| format!("{}: {}", e.field, e.reason)).collect()))

@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::domain::csv::field;
 use crate::domain::invoice::Payer;
 use crate::domain::ledger::Method;
 use crate::domain::reports::{Aged, AgentCommissions, CashDay};
@@ -28,24 +29,42 @@ pub fn router(service: Arc<BillingService>) -> OpenApiRouter {
         .with_state(service)
 }
 
+/// One currency, one local day, one method.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CashRow {
+    /// Every amount of the row is in it; rows of two currencies are never added.
+    #[schema(example = "KES")]
+    pub currency: String,
+    /// The local day of the hospital or insurer whose books the money is in.
     #[schema(value_type = String, format = Date)]
     pub date: Date,
     pub method: Method,
     pub received: i64,
     pub refunded: i64,
+    /// Commissions paid out to agents.
+    pub paid_out: i64,
+    /// received - refunded - paid_out.
     pub net: i64,
 }
 
 impl From<CashDay> for CashRow {
     fn from(d: CashDay) -> Self {
-        CashRow { date: d.date, method: d.method, received: d.received, refunded: d.refunded, net: d.net }
+        CashRow {
+            currency: d.currency,
+            date: d.date,
+            method: d.method,
+            received: d.received,
+            refunded: d.refunded,
+            paid_out: d.paid_out,
+            net: d.net,
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgedRow {
+    #[schema(example = "KES")]
+    pub currency: String,
     /// `patient` or `insurer`.
     pub payer: Payer,
     /// The patient or the insurer.
@@ -61,6 +80,7 @@ pub struct AgedRow {
 impl From<Aged> for AgedRow {
     fn from(a: Aged) -> Self {
         AgedRow {
+            currency: a.currency,
             payer: a.payer,
             party_id: a.party_id,
             current: a.current,
@@ -75,6 +95,8 @@ impl From<Aged> for AgedRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CommissionRow {
     pub agent_id: Uuid,
+    #[schema(example = "KES")]
+    pub currency: String,
     pub commissions: i64,
     pub earned: i64,
     pub clawed_back: i64,
@@ -82,7 +104,13 @@ pub struct CommissionRow {
 
 impl From<AgentCommissions> for CommissionRow {
     fn from(c: AgentCommissions) -> Self {
-        CommissionRow { agent_id: c.agent_id, commissions: c.commissions, earned: c.earned, clawed_back: c.clawed_back }
+        CommissionRow {
+            agent_id: c.agent_id,
+            currency: c.currency,
+            commissions: c.commissions,
+            earned: c.earned,
+            clawed_back: c.clawed_back,
+        }
     }
 }
 
@@ -93,18 +121,28 @@ trait CsvRow {
 }
 
 impl CsvRow for CashRow {
-    const HEADER: &'static str = "date,method,received,refunded,net";
+    const HEADER: &'static str = "currency,date,method,received,refunded,paid_out,net";
     fn csv(&self) -> String {
-        format!("{},{},{},{},{}", self.date, self.method.as_str(), self.received, self.refunded, self.net)
+        format!(
+            "{},{},{},{},{},{},{}",
+            field(&self.currency),
+            self.date,
+            self.method.as_str(),
+            self.received,
+            self.refunded,
+            self.paid_out,
+            self.net
+        )
     }
 }
 
 impl CsvRow for AgedRow {
-    const HEADER: &'static str = "payer,party_id,current,days_31_60,days_61_90,over_90,total";
+    const HEADER: &'static str = "currency,payer,party_id,current,days_31_60,days_61_90,over_90,total";
     fn csv(&self) -> String {
         let party = self.party_id.map(|p| p.to_string()).unwrap_or_default();
         format!(
-            "{},{party},{},{},{},{},{}",
+            "{},{},{party},{},{},{},{},{}",
+            field(&self.currency),
             self.payer.as_str(),
             self.current,
             self.days_31_60,
@@ -116,9 +154,9 @@ impl CsvRow for AgedRow {
 }
 
 impl CsvRow for CommissionRow {
-    const HEADER: &'static str = "agent_id,commissions,earned,clawed_back";
+    const HEADER: &'static str = "agent_id,currency,commissions,earned,clawed_back";
     fn csv(&self) -> String {
-        format!("{},{},{},{}", self.agent_id, self.commissions, self.earned, self.clawed_back)
+        format!("{},{},{},{},{}", self.agent_id, field(&self.currency), self.commissions, self.earned, self.clawed_back)
     }
 }
 
@@ -136,8 +174,9 @@ pub enum Format {
     Csv,
 }
 
-/// Rows as JSON, or as CSV with a header line (every value is a number, a date, an id or a
-/// fixed word, so nothing needs quoting).
+/// Rows as JSON, or as CSV with a header line (every value is a number, a date, an id, a
+/// fixed word or a currency code; text goes through `csv::field`, which also keeps a cell from
+/// being run as a formula).
 fn respond<T: Serialize + CsvRow>(format: Format, name: &str, rows: Vec<T>) -> Result<Response, ApiError> {
     if format == Format::Json {
         return Ok(Json(rows).into_response());
@@ -167,15 +206,19 @@ pub struct Period {
     format: Format,
 }
 
-/// Money received and refunded per day and method (the caller's hospitals or insurer).
+/// Money received, refunded and paid out (commissions) per currency, day and method (the
+/// caller's hospitals or insurer). A day is the local day of the hospital or insurer whose
+/// books the money is in; two currencies are never added.
 #[utoipa::path(get, path = "/reports/daily-cash", tag = "reports", params(Period),
     responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<CashRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
 async fn daily_cash(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<Period>,
 ) -> Result<Response, ApiError> {
-    let rows = service.daily_cash(&principal.scope, query.from, query.to).await?;
+    let authorization = headers.get(header::AUTHORIZATION);
+    let rows = service.daily_cash(&principal.scope, (query.from, query.to), authorization).await?;
     respond(query.format, "daily-cash", rows.into_iter().map(CashRow::from).collect())
 }
 
@@ -190,20 +233,22 @@ pub struct AsOf {
     format: Format,
 }
 
-/// What patients and insurers owe on issued invoices, by age: 0–30, 31–60, 61–90 and over 90
-/// days since issue.
+/// What patients and insurers owe on issued invoices, per currency, by age: 0–30, 31–60,
+/// 61–90 and over 90 days since issue.
 #[utoipa::path(get, path = "/reports/aged-receivables", tag = "reports", params(AsOf),
     responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<AgedRow> = "application/json"), (String = "text/csv")))))]
 async fn aged_receivables(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<AsOf>,
 ) -> Result<Response, ApiError> {
-    let rows = service.aged_receivables(&principal.scope, query.as_of).await?;
+    let authorization = headers.get(header::AUTHORIZATION);
+    let rows = service.aged_receivables(&principal.scope, query.as_of, authorization).await?;
     respond(query.format, "aged-receivables", rows.into_iter().map(AgedRow::from).collect())
 }
 
-/// Commissions per agent earned in a period (the caller's insurer).
+/// Commissions per agent and currency earned in a period (the caller's insurer).
 #[utoipa::path(get, path = "/reports/commissions", tag = "reports", params(Period),
     responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<CommissionRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
 async fn commissions(

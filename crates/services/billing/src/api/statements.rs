@@ -37,15 +37,28 @@ pub struct StatementLine {
     pub share: i64,
     pub paid: i64,
     pub outstanding: i64,
+    /// On a patient's statement: why they pay their share, the insurer's adjustments of the
+    /// invoice summed by code (`deductible`, `co_pay`, `co_insurance`, `benefit_limit`,
+    /// `ceiling`, `exclusion`, `waiting_period`, `not_covered`, `override`, `ex_gratia`).
+    pub adjustments: Vec<crate::domain::invoice::LineAdjustment>,
+}
+
+/// What a payer was billed, paid and owes in one currency.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Totals {
+    #[schema(example = "KES")]
+    pub currency: String,
+    pub billed: i64,
+    pub paid: i64,
+    pub outstanding: i64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Statement {
     /// The patient or the insurer.
     pub party_id: Uuid,
-    pub billed: i64,
-    pub paid: i64,
-    pub outstanding: i64,
+    /// Per currency (by code): amounts in two currencies are never added.
+    pub totals: Vec<Totals>,
     /// Issued invoices, newest first (drafts and void ones are left out).
     pub invoices: Vec<StatementLine>,
 }
@@ -54,9 +67,11 @@ impl From<domain::Statement> for Statement {
     fn from(s: domain::Statement) -> Self {
         Statement {
             party_id: s.party_id,
-            billed: s.billed,
-            paid: s.paid,
-            outstanding: s.outstanding,
+            totals: s
+                .totals
+                .into_iter()
+                .map(|t| Totals { currency: t.currency, billed: t.billed, paid: t.paid, outstanding: t.outstanding })
+                .collect(),
             invoices: s
                 .invoices
                 .into_iter()
@@ -70,6 +85,7 @@ impl From<domain::Statement> for Statement {
                     share: l.share,
                     paid: l.paid,
                     outstanding: l.outstanding,
+                    adjustments: l.adjustments,
                 })
                 .collect(),
         }

@@ -48,12 +48,24 @@ pub fn parse(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
     Ok(rows)
 }
 
-/// A field as CSV: quoted when it holds a comma, a quote or a line break.
+/// What a spreadsheet takes for the start of a formula (OWASP's CSV injection list).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A text field as CSV: a value that a spreadsheet would run as a formula (it begins with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return) is written after a `'`, which spreadsheets
+/// show as text; quoted when it holds a comma, a quote or a line break. Numbers are written as
+/// they are, never through this.
 pub fn field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
+    let value = if value.starts_with(FORMULA_STARTS) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+/// A text field as [`field`] wrote it: the `'` before a would-be formula taken off again, so
+/// an exported list imports as it was.
+pub fn text(value: &str) -> String {
+    match value.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest.to_owned(),
+        _ => value.to_owned(),
     }
 }
 
@@ -75,9 +87,26 @@ mod tests {
 
     #[test]
     fn writes_what_it_reads() {
-        for value in ["plain", "with, comma", "with \"quotes\"", "two\nlines"] {
+        for value in ["plain", "with, comma", "with \"quotes\"", "two\nlines", "=1+1", "-x", "'quoted"] {
             let written = format!("{},x\n", field(value));
-            assert_eq!(parse(&written).unwrap()[0].1, vec![value.to_owned(), "x".to_owned()]);
+            let read = &parse(&written).unwrap()[0].1;
+            assert_eq!((text(&read[0]).as_str(), read[1].as_str()), (value, "x"), "{written}");
+        }
+    }
+
+    #[test]
+    fn a_would_be_formula_is_written_as_text() {
+        for (value, written) in [
+            ("=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\""),
+            ("+254700000000", "'+254700000000"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\tcmd", "'\tcmd"),
+            ("=1,2", "\"'=1,2\""),
+            ("Blood count = FBC", "Blood count = FBC"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(field(value), written, "{value}");
         }
     }
 }

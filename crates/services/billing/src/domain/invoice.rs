@@ -117,6 +117,22 @@ pub struct Line {
     /// The service had no price on the date of service; the invoice cannot be issued.
     #[serde(default)]
     pub unpriced: bool,
+    /// Why the patient pays what they pay, from the insurer's adjudication: each cut and
+    /// override with its code and amount (they add up to the patient's share of an
+    /// adjudicated line). Empty until the claim is adjudicated, and for self-pay invoices.
+    #[serde(default)]
+    pub adjustments: Vec<LineAdjustment>,
+}
+
+/// One adjustment of a line by the insurer: its code (`deductible`, `co_pay`,
+/// `co_insurance`, `benefit_limit`, `ceiling`, `exclusion`, `waiting_period`, `not_covered`,
+/// `override`, `ex_gratia`) and what it moved from the insurer to the patient (negative: the
+/// other way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LineAdjustment {
+    #[schema(example = "co_insurance")]
+    pub code: String,
+    pub amount: i64,
 }
 
 impl Line {
@@ -138,14 +154,24 @@ impl Line {
             insurer_share: 0,
             patient_share: total,
             unpriced: unit_price.is_none(),
+            adjustments: Vec::new(),
         }
     }
 }
 
 /// What the insurer said about one line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Adjudicated {
     pub insurer_pays: i64,
+    /// Why the patient pays the rest.
+    pub adjustments: Vec<LineAdjustment>,
+}
+
+impl Adjudicated {
+    /// The insurer pays `amount`, with no adjustments given.
+    pub fn paying(amount: i64) -> Adjudicated {
+        Adjudicated { insurer_pays: amount, adjustments: Vec::new() }
+    }
 }
 
 /// Splits each line by the insurer's answer for it: the insurer's share is what it pays (never
@@ -156,6 +182,7 @@ pub fn split(lines: &mut [Line], adjudicated: &[Adjudicated]) {
         let insurer = adjudicated.get(i).map(|a| a.insurer_pays.clamp(0, line.total)).unwrap_or(0);
         line.insurer_share = insurer;
         line.patient_share = line.total - insurer;
+        line.adjustments = adjudicated.get(i).map(|a| a.adjustments.clone()).unwrap_or_default();
     }
 }
 
@@ -578,13 +605,13 @@ mod tests {
         assert!(lines[2].unpriced);
         assert_eq!(totals(&lines), (550_000, 0, 550_000));
         // The insurer pays 1 500.00 of the consultation and 2 000.00 of the tests.
-        split(&mut lines, &[Adjudicated { insurer_pays: 150_000 }, Adjudicated { insurer_pays: 200_000 }]);
+        split(&mut lines, &[Adjudicated::paying(150_000), Adjudicated::paying(200_000)]);
         assert_eq!((lines[0].insurer_share, lines[0].patient_share), (150_000, 150_000));
         assert_eq!((lines[1].insurer_share, lines[1].patient_share), (200_000, 50_000));
         assert_eq!((lines[2].insurer_share, lines[2].patient_share), (0, 0));
         assert_eq!(totals(&lines), (550_000, 350_000, 200_000));
         // An insurer answer above the line is capped at the line.
-        split(&mut lines, &[Adjudicated { insurer_pays: 900_000 }]);
+        split(&mut lines, &[Adjudicated::paying(900_000)]);
         assert_eq!((lines[0].insurer_share, lines[0].patient_share), (300_000, 0));
     }
 
@@ -691,7 +718,7 @@ mod tests {
 
     #[test]
     fn a_claim_moves_receivables_only_once_issued() {
-        let adjudicated = [Adjudicated { insurer_pays: 250_000 }, Adjudicated { insurer_pays: 200_000 }];
+        let adjudicated = [Adjudicated::paying(250_000), Adjudicated::paying(200_000)];
         let draft = invoice(Status::Draft, lines()[..2].to_vec());
         let split = draft.resplit(&adjudicated).unwrap();
         assert_eq!((split.insurer_share, split.patient_share, split.entry), (450_000, 100_000, None));
@@ -781,7 +808,7 @@ mod tests {
         fn shares_always_add_up(totals_in in prop::collection::vec((1u32..5, 0i64..10_000_000), 1..10),
                                  pays in prop::collection::vec(-1_000i64..20_000_000, 0..10)) {
             let mut lines: Vec<Line> = totals_in.iter().map(|(q, p)| Line::priced("S", "c", "d", *q, Some(*p))).collect();
-            let adjudicated: Vec<Adjudicated> = pays.iter().map(|p| Adjudicated { insurer_pays: *p }).collect();
+            let adjudicated: Vec<Adjudicated> = pays.iter().map(|p| Adjudicated::paying(*p)).collect();
             split(&mut lines, &adjudicated);
             for line in &lines {
                 prop_assert_eq!(line.insurer_share + line.patient_share, line.total);

@@ -37,8 +37,8 @@ pub struct NewPrice {
 
 impl NewPrice {
     /// The price, normalised (code upper case, category lower case); every problem names its
-    /// field.
-    pub fn check(self, id: Uuid) -> Result<Price, Vec<FieldError>> {
+    /// field. A hospital prices in its own currency (`hospital_currency`, when known) only.
+    pub fn check(self, id: Uuid, hospital_currency: Option<&str>) -> Result<Price, Vec<FieldError>> {
         let code = self.service_code.trim().to_uppercase();
         let mut errors = Vec::new();
         if !(2..=20).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
@@ -51,12 +51,18 @@ impl NewPrice {
         }
         if self.description.trim().is_empty() || self.description.chars().count() > 200 {
             errors.push(FieldError::new("description", "must be 1 to 200 characters"));
+        } else if let Some(problem) = medcov_domain::text::display_problem("description", &self.description) {
+            errors.push(problem);
         }
         if !(0..=1_000_000_000_000).contains(&self.unit_price) {
             errors.push(FieldError::new("unit_price", "must be 0 to 10^12 minor units"));
         }
         if let Err(why) = medcov_money::Currency::parse(&self.currency) {
             errors.push(FieldError::new("currency", why));
+        } else if let Some(own) = hospital_currency
+            && own != self.currency
+        {
+            errors.push(FieldError::new("currency", format!("must be the hospital's currency, {own}")));
         }
         if self.effective_to.is_some_and(|to| to < self.effective_from) {
             errors.push(FieldError::new("effective_to", "must not be before effective_from"));
@@ -108,14 +114,17 @@ pub struct Service {
 }
 
 /// Invoice lines for `services` priced from `prices` (the price list valid on the date of
-/// service), and the currency of the first priced one. A service without a price is an
-/// unpriced line.
-pub fn price_lines(prices: &[Price], services: &[Service]) -> (Vec<Line>, Option<String>) {
-    let mut currency = None;
+/// service), and the invoice's one currency: the hospital's (`currency`) when known,
+/// otherwise that of the first priced line. A service without a price in that currency is an
+/// unpriced line: an invoice never adds two currencies.
+pub fn price_lines(prices: &[Price], services: &[Service], currency: Option<&str>) -> (Vec<Line>, Option<String>) {
+    let mut currency = currency.map(str::to_owned);
     let lines = services
         .iter()
         .map(|service| {
-            let price = prices.iter().find(|p| p.service_code == service.code);
+            let price = prices
+                .iter()
+                .find(|p| p.service_code == service.code && currency.as_ref().is_none_or(|c| *c == p.currency));
             if let Some(p) = price {
                 currency.get_or_insert_with(|| p.currency.clone());
             }
@@ -155,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_price_is_checked_and_normalised() {
-        let price = asked(" lab-fbc ", date!(2026 - 01 - 01), None).check(Uuid::from_u128(9)).unwrap();
+        let price = asked(" lab-fbc ", date!(2026 - 01 - 01), None).check(Uuid::from_u128(9), Some("KES")).unwrap();
         assert_eq!(
             (price.service_code.as_str(), price.category.as_str(), price.description.as_str()),
             ("LAB-FBC", "laboratory", "Full blood count")
@@ -165,13 +174,14 @@ mod tests {
             currency: "shillings".into(),
             ..asked("x", date!(2026 - 01 - 31), Some(date!(2026 - 01 - 01)))
         };
-        let fields: Vec<String> = bad.check(Uuid::nil()).unwrap_err().into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> =
+            bad.check(Uuid::nil(), Some("KES")).unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["service_code", "unit_price", "currency", "effective_to"]);
     }
 
     #[test]
     fn periods_of_a_code_never_overlap() {
-        let price = |from, to| asked("LAB", from, to).check(Uuid::nil()).unwrap();
+        let price = |from, to| asked("LAB", from, to).check(Uuid::nil(), None).unwrap();
         let jan = (date!(2026 - 01 - 01), Some(date!(2026 - 01 - 31)));
         let open_from_march = (date!(2026 - 03 - 01), None);
         for (from, to, fits) in [
@@ -192,20 +202,44 @@ mod tests {
 
     #[test]
     fn lines_are_priced_from_the_list() {
-        let prices = [asked("LAB", date!(2026 - 01 - 01), None).check(Uuid::nil()).unwrap()];
+        let prices = [asked("LAB", date!(2026 - 01 - 01), None).check(Uuid::nil(), None).unwrap()];
         let service = |code: &str, category: Option<&str>| Service {
             code: code.into(),
             quantity: 2,
             category: category.map(str::to_owned),
             description: None,
         };
-        let (lines, currency) = price_lines(&prices, &[service("XR", Some("imaging")), service("LAB", Some("x"))]);
+        let (lines, currency) =
+            price_lines(&prices, &[service("XR", Some("imaging")), service("LAB", Some("x"))], None);
         assert_eq!(currency.as_deref(), Some("KES"));
         assert_eq!(
             (lines[0].unpriced, lines[0].category.as_str(), lines[0].description.as_str()),
             (true, "imaging", "XR")
         );
         assert_eq!((lines[1].total, lines[1].category.as_str()), (250_000, "laboratory"));
-        assert_eq!(price_lines(&prices, &[service("XR", None)]).1, None, "no price, no currency");
+        assert_eq!(price_lines(&prices, &[service("XR", None)], None).1, None, "no price, no currency");
+    }
+
+    #[test]
+    fn a_hospital_prices_and_invoices_in_its_own_currency_only() {
+        // A KES hospital refuses a USD price, naming the field.
+        let usd = NewPrice { currency: "USD".into(), ..asked("LAB", date!(2026 - 01 - 01), None) };
+        let refused = usd.clone().check(Uuid::nil(), Some("KES")).unwrap_err();
+        assert_eq!(refused, [FieldError::new("currency", "must be the hospital's currency, KES")]);
+        assert!(usd.clone().check(Uuid::nil(), Some("USD")).is_ok());
+        // A list that holds both (written before the rule) prices a KES invoice from KES
+        // prices only: the USD line is unpriced, never added to the KES one.
+        let mut xr = usd.check(Uuid::nil(), None).unwrap();
+        xr.service_code = "XR".into();
+        let lab = asked("LAB", date!(2026 - 01 - 01), None).check(Uuid::nil(), None).unwrap();
+        let prices = [xr, lab];
+        let service = |code: &str| Service { code: code.into(), quantity: 1, category: None, description: None };
+        let (lines, currency) = price_lines(&prices, &[service("XR"), service("LAB")], Some("KES"));
+        assert_eq!(currency.as_deref(), Some("KES"));
+        assert_eq!((lines[0].unpriced, lines[1].unpriced, lines[1].total), (true, false, 125_000));
+        // Without the hospital's currency the first priced line fixes it.
+        let (lines, currency) = price_lines(&prices, &[service("XR"), service("LAB")], None);
+        assert_eq!(currency.as_deref(), Some("USD"));
+        assert_eq!((lines[0].unpriced, lines[1].unpriced), (false, true));
     }
 }

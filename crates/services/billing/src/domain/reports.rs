@@ -1,5 +1,8 @@
 //! Reports and statements, computed from what the store reads: cash by day and method,
 //! receivables by age, and a payer's statement of their invoices.
+//!
+//! Every sum is per currency: two currencies are never added. A day is the local day of the
+//! tenant whose books the money is in (`medcov_domain::calendar`).
 
 use std::collections::BTreeMap;
 
@@ -7,43 +10,72 @@ use medcov_domain::TextEnum;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::invoice::{Invoice, Payer, Status};
+use super::invoice::{Invoice, LineAdjustment, Payer, Status};
 use super::ledger::Method;
 
-/// Money received and refunded on one day (UTC) by one method.
+/// Money received, refunded and paid out (commissions) on one local day by one method, in
+/// one currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CashDay {
+    pub currency: String,
     pub date: Date,
     pub method: Method,
     pub received: i64,
     pub refunded: i64,
+    /// Commissions paid out to agents.
+    pub paid_out: i64,
+    /// received - refunded - paid out: what the day moved in or out of the account.
     pub net: i64,
 }
 
-/// One movement of money: when, how, and how much came in (a payment) or went out (a refund).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whose books: a hospital's (care) or an insurer's (premiums, commissions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Books {
+    Hospital,
+    Insurer,
+}
+
+/// One movement of money: when, in whose books, in which currency, how, and how much came in
+/// (a payment) or went out (a refund, a commission payout).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Movement {
     pub at: OffsetDateTime,
+    /// The hospital or the insurer whose books it is in: its time zone says which day it is.
+    pub tenant_id: Uuid,
+    pub books: Books,
+    pub currency: String,
     pub method: Method,
     pub received: i64,
     pub refunded: i64,
+    pub paid_out: i64,
 }
 
-/// Movements summed per day and method, by day, then by the method's word.
-pub fn daily_cash(movements: &[Movement]) -> Vec<CashDay> {
-    let mut sums: BTreeMap<(Date, &'static str), (Method, i64, i64)> = BTreeMap::new();
+/// Movements summed per currency, local day (the tenant's zone in `zones`, UTC when absent)
+/// and method, for the days `[from, to]`; by currency, day, then the method's word.
+pub fn daily_cash(movements: &[Movement], zones: &BTreeMap<Uuid, String>, (from, to): (Date, Date)) -> Vec<CashDay> {
+    // (currency, day, method's word) → (method, received, refunded, paid out)
+    type Key<'a> = (&'a str, Date, &'static str);
+    let mut sums: BTreeMap<Key<'_>, (Method, i64, i64, i64)> = BTreeMap::new();
     for m in movements {
-        let entry = sums.entry((m.at.date(), m.method.as_str())).or_insert((m.method, 0, 0));
+        let zone = zones.get(&m.tenant_id).map(String::as_str).unwrap_or("UTC");
+        let date = medcov_domain::calendar::local_date_in(m.at, zone);
+        if date < from || date > to {
+            continue;
+        }
+        let entry = sums.entry((m.currency.as_str(), date, m.method.as_str())).or_insert((m.method, 0, 0, 0));
         entry.1 += m.received;
         entry.2 += m.refunded;
+        entry.3 += m.paid_out;
     }
     sums.into_iter()
-        .map(|((date, _), (method, received, refunded))| CashDay {
+        .map(|((currency, date, _), (method, received, refunded, paid_out))| CashDay {
+            currency: currency.to_owned(),
             date,
             method,
             received,
             refunded,
-            net: received - refunded,
+            paid_out,
+            net: received - refunded - paid_out,
         })
         .collect()
 }
@@ -51,6 +83,7 @@ pub fn daily_cash(movements: &[Movement]) -> Vec<CashDay> {
 /// What one payer (a patient, or an insurer) owes, by how long ago the invoices were issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Aged {
+    pub currency: String,
     pub payer: Payer,
     /// The patient or the insurer.
     pub party_id: Option<Uuid>,
@@ -63,8 +96,9 @@ pub struct Aged {
 }
 
 /// What is still owed on one issued invoice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owed {
+    pub currency: String,
     pub patient_id: Uuid,
     pub insurer_id: Option<Uuid>,
     pub issued_at: OffsetDateTime,
@@ -73,11 +107,11 @@ pub struct Owed {
 }
 
 /// What each payer owes as of `as_of`, in buckets of 0–30, 31–60, 61–90 and over 90 days since
-/// issue; by payer (`insurer` before `patient`), then party.
+/// issue; per currency, by payer (`insurer` before `patient`), then party.
 pub fn aged_receivables(owed: &[Owed], as_of: Date) -> Vec<Aged> {
-    // By the payer's word, so insurers come before patients; then the party.
-    type Party = (&'static str, Option<Uuid>);
-    let mut by_party: BTreeMap<Party, (Payer, [i64; 4])> = BTreeMap::new();
+    // By currency, then the payer's word, so insurers come before patients; then the party.
+    type Party<'a> = (&'a str, &'static str, Option<Uuid>);
+    let mut by_party: BTreeMap<Party<'_>, (Payer, [i64; 4])> = BTreeMap::new();
     for o in owed {
         let bucket = match (as_of - o.issued_at.date()).whole_days() {
             ..=30 => 0,
@@ -89,13 +123,15 @@ pub fn aged_receivables(owed: &[Owed], as_of: Date) -> Vec<Aged> {
             [(Payer::Patient, Some(o.patient_id), o.patient_due), (Payer::Insurer, o.insurer_id, o.insurer_due)]
         {
             if due > 0 {
-                by_party.entry((payer.as_str(), party)).or_insert((payer, [0; 4])).1[bucket] += due;
+                by_party.entry((o.currency.as_str(), payer.as_str(), party)).or_insert((payer, [0; 4])).1[bucket] +=
+                    due;
             }
         }
     }
     by_party
         .into_iter()
-        .map(|((_, party_id), (payer, b))| Aged {
+        .map(|((currency, _, party_id), (payer, b))| Aged {
+            currency: currency.to_owned(),
             payer,
             party_id,
             current: b[0],
@@ -107,10 +143,11 @@ pub fn aged_receivables(owed: &[Owed], as_of: Date) -> Vec<Aged> {
         .collect()
 }
 
-/// Commissions of one agent in a period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Commissions of one agent in a period, in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentCommissions {
     pub agent_id: Uuid,
+    pub currency: String,
     pub commissions: i64,
     pub earned: i64,
     pub clawed_back: i64,
@@ -129,6 +166,18 @@ pub struct StatementLine {
     pub share: i64,
     pub paid: i64,
     pub outstanding: i64,
+    /// On a patient's statement: why they pay their share, the insurer's adjustments of the
+    /// invoice's lines summed by code.
+    pub adjustments: Vec<LineAdjustment>,
+}
+
+/// What a payer was billed, paid and owes in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    pub currency: String,
+    pub billed: i64,
+    pub paid: i64,
+    pub outstanding: i64,
 }
 
 /// What a payer was billed, paid and owes.
@@ -136,9 +185,8 @@ pub struct StatementLine {
 pub struct Statement {
     /// The patient or the insurer.
     pub party_id: Uuid,
-    pub billed: i64,
-    pub paid: i64,
-    pub outstanding: i64,
+    /// Per currency, by currency code: amounts in two currencies are never added.
+    pub totals: Vec<Totals>,
     /// Issued invoices with a share for this payer, newest first (drafts and void ones are
     /// left out).
     pub invoices: Vec<StatementLine>,
@@ -154,6 +202,15 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
                 Payer::Insurer => (i.insurer_share, i.paid_insurer),
                 Payer::Patient => (i.patient_share, i.paid_patient),
             };
+            let mut adjustments: Vec<LineAdjustment> = Vec::new();
+            if payer == Payer::Patient {
+                for a in i.lines.iter().flat_map(|l| &l.adjustments) {
+                    match adjustments.iter_mut().find(|s| s.code == a.code) {
+                        Some(sum) => sum.amount += a.amount,
+                        None => adjustments.push(a.clone()),
+                    }
+                }
+            }
             StatementLine {
                 invoice_id: i.id,
                 number: i.number,
@@ -164,17 +221,25 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
                 share,
                 paid,
                 outstanding: share - paid,
+                adjustments,
             }
         })
         .filter(|l| l.share > 0)
         .collect();
-    Statement {
-        party_id: party,
-        billed: lines.iter().map(|l| l.share).sum(),
-        paid: lines.iter().map(|l| l.paid).sum(),
-        outstanding: lines.iter().map(|l| l.outstanding).sum(),
-        invoices: lines,
+    let mut totals: BTreeMap<&str, Totals> = BTreeMap::new();
+    for l in &lines {
+        let t = totals.entry(l.currency.as_str()).or_insert_with(|| Totals {
+            currency: l.currency.clone(),
+            billed: 0,
+            paid: 0,
+            outstanding: 0,
+        });
+        t.billed += l.share;
+        t.paid += l.paid;
+        t.outstanding += l.outstanding;
     }
+    let totals = totals.into_values().collect();
+    Statement { party_id: party, totals, invoices: lines }
 }
 
 #[cfg(test)]
@@ -184,18 +249,31 @@ mod tests {
     use super::*;
     use crate::domain::invoice::{Draft, Line};
 
+    fn moved(at: OffsetDateTime, method: Method, received: i64, refunded: i64) -> Movement {
+        Movement {
+            at,
+            tenant_id: Uuid::from_u128(7),
+            books: Books::Hospital,
+            currency: "KES".into(),
+            method,
+            received,
+            refunded,
+            paid_out: 0,
+        }
+    }
+
     #[test]
     fn cash_by_day_and_method() {
         let at = datetime!(2026-11-26 09:00 UTC);
         let next = datetime!(2026-11-27 00:00 UTC);
         let movements = [
-            Movement { at, method: Method::MobileMoney, received: 100_000, refunded: 0 },
-            Movement { at, method: Method::Cash, received: 200_000, refunded: 0 },
-            Movement { at, method: Method::Card, received: 400_000, refunded: 0 },
-            Movement { at, method: Method::Card, received: 0, refunded: 200_000 },
-            Movement { at: next, method: Method::Cash, received: 5, refunded: 0 },
+            moved(at, Method::MobileMoney, 100_000, 0),
+            moved(at, Method::Cash, 200_000, 0),
+            moved(at, Method::Card, 400_000, 0),
+            moved(at, Method::Card, 0, 200_000),
+            moved(next, Method::Cash, 5, 0),
         ];
-        let days = daily_cash(&movements);
+        let days = daily_cash(&movements, &BTreeMap::new(), (date!(2026 - 11 - 01), date!(2026 - 11 - 30)));
         let rows: Vec<(Date, Method, i64)> = days.iter().map(|d| (d.date, d.method, d.net)).collect();
         assert_eq!(
             rows,
@@ -210,9 +288,53 @@ mod tests {
     }
 
     #[test]
+    fn cash_is_counted_on_the_tenants_local_day_and_per_currency() {
+        let (kiritimati, honolulu) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let zones: BTreeMap<Uuid, String> =
+            [(kiritimati, "Pacific/Kiritimati".to_owned()), (honolulu, "Pacific/Honolulu".to_owned())].into();
+        // 10:30 UTC on 30 November: 1 December 00:30 at Kiritimati, 30 November 00:30 at
+        // Honolulu. A minute earlier, both are on the day before.
+        let (after, before) = (datetime!(2026-11-30 10:30 UTC), datetime!(2026-11-30 09:59 UTC));
+        let at = |tenant, at, currency: &str, received, paid_out| Movement {
+            at,
+            tenant_id: tenant,
+            books: Books::Hospital,
+            currency: currency.into(),
+            method: Method::BankTransfer,
+            received,
+            refunded: 0,
+            paid_out,
+        };
+        let movements = [
+            at(kiritimati, after, "AUD", 10_000, 0),
+            at(kiritimati, before, "AUD", 700, 0),
+            at(honolulu, after, "USD", 30_000, 2_000),
+            at(honolulu, before, "USD", 900, 0),
+            at(honolulu, after, "KES", 5_000_000, 0),
+        ];
+        let days = daily_cash(&movements, &zones, (date!(2026 - 11 - 29), date!(2026 - 12 - 01)));
+        let rows: Vec<(&str, Date, i64, i64, i64)> =
+            days.iter().map(|d| (d.currency.as_str(), d.date, d.received, d.paid_out, d.net)).collect();
+        assert_eq!(
+            rows,
+            [
+                ("AUD", date!(2026 - 11 - 30), 700, 0, 700),
+                ("AUD", date!(2026 - 12 - 01), 10_000, 0, 10_000),
+                ("KES", date!(2026 - 11 - 30), 5_000_000, 0, 5_000_000),
+                ("USD", date!(2026 - 11 - 29), 900, 0, 900),
+                ("USD", date!(2026 - 11 - 30), 30_000, 2_000, 28_000),
+            ]
+        );
+        // Only the days asked for.
+        let one = daily_cash(&movements, &zones, (date!(2026 - 12 - 01), date!(2026 - 12 - 01)));
+        assert_eq!(one.len(), 1);
+    }
+
+    #[test]
     fn receivables_by_age() {
         let (patient, insurer) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let owed = |days_ago: i64, patient_due, insurer_due| Owed {
+            currency: "KES".into(),
             patient_id: patient,
             insurer_id: Some(insurer),
             issued_at: datetime!(2026-11-26 23:00 UTC) - time::Duration::days(days_ago),
@@ -227,6 +349,7 @@ mod tests {
             aged,
             [
                 Aged {
+                    currency: "KES".into(),
                     payer: Payer::Insurer,
                     party_id: Some(insurer),
                     current: 0,
@@ -236,6 +359,7 @@ mod tests {
                     total: 450_000
                 },
                 Aged {
+                    currency: "KES".into(),
                     payer: Payer::Patient,
                     party_id: Some(patient),
                     current: 50_001,
@@ -250,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_statement_shows_a_payers_shares_of_issued_invoices() {
-        let invoice = |status, patient_share, insurer_share, paid_patient| {
+        let invoice_in = |currency: &str, status, patient_share, insurer_share, paid_patient| {
             let lines =
                 vec![Line::priced("CONS", "consultation", "Consultation", 1, Some(patient_share + insurer_share))];
             let draft = Draft {
@@ -259,12 +383,15 @@ mod tests {
                 patient_id: Uuid::from_u128(2),
                 encounter_id: None,
                 member_number: None,
-                currency: "KES".into(),
+                currency: currency.into(),
                 date_of_service: date!(2026 - 11 - 20),
                 lines,
             };
             let drafted = Invoice::draft(draft, datetime!(2026-11-20 10:00 UTC));
             Invoice { status, patient_share, insurer_share, paid_patient, ..drafted }
+        };
+        let invoice = |status, patient_share, insurer_share, paid_patient| {
+            invoice_in("KES", status, patient_share, insurer_share, paid_patient)
         };
         let invoices = vec![
             invoice(Status::Paid, 100_000, 450_000, 100_000),
@@ -273,10 +400,18 @@ mod tests {
             invoice(Status::Void, 70_000, 0, 0),
             invoice(Status::Issued, 0, 300_000, 0),
         ];
+        let totals = |s: &Statement| -> Vec<(String, i64, i64, i64)> {
+            s.totals.iter().map(|t| (t.currency.clone(), t.billed, t.paid, t.outstanding)).collect()
+        };
         let patient = statement(Uuid::from_u128(2), Payer::Patient, invoices.clone());
-        assert_eq!((patient.billed, patient.paid, patient.outstanding), (150_000, 120_000, 30_000));
+        assert_eq!(totals(&patient), [("KES".into(), 150_000, 120_000, 30_000)]);
         assert_eq!(patient.invoices.len(), 2, "no drafts, no void ones, no invoice without a patient share");
-        let insurer = statement(Uuid::from_u128(3), Payer::Insurer, invoices);
-        assert_eq!((insurer.billed, insurer.paid, insurer.outstanding), (750_000, 0, 750_000));
+        let insurer = statement(Uuid::from_u128(3), Payer::Insurer, invoices.clone());
+        assert_eq!(totals(&insurer), [("KES".into(), 750_000, 0, 750_000)]);
+        // A USD invoice is totalled on its own, never added to the KES ones.
+        let mut both = invoices;
+        both.push(invoice_in("USD", Status::PartiallyPaid, 4_000, 0, 1_000));
+        let patient = statement(Uuid::from_u128(2), Payer::Patient, both);
+        assert_eq!(totals(&patient), [("KES".into(), 150_000, 120_000, 30_000), ("USD".into(), 4_000, 1_000, 3_000)]);
     }
 }

@@ -13,6 +13,7 @@ use crate::domain::invoice::{self, Adjudicated, Draft, Invoice, Status};
 use crate::domain::ledger::About;
 use crate::domain::prices::Service;
 use crate::events::{InvoiceIssued, InvoiceVoided};
+use crate::service::tenants::Kind;
 use crate::store;
 
 pub use crate::domain::invoice::ManualInvoice;
@@ -23,6 +24,8 @@ pub struct Encounter {
     pub encounter_id: Uuid,
     pub hospital_id: Uuid,
     pub patient_id: Uuid,
+    /// The hospital's currency: only prices in it price the invoice.
+    pub currency: Option<String>,
     pub date_of_service: Date,
     pub visit_type: Option<String>,
     /// The primary diagnosis (or the first), for the claim.
@@ -64,11 +67,24 @@ impl BillingService {
 
     /// Drafts an invoice by hand, priced from the price list valid on the date of service.
     /// With a member number and a diagnosis, the claim is asked of the insurer with the draft.
-    pub async fn draft_invoice(&self, scope: &Scope, asked: ManualInvoice, actor: &Actor) -> Result<Invoice, ApiError> {
+    /// The hospital's profile (`authorization`: the caller's, to ask for it) gives its
+    /// currency, the only one its invoices are in, and its day.
+    pub async fn draft_invoice(
+        &self,
+        scope: &Scope,
+        asked: ManualInvoice,
+        actor: &Actor,
+        authorization: Option<&axum::http::HeaderValue>,
+    ) -> Result<Invoice, ApiError> {
         if !scope.covers_hospital(asked.hospital_id) {
             return Err(ApiError::NotFound("no such hospital".into()));
         }
-        let mut errors = asked.problems(OffsetDateTime::now_utc().date());
+        let profile = self.tenants.profile(asked.hospital_id, Kind::Hospital, authorization).await?;
+        let today = match &profile {
+            Some(p) => medcov_domain::calendar::today_in(&p.timezone),
+            None => OffsetDateTime::now_utc().date(),
+        };
+        let mut errors = asked.problems(today);
         let services: Vec<Service> = asked
             .lines
             .iter()
@@ -79,7 +95,9 @@ impl BillingService {
                 description: None,
             })
             .collect();
-        let (lines, currency) = self.price_lines(asked.hospital_id, asked.date_of_service, &services).await?;
+        let priced_in = profile.as_ref().map(|p| p.currency.as_str());
+        let (lines, currency) =
+            self.price_lines(asked.hospital_id, asked.date_of_service, &services, priced_in).await?;
         errors.extend(invoice::unpriced(&lines, asked.date_of_service));
         Rejection::check(errors)?;
         let draft = Invoice::draft(
@@ -109,8 +127,9 @@ impl BillingService {
         actor: &Actor,
         handling: Handling,
     ) -> Result<Invoice, ApiError> {
+        let priced_in = encounter.currency.as_deref();
         let (lines, currency) =
-            self.price_lines(encounter.hospital_id, encounter.date_of_service, &encounter.services).await?;
+            self.price_lines(encounter.hospital_id, encounter.date_of_service, &encounter.services, priced_in).await?;
         let draft = Invoice::draft(
             Draft {
                 id: Uuid::now_v7(),

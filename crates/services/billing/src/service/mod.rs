@@ -26,6 +26,7 @@ mod prices;
 mod refunds;
 mod remittances;
 mod reports;
+pub mod tenants;
 
 use medcov_http::ApiError;
 use medcov_security::Scope;
@@ -53,6 +54,8 @@ struct Settings {
 pub struct BillingService {
     db: Database,
     settings: Settings,
+    /// The tenants' currencies and time zones.
+    pub tenants: tenants::Tenants,
 }
 
 /// An event a consumer handles: its consumer name and id, for the inbox.
@@ -70,7 +73,13 @@ impl BillingService {
                 premium_due: Duration::seconds(i64::try_from(config.premium_due_s).unwrap_or(i64::MAX)),
                 clawback_days: config.commission_clawback_days,
             },
+            tenants: tenants::Tenants::default(),
         }
+    }
+
+    /// The same service, asking `tenants` for the tenants' profiles.
+    pub fn with_tenants(self, tenants: tenants::Tenants) -> BillingService {
+        BillingService { tenants, ..self }
     }
 
     /// Takes an Idempotency-Key for a request with digest `hash`, in a short transaction of its

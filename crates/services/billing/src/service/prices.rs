@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::BillingService;
 use crate::domain::invoice::Line;
 use crate::domain::prices::{self, NewPrice, Price, Service};
+use crate::service::tenants::Kind;
 use crate::store;
 
 fn no_such_hospital() -> ApiError {
@@ -18,11 +19,21 @@ fn no_such_hospital() -> ApiError {
 impl BillingService {
     /// Adds a price to a hospital's list; refused when its period overlaps another price of the
     /// same code (409), or when a field is invalid (422, each named).
-    pub async fn add_price(&self, scope: &Scope, input: NewPrice, by: Uuid) -> Result<Price, ApiError> {
+    /// A price must be in the hospital's currency (422 naming `currency` otherwise):
+    /// `authorization` (the caller's) asks the hospital service for it.
+    pub async fn add_price(
+        &self,
+        scope: &Scope,
+        input: NewPrice,
+        by: Uuid,
+        authorization: Option<&axum::http::HeaderValue>,
+    ) -> Result<Price, ApiError> {
         if !scope.covers_hospital(input.hospital_id) {
             return Err(no_such_hospital());
         }
-        let price = input.check(Uuid::now_v7()).map_err(Rejection::Invalid)?;
+        let profile = self.tenants.profile(input.hospital_id, Kind::Hospital, authorization).await?;
+        let price =
+            input.check(Uuid::now_v7(), profile.as_ref().map(|p| p.currency.as_str())).map_err(Rejection::Invalid)?;
         let mut tx = self.db.begin_write().await?;
         let periods = store::price_periods(&mut tx, price.hospital_id, &price.service_code).await?;
         price.fits(&periods)?;
@@ -45,8 +56,9 @@ impl BillingService {
         hospital: Uuid,
         day: Date,
         services: &[Service],
+        currency: Option<&str>,
     ) -> Result<(Vec<Line>, Option<String>), ApiError> {
         let list = store::prices(&self.db, hospital, Some(day)).await?;
-        Ok(prices::price_lines(&list, services))
+        Ok(prices::price_lines(&list, services, currency))
     }
 }

@@ -4,13 +4,14 @@
 
 use medcov_http::ApiError;
 use medcov_security::Scope;
-use time::{Date, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{BillingService, hospitals_in_scope, insurer_in_scope, tenants_in_scope};
 use crate::domain::invoice::Payer;
 use crate::domain::ledger::{self, Reconciled};
 use crate::domain::reports::{self, Aged, AgentCommissions, CashDay, Statement};
+use crate::service::tenants::Kind;
 use crate::store;
 
 impl BillingService {
@@ -23,22 +24,55 @@ impl BillingService {
         Ok(ledger::reconcile(&journal, &derived))
     }
 
-    /// Money received and refunded per day (UTC) and method in `[from, to]`.
-    pub async fn daily_cash(&self, scope: &Scope, from: Date, to: Date) -> Result<Vec<CashDay>, ApiError> {
+    /// Money received, refunded and paid out per currency, local day and method in the days
+    /// `[from, to]`: each movement on the day of the hospital or insurer whose books it is in
+    /// (their time zones asked of their services as the caller, `authorization`).
+    pub async fn daily_cash(
+        &self,
+        scope: &Scope,
+        (from, to): (Date, Date),
+        authorization: Option<&axum::http::HeaderValue>,
+    ) -> Result<Vec<CashDay>, ApiError> {
         if to < from || (to - from).whole_days() > 366 {
             return Err(ApiError::field("to", "must be on or after from, within a year"));
         }
         let tenants = tenants_in_scope(scope);
-        let start = from.midnight().assume_utc();
-        let end = to.next_day().unwrap_or(to).midnight().assume_utc();
+        // Local days run from UTC-12 to UTC+14: read a day more on each side, keep by local day.
+        let start = from.midnight().assume_utc() - Duration::days(1);
+        let end = to.next_day().unwrap_or(to).midnight().assume_utc() + Duration::days(1);
         let movements = store::cash_movements(&self.db, tenants.as_deref(), start, end).await?;
-        Ok(reports::daily_cash(&movements))
+        let zones = self.zones_of(&movements, authorization).await?;
+        Ok(reports::daily_cash(&movements, &zones, (from, to)))
+    }
+
+    /// The time zones of the tenants of `movements`: care payments and refunds are in a
+    /// hospital's books, premium payments and payouts in an insurer's.
+    async fn zones_of(
+        &self,
+        movements: &[reports::Movement],
+        authorization: Option<&axum::http::HeaderValue>,
+    ) -> Result<std::collections::BTreeMap<Uuid, String>, ApiError> {
+        let tenants: Vec<(Uuid, reports::Books)> = movements.iter().map(|m| (m.tenant_id, m.books)).collect();
+        self.tenants.zones(tenants, authorization).await
     }
 
     /// What patients and insurers owe on issued invoices as of a day (today by default), by
     /// age.
-    pub async fn aged_receivables(&self, scope: &Scope, as_of: Option<Date>) -> Result<Vec<Aged>, ApiError> {
-        let as_of = as_of.unwrap_or_else(|| OffsetDateTime::now_utc().date());
+    /// The default day is today at the caller's hospital when they have one, UTC otherwise.
+    pub async fn aged_receivables(
+        &self,
+        scope: &Scope,
+        as_of: Option<Date>,
+        authorization: Option<&axum::http::HeaderValue>,
+    ) -> Result<Vec<Aged>, ApiError> {
+        let as_of = match (as_of, scope) {
+            (Some(day), _) => day,
+            (None, Scope::Hospitals { hospitals }) if hospitals.len() == 1 => {
+                let profile = self.tenants.profile(hospitals[0], Kind::Hospital, authorization).await?;
+                medcov_domain::calendar::today_in(profile.as_ref().map_or("UTC", |p| p.timezone.as_str()))
+            }
+            (None, _) => OffsetDateTime::now_utc().date(),
+        };
         let tenants = tenants_in_scope(scope);
         let owed = store::owed(&self.db, tenants.as_deref()).await?;
         Ok(reports::aged_receivables(&owed, as_of))

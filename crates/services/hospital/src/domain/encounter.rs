@@ -190,6 +190,8 @@ impl CatalogEntry {
         }
         if description.trim().is_empty() || description.chars().count() > 200 {
             errors.push(FieldError::new("description", "must be 1 to 200 characters"));
+        } else if let Some(problem) = medcov_domain::text::display_problem("description", description) {
+            errors.push(problem);
         }
         Rejection::check(errors)?;
         Ok(CatalogEntry { hospital_id, code, category, description: description.trim().to_owned(), active: true })

@@ -117,6 +117,8 @@ impl HospitalFields {
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+        } else if let Some(problem) = medcov_domain::text::display_problem("name", name) {
+            errors.push(problem);
         }
         let code_ok = (2..=12).contains(&self.code.len())
             && self.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');

@@ -114,6 +114,8 @@ impl PatientDetails {
                 errors.push(FieldError::new(field, "must be 1 to 100 characters"));
             } else if value.chars().any(|c| c.is_control() || c.is_ascii_digit()) {
                 errors.push(FieldError::new(field, "must not contain digits or control characters"));
+            } else if let Some(problem) = medcov_domain::text::display_problem(field, value) {
+                errors.push(problem);
             }
         }
         if self.date_of_birth > today {

@@ -92,6 +92,8 @@ impl Practitioner {
         let mut errors = Vec::new();
         if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+        } else if let Some(problem) = medcov_domain::text::display_problem("name", &self.name) {
+            errors.push(problem);
         }
         if self.specialty.trim().is_empty() || self.specialty.chars().count() > 100 {
             errors.push(FieldError::new("specialty", "must be 1 to 100 characters"));

@@ -165,6 +165,9 @@ impl HospitalService {
         let patient = store::patient(&self.db, current.patient_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("no such patient".into()))?;
+        let hospital = store::hospital(&self.db, current.hospital_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
         let services = current
             .record
             .services
@@ -186,7 +189,11 @@ impl HospitalService {
             practitioner_id: current.practitioner_id,
             appointment_id: current.appointment_id,
             visit_type: current.visit_type,
-            date_of_service: current.opened_at.date().to_string(),
+            // The hospital's own day, not the UTC one: at UTC+14 an encounter opened at 09:00
+            // UTC on 30 November is care given on 1 December.
+            date_of_service: medcov_domain::calendar::local_date_in(current.opened_at, &hospital.timezone).to_string(),
+            currency: hospital.currency.clone(),
+            timezone: hospital.timezone.clone(),
             member_numbers: patient.details.member_numbers,
             diagnoses: current.record.diagnoses.clone(),
             services,

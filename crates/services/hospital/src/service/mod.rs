@@ -22,10 +22,12 @@ mod encounters;
 mod hospitals;
 mod patients;
 mod practitioners;
+mod read_log;
 mod registration;
 
 use std::sync::Arc;
 
+use medcov_bus::admission::Admission;
 use medcov_bus::orchestrator::Definition;
 use medcov_cache::Cache;
 use medcov_http::ApiError;
@@ -46,13 +48,20 @@ pub struct HospitalService {
     db: Database,
     cache: Arc<dyn Cache>,
     registration: Definition,
+    /// How many registration sagas may be in flight (see `medcov_bus::admission`).
+    admission: Admission,
+    /// Read entries of the access log, written by group commit.
+    reads: read_log::ReadLog,
 }
 
 impl HospitalService {
     /// The service on `db`, caching in `cache` (shared with every instance when it is Redis),
-    /// starting `registration` sagas for patients registered with member numbers.
+    /// starting `registration` sagas for patients registered with member numbers. Call it on
+    /// a tokio runtime: it starts the access log's writer.
     pub fn new(db: Database, cache: Arc<dyn Cache>, registration: Definition) -> HospitalService {
-        HospitalService { db, cache, registration }
+        let admission = Admission::new(registration.shortest_timeout());
+        let reads = read_log::ReadLog::start(db.clone());
+        HospitalService { db, cache, registration, admission, reads }
     }
 
     pub fn database(&self) -> &Database {
@@ -63,17 +72,15 @@ impl HospitalService {
         self.cache.as_ref()
     }
 
-    /// Writes one access-log entry per record read, in a transaction of their own (reads
-    /// hold none).
+    /// Writes one access-log entry per record read, committed before the read answers: reads
+    /// hold no transaction, so theirs share one with the other reads of the moment
+    /// ([`read_log`]).
     async fn log_reads(&self, actor: &Actor, records: &[(Uuid, Uuid)], action: AccessAction) -> Result<(), ApiError> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin_write().await?;
-        for record in records {
-            store::log_access(&mut tx, &access(actor, *record, action)).await?;
-        }
-        tx.commit().await?;
+        let entries = records.iter().map(|record| access(actor, *record, action)).collect();
+        self.reads.record(entries).await?;
         Ok(())
     }
 }

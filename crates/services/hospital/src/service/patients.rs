@@ -37,8 +37,13 @@ struct RegistrationInput<'a> {
     member_numbers: &'a [MemberNumber],
 }
 
-fn today() -> Date {
-    OffsetDateTime::now_utc().date()
+impl HospitalService {
+    /// Today at `hospital`, in its time zone (a date of birth is checked against it).
+    async fn today_at(&self, hospital: Uuid) -> Result<Date, ApiError> {
+        let hospital =
+            store::hospital(&self.db, hospital).await?.ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
+        Ok(medcov_domain::calendar::today_in(&hospital.timezone))
+    }
 }
 
 fn not_found() -> ApiError {
@@ -62,7 +67,18 @@ impl HospitalService {
         if !principal.scope.covers_hospital(hospital_id) {
             return Err(ApiError::NotFound("no such hospital".into()));
         }
-        let details = patient::checked(details, today())?;
+        let details = patient::checked(details, self.today_at(hospital_id).await?)?;
+        // A registration with member numbers starts a saga: refused before anything is written
+        // while the sagas in flight would not finish in time (it would be undone, not late).
+        if !details.member_numbers.is_empty()
+            && let Err(saturated) = self.admission.admit()
+        {
+            return Err(ApiError::Unavailable(format!(
+                "registrations with member numbers are arriving faster than the insurers and billing \
+                 confirm them (the ones in flight need about {} s); try again shortly",
+                saturated.expected_wait.as_secs().clamp(1, 3600)
+            )));
+        }
         let actor = actor(principal);
         let mut tx = self.db.begin_write().await?;
         let number = store::next_record_number(&mut tx, hospital_id)
@@ -126,7 +142,8 @@ impl HospitalService {
         edit: PatientEdit,
     ) -> Result<Patient, ApiError> {
         let current = self.visible_patient(principal, id).await?;
-        let updated = current.edited(expected, edit, today(), OffsetDateTime::now_utc())?;
+        let today = self.today_at(current.hospital_id).await?;
+        let updated = current.edited(expected, edit, today, OffsetDateTime::now_utc())?;
         let actor = actor(principal);
         let mut tx = self.db.begin_write().await?;
         if !store::update_patient(&mut tx, &updated, expected, &actor).await? {

@@ -47,8 +47,23 @@ impl HospitalService {
         orchestrator::tick(&self.db, &self.registration, actor).await
     }
 
-    /// How many sagas this service orchestrates are in each state.
+    /// How many sagas this service orchestrates are in each state; fed to the admission
+    /// control of new registrations, too.
     pub async fn saga_counts(&self) -> Result<Vec<(SagaState, i64)>, StoreError> {
-        saga::counts(&self.db).await
+        let counts = saga::counts(&self.db).await?;
+        let of = |states: &[SagaState]| -> u64 {
+            counts.iter().filter(|(s, _)| states.contains(s)).map(|(_, n)| u64::try_from(*n).unwrap_or(0)).sum()
+        };
+        self.admission.observe(
+            of(&[SagaState::Running, SagaState::Compensating]),
+            of(&[SagaState::Completed, SagaState::Compensated]),
+            std::time::Instant::now(),
+        );
+        Ok(counts)
+    }
+
+    /// Registrations refused since start because the sagas in flight were too many.
+    pub fn sagas_refused(&self) -> u64 {
+        self.admission.refused()
     }
 }

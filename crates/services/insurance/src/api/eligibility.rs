@@ -15,7 +15,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::today;
 use crate::domain::eligibility::{Answer, ServiceQuery};
 use crate::domain::plan::VisitType;
 use crate::domain::policy::PolicyStatus;
@@ -63,6 +62,10 @@ pub struct EligibilityRequest {
     pub visit_type: VisitType,
     #[serde(default)]
     pub services: Vec<ServiceQuery>,
+    /// An adjudicated claim of this member to leave out of what was used, so the answer is
+    /// what the member had before it (to compare with the claim's adjudication).
+    #[serde(default)]
+    pub excluding_claim: Option<Uuid>,
 }
 
 fn normal() -> VisitType {
@@ -150,12 +153,17 @@ async fn check_eligibility(
     if !may_ask_for(&principal, request.hospital_id) {
         return Err(ApiError::NotFound("no such hospital".into()));
     }
+    let date = match request.date {
+        Some(date) => date,
+        None => service.today_for_member(&request.member_number).await?,
+    };
     let question = Question {
         member_number: request.member_number,
-        date: request.date.unwrap_or_else(today),
+        date,
         hospital_id: request.hospital_id,
         visit_type: request.visit_type,
         services: request.services,
+        excluding_claim: request.excluding_claim,
     };
     let response = service.eligibility(&question).await?;
     if let Scope::Insurer { insurer } = principal.scope

@@ -30,6 +30,9 @@ pub struct Insurer {
     pub name: String,
     #[schema(example = "KES")]
     pub currency: String,
+    /// IANA time zone by which the insurer's own dates are counted.
+    #[schema(example = "Africa/Nairobi")]
+    pub timezone: String,
     pub active: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -43,6 +46,7 @@ impl From<insurer::Insurer> for Insurer {
             code: i.code,
             name: i.name,
             currency: i.currency,
+            timezone: i.timezone,
             active: i.active,
             created_at: i.created_at,
         }
@@ -51,13 +55,17 @@ impl From<insurer::Insurer> for Insurer {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"code": "AAR", "name": "AAR Insurance", "currency": "KES"}))]
+#[schema(example = json!({"code": "AAR", "name": "AAR Insurance", "currency": "KES", "timezone": "Africa/Nairobi"}))]
 pub struct NewInsurer {
     /// 2 to 10 upper-case letters and digits; it prefixes member and policy numbers.
     pub code: String,
     pub name: String,
     /// ISO 4217; plans of the insurer are priced in it.
     pub currency: String,
+    /// IANA time zone (`UTC` when left out) by which the insurer's own dates are counted:
+    /// today for approvals and reservations, the day a policy ends.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 /// Register an insurer (platform administrators).
@@ -75,14 +83,20 @@ async fn create_insurer(
     }
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    } else if let Some(problem) = medcov_domain::text::display_problem("name", &input.name) {
+        errors.push(problem);
     }
     if let Err(why) = medcov_money::Currency::parse(&input.currency) {
         errors.push(FieldError::new("currency", why));
     }
+    let timezone = input.timezone.as_deref().unwrap_or("UTC");
+    if !medcov_domain::calendar::is_zone(timezone) {
+        errors.push(FieldError::new("timezone", "must be an IANA time zone such as `Africa/Nairobi` or `UTC`"));
+    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let insurer = service.create_insurer(&code, input.name.trim(), &input.currency).await?;
+    let insurer = service.create_insurer(&code, input.name.trim(), (&input.currency, timezone)).await?;
     Ok((StatusCode::CREATED, Json(insurer.into())))
 }
 

@@ -20,9 +20,14 @@
 //!    policy's annual ceilings for the setting; what is cut goes to the member.
 //!
 //! For every line, `insurer_pays + patient_pays = allowed`, and `patient_pays = not_covered +
-//! deductible + copay + coinsurance + over_limit - adjustment` (`adjustment` is a claims
-//! officer's override, never the engine's). A rejected line is allowed in full and paid
+//! deductible + copay + coinsurance + over_limit - adjustment - ex_gratia` (`adjustment` is a
+//! claims officer's override within what the plan has left, `ex_gratia` what the insurer pays
+//! beyond it; never the engine's). A rejected line is allowed in full and paid
 //! by the member, except a duplicate, which is allowed nothing (it is a billing error).
+//!
+//! Every line also lists its `adjustments`: each cut (or override) with its code and amount,
+//! what it moved from the insurer to the member (negative: the other way), so that they add up
+//! to `patient_pays` and a patient can see why they pay what they pay.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,6 +72,93 @@ pub enum Reason {
 }
 
 impl TextEnum for Reason {}
+
+/// Why part of a line moved between the insurer and the member: every cut and every override
+/// of a line, with its amount, carries one.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum AdjustmentCode {
+    /// The member's (or family's) annual deductible.
+    Deductible,
+    /// The fixed co-payment.
+    CoPay,
+    /// The co-insurance share.
+    CoInsurance,
+    /// A category's count or amount limit, or the approved amount of a pre-authorisation.
+    BenefitLimit,
+    /// The member's or the policy's annual ceiling.
+    Ceiling,
+    /// An excluded service or diagnosis.
+    Exclusion,
+    /// The category's waiting period is not over.
+    WaitingPeriod,
+    /// Not covered: no policy in force, member inactive, category or visit type not covered,
+    /// out of network, pre-authorisation missing.
+    NotCovered,
+    /// A claims officer's override within what the plan has left (negative: paid by the
+    /// insurer).
+    Override,
+    /// Paid by the insurer ex gratia, beyond the plan's limits (negative); never counted as
+    /// covered benefit.
+    ExGratia,
+}
+
+impl TextEnum for AdjustmentCode {}
+
+/// One adjustment of a line: what moved from the insurer to the member (negative: the other
+/// way), and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Adjustment {
+    pub code: AdjustmentCode,
+    pub amount: i64,
+}
+
+impl Adjustment {
+    /// The code a refused line's whole amount carries.
+    pub fn code_of(reason: Reason) -> Option<AdjustmentCode> {
+        Some(match reason {
+            Reason::ExcludedService | Reason::ExcludedDiagnosis => AdjustmentCode::Exclusion,
+            Reason::WaitingPeriod => AdjustmentCode::WaitingPeriod,
+            Reason::LimitReached => AdjustmentCode::BenefitLimit,
+            Reason::CeilingReached => AdjustmentCode::Ceiling,
+            Reason::NoActivePolicy
+            | Reason::MemberInactive
+            | Reason::NotCovered
+            | Reason::OutOfNetwork
+            | Reason::PreauthMissing => AdjustmentCode::NotCovered,
+            // Allowed nothing: nothing moves.
+            Reason::DuplicateLine => return None,
+        })
+    }
+}
+
+/// Adds `amount` under `code` to `list` (one entry per code; none for 0).
+fn add_adjustment(list: &mut Vec<Adjustment>, code: AdjustmentCode, amount: i64) {
+    if amount == 0 {
+        return;
+    }
+    match list.iter_mut().find(|a| a.code == code) {
+        Some(a) => a.amount += amount,
+        None => list.push(Adjustment { code, amount }),
+    }
+    list.retain(|a| a.amount != 0);
+}
 
 /// An approved pre-authorisation a line refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,13 +279,20 @@ pub struct LineResult {
     pub coinsurance: i64,
     /// Cut by a count or amount limit, a ceiling, or the approved amount.
     pub over_limit: i64,
-    /// Moved from the member to the insurer by a claims officer's override (negative: the
-    /// other way); always 0 from the engine.
+    /// Moved from the member to the insurer by a claims officer's override within what the
+    /// plan has left (negative: the other way); always 0 from the engine.
     #[serde(default)]
     pub adjustment: i64,
+    /// Paid by the insurer ex gratia by an explicit override beyond what the plan has left:
+    /// part of `insurer_pays`, never counted against a limit or ceiling.
+    #[serde(default)]
+    pub ex_gratia: i64,
     pub insurer_pays: i64,
     pub patient_pays: i64,
     pub rejection: Option<Reason>,
+    /// Each cut and override with its code and amount; they add up to `patient_pays`.
+    #[serde(default)]
+    pub adjustments: Vec<Adjustment>,
     /// The steps, in words.
     pub explanation: Vec<String>,
 }
@@ -293,12 +392,17 @@ pub fn adjudicate(plan: &PlanRules, member: &Member<'_>, claim: &Claim) -> Adjud
 }
 
 fn rejected(amount: i64, reason: Reason, why: String) -> (LineResult, Accumulators) {
+    let mut adjustments = Vec::new();
+    if let Some(code) = Adjustment::code_of(reason) {
+        add_adjustment(&mut adjustments, code, amount);
+    }
     let result = LineResult {
         submitted: amount,
         allowed: amount,
         not_covered: amount,
         patient_pays: amount,
         rejection: Some(reason),
+        adjustments,
         explanation: vec![why],
         ..LineResult::default()
     };
@@ -375,8 +479,11 @@ pub fn evaluate(
         return rejected(amount, Reason::PreauthMissing, format!("{} needs a pre-authorisation", line.service_code));
     }
 
-    // Count limit: whole units.
+    // Count limit: whole units. `limit_cut` is what limits and approvals cut, `ceiling_cut`
+    // what the ceilings cut (together, `over_limit`).
     let mut over_limit = 0i64;
+    let mut limit_cut = 0i64;
+    let mut ceiling_cut = 0i64;
     let mut units = i64::from(line.quantity);
     if let Some(limit) = rule.limit_count {
         let left = (i64::from(limit) - used.category(&line.category).count).max(0);
@@ -389,6 +496,7 @@ pub fn evaluate(
         }
         if units > left {
             over_limit += (units - left) * line.unit_price;
+            limit_cut += (units - left) * line.unit_price;
             explanation.push(format!("{left} of {units} units are within the {limit}-service limit"));
             units = left;
         }
@@ -398,6 +506,7 @@ pub fn evaluate(
         && covered > approval.approved_amount
     {
         over_limit += covered - approval.approved_amount;
+        limit_cut += covered - approval.approved_amount;
         explanation.push(format!("covered up to the approved {}", approval.approved_amount));
         covered = approval.approved_amount;
     }
@@ -452,6 +561,10 @@ pub fn evaluate(
     {
         insurer = cap;
         over_limit += tentative - cap;
+        match reason {
+            Reason::CeilingReached => ceiling_cut += tentative - cap,
+            _ => limit_cut += tentative - cap,
+        }
         explanation.push(format!("{what}: {cap} was left, {} is over", tentative - cap));
         if cap == 0 {
             rejection = Some(reason);
@@ -465,6 +578,16 @@ pub fn evaluate(
     change.member_ceiling.add(setting, insurer);
     change.policy_ceiling.add(setting, insurer);
     change.categories.insert(line.category.clone(), CategoryUse { count: units, amount: insurer });
+    let mut adjustments = Vec::new();
+    for (code, amount) in [
+        (AdjustmentCode::Deductible, deductible),
+        (AdjustmentCode::CoPay, copay),
+        (AdjustmentCode::CoInsurance, coinsurance),
+        (AdjustmentCode::BenefitLimit, limit_cut),
+        (AdjustmentCode::Ceiling, ceiling_cut),
+    ] {
+        add_adjustment(&mut adjustments, code, amount);
+    }
     let result = LineResult {
         submitted: amount,
         allowed: amount,
@@ -474,9 +597,11 @@ pub fn evaluate(
         coinsurance,
         over_limit,
         adjustment: 0,
+        ex_gratia: 0,
         insurer_pays: insurer,
         patient_pays: patient,
         rejection,
+        adjustments,
         explanation,
     };
     (result, change)
@@ -501,34 +626,102 @@ pub struct Override {
     /// The line, counted from 1.
     pub line: usize,
     /// What the insurer pays for the line instead, in minor units (0 up to the allowed amount).
+    /// More than the engine's amount is bounded by what is left of the category's amount limit
+    /// and of the member's and the policy's ceilings, unless `ex_gratia`.
     pub insurer_pays: i64,
     pub reason: String,
+    /// Pay what goes past the limits and ceilings anyway, as an ex-gratia payment: recorded
+    /// on the line as `ex_gratia` (code `ex_gratia`), never counted as covered benefit.
+    #[serde(default)]
+    pub ex_gratia: bool,
+}
+
+/// What is left for the insurer to pay on a line of `category` in `setting` after `used` (the
+/// accumulators before the claim) and `usage` (the claim's own): the least of the category's
+/// amount limit and the member's and the policy's ceilings, with what each is (`None`: no
+/// limit applies).
+fn room(
+    plan: &PlanRules,
+    used: &Accumulators,
+    usage: &Accumulators,
+    category: &str,
+    setting: Setting,
+) -> Option<(i64, String)> {
+    let mut caps: Vec<(i64, String)> = Vec::new();
+    if let Some(limit) = plan.categories.get(category).and_then(|r| r.limit_amount) {
+        let taken = used.category(category).amount + usage.category(category).amount;
+        caps.push((limit - taken, format!("the {category} limit of {limit}")));
+    }
+    let name = setting_name(setting);
+    if let Some(ceiling) = plan.ceilings.member(setting) {
+        let taken = used.member_ceiling.get(setting) + usage.member_ceiling.get(setting);
+        caps.push((ceiling - taken, format!("the member {name} ceiling of {ceiling}")));
+    }
+    if let Some(ceiling) = plan.ceilings.policy(setting) {
+        let taken = used.policy_ceiling.get(setting) + usage.policy_ceiling.get(setting);
+        caps.push((ceiling - taken, format!("the policy {name} ceiling of {ceiling}")));
+    }
+    caps.into_iter().min_by_key(|c| c.0).map(|(left, what)| (left.max(0), what))
 }
 
 /// Applies overrides to an adjudication: each named line's insurer share becomes the given
-/// amount, the member's share the rest of the allowed amount, and the difference is recorded
-/// as the line's `adjustment` and in its explanation. The usage follows: the insurer's change
-/// counts against the line's category limit and ceilings. Errors name the override at fault.
+/// amount, the member's share the rest of the allowed amount. What the insurer pays more is
+/// bounded by what is left of the line's category limit and ceilings (`used`: before the
+/// claim; the claim's own lines count too): within it, it is the line's `adjustment` (code
+/// `override`) and counts against them; past it, the override is refused, unless it is
+/// `ex_gratia`, when the part past it is the line's `ex_gratia` (code `ex_gratia`) and counts
+/// against nothing. Errors name the override's field at fault (`line`, `insurer_pays`,
+/// `reason`) and why.
 pub fn apply_overrides(
     plan: &PlanRules,
+    used: &Accumulators,
     claim: &Claim,
     result: &mut Adjudication,
     overrides: &[Override],
-) -> Result<(), (usize, &'static str)> {
+) -> Result<(), (usize, &'static str, String)> {
     for (i, o) in overrides.iter().enumerate() {
-        let Some(line) = o.line.checked_sub(1).and_then(|n| result.lines.get_mut(n)) else {
-            return Err((i, "names no line of the claim"));
+        let Some(n) = o.line.checked_sub(1).filter(|n| *n < result.lines.len()) else {
+            return Err((i, "line", "names no line of the claim".into()));
         };
+        let line = &result.lines[n];
         if o.insurer_pays < 0 || o.insurer_pays > line.allowed {
-            return Err((i, "must be between 0 and the line's allowed amount"));
+            return Err((i, "insurer_pays", "must be between 0 and the line's allowed amount".into()));
         }
         if o.reason.trim().is_empty() {
-            return Err((i, "needs a reason"));
+            return Err((i, "reason", "needs a reason".into()));
         }
+        let source = &claim.lines[n];
+        let setting = plan.categories.get(&source.category).map(|r| r.setting).unwrap_or(Setting::Outpatient);
         let delta = o.insurer_pays - line.insurer_pays;
-        line.adjustment += delta;
+        // Less than before gives back first what was paid ex gratia, then covered benefit.
+        let (covered, ex_gratia) = if delta <= 0 {
+            let back = (-delta).min(line.ex_gratia);
+            (delta + back, -back)
+        } else {
+            match room(plan, used, &result.usage, &source.category, setting) {
+                Some((left, what)) if delta > left => {
+                    if !o.ex_gratia {
+                        return Err((
+                            i,
+                            "insurer_pays",
+                            format!(
+                                "pays {delta} more than the plan's adjudication, but {left} is left of {what}; \
+                                 send ex_gratia: true to pay the rest as an ex-gratia payment"
+                            ),
+                        ));
+                    }
+                    (left, delta - left)
+                }
+                _ => (delta, 0),
+            }
+        };
+        let line = &mut result.lines[n];
+        line.adjustment += covered;
+        line.ex_gratia += ex_gratia;
         line.insurer_pays = o.insurer_pays;
         line.patient_pays = line.allowed - o.insurer_pays;
+        add_adjustment(&mut line.adjustments, AdjustmentCode::Override, -covered);
+        add_adjustment(&mut line.adjustments, AdjustmentCode::ExGratia, -ex_gratia);
         if o.insurer_pays > 0 {
             line.rejection = None;
         }
@@ -537,11 +730,12 @@ pub fn apply_overrides(
             o.reason.trim(),
             o.insurer_pays
         ));
-        let source = &claim.lines[o.line - 1];
-        let setting = plan.categories.get(&source.category).map(|r| r.setting).unwrap_or(Setting::Outpatient);
-        result.usage.member_ceiling.add(setting, delta);
-        result.usage.policy_ceiling.add(setting, delta);
-        result.usage.categories.entry(source.category.clone()).or_default().amount += delta;
+        if ex_gratia != 0 {
+            line.explanation.push(format!("of which {} ex gratia, beyond the plan's limits", line.ex_gratia));
+        }
+        result.usage.member_ceiling.add(setting, covered);
+        result.usage.policy_ceiling.add(setting, covered);
+        result.usage.categories.entry(source.category.clone()).or_default().amount += covered;
     }
     Ok(())
 }

@@ -266,8 +266,8 @@ pub fn adjudicate(claim: &Claim, basis: &Basis<'_>, overrides: &[Override]) -> R
     let engine_claim = adjudication::Claim { hospital_id: claim.hospital_id, visit_type: claim.visit_type, lines };
     let member = Member { cover: basis.cover, used: basis.used, paid_lines: basis.accepted };
     let mut result = adjudication::adjudicate(basis.rules, &member, &engine_claim);
-    adjudication::apply_overrides(basis.rules, &engine_claim, &mut result, overrides)
-        .map_err(|(i, why)| Rejection::field(format!("overrides[{i}]"), why))?;
+    adjudication::apply_overrides(basis.rules, basis.used, &engine_claim, &mut result, overrides)
+        .map_err(|(i, field, why)| Rejection::field(format!("overrides[{i}].{field}"), why))?;
     Ok(result)
 }
 
@@ -418,12 +418,12 @@ mod tests {
         // Deductible 1 000.00, co-payment 2 000.00, 10 % of 27 000.00 = 2 700.00.
         assert_eq!((result.lines[0].insurer_pays, result.lines[0].patient_pays), (2_430_000, 570_000));
         assert_eq!(result.lines[1].rejection, Some(Reason::PreauthMissing));
-        let bad = [Override { line: 3, insurer_pays: 1, reason: "x".into() }];
+        let bad = [Override { line: 3, insurer_pays: 1, reason: "x".into(), ex_gratia: false }];
         assert_eq!(
             adjudicate(&claim, &basis, &bad).unwrap_err(),
-            Rejection::field("overrides[0]", "names no line of the claim")
+            Rejection::field("overrides[0].line", "names no line of the claim")
         );
-        let fixed = [Override { line: 2, insurer_pays: 100, reason: "agreed".into() }];
+        let fixed = [Override { line: 2, insurer_pays: 100, reason: "agreed".into(), ex_gratia: false }];
         let overridden = adjudicate(&claim, &basis, &fixed).unwrap();
         assert_eq!((overridden.lines[1].insurer_pays, overridden.lines[1].rejection), (100, None));
         assert_eq!(adjudicated_action(&fixed), "adjudicated_with_overrides");

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 use uuid::Uuid;
 
-use super::adjudication::{Accumulators, Approval, Line, Reason, evaluate, waiting_period_end};
+use super::adjudication::{Accumulators, Adjustment, Approval, Line, Reason, evaluate, waiting_period_end};
 use super::plan::{Network, PlanRules, Setting, VisitType};
 use super::policy::{Cover, NotCovered};
 
@@ -40,6 +40,9 @@ pub struct Estimate {
     pub price: i64,
     pub insurer_pays: i64,
     pub patient_pays: i64,
+    /// Why the member would pay what they pay: each cut with its code and amount.
+    #[serde(default)]
+    pub adjustments: Vec<Adjustment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -130,6 +133,7 @@ pub fn answer(plan: &PlanRules, cover: &Cover, used: &Accumulators, question: &Q
                     price,
                     insurer_pays: result.insurer_pays,
                     patient_pays: result.patient_pays,
+                    adjustments: result.adjustments.clone(),
                 }),
             }
         })

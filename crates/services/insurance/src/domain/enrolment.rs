@@ -104,6 +104,8 @@ pub fn expiry_of(start: Date) -> Date {
 fn check_name(errors: &mut Vec<FieldError>, field: String, value: &str) {
     if value.trim().is_empty() || value.chars().count() > 100 {
         errors.push(FieldError::new(field, "must be 1 to 100 characters"));
+    } else if let Some(problem) = medcov_domain::text::display_problem(field, value) {
+        errors.push(problem);
     }
 }
 

@@ -15,7 +15,7 @@ use time::macros::date;
 use uuid::Uuid;
 
 use super::adjudication::{Accumulators, Adjudication, Approval, CategoryUse, Claim, Line, Member, Outcome, Reason};
-use super::adjudication::{PerSetting, adjudicate};
+use super::adjudication::{AdjustmentCode, Override, PerSetting, adjudicate, apply_overrides};
 use super::plan::{PlanRules, VisitType};
 use super::policy::{Cover, MemberStatus, PolicyStatus};
 
@@ -582,6 +582,7 @@ fn golden_table() {
     let cases = cases();
     assert!(cases.len() >= 40, "the table has {} cases", cases.len());
     let mut reasons = BTreeSet::new();
+    let mut codes = BTreeSet::new();
     for case in &cases {
         let result = run(case, &plan);
         assert_eq!(result.lines.len(), case.expect.len(), "{}", case.name);
@@ -599,6 +600,10 @@ fn golden_table() {
             );
             assert_eq!(got_tuple, *want, "{} line {}: {:?}", case.name, i + 1, got.explanation);
             assert!(!got.explanation.is_empty(), "{}: every line is explained", case.name);
+            // Every cent the member pays carries its code.
+            let coded: i64 = got.adjustments.iter().map(|a| a.amount).sum();
+            assert_eq!(coded, got.patient_pays, "{} line {}: {:?}", case.name, i + 1, got.adjustments);
+            codes.extend(got.adjustments.iter().map(|a| a.code));
             reasons.extend(got.rejection);
         }
     }
@@ -619,6 +624,175 @@ fn golden_table() {
     ];
     for reason in every {
         assert!(reasons.contains(&reason), "no case gives {reason:?}");
+    }
+    // Every code of the engine's own is exercised (override and ex gratia are a claims
+    // officer's: see `overrides_are_bounded_by_what_is_left_unless_ex_gratia`).
+    use AdjustmentCode as A;
+    for code in [
+        A::Deductible,
+        A::CoPay,
+        A::CoInsurance,
+        A::BenefitLimit,
+        A::Ceiling,
+        A::Exclusion,
+        A::WaitingPeriod,
+        A::NotCovered,
+    ] {
+        assert!(codes.contains(&code), "no case gives {code:?}");
+    }
+}
+
+/// Every code on one partial cut each, amounts by hand (deductibles met unless said).
+#[test]
+fn every_adjustment_code_on_a_partial_cut() {
+    use AdjustmentCode as A;
+    let plan = plan();
+    let half_deductible =
+        Accumulators { member_deductible: 50_000, family_deductible: 50_000, ..Accumulators::default() };
+    type Cut = (&'static str, Accumulators, Line, Vec<(A, i64)>);
+    let cases: Vec<Cut> = vec![
+        // 3 000.00 lab, 500.00 of deductible left: 500.00 deductible, 20 % of 2 500.00 = 500.00.
+        (
+            "deductible and co-insurance",
+            half_deductible,
+            line("LAB", "laboratory", 1, 300_000),
+            vec![(A::Deductible, 50_000), (A::CoInsurance, 50_000)],
+        ),
+        // 3 000.00 consultation: 500.00 co-payment.
+        ("co-payment", met(), line("CONS", "consultation", 1, 300_000), vec![(A::CoPay, 50_000)]),
+        // 2 consultations with 2 of 3 used: 1 unit covered (co-payment 500.00), 1 cut by the count.
+        (
+            "count limit",
+            with_consultations(met(), 2),
+            line("CONS", "consultation", 2, 300_000),
+            vec![(A::CoPay, 50_000), (A::BenefitLimit, 300_000)],
+        ),
+        // 5 000.00 lab with 9 000.00 of the 10 000.00 lab limit used: 20 % = 1 000.00, then
+        // 4 000.00 for the insurer capped at 1 000.00 left: 3 000.00 cut.
+        (
+            "amount limit",
+            with_lab(met(), 1, 900_000),
+            line("LAB", "laboratory", 1, 500_000),
+            vec![(A::CoInsurance, 100_000), (A::BenefitLimit, 300_000)],
+        ),
+        // 3 000.00 consultation with 49 000.00 of the member's 50 000.00 used: co-payment 500.00,
+        // 2 500.00 capped at 1 000.00: 1 500.00 cut by the ceiling.
+        (
+            "ceiling",
+            with_outpatient(met(), 4_900_000, 4_900_000),
+            line("CONS", "consultation", 1, 300_000),
+            vec![(A::CoPay, 50_000), (A::Ceiling, 150_000)],
+        ),
+        ("exclusion", met(), diagnosed(line("LAB", "laboratory", 1, 300_000), "Z41.1"), vec![(A::Exclusion, 300_000)]),
+        ("waiting period", met(), line("MAT-01", "maternity", 1, 400_000), vec![(A::WaitingPeriod, 400_000)]),
+        ("not covered", met(), line("DENT", "dental", 1, 200_000), vec![(A::NotCovered, 200_000)]),
+    ];
+    for (name, used, l, want) in cases {
+        let c = Case { lines: vec![l], ..case(name, used, vec![], vec![]) };
+        let result = run(&c, &plan);
+        let got: Vec<(A, i64)> = result.lines[0].adjustments.iter().map(|a| (a.code, a.amount)).collect();
+        assert_eq!(got, want, "{name}: {:?}", result.lines[0].explanation);
+        assert_eq!(want.iter().map(|w| w.1).sum::<i64>(), result.lines[0].patient_pays, "{name}");
+    }
+}
+
+/// Out-patient ceiling 50 000.00 per member; deductibles met; laboratory 20 %. A 6 000.00 lab
+/// line with 45 000.00 of the ceiling used: co-insurance 1 200.00, insurer 4 800.00, which
+/// leaves 200.00 of the ceiling. An override may give the insurer's part up to that 200.00;
+/// past it, only as an ex-gratia payment.
+#[test]
+fn overrides_are_bounded_by_what_is_left_unless_ex_gratia() {
+    use AdjustmentCode as A;
+    let plan = plan();
+    let used = with_outpatient(met(), 4_500_000, 4_500_000);
+    let claim = Claim {
+        hospital_id: IN_NETWORK,
+        visit_type: VisitType::Normal,
+        lines: vec![line("LAB", "laboratory", 1, 600_000)],
+    };
+    let member = Member { cover: &cover(), used: &used, paid_lines: &BTreeSet::new() };
+    let engine = adjudicate(&plan, &member, &claim);
+    assert_eq!((engine.lines[0].insurer_pays, engine.lines[0].patient_pays), (480_000, 120_000));
+    let over = |insurer_pays: i64, ex_gratia: bool| Override {
+        line: 1,
+        insurer_pays,
+        reason: "appeal upheld".into(),
+        ex_gratia,
+    };
+    // (override, refused?, insurer, patient, adjustment, ex gratia, ceiling used after, codes)
+    type Want = (Override, bool, i64, i64, i64, i64, i64, Vec<(A, i64)>);
+    let cases: Vec<Want> = vec![
+        // Less for the insurer: always allowed, the ceiling gets it back.
+        (
+            over(400_000, false),
+            false,
+            400_000,
+            200_000,
+            -80_000,
+            0,
+            4_900_000,
+            vec![(A::CoInsurance, 120_000), (A::Override, 80_000)],
+        ),
+        // Up to the ceiling exactly.
+        (
+            over(500_000, false),
+            false,
+            500_000,
+            100_000,
+            20_000,
+            0,
+            5_000_000,
+            vec![(A::CoInsurance, 120_000), (A::Override, -20_000)],
+        ),
+        // A cent past it: refused, naming the field.
+        (over(500_001, false), true, 0, 0, 0, 0, 0, vec![]),
+        (over(600_000, false), true, 0, 0, 0, 0, 0, vec![]),
+        // Ex gratia: the 200.00 left is covered benefit, the 1 000.00 past it is ex gratia and
+        // counts against nothing; the ceiling ends at 50 000.00, never past it.
+        (
+            over(600_000, true),
+            false,
+            600_000,
+            0,
+            20_000,
+            100_000,
+            5_000_000,
+            vec![(A::CoInsurance, 120_000), (A::Override, -20_000), (A::ExGratia, -100_000)],
+        ),
+        // Ex gratia asked for but within what is left: an ordinary override.
+        (
+            over(490_000, true),
+            false,
+            490_000,
+            110_000,
+            10_000,
+            0,
+            4_990_000,
+            vec![(A::CoInsurance, 120_000), (A::Override, -10_000)],
+        ),
+    ];
+    for (o, refused, insurer, patient, adjustment, ex_gratia, ceiling_after, codes) in cases {
+        let mut result = engine.clone();
+        let applied = apply_overrides(&plan, &used, &claim, &mut result, std::slice::from_ref(&o));
+        if refused {
+            let (i, field, why) = applied.unwrap_err();
+            assert_eq!((i, field), (0, "insurer_pays"), "{o:?}");
+            assert!(why.contains("20000 is left of the member out-patient ceiling of 5000000"), "{why}");
+            assert!(why.contains("ex_gratia"), "{why}");
+            continue;
+        }
+        applied.unwrap();
+        let l = &result.lines[0];
+        assert_eq!(
+            (l.insurer_pays, l.patient_pays, l.adjustment, l.ex_gratia),
+            (insurer, patient, adjustment, ex_gratia),
+            "{o:?}"
+        );
+        assert_eq!(l.adjustments.iter().map(|a| (a.code, a.amount)).collect::<Vec<_>>(), codes, "{o:?}");
+        assert_eq!(l.adjustments.iter().map(|a| a.amount).sum::<i64>(), l.patient_pays, "{o:?}");
+        assert_eq!(l.insurer_pays + l.patient_pays, l.allowed);
+        assert_eq!(used.member_ceiling.outpatient + result.usage.member_ceiling.outpatient, ceiling_after, "{o:?}");
+        assert_eq!(result.usage.category("laboratory").amount, insurer - ex_gratia, "{o:?}: ex gratia is no benefit");
     }
 }
 
@@ -702,6 +876,10 @@ proptest! {
             prop_assert_eq!(got.insurer_pays + got.patient_pays, got.allowed);
             prop_assert_eq!(got.patient_pays, got.not_covered + got.deductible + got.copay + got.coinsurance + got.over_limit);
             prop_assert_eq!(got.adjustment, 0);
+            prop_assert_eq!(got.ex_gratia, 0);
+            // Each cut carries a code, and the codes add up to what the member pays.
+            prop_assert_eq!(got.adjustments.iter().map(|a| a.amount).sum::<i64>(), got.patient_pays);
+            prop_assert!(got.adjustments.iter().all(|a| a.amount > 0), "{:?}", got.adjustments);
             prop_assert_eq!(got.submitted, line.amount());
             prop_assert!(got.allowed == got.submitted || got.rejection == Some(Reason::DuplicateLine));
             for v in [got.allowed, got.not_covered, got.deductible, got.copay, got.coinsurance, got.over_limit, got.insurer_pays, got.patient_pays] {

@@ -11,6 +11,9 @@ pub struct Insurer {
     pub name: String,
     /// ISO 4217; its plans are priced in it.
     pub currency: String,
+    /// IANA time zone: the insurer's own dates (today, for approvals, reservations, a
+    /// policy's end) are its local dates.
+    pub timezone: String,
     pub active: bool,
     pub created_at: OffsetDateTime,
 }

@@ -109,6 +109,27 @@ impl Totals {
     }
 }
 
+/// `used` without what one claim of its member wrote (`entries`, its current adjudication):
+/// what was left before that claim, for a question asked to compare with its adjudication.
+pub fn without(used: &Accumulators, entries: &[Entry]) -> Accumulators {
+    let mut left = used.clone();
+    for e in entries {
+        if e.category.is_empty() {
+            left.member_deductible -= e.deductible;
+            left.family_deductible -= e.deductible;
+            left.member_ceiling.inpatient -= e.inpatient;
+            left.member_ceiling.outpatient -= e.outpatient;
+            left.policy_ceiling.inpatient -= e.inpatient;
+            left.policy_ceiling.outpatient -= e.outpatient;
+        } else {
+            let category = left.categories.entry(e.category.clone()).or_default();
+            category.count -= e.count;
+            category.amount -= e.amount;
+        }
+    }
+    left
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +156,32 @@ mod tests {
         assert_eq!(written[0].negated().outpatient, -350_000);
         // Nothing used still writes the `""` entry.
         assert_eq!(entries(&Accumulators::default()).len(), 1);
+    }
+
+    #[test]
+    fn a_claim_taken_out_of_the_usage_leaves_what_was_there_before_it() {
+        let mut before = Accumulators {
+            member_deductible: 20_000,
+            family_deductible: 50_000,
+            member_ceiling: PerSetting { inpatient: 0, outpatient: 100_000 },
+            policy_ceiling: PerSetting { inpatient: 7, outpatient: 400_000 },
+            ..Accumulators::default()
+        };
+        before.categories.insert("laboratory".into(), CategoryUse { count: 1, amount: 30_000 });
+        let mut claim = Accumulators {
+            member_deductible: 80_000,
+            family_deductible: 80_000,
+            member_ceiling: PerSetting { inpatient: 0, outpatient: 292_000 },
+            policy_ceiling: PerSetting { inpatient: 0, outpatient: 292_000 },
+            ..Accumulators::default()
+        };
+        claim.categories.insert("laboratory".into(), CategoryUse { count: 2, amount: 92_000 });
+        claim.categories.insert("consultation".into(), CategoryUse { count: 1, amount: 200_000 });
+        let mut after = before.clone();
+        after.apply(&claim);
+        let mut back = without(&after, &entries(&claim));
+        back.categories.retain(|_, u| *u != CategoryUse::default());
+        assert_eq!(back, before);
     }
 
     #[test]

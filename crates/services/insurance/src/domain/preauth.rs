@@ -145,7 +145,8 @@ pub fn reservation(rules: &PlanRules, lines: &[PreauthLine]) -> PerSetting {
     reserved
 }
 
-/// A new request as the rules answer it (`id` and `now` given): each service is checked as an
+/// A new request as the rules answer it (`id`, `now` and the insurer's local date `today`
+/// given): each service is checked as an
 /// eligibility question; then [`automatic`] approves, denies, or leaves it pending.
 pub fn request(
     rules: &PlanRules,
@@ -153,7 +154,7 @@ pub fn request(
     used: &Accumulators,
     request: &Request,
     id: Uuid,
-    now: OffsetDateTime,
+    (now, today): (OffsetDateTime, time::Date),
 ) -> Requested {
     let services: Vec<ServiceQuery> = request
         .services
@@ -215,7 +216,7 @@ pub fn request(
         status,
         requested_amount: lines.iter().map(|l| l.estimated_amount).sum(),
         approved_amount: lines.iter().map(|l| l.approved_amount).sum(),
-        valid_until: approved.then(|| valid_until(request.planned_date, rules.preauth_valid_days, now.date())),
+        valid_until: approved.then(|| valid_until(request.planned_date, rules.preauth_valid_days, today)),
         reason,
         decided_by: None,
         decided_at: (status != PreauthStatus::Pending).then_some(now),

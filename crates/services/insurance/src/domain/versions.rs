@@ -80,6 +80,8 @@ pub fn check_new_plan(
     }
     if name.trim().is_empty() || name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    } else if let Some(problem) = medcov_domain::text::display_problem("name", name) {
+        errors.push(problem);
     }
     Rejection::check(errors)
 }

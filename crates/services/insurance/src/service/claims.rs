@@ -134,7 +134,8 @@ impl InsuranceService {
             Some(policy_id) => {
                 // The lock: claims of one policy are adjudicated one at a time.
                 store::lock_policy(tx, policy_id).await?;
-                let loaded = load_basis(tx, &claim, policy_id, now.date()).await?;
+                let today = self.today_of(claim.insurer_id).await?;
+                let loaded = load_basis(tx, &claim, policy_id, today).await?;
                 let result = claim::adjudicate(&claim, &loaded.basis(), overrides)?;
                 (result, Some(loaded.plan_version_id), loaded.members)
             }

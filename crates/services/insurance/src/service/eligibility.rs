@@ -38,6 +38,9 @@ pub struct Question {
     pub hospital_id: Uuid,
     pub visit_type: VisitType,
     pub services: Vec<ServiceQuery>,
+    /// A claim of the member's to leave out of what was used (to compare with its
+    /// adjudication); ignored unless it is the member's and adjudicated.
+    pub excluding_claim: Option<Uuid>,
 }
 
 /// The answer, with the member and the policy period it is about (cached as JSON).
@@ -63,7 +66,8 @@ fn cache_key(question: &Question) -> String {
         question.date.to_string(),
         question.hospital_id,
         question.visit_type,
-        question.services
+        question.services,
+        question.excluding_claim
     ]);
     format!("insurance:eligibility:{}", super::digest(canonical.to_string().as_bytes()))
 }
@@ -84,7 +88,11 @@ impl InsuranceService {
                 .plan_version(coverage.policy.plan_version_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("no such plan version".into()))?;
-            let used = self.usage(coverage.policy.id, coverage.member.member_id, super::today()).await?;
+            let today = self.today_of(coverage.policy.insurer_id).await?;
+            let mut used = self.usage(coverage.policy.id, coverage.member.member_id, today).await?;
+            if let Some(claim) = question.excluding_claim {
+                used = self.usage_without(used, claim, coverage.member.member_id).await?;
+            }
             let asked = eligibility::Question {
                 date: question.date,
                 hospital_id: question.hospital_id,
@@ -105,6 +113,19 @@ impl InsuranceService {
             })
         })
         .await
+    }
+
+    /// `used` without what the member's adjudicated claim `claim` took (as is, when the claim
+    /// is another member's or not adjudicated).
+    async fn usage_without(&self, used: Accumulators, claim: Uuid, member: Uuid) -> Result<Accumulators, ApiError> {
+        let Some(found) = store::claim(&self.db, claim).await? else { return Ok(used) };
+        if found.member_id != member || found.status != crate::domain::claim::ClaimStatus::Adjudicated {
+            return Ok(used);
+        }
+        let mut tx = self.db.begin_read().await?;
+        let entries = store::ledger_entries_of(&mut tx, claim, found.adjudication_no).await?;
+        drop(tx);
+        Ok(crate::domain::ledger::without(&used, &entries))
     }
 
     /// What a member and their policy have used this period, reservations of approvals still

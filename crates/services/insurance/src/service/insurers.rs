@@ -10,12 +10,18 @@ use crate::store;
 
 impl InsuranceService {
     /// Registers an insurer (its fields already checked); a code taken is a 409.
-    pub async fn create_insurer(&self, code: &str, name: &str, currency: &str) -> Result<Insurer, ApiError> {
+    pub async fn create_insurer(
+        &self,
+        code: &str,
+        name: &str,
+        (currency, timezone): (&str, &str),
+    ) -> Result<Insurer, ApiError> {
         let insurer = Insurer {
             id: Uuid::now_v7(),
             code: code.to_owned(),
             name: name.to_owned(),
             currency: currency.to_owned(),
+            timezone: timezone.to_owned(),
             active: true,
             created_at: OffsetDateTime::now_utc(),
         };

@@ -111,3 +111,20 @@ pub fn digest(bytes: &[u8]) -> String {
 fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
+
+impl InsuranceService {
+    /// Today for `insurer`, in its time zone: the day its approvals, reservations and policy
+    /// changes are counted on (UTC for an insurer it does not know).
+    pub async fn today_of(&self, insurer: uuid::Uuid) -> Result<time::Date, ApiError> {
+        let zone = crate::store::insurer(&self.db, insurer).await?.map(|i| i.timezone);
+        Ok(medcov_domain::calendar::today_in(zone.as_deref().unwrap_or("UTC")))
+    }
+
+    /// Today for the insurer whose code prefixes `member_number` (`AAR-0000000195`): the day an
+    /// eligibility question without a date is about.
+    pub async fn today_for_member(&self, member_number: &str) -> Result<time::Date, ApiError> {
+        let code = member_number.trim().split('-').next().unwrap_or_default();
+        let zone = crate::store::insurers(&self.db).await?.into_iter().find(|i| i.code == code).map(|i| i.timezone);
+        Ok(medcov_domain::calendar::today_in(zone.as_deref().unwrap_or("UTC")))
+    }
+}

@@ -139,7 +139,8 @@ impl InsuranceService {
         policy::check_status_change(current, next, effective_on, reason)?;
         policy::check_transition(current.status, next)?;
         let now = OffsetDateTime::now_utc();
-        let ended_on = policy::ended_on(current, next, effective_on, now.date());
+        let today = self.today_of(current.insurer_id).await?;
+        let ended_on = policy::ended_on(current, next, effective_on, today);
         let mut tx = self.db.begin_write().await?;
         let first = match inbox {
             Some((consumer, event)) => inbox::record_once(&mut tx, consumer, event).await?,
@@ -178,7 +179,8 @@ impl InsuranceService {
     /// Adds a dependant to a period, within the plan's maximum (also under concurrent
     /// additions: the policy's version is taken first).
     pub async fn add_dependant(&self, policy: &Policy, addition: &Addition, actor: &Actor) -> Result<Policy, ApiError> {
-        let (member, enrolled_on) = enrolment::dependant(policy, addition, super::today())?;
+        let today = self.today_of(policy.insurer_id).await?;
+        let (member, enrolled_on) = enrolment::dependant(policy, addition, today)?;
         let version = self
             .plan_version(policy.plan_version_id)
             .await?
@@ -207,6 +209,8 @@ impl InsuranceService {
         let updated = loaded(&mut tx, policy.id).await?;
         outbox::write(&mut tx, actor, &PolicyMemberAdded { policy: PolicyState::of(&updated), member_id }).await?;
         tx.commit().await?;
+        // A family deductible and ceiling are shared by one more member.
+        self.invalidate_members(&updated.member_ids()).await;
         Ok(updated)
     }
 
@@ -225,7 +229,11 @@ impl InsuranceService {
         reason: Option<&str>,
         actor: &Actor,
     ) -> Result<Vec<Uuid>, ApiError> {
-        policy::check_member_status(status, on, super::today())?;
+        let today = match self.member_insurer(member).await? {
+            Some(insurer) => self.today_of(insurer).await?,
+            None => super::today(),
+        };
+        policy::check_member_status(status, on, today)?;
         let now = OffsetDateTime::now_utc();
         let status_on = policy::member_status_on(status, on);
         let mut tx = self.db.begin_write().await?;

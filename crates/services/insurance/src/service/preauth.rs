@@ -29,17 +29,19 @@ impl InsuranceService {
             .plan_version(coverage.policy.plan_version_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("no such plan version".into()))?;
-        let used = self.usage(coverage.policy.id, coverage.member.member_id, super::today()).await?;
+        let today = self.today_of(coverage.policy.insurer_id).await?;
+        let used = self.usage(coverage.policy.id, coverage.member.member_id, today).await?;
         let now = OffsetDateTime::now_utc();
         let Requested { preauth, reserved } =
-            preauth::request(&version.rules, &coverage, &used, request, Uuid::now_v7(), now);
+            preauth::request(&version.rules, &coverage, &used, request, Uuid::now_v7(), (now, today));
         let mut tx = self.db.begin_write().await?;
         store::insert_preauth(&mut tx, &preauth, reserved, actor.user_id).await?;
         if preauth.status != PreauthStatus::Pending {
             outbox::write(&mut tx, actor, &PreauthDecided::of(&preauth)).await?;
         }
         tx.commit().await?;
-        self.invalidate_members(&[preauth.member_id]).await;
+        // A reservation changes what the whole policy has left: every member's answers go.
+        self.invalidate_members(&coverage.policy.member_ids()).await;
         Ok(preauth)
     }
 
@@ -58,14 +60,15 @@ impl InsuranceService {
         actor: &Actor,
     ) -> Result<Preauth, ApiError> {
         let ruling = preauth::rule(current, verdict, amounts, reason)?;
-        let version = self.policy(current.policy_id).await?.map(|p| p.plan_version_id);
-        let rules = match version {
+        let policy = self.policy(current.policy_id).await?;
+        let rules = match policy.as_ref().map(|p| p.plan_version_id) {
             Some(v) => self.plan_version(v).await?.map(|v| v.rules),
             None => None,
         }
         .ok_or_else(|| ApiError::NotFound("no such plan version".into()))?;
         let now = OffsetDateTime::now_utc();
-        let decision = Decision::of(current, ruling, &rules, now.date());
+        let today = self.today_of(current.insurer_id).await?;
+        let decision = Decision::of(current, ruling, &rules, today);
         let decided = decision.applied_to(current, actor.user_id, now);
         let mut tx = self.db.begin_write().await?;
         if !store::decide_preauth(&mut tx, &decided, decision.reserved).await? {
@@ -73,7 +76,10 @@ impl InsuranceService {
         }
         outbox::write(&mut tx, actor, &PreauthDecided::of(&decided)).await?;
         tx.commit().await?;
-        self.invalidate_members(&[current.member_id]).await;
+        // An approval reserves against the policy's ceilings (a denial releases): every
+        // member's cached answers go, not only the asking member's.
+        let members = policy.map(|p| p.member_ids()).unwrap_or_else(|| vec![current.member_id]);
+        self.invalidate_members(&members).await;
         self.preauth(current.id).await?.ok_or_else(|| ApiError::NotFound("no such pre-authorisation".into()))
     }
 }

@@ -15,7 +15,7 @@ use crate::domain::policy::{Policy, PolicyMember};
 use crate::domain::preauth::{Preauth, PreauthLine};
 use crate::domain::versions::PlanVersion;
 
-pub(crate) const INSURER_COLUMNS: &str = "id, code, name, currency, active, created_at";
+pub(crate) const INSURER_COLUMNS: &str = "id, code, name, currency, timezone, active, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InsurerRow {
@@ -23,6 +23,7 @@ pub(crate) struct InsurerRow {
     code: String,
     name: String,
     currency: String,
+    timezone: String,
     active: bool,
     created_at: OffsetDateTime,
 }
@@ -34,6 +35,7 @@ impl From<InsurerRow> for Insurer {
             code: r.code,
             name: r.name,
             currency: r.currency,
+            timezone: r.timezone,
             active: r.active,
             created_at: r.created_at,
         }

@@ -11,7 +11,7 @@ use crate::domain::commission::CommissionStatus;
 use crate::domain::invoice::Status;
 use crate::domain::ledger::{Account, Derived, Method};
 use crate::domain::refund::{Kind, RefundStatus};
-use crate::domain::reports::{AgentCommissions, Movement, Owed};
+use crate::domain::reports::{AgentCommissions, Books, Movement, Owed};
 
 type Query = sqlx::QueryBuilder<Db>;
 
@@ -114,7 +114,13 @@ pub(crate) async fn derived(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Der
     })
 }
 
-/// Payments received and refunds paid out in `[start, end)`.
+/// The books of a movement, as a column: 0 a hospital's, 1 an insurer's.
+const HOSPITAL: &str = "CAST(0 AS BIGINT)";
+const INSURER: &str = "CAST(1 AS BIGINT)";
+
+/// Payments received, refunds and commission payouts paid out in `[start, end)`, each with
+/// the tenant whose books it is in and its currency (the invoice's, the premium's; a payout's
+/// is that of the premiums whose commissions it pays).
 pub(crate) async fn movements(
     pool: &Pool,
     tenants: Option<&[Uuid]>,
@@ -122,30 +128,56 @@ pub(crate) async fn movements(
     end: OffsetDateTime,
 ) -> Result<Vec<Movement>, StoreError> {
     let mut query = Query::new("");
-    for (i, (payments, tenant)) in
-        [("payments", "hospital_id"), ("premium_payments", "insurer_id")].into_iter().enumerate()
-    {
+    // (payments, their tenant column, what they pay, its key in the payments)
+    let sources = [
+        ("payments", "hospital_id", "invoices", "invoice_id", HOSPITAL),
+        ("premium_payments", "insurer_id", "premiums", "premium_id", INSURER),
+    ];
+    for (i, (payments, tenant, owed, owed_id, books)) in sources.into_iter().enumerate() {
         if i > 0 {
             query.push(" UNION ALL ");
         }
-        query
-            .push(format!("SELECT created_at, method, amount, CAST(0 AS BIGINT) FROM {payments} WHERE created_at >= "));
-        query.push_bind(start).push(" AND created_at < ").push_bind(end);
-        in_tenants(&mut query, tenant, tenants);
-    }
-    for (kind, payments) in [(Kind::Care, "payments"), (Kind::Premium, "premium_payments")] {
         query.push(format!(
-            " UNION ALL SELECT r.decided_at, p.method, CAST(0 AS BIGINT), r.amount FROM refunds r \
-             JOIN {payments} p ON p.id = r.payment_id WHERE r.kind = "
+            "SELECT p.created_at, p.{tenant}, {books}, o.currency, p.method, p.amount, CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+             FROM {payments} p JOIN {owed} o ON o.id = p.{owed_id} WHERE p.created_at >= "
+        ));
+        query.push_bind(start).push(" AND p.created_at < ").push_bind(end);
+        in_tenants(&mut query, &format!("p.{tenant}"), tenants);
+    }
+    for ((kind, payments), (owed, owed_id, books)) in [(Kind::Care, "payments"), (Kind::Premium, "premium_payments")]
+        .into_iter()
+        .zip([("invoices", "invoice_id", HOSPITAL), ("premiums", "premium_id", INSURER)])
+    {
+        query.push(format!(
+            " UNION ALL SELECT r.decided_at, r.tenant_id, {books}, o.currency, p.method, CAST(0 AS BIGINT), r.amount, \
+             CAST(0 AS BIGINT) FROM refunds r JOIN {payments} p ON p.id = r.payment_id \
+             JOIN {owed} o ON o.id = p.{owed_id} WHERE r.kind = "
         ));
         query.push_bind(kind.as_str()).push(" AND r.status = ").push_bind(RefundStatus::Completed.as_str());
         query.push(" AND r.decided_at >= ").push_bind(start).push(" AND r.decided_at < ").push_bind(end);
         in_tenants(&mut query, "r.tenant_id", tenants);
     }
-    let rows: Vec<(OffsetDateTime, String, i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    query.push(
+        " UNION ALL SELECT cp.created_at, cp.insurer_id, CAST(1 AS BIGINT), COALESCE((SELECT pr.currency FROM commissions c \
+         JOIN premiums pr ON pr.id = c.premium_id WHERE c.payout_id = cp.id OR c.recovered_by = cp.id LIMIT 1), ''), \
+         cp.method, CAST(0 AS BIGINT), CAST(0 AS BIGINT), cp.amount FROM commission_payouts cp WHERE cp.created_at >= ",
+    );
+    query.push_bind(start).push(" AND cp.created_at < ").push_bind(end);
+    in_tenants(&mut query, "cp.insurer_id", tenants);
+    type Row = (OffsetDateTime, Uuid, i64, String, String, i64, i64, i64);
+    let rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
     rows.into_iter()
-        .map(|(at, method, received, refunded)| {
-            Ok(Movement { at, method: decode("payments", "method", &method)?, received, refunded })
+        .map(|(at, tenant_id, books, currency, method, received, refunded, paid_out)| {
+            Ok(Movement {
+                at,
+                tenant_id,
+                books: if books == 1 { Books::Insurer } else { Books::Hospital },
+                currency,
+                method: decode("payments", "method", &method)?,
+                received,
+                refunded,
+                paid_out,
+            })
         })
         .collect()
 }
@@ -153,15 +185,17 @@ pub(crate) async fn movements(
 /// What is owed on invoices issued and not paid in full.
 pub(crate) async fn owed(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Vec<Owed>, StoreError> {
     let mut query = Query::new(
-        "SELECT patient_id, insurer_id, issued_at, patient_share - paid_patient, insurer_share - paid_insurer \
+        "SELECT currency, patient_id, insurer_id, issued_at, patient_share - paid_patient, insurer_share - paid_insurer \
          FROM invoices WHERE issued_at IS NOT NULL",
     );
     in_words(&mut query, "status", &[Status::Issued.as_str(), Status::PartiallyPaid.as_str()]);
     in_tenants(&mut query, "hospital_id", tenants);
-    let rows: Vec<(Uuid, Option<Uuid>, OffsetDateTime, i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<(String, Uuid, Option<Uuid>, OffsetDateTime, i64, i64)> =
+        query.build_query_as().fetch_all(pool).await?;
     Ok(rows
         .into_iter()
-        .map(|(patient_id, insurer_id, issued_at, patient_due, insurer_due)| Owed {
+        .map(|(currency, patient_id, insurer_id, issued_at, patient_due, insurer_due)| Owed {
+            currency,
             patient_id,
             insurer_id,
             issued_at,
@@ -178,12 +212,13 @@ pub(crate) async fn commissions_by_agent(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Result<Vec<AgentCommissions>, StoreError> {
-    let rows: Vec<(Uuid, i64, i64, i64)> = sqlx::query_as(
-        "SELECT agent_id, COUNT(*), \
-         CAST(COALESCE(SUM(CASE WHEN status = $4 THEN amount ELSE 0 END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN status = $5 THEN amount ELSE 0 END), 0) AS BIGINT) \
-         FROM commissions WHERE ($1 IS NULL OR insurer_id = $1) AND earned_at >= $2 AND earned_at < $3 \
-         GROUP BY agent_id ORDER BY agent_id",
+    let rows: Vec<(Uuid, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT c.agent_id, p.currency, COUNT(*), \
+         CAST(COALESCE(SUM(CASE WHEN c.status = $4 THEN c.amount ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN c.status = $5 THEN c.amount ELSE 0 END), 0) AS BIGINT) \
+         FROM commissions c JOIN premiums p ON p.id = c.premium_id \
+         WHERE ($1 IS NULL OR c.insurer_id = $1) AND c.earned_at >= $2 AND c.earned_at < $3 \
+         GROUP BY c.agent_id, p.currency ORDER BY c.agent_id, p.currency",
     )
     .bind(insurer)
     .bind(from)
@@ -194,8 +229,9 @@ pub(crate) async fn commissions_by_agent(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(agent_id, commissions, earned, clawed_back)| AgentCommissions {
+        .map(|(agent_id, currency, commissions, earned, clawed_back)| AgentCommissions {
             agent_id,
+            currency,
             commissions,
             earned,
             clawed_back,

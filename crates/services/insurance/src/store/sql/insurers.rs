@@ -8,11 +8,12 @@ use crate::domain::insurer::Insurer;
 use crate::store::rows::{INSURER_COLUMNS, InsurerRow};
 
 pub(crate) async fn insert(tx: &mut Tx, insurer: &Insurer) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO insurers (id, code, name, currency, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+    sqlx::query("INSERT INTO insurers (id, code, name, currency, timezone, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(insurer.id)
         .bind(&insurer.code)
         .bind(&insurer.name)
         .bind(&insurer.currency)
+        .bind(&insurer.timezone)
         .bind(insurer.active)
         .bind(insurer.created_at)
         .execute(&mut **tx)

@@ -1,0 +1,129 @@
+//! Admission control for sagas: MedCov does not start more sagas than its queues can carry
+//! through before their steps' deadlines.
+//!
+//! A saga step that times out is compensated; a step that times out only because MedCov's own
+//! queues (outbox, bus, consumers) are long would undo work that was accepted and would have
+//! succeeded. So the orchestrator refuses new sagas while the ones in flight would take too
+//! long: by Little's law, a new saga waits about `in flight ÷ rate at which sagas end`. While
+//! that is over half a step's timeout, [`Admission::admit`] says no, and the request that would
+//! start one is answered 503 with Retry-After before anything is written. A few sagas are
+//! always admitted (`floor`), so an idle or freshly started service, whose rate is not yet
+//! known, is never refused.
+//!
+//! The orchestrator's ticker feeds [`Admission::observe`] with the sagas in flight and the
+//! number that ever ended (from the saga table, shared by every instance); between two
+//! observations each instance counts the sagas it admitted itself.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Sagas always admitted, whatever the measured rate.
+pub const FLOOR: u64 = 16;
+
+#[derive(Debug)]
+pub struct Admission {
+    /// The wait a new saga may expect, at most.
+    limit: Duration,
+    floor: u64,
+    state: Mutex<State>,
+    /// Sagas refused since start (`sagas_refused_total`).
+    refused: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// In flight at the last observation, plus those admitted here since.
+    in_flight: u64,
+    /// Sagas ended per second (moving average).
+    rate: f64,
+    /// The last observation: when, and how many had ever ended.
+    last: Option<(Instant, u64)>,
+}
+
+/// Refused: how long the sagas in flight are expected to take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Saturated {
+    pub expected_wait: Duration,
+}
+
+impl Admission {
+    /// For sagas whose shortest step timeout is `timeout`.
+    pub fn new(timeout: Duration) -> Admission {
+        Admission { limit: timeout / 2, floor: FLOOR, state: Mutex::default(), refused: Default::default() }
+    }
+
+    /// Sagas `in_flight` (running or compensating) and `ended` (completed or compensated,
+    /// ever) as of `now`.
+    pub fn observe(&self, in_flight: u64, ended: u64, now: Instant) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, before)) = state.last {
+            let seconds = now.saturating_duration_since(at).as_secs_f64();
+            if seconds > 0.0 {
+                let recent = ended.saturating_sub(before) as f64 / seconds;
+                // Weighted toward the recent past, so a burst's rate shows within a few ticks.
+                state.rate = if state.rate > 0.0 { 0.5 * state.rate + 0.5 * recent } else { recent };
+            }
+        }
+        state.last = Some((now, ended));
+        state.in_flight = in_flight;
+    }
+
+    /// Admits one more saga, or says how saturated the flow is.
+    pub fn admit(&self) -> Result<(), Saturated> {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.in_flight < self.floor {
+            state.in_flight += 1;
+            return Ok(());
+        }
+        let expected_wait = if state.rate > 0.0 {
+            Duration::from_secs_f64((state.in_flight as f64 / state.rate).min(86_400.0))
+        } else {
+            Duration::MAX
+        };
+        if expected_wait < self.limit {
+            state.in_flight += 1;
+            Ok(())
+        } else {
+            self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(Saturated { expected_wait })
+        }
+    }
+
+    /// Sagas refused since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_few_are_always_admitted_then_only_what_the_rate_carries_within_half_a_timeout() {
+        let admission = Admission::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        // Idle, rate unknown: the floor.
+        for _ in 0..FLOOR {
+            assert_eq!(admission.admit(), Ok(()));
+        }
+        assert!(admission.admit().is_err(), "no rate known yet, and the floor is used up");
+        // 16 in flight, 40 ended in the last second: a new one waits 0.4 s (< 5 s).
+        admission.observe(16, 0, t0);
+        admission.observe(16, 40, t0 + Duration::from_secs(1));
+        let mut admitted = 0;
+        while admission.admit().is_ok() {
+            admitted += 1;
+        }
+        // Up to 200 in flight (5 s × 40/s): 184 more.
+        assert_eq!(admitted, 200 - 16);
+        let refused = admission.admit().unwrap_err();
+        assert!(refused.expected_wait >= Duration::from_secs(5), "{refused:?}");
+        // The flow stalls (nothing ends): nothing more is admitted until it moves again.
+        admission.observe(200, 40, t0 + Duration::from_secs(2));
+        assert!(admission.admit().is_err());
+        // Drained: admitted again.
+        admission.observe(0, 240, t0 + Duration::from_secs(3));
+        assert_eq!(admission.admit(), Ok(()));
+    }
+}

@@ -84,7 +84,7 @@ async fn seed(client: &Client, env: &TestEnv) -> (String, String, Vec<String>) {
                 "/api/insurance/policies",
                 Some(&agent),
                 json!({"plan_id": plan["id"], "start_date": start,
-                "holder": {"given_name": format!("Member{i}"), "family_name": "Bench", "date_of_birth": "1980-01-01"}}),
+                "holder": {"given_name": format!("Member{}", letters(i)), "family_name": "Bench", "date_of_birth": "1980-01-01"}}),
             )
             .await;
         assert_eq!(status, 201, "{policy}");
@@ -182,4 +182,9 @@ fn main() {
             running.shutdown().await;
         }
     });
+}
+
+/// `i` spelled with letters (names have no digits): 0 is `a`, 10 is `ba`.
+fn letters(i: usize) -> String {
+    i.to_string().bytes().map(|d| char::from(b'a' + (d - b'0'))).collect()
 }

@@ -37,7 +37,12 @@ impl std::ops::DerefMut for Clinic {
 
 impl Clinic {
     async fn patient(&self, member_number: Option<&str>) -> String {
-        let mut body = json!({"hospital_id": self.hospital, "given_name": "Imani", "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female"});
+        self.patient_named("Imani", member_number).await
+    }
+
+    /// A patient `given` Otieno, born 1975-05-05.
+    async fn patient_named(&self, given: &str, member_number: Option<&str>) -> String {
+        let mut body = json!({"hospital_id": self.hospital, "given_name": given, "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female"});
         if let Some(number) = member_number {
             body["member_numbers"] =
                 json!([{"insurer_id": "01900000-0000-7000-8000-000000000001", "member_number": number}]);
@@ -100,6 +105,14 @@ impl Clinic {
             self.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &self.biller, None).await;
         let list = list.as_array().cloned().unwrap_or_default();
         assert!(list.len() >= count, "{count} invoices for patient {patient}: {list:?}");
+        // Each is found by its encounter too, alone.
+        for invoice in &list {
+            let Some(encounter) = invoice["encounter_id"].as_str() else { continue };
+            let path = format!("/api/billing/invoices?encounter_id={encounter}");
+            let (_, found) = self.call(Method::GET, &path, &self.biller, None).await;
+            let ids: Vec<&Value> = found.as_array().map(|l| l.iter().map(|i| &i["id"]).collect()).unwrap_or_default();
+            assert_eq!(ids, [&invoice["id"]], "{path}: {found}");
+        }
         list
     }
 
@@ -194,14 +207,6 @@ impl Clinic {
             "unit_price": price, "currency": currency, "effective_from": from, "effective_to": to});
         self.call(Method::POST, "/api/billing/price-list", &self.biller, Some(body)).await
     }
-
-    /// Issues an invoice as the clinic's biller; the issued invoice.
-    async fn issue(&self, id: &str) -> Value {
-        let (status, issued) =
-            self.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &self.biller, None).await;
-        assert_eq!(status, 200, "{issued}");
-        issued
-    }
 }
 
 /// The local date of now in a zone of a fixed offset (Kiritimati is UTC+14, Honolulu UTC−10,
@@ -252,7 +257,7 @@ async fn care_is_dated_priced_and_counted_on_the_hospitals_local_day(env: TestEn
             "{code}: {invoice}"
         );
         let id = invoice["id"].as_str().unwrap().to_owned();
-        clinic.issue(&id).await;
+        assert_eq!(invoice["status"], "issued", "self-pay: issued when the encounter closed");
         let (status, paid) =
             clinic.pay(&id, Some("local-1"), json!({"payer": "patient", "method": "cash", "amount": 200_000})).await;
         assert_eq!(status, 201, "{paid}");
@@ -311,13 +316,12 @@ async fn two_currencies_never_mix(env: TestEnv) {
     assert_eq!((usd_invoice["currency"].as_str(), usd_invoice["total"].as_i64()), (Some("USD"), Some(7_000)));
     // Both issued and partly paid by card.
     let usd_id = usd_invoice["id"].as_str().unwrap().to_owned();
-    usd.issue(&usd_id).await;
+    assert_eq!(usd_invoice["status"], "issued");
     let (status, _) =
         usd.pay(&usd_id, Some("usd-1"), json!({"payer": "patient", "method": "card", "amount": 2_000})).await;
     assert_eq!(status, 201);
     let kes_id = kes_invoice["id"].as_str().unwrap();
-    let (status, _) = usd.call(Method::POST, &format!("/api/billing/invoices/{kes_id}/issue"), &kes_biller, None).await;
-    assert_eq!(status, 200);
+    assert_eq!(kes_invoice["status"], "issued");
     let url = usd.app.url(medcov_config::ServiceName::Gateway, &format!("/api/billing/invoices/{kes_id}/payments"));
     let response = usd
         .app
@@ -444,21 +448,32 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     let encounter = c.encounter(&patient).await;
     let invoice = c.invoices(&patient, 1).await.remove(0);
     assert_eq!(invoice["encounter_id"], encounter.as_str());
-    assert_eq!(invoice["status"], "draft");
+    // Self-pay (no member number) and fully priced: issued when the encounter closed.
+    assert_eq!(invoice["status"], "issued", "{invoice}");
     // 3 000.00 + 2 × 1 250.00, all on the patient: no insurer.
     assert_eq!((invoice["total"].as_i64(), invoice["patient_share"].as_i64()), (Some(550_000), Some(550_000)));
     assert_eq!(invoice["lines"][1]["total"], 250_000);
     let id = invoice["id"].as_str().unwrap().to_owned();
 
-    let (status, _) = c.pay(&id, Some("k0"), json!({"payer": "patient", "method": "cash", "amount": 1})).await;
-    assert_eq!(status, 409, "a draft takes no payment");
     let (status, estimate) =
         c.call(Method::GET, &format!("/api/billing/invoices/{id}/estimate"), &c.biller, None).await;
     assert_eq!((status, estimate["source"].as_str()), (200, Some("self_pay")), "{estimate}");
     assert_eq!((estimate["insurer_share"].as_i64(), estimate["patient_share"].as_i64()), (Some(0), Some(550_000)));
-    let (status, issued) = c.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &c.biller, None).await;
-    assert_eq!((status, issued["status"].as_str()), (200, Some("issued")), "{issued}");
+    let (status, _) = c.call(Method::POST, &format!("/api/billing/invoices/{id}/issue"), &c.biller, None).await;
+    assert_eq!(status, 409, "issued once");
     assert_eq!(balance(&c.reconciled().await, "patient_receivable"), 550_000);
+    // A hand-made draft takes no payment until it is issued.
+    let other = c.patient_named("Zawadi", None).await;
+    let manual = json!({"hospital_id": c.hospital, "patient_id": other, "date_of_service": "2026-01-05", "lines": [{"service_code": "CONS-GP", "quantity": 1}]});
+    let (status, draft) = c.call(Method::POST, "/api/billing/invoices", &c.biller, Some(manual)).await;
+    assert_eq!((status, draft["status"].as_str()), (201, Some("draft")), "{draft}");
+    let draft_id = draft["id"].as_str().unwrap();
+    let (status, _) = c.pay(draft_id, Some("k0"), json!({"payer": "patient", "method": "cash", "amount": 1})).await;
+    assert_eq!(status, 409, "a draft takes no payment");
+    let void = json!({"reason": "made to show a draft"});
+    let (status, _) =
+        c.call(Method::POST, &format!("/api/billing/invoices/{draft_id}/void"), &c.biller, Some(void)).await;
+    assert_eq!(status, 200);
 
     // No key, no payment.
     let (status, _) = c.pay(&id, None, json!({"payer": "patient", "method": "cash", "amount": 200_000})).await;
@@ -601,6 +616,113 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     assert_eq!(status, 404);
 }
 
+/// An encounter's service carries an approved pre-authorisation; the claim raised when the
+/// encounter closes cites it and is paid by it. By hand: the procedure costs 20 000.00, the
+/// plan pays it less 10 % co-insurance once approved: 18 000.00 and 2 000.00.
+async fn an_encounter_service_carries_its_preauthorisation_into_the_claim(env: TestEnv) {
+    let c = clinic(&env).await;
+    let insurer = c.insurer("PRE").await;
+    let rules = json!({
+        "currency": "KES", "premium": {"kind": "per_member", "adult": 1, "child": 1, "child_until_age": 18}, "max_members": 2,
+        "categories": {
+            "procedure": {"setting": "inpatient", "preauth_required": true, "cost_shares": [{"visit_type": "normal", "network": "in_network", "coinsurance_bp": 1_000}]}
+        },
+        "network": [c.hospital],
+        "preauth_auto_approve_up_to": 5_000_000
+    });
+    let plan = c.plan(&c.admin, &insurer, "SURG", rules).await;
+    let start = (time::OffsetDateTime::now_utc().date() - time::Duration::days(30)).to_string();
+    let policy = c.policy(&c.admin, &plan, &start, person("Imani", "Otieno", "1975-05-05"), &[]).await;
+    c.activate(&c.admin, &policy).await;
+    let number = member_number(&policy);
+    let (status, body) = c
+        .call(Method::POST, "/api/hospital/service-catalog", &c.admin, Some(json!({"hospital_id": c.hospital, "code": "PROC-1", "category": "procedure", "description": "Procedure"})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = c
+        .call(Method::POST, "/api/billing/price-list", &c.biller, Some(json!({"hospital_id": c.hospital, "service_code": "PROC-1", "category": "procedure", "description": "Procedure", "unit_price": 2_000_000, "currency": "KES", "effective_from": "2020-01-01"})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let patient = c.patient(Some(&number)).await;
+    c.settle().await;
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let ask = json!({"member_number": number, "hospital_id": c.hospital, "visit_type": "normal", "planned_date": today,
+        "services": [{"service_code": "PROC-1", "category": "procedure", "quantity": 1, "estimated_amount": 2_000_000}]});
+    let (status, approval) = c.call(Method::POST, "/api/insurance/preauthorisations", &c.clinician, Some(ask)).await;
+    assert_eq!((status, approval["status"].as_str()), (201, Some("approved")), "{approval}");
+
+    // Cites it on the encounter's service: (patient, the preauth id, the status of the care record).
+    let care = async |patient: &str, preauth: Value| -> (u16, Value, String) {
+        let (status, encounter) = c
+            .call(
+                Method::POST,
+                "/api/hospital/encounters",
+                &c.clinician,
+                Some(json!({"patient_id": patient, "practitioner_id": c.practitioner, "visit_type": "normal"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{encounter}");
+        let id = encounter["id"].as_str().unwrap().to_owned();
+        let url = c.app.url(medcov_config::ServiceName::Gateway, &format!("/api/hospital/encounters/{id}"));
+        let body = json!({"diagnoses": [{"code": "K35.8", "primary": true}], "services": [{"code": "PROC-1", "quantity": 1, "preauth_id": preauth}]});
+        let response = c
+            .app
+            .client
+            .patch(&url)
+            .bearer_auth(&c.clinician)
+            .header("if-match", "\"1\"")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, _, answer) = crate::support::read(response).await;
+        (status, answer, id)
+    };
+    // First an approval the insurer does not know: its claim line is refused
+    // (pre-authorisation missing) and the invoice is the patient's, with the code saying why.
+    let (status, recorded, encounter) = care(&patient, json!(uuid::Uuid::now_v7())).await;
+    assert_eq!(status, 200, "{recorded}");
+    let url = c.app.url(medcov_config::ServiceName::Gateway, &format!("/api/hospital/encounters/{encounter}/close"));
+    let response = c.app.client.post(&url).bearer_auth(&c.clinician).header("if-match", "\"2\"").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let refused = c.invoices(&patient, 1).await.remove(0);
+    let refused = c.invoice(refused["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (refused["insurer_share"].as_i64(), refused["patient_share"].as_i64()),
+        (Some(0), Some(2_000_000)),
+        "{refused}"
+    );
+    assert_eq!(refused["lines"][0]["adjustments"], json!([{"code": "not_covered", "amount": 2_000_000}]), "{refused}");
+    let (status, recorded, encounter) = care(&patient, approval["id"].clone()).await;
+    assert_eq!(status, 200, "{recorded}");
+    let url = c.app.url(medcov_config::ServiceName::Gateway, &format!("/api/hospital/encounters/{encounter}/close"));
+    let response = c.app.client.post(&url).bearer_auth(&c.clinician).header("if-match", "\"2\"").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // The automatic claim cites the approval and is paid by it; the invoice is split and issued.
+    let invoices = c.invoices(&patient, 2).await;
+    let invoice = invoices.iter().find(|i| i["id"] != refused["id"]).cloned().unwrap();
+    let split = c.invoice(invoice["id"].as_str().unwrap()).await;
+    assert_eq!((split["status"].as_str(), split["split_source"].as_str()), (Some("issued"), Some("claim")), "{split}");
+    assert_eq!(
+        (split["insurer_share"].as_i64(), split["patient_share"].as_i64()),
+        (Some(1_800_000), Some(200_000)),
+        "{split}"
+    );
+    assert_eq!(split["lines"][0]["adjustments"], json!([{"code": "co_insurance", "amount": 200_000}]));
+    let (_, used) = c
+        .call(
+            Method::GET,
+            &format!("/api/insurance/preauthorisations/{}", approval["id"].as_str().unwrap()),
+            &c.admin,
+            None,
+        )
+        .await;
+    assert_eq!(used["used_by_claim"], split["claim_id"], "{used}");
+    c.reconciled().await;
+    c.w.stop().await;
+}
+
 /// An insurer whose plan covers consultations (co-payment 500.00) and tests (20 %) at the
 /// clinic, and an active member of it: (insurer, member number).
 async fn insured_member(c: &Clinic) -> (String, String) {
@@ -637,6 +759,24 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let claim =
         claims.as_array().unwrap().iter().find(|cl| cl["reference"] == invoice["number"]).cloned().expect("the claim");
     assert_eq!(split["claim_id"], claim["id"], "the adjudication reached billing: {split}");
+    // Each event of the chain names its cause: billing's claim request was caused by the
+    // encounter's completion, the adjudication by the claim request.
+    let (_, completed) =
+        c.call(Method::GET, "/api/hospital/events?type=hospital.encounter_completed.v1", &c.admin, None).await;
+    let (_, requested) =
+        c.call(Method::GET, "/api/billing/events?type=billing.claim_requested.v1", &c.admin, None).await;
+    let claim_id = claim["id"].as_str().unwrap();
+    let (_, adjudicated) =
+        c.call(Method::GET, &format!("/api/insurance/events?aggregate_id={claim_id}"), &c.admin, None).await;
+    assert_eq!(requested[0]["causation_id"], completed[0]["id"], "{requested}");
+    let adjudicated = adjudicated
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "insurance.claim_adjudicated.v1")
+        .cloned()
+        .unwrap();
+    assert_eq!(adjudicated["causation_id"], requested[0]["id"], "{adjudicated}");
     assert_eq!(split["status"], "issued", "issued once split: {split}");
     // Consultation 3 000.00: co-payment 500.00. Tests 2 500.00: 20 % = 500.00.
     assert_eq!(
@@ -722,6 +862,12 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
         json!([{"code": "co_pay", "amount": 50_000}, {"code": "co_insurance", "amount": 50_000}]),
         "{statement}"
     );
+    // Nobody billed, no statement: 404, never a statement of zeros.
+    for path in ["patients", "insurers"] {
+        let unknown = format!("/api/billing/{path}/{}/statement", uuid::Uuid::now_v7());
+        let (status, body) = c.call(Method::GET, &unknown, &c.biller, None).await;
+        assert_eq!(status, 404, "{unknown}: {body}");
+    }
     // The remittance settled the insurer's share: the claim is paid.
     let claim_path = format!("/api/insurance/claims/{}", claim["id"].as_str().unwrap());
     c.settle().await;
@@ -883,11 +1029,14 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         w.policy(&agent, &plan, &today, person(given, "Buyer", "1980-01-01"), &[]).await
     };
     // Billing hears of the sale: once settled, the policy has its premium.
+    // Found by the policy filter: the policy's one premium and nothing else.
     let premium_of = async |policy: &Value| {
         w.settle().await;
-        let list = w.get("/api/billing/premiums", &clerk).await;
-        let premium = list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"])).cloned();
-        premium.unwrap_or_else(|| panic!("no premium for the policy: {list}"))
+        let list = w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &clerk).await;
+        let premiums = list.as_array().cloned().unwrap_or_default();
+        assert_eq!(premiums.len(), 1, "one premium for the policy: {list}");
+        assert_eq!(premiums[0]["policy_id"], policy["id"], "{list}");
+        premiums[0].clone()
     };
     let policy = sell("Paying").await;
     let premium = premium_of(&policy).await;
@@ -941,6 +1090,10 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     let (status, statement) = call(Method::GET, statement_path.clone(), agent.clone(), None).await;
     assert_eq!(status, 200, "{statement}");
     assert_eq!((statement["earned"].as_i64(), statement["clawed_back"].as_i64()), (Some(150_000), Some(0)));
+    // Another agent's statement is refused, not answered with the agent's own.
+    let (status, refused) =
+        call(Method::GET, format!("{statement_path}&agent_id={}", uuid::Uuid::now_v7()), agent.clone(), None).await;
+    assert_eq!(status, 403, "{refused}");
 
     // The agent is paid what they earned, once per key; then nothing more is owed.
     let payout =
@@ -1127,6 +1280,7 @@ medcov_testkit::backend_suite!(
     care_is_dated_priced_and_counted_on_the_hospitals_local_day,
     two_currencies_never_mix,
     text_is_safe_in_spreadsheets_and_on_screens,
+    an_encounter_service_carries_its_preauthorisation_into_the_claim,
 );
 
 // The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.

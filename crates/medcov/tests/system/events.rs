@@ -50,6 +50,8 @@ async fn a_change_reaches_the_bus_and_the_log(env: TestEnv) {
         .expect("the event reached the bus");
     assert_eq!(registered.envelope.aggregate_id.to_string(), patient["id"].as_str().unwrap());
     assert_eq!(registered.envelope.correlation_id.as_deref(), Some(request_id.as_str()));
+    // The request is the command that caused it.
+    assert_eq!(registered.envelope.causation_id.as_deref(), Some(request_id.as_str()));
     assert_eq!(registered.envelope.tenant_id.map(|t| t.to_string()).as_deref(), Some(hospital.as_str()));
     let (status, _, log) = app
         .call(

@@ -20,11 +20,8 @@
 //!   process every write still invalidates what it touches, and a write in another process
 //!   shows here within those seconds at worst. Invalidations Redis missed are applied when it
 //!   answers again, before anything is read from it.
-//! - [`idempotency`]: where Idempotency-Keys are held, in Redis or in process.
 
 #![forbid(unsafe_code)]
-
-pub mod idempotency;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -180,3 +180,79 @@ pub mod unique {
         Option::<Wrapped<T>>::deserialize(deserializer).map(|o| o.map(|w| w.0))
     }
 }
+
+/// The rules of the kinds of data every service keeps, written once so the same data has the
+/// same rules everywhere (a name the hospital refuses, insurance refuses too). Each returns
+/// the reason to give with the field's name; the `*_PATTERN` constants are the same rules as
+/// the OpenAPI documents state them.
+pub mod values {
+    /// A person's given or family name: 1 to 100 characters, no digits, no control characters
+    /// (surrounding spaces are not counted: callers store it trimmed).
+    pub fn person_name(value: &str) -> Result<(), &'static str> {
+        let value = value.trim();
+        if value.is_empty() || value.chars().count() > 100 {
+            return Err("must be 1 to 100 characters");
+        }
+        if value.chars().any(|c| c.is_control() || c.is_ascii_digit()) {
+            return Err("must not contain digits or control characters");
+        }
+        Ok(())
+    }
+
+    /// A phone number: digits, spaces, `-`, `(`, `)`, an optional leading `+`, 7 to 15 digits.
+    pub fn phone(value: &str) -> Result<(), &'static str> {
+        let body = value.trim().strip_prefix('+').unwrap_or(value.trim());
+        let digits = body.chars().filter(char::is_ascii_digit).count();
+        let shape = body.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')'));
+        if (7..=15).contains(&digits) && shape {
+            Ok(())
+        } else {
+            Err("must be a phone number: digits, spaces, `-`, `(`, `)`, an optional leading `+`, 7 to 15 digits")
+        }
+    }
+
+    /// An e-mail address: a local part, `@`, and a domain with a dot; at most 254 characters,
+    /// no spaces.
+    pub fn email(value: &str) -> Result<(), &'static str> {
+        let reason = "must be an email address such as name@example.org";
+        let Some((local, domain)) = value.trim().rsplit_once('@') else { return Err(reason) };
+        let ok = !local.is_empty()
+            && value.len() <= 254
+            && !value.chars().any(char::is_whitespace)
+            && domain.contains('.')
+            && domain.split('.').all(|label| !label.is_empty());
+        if ok { Ok(()) } else { Err(reason) }
+    }
+
+    /// A person name as a JSON Schema pattern (no ASCII digits or control characters).
+    pub const PERSON_NAME_PATTERN: &str = "^[^0-9\\x00-\\x1F\\x7F]{1,100}$";
+    /// A phone number as a JSON Schema pattern.
+    pub const PHONE_PATTERN: &str = "^\\+?[0-9 ()-]{7,30}$";
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn one_rule_per_kind_of_data() {
+            for ok in ["Amina", "O'Brien", "Nguyễn", " Otieno "] {
+                assert_eq!(person_name(ok), Ok(()), "{ok}");
+            }
+            for bad in ["", "   ", "R2D2", "A\u{7}", &"x".repeat(101)] {
+                assert!(person_name(bad).is_err(), "{bad}");
+            }
+            for ok in ["+254 712 345 678", "(020) 123-4567", "0712345678"] {
+                assert_eq!(phone(ok), Ok(()), "{ok}");
+            }
+            for bad in ["12345", "+254-abc-1234567", "1234567890123456"] {
+                assert!(phone(bad).is_err(), "{bad}");
+            }
+            for ok in ["amina@example.org", "a.b+c@mail.example.co.ke"] {
+                assert_eq!(email(ok), Ok(()), "{ok}");
+            }
+            for bad in ["amina", "amina@", "@example.org", "a@example", "a b@example.org", "a@.org", "a@example."] {
+                assert!(email(bad).is_err(), "{bad}");
+            }
+        }
+    }
+}

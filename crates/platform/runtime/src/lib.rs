@@ -47,15 +47,17 @@ use utoipa_axum::router::OpenApiRouter;
 pub use context::ServiceContext;
 
 /// Who is acting in a request: the verified caller, with the request's id and trace for the
-/// history, the audit and the events it writes.
+/// history, the audit and the events it writes. The request is the command that causes them:
+/// its id is their causation id (and the correlation id of the whole chain).
 pub fn actor(principal: &medcov_security::Principal) -> medcov_store::outbox::Actor {
     let context = medcov_http::RequestContext::current();
+    let request_id = context.as_ref().map(|c| c.request_id.clone());
     medcov_store::outbox::Actor {
         user_id: principal.id,
-        request_id: context.as_ref().map(|c| c.request_id.clone()),
+        causation_id: request_id.clone(),
+        request_id,
         // The request's own span, so what it writes (events, saga commands) hangs under it.
         traceparent: context.as_ref().map(|c| c.outgoing_traceparent()),
-        causation_id: None,
     }
 }
 

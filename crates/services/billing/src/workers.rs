@@ -36,6 +36,8 @@ struct EncounterService {
     category: Option<String>,
     description: Option<String>,
     quantity: u32,
+    #[serde(default)]
+    preauth_id: Option<Uuid>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +144,7 @@ impl Handler for Encounters {
                         quantity: s.quantity,
                         category: s.category,
                         description: s.description,
+                        preauth_id: s.preauth_id,
                     })
                     .collect(),
             };

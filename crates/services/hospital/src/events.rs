@@ -196,6 +196,9 @@ pub struct RenderedService {
     pub category: String,
     pub description: String,
     pub quantity: u32,
+    /// The approved pre-authorisation the claim cites for it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preauth_id: Option<Uuid>,
 }
 
 impl DomainEvent for EncounterCompleted {
@@ -258,6 +261,7 @@ mod tests {
                 category: "consultation".into(),
                 description: "GP".into(),
                 quantity: 1,
+                preauth_id: None,
             }],
         };
         assert_eq!(

@@ -203,7 +203,10 @@ impl Policy for InsurerAdmins {
 #[serde(deny_unknown_fields)]
 pub struct PremiumQuery {
     /// `issued`, `partially_paid`, `paid` or `void`.
+    #[param(pattern = "^(issued|partially_paid|paid|void)$")]
     status: Option<String>,
+    /// Only this policy's premiums.
+    policy_id: Option<Uuid>,
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     #[param(minimum = 0)]
@@ -218,7 +221,7 @@ async fn list_premiums(
     Query(query): Query<PremiumQuery>,
 ) -> Result<Json<Vec<Premium>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let premiums = service.premiums(&principal.scope, query.status.as_deref(), limit, offset).await?;
+    let premiums = service.premiums(&principal.scope, query.status.as_deref(), query.policy_id, limit, offset).await?;
     Ok(Json(premiums.into_iter().map(Premium::from).collect()))
 }
 
@@ -346,9 +349,10 @@ pub struct Statement {
     pub commissions: Vec<Commission>,
 }
 
-/// A commission statement for a period.
+/// A commission statement for a period. An agent's is their own: asking for another agent's is
+/// 403, never answered with their own.
 #[utoipa::path(get, path = "/commissions", tag = "premiums", params(StatementQuery),
-    responses((status = 200, body = Statement), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = Statement), (status = 403, description = "An agent asked for another agent's statement.", body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn statement(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<PremiumReaders>,
@@ -356,6 +360,9 @@ async fn statement(
 ) -> Result<Json<Statement>, ApiError> {
     // An agent's statement is their own.
     let agent = if principal.roles.contains(&Role::Agent) && !principal.roles.contains(&Role::Admin) {
+        if query.agent_id.is_some_and(|asked| asked != principal.id) {
+            return Err(ApiError::Forbidden("an agent sees their own commission statement only".into()));
+        }
         Some(principal.id)
     } else {
         query.agent_id

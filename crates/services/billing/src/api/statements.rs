@@ -92,9 +92,10 @@ impl From<domain::Statement> for Statement {
     }
 }
 
-/// A patient's statement at the caller's hospitals: their shares billed, paid and owed.
+/// A patient's statement at the caller's hospitals: their shares billed, paid and owed. 404
+/// when the patient has no invoice there.
 #[utoipa::path(get, path = "/patients/{id}/statement", tag = "statements",
-    responses((status = 200, body = Statement)))]
+    responses((status = 200, body = Statement), (status = 404, description = "No invoice of this patient at the caller's hospitals.", body = medcov_http::Problem)))]
 async fn patient_statement(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<StatementReaders>,
@@ -104,7 +105,8 @@ async fn patient_statement(
 }
 
 /// An insurer's statement: the insurer shares billed to it, paid and owed; for hospital staff
-/// at their hospitals, for the insurer's staff at every hospital.
+/// at their hospitals, for the insurer's staff at every hospital. 404 when nothing was billed
+/// to it there (or it is another insurer).
 #[utoipa::path(get, path = "/insurers/{id}/statement", tag = "statements",
     responses((status = 200, body = Statement), (status = 404, body = medcov_http::Problem)))]
 async fn insurer_statement(

@@ -122,6 +122,9 @@ pub struct Line {
     /// adjudicated line). Empty until the claim is adjudicated, and for self-pay invoices.
     #[serde(default)]
     pub adjustments: Vec<LineAdjustment>,
+    /// The approved pre-authorisation the line's claim cites (from the encounter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preauth_id: Option<Uuid>,
 }
 
 /// One adjustment of a line by the insurer: its code (`deductible`, `co_pay`,
@@ -155,7 +158,13 @@ impl Line {
             patient_share: total,
             unpriced: unit_price.is_none(),
             adjustments: Vec::new(),
+            preauth_id: None,
         }
+    }
+
+    /// The line citing `preauth` in its claim.
+    pub fn citing(self, preauth: Option<Uuid>) -> Line {
+        Line { preauth_id: preauth, ..self }
     }
 }
 
@@ -280,6 +289,8 @@ pub struct ClaimLine {
     pub diagnosis: String,
     /// `YYYY-MM-DD`.
     pub date_of_service: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preauth_id: Option<Uuid>,
 }
 
 /// An invoice split by a claim's adjudication.
@@ -367,6 +378,7 @@ impl Invoice {
                     unit_price: l.unit_price,
                     diagnosis: diagnosis.to_owned(),
                     date_of_service: self.date_of_service.to_string(),
+                    preauth_id: l.preauth_id,
                 })
                 .collect(),
         })
@@ -687,6 +699,7 @@ mod tests {
                 unit_price: 125_000,
                 diagnosis: "J06.9".into(),
                 date_of_service: "2026-11-20".into(),
+                preauth_id: None,
             }
         );
         assert_eq!(invoice(Status::Draft, lines()).claim_request("J06.9", "normal"), None, "an unpriced line");

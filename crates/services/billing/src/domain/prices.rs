@@ -111,6 +111,8 @@ pub struct Service {
     pub quantity: u32,
     pub category: Option<String>,
     pub description: Option<String>,
+    /// The approved pre-authorisation the encounter cites for it: the claim cites it too.
+    pub preauth_id: Option<Uuid>,
 }
 
 /// Invoice lines for `services` priced from `prices` (the price list valid on the date of
@@ -138,6 +140,7 @@ pub fn price_lines(prices: &[Price], services: &[Service], currency: Option<&str
                 service.quantity,
                 price.map(|p| p.unit_price),
             )
+            .citing(service.preauth_id)
         })
         .collect();
     (lines, currency)
@@ -208,6 +211,7 @@ mod tests {
             quantity: 2,
             category: category.map(str::to_owned),
             description: None,
+            preauth_id: None,
         };
         let (lines, currency) =
             price_lines(&prices, &[service("XR", Some("imaging")), service("LAB", Some("x"))], None);
@@ -233,7 +237,13 @@ mod tests {
         xr.service_code = "XR".into();
         let lab = asked("LAB", date!(2026 - 01 - 01), None).check(Uuid::nil(), None).unwrap();
         let prices = [xr, lab];
-        let service = |code: &str| Service { code: code.into(), quantity: 1, category: None, description: None };
+        let service = |code: &str| Service {
+            code: code.into(),
+            quantity: 1,
+            category: None,
+            description: None,
+            preauth_id: None,
+        };
         let (lines, currency) = price_lines(&prices, &[service("XR"), service("LAB")], Some("KES"));
         assert_eq!(currency.as_deref(), Some("KES"));
         assert_eq!((lines[0].unpriced, lines[1].unpriced, lines[1].total), (true, false, 125_000));

@@ -58,11 +58,12 @@ impl BillingService {
         scope: &Scope,
         status: Option<Status>,
         patient: Option<Uuid>,
+        encounter: Option<Uuid>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Invoice>, ApiError> {
         let hospitals = hospitals_in_scope(scope);
-        Ok(store::invoices(&self.db, hospitals.as_deref(), status, patient, limit, offset).await?)
+        Ok(store::invoices(&self.db, hospitals.as_deref(), status, patient, encounter, limit, offset).await?)
     }
 
     /// Drafts an invoice by hand, priced from the price list valid on the date of service.
@@ -93,6 +94,7 @@ impl BillingService {
                 quantity: *quantity,
                 category: None,
                 description: None,
+                preauth_id: None,
             })
             .collect();
         let priced_in = profile.as_ref().map(|p| p.currency.as_str());
@@ -120,7 +122,10 @@ impl BillingService {
     }
 
     /// Drafts the invoice of a completed encounter (once per encounter, and once per event),
-    /// priced on the date of service; an insured patient's claim is asked with it.
+    /// priced on the date of service; an insured patient's claim is asked with it, and the
+    /// invoice is issued once the claim splits it. Without a claim (no member number: self-pay)
+    /// it is issued at once, all on the patient, when every line is priced; an unpriced line
+    /// keeps it a draft until a clerk issues it after pricing.
     pub async fn draft_from_encounter(
         &self,
         encounter: Encounter,
@@ -148,7 +153,13 @@ impl BillingService {
             encounter.diagnosis.as_deref().unwrap_or_default(),
             encounter.visit_type.as_deref().unwrap_or("normal"),
         );
-        self.create_invoice(&draft, claim, actor, Some(handling)).await
+        let self_pay = draft.member_number.is_none();
+        let invoice = self.create_invoice(&draft, claim, actor, Some(handling)).await?;
+        if !self_pay {
+            return Ok(invoice);
+        }
+        self.issue_drafted(&invoice, actor).await?;
+        store::invoice(&self.db, invoice.id).await?.ok_or_else(|| missing("the invoice"))
     }
 
     /// Writes a draft with the claim to ask, if any. One invoice per encounter: a second for

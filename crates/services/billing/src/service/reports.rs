@@ -97,7 +97,12 @@ impl BillingService {
     /// owed (of their last 200 invoices).
     pub async fn patient_statement(&self, scope: &Scope, patient: Uuid) -> Result<Statement, ApiError> {
         let hospitals = hospitals_in_scope(scope);
-        let invoices = store::invoices(&self.db, hospitals.as_deref(), None, Some(patient), 200, 0).await?;
+        let invoices = store::invoices(&self.db, hospitals.as_deref(), None, Some(patient), None, 200, 0).await?;
+        // Billing knows a patient by their invoices: none at the caller's hospitals, no statement
+        // (a random id is 404, never a statement of zeros).
+        if invoices.is_empty() {
+            return Err(ApiError::NotFound("no invoice of this patient at your hospitals".into()));
+        }
         Ok(reports::statement(patient, Payer::Patient, invoices))
     }
 
@@ -112,6 +117,9 @@ impl BillingService {
             _ => return Err(ApiError::NotFound("no such insurer".into())),
         };
         let invoices = store::invoices_of_insurer(&self.db, insurer, hospitals.as_deref()).await?;
+        if invoices.is_empty() {
+            return Err(ApiError::NotFound("no invoice billed to this insurer at the hospitals you see".into()));
+        }
         Ok(reports::statement(insurer, Payer::Insurer, invoices))
     }
 }

@@ -233,6 +233,12 @@ pub struct ServiceLine {
     pub code: String,
     #[schema(example = 1)]
     pub quantity: u32,
+    /// An approved pre-authorisation for this service: the claim raised when the encounter
+    /// closes cites it on this line, and the insurer pays by it if it is the patient's, for
+    /// this hospital and service, approved, unused and valid on the day (otherwise the line is
+    /// `preauth_missing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preauth_id: Option<Uuid>,
 }
 
 /// Whether a code has the shape of ICD-10: a letter, two digits, then optionally a dot and up
@@ -310,7 +316,7 @@ mod tests {
     #[test]
     fn records_and_closing() {
         let d = |code: &str, primary| Diagnosis { code: code.into(), primary };
-        let s = |q| ServiceLine { code: "CONS".into(), quantity: q };
+        let s = |q| ServiceLine { code: "CONS".into(), quantity: q, preauth_id: None };
         let errors = check_record(&[d("J06.9", true), d("J06.9", true)], &[s(0)], "");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["diagnoses[1].code", "diagnoses", "services[0].quantity"]);
@@ -332,8 +338,8 @@ mod tests {
         let edit = CareEdit {
             diagnoses: Some(vec![Diagnosis { code: " j06.9".into(), primary: true }]),
             services: Some(vec![
-                ServiceLine { code: "cons-gp ".into(), quantity: 1 },
-                ServiceLine { code: "XRAY".into(), quantity: 1 },
+                ServiceLine { code: "cons-gp ".into(), quantity: 1, preauth_id: None },
+                ServiceLine { code: "XRAY".into(), quantity: 1, preauth_id: None },
             ]),
             notes: None,
         };

@@ -128,8 +128,8 @@ impl HospitalFields {
         if super::schedule::zone(&self.timezone).is_err() {
             errors.push(FieldError::new("timezone", "must be an IANA time zone such as `Africa/Nairobi` or `UTC`"));
         }
-        if !(self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase())) {
-            errors.push(FieldError::new("currency", "must be an ISO 4217 code such as `KES` or `USD`"));
+        if let Err(reason) = medcov_money::Currency::parse(&self.currency) {
+            errors.push(FieldError::new("currency", reason));
         }
         let country = &self.address.country;
         let country_ok = country.is_empty() || (country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()));

@@ -109,11 +109,8 @@ impl PatientDetails {
     pub fn validate(&self, today: Date) -> Vec<FieldError> {
         let mut errors = Vec::new();
         for (field, value) in [("given_name", &self.given_name), ("family_name", &self.family_name)] {
-            let value = value.trim();
-            if value.is_empty() || value.chars().count() > 100 {
-                errors.push(FieldError::new(field, "must be 1 to 100 characters"));
-            } else if value.chars().any(|c| c.is_control() || c.is_ascii_digit()) {
-                errors.push(FieldError::new(field, "must not contain digits or control characters"));
+            if let Err(reason) = medcov_domain::values::person_name(value) {
+                errors.push(FieldError::new(field, reason));
             } else if let Some(problem) = medcov_domain::text::display_problem(field, value) {
                 errors.push(problem);
             }
@@ -124,18 +121,11 @@ impl PatientDetails {
         if self.date_of_birth.year() < 1880 {
             errors.push(FieldError::new("date_of_birth", "must be after 1880"));
         }
-        if let Some(phone) = &self.phone
-            && !is_phone(phone)
-        {
-            errors.push(FieldError::new(
-                "phone",
-                "must be a phone number: digits, spaces, `-`, `(`, `)`, an optional leading `+`, 7 to 15 digits",
-            ));
+        if let Some(Err(reason)) = self.phone.as_deref().map(medcov_domain::values::phone) {
+            errors.push(FieldError::new("phone", reason));
         }
-        if let Some(email) = &self.email
-            && !is_email(email)
-        {
-            errors.push(FieldError::new("email", "must be an email address such as name@example.org"));
+        if let Some(Err(reason)) = self.email.as_deref().map(medcov_domain::values::email) {
+            errors.push(FieldError::new("email", reason));
         }
         for (i, identifier) in self.identifiers.iter().enumerate() {
             if let Err(reason) = check_identifier(identifier) {
@@ -352,23 +342,6 @@ pub struct HistoryEntry {
     pub request_id: Option<String>,
     /// The record at that version ([`Patient`]'s JSON form).
     pub record: serde_json::Value,
-}
-
-fn is_phone(phone: &str) -> bool {
-    let body = phone.trim().strip_prefix('+').unwrap_or(phone.trim());
-    let digits = body.chars().filter(char::is_ascii_digit).count();
-    (7..=15).contains(&digits) && body.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')'))
-}
-
-fn is_email(email: &str) -> bool {
-    let Some((local, domain)) = email.trim().rsplit_once('@') else { return false };
-    !local.is_empty()
-        && email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && domain.split('.').all(|label| !label.is_empty())
 }
 
 /// The format each kind of identifier must have.

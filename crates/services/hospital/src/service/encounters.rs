@@ -132,6 +132,8 @@ impl HospitalService {
     }
 
     /// Records diagnoses, services and notes on an open encounter read at version `expected`.
+    /// A service line may cite a pre-authorisation (`preauth_id`): the claim raised when the
+    /// encounter closes cites it, and the insurer checks it there.
     pub async fn record_care(
         &self,
         principal: &Principal,
@@ -179,6 +181,7 @@ impl HospitalService {
                     category: entry.category.clone(),
                     description: entry.description.clone(),
                     quantity: line.quantity,
+                    preauth_id: line.preauth_id,
                 })
             })
             .collect();

@@ -100,10 +100,10 @@ pub fn expiry_of(start: Date) -> Date {
     next.previous_day().unwrap_or(next)
 }
 
-/// A person's name part: 1 to 100 characters.
+/// A person's name part, by the rule every service applies to names.
 fn check_name(errors: &mut Vec<FieldError>, field: String, value: &str) {
-    if value.trim().is_empty() || value.chars().count() > 100 {
-        errors.push(FieldError::new(field, "must be 1 to 100 characters"));
+    if let Err(reason) = medcov_domain::values::person_name(value) {
+        errors.push(FieldError::new(field, reason));
     } else if let Some(problem) = medcov_domain::text::display_problem(field, value) {
         errors.push(problem);
     }
@@ -333,6 +333,9 @@ mod tests {
             ..application
         };
         assert_eq!(fields(new_policy(&plan(), &crowded, DEADLINE).unwrap_err()), ["dependants"]);
+        // Names follow the rule the hospital applies to patients: no digits.
+        let robot = Application { holder: person("R2D2", date!(1988 - 01 - 01)), dependants: vec![], ..crowded };
+        assert_eq!(fields(new_policy(&plan(), &robot, DEADLINE).unwrap_err()), ["holder.given_name"]);
     }
 
     #[test]

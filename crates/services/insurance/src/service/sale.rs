@@ -90,7 +90,9 @@ impl InsuranceService {
             }
             // Compensate: cancel the policy (billing voids its premium when it hears of it).
             if policy.status == PolicyStatus::Pending {
-                let actor = Actor { user_id: Uuid::nil(), request_id: None, traceparent: None, causation_id: None };
+                // The saga's deadline caused it: the saga is named as the cause.
+                let cause = Some(format!("saga:{}", instance.id));
+                let actor = Actor { user_id: Uuid::nil(), request_id: None, traceparent: None, causation_id: cause };
                 let reason = Some("premium not paid by the deadline");
                 match self.change_policy_status(&policy, PolicyStatus::Cancelled, None, reason, &actor, None).await {
                     Ok(_) | Err(ApiError::Conflict(_)) => {}

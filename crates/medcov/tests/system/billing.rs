@@ -105,6 +105,14 @@ impl Clinic {
             self.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &self.biller, None).await;
         let list = list.as_array().cloned().unwrap_or_default();
         assert!(list.len() >= count, "{count} invoices for patient {patient}: {list:?}");
+        // Each is found by its encounter too, alone.
+        for invoice in &list {
+            let Some(encounter) = invoice["encounter_id"].as_str() else { continue };
+            let path = format!("/api/billing/invoices?encounter_id={encounter}");
+            let (_, found) = self.call(Method::GET, &path, &self.biller, None).await;
+            let ids: Vec<&Value> = found.as_array().map(|l| l.iter().map(|i| &i["id"]).collect()).unwrap_or_default();
+            assert_eq!(ids, [&invoice["id"]], "{path}: {found}");
+        }
         list
     }
 
@@ -1021,11 +1029,14 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         w.policy(&agent, &plan, &today, person(given, "Buyer", "1980-01-01"), &[]).await
     };
     // Billing hears of the sale: once settled, the policy has its premium.
+    // Found by the policy filter: the policy's one premium and nothing else.
     let premium_of = async |policy: &Value| {
         w.settle().await;
-        let list = w.get("/api/billing/premiums", &clerk).await;
-        let premium = list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"])).cloned();
-        premium.unwrap_or_else(|| panic!("no premium for the policy: {list}"))
+        let list = w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &clerk).await;
+        let premiums = list.as_array().cloned().unwrap_or_default();
+        assert_eq!(premiums.len(), 1, "one premium for the policy: {list}");
+        assert_eq!(premiums[0]["policy_id"], policy["id"], "{list}");
+        premiums[0].clone()
     };
     let policy = sell("Paying").await;
     let premium = premium_of(&policy).await;

@@ -17,11 +17,8 @@
 //! - [`MemoryCache`]: in process (moka), for one instance.
 //! - [`RedisCache`]: shared by every instance. Redis failing makes reads slower (misses), never
 //!   wrong or failing.
-//! - [`idempotency`]: where Idempotency-Keys are held, in Redis or in process.
 
 #![forbid(unsafe_code)]
-
-pub mod idempotency;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

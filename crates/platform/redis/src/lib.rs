@@ -3,7 +3,7 @@
 //! `redis.url` names one server (`redis://cache:6379/0`) or the seed nodes of a cluster
 //! (`redis://a:6379,redis://b:6379`, or one seed with `redis.cluster = true`). [`RedisClient`]
 //! opens either, and [`RedisConnection`] is what every command goes through: the same type for
-//! both, so the bus, the cache, the rate limiter, the idempotency store and the registry have
+//! both, so the bus, the cache, the rate limiter and the registry have
 //! one code path. The shared connection connects on first use and reconnects by itself:
 //! Redis being down at start-up makes MedCov slower, never unable to start.
 //!
@@ -33,7 +33,7 @@
 //! | `cache:{tags}:<tag>` | reading and bumping the versions of several tags (scripts) | one for all tags |
 //! | `cache:entry:<key>` | nothing: one key a command | none |
 //! | `mesh:{<service>}`, `mesh:{<service>}:<id>` | registration (`MULTI`), listing (`MGET`) | the service |
-//! | `ratelimit:<key>`, `idempotency:<key>` | nothing: one key a script | none |
+//! | `ratelimit:<key>` | nothing: one key a script | none |
 //!
 //! Streams spread over the cluster by stream, registrations by service, cache entries and
 //! limits by key; the tag versions of the cache share one slot (a few small keys).

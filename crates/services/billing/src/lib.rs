@@ -6,7 +6,7 @@
 //! - `service/`: the use cases (load, decide, persist in one transaction with the journal
 //!   entry and the events), called by the API and the consumers alike.
 //! - `domain/`: the rules and records, without I/O or HTTP (the ledger's entries, splits,
-//!   payments, refunds, premiums, commissions, Idempotency-Keys, reports).
+//!   payments, refunds, premiums, commissions, reports).
 //! - `events`: the service's domain events, one type each.
 //! - `store/`: the service's tables, with migrations per backend under `migrations/`.
 //! - `workers`: the consumers of other services' events.

@@ -1,5 +1,5 @@
 //! The cache contract, on both implementations (Redis on one server and on a Redis Cluster):
-//! what a reader may rely on. The Idempotency-Key store's contract is at the end.
+//! what a reader may rely on.
 
 use std::time::Duration;
 
@@ -219,75 +219,4 @@ async fn an_invalidation_redis_missed_is_applied_when_it_returns() {
     assert_eq!(read_through(&cache, "p5", &t, ttl, load("new", &calls)).await, Ok(Bytes::from_static(b"new")));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), before + 1, "the old entry was not served");
     drop(server);
-}
-
-mod idempotency_keys {
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use medcov_cache::idempotency::{Claim, KeyStore, MemoryKeys, RedisKeys, Ticket};
-
-    async fn claimed(store: &dyn KeyStore, key: &str, hold: Duration) -> Ticket {
-        match store.claim(key, hold).await.expect("claim") {
-            Claim::Claimed(ticket) => ticket,
-            other => panic!("{key} not claimed: {other:?}"),
-        }
-    }
-
-    async fn the_contract(store: &dyn KeyStore) {
-        let hold = Duration::from_secs(60);
-        let first = claimed(store, "k1", hold).await;
-        assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Running, "a repeat while it runs");
-        store.complete("k1", &first, Bytes::from_static(b"answer"), Duration::from_secs(60)).await;
-        assert_eq!(store.claim("k1", hold).await.expect("claim"), Claim::Done(Bytes::from_static(b"answer")));
-        // A failed request gives its key up.
-        let second = claimed(store, "k2", hold).await;
-        store.release("k2", &second).await;
-        claimed(store, "k2", hold).await;
-        // A crashed request's claim lapses; another request takes the key, and the first one,
-        // finishing late, can neither overwrite nor delete what the second left.
-        let late = claimed(store, "k3", Duration::from_millis(100)).await;
-        // Until the claim lapses, a repeat is told the request is running, and nothing changes.
-        let retaken =
-            medcov_testkit::eventually("the claim to lapse", medcov_testkit::PATIENCE, async || {
-                match store.claim("k3", hold).await.expect("claim") {
-                    Claim::Claimed(ticket) => Some(ticket),
-                    Claim::Running => None,
-                    other => panic!("k3: {other:?}"),
-                }
-            })
-            .await;
-        store.complete("k3", &retaken, Bytes::from_static(b"second"), Duration::from_secs(60)).await;
-        store.release("k3", &late).await;
-        store.complete("k3", &late, Bytes::from_static(b"first"), Duration::from_secs(60)).await;
-        assert_eq!(store.claim("k3", hold).await.expect("claim"), Claim::Done(Bytes::from_static(b"second")));
-        // Of many at once, one claims.
-        let claims = futures::future::join_all((0..10).map(|_| store.claim("k4", hold))).await;
-        let claimed = claims.iter().filter(|c| matches!(c, Ok(Claim::Claimed(_)))).count();
-        assert_eq!(claimed, 1, "{claims:?}");
-    }
-
-    #[tokio::test]
-    async fn in_process() {
-        the_contract(&MemoryKeys::default()).await;
-    }
-
-    #[tokio::test]
-    async fn in_redis() {
-        let env = medcov_testkit::TestEnv::distributed().await;
-        the_contract(&RedisKeys::new(super::connection(&env), env.redis_prefix().expect("prefix"))).await;
-    }
-
-    /// Redis unreachable: the keys are held in process, with the same contract.
-    #[tokio::test]
-    async fn in_process_while_redis_is_down() {
-        let store = RedisKeys::new(super::nowhere(), "down");
-        the_contract(&store).await;
-    }
-
-    #[tokio::test]
-    async fn in_a_redis_cluster() {
-        let env = medcov_testkit::TestEnv::redis_cluster().await;
-        the_contract(&RedisKeys::new(super::connection(&env), env.redis_prefix().expect("prefix"))).await;
-    }
 }

@@ -228,7 +228,10 @@ async fn create_invoice(
 #[serde(deny_unknown_fields)]
 pub struct InvoiceQuery {
     status: Option<Status>,
+    /// Only this patient's invoices.
     patient_id: Option<Uuid>,
+    /// Only the invoice of this encounter (one at most).
+    encounter_id: Option<Uuid>,
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     #[param(minimum = 0)]
@@ -243,7 +246,8 @@ async fn list_invoices(
     Query(query): Query<InvoiceQuery>,
 ) -> Result<Json<Vec<Invoice>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let invoices = service.invoices(&principal.scope, query.status, query.patient_id, limit, offset).await?;
+    let invoices =
+        service.invoices(&principal.scope, query.status, query.patient_id, query.encounter_id, limit, offset).await?;
     Ok(Json(invoices.into_iter().map(Invoice::from).collect()))
 }
 

@@ -203,7 +203,10 @@ impl Policy for InsurerAdmins {
 #[serde(deny_unknown_fields)]
 pub struct PremiumQuery {
     /// `issued`, `partially_paid`, `paid` or `void`.
+    #[param(pattern = "^(issued|partially_paid|paid|void)$")]
     status: Option<String>,
+    /// Only this policy's premiums.
+    policy_id: Option<Uuid>,
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     #[param(minimum = 0)]
@@ -218,7 +221,7 @@ async fn list_premiums(
     Query(query): Query<PremiumQuery>,
 ) -> Result<Json<Vec<Premium>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let premiums = service.premiums(&principal.scope, query.status.as_deref(), limit, offset).await?;
+    let premiums = service.premiums(&principal.scope, query.status.as_deref(), query.policy_id, limit, offset).await?;
     Ok(Json(premiums.into_iter().map(Premium::from).collect()))
 }
 

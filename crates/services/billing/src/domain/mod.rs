@@ -9,13 +9,11 @@
 //! - [`commission`]: agents' commissions, the clawback rule, payouts.
 //! - [`refund`]: refunds of care and of premium payments: credit first, never more than is
 //!   left, approved by someone other than who asked.
-//! - [`idempotency`]: what a request under an Idempotency-Key does.
 //! - [`reports`]: cash by day, receivables by age, statements.
 //! - [`csv`]: reading and writing the CSV of price lists.
 
 pub mod commission;
 pub mod csv;
-pub mod idempotency;
 pub mod invoice;
 pub mod ledger;
 pub mod premium;

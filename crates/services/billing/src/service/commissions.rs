@@ -91,10 +91,7 @@ impl BillingService {
         }
         let (tenant, key) = (payout.insurer, payout.idempotency_key.as_str());
         self.once(
-            tenant,
-            key,
-            &payout.request_hash,
-            async || self.paid_out_under(tenant, key).await,
+            async || Ok(store::payout_under_key(&self.db, tenant, key).await?),
             async || {
                 self.pay_out_once(payout, actor).await?;
                 self.paid_out_under(tenant, key).await
@@ -127,7 +124,6 @@ impl BillingService {
         };
         let keyed = Keyed { key: &asked.idempotency_key, request_hash: &asked.request_hash, created_by: actor.user_id };
         store::insert_payout(&mut tx, &payout, &keyed).await?;
-        store::key_done(&mut tx, asked.insurer, &asked.idempotency_key).await?;
         let about = About { tenant: asked.insurer, invoice: None, payment: Some(id), party: Some(asked.agent) };
         store::append_entry(&mut tx, &about, &ledger::commission_paid_out(asked.method, amount), now).await?;
         let paid_out = CommissionPaidOut {

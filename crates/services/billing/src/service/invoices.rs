@@ -58,11 +58,12 @@ impl BillingService {
         scope: &Scope,
         status: Option<Status>,
         patient: Option<Uuid>,
+        encounter: Option<Uuid>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Invoice>, ApiError> {
         let hospitals = hospitals_in_scope(scope);
-        Ok(store::invoices(&self.db, hospitals.as_deref(), status, patient, limit, offset).await?)
+        Ok(store::invoices(&self.db, hospitals.as_deref(), status, patient, encounter, limit, offset).await?)
     }
 
     /// Drafts an invoice by hand, priced from the price list valid on the date of service.

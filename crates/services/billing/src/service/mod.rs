@@ -31,11 +31,8 @@ pub mod tenants;
 use medcov_http::ApiError;
 use medcov_security::Scope;
 use medcov_store::{Database, Tx};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use uuid::Uuid;
-
-use crate::domain::idempotency::{self, Take};
-use crate::store;
 
 pub use commissions::NewPayout;
 pub use invoices::{Adjudication, Encounter, ManualInvoice};
@@ -82,58 +79,25 @@ impl BillingService {
         BillingService { tenants, ..self }
     }
 
-    /// Takes an Idempotency-Key for a request with digest `hash`, in a short transaction of its
-    /// own (so a concurrent repeat sees it): `true` when the request ran already and its result
-    /// is to be answered again.
-    async fn take_key(&self, tenant: Uuid, key: &str, hash: &str) -> Result<bool, ApiError> {
-        let now = OffsetDateTime::now_utc();
-        let mut tx = self.db.begin_write().await?;
-        let held = store::held_key(&mut tx, tenant, key).await?;
-        let replay = match idempotency::take(held.as_ref(), hash, now)? {
-            Take::Replay => true,
-            Take::Retake => {
-                store::retake_key(&mut tx, tenant, key, now).await?;
-                false
-            }
-            Take::Hold => {
-                match store::hold_key(&mut tx, tenant, key, hash, now).await {
-                    // Taken by a concurrent first request a moment ago.
-                    Err(e) if e.is_duplicate() => return Err(idempotency::still_running().into()),
-                    other => other?,
-                }
-                false
-            }
-        };
-        tx.commit().await?;
-        Ok(replay)
-    }
-
-    /// Gives a key back after its request failed, so a corrected retry may run.
-    async fn release_key(&self, tenant: Uuid, key: &str) {
-        if let Err(error) = store::release_key(&self.db, tenant, key).await {
-            tracing::warn!(%error, "an Idempotency-Key could not be released; it frees itself after a minute");
-        }
-    }
-
-    /// Runs `work` under an Idempotency-Key of `tenant`: `replay` answers a request that ran
-    /// already (`false`: not new), `work` runs a new one (`true`) and the key is given back
-    /// when it fails.
+    /// Runs `work`, a request that moves money under an Idempotency-Key (`true`: it ran).
+    /// The runtime's Idempotency-Key middleware answers repeats of a request that committed;
+    /// the money tables' unique keys are the last guard: when `work` is refused because a
+    /// movement under the key is recorded already (an attempt whose answer was lost before
+    /// the middleware kept it, or a remittance item paid by an earlier attempt), `recorded`
+    /// answers with that movement (`false`: not new).
     async fn once<T>(
         &self,
-        tenant: Uuid,
-        key: &str,
-        hash: &str,
-        replay: impl AsyncFnOnce() -> Result<T, ApiError>,
+        recorded: impl AsyncFnOnce() -> Result<Option<T>, ApiError>,
         work: impl AsyncFnOnce() -> Result<T, ApiError>,
     ) -> Result<(T, bool), ApiError> {
-        if self.take_key(tenant, key, hash).await? {
-            return Ok((replay().await?, false));
+        match work().await {
+            Ok(done) => Ok((done, true)),
+            Err(ApiError::Conflict(reason)) => match recorded().await? {
+                Some(found) => Ok((found, false)),
+                None => Err(ApiError::Conflict(reason)),
+            },
+            Err(other) => Err(other),
         }
-        let result = work().await;
-        if result.is_err() {
-            self.release_key(tenant, key).await;
-        }
-        Ok((result?, true))
     }
 
     /// Records `event` as handled in `tx`: `false` when it was already (then nothing else is

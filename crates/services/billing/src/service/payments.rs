@@ -49,10 +49,7 @@ impl BillingService {
     ) -> Result<(Payment, bool), ApiError> {
         let (tenant, key) = (invoice.hospital_id, payment.idempotency_key.as_str());
         self.once(
-            tenant,
-            key,
-            &payment.request_hash,
-            async || store::payment_under_key(&self.db, tenant, key).await?.ok_or_else(|| missing("the payment")),
+            async || Ok(store::payment_under_key(&self.db, tenant, key).await?),
             async || self.pay_once(invoice.id, payment, actor).await,
         )
         .await
@@ -82,14 +79,12 @@ impl BillingService {
         };
         let keyed = Keyed { key: &asked.idempotency_key, request_hash: &asked.request_hash, created_by: actor.user_id };
         match store::insert_payment(&mut tx, &payment, &keyed).await {
-            // The held Idempotency-Key lets only one request run; the unique key on payments is
-            // the last guard should a crashed request's key have been taken again meanwhile.
+            // The unique key on payments: a payment under this key is recorded already.
             Err(e) if e.is_duplicate() => {
                 return Err(ApiError::Conflict("a payment under this Idempotency-Key was recorded meanwhile".into()));
             }
             other => other?,
         }
-        store::key_done(&mut tx, invoice.hospital_id, &asked.idempotency_key).await?;
         let about = About {
             tenant: invoice.hospital_id,
             invoice: Some(invoice.id),

@@ -81,15 +81,16 @@ impl BillingService {
     }
 
     /// Premiums of the caller's insurer (all for the platform) with a status word (any with
-    /// `None`), newest first.
+    /// `None`), of one policy when asked, newest first.
     pub async fn premiums(
         &self,
         scope: &Scope,
         status: Option<&str>,
+        policy: Option<Uuid>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Premium>, ApiError> {
-        Ok(store::premiums(&self.db, insurer_in_scope(scope), status, limit, offset).await?)
+        Ok(store::premiums(&self.db, insurer_in_scope(scope), status, policy, limit, offset).await?)
     }
 
     /// Records a payment of a premium the caller may see, once per Idempotency-Key (a repeat
@@ -105,12 +106,7 @@ impl BillingService {
         let premium = self.premium(scope, id).await?;
         let (tenant, key) = (premium.insurer_id, payment.idempotency_key.as_str());
         self.once(
-            tenant,
-            key,
-            &payment.request_hash,
-            async || {
-                store::premium_payment_under_key(&self.db, tenant, key).await?.ok_or_else(|| missing("the payment"))
-            },
+            async || Ok(store::premium_payment_under_key(&self.db, tenant, key).await?),
             async || self.pay_premium_once(premium.id, payment, actor).await,
         )
         .await
@@ -143,13 +139,12 @@ impl BillingService {
         };
         let keyed = Keyed { key: &asked.idempotency_key, request_hash: &asked.request_hash, created_by: actor.user_id };
         match store::insert_premium_payment(&mut tx, &payment, &keyed).await {
-            // See `pay_once`: the held key runs one request; this is the last guard.
+            // A payment under this key is recorded already (see `BillingService::once`).
             Err(e) if e.is_duplicate() => {
                 return Err(ApiError::Conflict("a payment under this Idempotency-Key was recorded meanwhile".into()));
             }
             other => other?,
         }
-        store::key_done(&mut tx, premium.insurer_id, &asked.idempotency_key).await?;
         let about = About {
             tenant: premium.insurer_id,
             invoice: Some(premium.id),

@@ -97,7 +97,7 @@ impl BillingService {
     /// owed (of their last 200 invoices).
     pub async fn patient_statement(&self, scope: &Scope, patient: Uuid) -> Result<Statement, ApiError> {
         let hospitals = hospitals_in_scope(scope);
-        let invoices = store::invoices(&self.db, hospitals.as_deref(), None, Some(patient), 200, 0).await?;
+        let invoices = store::invoices(&self.db, hospitals.as_deref(), None, Some(patient), None, 200, 0).await?;
         // Billing knows a patient by their invoices: none at the caller's hospitals, no statement
         // (a random id is 404, never a statement of zeros).
         if invoices.is_empty() {

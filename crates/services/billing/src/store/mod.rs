@@ -18,7 +18,6 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::domain::commission::{Commission, Payout};
-use crate::domain::idempotency::HeldKey;
 use crate::domain::invoice::{Invoice, Line, Payment, Status};
 use crate::domain::ledger::{About, Account, Derived, Entry};
 use crate::domain::premium::{Premium, PremiumPayment};
@@ -101,10 +100,11 @@ pub async fn invoices(
     hospitals: Option<&[Uuid]>,
     status: Option<Status>,
     patient: Option<Uuid>,
+    encounter: Option<Uuid>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Invoice>, StoreError> {
-    dispatch!(db, invoices::list(hospitals, status, patient, limit, offset))
+    dispatch!(db, invoices::list(hospitals, status, patient, encounter, limit, offset))
 }
 
 /// Invoices whose insurer share `insurer` owes, at some hospitals (all with `None`).
@@ -194,33 +194,6 @@ pub async fn append_entry(tx: &mut Tx, about: &About, entry: &Entry, at: OffsetD
     dispatch!(tx, journal::append(about, entry, at))
 }
 
-// Idempotency-Keys.
-
-/// The key as held, if it is.
-pub async fn held_key(tx: &mut Tx, tenant: Uuid, key: &str) -> Result<Option<HeldKey>, StoreError> {
-    dispatch!(tx, idempotency::held(tenant, key))
-}
-
-/// Holds a new key; a concurrent request holding it first is a [`StoreError::Duplicate`].
-pub async fn hold_key(tx: &mut Tx, tenant: Uuid, key: &str, hash: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-    dispatch!(tx, idempotency::hold(tenant, key, hash, at))
-}
-
-/// Takes over a key whose request crashed.
-pub async fn retake_key(tx: &mut Tx, tenant: Uuid, key: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-    dispatch!(tx, idempotency::retake(tenant, key, at))
-}
-
-/// Marks a key done, in the transaction that moves the money.
-pub async fn key_done(tx: &mut Tx, tenant: Uuid, key: &str) -> Result<(), StoreError> {
-    dispatch!(tx, idempotency::done(tenant, key))
-}
-
-/// Gives back a key whose request failed.
-pub async fn release_key(db: &Database, tenant: Uuid, key: &str) -> Result<(), StoreError> {
-    dispatch!(db, idempotency::release(tenant, key))
-}
-
 // Premiums.
 
 pub async fn insert_premium(tx: &mut Tx, premium: &Premium) -> Result<(), StoreError> {
@@ -247,10 +220,11 @@ pub async fn premiums(
     db: &Database,
     insurer: Option<Uuid>,
     status: Option<&str>,
+    policy: Option<Uuid>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Premium>, StoreError> {
-    dispatch!(db, premiums::list(insurer, status, limit, offset))
+    dispatch!(db, premiums::list(insurer, status, policy, limit, offset))
 }
 
 /// What is paid of the premium, its status, and when it was paid in full (kept when `None`).

@@ -8,7 +8,6 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::domain::commission::{Commission, Payout};
-use crate::domain::idempotency::HeldKey;
 use crate::domain::invoice::{Invoice, Line, Payment};
 use crate::domain::premium::{Premium, PremiumPayment};
 use crate::domain::prices::Price;
@@ -139,25 +138,6 @@ impl TryFrom<PaymentRow> for Payment {
             credit: r.credit,
             external_reference: r.external_reference,
             created_at: r.created_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct HeldKeyRow {
-    request_hash: String,
-    state: String,
-    started_at: OffsetDateTime,
-}
-
-impl TryFrom<HeldKeyRow> for HeldKey {
-    type Error = StoreError;
-
-    fn try_from(r: HeldKeyRow) -> Result<HeldKey, StoreError> {
-        Ok(HeldKey {
-            request_hash: r.request_hash,
-            state: decode("idempotency_keys", "state", &r.state)?,
-            started_at: r.started_at,
         })
     }
 }

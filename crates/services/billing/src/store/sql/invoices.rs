@@ -92,10 +92,14 @@ pub(crate) async fn list(
     hospitals: Option<&[Uuid]>,
     status: Option<Status>,
     patient: Option<Uuid>,
+    encounter: Option<Uuid>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Invoice>, StoreError> {
     let mut query = sqlx::QueryBuilder::<Db>::new(format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE 1 = 1"));
+    if let Some(encounter) = encounter {
+        query.push(" AND encounter_id = ").push_bind(encounter);
+    }
     if let Some(status) = status {
         query.push(" AND status = ").push_bind(status.as_str());
     }

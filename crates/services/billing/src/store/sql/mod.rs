@@ -8,7 +8,6 @@ use super::{Db, FOR_NO_KEY_UPDATE, Pool, Tx};
 
 pub(crate) mod accounts;
 pub(crate) mod commissions;
-pub(crate) mod idempotency;
 pub(crate) mod invoices;
 pub(crate) mod journal;
 pub(crate) mod payments;

@@ -63,10 +63,14 @@ pub(crate) async fn list(
     pool: &Pool,
     insurer: Option<Uuid>,
     status: Option<&str>,
+    policy: Option<Uuid>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Premium>, StoreError> {
     let mut query = sqlx::QueryBuilder::<Db>::new(format!("SELECT {PREMIUM_COLUMNS} FROM premiums WHERE 1 = 1"));
+    if let Some(policy) = policy {
+        query.push(" AND policy_id = ").push_bind(policy);
+    }
     if let Some(insurer) = insurer {
         query.push(" AND insurer_id = ").push_bind(insurer);
     }

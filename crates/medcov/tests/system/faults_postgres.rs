@@ -11,6 +11,8 @@
 //!   then restarted at the same address: no request fails, no write happens twice, and the
 //!   restarted instance serves again within five seconds (a restart is a new instance to the
 //!   gateway, not the one it ejected).
+//! - Six copies of one keyed request at once, on both backends: one effect, the others its
+//!   answer replayed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -380,3 +382,31 @@ async fn a_killed_instance_loses_no_keyed_write_and_its_restart_serves_within_se
     }
     core.stop().await;
 }
+
+/// Six copies of one keyed registration at once: one patient, and every copy answered with it
+/// (the first, then replays of its answer once it committed) or told to retry (409), never a
+/// second patient. Then a different request under the same key is 422.
+async fn parallel_repeats_under_one_key_make_one_record(env: TestEnv) {
+    let w = World::start(&env).await;
+    let hospital = w.hospital("PAR", "UTC").await;
+    let url = w.app.url(ServiceName::Gateway, "/api/hospital/patients");
+    let body = patient(&hospital, "Parallel");
+    let copies = (0..6).map(|_| post(&w.app.client, &url, &w.admin, "one-key", &body));
+    let answers = futures::future::join_all(copies).await;
+    let created: Vec<&Value> = answers.iter().filter(|(status, _, _)| *status == 201).map(|(_, _, b)| b).collect();
+    assert!(!created.is_empty(), "{answers:?}");
+    assert!(answers.iter().all(|(status, _, _)| *status == 201 || *status == 409), "{answers:?}");
+    assert!(created.iter().all(|b| b["id"] == created[0]["id"]), "one patient: {created:?}");
+    let replayed = answers.iter().filter(|(_, h, _)| h.get("idempotency-replayed").is_some()).count();
+    assert_eq!(replayed, created.len() - 1, "all but the first are replays: {answers:?}");
+    let (status, _, answer) = post(&w.app.client, &url, &w.admin, "one-key", &patient(&hospital, "Other")).await;
+    assert_eq!((status, answer["errors"][0]["field"].as_str()), (422, Some("Idempotency-Key")), "{answer}");
+    let search = format!("/api/hospital/patients?hospital_id={hospital}");
+    let (status, _, found) = w.app.call(Method::GET, &search, Some(&w.admin), None).await;
+    assert_eq!(status, 200, "{found}");
+    let list = found.as_array().or_else(|| found["items"].as_array()).expect("a list");
+    assert_eq!(list.len(), 1, "{found}");
+    w.stop().await;
+}
+
+medcov_testkit::backend_suite!(parallel_repeats_under_one_key_make_one_record);

@@ -140,6 +140,9 @@ fn p99(samples: &mut [Duration]) -> Duration {
     samples[((samples.len() * 99).div_ceil(100)).saturating_sub(1)]
 }
 
+/// One request of the latency test: its phase, round, kind and time.
+type Sample = (u8, usize, usize, Duration);
+
 /// Outages in the latency test, each between two windows of Redis running.
 const OUTAGES: usize = 6;
 const NORMAL: u8 = 1;
@@ -176,7 +179,7 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
     let phase = Arc::new(AtomicU8::new(BETWEEN));
     let stop = Arc::new(AtomicBool::new(false));
     let cycle = Arc::new(AtomicUsize::new(0));
-    let samples: Arc<Mutex<Vec<(u8, usize, Duration)>>> = Arc::default();
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
     let written = Arc::new(AtomicUsize::new(1));
     let mut clients = Vec::new();
@@ -206,7 +209,7 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
                 if !(200..300).contains(&status) {
                     failures.lock().unwrap().push(format!("{status} {body}"));
                 }
-                samples.lock().unwrap().push((at, round, took));
+                samples.lock().unwrap().push((at, round, turn % 4, took));
             }
         }));
     }
@@ -217,7 +220,7 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
     let measure = async |phase: u8, round: usize| {
         tokio::time::sleep(window).await;
         until("30 requests in the window", PATIENCE, async || {
-            samples.lock().unwrap().iter().filter(|(p, r, _)| *p == phase && *r == round).count() >= 30
+            samples.lock().unwrap().iter().filter(|(p, r, _, _)| *p == phase && *r == round).count() >= 30
         })
         .await;
     };
@@ -261,8 +264,28 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
         &failures[..failures.len().min(5)]
     );
     let of = |phase: u8, rounds: &dyn Fn(usize) -> bool| -> Vec<Duration> {
-        samples.iter().filter(|(p, r, _)| *p == phase && rounds(*r)).map(|(_, _, d)| *d).collect()
+        samples.iter().filter(|(p, r, _, _)| *p == phase && rounds(*r)).map(|(_, _, _, d)| *d).collect()
     };
+    // Per kind of request, the median and p99 with Redis and without: where a difference is.
+    for (kind, what) in
+        ["a patient (cached)", "a hospital (cached at the gateway)", "a page of patients", "a keyed registration"]
+            .iter()
+            .enumerate()
+    {
+        let mut line = format!("{what}:");
+        for (phase, name) in [(NORMAL, "with Redis"), (OUTAGE, "without")] {
+            let mut d: Vec<Duration> =
+                samples.iter().filter(|(p, _, k, _)| *p == phase && *k == kind).map(|(_, _, _, d)| *d).collect();
+            if !d.is_empty() {
+                let median = {
+                    d.sort();
+                    d[d.len() / 2]
+                };
+                line.push_str(&format!(" {name} median {median:?} p99 {:?};", p99(&mut d)));
+            }
+        }
+        eprintln!("{line}");
+    }
     let mut normal = of(NORMAL, &|_| true);
     let mut outage = of(OUTAGE, &|_| true);
     assert!(normal.len() >= 100 && outage.len() >= 100, "enough load: {} and {}", normal.len(), outage.len());

@@ -26,8 +26,9 @@ pub struct RedisBus {
     client: RedisClient,
     connection: RedisConnection,
     prefix: String,
-    /// Connections for blocking reads, reused.
-    readers: Mutex<Vec<RedisConnection>>,
+    /// Connections for blocking reads, reused, with the client's generation when they were
+    /// made (one made before Redis was last unreachable is dropped, not tried).
+    readers: Mutex<Vec<(u64, RedisConnection)>>,
 }
 
 fn field<T: redis::FromRedisValue>(entry: &StreamId, name: &str) -> BusResult<T> {
@@ -67,11 +68,17 @@ impl RedisBus {
         format!("{}:discarded", self.key(stream))
     }
 
-    async fn reader(&self, block: Duration) -> BusResult<RedisConnection> {
-        if let Some(connection) = self.readers.lock().await.pop() {
-            return Ok(connection);
+    async fn reader(&self, block: Duration) -> BusResult<(u64, RedisConnection)> {
+        let generation = self.client.generation();
+        {
+            let mut readers = self.readers.lock().await;
+            readers.retain(|(made, _)| *made == generation);
+            if let Some(reader) = readers.pop() {
+                return Ok(reader);
+            }
         }
-        Ok(self.client.dedicated(block.max(Duration::from_secs(30)) + Duration::from_secs(5)).await?)
+        let connection = self.client.dedicated(block.max(Duration::from_secs(30)) + Duration::from_secs(5)).await?;
+        Ok((generation, connection))
     }
 
     /// The oldest entry any group of the stream at `key` may still need: per group, its oldest
@@ -161,7 +168,7 @@ impl Bus for RedisBus {
         block: Duration,
     ) -> BoxFuture<'a, BusResult<Vec<Delivery>>> {
         Box::pin(async move {
-            let mut connection = self.reader(block).await?;
+            let (generation, mut connection) = self.reader(block).await?;
             let mut command = redis::cmd("XREADGROUP");
             command.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
             // `BLOCK 0` would wait for ever; no wait means no BLOCK at all.
@@ -172,7 +179,7 @@ impl Bus for RedisBus {
             let reply: Result<Option<StreamReadReply>, RedisError> = command.query_async(&mut connection).await;
             // A connection that failed is dropped, not returned to the pool.
             let reply = reply?;
-            self.readers.lock().await.push(connection);
+            self.readers.lock().await.push((generation, connection));
             let mut deliveries = Vec::new();
             for key in reply.map(|r| r.keys).unwrap_or_default() {
                 for entry in key.ids {

@@ -447,6 +447,15 @@ impl Bus for SqliteBus {
 
     fn epoch<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, BusResult<String>> {
         Box::pin(async move {
+            // Read first: the relay asks before every batch, and a write would take the file's
+            // one write lock each time.
+            let known: Option<String> = sqlx::query_scalar("SELECT epoch FROM bus_epochs WHERE stream = $1")
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(epoch) = known {
+                return Ok(epoch);
+            }
             let fresh = uuid::Uuid::now_v7().to_string();
             sqlx::query("INSERT INTO bus_epochs (stream, epoch) VALUES ($1, $2) ON CONFLICT (stream) DO NOTHING")
                 .bind(stream)

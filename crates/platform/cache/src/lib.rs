@@ -15,8 +15,11 @@
 //! coalesced (served by another reader's load) in `cache_requests_total{cache,result}`.
 //!
 //! - [`MemoryCache`]: in process (moka), for one instance.
-//! - [`RedisCache`]: shared by every instance. Redis failing makes reads slower (misses), never
-//!   wrong or failing.
+//! - [`RedisCache`]: shared by every instance. While Redis is unreachable it keeps entries in
+//!   process for a few seconds ([`FALLBACK_TTL`]), so an outage costs no time: within the
+//!   process every write still invalidates what it touches, and a write in another process
+//!   shows here within those seconds at worst. Invalidations Redis missed are applied when it
+//!   answers again, before anything is read from it.
 
 #![forbid(unsafe_code)]
 
@@ -365,7 +368,17 @@ pub struct RedisCache {
     /// process reads the cache again, so an entry another process stored before the write is
     /// not served once Redis is back with its data.
     missed: Mutex<std::collections::BTreeSet<String>>,
+    /// Where entries go while Redis is unreachable, for [`FALLBACK_TTL`] at most. Its versions
+    /// carry [`IN_PROCESS`], so `get` and `put` know where the versions they are given came from.
+    fallback: MemoryCache,
 }
+
+/// How long an entry kept in process while Redis is unreachable lives: the most a write in
+/// another process can take to show here during an outage.
+pub const FALLBACK_TTL: Duration = Duration::from_secs(5);
+
+/// The mark of a version read from the in-process fallback (Redis's versions stay below 2^62).
+const IN_PROCESS: u64 = 1 << 63;
 
 /// The versions of the tags in KEYS, starting a missing one at its ARGV value.
 const VERSIONS: &str = r#"
@@ -401,7 +414,13 @@ static BUMP_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::ne
 
 impl RedisCache {
     pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisCache {
-        RedisCache { connection, prefix: prefix.to_owned(), common: Common::default(), missed: Mutex::default() }
+        RedisCache {
+            connection,
+            prefix: prefix.to_owned(),
+            common: Common::default(),
+            missed: Mutex::default(),
+            fallback: MemoryCache::new(10_000, FALLBACK_TTL),
+        }
     }
 
     /// Counts its reads in `counters`.
@@ -452,12 +471,14 @@ impl RedisCache {
 fn warn(what: &str, error: &redis::RedisError) {
     // While Redis is known unreachable (its breaker open) the outage was logged once already.
     if !medcov_redis::failing_fast(error) {
-        tracing::warn!(error = %error, "Redis cache {what} failed; reading through to the database");
+        tracing::warn!(error = %error, "Redis cache {what} failed; caching in process for a few seconds");
     }
 }
 
-/// A version nobody stored: while Redis cannot tell the versions, nothing is served.
-const UNKNOWN: u64 = u64::MAX;
+/// Whether `versions` came from the in-process fallback.
+fn in_process(versions: &[u64]) -> bool {
+    versions.iter().any(|v| v & IN_PROCESS != 0)
+}
 
 impl Cache for RedisCache {
     fn common(&self) -> &Common {
@@ -469,15 +490,16 @@ impl Cache for RedisCache {
             if tags.is_empty() {
                 return Vec::new();
             }
+            let in_process = async || self.fallback.versions(tags).await.into_iter().map(|v| v | IN_PROCESS).collect();
             if !self.catch_up().await {
-                return vec![UNKNOWN; tags.len()];
+                return in_process().await;
             }
             let mut connection = self.connection.clone();
             match self.script(&VERSIONS_SCRIPT, tags).invoke_async::<Vec<u64>>(&mut connection).await {
                 Ok(values) => values,
                 Err(e) => {
                     warn("version read", &e);
-                    vec![UNKNOWN; tags.len()]
+                    in_process().await
                 }
             }
         })
@@ -485,15 +507,16 @@ impl Cache for RedisCache {
 
     fn get<'a>(&'a self, key: &'a str, versions: &'a [u64]) -> BoxFuture<'a, Option<Bytes>> {
         Box::pin(async move {
-            if versions.contains(&UNKNOWN) {
-                return None;
+            if in_process(versions) {
+                return self.fallback.get(key, versions).await;
             }
             let mut connection = self.connection.clone();
             match redis::cmd("GET").arg(self.entry_key(key)).query_async::<Option<Vec<u8>>>(&mut connection).await {
                 Ok(bytes) => bytes.and_then(|b| unframe(&b, versions)),
+                // An entry of no tags (no versions to tell where it was kept) may be in process.
                 Err(e) => {
                     warn("read", &e);
-                    None
+                    self.fallback.get(key, versions).await
                 }
             }
         })
@@ -501,8 +524,8 @@ impl Cache for RedisCache {
 
     fn put<'a>(&'a self, key: &'a str, versions: &'a [u64], value: Bytes, ttl: Duration) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if versions.contains(&UNKNOWN) {
-                return;
+            if in_process(versions) {
+                return self.fallback.put(key, versions, value, ttl.min(FALLBACK_TTL)).await;
             }
             let mut connection = self.connection.clone();
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -515,6 +538,9 @@ impl Cache for RedisCache {
                 .await;
             if let Err(e) = stored {
                 warn("write", &e);
+                if versions.is_empty() {
+                    self.fallback.put(key, versions, value, ttl.min(FALLBACK_TTL)).await;
+                }
             }
         })
     }
@@ -524,6 +550,8 @@ impl Cache for RedisCache {
             if tags.is_empty() {
                 return;
             }
+            // The entries kept in process during an outage, too.
+            self.fallback.invalidate(tags).await;
             let mut connection = self.connection.clone();
             if let Err(e) = self.script(&BUMP_SCRIPT, tags).invoke_async::<()>(&mut connection).await {
                 // Kept, and applied before this process reads the cache again. Other processes

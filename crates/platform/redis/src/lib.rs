@@ -9,9 +9,9 @@
 //!
 //! # Failing fast
 //!
-//! Redis is never critical: every user has an in-process fallback (the rate limiter), or
-//! reads through to the database (the cache), or carries on without it (the registry, the
-//! relay's outbox waits). So an outage must cost no time. Every connection of a client shares
+//! Redis is never critical: every user has an in-process fallback (the rate limiter, the
+//! cache, the Idempotency-Keys), or carries on without it (the registry; the relay's outbox
+//! waits). So an outage must cost no time. Every connection of a client shares
 //! one breaker: the first command that finds Redis unreachable (refused, dropped, timed out
 //! after the short `connect` and `response` timeouts) opens it, and from then on every command
 //! fails at once with an error [`failing_fast`] recognises, without touching the network,
@@ -176,6 +176,9 @@ impl RedisClient {
             let client = ClusterClient::builder(seeds)
                 .connection_timeout(timeouts.connect)
                 .response_timeout(timeouts.response)
+                // Each try waits `response` (a dedicated connection's own, longer, for its
+                // blocking reads: the overall cap would be fixed to the shorter one here).
+                .overall_response_timeout(None)
                 .retries(u32::try_from(timeouts.retries).unwrap_or(u32::MAX))
                 .build()?;
             let config =
@@ -232,6 +235,13 @@ impl RedisClient {
         }
     }
 
+    /// How often the breaker opened: a connection made before the last opening is probably
+    /// dead (Redis restarted, or the network dropped it), so pools of dedicated connections
+    /// drop those from an older generation instead of finding out with a failed command.
+    pub fn generation(&self) -> u64 {
+        self.shared.trips.load(Ordering::Acquire)
+    }
+
     /// Whether commands go to Redis now, how often the breaker opened, and why last.
     pub fn status(&self) -> Status {
         Status {
@@ -266,8 +276,8 @@ impl Shared {
         }
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
         if !self.open.swap(true, Ordering::AcqRel) {
-            self.trips.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%error, "Redis is unreachable: its users fall back at once (in-process limits, reads from the database) while it is probed in the background");
+            self.trips.fetch_add(1, Ordering::AcqRel);
+            tracing::warn!(%error, "Redis is unreachable: its users fall back at once (rate limits and the cache in process) while it is probed in the background");
         }
         if !self.probing.swap(true, Ordering::AcqRel) {
             let weak = Arc::downgrade(self);

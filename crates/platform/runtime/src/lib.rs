@@ -321,6 +321,29 @@ pub fn mesh_policy(config: &Config) -> anyhow::Result<medcov_mesh::PolicyHandle>
     Ok(medcov_mesh::PolicyHandle::open(config.mesh.policy_file().map(|p| p.to_path_buf()), &names)?)
 }
 
+/// How long start-up waits for a database whose connections are all busy.
+const START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs a start-up step against the database, again while it only finds the pool busy (see
+/// `OpenError::is_busy`), for up to [`START_PATIENCE`]: a loaded machine or a database still
+/// starting delays start-up rather than failing it. Any other error fails at once.
+async fn patiently<T, F, Fut>(service: ServiceName, mut step: F) -> Result<T, medcov_store::OpenError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, medcov_store::OpenError>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match step().await {
+            Err(error) if error.is_busy() && started.elapsed() < START_PATIENCE => {
+                tracing::warn!(service = %service, %error, "the database is busy; start-up tries again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// What every service of the process shares.
 struct Shared<'a> {
     /// The consumer groups that read this service's stream (declared by their specs).
@@ -347,11 +370,11 @@ async fn start_one(
         None => None,
         Some(migrations) => {
             let url = config.database_url(name);
-            let database = Database::connect(name, url, options).await?;
+            let database = patiently(name, || Database::connect(name, url, options)).await?;
             if config.database.migrate_on_start {
-                database.migrate(name, migrations).await?;
+                patiently(name, || database.migrate(name, migrations)).await?;
             } else {
-                database.check_owner(name).await?;
+                patiently(name, || database.check_owner(name)).await?;
             }
             tracing::info!(service = %name, backend = database.backend().as_str(), database = %url, "database ready");
             let system = match database.backend() {

@@ -4,7 +4,7 @@
 //! It connects lazily and reconnects by itself: Redis being down at start-up or later never
 //! stops MedCov, and costs it no time: after `redis.connect_timeout_ms` or
 //! `redis.command_timeout_ms` Redis counts as unreachable, every command fails at once (the
-//! client's breaker) and its users fall back (limits in the process, reads from the database)
+//! client's breaker) and its users fall back (rate limits and the cache in the process)
 //! until a background probe reaches it again. Every key goes through [`RedisHandle::key`], so
 //! deployments and tests can share one server.
 

@@ -65,6 +65,20 @@ pub enum OpenError {
     Sqlx(#[from] sqlx::Error),
 }
 
+impl OpenError {
+    /// Whether the database answered too slowly rather than refused: every connection of the
+    /// pool was busy past the acquire timeout (a loaded machine, a server still starting).
+    /// Start-up tries again for a while; anything else stops it at once.
+    pub fn is_busy(&self) -> bool {
+        let timed_out = |e: &sqlx::Error| matches!(e, sqlx::Error::PoolTimedOut);
+        match self {
+            OpenError::Unreachable { source, .. } | OpenError::Sqlx(source) => timed_out(source),
+            OpenError::Migrate { source: sqlx::migrate::MigrateError::Execute(source), .. } => timed_out(source),
+            _ => false,
+        }
+    }
+}
+
 /// Which engine a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -416,5 +430,32 @@ async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_busy_pool_is_worth_waiting_for_at_start_up() {
+        let service = ServiceName::Hospital;
+        let busy = [
+            OpenError::Sqlx(sqlx::Error::PoolTimedOut),
+            OpenError::Unreachable { service, url: "postgres://db".into(), source: sqlx::Error::PoolTimedOut },
+            OpenError::Migrate { service, source: sqlx::migrate::MigrateError::Execute(sqlx::Error::PoolTimedOut) },
+        ];
+        for error in &busy {
+            assert!(error.is_busy(), "{error}");
+        }
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let not_busy = [
+            OpenError::Unreachable { service, url: "postgres://db".into(), source: sqlx::Error::Io(refused) },
+            OpenError::Foreign { service, owner: "billing".into() },
+            OpenError::Migrate { service, source: sqlx::migrate::MigrateError::VersionMissing(3) },
+        ];
+        for error in &not_busy {
+            assert!(!error.is_busy(), "{error}");
+        }
     }
 }

@@ -248,6 +248,7 @@ mod tests {
 
     use super::*;
     use crate::domain::invoice::{Draft, Line};
+    use crate::domain::ledger::{self, Account, Entry};
 
     fn moved(at: OffsetDateTime, method: Method, received: i64, refunded: i64) -> Movement {
         Movement {
@@ -413,5 +414,125 @@ mod tests {
         both.push(invoice_in("USD", Status::PartiallyPaid, 4_000, 0, 1_000));
         let patient = statement(Uuid::from_u128(2), Payer::Patient, both);
         assert_eq!(totals(&patient), [("KES".into(), 150_000, 120_000, 30_000), ("USD".into(), 4_000, 1_000, 3_000)]);
+    }
+
+    use proptest::prelude::*;
+
+    /// One step of a day's activity in one tenant's books.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// An invoice issued (patient, insurer shares).
+        Issued(i64, i64),
+        /// A payment by the patient of `amount`, by method.
+        Paid(i64, usize),
+        /// A refund of part of the last payment.
+        Refunded(i64),
+        /// A premium invoiced and paid by method.
+        Premium(i64, usize),
+        /// A commission earned, then paid out.
+        Payout(i64, usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0i64..500_000, 0i64..500_000).prop_map(|(p, i)| Step::Issued(p, i)),
+            (1i64..400_000, 0usize..4).prop_map(|(a, m)| Step::Paid(a, m)),
+            (1i64..100_000).prop_map(Step::Refunded),
+            (1i64..900_000, 0usize..4).prop_map(|(a, m)| Step::Premium(a, m)),
+            (1i64..90_000, 0usize..4).prop_map(|(a, m)| Step::Payout(a, m)),
+        ]
+    }
+
+    const METHODS: [Method; 4] = [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Random days of activity at a KES hospital at UTC+14 and a USD insurer at UTC−10: the
+        /// daily cash of each currency, summed per money account, is that account's journal
+        /// balance in the books of that currency; what is owed by age adds up to the
+        /// receivables; nothing of one currency shows in the other's rows.
+        #[test]
+        fn reports_reconcile_with_the_journal_per_currency(
+            days in prop::collection::vec((prop::collection::vec(step(), 0..8), 0u32..86_400), 1..6),
+        ) {
+            let (hospital, insurer) = (Uuid::from_u128(1), Uuid::from_u128(2));
+            let zones: BTreeMap<Uuid, String> =
+                [(hospital, "Pacific/Kiritimati".to_owned()), (insurer, "Pacific/Honolulu".to_owned())].into();
+            let currency = |tenant: Uuid| if tenant == hospital { "KES" } else { "USD" };
+            let mut journal: BTreeMap<(&str, Account), i64> = BTreeMap::new();
+            let mut post = |tenant: Uuid, entry: Entry| -> Result<(), TestCaseError> {
+                prop_assert!(entry.balanced(), "{entry:?}");
+                for p in entry.postings {
+                    *journal.entry((currency(tenant), p.account)).or_default() += p.debit - p.credit;
+                }
+                Ok(())
+            };
+            let mut movements = Vec::new();
+            let (mut owed_patient, mut last_payment): (i64, Option<(i64, i64, Method)>) = (0, None);
+            let mut owed = Vec::new();
+            let start = datetime!(2026-11-28 00:00 UTC);
+            for (day, (steps, second)) in days.iter().enumerate() {
+                let at = start + time::Duration::days(day as i64) + time::Duration::seconds(i64::from(*second));
+                for s in steps {
+                    match s.clone() {
+                        Step::Issued(patient, insurer_share) => {
+                            post(hospital, ledger::invoice_issued(patient, insurer_share))?;
+                            owed_patient += patient;
+                            owed.push(Owed { currency: "KES".into(), patient_id: hospital, insurer_id: Some(insurer), issued_at: at, patient_due: patient, insurer_due: insurer_share });
+                        }
+                        Step::Paid(amount, m) => {
+                            let (applied, credit) = crate::domain::invoice::apply(owed_patient, amount);
+                            owed_patient -= applied;
+                            post(hospital, ledger::payment_received(METHODS[m], Account::PatientReceivable, applied, credit))?;
+                            movements.push(Movement { at, tenant_id: hospital, books: Books::Hospital, currency: "KES".into(), method: METHODS[m], received: amount, refunded: 0, paid_out: 0 });
+                            last_payment = Some((applied, credit, METHODS[m]));
+                        }
+                        Step::Refunded(amount) => {
+                            let Some((applied, credit, method)) = last_payment else { continue };
+                            let from_credit = amount.min(credit);
+                            let from_applied = (amount - from_credit).min(applied);
+                            if from_credit + from_applied == 0 { continue; }
+                            owed_patient += from_applied;
+                            post(hospital, ledger::refund_paid(method, Account::PatientReceivable, from_applied, from_credit))?;
+                            movements.push(Movement { at, tenant_id: hospital, books: Books::Hospital, currency: "KES".into(), method, received: 0, refunded: from_applied + from_credit, paid_out: 0 });
+                            last_payment = Some((applied - from_applied, credit - from_credit, method));
+                        }
+                        Step::Premium(amount, m) => {
+                            post(insurer, ledger::premium_issued(amount))?;
+                            post(insurer, ledger::payment_received(METHODS[m], Account::PremiumReceivable, amount, 0))?;
+                            movements.push(Movement { at, tenant_id: insurer, books: Books::Insurer, currency: "USD".into(), method: METHODS[m], received: amount, refunded: 0, paid_out: 0 });
+                        }
+                        Step::Payout(amount, m) => {
+                            post(insurer, ledger::commission_earned(amount))?;
+                            post(insurer, ledger::commission_paid_out(METHODS[m], amount))?;
+                            movements.push(Movement { at, tenant_id: insurer, books: Books::Insurer, currency: "USD".into(), method: METHODS[m], received: 0, refunded: 0, paid_out: amount });
+                        }
+                    }
+                }
+            }
+            // Every day there was: the daily cash per currency and money account is the
+            // journal's balance of that account in that currency's books.
+            let days = daily_cash(&movements, &zones, (date!(2026 - 11 - 20), date!(2026 - 12 - 31)));
+            let mut cash: BTreeMap<(&str, Account), i64> = BTreeMap::new();
+            for d in &days {
+                prop_assert_eq!(d.net, d.received - d.refunded - d.paid_out);
+                *cash.entry((d.currency.as_str(), d.method.account())).or_default() += d.net;
+            }
+            for currency in ["KES", "USD"] {
+                for account in [Account::Cash, Account::Card, Account::MobileMoney, Account::Bank] {
+                    let from_cash = cash.get(&(currency, account)).copied().unwrap_or(0);
+                    let from_journal = journal.get(&(currency, account)).copied().unwrap_or(0);
+                    prop_assert_eq!(from_cash, from_journal, "{} {:?}", currency, account);
+                }
+            }
+            // A row is in one currency, and the hospital's money is never in USD rows.
+            prop_assert!(days.iter().all(|d| d.currency == "KES" || d.currency == "USD"));
+            // What is owed by age adds up to the receivables the journal holds for the issue.
+            let aged = aged_receivables(&owed, date!(2027 - 01 - 31));
+            let insurer_due: i64 = aged.iter().filter(|a| a.payer == Payer::Insurer).map(|a| a.total).sum();
+            prop_assert_eq!(insurer_due, journal.get(&("KES", Account::InsurerReceivable)).copied().unwrap_or(0));
+            prop_assert!(aged.iter().all(|a| a.currency == "KES"));
+        }
     }
 }

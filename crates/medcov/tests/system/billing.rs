@@ -755,9 +755,21 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     // adjudication, then issued.
     let split = c.invoice(&id).await;
     assert_eq!(split["split_source"], "claim", "{split}");
-    let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
-    let claim =
-        claims.as_array().unwrap().iter().find(|cl| cl["reference"] == invoice["number"]).cloned().expect("the claim");
+    // The insurer's list finds it by its reference (the invoice number), alone, and by member.
+    let invoice_number = invoice["number"].as_str().expect("an invoice number");
+    let (_, claims) =
+        c.call(Method::GET, &format!("/api/insurance/claims?reference={invoice_number}"), &c.biller, None).await;
+    assert_eq!(claims.as_array().map(Vec::len), Some(1), "{claims}");
+    let claim = claims[0].clone();
+    assert_eq!(claim["reference"], invoice["number"], "{claims}");
+    let member = claim["member_number"].as_str().expect("a member number");
+    let (_, of_member) =
+        c.call(Method::GET, &format!("/api/insurance/claims?member_number={member}"), &c.biller, None).await;
+    let listed = of_member.as_array().cloned().unwrap_or_default();
+    assert!(listed.iter().all(|cl| cl["member_number"] == member), "{of_member}");
+    assert!(listed.iter().any(|cl| cl["id"] == claim["id"]), "{of_member}");
+    let (_, none) = c.call(Method::GET, "/api/insurance/claims?member_number=NOBODY-1", &c.biller, None).await;
+    assert_eq!(none, json!([]));
     assert_eq!(split["claim_id"], claim["id"], "the adjudication reached billing: {split}");
     // Each event of the chain names its cause: billing's claim request was caused by the
     // encounter's completion, the adjudication by the claim request.

@@ -292,6 +292,10 @@ async fn submit(
 #[serde(deny_unknown_fields)]
 pub struct ClaimQuery {
     status: Option<ClaimStatus>,
+    /// Only this member's claims.
+    member_number: Option<String>,
+    /// Only the claim sent under this reference (billing's claims: the invoice number).
+    reference: Option<String>,
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     #[param(minimum = 0)]
@@ -306,10 +310,15 @@ async fn list_claims(
     Query(query): Query<ClaimQuery>,
 ) -> Result<Json<Vec<Claim>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
+    let filter = crate::store::ClaimFilter {
+        status: query.status,
+        member_number: query.member_number,
+        reference: query.reference,
+    };
     let claims = match &principal.scope {
-        Scope::Platform => service.claims(None, None, query.status, limit, offset).await?,
-        Scope::Insurer { insurer } => service.claims(Some(*insurer), None, query.status, limit, offset).await?,
-        Scope::Hospitals { hospitals } => service.claims(None, Some(hospitals), query.status, limit, offset).await?,
+        Scope::Platform => service.claims(None, None, &filter, limit, offset).await?,
+        Scope::Insurer { insurer } => service.claims(Some(*insurer), None, &filter, limit, offset).await?,
+        Scope::Hospitals { hospitals } => service.claims(None, Some(hospitals), &filter, limit, offset).await?,
         Scope::Own => Vec::new(),
     };
     Ok(Json(claims.into_iter().map(Claim::from).collect()))

@@ -275,11 +275,11 @@ impl InsuranceService {
         &self,
         insurer: Option<Uuid>,
         hospitals: Option<&[Uuid]>,
-        status: Option<ClaimStatus>,
+        filter: &store::ClaimFilter,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Claim>, ApiError> {
-        Ok(store::claims(&self.db, insurer, hospitals, status, limit, offset).await?)
+        Ok(store::claims(&self.db, insurer, hospitals, filter, limit, offset).await?)
     }
 
     /// The history of a claim, oldest first.

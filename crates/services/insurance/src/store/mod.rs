@@ -390,18 +390,28 @@ pub async fn claim_in(tx: &mut Tx, id: Uuid) -> Result<Option<Claim>, StoreError
 }
 
 /// Claims of an insurer or of some hospitals (or all), newest first.
+/// What a list of claims is narrowed to, besides the caller's tenants.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimFilter {
+    pub status: Option<ClaimStatus>,
+    /// One member's claims.
+    pub member_number: Option<String>,
+    /// The claim a hospital sent under this reference (billing's: the invoice number).
+    pub reference: Option<String>,
+}
+
 pub async fn claims(
     db: &Database,
     insurer: Option<Uuid>,
     hospitals: Option<&[Uuid]>,
-    status: Option<ClaimStatus>,
+    filter: &ClaimFilter,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Claim>, StoreError> {
     if hospitals.is_some_and(<[Uuid]>::is_empty) {
         return Ok(Vec::new());
     }
-    dispatch!(db, claims::list(insurer, hospitals, status, limit, offset))
+    dispatch!(db, claims::list(insurer, hospitals, filter, limit, offset))
 }
 
 /// Writes an adjudication onto its claim, which becomes `adjudicated`.

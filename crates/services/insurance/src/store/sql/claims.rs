@@ -88,22 +88,27 @@ pub(crate) async fn list(
     pool: &Pool,
     insurer: Option<Uuid>,
     hospitals: Option<&[Uuid]>,
-    status: Option<ClaimStatus>,
+    filter: &crate::store::ClaimFilter,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Claim>, StoreError> {
-    let mut sql = format!("{CLAIM_SELECT} WHERE ($1 IS NULL OR c.insurer_id = $1) AND ($2 IS NULL OR c.status = $2)");
+    let mut sql = format!(
+        "{CLAIM_SELECT} WHERE ($1 IS NULL OR c.insurer_id = $1) AND ($2 IS NULL OR c.status = $2) \
+         AND ($5 IS NULL OR m.member_number = $5) AND ($6 IS NULL OR c.reference = $6)"
+    );
     let hospitals = hospitals.unwrap_or_default();
     if !hospitals.is_empty() {
-        let list: Vec<String> = (0..hospitals.len()).map(|i| format!("${}", i + 5)).collect();
+        let list: Vec<String> = (0..hospitals.len()).map(|i| format!("${}", i + 7)).collect();
         sql.push_str(&format!(" AND c.hospital_id IN ({})", list.join(", ")));
     }
     sql.push_str(" ORDER BY c.submitted_at DESC, c.id DESC LIMIT $3 OFFSET $4");
     let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(insurer)
-        .bind(status.map(TextEnum::as_str))
+        .bind(filter.status.map(TextEnum::as_str))
         .bind(limit)
-        .bind(offset);
+        .bind(offset)
+        .bind(filter.member_number.as_deref())
+        .bind(filter.reference.as_deref());
     for hospital in hospitals {
         query = query.bind(*hospital);
     }

@@ -15,6 +15,7 @@ docs/benchmarks.md with the date and the machine.
 """
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -158,7 +159,7 @@ def main():
         env["MEDCOV__DATABASE__URL"] = f"postgres://postgres@127.0.0.1:5432/{database}"
         env["MEDCOV__REDIS__URL"] = "redis://127.0.0.1:6379"
         env["MEDCOV__REDIS__KEY_PREFIX"] = f"load{secrets.token_hex(4)}"
-        env["MEDCOV__AUTH__KEY_ENCRYPTION_KEY"] = secrets.token_hex(32)
+        env["MEDCOV__AUTH__KEY_ENCRYPTION_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
 
     baseline = subprocess.Popen([hello, BASELINE], stdout=subprocess.DEVNULL)
     server = subprocess.Popen([medcov, "serve"], env=env, stdout=subprocess.DEVNULL)

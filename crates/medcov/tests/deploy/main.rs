@@ -13,7 +13,7 @@
 //! The tools are installed by `.ci/run` (Debian packages and the Python tools' environment).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -21,8 +21,12 @@ use serde_json::Value;
 /// The oldest Kubernetes the manifests target, and the newest the validator has schemas for.
 const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
 
+/// The checkout under test: cargo says where at run time (a test binary reused from another
+/// checkout of the same commit would otherwise look in that one).
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
+    let crate_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    crate_dir.join("../..").canonicalize().expect("the repository")
 }
 
 fn deploy(path: &str) -> PathBuf {

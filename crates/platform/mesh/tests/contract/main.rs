@@ -133,7 +133,11 @@ mod memory_backend {
 /// The example policy shipped in deploy/ is valid.
 #[test]
 fn the_example_policy_is_valid() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../deploy/mesh.example.toml");
+    // Where cargo says the crate is at run time (a binary reused from another checkout would
+    // look in that one).
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from);
+    let path = crate_dir.join("../../../deploy/mesh.example.toml");
     let policy = medcov_mesh::MeshPolicy::load(&path, &["auth", "hospital", "insurance", "billing"])
         .unwrap_or_else(|e| panic!("{e}"));
     // Eligibility is `POST /eligibility` (crates/services/insurance): its route must match that.

@@ -260,7 +260,7 @@ impl Database {
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
         self.keyed_barrier().await?;
         Ok(match self {
-            Database::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_read(pool).await?),
             Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -357,6 +357,30 @@ async fn two_currencies_never_mix(env: TestEnv) {
         .map(|r| (r["currency"].as_str().unwrap().to_owned(), r["total"].as_i64().unwrap()))
         .collect();
     assert_eq!(owed, [("KES".to_owned(), 250_000), ("USD".to_owned(), 5_000)], "{aged}");
+    // The platform's reconciliation: every account per currency, never a sum of the two.
+    // KES: 5 500.00 issued, 3 000.00 paid by card, 2 500.00 owed. USD: 70.00 issued, 20.00
+    // paid by card, 50.00 owed. (currency, account, journal balance), where not zero:
+    let (status, report) = usd.call(Method::GET, "/api/billing/ledger/reconciliation", &kes_admin, None).await;
+    assert_eq!(status, 200, "{report}");
+    let report = report.as_array().unwrap();
+    assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
+    let rows: Vec<(&str, &str, i64)> = report
+        .iter()
+        .filter(|a| a["journal"] != 0)
+        .map(|a| (a["currency"].as_str().unwrap(), a["account"].as_str().unwrap(), a["journal"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("KES", "patient_receivable", 250_000),
+            ("KES", "care_revenue", -550_000),
+            ("KES", "card", 300_000),
+            ("USD", "patient_receivable", 5_000),
+            ("USD", "care_revenue", -7_000),
+            ("USD", "card", 2_000),
+        ],
+        "{report:?}"
+    );
     let _ = kes_hospital;
     usd.w.stop().await;
 }
@@ -1125,7 +1149,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         let (status, _, body) = crate::support::read(response).await;
         assert_eq!(status, expected, "{key}: {body}");
         if status == 201 {
-            assert_eq!(body["amount"], 150_000);
+            assert_eq!((&body["amount"], &body["currency"]), (&json!(150_000), &json!("KES")), "{body}");
             payout_id = body["id"].clone();
         } else if status == 200 {
             assert_eq!(body["id"], payout_id);

@@ -228,6 +228,7 @@ impl BillingService {
         }
         let about = About {
             tenant: current.hospital_id,
+            currency: &current.currency,
             invoice: Some(current.id),
             payment: None,
             party: Some(current.patient_id),
@@ -263,6 +264,7 @@ impl BillingService {
         if let Some(entry) = entry {
             let about = About {
                 tenant: current.hospital_id,
+                currency: &current.currency,
                 invoice: Some(current.id),
                 payment: None,
                 party: Some(current.patient_id),
@@ -324,6 +326,7 @@ impl BillingService {
             if let Some(entry) = &resplit.entry {
                 let about = About {
                     tenant: current.hospital_id,
+                    currency: &current.currency,
                     invoice: Some(current.id),
                     payment: None,
                     party: Some(current.patient_id),

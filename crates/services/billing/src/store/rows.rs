@@ -262,7 +262,8 @@ impl TryFrom<CommissionRow> for Commission {
     }
 }
 
-pub(crate) const PAYOUT_COLUMNS: &str = "id, insurer_id, agent_id, amount, method, external_reference, created_at";
+pub(crate) const PAYOUT_COLUMNS: &str =
+    "id, insurer_id, agent_id, amount, currency, method, external_reference, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PayoutRow {
@@ -270,6 +271,7 @@ pub(crate) struct PayoutRow {
     insurer_id: Uuid,
     agent_id: Uuid,
     amount: i64,
+    currency: String,
     method: String,
     external_reference: String,
     created_at: OffsetDateTime,
@@ -284,6 +286,7 @@ impl TryFrom<PayoutRow> for Payout {
             insurer_id: r.insurer_id,
             agent_id: r.agent_id,
             amount: r.amount,
+            currency: r.currency,
             method: decode("commission_payouts", "method", &r.method)?,
             external_reference: r.external_reference,
             created_at: r.created_at,

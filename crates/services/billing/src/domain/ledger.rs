@@ -28,8 +28,11 @@ pub enum Account {
     PatientReceivable,
     /// What insurers owe.
     InsurerReceivable,
-    /// Income from care.
+    /// Income from care: what patients pay and insurers pay as covered benefit.
     CareRevenue,
+    /// Income from care an insurer pays ex gratia, beyond the plan's limits: never covered
+    /// benefit, so never in `care_revenue`.
+    ExGratiaRevenue,
     Cash,
     Card,
     MobileMoney,
@@ -135,38 +138,57 @@ pub struct About<'a> {
     pub party: Option<Uuid>,
 }
 
-/// Issuing an invoice: the receivables of both payers against care revenue.
-pub fn invoice_issued(patient_share: i64, insurer_share: i64) -> Entry {
+/// Issuing an invoice: the receivables of both payers against care revenue, and against
+/// ex-gratia revenue for the part of the insurer's share (`ex_gratia`) paid ex gratia.
+pub fn invoice_issued(patient_share: i64, insurer_share: i64, ex_gratia: i64) -> Entry {
     Entry::new(
         "invoice issued",
         vec![
             Posting::debit(Account::PatientReceivable, patient_share),
             Posting::debit(Account::InsurerReceivable, insurer_share),
-            Posting::credit(Account::CareRevenue, patient_share + insurer_share),
+            Posting::credit(Account::CareRevenue, patient_share + insurer_share - ex_gratia),
+            Posting::credit(Account::ExGratiaRevenue, ex_gratia),
         ],
     )
 }
 
 /// Voiding an issued invoice: the issue entry reversed.
-pub fn invoice_voided(patient_share: i64, insurer_share: i64) -> Entry {
+pub fn invoice_voided(patient_share: i64, insurer_share: i64, ex_gratia: i64) -> Entry {
     Entry::new(
         "invoice voided",
         vec![
             Posting::credit(Account::PatientReceivable, patient_share),
             Posting::credit(Account::InsurerReceivable, insurer_share),
-            Posting::debit(Account::CareRevenue, patient_share + insurer_share),
+            Posting::debit(Account::CareRevenue, patient_share + insurer_share - ex_gratia),
+            Posting::debit(Account::ExGratiaRevenue, ex_gratia),
         ],
     )
 }
 
-/// An adjudication moving shares between the payers of an issued invoice.
-pub fn invoice_resplit(insurer_before: i64, insurer_after: i64) -> Entry {
+/// An adjudication moving shares between the payers of an issued invoice, from (insurer
+/// share, of it ex gratia) `before` to `after`: the receivables move by the insurer's change,
+/// and revenue moves between care and ex gratia by the ex-gratia change.
+pub fn invoice_resplit(
+    (insurer_before, gratia_before): (i64, i64),
+    (insurer_after, gratia_after): (i64, i64),
+) -> Entry {
+    let mut postings = Vec::new();
     let moved = insurer_after - insurer_before;
-    let postings = if moved >= 0 {
-        vec![Posting::debit(Account::InsurerReceivable, moved), Posting::credit(Account::PatientReceivable, moved)]
+    if moved >= 0 {
+        postings.push(Posting::debit(Account::InsurerReceivable, moved));
+        postings.push(Posting::credit(Account::PatientReceivable, moved));
     } else {
-        vec![Posting::debit(Account::PatientReceivable, -moved), Posting::credit(Account::InsurerReceivable, -moved)]
-    };
+        postings.push(Posting::debit(Account::PatientReceivable, -moved));
+        postings.push(Posting::credit(Account::InsurerReceivable, -moved));
+    }
+    let gratia = gratia_after - gratia_before;
+    if gratia >= 0 {
+        postings.push(Posting::debit(Account::CareRevenue, gratia));
+        postings.push(Posting::credit(Account::ExGratiaRevenue, gratia));
+    } else {
+        postings.push(Posting::debit(Account::ExGratiaRevenue, -gratia));
+        postings.push(Posting::credit(Account::CareRevenue, -gratia));
+    }
     Entry::new("shares changed by the adjudication", postings)
 }
 
@@ -244,6 +266,8 @@ pub struct Derived {
     pub insurer_receivable: i64,
     /// The totals of issued invoices.
     pub care_billed: i64,
+    /// Of them, what insurers pay ex gratia.
+    pub ex_gratia_billed: i64,
     /// Per payment method: money in (payments less refunds, less payouts) and the credit left.
     pub money: Vec<(Method, i64, i64)>,
     /// What premiums not void are still owed, and their totals.
@@ -300,7 +324,8 @@ fn derived_balances(derived: &Derived) -> Vec<(Account, i64)> {
     let mut derived_by = vec![
         (Account::PatientReceivable, derived.patient_receivable),
         (Account::InsurerReceivable, derived.insurer_receivable),
-        (Account::CareRevenue, -derived.care_billed),
+        (Account::CareRevenue, derived.ex_gratia_billed - derived.care_billed),
+        (Account::ExGratiaRevenue, -derived.ex_gratia_billed),
         (Account::PayerCredit, -derived.money.iter().map(|(_, _, credit)| credit).sum::<i64>()),
         (Account::PremiumReceivable, derived.premium_receivable),
         (Account::PremiumIncome, -derived.premium_billed),
@@ -324,7 +349,7 @@ mod tests {
 
     #[test]
     fn entries_by_hand() {
-        let issued = invoice_issued(2_000, 8_000);
+        let issued = invoice_issued(2_000, 8_000, 0);
         assert_eq!(
             issued.postings,
             vec![
@@ -344,9 +369,9 @@ mod tests {
             ]
         );
         // Nothing insured: no insurer posting at all.
-        assert_eq!(invoice_issued(4_000, 0).postings.len(), 2);
+        assert_eq!(invoice_issued(4_000, 0, 0).postings.len(), 2);
         assert_eq!(
-            invoice_resplit(8_000, 6_000).postings,
+            invoice_resplit((8_000, 0), (6_000, 0)).postings,
             vec![Posting::debit(Account::PatientReceivable, 2_000), Posting::credit(Account::InsurerReceivable, 2_000),]
         );
     }
@@ -381,7 +406,7 @@ mod tests {
             ..Derived::default()
         };
         let report = reconcile(&journal, std::slice::from_ref(&derived));
-        assert_eq!(report.len(), 12);
+        assert_eq!(report.len(), 13);
         assert!(report.iter().all(|r| r.agrees), "{report:?}");
         let cash = report.iter().find(|r| r.account == Account::Cash).unwrap();
         assert_eq!((cash.journal, cash.derived), (300_000, 300_000));
@@ -429,7 +454,7 @@ mod tests {
             },
         ];
         let report = reconcile(&journal, &derived);
-        assert_eq!(report.len(), 24, "12 accounts in each of two currencies");
+        assert_eq!(report.len(), 26, "13 accounts in each of two currencies");
         assert!(report.iter().all(|r| r.agrees), "{report:?}");
         let at = |currency: &str, account| {
             let r = report.iter().find(|r| r.currency == currency && r.account == account).unwrap();
@@ -454,9 +479,11 @@ mod tests {
     proptest! {
         #[test]
         fn every_entry_balances(a in 0i64..1_000_000_000, b in 0i64..1_000_000_000, c in 0i64..1_000_000_000) {
-            prop_assert!(invoice_issued(a, b).balanced());
-            prop_assert!(invoice_voided(a, b).balanced());
-            prop_assert!(invoice_resplit(a, b).balanced());
+            let g = b / 3;
+            prop_assert!(invoice_issued(a, b, g).balanced());
+            prop_assert!(invoice_voided(a, b, g).balanced());
+            prop_assert!(invoice_resplit((a, 0), (b, g)).balanced());
+            prop_assert!(invoice_resplit((b, g), (a, 0)).balanced());
             prop_assert!(premium_issued(a).balanced());
             prop_assert!(premium_voided(a).balanced());
             prop_assert!(commission_earned(a).balanced());

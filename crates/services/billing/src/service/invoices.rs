@@ -316,6 +316,7 @@ impl BillingService {
             let split = store::Split {
                 lines: &resplit.lines,
                 insurer_share: resplit.insurer_share,
+                ex_gratia: resplit.ex_gratia,
                 patient_share: resplit.patient_share,
                 claim_id: adjudication.claim_id,
                 insurer_id: adjudication.insurer_id,

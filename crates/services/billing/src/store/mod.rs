@@ -44,6 +44,8 @@ pub struct Keyed<'a> {
 pub struct Split<'a> {
     pub lines: &'a [Line],
     pub insurer_share: i64,
+    /// Of the insurer share, what is paid ex gratia.
+    pub ex_gratia: i64,
     pub patient_share: i64,
     pub claim_id: Uuid,
     pub insurer_id: Uuid,

@@ -47,7 +47,7 @@ impl From<PriceRow> for Price {
 
 pub(crate) const INVOICE_COLUMNS: &str = "id, hospital_id, number, patient_id, encounter_id, member_number, currency, \
      date_of_service, status, lines, total, insurer_share, patient_share, paid_patient, paid_insurer, claim_id, \
-     insurer_id, split_source, void_reason, version, created_at, issued_at";
+     insurer_id, split_source, void_reason, version, created_at, issued_at, ex_gratia";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InvoiceRow {
@@ -73,6 +73,7 @@ pub(crate) struct InvoiceRow {
     version: i64,
     created_at: OffsetDateTime,
     issued_at: Option<OffsetDateTime>,
+    ex_gratia: i64,
 }
 
 impl TryFrom<InvoiceRow> for Invoice {
@@ -92,6 +93,7 @@ impl TryFrom<InvoiceRow> for Invoice {
             lines: r.lines.0,
             total: r.total,
             insurer_share: r.insurer_share,
+            ex_gratia: r.ex_gratia,
             patient_share: r.patient_share,
             paid_patient: r.paid_patient,
             paid_insurer: r.paid_insurer,

@@ -50,16 +50,17 @@ pub(crate) async fn derived(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Vec
     let mut query = Query::new(
         "SELECT currency, CAST(COALESCE(SUM(patient_share - paid_patient), 0) AS BIGINT), \
          CAST(COALESCE(SUM(insurer_share - paid_insurer), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM invoices WHERE 1 = 1",
+         CAST(COALESCE(SUM(total), 0) AS BIGINT), CAST(COALESCE(SUM(ex_gratia), 0) AS BIGINT) \
+         FROM invoices WHERE 1 = 1",
     );
     in_words(&mut query, "status", &issued);
     in_tenants(&mut query, "hospital_id", tenants);
     query.push(" GROUP BY currency");
-    let rows: Vec<(String, i64, i64, i64)> = query.build_query_as().fetch_all(pool).await?;
-    for (currency, patient_receivable, insurer_receivable, care_billed) in rows {
+    let rows: Vec<(String, i64, i64, i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    for (currency, patient_receivable, insurer_receivable, care_billed, ex_gratia_billed) in rows {
         let d = of_currency(&mut by_currency, currency);
-        (d.patient_receivable, d.insurer_receivable, d.care_billed) =
-            (patient_receivable, insurer_receivable, care_billed);
+        (d.patient_receivable, d.insurer_receivable, d.care_billed, d.ex_gratia_billed) =
+            (patient_receivable, insurer_receivable, care_billed, ex_gratia_billed);
     }
 
     let mut query = Query::new(

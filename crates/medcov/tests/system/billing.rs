@@ -1116,6 +1116,66 @@ async fn a_refused_claim_puts_the_whole_invoice_on_the_patient(env: TestEnv) {
     c.w.stop().await;
 }
 
+/// An insurer's dates are its own local days: a premium is numbered and due (30 days on) by
+/// the insurer's day, and a member number is checked on its insurer's day. Kiritimati (UTC+14)
+/// is on UTC's date only from 00:00 to 10:00 UTC and Honolulu (UTC−10) only from 10:00 to 24:00,
+/// so at any hour one of the two differs from the UTC date and would show a UTC date.
+async fn an_insurers_dates_are_its_local_days(env: TestEnv) {
+    let w = World::start(&env).await;
+    // (code, zone, its fixed offset in hours: neither has summer time)
+    let insurers = [("KIR", "Pacific/Kiritimati", 14), ("HNL", "Pacific/Honolulu", -10)];
+    let local_today =
+        |hours: i8| time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(hours, 0, 0).unwrap()).date();
+    let mut numbers = Vec::new();
+    for (code, zone, hours) in insurers {
+        let body = json!({"code": code, "name": format!("{code} Insurance"), "currency": "KES", "timezone": zone});
+        let insurer = crate::world::id(&w.create("/api/insurance/insurers", &w.admin, body).await);
+        let rules = json!({"currency": "KES", "premium": {"kind": "per_member", "adult": 1_200_000, "child": 600_000, "child_until_age": 18},
+            "max_members": 2, "categories": {"consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]}}});
+        let plan = w.plan(&w.admin, &insurer, &format!("{code}P"), rules).await;
+        let before = local_today(hours);
+        let policy = w.policy(&w.admin, &plan, &before.to_string(), person("Lani", "Kai", "1980-01-01"), &[]).await;
+        w.settle().await;
+        let list =
+            w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &w.admin).await;
+        let after = local_today(hours);
+        let premium = &list[0];
+        // Numbered by the insurer's day, due 30 days after it (`billing.premium_due_s`).
+        let days: Vec<(String, String)> = [before, after]
+            .iter()
+            .map(|d| {
+                let compact = d.to_string().replace('-', "");
+                (format!("PRM-{compact}-"), (*d + time::Duration::days(30)).to_string())
+            })
+            .collect();
+        let number = premium["number"].as_str().unwrap_or_default();
+        let due = premium["due_date"].as_str().unwrap_or_default();
+        assert!(
+            days.iter().any(|(prefix, due_on)| number.starts_with(prefix.as_str()) && due == due_on),
+            "{code} ({zone}): {premium} against {days:?}"
+        );
+        w.activate(&w.admin, &policy).await;
+        numbers.push((insurer, member_number(&policy), hours));
+    }
+    // A patient holding both numbers: each is checked on its insurer's day.
+    let clinic = clinic_at(w, "DAT", "UTC", "KES").await;
+    let members: Vec<Value> =
+        numbers.iter().map(|(insurer, number, _)| json!({"insurer_id": insurer, "member_number": number})).collect();
+    let before: Vec<time::Date> = numbers.iter().map(|(_, _, hours)| local_today(*hours)).collect();
+    let body = json!({"hospital_id": clinic.hospital, "given_name": "Lani", "family_name": "Kai", "date_of_birth": "1980-01-01", "sex": "female", "member_numbers": members});
+    let patient = crate::world::id(&clinic.create("/api/hospital/patients", &clinic.admin, body).await);
+    clinic.settle().await;
+    let answers = clinic.get(&format!("/api/hospital/patients/{patient}/coverage"), &clinic.admin).await;
+    for (i, (_, number, hours)) in numbers.iter().enumerate() {
+        let answer = answers.as_array().unwrap().iter().find(|a| a["member_number"] == number.as_str()).cloned();
+        let answer = answer.unwrap_or_else(|| panic!("an answer for {number}: {answers}"));
+        assert_eq!(answer["status"], "covered", "{answer}");
+        let on = answer["checked_on"].as_str().unwrap_or_default().to_owned();
+        assert!([before[i].to_string(), local_today(*hours).to_string()].contains(&on), "{number}: {answer}");
+    }
+    clinic.w.stop().await;
+}
+
 async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv) {
     let w = World::start(&env).await;
     let app = &w.app;
@@ -1406,6 +1466,7 @@ medcov_testkit::backend_suite!(
     text_is_safe_in_spreadsheets_and_on_screens,
     an_encounter_service_carries_its_preauthorisation_into_the_claim,
     an_override_past_the_ceiling_is_ex_gratia_on_its_own_account,
+    an_insurers_dates_are_its_local_days,
 );
 
 // The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.

@@ -190,6 +190,9 @@ struct PolicyCreatedEvent {
     holder_id: Uuid,
     agent_id: Option<Uuid>,
     premium: Money,
+    /// The insurer's IANA time zone (absent from events written before it was added).
+    #[serde(default)]
+    insurer_timezone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +252,7 @@ impl Handler for Insurance {
                         agent_id: event.agent_id,
                         amount: event.premium.minor,
                         currency: event.premium.currency,
+                        insurer_timezone: event.insurer_timezone,
                     };
                     service.invoice_premium(policy, &actor, handling("billing.policies", envelope)).await
                 }

@@ -248,14 +248,17 @@ async fn aged_receivables(
     respond(query.format, "aged-receivables", rows.into_iter().map(AgedRow::from).collect())
 }
 
-/// Commissions per agent and currency earned in a period (the caller's insurer).
+/// Commissions per agent and currency earned in a period of the insurer's local days (the
+/// caller's insurer).
 #[utoipa::path(get, path = "/reports/commissions", tag = "reports", params(Period),
     responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<CommissionRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
 async fn commissions(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<Period>,
 ) -> Result<Response, ApiError> {
-    let rows = service.commissions_by_agent(&principal.scope, query.from, query.to).await?;
+    let authorization = headers.get(header::AUTHORIZATION);
+    let rows = service.commissions_by_agent(&principal.scope, (query.from, query.to), authorization).await?;
     respond(query.format, "commissions", rows.into_iter().map(CommissionRow::from).collect())
 }

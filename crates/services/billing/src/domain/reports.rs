@@ -10,6 +10,7 @@ use medcov_domain::TextEnum;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::commission::CommissionStatus;
 use super::invoice::{Invoice, LineAdjustment, Payer, Status};
 use super::ledger::Method;
 
@@ -98,6 +99,8 @@ pub struct Aged {
 /// What is still owed on one issued invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owed {
+    /// The hospital whose books it is in: its time zone says which day it was issued on.
+    pub hospital_id: Uuid,
     pub currency: String,
     pub patient_id: Uuid,
     pub insurer_id: Option<Uuid>,
@@ -106,14 +109,24 @@ pub struct Owed {
     pub insurer_due: i64,
 }
 
-/// What each payer owes as of `as_of`, in buckets of 0–30, 31–60, 61–90 and over 90 days since
-/// issue; per currency, by payer (`insurer` before `patient`), then party.
-pub fn aged_receivables(owed: &[Owed], as_of: Date) -> Vec<Aged> {
+/// What each payer owes as of `as_of` (each hospital's today at `now` when not given), in
+/// buckets of 0–30, 31–60, 61–90 and over 90 days since issue, both days the hospital's local
+/// dates (its zone in `zones`, UTC when absent); per currency, by payer (`insurer` before
+/// `patient`), then party.
+pub fn aged_receivables(
+    owed: &[Owed],
+    zones: &BTreeMap<Uuid, String>,
+    as_of: Option<Date>,
+    now: OffsetDateTime,
+) -> Vec<Aged> {
     // By currency, then the payer's word, so insurers come before patients; then the party.
     type Party<'a> = (&'a str, &'static str, Option<Uuid>);
     let mut by_party: BTreeMap<Party<'_>, (Payer, [i64; 4])> = BTreeMap::new();
     for o in owed {
-        let bucket = match (as_of - o.issued_at.date()).whole_days() {
+        let zone = zones.get(&o.hospital_id).map(String::as_str).unwrap_or("UTC");
+        let as_of = as_of.unwrap_or_else(|| medcov_domain::calendar::local_date_in(now, zone));
+        let issued_on = medcov_domain::calendar::local_date_in(o.issued_at, zone);
+        let bucket = match (as_of - issued_on).whole_days() {
             ..=30 => 0,
             31..=60 => 1,
             61..=90 => 2,
@@ -151,6 +164,51 @@ pub struct AgentCommissions {
     pub commissions: i64,
     pub earned: i64,
     pub clawed_back: i64,
+}
+
+/// One commission as the commissions report reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earned {
+    pub agent_id: Uuid,
+    /// The insurer whose books it is in: its time zone says which day it was earned on.
+    pub insurer_id: Uuid,
+    pub currency: String,
+    pub status: CommissionStatus,
+    pub amount: i64,
+    pub earned_at: OffsetDateTime,
+}
+
+/// Commissions earned on the insurer's local days `[from, to]` (its zone in `zones`, UTC when
+/// absent), per agent and currency: how many, what is still earned and what was clawed back;
+/// by agent, then currency.
+pub fn commissions_by_agent(
+    commissions: &[Earned],
+    zones: &BTreeMap<Uuid, String>,
+    (from, to): (Date, Date),
+) -> Vec<AgentCommissions> {
+    let mut sums: BTreeMap<(Uuid, &str), (i64, i64, i64)> = BTreeMap::new();
+    for c in commissions {
+        let zone = zones.get(&c.insurer_id).map(String::as_str).unwrap_or("UTC");
+        let day = medcov_domain::calendar::local_date_in(c.earned_at, zone);
+        if day < from || day > to {
+            continue;
+        }
+        let sum = sums.entry((c.agent_id, c.currency.as_str())).or_default();
+        sum.0 += 1;
+        match c.status {
+            CommissionStatus::Earned => sum.1 += c.amount,
+            CommissionStatus::ClawedBack => sum.2 += c.amount,
+        }
+    }
+    sums.into_iter()
+        .map(|((agent_id, currency), (commissions, earned, clawed_back))| AgentCommissions {
+            agent_id,
+            currency: currency.to_owned(),
+            commissions,
+            earned,
+            clawed_back,
+        })
+        .collect()
 }
 
 /// One invoice on a payer's statement.
@@ -343,6 +401,7 @@ mod tests {
     fn receivables_by_age() {
         let (patient, insurer) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let owed = |days_ago: i64, patient_due, insurer_due| Owed {
+            hospital_id: Uuid::from_u128(7),
             currency: "KES".into(),
             patient_id: patient,
             insurer_id: Some(insurer),
@@ -352,7 +411,9 @@ mod tests {
         };
         let aged = aged_receivables(
             &[owed(0, 50_000, 0), owed(30, 1, 0), owed(31, 2, 0), owed(61, 0, 450_000), owed(91, 3, 0)],
-            date!(2026 - 11 - 26),
+            &BTreeMap::new(),
+            Some(date!(2026 - 11 - 26)),
+            datetime!(2026-11-26 23:00 UTC),
         );
         assert_eq!(
             aged,
@@ -379,6 +440,48 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Age is counted in the hospital's days: an invoice issued just after local midnight at
+    /// UTC+14 (Kiritimati) and one just before it at UTC−10 (Honolulu), 30 and 31 local days
+    /// before the hospital's today.
+    #[test]
+    fn receivables_age_by_the_hospitals_local_days() {
+        let (kiritimati, honolulu) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let zones: BTreeMap<Uuid, String> =
+            [(kiritimati, "Pacific/Kiritimati".to_owned()), (honolulu, "Pacific/Honolulu".to_owned())].into();
+        let owed = |hospital, issued_at, due| Owed {
+            hospital_id: hospital,
+            currency: "KES".into(),
+            patient_id: hospital,
+            insurer_id: None,
+            issued_at,
+            patient_due: due,
+            insurer_due: 0,
+        };
+        // Now: 2026-12-31 10:30 UTC = 2027-01-01 00:30 at Kiritimati, 2026-12-31 00:30 at
+        // Honolulu. On UTC dates, the Honolulu invoice of 2026-12-01 09:59 UTC would be 30 days
+        // old (current); on Honolulu's it was issued on 30 November, 31 days before.
+        let now = datetime!(2026-12-31 10:30 UTC);
+        let rows = [
+            owed(kiritimati, datetime!(2026-11-30 10:00 UTC), 100),
+            owed(kiritimati, datetime!(2026-12-02 09:59 UTC), 7),
+            owed(honolulu, datetime!(2026-12-01 09:59 UTC), 20_000),
+            owed(honolulu, datetime!(2026-12-01 10:00 UTC), 3),
+        ];
+        let aged = aged_receivables(&rows, &zones, None, now);
+        let buckets: Vec<(Uuid, i64, i64)> =
+            aged.iter().map(|a| (a.party_id.unwrap(), a.current, a.days_31_60)).collect();
+        // Kiritimati: 100 issued its 1 December (31 days before its 1 January), 7 issued its
+        // 2 December (30 days): 7 current, 100 at 31–60. Honolulu: 20 000 issued its 30
+        // November (31 days before its 31 December), 3 its 1 December (30 days).
+        assert_eq!(buckets, [(kiritimati, 7, 100), (honolulu, 3, 20_000)]);
+        // Asked for a day, that day is every hospital's "as of".
+        let aged = aged_receivables(&rows, &zones, Some(date!(2026 - 12 - 31)), now);
+        let buckets: Vec<(Uuid, i64, i64)> =
+            aged.iter().map(|a| (a.party_id.unwrap(), a.current, a.days_31_60)).collect();
+        // Kiritimati: 1 December → 30 days, 2 December → 29: both current.
+        assert_eq!(buckets, [(kiritimati, 107, 0), (honolulu, 3, 20_000)]);
     }
 
     #[test]
@@ -422,6 +525,39 @@ mod tests {
         both.push(invoice_in("USD", Status::PartiallyPaid, 4_000, 0, 1_000));
         let patient = statement(Uuid::from_u128(2), Payer::Patient, both);
         assert_eq!(totals(&patient), [("KES".into(), 150_000, 120_000, 30_000), ("USD".into(), 4_000, 1_000, 3_000)]);
+    }
+
+    /// Commissions count on the insurer's local day: at UTC+14 one earned at 10:00 UTC on 30
+    /// November is on 1 December, at UTC−10 one earned at 09:59 UTC on 1 December is on 30
+    /// November.
+    #[test]
+    fn commissions_are_reported_on_the_insurers_local_days() {
+        let (east, west, agent) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(9));
+        let zones: BTreeMap<Uuid, String> =
+            [(east, "Pacific/Kiritimati".to_owned()), (west, "Pacific/Honolulu".to_owned())].into();
+        let earned = |insurer, currency: &str, status, amount, earned_at| Earned {
+            agent_id: agent,
+            insurer_id: insurer,
+            currency: currency.into(),
+            status,
+            amount,
+            earned_at,
+        };
+        let commissions = [
+            // Kiritimati, AUD: its 1 December (in), its 30 November (out).
+            earned(east, "AUD", CommissionStatus::Earned, 1_000, datetime!(2026-11-30 10:00 UTC)),
+            earned(east, "AUD", CommissionStatus::ClawedBack, 200, datetime!(2026-12-01 09:59 UTC)),
+            earned(east, "AUD", CommissionStatus::Earned, 50_000, datetime!(2026-11-30 09:59 UTC)),
+            // Honolulu, USD: 2026-12-02 09:59 UTC is its 1 December (in); 2026-12-01 09:59 UTC
+            // its 30 November (out), though 1 December in UTC.
+            earned(west, "USD", CommissionStatus::Earned, 3_000, datetime!(2026-12-02 09:59 UTC)),
+            earned(west, "USD", CommissionStatus::Earned, 70_000, datetime!(2026-12-01 09:59 UTC)),
+        ];
+        let report = commissions_by_agent(&commissions, &zones, (date!(2026 - 12 - 01), date!(2026 - 12 - 01)));
+        let rows: Vec<(&str, i64, i64, i64)> =
+            report.iter().map(|r| (r.currency.as_str(), r.commissions, r.earned, r.clawed_back)).collect();
+        // AUD: 2 commissions, 10.00 earned, 2.00 clawed back; USD: 1, 30.00. Never added.
+        assert_eq!(rows, [("AUD", 2, 1_000, 200), ("USD", 1, 3_000, 0)]);
     }
 
     use proptest::prelude::*;
@@ -487,7 +623,7 @@ mod tests {
                         Step::Issued(patient, insurer_share) => {
                             post(hospital, ledger::invoice_issued(patient, insurer_share, 0))?;
                             owed_patient += patient;
-                            owed.push(Owed { currency: "KES".into(), patient_id: hospital, insurer_id: Some(insurer), issued_at: at, patient_due: patient, insurer_due: insurer_share });
+                            owed.push(Owed { hospital_id: hospital, currency: "KES".into(), patient_id: hospital, insurer_id: Some(insurer), issued_at: at, patient_due: patient, insurer_due: insurer_share });
                         }
                         Step::Paid(amount, m) => {
                             let (applied, credit) = crate::domain::invoice::apply(owed_patient, amount);
@@ -537,7 +673,7 @@ mod tests {
             // A row is in one currency, and the hospital's money is never in USD rows.
             prop_assert!(days.iter().all(|d| d.currency == "KES" || d.currency == "USD"));
             // What is owed by age adds up to the receivables the journal holds for the issue.
-            let aged = aged_receivables(&owed, date!(2027 - 01 - 31));
+            let aged = aged_receivables(&owed, &zones, Some(date!(2027 - 01 - 31)), start);
             let insurer_due: i64 = aged.iter().filter(|a| a.payer == Payer::Insurer).map(|a| a.total).sum();
             prop_assert_eq!(insurer_due, journal.get(&("KES", Account::InsurerReceivable)).copied().unwrap_or(0));
             prop_assert!(aged.iter().all(|a| a.currency == "KES"));

@@ -23,7 +23,7 @@ use crate::domain::ledger::{About, Account, Derived, Entry};
 use crate::domain::premium::{Premium, PremiumPayment};
 use crate::domain::prices::Price;
 use crate::domain::refund::{Kind, Refund, RefundStatus, Refundable, Taken};
-use crate::domain::reports::{AgentCommissions, Movement, Owed};
+use crate::domain::reports::{Earned, Movement, Owed};
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -409,12 +409,12 @@ pub async fn owed(db: &Database, tenants: Option<&[Uuid]>) -> Result<Vec<Owed>, 
     dispatch!(db, reports::owed(tenants))
 }
 
-/// Commissions per agent earned in `[from, to)`.
-pub async fn commissions_by_agent(
+/// Commissions earned in `[from, to)`, each with its agent, insurer, currency and status.
+pub async fn commissions_earned_between(
     db: &Database,
     insurer: Option<Uuid>,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<Vec<AgentCommissions>, StoreError> {
-    dispatch!(db, reports::commissions_by_agent(insurer, from, to))
+) -> Result<Vec<Earned>, StoreError> {
+    dispatch!(db, reports::commissions_earned_between(insurer, from, to))
 }

@@ -13,7 +13,7 @@ use crate::domain::commission::CommissionStatus;
 use crate::domain::invoice::Status;
 use crate::domain::ledger::{Account, Derived, Method};
 use crate::domain::refund::{Kind, RefundStatus};
-use crate::domain::reports::{AgentCommissions, Books, Movement, Owed};
+use crate::domain::reports::{Books, Earned, Movement, Owed};
 
 type Query = sqlx::QueryBuilder<Db>;
 
@@ -212,16 +212,18 @@ pub(crate) async fn movements(
 /// What is owed on invoices issued and not paid in full.
 pub(crate) async fn owed(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Vec<Owed>, StoreError> {
     let mut query = Query::new(
-        "SELECT currency, patient_id, insurer_id, issued_at, patient_share - paid_patient, insurer_share - paid_insurer \
-         FROM invoices WHERE issued_at IS NOT NULL",
+        "SELECT hospital_id, currency, patient_id, insurer_id, issued_at, patient_share - paid_patient, \
+         insurer_share - paid_insurer FROM invoices WHERE issued_at IS NOT NULL",
     );
     in_words(&mut query, "status", &[Status::Issued.as_str(), Status::PartiallyPaid.as_str()]);
     in_tenants(&mut query, "hospital_id", tenants);
-    let rows: Vec<(String, Uuid, Option<Uuid>, OffsetDateTime, i64, i64)> =
-        query.build_query_as().fetch_all(pool).await?;
+    // (hospital, currency, patient, insurer, issued at, patient due, insurer due)
+    type Row = (Uuid, String, Uuid, Option<Uuid>, OffsetDateTime, i64, i64);
+    let rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
     Ok(rows
         .into_iter()
-        .map(|(currency, patient_id, insurer_id, issued_at, patient_due, insurer_due)| Owed {
+        .map(|(hospital_id, currency, patient_id, insurer_id, issued_at, patient_due, insurer_due)| Owed {
+            hospital_id,
             currency,
             patient_id,
             insurer_id,
@@ -232,36 +234,34 @@ pub(crate) async fn owed(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Vec<Ow
         .collect())
 }
 
-/// Commissions per agent earned in `[from, to)`, by agent.
-pub(crate) async fn commissions_by_agent(
+/// Commissions earned in `[from, to)`, each with its agent, insurer, currency (its premium's)
+/// and status.
+pub(crate) async fn commissions_earned_between(
     pool: &Pool,
     insurer: Option<Uuid>,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<Vec<AgentCommissions>, StoreError> {
-    let rows: Vec<(Uuid, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT c.agent_id, p.currency, COUNT(*), \
-         CAST(COALESCE(SUM(CASE WHEN c.status = $4 THEN c.amount ELSE 0 END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN c.status = $5 THEN c.amount ELSE 0 END), 0) AS BIGINT) \
+) -> Result<Vec<Earned>, StoreError> {
+    let rows: Vec<(Uuid, Uuid, String, String, i64, OffsetDateTime)> = sqlx::query_as(
+        "SELECT c.agent_id, c.insurer_id, p.currency, c.status, c.amount, c.earned_at \
          FROM commissions c JOIN premiums p ON p.id = c.premium_id \
-         WHERE ($1 IS NULL OR c.insurer_id = $1) AND c.earned_at >= $2 AND c.earned_at < $3 \
-         GROUP BY c.agent_id, p.currency ORDER BY c.agent_id, p.currency",
+         WHERE ($1 IS NULL OR c.insurer_id = $1) AND c.earned_at >= $2 AND c.earned_at < $3",
     )
     .bind(insurer)
     .bind(from)
     .bind(to)
-    .bind(CommissionStatus::Earned.as_str())
-    .bind(CommissionStatus::ClawedBack.as_str())
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(agent_id, currency, commissions, earned, clawed_back)| AgentCommissions {
-            agent_id,
-            currency,
-            commissions,
-            earned,
-            clawed_back,
+    rows.into_iter()
+        .map(|(agent_id, insurer_id, currency, status, amount, earned_at)| {
+            Ok(Earned {
+                agent_id,
+                insurer_id,
+                currency,
+                status: decode("commissions", "status", &status)?,
+                amount,
+                earned_at,
+            })
         })
-        .collect())
+        .collect()
 }

@@ -20,6 +20,11 @@
 //! The service layer opens the transaction, loads, decides with the domain rules and persists
 //! through those functions, then commits.
 //!
+//! Reads take the backend's `&Pool` ([`pool::Pool`]) and run on it (or on
+//! [`pool::Pool::acquire`]'s connection, for several statements together): in a keyed request
+//! that has committed, that is its still open transaction, so a handler reading back what it
+//! wrote sees it before the Idempotency-Key record and its answer are committed with it.
+//!
 //! - [`StoreError`]: the one error of every store: unavailable (503), a duplicate key, a stored
 //!   value this code cannot read (naming its table and column), or another database error.
 //! - [`outbox`]: typed domain events written in the caller's transaction.

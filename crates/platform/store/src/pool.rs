@@ -1,7 +1,7 @@
 //! The pool as a service's SQL sees it ([`Pool`], the `&Pool` of every read in `store/sql/`).
 //!
 //! A statement on it runs on a connection of the pool, except in a keyed request
-//! ([`keyed`](crate::keyed)) that holds the transaction it committed in name only: there it runs
+//! ([`crate::keyed`]) that holds the transaction it committed in name only: there it runs
 //! in that transaction, on its connection, and sees what the request wrote. So a handler that
 //! reads back what it just committed gets its answer before anything is committed for real,
 //! and the Idempotency-Key middleware commits the effect with its record and that answer at

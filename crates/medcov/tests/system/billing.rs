@@ -359,6 +359,30 @@ async fn two_currencies_never_mix(env: TestEnv) {
         .map(|r| (r["currency"].as_str().unwrap().to_owned(), r["total"].as_i64().unwrap()))
         .collect();
     assert_eq!(owed, [("KES".to_owned(), 250_000), ("USD".to_owned(), 5_000)], "{aged}");
+    // The platform's reconciliation: every account per currency, never a sum of the two.
+    // KES: 5 500.00 issued, 3 000.00 paid by card, 2 500.00 owed. USD: 70.00 issued, 20.00
+    // paid by card, 50.00 owed. (currency, account, journal balance), where not zero:
+    let (status, report) = usd.call(Method::GET, "/api/billing/ledger/reconciliation", &kes_admin, None).await;
+    assert_eq!(status, 200, "{report}");
+    let report = report["items"].as_array().unwrap();
+    assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
+    let rows: Vec<(&str, &str, i64)> = report
+        .iter()
+        .filter(|a| a["journal"] != 0)
+        .map(|a| (a["currency"].as_str().unwrap(), a["account"].as_str().unwrap(), a["journal"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("KES", "patient_receivable", 250_000),
+            ("KES", "care_revenue", -550_000),
+            ("KES", "card", 300_000),
+            ("USD", "patient_receivable", 5_000),
+            ("USD", "care_revenue", -7_000),
+            ("USD", "card", 2_000),
+        ],
+        "{report:?}"
+    );
     let _ = kes_hospital;
     usd.w.stop().await;
 }
@@ -744,6 +768,94 @@ async fn insured_member(c: &Clinic) -> (String, String) {
     (insurer, member_number(&policy))
 }
 
+/// An override is bounded by the ceiling: up to it, accepted; past it, refused; the same as
+/// ex gratia, accepted, and billing journals the ex-gratia part on its own account
+/// (`ex_gratia_revenue`, never `care_revenue` from covered benefit) and the insurer's statement
+/// shows it on its own line. By hand: out-patient ceiling 4 700.00 per member; consultation
+/// 3 000.00 (co-payment 500.00), two blood counts 2 500.00 (co-insurance 20 %).
+async fn an_override_past_the_ceiling_is_ex_gratia_on_its_own_account(env: TestEnv) {
+    let c = clinic(&env).await;
+    let insurer = c.insurer("EXG").await;
+    let rules = json!({
+        "currency": "KES", "premium": {"kind": "per_member", "adult": 1, "child": 1, "child_until_age": 18}, "max_members": 2,
+        "ceilings": {"member_outpatient": 470_000},
+        "categories": {
+            "consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network", "copay": 50_000}]},
+            "laboratory": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network", "coinsurance_bp": 2_000}]}
+        },
+        "network": [c.hospital]
+    });
+    let plan = c.plan(&c.admin, &insurer, "EXGR", rules).await;
+    let start = (time::OffsetDateTime::now_utc().date() - time::Duration::days(30)).to_string();
+    let policy = c.policy(&c.admin, &plan, &start, person("Imani", "Otieno", "1975-05-05"), &[]).await;
+    c.activate(&c.admin, &policy).await;
+    let patient = c.patient(Some(&member_number(&policy))).await;
+    c.encounter(&patient).await;
+    let id = c.invoices(&patient, 1).await.remove(0)["id"].as_str().unwrap().to_owned();
+    // The engine: consultation 2 500.00 on the insurer (2 200.00 of the ceiling left), tests
+    // 2 500.00 less 20 % = 2 000.00 (200.00 left). Insurer 4 500.00, patient 1 000.00.
+    let split = c.invoice(&id).await;
+    assert_eq!(split["status"], "issued", "{split}");
+    let shares = |i: &Value| (i["insurer_share"].as_i64(), i["ex_gratia"].as_i64(), i["patient_share"].as_i64());
+    assert_eq!(shares(&split), (Some(450_000), Some(0), Some(100_000)), "{split}");
+    let claim = format!("/api/insurance/claims/{}", split["claim_id"].as_str().unwrap());
+    let adjudicate = async |insurer_pays: i64, ex_gratia: bool| {
+        let (status, body) =
+            c.call(Method::POST, &format!("{claim}/review"), &c.admin, Some(json!({"reason": "appeal"}))).await;
+        assert!(status == 200 || status == 409, "{body}");
+        let overrides = json!({"overrides": [{"line": 2, "insurer_pays": insurer_pays, "reason": "appeal upheld", "ex_gratia": ex_gratia}]});
+        c.call(Method::POST, &format!("{claim}/adjudicate"), &c.admin, Some(overrides)).await
+    };
+    // Up to the ceiling: the tests at 2 200.00 (the 2 000.00 the engine paid and the 200.00
+    // left) is an ordinary override.
+    let (status, body) = adjudicate(220_000, false).await;
+    assert_eq!(status, 200, "{body}");
+    let within = c.invoice(&id).await;
+    assert_eq!(shares(&within), (Some(470_000), Some(0), Some(80_000)), "{within}");
+    // Past it: the tests in full (2 500.00) is 300.00 past the ceiling: refused, naming the field.
+    let (status, refused) = adjudicate(250_000, false).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "overrides[0].insurer_pays", "{refused}");
+    // The same as ex gratia: accepted; 200.00 is an override, 300.00 ex gratia. Insurer
+    // 2 500.00 + 2 500.00 = 5 000.00, of which 300.00 ex gratia; patient 500.00.
+    let (status, body) = adjudicate(250_000, true).await;
+    assert_eq!(status, 200, "{body}");
+    let ex_gratia = c.invoice(&id).await;
+    assert_eq!(shares(&ex_gratia), (Some(500_000), Some(30_000), Some(50_000)), "{ex_gratia}");
+    let line = &ex_gratia["lines"][1];
+    assert_eq!((line["insurer_share"].as_i64(), line["ex_gratia"].as_i64()), (Some(250_000), Some(30_000)), "{line}");
+    assert_eq!(
+        line["adjustments"],
+        json!([{"code": "co_insurance", "amount": 50_000}, {"code": "override", "amount": -20_000}, {"code": "ex_gratia", "amount": -30_000}]),
+        "{line}"
+    );
+    // The journal: 5 500.00 of care revenue, of which 300.00 on its own ex-gratia account.
+    let report = c.reconciled().await;
+    let at = |account: &str| balance(&report, account);
+    assert_eq!(
+        (at("care_revenue"), at("ex_gratia_revenue"), at("insurer_receivable"), at("patient_receivable")),
+        (-520_000, -30_000, 500_000, 50_000)
+    );
+    // The insurer's statement: 5 000.00 billed, 300.00 of it ex gratia on its own line.
+    let (_, statement) =
+        c.call(Method::GET, &format!("/api/billing/insurers/{insurer}/statement"), &c.biller, None).await;
+    assert_eq!(
+        statement["totals"],
+        json!([{"currency": "KES", "billed": 500_000, "ex_gratia": 30_000, "paid": 0, "outstanding": 500_000}]),
+        "{statement}"
+    );
+    assert_eq!(
+        (statement["invoices"][0]["share"].as_i64(), statement["invoices"][0]["ex_gratia"].as_i64()),
+        (Some(500_000), Some(30_000))
+    );
+    // Covered benefit stops at the ceiling: the member has nothing left, never less than zero.
+    let body = json!({"member_number": member_number(&policy), "date": time::OffsetDateTime::now_utc().date().to_string(), "hospital_id": c.hospital, "services": []});
+    let (status, answer) = c.call(Method::POST, "/api/insurance/eligibility", &c.biller, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["member_ceiling_left"]["outpatient"], 0, "{answer}");
+    c.w.stop().await;
+}
+
 async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) {
     let mut c = clinic(&env).await;
     let (insurer, number) = insured_member(&c).await;
@@ -860,14 +972,14 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
         c.call(Method::GET, &format!("/api/billing/insurers/{insurer}/statement"), &c.biller, None).await;
     assert_eq!(
         statement["totals"],
-        json!([{"currency": "KES", "billed": 450_000, "paid": 450_000, "outstanding": 0}]),
+        json!([{"currency": "KES", "billed": 450_000, "ex_gratia": 0, "paid": 450_000, "outstanding": 0}]),
         "{statement}"
     );
     let (_, statement) =
         c.call(Method::GET, &format!("/api/billing/patients/{patient}/statement"), &c.biller, None).await;
     assert_eq!(
         statement["totals"],
-        json!([{"currency": "KES", "billed": 100_000, "paid": 100_000, "outstanding": 0}]),
+        json!([{"currency": "KES", "billed": 100_000, "ex_gratia": 0, "paid": 100_000, "outstanding": 0}]),
         "{statement}"
     );
     // Why the patient pays 1 000.00: the co-payment of the consultation and 20 % of the tests.
@@ -1128,7 +1240,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         let (status, _, body) = crate::support::read(response).await;
         assert_eq!(status, expected, "{key}: {body}");
         if status == 201 {
-            assert_eq!(body["amount"], 150_000);
+            assert_eq!((&body["amount"], &body["currency"]), (&json!(150_000), &json!("KES")), "{body}");
             payout_id = body["id"].clone();
         } else if status == 200 {
             assert_eq!(body["id"], payout_id);
@@ -1298,6 +1410,7 @@ medcov_testkit::backend_suite!(
     two_currencies_never_mix,
     text_is_safe_in_spreadsheets_and_on_screens,
     an_encounter_service_carries_its_preauthorisation_into_the_claim,
+    an_override_past_the_ceiling_is_ex_gratia_on_its_own_account,
 );
 
 // The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.

@@ -162,6 +162,8 @@ impl Handler for Encounters {
 struct ClaimLine {
     insurer_pays: i64,
     #[serde(default)]
+    ex_gratia: i64,
+    #[serde(default)]
     adjustments: Vec<LineAdjustment>,
 }
 
@@ -224,7 +226,11 @@ impl Handler for Insurance {
                         lines: event
                             .lines
                             .into_iter()
-                            .map(|l| Adjudicated { insurer_pays: l.insurer_pays, adjustments: l.adjustments })
+                            .map(|l| Adjudicated {
+                                insurer_pays: l.insurer_pays,
+                                ex_gratia: l.ex_gratia,
+                                adjustments: l.adjustments,
+                            })
                             .collect(),
                     };
                     service.claim_adjudicated(adjudication, &actor, handling("billing.claims", envelope)).await

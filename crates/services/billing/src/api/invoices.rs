@@ -46,6 +46,9 @@ pub struct Invoice {
     pub lines: Vec<Line>,
     pub total: i64,
     pub insurer_share: i64,
+    /// Of the insurer share, what the insurer pays ex gratia, beyond the plan's limits: never
+    /// covered benefit (journaled on `ex_gratia_revenue`, not `care_revenue`).
+    pub ex_gratia: i64,
     pub patient_share: i64,
     pub paid_patient: i64,
     pub paid_insurer: i64,
@@ -79,6 +82,9 @@ pub struct Line {
     pub total: i64,
     pub insurer_share: i64,
     pub patient_share: i64,
+    /// Of the insurer share, what the insurer pays ex gratia (code `ex_gratia` in
+    /// `adjustments`).
+    pub ex_gratia: i64,
     /// The service had no price on the date of service; the invoice cannot be issued.
     pub unpriced: bool,
     /// Why the patient pays their share, from the insurer's adjudication: each cut or
@@ -98,6 +104,7 @@ impl From<domain::Line> for Line {
             total: l.total,
             insurer_share: l.insurer_share,
             patient_share: l.patient_share,
+            ex_gratia: l.ex_gratia,
             unpriced: l.unpriced,
             adjustments: l.adjustments,
         }
@@ -119,6 +126,7 @@ impl From<domain::Invoice> for Invoice {
             lines: i.lines.into_iter().map(Line::from).collect(),
             total: i.total,
             insurer_share: i.insurer_share,
+            ex_gratia: i.ex_gratia,
             patient_share: i.patient_share,
             paid_patient: i.paid_patient,
             paid_insurer: i.paid_insurer,

@@ -160,6 +160,9 @@ pub struct Payout {
     pub insurer_id: Uuid,
     pub agent_id: Uuid,
     pub amount: i64,
+    /// One payout pays commissions of one currency.
+    #[schema(example = "KES")]
+    pub currency: String,
     pub method: Method,
     pub external_reference: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -174,6 +177,7 @@ impl From<commission::Payout> for Payout {
             insurer_id: p.insurer_id,
             agent_id: p.agent_id,
             amount: p.amount,
+            currency: p.currency,
             method: p.method,
             external_reference: p.external_reference,
             created_at: p.created_at,

@@ -164,6 +164,9 @@ pub struct StatementLine {
     pub total: i64,
     /// This payer's share of it.
     pub share: i64,
+    /// On an insurer's statement: of its share, what it pays ex gratia, beyond the plan's
+    /// limits (never covered benefit); 0 on a patient's.
+    pub ex_gratia: i64,
     pub paid: i64,
     pub outstanding: i64,
     /// On a patient's statement: why they pay their share, the insurer's adjustments of the
@@ -176,6 +179,8 @@ pub struct StatementLine {
 pub struct Totals {
     pub currency: String,
     pub billed: i64,
+    /// Of `billed`, what an insurer pays ex gratia (`billed - ex_gratia` is covered benefit).
+    pub ex_gratia: i64,
     pub paid: i64,
     pub outstanding: i64,
 }
@@ -198,9 +203,9 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
         .into_iter()
         .filter(|i| matches!(i.status, Status::Issued | Status::PartiallyPaid | Status::Paid))
         .map(|i| {
-            let (share, paid) = match payer {
-                Payer::Insurer => (i.insurer_share, i.paid_insurer),
-                Payer::Patient => (i.patient_share, i.paid_patient),
+            let (share, ex_gratia, paid) = match payer {
+                Payer::Insurer => (i.insurer_share, i.ex_gratia, i.paid_insurer),
+                Payer::Patient => (i.patient_share, 0, i.paid_patient),
             };
             let mut adjustments: Vec<LineAdjustment> = Vec::new();
             if payer == Payer::Patient {
@@ -219,6 +224,7 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
                 status: i.status,
                 total: i.total,
                 share,
+                ex_gratia,
                 paid,
                 outstanding: share - paid,
                 adjustments,
@@ -231,10 +237,12 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
         let t = totals.entry(l.currency.as_str()).or_insert_with(|| Totals {
             currency: l.currency.clone(),
             billed: 0,
+            ex_gratia: 0,
             paid: 0,
             outstanding: 0,
         });
         t.billed += l.share;
+        t.ex_gratia += l.ex_gratia;
         t.paid += l.paid;
         t.outstanding += l.outstanding;
     }
@@ -477,7 +485,7 @@ mod tests {
                 for s in steps {
                     match s.clone() {
                         Step::Issued(patient, insurer_share) => {
-                            post(hospital, ledger::invoice_issued(patient, insurer_share))?;
+                            post(hospital, ledger::invoice_issued(patient, insurer_share, 0))?;
                             owed_patient += patient;
                             owed.push(Owed { currency: "KES".into(), patient_id: hospital, insurer_id: Some(insurer), issued_at: at, patient_due: patient, insurer_due: insurer_share });
                         }

@@ -64,6 +64,7 @@ impl BillingService {
         }
         let about = About {
             tenant: premium.insurer_id,
+            currency: &premium.currency,
             invoice: Some(premium.id),
             payment: None,
             party: Some(premium.holder_id),
@@ -147,6 +148,7 @@ impl BillingService {
         }
         let about = About {
             tenant: premium.insurer_id,
+            currency: &premium.currency,
             invoice: Some(premium.id),
             payment: Some(payment.id),
             party: Some(premium.holder_id),
@@ -181,7 +183,13 @@ impl BillingService {
             return Ok(());
         };
         store::insert_commission(tx, &earned).await?;
-        let about = About { tenant: premium.insurer_id, invoice: Some(premium.id), payment: None, party: Some(agent) };
+        let about = About {
+            tenant: premium.insurer_id,
+            currency: &premium.currency,
+            invoice: Some(premium.id),
+            payment: None,
+            party: Some(agent),
+        };
         store::append_entry(tx, &about, &ledger::commission_earned(earned.amount), now).await?;
         outbox::write(tx, actor, &CommissionEarned::of(&earned, &premium.currency)).await?;
         Ok(())
@@ -209,6 +217,7 @@ impl BillingService {
             store::void_premium(&mut tx, premium.id, reason).await?;
             let about = About {
                 tenant: premium.insurer_id,
+                currency: &premium.currency,
                 invoice: Some(premium.id),
                 payment: None,
                 party: Some(premium.holder_id),
@@ -240,8 +249,10 @@ impl BillingService {
         let earned = store::earned_commissions(tx, policy).await?;
         for commission in earned.iter().filter(|c| c.claws_back(now, self.settings.clawback_days)) {
             store::claw_back(tx, commission.id, now, reason).await?;
+            let currency = store::premium_currency(tx, commission.premium_id).await?;
             let about = About {
                 tenant: commission.insurer_id,
+                currency: &currency,
                 invoice: Some(commission.premium_id),
                 payment: None,
                 party: Some(commission.agent_id),

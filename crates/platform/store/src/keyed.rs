@@ -18,9 +18,14 @@
 //!   commits. The effect and its answer are stored together or not at all.
 //! - A transaction begun after a kept one commits the kept one first, without the record (the
 //!   last one carries it).
-//! - A read on the pool after a kept commit (a handler reading its answer back) commits the
-//!   kept transaction with a record whose answer follows once known ([`Record::answer`] is
-//!   `None` meanwhile): the read must see the commit.
+//! - A read on the pool after a kept commit (a handler reading its answer back) runs in the
+//!   kept transaction, on its connection ([`crate::pool`]): it sees what the request wrote,
+//!   and nothing is committed before the answer is known.
+//! - Only a read transaction begun after a kept commit ([`Database::begin_read`], which no
+//!   handler does after writing today) commits the kept transaction early, with a record whose
+//!   answer follows once known ([`Record::answer`] is `None` meanwhile, and a crash in
+//!   between leaves it so: a retry is told 409). The middleware counts those requests
+//!   ([`Keyed::answered_after_commit`]).
 //! - [`after_commit`] work (cache invalidations) waits for the real commit, so a concurrent
 //!   reader cannot cache what is about to change.
 
@@ -67,13 +72,17 @@ struct Inner {
     key: String,
     lock: i64,
     fingerprint: Vec<u8>,
+    /// A committed-in-name transaction, waiting for the answer; reads on the pool run in it
+    /// meanwhile ([`crate::pool`]).
+    kept: Kept,
     state: Mutex<State>,
 }
 
+/// Where a keyed request's committed-in-name transaction waits.
+pub(crate) type Kept = Arc<tokio::sync::Mutex<Option<Tx>>>;
+
 #[derive(Default)]
 struct State {
-    /// A committed-in-name transaction, waiting for the answer.
-    kept: Option<Tx>,
     /// A record (without its answer yet) was committed with an earlier transaction.
     marked: bool,
     /// What another request under the key committed, found by [`Database::begin_write`].
@@ -88,6 +97,12 @@ tokio::task_local! {
 /// The keyed request this task runs, if any.
 pub(crate) fn current() -> Option<Keyed> {
     CURRENT.try_with(Keyed::clone).ok()
+}
+
+/// Where the keyed request this task runs keeps its committed-in-name transaction, if it runs
+/// one.
+pub(crate) fn kept() -> Option<Kept> {
+    CURRENT.try_with(|keyed| keyed.0.kept.clone()).ok()
 }
 
 /// Runs `work` once the keyed request this task runs has committed (at once outside one).
@@ -136,7 +151,13 @@ impl Keyed {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest.as_ref()[..8]);
-        Keyed(Arc::new(Inner { key, lock: i64::from_be_bytes(first), fingerprint, state: Mutex::default() }))
+        Keyed(Arc::new(Inner {
+            key,
+            lock: i64::from_be_bytes(first),
+            fingerprint,
+            kept: Kept::default(),
+            state: Mutex::default(),
+        }))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -154,14 +175,20 @@ impl Keyed {
         self.state().answered.clone()
     }
 
+    /// Whether the request committed its record before its answer was known (a read
+    /// transaction after its commit, [`Database::begin_read`]): a crash before [`Keyed::finish`]
+    /// stored the answer leaves a record without one, and a retry is told 409 instead of
+    /// getting the answer. The last resort, for the middleware to count.
+    pub fn answered_after_commit(&self) -> bool {
+        self.state().marked
+    }
+
     /// Ends the request with its `answer`: commits the kept transaction with the record, or
     /// adds the answer to a record committed earlier. Then runs the [`after_commit`] work. An
     /// error means the commit's outcome is unknown: the client must retry under the key.
     pub async fn finish(&self, db: &Database, answer: Answer<'_>) -> Result<Finished, StoreError> {
-        let (kept, marked) = {
-            let mut state = self.state();
-            (state.kept.take(), state.marked)
-        };
+        let kept = self.0.kept.lock().await.take();
+        let marked = self.state().marked;
         let outcome = match (kept, answer) {
             (Some(mut tx), answer) => {
                 let written = match answer {
@@ -202,17 +229,18 @@ impl Keyed {
 
     /// Keeps `tx` until the answer is known; a transaction kept before it commits now.
     pub(crate) async fn keep(&self, tx: Tx) -> Result<(), StoreError> {
-        let older = self.state().kept.replace(tx);
+        let older = self.0.kept.lock().await.replace(tx);
         match older {
             Some(older) => older.commit_now().await,
             None => Ok(()),
         }
     }
 
-    /// Commits the kept transaction, if any: with a record awaiting its answer when `mark`
-    /// (something reads what it wrote), without otherwise (a later transaction carries it).
+    /// Commits the kept transaction, if any: with a record awaiting its answer when `mark` (a
+    /// read transaction must see what it wrote: the last resort), without otherwise (a later
+    /// transaction carries it).
     pub(crate) async fn flush(&self, mark: bool) -> Result<(), StoreError> {
-        let Some(mut tx) = self.state().kept.take() else { return Ok(()) };
+        let Some(mut tx) = self.0.kept.lock().await.take() else { return Ok(()) };
         let mark = mark && !self.state().marked;
         if mark {
             self.put(&mut tx, None).await?;

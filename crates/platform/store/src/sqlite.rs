@@ -5,7 +5,9 @@
 //! mounts `store/sql/` with `#[path = "sql/mod.rs"]`.
 
 pub type Db = sqlx::Sqlite;
-pub type Pool = sqlx::SqlitePool;
+/// The pool as SQL sees it: in a keyed request, reads run in its kept transaction
+/// ([`crate::pool`]).
+pub type Pool = crate::pool::Pool<sqlx::Sqlite>;
 pub type Tx = sqlx::Transaction<'static, Db>;
 pub type Connection = sqlx::SqliteConnection;
 
@@ -28,6 +30,6 @@ pub use sql::*;
 
 /// Starts a transaction that holds the write lock from its first statement (`BEGIN
 /// IMMEDIATE`): a deferred one that upgrades to a write fails at once with SQLITE_BUSY.
-pub async fn begin_write(pool: &Pool) -> Result<Tx, sqlx::Error> {
+pub async fn begin_write(pool: &sqlx::SqlitePool) -> Result<Tx, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
 }

@@ -1141,7 +1141,7 @@ async fn an_insurers_dates_are_its_local_days(env: TestEnv) {
         let list =
             w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &w.admin).await;
         let after = local_today(hours);
-        let premium = &list[0];
+        let premium = &list["items"][0];
         // Numbered by the insurer's day, due 30 days after it (`billing.premium_due_s`).
         let days: Vec<(String, String)> = [before, after]
             .iter()
@@ -1169,7 +1169,8 @@ async fn an_insurers_dates_are_its_local_days(env: TestEnv) {
     clinic.settle().await;
     let answers = clinic.get(&format!("/api/hospital/patients/{patient}/coverage"), &clinic.admin).await;
     for (i, (_, number, hours)) in numbers.iter().enumerate() {
-        let answer = answers.as_array().unwrap().iter().find(|a| a["member_number"] == number.as_str()).cloned();
+        let answer =
+            answers["items"].as_array().unwrap().iter().find(|a| a["member_number"] == number.as_str()).cloned();
         let answer = answer.unwrap_or_else(|| panic!("an answer for {number}: {answers}"));
         assert_eq!(answer["status"], "covered", "{answer}");
         let on = answer["checked_on"].as_str().unwrap_or_default().to_owned();

@@ -103,14 +103,15 @@ impl Clinic {
         self.settle().await;
         let (_, list) =
             self.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &self.biller, None).await;
-        let list = list.as_array().cloned().unwrap_or_default();
+        let list = list["items"].as_array().cloned().unwrap_or_default();
         assert!(list.len() >= count, "{count} invoices for patient {patient}: {list:?}");
         // Each is found by its encounter too, alone.
         for invoice in &list {
             let Some(encounter) = invoice["encounter_id"].as_str() else { continue };
             let path = format!("/api/billing/invoices?encounter_id={encounter}");
             let (_, found) = self.call(Method::GET, &path, &self.biller, None).await;
-            let ids: Vec<&Value> = found.as_array().map(|l| l.iter().map(|i| &i["id"]).collect()).unwrap_or_default();
+            let ids: Vec<&Value> =
+                found["items"].as_array().map(|l| l.iter().map(|i| &i["id"]).collect()).unwrap_or_default();
             assert_eq!(ids, [&invoice["id"]], "{path}: {found}");
         }
         list
@@ -136,7 +137,8 @@ impl Clinic {
     async fn reconciled(&self) -> Vec<Value> {
         let (status, report) = self.call(Method::GET, "/api/billing/ledger/reconciliation", &self.admin, None).await;
         assert_eq!(status, 200, "{report}");
-        let report = report.as_array().cloned().unwrap();
+        assert_eq!(report["paging"], json!({}), "the reconciliation comes whole: {report}");
+        let report = report["items"].as_array().cloned().unwrap();
         assert!(report.iter().all(|a| a["agrees"] == true), "the journal and the invoices disagree: {report:?}");
         report
     }
@@ -272,7 +274,7 @@ async fn care_is_dated_priced_and_counted_on_the_hospitals_local_day(env: TestEn
             .await;
         assert_eq!(status, 200, "{cash}");
         assert_eq!(
-            cash,
+            cash["items"],
             json!([{"currency": currency, "date": today.to_string(), "method": "cash", "received": 200_000, "refunded": 0, "paid_out": 0, "net": 200_000}]),
             "{code}"
         );
@@ -341,7 +343,7 @@ async fn two_currencies_never_mix(env: TestEnv) {
     let (status, cash) =
         usd.call(Method::GET, &format!("/api/billing/reports/daily-cash?from={from}&to={to}"), &kes_admin, None).await;
     assert_eq!(status, 200, "{cash}");
-    let rows: Vec<(String, i64)> = cash
+    let rows: Vec<(String, i64)> = cash["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -350,7 +352,7 @@ async fn two_currencies_never_mix(env: TestEnv) {
     assert_eq!(rows, [("KES".to_owned(), 300_000), ("USD".to_owned(), 2_000)], "{cash}");
     // What is owed, per currency.
     let (_, aged) = usd.call(Method::GET, "/api/billing/reports/aged-receivables", &kes_admin, None).await;
-    let owed: Vec<(String, i64)> = aged
+    let owed: Vec<(String, i64)> = aged["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -362,7 +364,7 @@ async fn two_currencies_never_mix(env: TestEnv) {
     // paid by card, 50.00 owed. (currency, account, journal balance), where not zero:
     let (status, report) = usd.call(Method::GET, "/api/billing/ledger/reconciliation", &kes_admin, None).await;
     assert_eq!(status, 200, "{report}");
-    let report = report.as_array().unwrap();
+    let report = report["items"].as_array().unwrap();
     assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
     let rows: Vec<(&str, &str, i64)> = report
         .iter()
@@ -420,7 +422,7 @@ async fn text_is_safe_in_spreadsheets_and_on_screens(env: TestEnv) {
     assert_eq!((status, report["imported"].as_i64()), (200, Some(1)), "{report}");
     let (_, prices) =
         c.call(Method::GET, &format!("/api/billing/price-list?hospital_id={}", c.hospital), &c.biller, None).await;
-    let xr2 = prices.as_array().unwrap().iter().find(|p| p["service_code"] == "XR-2").cloned().unwrap();
+    let xr2 = prices["items"].as_array().unwrap().iter().find(|p| p["service_code"] == "XR-2").cloned().unwrap();
     assert_eq!(xr2["description"], "=HYPERLINK(\"http://evil\",\"x\")");
     // A right-to-left override in a name: refused, naming the field.
     let body = json!({"hospital_id": c.hospital, "given_name": "Imani\u{202E}", "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female"});
@@ -528,7 +530,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     let first = outcomes.iter().find(|(s, _)| *s == 201).map(|(_, p)| p["id"].clone()).unwrap();
     assert!(outcomes.iter().all(|(s, p)| *s == 409 || (*s == 201 && p["id"] == first)), "{outcomes:?}");
     let (_, payments) = c.call(Method::GET, &format!("/api/billing/invoices/{id}/payments"), &c.biller, None).await;
-    assert_eq!(payments.as_array().map(Vec::len), Some(2), "one payment for k1, one for k2: {payments}");
+    assert_eq!(payments["items"].as_array().map(Vec::len), Some(2), "one payment for k1, one for k2: {payments}");
     let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
     assert_eq!((now["paid_patient"].as_i64(), now["status"].as_str()), (Some(300_000), Some("partially_paid")));
     // 4 000.00 on 2 500.00 owed: 1 500.00 becomes credit.
@@ -592,7 +594,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
         c.call(Method::GET, &format!("/api/billing/reports/daily-cash?from={today}&to={today}"), &c.biller, None).await;
     assert_eq!(status, 200, "{cash}");
     let by_method =
-        |m: &str| cash.as_array().unwrap().iter().find(|r| r["method"] == m).cloned().unwrap_or(Value::Null);
+        |m: &str| cash["items"].as_array().unwrap().iter().find(|r| r["method"] == m).cloned().unwrap_or(Value::Null);
     assert_eq!(
         (by_method("cash")["net"].as_i64(), by_method("mobile_money")["net"].as_i64()),
         (Some(200_000), Some(100_000))
@@ -603,7 +605,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     );
     let (_, aged) = c.call(Method::GET, "/api/billing/reports/aged-receivables", &c.biller, None).await;
     assert_eq!(
-        aged,
+        aged["items"],
         json!([{"currency": "KES", "payer": "patient", "party_id": patient, "current": 50_000, "days_31_60": 0, "days_61_90": 0, "over_90": 0, "total": 50_000}])
     );
     let url = c.app.url(medcov_config::ServiceName::Gateway, "/api/billing/reports/aged-receivables?format=csv");
@@ -871,17 +873,17 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let invoice_number = invoice["number"].as_str().expect("an invoice number");
     let (_, claims) =
         c.call(Method::GET, &format!("/api/insurance/claims?reference={invoice_number}"), &c.biller, None).await;
-    assert_eq!(claims.as_array().map(Vec::len), Some(1), "{claims}");
-    let claim = claims[0].clone();
+    assert_eq!(claims["items"].as_array().map(Vec::len), Some(1), "{claims}");
+    let claim = claims["items"][0].clone();
     assert_eq!(claim["reference"], invoice["number"], "{claims}");
     let member = claim["member_number"].as_str().expect("a member number");
     let (_, of_member) =
         c.call(Method::GET, &format!("/api/insurance/claims?member_number={member}"), &c.biller, None).await;
-    let listed = of_member.as_array().cloned().unwrap_or_default();
+    let listed = of_member["items"].as_array().cloned().unwrap_or_default();
     assert!(listed.iter().all(|cl| cl["member_number"] == member), "{of_member}");
     assert!(listed.iter().any(|cl| cl["id"] == claim["id"]), "{of_member}");
     let (_, none) = c.call(Method::GET, "/api/insurance/claims?member_number=NOBODY-1", &c.biller, None).await;
-    assert_eq!(none, json!([]));
+    assert_eq!(none["items"], json!([]));
     assert_eq!(split["claim_id"], claim["id"], "the adjudication reached billing: {split}");
     // Each event of the chain names its cause: billing's claim request was caused by the
     // encounter's completion, the adjudication by the claim request.
@@ -892,15 +894,15 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let claim_id = claim["id"].as_str().unwrap();
     let (_, adjudicated) =
         c.call(Method::GET, &format!("/api/insurance/events?aggregate_id={claim_id}"), &c.admin, None).await;
-    assert_eq!(requested[0]["causation_id"], completed[0]["id"], "{requested}");
-    let adjudicated = adjudicated
+    assert_eq!(requested["items"][0]["causation_id"], completed["items"][0]["id"], "{requested}");
+    let adjudicated = adjudicated["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["type"] == "insurance.claim_adjudicated.v1")
         .cloned()
         .unwrap();
-    assert_eq!(adjudicated["causation_id"], requested[0]["id"], "{adjudicated}");
+    assert_eq!(adjudicated["causation_id"], requested["items"][0]["id"], "{adjudicated}");
     assert_eq!(split["status"], "issued", "issued once split: {split}");
     // Consultation 3 000.00: co-payment 500.00. Tests 2 500.00: 20 % = 500.00.
     assert_eq!(
@@ -1031,11 +1033,11 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     }
     assert_eq!(c.invoices(&patient, 2).await.len(), 2);
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
-    assert_eq!(claims.as_array().map(Vec::len), Some(2), "{claims}");
+    assert_eq!(claims["items"].as_array().map(Vec::len), Some(2), "{claims}");
     let (_, first) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
     assert_eq!((first["status"].as_str(), first["paid_insurer"].as_i64()), (Some("paid"), Some(450_000)));
     let (_, payments) = c.call(Method::GET, &format!("/api/billing/invoices/{id}/payments"), &c.biller, None).await;
-    assert_eq!(payments.as_array().map(Vec::len), Some(2), "{payments}");
+    assert_eq!(payments["items"].as_array().map(Vec::len), Some(2), "{payments}");
     assert_eq!(c.call(Method::GET, &claim_path, &c.biller, None).await.1["status"], "paid");
     let report = c.reconciled().await;
     assert_eq!((balance(&report, "insurer_receivable"), balance(&report, "bank")), (0, 450_000));
@@ -1081,10 +1083,10 @@ async fn an_insured_encounter_finishes_once_across_a_restart(env: TestEnv) {
     // Settled: any duplicate would show now.
     let (_, invoices) =
         c.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &c.biller, None).await;
-    assert_eq!(invoices.as_array().map(Vec::len), Some(1), "one invoice: {invoices}");
+    assert_eq!(invoices["items"].as_array().map(Vec::len), Some(1), "one invoice: {invoices}");
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
     let theirs: Vec<&Value> =
-        claims.as_array().unwrap().iter().filter(|cl| cl["reference"] == invoice["number"]).collect();
+        claims["items"].as_array().unwrap().iter().filter(|cl| cl["reference"] == invoice["number"]).collect();
     assert_eq!(theirs.len(), 1, "one claim: {claims}");
     assert_eq!(theirs[0]["status"], "adjudicated");
     let report = c.reconciled().await;
@@ -1108,7 +1110,7 @@ async fn a_refused_claim_puts_the_whole_invoice_on_the_patient(env: TestEnv) {
     assert_eq!((now["insurer_share"].as_i64(), now["patient_share"].as_i64()), (Some(0), Some(550_000)), "{now}");
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
     assert!(
-        !claims.as_array().unwrap().iter().any(|cl| cl["reference"] == invoice["number"]),
+        !claims["items"].as_array().unwrap().iter().any(|cl| cl["reference"] == invoice["number"]),
         "no claim was taken: {claims}"
     );
     let report = c.reconciled().await;
@@ -1139,7 +1141,7 @@ async fn an_insurers_dates_are_its_local_days(env: TestEnv) {
         let list =
             w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &w.admin).await;
         let after = local_today(hours);
-        let premium = &list[0];
+        let premium = &list["items"][0];
         // Numbered by the insurer's day, due 30 days after it (`billing.premium_due_s`).
         let days: Vec<(String, String)> = [before, after]
             .iter()
@@ -1167,7 +1169,8 @@ async fn an_insurers_dates_are_its_local_days(env: TestEnv) {
     clinic.settle().await;
     let answers = clinic.get(&format!("/api/hospital/patients/{patient}/coverage"), &clinic.admin).await;
     for (i, (_, number, hours)) in numbers.iter().enumerate() {
-        let answer = answers.as_array().unwrap().iter().find(|a| a["member_number"] == number.as_str()).cloned();
+        let answer =
+            answers["items"].as_array().unwrap().iter().find(|a| a["member_number"] == number.as_str()).cloned();
         let answer = answer.unwrap_or_else(|| panic!("an answer for {number}: {answers}"));
         assert_eq!(answer["status"], "covered", "{answer}");
         let on = answer["checked_on"].as_str().unwrap_or_default().to_owned();
@@ -1217,8 +1220,9 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     let premium_of = async |policy: &Value| {
         w.settle().await;
         let list = w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &clerk).await;
-        let premiums = list.as_array().cloned().unwrap_or_default();
+        let premiums = list["items"].as_array().cloned().unwrap_or_default();
         assert_eq!(premiums.len(), 1, "one premium for the policy: {list}");
+        assert_eq!(list["paging"], json!({"limit": 50, "offset": 0, "next_offset": null}), "{list}");
         assert_eq!(premiums[0]["policy_id"], policy["id"], "{list}");
         premiums[0].clone()
     };
@@ -1251,7 +1255,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     assert_eq!(now["status"], "active", "premium_paid reached insurance");
     // The policy-sale saga completed (with the activation), and says how.
     let sagas = w.get("/api/insurance/sagas?state=completed", &insurer_admin).await;
-    let sale = sagas.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
+    let sale = sagas["items"].as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
     let sale = sale.expect("the completed saga");
     let (_, sale) = call(
         Method::GET,
@@ -1398,7 +1402,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
 
     // The insurer's books agree with its premiums, payments, refunds and commissions.
     let (_, report) = call(Method::GET, "/api/billing/ledger/reconciliation".into(), insurer_admin.clone(), None).await;
-    let report = report.as_array().cloned().unwrap();
+    let report = report["items"].as_array().cloned().unwrap();
     assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
     assert_eq!(balance(&report, "premium_income"), -2_400_000);
     assert_eq!(balance(&report, "mobile_money"), 2_200_000);
@@ -1428,7 +1432,7 @@ async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env:
     let sagas = "/api/insurance/sagas?state=compensated";
     let sale = eventually("the deadline to cancel the policy and compensate its saga", PATIENCE, async || {
         let list = w.get(sagas, &w.admin).await;
-        list.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned()
+        list["items"].as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned()
     })
     .await;
     let now = w.get(&policy_path, &w.admin).await;
@@ -1440,8 +1444,10 @@ async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env:
     // Billing heard of the cancellation: the premium is void.
     w.settle().await;
     let list = w.get("/api/billing/premiums", &w.admin).await;
-    let premium =
-        list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"]).cloned()).unwrap_or(Value::Null);
+    let premium = list["items"]
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"]).cloned())
+        .unwrap_or(Value::Null);
     assert_eq!(premium["status"], "void", "{premium}");
     // The ticker publishes the counts after each tick.
     let compensated = eventually("the sagas gauge to count the compensated saga", PATIENCE, async || {

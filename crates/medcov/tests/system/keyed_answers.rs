@@ -189,7 +189,7 @@ async fn keyed_writes_are_answered_in_their_commit(env: TestEnv) {
     w.settle().await;
     let premiums = w.get(&format!("/api/billing/premiums?policy_id={}", id(&sold)), &clerk).await;
     let premium =
-        premiums.as_array().and_then(|l| l.first()).map(id).unwrap_or_else(|| panic!("a premium: {premiums}"));
+        premiums["items"].as_array().and_then(|l| l.first()).map(id).unwrap_or_else(|| panic!("a premium: {premiums}"));
     let path = format!("/api/billing/premiums/{premium}/payments");
     let body = json!({"method": "mobile_money", "amount": 1_200_000, "external_reference": "KEY-MPESA"});
     let paid = twice(&w, &mut wrong, (Method::POST, &path), (&clerk, "b-7", None), Some(body)).await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use medcov_domain::Rejection;
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Page, Path, Query};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -240,23 +240,26 @@ pub struct InvoiceQuery {
     patient_id: Option<Uuid>,
     /// Only the invoice of this encounter (one at most).
     encounter_id: Option<Uuid>,
+    /// At most this many (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Skip this many (the `paging.next_offset` of the previous page).
     #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
 /// Invoices of the caller's hospitals, newest first.
-#[utoipa::path(get, path = "/invoices", tag = "invoices", params(InvoiceQuery), responses((status = 200, body = Vec<Invoice>)))]
+#[utoipa::path(get, path = "/invoices", tag = "invoices", params(InvoiceQuery), responses((status = 200, body = Page<Invoice>)))]
 async fn list_invoices(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<InvoiceQuery>,
-) -> Result<Json<Vec<Invoice>>, ApiError> {
+) -> Result<Json<Page<Invoice>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let invoices =
-        service.invoices(&principal.scope, query.status, query.patient_id, query.encounter_id, limit, offset).await?;
-    Ok(Json(invoices.into_iter().map(Invoice::from).collect()))
+    let invoices = service
+        .invoices(&principal.scope, query.status, query.patient_id, query.encounter_id, limit + 1, offset)
+        .await?;
+    Ok(Json(Page::offset(invoices, limit, offset).map(Invoice::from)))
 }
 
 /// One invoice, with its lines and shares.
@@ -350,12 +353,12 @@ async fn pay(
 
 /// The payments of an invoice.
 #[utoipa::path(get, path = "/invoices/{id}/payments", tag = "invoices",
-    responses((status = 200, body = Vec<Payment>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<Payment>), (status = 404, body = medcov_http::Problem)))]
 async fn list_payments(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<Payment>>, ApiError> {
+) -> Result<Json<Page<Payment>>, ApiError> {
     let payments = service.payments(&principal.scope, id).await?;
-    Ok(Json(payments.into_iter().map(Payment::from).collect()))
+    Ok(Json(Page::whole(payments).map(Payment::from)))
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use medcov_http::{ApiError, Json};
+use medcov_http::{ApiError, Json, Page};
 use medcov_security::{Authorized, Policy, Role};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,11 +52,11 @@ impl From<domain::Reconciled> for Reconciled {
 /// payments, per currency (by its code, then account; two currencies are never added);
 /// `agrees` is false for any account where they differ (for the caller's hospitals or insurer,
 /// the whole platform for its admins and auditors).
-#[utoipa::path(get, path = "/ledger/reconciliation", tag = "ledger", responses((status = 200, body = Vec<Reconciled>)))]
+#[utoipa::path(get, path = "/ledger/reconciliation", tag = "ledger", responses((status = 200, body = Page<Reconciled>)))]
 async fn reconciliation(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Auditors>,
-) -> Result<Json<Vec<Reconciled>>, ApiError> {
+) -> Result<Json<Page<Reconciled>>, ApiError> {
     let report = service.reconcile(&principal.scope).await?;
-    Ok(Json(report.into_iter().map(Reconciled::from).collect()))
+    Ok(Json(Page::whole(report).map(Reconciled::from)))
 }

@@ -82,7 +82,7 @@ async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
     // The day is read (and cached) now; the booking below must show in the next read.
     let day_path = format!("/api/hospital/practitioners/{dr_a}/appointments?date={date}");
     let (_, _, day) = app.call(Method::GET, &day_path, Some(&clinic.clerk), None).await;
-    assert_eq!(day.as_array().expect("day").len(), 1);
+    assert_eq!(day["items"].as_array().expect("day").len(), 1);
 
     // The practitioner is taken at 9:15, and so is the patient, even with another practitioner.
     for (patient, practitioner) in [(&baraka, &dr_a), (&amina, &dr_b)] {
@@ -100,7 +100,8 @@ async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
 
     // The day and the free slots agree.
     let (_, _, day) = app.call(Method::GET, &day_path, Some(&clinic.clerk), None).await;
-    assert_eq!(day.as_array().expect("day").len(), 2, "a read after a booking sees it");
+    assert_eq!(day["items"].as_array().expect("day").len(), 2, "a read after a booking sees it");
+    assert_eq!(day["paging"], json!({}), "a day comes whole: {day}");
     let (_, _, slots) = app
         .call(
             Method::GET,
@@ -109,7 +110,8 @@ async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
             None,
         )
         .await;
-    let starts: Vec<&str> = slots.as_array().expect("slots").iter().filter_map(|s| s["starts_at"].as_str()).collect();
+    let starts: Vec<&str> =
+        slots["items"].as_array().expect("slots").iter().filter_map(|s| s["starts_at"].as_str()).collect();
     assert!(!starts.iter().any(|s| s.starts_with(&nine[..16])), "9:00 is not free: {starts:?}");
     assert!(!starts.is_empty());
 
@@ -166,8 +168,18 @@ async fn booking_refuses_double_bookings_and_moves_only_forward(env: TestEnv) {
     assert_eq!(moved["version"], 2);
     let (_, _, upcoming) =
         app.call(Method::GET, &format!("/api/hospital/patients/{amina}/appointments"), Some(&clinic.clerk), None).await;
-    let times: Vec<&str> = upcoming.as_array().expect("list").iter().filter_map(|a| a["starts_at"].as_str()).collect();
+    let times: Vec<&str> =
+        upcoming["items"].as_array().expect("list").iter().filter_map(|a| a["starts_at"].as_str()).collect();
     assert!(times.len() >= 2, "{upcoming}");
+    assert_eq!(upcoming["paging"], json!({"limit": 20, "offset": 0, "next_offset": null}), "one page: {upcoming}");
+    // Paged one at a time: the first page points at the second, the last at none.
+    let page = |offset: usize| format!("/api/hospital/patients/{amina}/appointments?limit=1&offset={offset}");
+    let (_, _, first_page) = app.call(Method::GET, &page(0), Some(&clinic.clerk), None).await;
+    assert_eq!(first_page["items"][0]["starts_at"], times[0], "{first_page}");
+    assert_eq!(first_page["paging"], json!({"limit": 1, "offset": 0, "next_offset": 1}), "{first_page}");
+    let (_, _, last_page) = app.call(Method::GET, &page(times.len() - 1), Some(&clinic.clerk), None).await;
+    assert_eq!(last_page["items"][0]["starts_at"], times[times.len() - 1], "{last_page}");
+    assert_eq!(last_page["paging"]["next_offset"], Value::Null, "{last_page}");
     clinic.w.stop().await;
 }
 
@@ -270,7 +282,8 @@ async fn an_encounter_records_care_and_completes_for_billing(env: TestEnv) {
         .call(Method::GET, &format!("/api/hospital/appointments/{appointment}/history"), Some(&clinic.clerk), None)
         .await;
     assert_eq!(status, 200, "{history}");
-    let statuses: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["booked", "checked_in", "fulfilled"], "{history}");
     let (status, _, _) = app.call(Method::POST, "/api/hospital/encounters", Some(&clinician), Some(open)).await;
     assert_eq!(status, 409, "one encounter per appointment");
@@ -380,7 +393,7 @@ async fn opening_hours_bound_bookings_and_free_slots(env: TestEnv) {
         )
         .await;
     assert_eq!(status, 200, "{slots}");
-    let slots = slots.as_array().expect("slots");
+    let slots = slots["items"].as_array().expect("slots");
     // Starts on a 15-minute grid from 08:00; 11:15 would run into the 11:30 booking and
     // 11:30 is taken: 08:00 … 11:00, 13 slots.
     assert_eq!(slots.len(), 13, "{slots:?}");

@@ -210,6 +210,21 @@ async fn tenants_see_only_their_own(env: TestEnv) {
     let names: Vec<&str> =
         page["items"].as_array().expect("items").iter().filter_map(|u| u["username"].as_str()).collect();
     assert_eq!(names, ["admin.a", "clerk.a"]);
+    assert_eq!(page["paging"], json!({"limit": 50, "after": null, "next_after": null}), "{page}");
+    // One at a time: the first page points past its one user, the second is the last.
+    let (_, _, first) = app.call(Method::GET, "/api/auth/users?limit=1", Some(&admin_a), None).await;
+    assert_eq!(
+        (first["items"][0]["username"].as_str(), &first["paging"]["next_after"]),
+        (Some("admin.a"), &first["items"][0]["id"]),
+        "{first}"
+    );
+    let next = format!("/api/auth/users?limit=1&after={}", first["paging"]["next_after"].as_str().expect("a cursor"));
+    let (_, _, second) = app.call(Method::GET, &next, Some(&admin_a), None).await;
+    assert_eq!(
+        (second["items"][0]["username"].as_str(), &second["paging"]["next_after"]),
+        (Some("clerk.a"), &Value::Null),
+        "{second}"
+    );
     let (status, _, _) = app
         .call(Method::GET, &format!("/api/auth/users/{}", other["id"].as_str().expect("id")), Some(&admin_a), None)
         .await;

@@ -103,14 +103,15 @@ impl Clinic {
         self.settle().await;
         let (_, list) =
             self.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &self.biller, None).await;
-        let list = list.as_array().cloned().unwrap_or_default();
+        let list = list["items"].as_array().cloned().unwrap_or_default();
         assert!(list.len() >= count, "{count} invoices for patient {patient}: {list:?}");
         // Each is found by its encounter too, alone.
         for invoice in &list {
             let Some(encounter) = invoice["encounter_id"].as_str() else { continue };
             let path = format!("/api/billing/invoices?encounter_id={encounter}");
             let (_, found) = self.call(Method::GET, &path, &self.biller, None).await;
-            let ids: Vec<&Value> = found.as_array().map(|l| l.iter().map(|i| &i["id"]).collect()).unwrap_or_default();
+            let ids: Vec<&Value> =
+                found["items"].as_array().map(|l| l.iter().map(|i| &i["id"]).collect()).unwrap_or_default();
             assert_eq!(ids, [&invoice["id"]], "{path}: {found}");
         }
         list
@@ -136,7 +137,8 @@ impl Clinic {
     async fn reconciled(&self) -> Vec<Value> {
         let (status, report) = self.call(Method::GET, "/api/billing/ledger/reconciliation", &self.admin, None).await;
         assert_eq!(status, 200, "{report}");
-        let report = report.as_array().cloned().unwrap();
+        assert_eq!(report["paging"], json!({}), "the reconciliation comes whole: {report}");
+        let report = report["items"].as_array().cloned().unwrap();
         assert!(report.iter().all(|a| a["agrees"] == true), "the journal and the invoices disagree: {report:?}");
         report
     }
@@ -272,7 +274,7 @@ async fn care_is_dated_priced_and_counted_on_the_hospitals_local_day(env: TestEn
             .await;
         assert_eq!(status, 200, "{cash}");
         assert_eq!(
-            cash,
+            cash["items"],
             json!([{"currency": currency, "date": today.to_string(), "method": "cash", "received": 200_000, "refunded": 0, "paid_out": 0, "net": 200_000}]),
             "{code}"
         );
@@ -341,7 +343,7 @@ async fn two_currencies_never_mix(env: TestEnv) {
     let (status, cash) =
         usd.call(Method::GET, &format!("/api/billing/reports/daily-cash?from={from}&to={to}"), &kes_admin, None).await;
     assert_eq!(status, 200, "{cash}");
-    let rows: Vec<(String, i64)> = cash
+    let rows: Vec<(String, i64)> = cash["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -350,13 +352,37 @@ async fn two_currencies_never_mix(env: TestEnv) {
     assert_eq!(rows, [("KES".to_owned(), 300_000), ("USD".to_owned(), 2_000)], "{cash}");
     // What is owed, per currency.
     let (_, aged) = usd.call(Method::GET, "/api/billing/reports/aged-receivables", &kes_admin, None).await;
-    let owed: Vec<(String, i64)> = aged
+    let owed: Vec<(String, i64)> = aged["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| (r["currency"].as_str().unwrap().to_owned(), r["total"].as_i64().unwrap()))
         .collect();
     assert_eq!(owed, [("KES".to_owned(), 250_000), ("USD".to_owned(), 5_000)], "{aged}");
+    // The platform's reconciliation: every account per currency, never a sum of the two.
+    // KES: 5 500.00 issued, 3 000.00 paid by card, 2 500.00 owed. USD: 70.00 issued, 20.00
+    // paid by card, 50.00 owed. (currency, account, journal balance), where not zero:
+    let (status, report) = usd.call(Method::GET, "/api/billing/ledger/reconciliation", &kes_admin, None).await;
+    assert_eq!(status, 200, "{report}");
+    let report = report["items"].as_array().unwrap();
+    assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
+    let rows: Vec<(&str, &str, i64)> = report
+        .iter()
+        .filter(|a| a["journal"] != 0)
+        .map(|a| (a["currency"].as_str().unwrap(), a["account"].as_str().unwrap(), a["journal"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("KES", "patient_receivable", 250_000),
+            ("KES", "care_revenue", -550_000),
+            ("KES", "card", 300_000),
+            ("USD", "patient_receivable", 5_000),
+            ("USD", "care_revenue", -7_000),
+            ("USD", "card", 2_000),
+        ],
+        "{report:?}"
+    );
     let _ = kes_hospital;
     usd.w.stop().await;
 }
@@ -396,7 +422,7 @@ async fn text_is_safe_in_spreadsheets_and_on_screens(env: TestEnv) {
     assert_eq!((status, report["imported"].as_i64()), (200, Some(1)), "{report}");
     let (_, prices) =
         c.call(Method::GET, &format!("/api/billing/price-list?hospital_id={}", c.hospital), &c.biller, None).await;
-    let xr2 = prices.as_array().unwrap().iter().find(|p| p["service_code"] == "XR-2").cloned().unwrap();
+    let xr2 = prices["items"].as_array().unwrap().iter().find(|p| p["service_code"] == "XR-2").cloned().unwrap();
     assert_eq!(xr2["description"], "=HYPERLINK(\"http://evil\",\"x\")");
     // A right-to-left override in a name: refused, naming the field.
     let body = json!({"hospital_id": c.hospital, "given_name": "Imani\u{202E}", "family_name": "Otieno", "date_of_birth": "1975-05-05", "sex": "female"});
@@ -504,7 +530,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     let first = outcomes.iter().find(|(s, _)| *s == 201).map(|(_, p)| p["id"].clone()).unwrap();
     assert!(outcomes.iter().all(|(s, p)| *s == 409 || (*s == 201 && p["id"] == first)), "{outcomes:?}");
     let (_, payments) = c.call(Method::GET, &format!("/api/billing/invoices/{id}/payments"), &c.biller, None).await;
-    assert_eq!(payments.as_array().map(Vec::len), Some(2), "one payment for k1, one for k2: {payments}");
+    assert_eq!(payments["items"].as_array().map(Vec::len), Some(2), "one payment for k1, one for k2: {payments}");
     let (_, now) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
     assert_eq!((now["paid_patient"].as_i64(), now["status"].as_str()), (Some(300_000), Some("partially_paid")));
     // 4 000.00 on 2 500.00 owed: 1 500.00 becomes credit.
@@ -568,7 +594,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
         c.call(Method::GET, &format!("/api/billing/reports/daily-cash?from={today}&to={today}"), &c.biller, None).await;
     assert_eq!(status, 200, "{cash}");
     let by_method =
-        |m: &str| cash.as_array().unwrap().iter().find(|r| r["method"] == m).cloned().unwrap_or(Value::Null);
+        |m: &str| cash["items"].as_array().unwrap().iter().find(|r| r["method"] == m).cloned().unwrap_or(Value::Null);
     assert_eq!(
         (by_method("cash")["net"].as_i64(), by_method("mobile_money")["net"].as_i64()),
         (Some(200_000), Some(100_000))
@@ -579,7 +605,7 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     );
     let (_, aged) = c.call(Method::GET, "/api/billing/reports/aged-receivables", &c.biller, None).await;
     assert_eq!(
-        aged,
+        aged["items"],
         json!([{"currency": "KES", "payer": "patient", "party_id": patient, "current": 50_000, "days_31_60": 0, "days_61_90": 0, "over_90": 0, "total": 50_000}])
     );
     let url = c.app.url(medcov_config::ServiceName::Gateway, "/api/billing/reports/aged-receivables?format=csv");
@@ -742,6 +768,94 @@ async fn insured_member(c: &Clinic) -> (String, String) {
     (insurer, member_number(&policy))
 }
 
+/// An override is bounded by the ceiling: up to it, accepted; past it, refused; the same as
+/// ex gratia, accepted, and billing journals the ex-gratia part on its own account
+/// (`ex_gratia_revenue`, never `care_revenue` from covered benefit) and the insurer's statement
+/// shows it on its own line. By hand: out-patient ceiling 4 700.00 per member; consultation
+/// 3 000.00 (co-payment 500.00), two blood counts 2 500.00 (co-insurance 20 %).
+async fn an_override_past_the_ceiling_is_ex_gratia_on_its_own_account(env: TestEnv) {
+    let c = clinic(&env).await;
+    let insurer = c.insurer("EXG").await;
+    let rules = json!({
+        "currency": "KES", "premium": {"kind": "per_member", "adult": 1, "child": 1, "child_until_age": 18}, "max_members": 2,
+        "ceilings": {"member_outpatient": 470_000},
+        "categories": {
+            "consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network", "copay": 50_000}]},
+            "laboratory": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network", "coinsurance_bp": 2_000}]}
+        },
+        "network": [c.hospital]
+    });
+    let plan = c.plan(&c.admin, &insurer, "EXGR", rules).await;
+    let start = (time::OffsetDateTime::now_utc().date() - time::Duration::days(30)).to_string();
+    let policy = c.policy(&c.admin, &plan, &start, person("Imani", "Otieno", "1975-05-05"), &[]).await;
+    c.activate(&c.admin, &policy).await;
+    let patient = c.patient(Some(&member_number(&policy))).await;
+    c.encounter(&patient).await;
+    let id = c.invoices(&patient, 1).await.remove(0)["id"].as_str().unwrap().to_owned();
+    // The engine: consultation 2 500.00 on the insurer (2 200.00 of the ceiling left), tests
+    // 2 500.00 less 20 % = 2 000.00 (200.00 left). Insurer 4 500.00, patient 1 000.00.
+    let split = c.invoice(&id).await;
+    assert_eq!(split["status"], "issued", "{split}");
+    let shares = |i: &Value| (i["insurer_share"].as_i64(), i["ex_gratia"].as_i64(), i["patient_share"].as_i64());
+    assert_eq!(shares(&split), (Some(450_000), Some(0), Some(100_000)), "{split}");
+    let claim = format!("/api/insurance/claims/{}", split["claim_id"].as_str().unwrap());
+    let adjudicate = async |insurer_pays: i64, ex_gratia: bool| {
+        let (status, body) =
+            c.call(Method::POST, &format!("{claim}/review"), &c.admin, Some(json!({"reason": "appeal"}))).await;
+        assert!(status == 200 || status == 409, "{body}");
+        let overrides = json!({"overrides": [{"line": 2, "insurer_pays": insurer_pays, "reason": "appeal upheld", "ex_gratia": ex_gratia}]});
+        c.call(Method::POST, &format!("{claim}/adjudicate"), &c.admin, Some(overrides)).await
+    };
+    // Up to the ceiling: the tests at 2 200.00 (the 2 000.00 the engine paid and the 200.00
+    // left) is an ordinary override.
+    let (status, body) = adjudicate(220_000, false).await;
+    assert_eq!(status, 200, "{body}");
+    let within = c.invoice(&id).await;
+    assert_eq!(shares(&within), (Some(470_000), Some(0), Some(80_000)), "{within}");
+    // Past it: the tests in full (2 500.00) is 300.00 past the ceiling: refused, naming the field.
+    let (status, refused) = adjudicate(250_000, false).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "overrides[0].insurer_pays", "{refused}");
+    // The same as ex gratia: accepted; 200.00 is an override, 300.00 ex gratia. Insurer
+    // 2 500.00 + 2 500.00 = 5 000.00, of which 300.00 ex gratia; patient 500.00.
+    let (status, body) = adjudicate(250_000, true).await;
+    assert_eq!(status, 200, "{body}");
+    let ex_gratia = c.invoice(&id).await;
+    assert_eq!(shares(&ex_gratia), (Some(500_000), Some(30_000), Some(50_000)), "{ex_gratia}");
+    let line = &ex_gratia["lines"][1];
+    assert_eq!((line["insurer_share"].as_i64(), line["ex_gratia"].as_i64()), (Some(250_000), Some(30_000)), "{line}");
+    assert_eq!(
+        line["adjustments"],
+        json!([{"code": "co_insurance", "amount": 50_000}, {"code": "override", "amount": -20_000}, {"code": "ex_gratia", "amount": -30_000}]),
+        "{line}"
+    );
+    // The journal: 5 500.00 of care revenue, of which 300.00 on its own ex-gratia account.
+    let report = c.reconciled().await;
+    let at = |account: &str| balance(&report, account);
+    assert_eq!(
+        (at("care_revenue"), at("ex_gratia_revenue"), at("insurer_receivable"), at("patient_receivable")),
+        (-520_000, -30_000, 500_000, 50_000)
+    );
+    // The insurer's statement: 5 000.00 billed, 300.00 of it ex gratia on its own line.
+    let (_, statement) =
+        c.call(Method::GET, &format!("/api/billing/insurers/{insurer}/statement"), &c.biller, None).await;
+    assert_eq!(
+        statement["totals"],
+        json!([{"currency": "KES", "billed": 500_000, "ex_gratia": 30_000, "paid": 0, "outstanding": 500_000}]),
+        "{statement}"
+    );
+    assert_eq!(
+        (statement["invoices"][0]["share"].as_i64(), statement["invoices"][0]["ex_gratia"].as_i64()),
+        (Some(500_000), Some(30_000))
+    );
+    // Covered benefit stops at the ceiling: the member has nothing left, never less than zero.
+    let body = json!({"member_number": member_number(&policy), "date": time::OffsetDateTime::now_utc().date().to_string(), "hospital_id": c.hospital, "services": []});
+    let (status, answer) = c.call(Method::POST, "/api/insurance/eligibility", &c.biller, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["member_ceiling_left"]["outpatient"], 0, "{answer}");
+    c.w.stop().await;
+}
+
 async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) {
     let mut c = clinic(&env).await;
     let (insurer, number) = insured_member(&c).await;
@@ -759,17 +873,17 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let invoice_number = invoice["number"].as_str().expect("an invoice number");
     let (_, claims) =
         c.call(Method::GET, &format!("/api/insurance/claims?reference={invoice_number}"), &c.biller, None).await;
-    assert_eq!(claims.as_array().map(Vec::len), Some(1), "{claims}");
-    let claim = claims[0].clone();
+    assert_eq!(claims["items"].as_array().map(Vec::len), Some(1), "{claims}");
+    let claim = claims["items"][0].clone();
     assert_eq!(claim["reference"], invoice["number"], "{claims}");
     let member = claim["member_number"].as_str().expect("a member number");
     let (_, of_member) =
         c.call(Method::GET, &format!("/api/insurance/claims?member_number={member}"), &c.biller, None).await;
-    let listed = of_member.as_array().cloned().unwrap_or_default();
+    let listed = of_member["items"].as_array().cloned().unwrap_or_default();
     assert!(listed.iter().all(|cl| cl["member_number"] == member), "{of_member}");
     assert!(listed.iter().any(|cl| cl["id"] == claim["id"]), "{of_member}");
     let (_, none) = c.call(Method::GET, "/api/insurance/claims?member_number=NOBODY-1", &c.biller, None).await;
-    assert_eq!(none, json!([]));
+    assert_eq!(none["items"], json!([]));
     assert_eq!(split["claim_id"], claim["id"], "the adjudication reached billing: {split}");
     // Each event of the chain names its cause: billing's claim request was caused by the
     // encounter's completion, the adjudication by the claim request.
@@ -780,15 +894,15 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     let claim_id = claim["id"].as_str().unwrap();
     let (_, adjudicated) =
         c.call(Method::GET, &format!("/api/insurance/events?aggregate_id={claim_id}"), &c.admin, None).await;
-    assert_eq!(requested[0]["causation_id"], completed[0]["id"], "{requested}");
-    let adjudicated = adjudicated
+    assert_eq!(requested["items"][0]["causation_id"], completed["items"][0]["id"], "{requested}");
+    let adjudicated = adjudicated["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["type"] == "insurance.claim_adjudicated.v1")
         .cloned()
         .unwrap();
-    assert_eq!(adjudicated["causation_id"], requested[0]["id"], "{adjudicated}");
+    assert_eq!(adjudicated["causation_id"], requested["items"][0]["id"], "{adjudicated}");
     assert_eq!(split["status"], "issued", "issued once split: {split}");
     // Consultation 3 000.00: co-payment 500.00. Tests 2 500.00: 20 % = 500.00.
     assert_eq!(
@@ -858,14 +972,14 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
         c.call(Method::GET, &format!("/api/billing/insurers/{insurer}/statement"), &c.biller, None).await;
     assert_eq!(
         statement["totals"],
-        json!([{"currency": "KES", "billed": 450_000, "paid": 450_000, "outstanding": 0}]),
+        json!([{"currency": "KES", "billed": 450_000, "ex_gratia": 0, "paid": 450_000, "outstanding": 0}]),
         "{statement}"
     );
     let (_, statement) =
         c.call(Method::GET, &format!("/api/billing/patients/{patient}/statement"), &c.biller, None).await;
     assert_eq!(
         statement["totals"],
-        json!([{"currency": "KES", "billed": 100_000, "paid": 100_000, "outstanding": 0}]),
+        json!([{"currency": "KES", "billed": 100_000, "ex_gratia": 0, "paid": 100_000, "outstanding": 0}]),
         "{statement}"
     );
     // Why the patient pays 1 000.00: the co-payment of the consultation and 20 % of the tests.
@@ -919,11 +1033,11 @@ async fn an_insured_encounter_is_claimed_split_issued_and_settled(env: TestEnv) 
     }
     assert_eq!(c.invoices(&patient, 2).await.len(), 2);
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
-    assert_eq!(claims.as_array().map(Vec::len), Some(2), "{claims}");
+    assert_eq!(claims["items"].as_array().map(Vec::len), Some(2), "{claims}");
     let (_, first) = c.call(Method::GET, &format!("/api/billing/invoices/{id}"), &c.biller, None).await;
     assert_eq!((first["status"].as_str(), first["paid_insurer"].as_i64()), (Some("paid"), Some(450_000)));
     let (_, payments) = c.call(Method::GET, &format!("/api/billing/invoices/{id}/payments"), &c.biller, None).await;
-    assert_eq!(payments.as_array().map(Vec::len), Some(2), "{payments}");
+    assert_eq!(payments["items"].as_array().map(Vec::len), Some(2), "{payments}");
     assert_eq!(c.call(Method::GET, &claim_path, &c.biller, None).await.1["status"], "paid");
     let report = c.reconciled().await;
     assert_eq!((balance(&report, "insurer_receivable"), balance(&report, "bank")), (0, 450_000));
@@ -969,10 +1083,10 @@ async fn an_insured_encounter_finishes_once_across_a_restart(env: TestEnv) {
     // Settled: any duplicate would show now.
     let (_, invoices) =
         c.call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), &c.biller, None).await;
-    assert_eq!(invoices.as_array().map(Vec::len), Some(1), "one invoice: {invoices}");
+    assert_eq!(invoices["items"].as_array().map(Vec::len), Some(1), "one invoice: {invoices}");
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
     let theirs: Vec<&Value> =
-        claims.as_array().unwrap().iter().filter(|cl| cl["reference"] == invoice["number"]).collect();
+        claims["items"].as_array().unwrap().iter().filter(|cl| cl["reference"] == invoice["number"]).collect();
     assert_eq!(theirs.len(), 1, "one claim: {claims}");
     assert_eq!(theirs[0]["status"], "adjudicated");
     let report = c.reconciled().await;
@@ -996,12 +1110,73 @@ async fn a_refused_claim_puts_the_whole_invoice_on_the_patient(env: TestEnv) {
     assert_eq!((now["insurer_share"].as_i64(), now["patient_share"].as_i64()), (Some(0), Some(550_000)), "{now}");
     let (_, claims) = c.call(Method::GET, "/api/insurance/claims", &c.biller, None).await;
     assert!(
-        !claims.as_array().unwrap().iter().any(|cl| cl["reference"] == invoice["number"]),
+        !claims["items"].as_array().unwrap().iter().any(|cl| cl["reference"] == invoice["number"]),
         "no claim was taken: {claims}"
     );
     let report = c.reconciled().await;
     assert_eq!((balance(&report, "patient_receivable"), balance(&report, "insurer_receivable")), (550_000, 0));
     c.w.stop().await;
+}
+
+/// An insurer's dates are its own local days: a premium is numbered and due (30 days on) by
+/// the insurer's day, and a member number is checked on its insurer's day. Kiritimati (UTC+14)
+/// is on UTC's date only from 00:00 to 10:00 UTC and Honolulu (UTC−10) only from 10:00 to 24:00,
+/// so at any hour one of the two differs from the UTC date and would show a UTC date.
+async fn an_insurers_dates_are_its_local_days(env: TestEnv) {
+    let w = World::start(&env).await;
+    // (code, zone, its fixed offset in hours: neither has summer time)
+    let insurers = [("KIR", "Pacific/Kiritimati", 14), ("HNL", "Pacific/Honolulu", -10)];
+    let local_today =
+        |hours: i8| time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(hours, 0, 0).unwrap()).date();
+    let mut numbers = Vec::new();
+    for (code, zone, hours) in insurers {
+        let body = json!({"code": code, "name": format!("{code} Insurance"), "currency": "KES", "timezone": zone});
+        let insurer = crate::world::id(&w.create("/api/insurance/insurers", &w.admin, body).await);
+        let rules = json!({"currency": "KES", "premium": {"kind": "per_member", "adult": 1_200_000, "child": 600_000, "child_until_age": 18},
+            "max_members": 2, "categories": {"consultation": {"setting": "outpatient", "cost_shares": [{"visit_type": "normal", "network": "in_network"}]}}});
+        let plan = w.plan(&w.admin, &insurer, &format!("{code}P"), rules).await;
+        let before = local_today(hours);
+        let policy = w.policy(&w.admin, &plan, &before.to_string(), person("Lani", "Kai", "1980-01-01"), &[]).await;
+        w.settle().await;
+        let list =
+            w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &w.admin).await;
+        let after = local_today(hours);
+        let premium = &list["items"][0];
+        // Numbered by the insurer's day, due 30 days after it (`billing.premium_due_s`).
+        let days: Vec<(String, String)> = [before, after]
+            .iter()
+            .map(|d| {
+                let compact = d.to_string().replace('-', "");
+                (format!("PRM-{compact}-"), (*d + time::Duration::days(30)).to_string())
+            })
+            .collect();
+        let number = premium["number"].as_str().unwrap_or_default();
+        let due = premium["due_date"].as_str().unwrap_or_default();
+        assert!(
+            days.iter().any(|(prefix, due_on)| number.starts_with(prefix.as_str()) && due == due_on),
+            "{code} ({zone}): {premium} against {days:?}"
+        );
+        w.activate(&w.admin, &policy).await;
+        numbers.push((insurer, member_number(&policy), hours));
+    }
+    // A patient holding both numbers: each is checked on its insurer's day.
+    let clinic = clinic_at(w, "DAT", "UTC", "KES").await;
+    let members: Vec<Value> =
+        numbers.iter().map(|(insurer, number, _)| json!({"insurer_id": insurer, "member_number": number})).collect();
+    let before: Vec<time::Date> = numbers.iter().map(|(_, _, hours)| local_today(*hours)).collect();
+    let body = json!({"hospital_id": clinic.hospital, "given_name": "Lani", "family_name": "Kai", "date_of_birth": "1980-01-01", "sex": "female", "member_numbers": members});
+    let patient = crate::world::id(&clinic.create("/api/hospital/patients", &clinic.admin, body).await);
+    clinic.settle().await;
+    let answers = clinic.get(&format!("/api/hospital/patients/{patient}/coverage"), &clinic.admin).await;
+    for (i, (_, number, hours)) in numbers.iter().enumerate() {
+        let answer =
+            answers["items"].as_array().unwrap().iter().find(|a| a["member_number"] == number.as_str()).cloned();
+        let answer = answer.unwrap_or_else(|| panic!("an answer for {number}: {answers}"));
+        assert_eq!(answer["status"], "covered", "{answer}");
+        let on = answer["checked_on"].as_str().unwrap_or_default().to_owned();
+        assert!([before[i].to_string(), local_today(*hours).to_string()].contains(&on), "{number}: {answer}");
+    }
+    clinic.w.stop().await;
 }
 
 async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv) {
@@ -1045,8 +1220,9 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     let premium_of = async |policy: &Value| {
         w.settle().await;
         let list = w.get(&format!("/api/billing/premiums?policy_id={}", policy["id"].as_str().unwrap()), &clerk).await;
-        let premiums = list.as_array().cloned().unwrap_or_default();
+        let premiums = list["items"].as_array().cloned().unwrap_or_default();
         assert_eq!(premiums.len(), 1, "one premium for the policy: {list}");
+        assert_eq!(list["paging"], json!({"limit": 50, "offset": 0, "next_offset": null}), "{list}");
         assert_eq!(premiums[0]["policy_id"], policy["id"], "{list}");
         premiums[0].clone()
     };
@@ -1079,7 +1255,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
     assert_eq!(now["status"], "active", "premium_paid reached insurance");
     // The policy-sale saga completed (with the activation), and says how.
     let sagas = w.get("/api/insurance/sagas?state=completed", &insurer_admin).await;
-    let sale = sagas.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
+    let sale = sagas["items"].as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned();
     let sale = sale.expect("the completed saga");
     let (_, sale) = call(
         Method::GET,
@@ -1125,7 +1301,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
         let (status, _, body) = crate::support::read(response).await;
         assert_eq!(status, expected, "{key}: {body}");
         if status == 201 {
-            assert_eq!(body["amount"], 150_000);
+            assert_eq!((&body["amount"], &body["currency"]), (&json!(150_000), &json!("KES")), "{body}");
             payout_id = body["id"].clone();
         } else if status == 200 {
             assert_eq!(body["id"], payout_id);
@@ -1226,7 +1402,7 @@ async fn a_sold_policy_is_invoiced_paid_activated_and_commissioned(env: TestEnv)
 
     // The insurer's books agree with its premiums, payments, refunds and commissions.
     let (_, report) = call(Method::GET, "/api/billing/ledger/reconciliation".into(), insurer_admin.clone(), None).await;
-    let report = report.as_array().cloned().unwrap();
+    let report = report["items"].as_array().cloned().unwrap();
     assert!(report.iter().all(|a| a["agrees"] == true), "{report:?}");
     assert_eq!(balance(&report, "premium_income"), -2_400_000);
     assert_eq!(balance(&report, "mobile_money"), 2_200_000);
@@ -1256,7 +1432,7 @@ async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env:
     let sagas = "/api/insurance/sagas?state=compensated";
     let sale = eventually("the deadline to cancel the policy and compensate its saga", PATIENCE, async || {
         let list = w.get(sagas, &w.admin).await;
-        list.as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned()
+        list["items"].as_array().unwrap().iter().find(|s| s["subject_id"] == policy["id"]).cloned()
     })
     .await;
     let now = w.get(&policy_path, &w.admin).await;
@@ -1268,8 +1444,10 @@ async fn an_unpaid_policy_is_cancelled_at_its_deadline_across_a_restart(mut env:
     // Billing heard of the cancellation: the premium is void.
     w.settle().await;
     let list = w.get("/api/billing/premiums", &w.admin).await;
-    let premium =
-        list.as_array().and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"]).cloned()).unwrap_or(Value::Null);
+    let premium = list["items"]
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["policy_id"] == policy["id"]).cloned())
+        .unwrap_or(Value::Null);
     assert_eq!(premium["status"], "void", "{premium}");
     // The ticker publishes the counts after each tick.
     let compensated = eventually("the sagas gauge to count the compensated saga", PATIENCE, async || {
@@ -1293,6 +1471,8 @@ medcov_testkit::backend_suite!(
     two_currencies_never_mix,
     text_is_safe_in_spreadsheets_and_on_screens,
     an_encounter_service_carries_its_preauthorisation_into_the_claim,
+    an_override_past_the_ceiling_is_ex_gratia_on_its_own_account,
+    an_insurers_dates_are_its_local_days,
 );
 
 // The whole system on a Redis Cluster: bus, cache, idempotency keys, rate limits, registry.

@@ -193,7 +193,7 @@ async fn idempotency_keys_guard_every_mutating_endpoint(env: TestEnv) {
     };
     let count = async || {
         let (_, _, body) = app.call(Method::GET, "/api/hospital/hospitals", Some(&admin), None).await;
-        body.as_array().map(Vec::len).unwrap_or(0)
+        body["items"].as_array().map(Vec::len).unwrap_or(0)
     };
 
     let (status, headers, first) = create(admin.clone(), "key-1", hospital("NRB")).await;

@@ -62,8 +62,9 @@ async fn a_change_reaches_the_bus_and_the_log(env: TestEnv) {
         )
         .await;
     assert_eq!(status, 200, "{log}");
-    assert_eq!(log[0]["type"], "hospital.patient_registered.v1");
-    assert!(log[0]["published_at"].is_string(), "{log}");
+    assert_eq!(log["items"][0]["type"], "hospital.patient_registered.v1");
+    assert!(log["items"][0]["published_at"].is_string(), "{log}");
+    assert_eq!(log["paging"], json!({"limit": 100, "after": null, "next_after": null}), "{log}");
 
     let metrics = app.text(medcov_config::ServiceName::Hospital, "/metrics").await;
     let published = crate::support::sample(&metrics, "events_published_total", &[]).unwrap_or(0.0);
@@ -74,9 +75,9 @@ async fn a_change_reaches_the_bus_and_the_log(env: TestEnv) {
     let other = w.user("other.auditor", "auditor", scope::hospital(uuid::Uuid::now_v7())).await;
     let (_, _, mine) =
         app.call(Method::GET, "/api/hospital/events?type=hospital.patient_registered.v1", Some(&own), None).await;
-    assert_eq!(mine.as_array().map(Vec::len), Some(1));
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
     let (_, _, theirs) = app.call(Method::GET, "/api/hospital/events", Some(&other), None).await;
-    assert_eq!(theirs, json!([]));
+    assert_eq!(theirs["items"], json!([]));
 
     // A consumer that refuses everything dead-letters it; the operator sees, retries, discards.
     let config = ConsumerConfig {
@@ -96,10 +97,17 @@ async fn a_change_reaches_the_bus_and_the_log(env: TestEnv) {
     let (status, _, letters) =
         app.call(Method::GET, "/api/hospital/events/dead-letters?group=picky", Some(&admin), None).await;
     assert_eq!(status, 200, "{letters}");
+    let letters = &letters["items"];
     assert_eq!(letters.as_array().map(Vec::len), Some(dead));
     assert_eq!(letters[0]["error"], "refused on purpose");
     let (_, _, groups) = app.call(Method::GET, "/api/hospital/events/consumers", Some(&admin), None).await;
-    let picky = groups.as_array().unwrap().iter().find(|g| g["group"] == "picky").expect("the group is listed").clone();
+    let picky = groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "picky")
+        .expect("the group is listed")
+        .clone();
     assert_eq!(picky["dead_letters"].as_u64(), Some(dead as u64));
     let first = letters[0]["id"].as_str().unwrap();
     let (status, _, retried) = app

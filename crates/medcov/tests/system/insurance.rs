@@ -286,7 +286,8 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
         f.call(Method::POST, &format!("{path}/reverse"), &f.officer, Some(json!({"reason": "late"}))).await;
     assert_eq!(status, 409);
     let (_, history) = f.call(Method::GET, &format!("{path}/history"), &f.officer, None).await;
-    let actions: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
         ["submitted", "adjudicated", "reversed", "adjudicated", "sent_to_review", "adjudicated_with_overrides", "paid"]
@@ -298,7 +299,7 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
     let (status, _) = f.call(Method::GET, &path, &stranger, None).await;
     assert_eq!(status, 404);
     let (_, listed) = f.call(Method::GET, "/claims", &stranger, None).await;
-    assert_eq!(listed, json!([]));
+    assert_eq!(listed["items"], json!([]));
     let (status, _) = f.call(Method::GET, &format!("/policies/{policy_id}"), &stranger, None).await;
     assert_eq!(status, 404);
     let other_clerk = f.user("far.billing", "billing_clerk", scope::hospital(uuid::Uuid::now_v7())).await;
@@ -314,7 +315,17 @@ async fn a_claim_is_adjudicated_to_the_cent_and_reversed(env: TestEnv) {
         .await;
     assert_eq!(status, 404);
     let (_, mine) = f.call(Method::GET, "/claims", &f.biller, None).await;
-    assert_eq!(mine.as_array().map(Vec::len), Some(3));
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(3));
+    assert_eq!(mine["paging"], json!({"limit": 50, "offset": 0, "next_offset": null}), "{mine}");
+    let (_, first) = f.call(Method::GET, "/claims?limit=2", &f.biller, None).await;
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(2), "{first}");
+    assert_eq!(first["paging"], json!({"limit": 2, "offset": 0, "next_offset": 2}), "{first}");
+    let (_, last) = f.call(Method::GET, "/claims?limit=2&offset=2", &f.biller, None).await;
+    assert_eq!(
+        (last["items"][0]["id"].as_str(), &last["paging"]["next_offset"]),
+        (mine["items"][2]["id"].as_str(), &Value::Null),
+        "{last}"
+    );
 
     // Every change went to the outbox with it.
     let database = medcov_store::Database::connect(
@@ -619,7 +630,7 @@ async fn member_verification_finishes_once_across_a_restart(env: TestEnv) {
     let answers_now = f.get(&path, &f.admin).await;
     assert_eq!(answers_now, answers, "nothing changed after the answer");
     let statuses: Vec<&str> =
-        answers.as_array().expect("answers").iter().filter_map(|a| a["status"].as_str()).collect();
+        answers["items"].as_array().expect("answers").iter().filter_map(|a| a["status"].as_str()).collect();
     assert_eq!(statuses.len(), 2, "{answers}");
     assert!(statuses.contains(&"covered") && statuses.contains(&"invalid"), "{answers}");
     f.w.stop().await;
@@ -637,7 +648,7 @@ async fn register(f: &Insurer, given: &str, family: &str, numbers: &[&str]) -> S
 /// The registration saga of `patient`, with its transitions, if it is in `state`.
 async fn saga_of(f: &Insurer, patient: &str, state: &str) -> Option<Value> {
     let list = f.get(&format!("/api/hospital/sagas?state={state}"), &f.admin).await;
-    let saga = list.as_array()?.iter().find(|s| s["subject_id"] == patient)?.clone();
+    let saga = list["items"].as_array()?.iter().find(|s| s["subject_id"] == patient)?.clone();
     Some(f.get(&format!("/api/hospital/sagas/{}", saga["id"].as_str().unwrap()), &f.admin).await)
 }
 
@@ -681,7 +692,7 @@ async fn the_registration_saga_completes_fails_and_compensates(env: TestEnv) {
     assert_eq!(moves(&saga), [pair("running", "verify_member"), pair("compensated", "verify_member")], "{saga}");
     assert!(saga["data"]["failure"].as_str().unwrap().contains("no member number is covered"), "{saga}");
     let coverage = f.get(&format!("/api/hospital/patients/{self_pay}/coverage"), &f.admin).await;
-    assert_eq!(coverage[0]["status"], "invalid", "{coverage}");
+    assert_eq!(coverage["items"][0]["status"], "invalid", "{coverage}");
 
     // Billing is down: the account step times out, and everything is undone in reverse once
     // billing answers again: its account closed (it opens it late, then closes it), then the
@@ -727,8 +738,12 @@ async fn a_registered_patients_member_numbers_are_verified(env: TestEnv) {
     let coverage = async |patient: String, count: usize| {
         f.settle().await;
         let answers = f.get(&format!("/api/hospital/patients/{patient}/coverage"), &f.admin).await;
-        assert_eq!(answers.as_array().map(Vec::len), Some(count), "the insurer's answers for {patient}: {answers}");
-        answers
+        assert_eq!(
+            answers["items"].as_array().map(Vec::len),
+            Some(count),
+            "the insurer's answers for {patient}: {answers}"
+        );
+        answers["items"].clone()
     };
     // The policy is still pending: not covered, and why.
     let waiting = register(&f, "Pending", "Verified", &[&number]).await;

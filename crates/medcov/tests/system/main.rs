@@ -13,6 +13,9 @@
 //!   only 503s, readiness within a second, no write lost or doubled under keyed retries; an
 //!   instance SIGKILLed under keyed writes: no request failed, the restart serving in seconds.
 //! - `keys_per_caller`: one clerk's Idempotency-Key never replays another clerk's payment.
+//! - `keyed_answers`: keyed writes that read their answer back (payments, refunds, invoices,
+//!   premiums, claims, pre-authorisations, users, hospitals, practitioners) replay it whole, and
+//!   no key's record is ever committed before its answer.
 //! - `mesh`: the gateway's calls to the services: a killed instance of two costs no request
 //!   and rejoins when restarted; a failing upstream opens its circuit breaker; the policy file
 //!   reloaded while running.
@@ -60,6 +63,7 @@ mod events;
 mod faults_postgres;
 mod faults_redis;
 mod insurance;
+mod keyed_answers;
 mod keys_per_caller;
 mod mesh;
 mod observability;

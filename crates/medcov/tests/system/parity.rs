@@ -309,8 +309,8 @@ async fn every_services_migrations_give_the_same_schema_on_both_backends() {
     let mut problems = Vec::new();
     for ((service, lite), (_, pg)) in lite.iter().zip(&pg) {
         let (Database::Sqlite(lite), Database::Postgres(pg)) = (lite, pg) else { panic!("one of each backend") };
-        let sqlite = sqlite_schema(lite).await;
-        let postgres = postgres_schema(pg, service.as_str()).await;
+        let sqlite = sqlite_schema(lite.inner()).await;
+        let postgres = postgres_schema(pg.inner(), service.as_str()).await;
         // The platform's tables are in every service's schema.
         for table in ["medcov_meta", "outbox", "inbox", "sagas", "saga_transitions"] {
             assert!(postgres.contains_key(table), "{service}: {table} in {}", describe_tables(&postgres));
@@ -349,7 +349,8 @@ async fn the_comparison_sees_a_difference() {
     ] {
         sqlx::query(ddl).execute(lite).await.expect("sqlite DDL");
     }
-    let found = differences("test", &postgres_schema(pg, service.as_str()).await, &sqlite_schema(lite).await);
+    let found =
+        differences("test", &postgres_schema(pg.inner(), service.as_str()).await, &sqlite_schema(lite.inner()).await);
     let says = |text: &str| found.iter().any(|line| line.contains(text));
     assert!(says("beds.note is nullable in PostgreSQL, missing in SQLite"), "{found:#?}");
     assert!(says("wards.floor is nullable in PostgreSQL, not null in SQLite"), "{found:#?}");

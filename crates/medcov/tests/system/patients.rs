@@ -145,9 +145,10 @@ async fn registration_search_change_history_and_access_log(env: TestEnv) {
 
     let (_, _, history) = app.call(Method::GET, &format!("{path}/history"), Some(&clinician), None).await;
     let versions: Vec<i64> =
-        history.as_array().expect("history").iter().filter_map(|h| h["version"].as_i64()).collect();
+        history["items"].as_array().expect("history").iter().filter_map(|h| h["version"].as_i64()).collect();
     assert_eq!(versions, [1, 2]);
-    assert_eq!(history[0]["record"]["phone"], "+254 712 345678");
+    assert_eq!(history["items"][0]["record"]["phone"], "+254 712 345678");
+    assert_eq!(history["paging"], json!({}), "a record's history comes whole");
 
     // The auditor sees who did what to the record.
     let (status, _, log) =
@@ -158,6 +159,25 @@ async fn registration_search_change_history_and_access_log(env: TestEnv) {
     for action in ["create", "search", "update", "history"] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
+    assert_eq!(log["paging"], json!({"limit": 100, "after": null, "next_after": null}), "{log}");
+    // Paged two at a time by cursor: each page names its last entry, the last page none.
+    let (mut paged, mut after) = (Vec::new(), String::new());
+    loop {
+        let page_path = format!("/api/hospital/access-log?patient_id={id}&limit=2{after}");
+        let (status, _, page) = app.call(Method::GET, &page_path, Some(&auditor), None).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().expect("items");
+        paged.extend(items.iter().filter_map(|e| e["action"].as_str().map(str::to_owned)));
+        assert!(paged.len() <= actions.len(), "{paged:?}");
+        match page["paging"]["next_after"].as_str() {
+            Some(next) => {
+                assert_eq!((items.len(), items[1]["id"].as_str()), (2, Some(next)), "{page}");
+                after = format!("&after={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(paged, actions, "the pages hold the log, in order");
     let (status, _, _) = app.call(Method::GET, "/api/hospital/access-log", Some(&clinician), None).await;
     assert_eq!(status, 403);
 

@@ -106,7 +106,7 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
         // Several relays may share the outbox: each locks its batch (skipping rows another
         // holds) and marks it in the same transaction.
         Database::Postgres(pool) => {
-            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let mut tx = pool.inner().begin().await.map_err(StoreError::from)?;
             let relayed = async {
                 let rows = postgres::outbox::unpublished(&mut *tx, batch).await?;
                 let count = rows.len();
@@ -157,7 +157,7 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
                 }
             }
             if !published.is_empty() {
-                let mut tx = medcov_store::sqlite::begin_write(pool).await.map_err(StoreError::from)?;
+                let mut tx = medcov_store::sqlite::begin_write(pool.inner()).await.map_err(StoreError::from)?;
                 for id in published {
                     sqlite::outbox::mark_published(&mut *tx, id, now).await?;
                 }
@@ -216,8 +216,10 @@ pub async fn recover(
         }};
     }
     let outcome = match db {
-        Database::Postgres(pool) => on!(postgres, pool.begin().await.map_err(StoreError::from)?),
-        Database::Sqlite(pool) => on!(sqlite, medcov_store::sqlite::begin_write(pool).await.map_err(StoreError::from)?),
+        Database::Postgres(pool) => on!(postgres, pool.inner().begin().await.map_err(StoreError::from)?),
+        Database::Sqlite(pool) => {
+            on!(sqlite, medcov_store::sqlite::begin_write(pool.inner()).await.map_err(StoreError::from)?)
+        }
     };
     *known = Some(current);
     Ok(outcome)

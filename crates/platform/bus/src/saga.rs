@@ -170,17 +170,18 @@ pub async fn get(db: &Database, id: Uuid) -> Result<Option<(Saga, Vec<Transition
     Ok(Some((saga, log)))
 }
 
-/// Instances in a state (all with `None`), newest first; of some tenants when given.
+/// Instances in a state (all with `None`), newest first; of some tenants when given; `limit`
+/// of them after skipping `offset`.
 pub async fn list(
     db: &Database,
     state: Option<SagaState>,
     tenants: Option<&[Uuid]>,
-    limit: i64,
+    (limit, offset): (i64, i64),
 ) -> Result<Vec<Saga>, StoreError> {
     if tenants.is_some_and(<[Uuid]>::is_empty) {
         return Ok(Vec::new());
     }
-    dispatch!(db, sagas::list(state, tenants, limit))
+    dispatch!(db, sagas::list(state, tenants, (limit, offset)))
 }
 
 /// Moves an instance from `from` to `to` at `step` (clearing or setting its deadline), if it is

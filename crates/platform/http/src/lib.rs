@@ -10,6 +10,7 @@
 //!   name the field at fault.
 //! - [`observe`]: the outermost middleware: request id, trace context, the request span,
 //!   access log and request metrics.
+//! - [`page`]: the one envelope every list answers, `{items, paging}`.
 //! - [`metrics`]: one Prometheus registry per service; [`process`]: the process's own
 //!   resource use in it.
 //! - [`health`]: `/health/live` and `/health/ready` with named dependency checks.
@@ -24,6 +25,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod page;
 pub mod problem;
 pub mod process;
 pub mod server;
@@ -32,6 +34,7 @@ pub use extract::{Json, Path, Query};
 pub use health::{Health, ReadinessCheck};
 pub use metrics::Metrics;
 pub use observe::{RequestContext, Routed};
+pub use page::{Page, Paging};
 pub use problem::{ApiError, FieldError, Problem};
 pub use server::{HttpSettings, ServiceHttp};
 

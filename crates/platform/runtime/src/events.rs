@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use medcov_bus::Bus;
 use medcov_bus::relay::OutboxRow;
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_http::{ApiError, FieldError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Policy, Role, Scope};
 use medcov_store::Database;
 use serde::{Deserialize, Serialize};
@@ -105,18 +105,21 @@ pub struct LogQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<OffsetDateTime>,
+    /// Events after this event id (the `paging.next_after` of the previous page).
+    after: Option<Uuid>,
     /// At most this many, oldest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
 /// The service's event log, oldest first. Tenant staff see their tenant's events only.
 #[utoipa::path(get, path = "/events", tag = "events", params(LogQuery),
-    responses((status = 200, body = Vec<LoggedEvent>), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<LoggedEvent>), (status = 422, body = medcov_http::Problem)))]
 async fn event_log(
     State(state): State<EventsState>,
     Authorized(principal, _): Authorized<LogReaders>,
     Query(query): Query<LogQuery>,
-) -> Result<Json<Vec<LoggedEvent>>, ApiError> {
+) -> Result<Json<Page<LoggedEvent>>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::Validation(vec![FieldError::new("limit", "must be between 1 and 1000")]));
@@ -127,19 +130,16 @@ async fn event_log(
         Scope::Insurer { insurer } => Some(vec![*insurer]),
         Scope::Own => Some(Vec::new()),
     };
-    if tenants.as_ref().is_some_and(Vec::is_empty) {
-        return Ok(Json(Vec::new()));
-    }
     let filter = medcov_bus::log::Filter {
         aggregate_id: query.aggregate_id,
         event_type: query.event_type.as_deref(),
         since: query.since,
-        after: None,
+        after: query.after,
         tenants: tenants.as_deref(),
-        limit,
+        limit: limit + 1,
     };
     let rows = medcov_bus::log::read(&state.db, &filter).await?;
-    Ok(Json(rows.into_iter().map(logged).collect()))
+    Ok(Json(Page::after(rows, limit, query.after, |row| row.id).map(logged)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -194,12 +194,12 @@ fn bus_error(e: medcov_bus::BusError) -> ApiError {
 /// The consumer groups reading this service's stream: those the bus has, and those the
 /// services read it with even while the bus has lost them (`exists: false`).
 #[utoipa::path(get, path = "/events/consumers", tag = "events",
-    responses((status = 200, body = Vec<ConsumerGroup>), (status = 503, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<ConsumerGroup>), (status = 503, body = medcov_http::Problem)))]
 async fn consumers(
     State(state): State<EventsState>,
     _admin: Authorized<Operators>,
-) -> Result<Json<Vec<ConsumerGroup>>, ApiError> {
-    Ok(Json(groups_of(state.bus.as_ref(), state.stream, &state.readers).await.map_err(bus_error)?))
+) -> Result<Json<Page<ConsumerGroup>>, ApiError> {
+    Ok(Json(Page::whole(groups_of(state.bus.as_ref(), state.stream, &state.readers).await.map_err(bus_error)?)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -229,14 +229,14 @@ pub struct DeadLetterView {
 
 /// The dead letters of a consumer group on this service's stream, oldest first.
 #[utoipa::path(get, path = "/events/dead-letters", tag = "events", params(GroupQuery),
-    responses((status = 200, body = Vec<DeadLetterView>), (status = 503, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<DeadLetterView>), (status = 503, body = medcov_http::Problem)))]
 async fn dead_letters(
     State(state): State<EventsState>,
     _admin: Authorized<Operators>,
     Query(query): Query<GroupQuery>,
-) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+) -> Result<Json<Page<DeadLetterView>>, ApiError> {
     let letters = state.bus.dead_letters(state.stream, &query.group).await.map_err(bus_error)?;
-    Ok(Json(
+    Ok(Json(Page::whole(
         letters
             .into_iter()
             .map(|d| DeadLetterView {
@@ -251,7 +251,7 @@ async fn dead_letters(
                 at: d.at,
             })
             .collect(),
-    ))
+    )))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

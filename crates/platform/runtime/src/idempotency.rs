@@ -12,9 +12,13 @@
 //! - a repeat while the first still runs waits for it (two seconds at most: then 409);
 //!   another request under the same key, 422;
 //! - a request that committed nothing (a refusal, a failure, a read) leaves no record: a
-//!   retry runs again;
+//!   retry runs again; nor does one that failed (5xx) after its commit, which rolls back;
 //! - a key is held only by a transaction in progress: PostgreSQL releases it when its
-//!   request ends or its instance dies, so a crashed request never blocks a retry.
+//!   request ends or its instance dies, so a crashed request never blocks a retry;
+//! - a handler that reads back what it committed reads it in the same transaction, so the
+//!   record is committed with its answer; a request whose record was committed before its
+//!   answer was known (the last resort, [`Keyed::answered_after_commit`]) is counted in
+//!   `idempotency_answers_after_commit_total`, which stays at 0.
 //!
 //! Keys belong to the verified caller: another caller's key of the same name is another key.
 //! Requests without a key, or without a valid token (the handler answers those), pass
@@ -45,7 +49,13 @@ pub struct Idempotency {
     pub database: Database,
     pub verifier: Arc<Verifier>,
     pub body_limit: usize,
+    /// `idempotency_answers_after_commit_total`: requests whose record was committed before
+    /// their answer was known ([`Keyed::answered_after_commit`]).
+    pub answers_after_commit: metrics::Counter,
 }
+
+/// The counter of [`Idempotency::answers_after_commit`].
+pub const ANSWERS_AFTER_COMMIT: &str = "idempotency_answers_after_commit_total";
 
 pub async fn middleware(State(state): State<Idempotency>, request: Request, next: Next) -> Response {
     let mutating = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
@@ -102,7 +112,11 @@ pub async fn middleware(State(state): State<Idempotency>, request: Request, next
         None if status.is_server_error() => keyed::Answer::Failed,
         None => keyed::Answer::Refused,
     };
-    match keyed.finish(&state.database, answer).await {
+    let finished = keyed.finish(&state.database, answer).await;
+    if keyed.answered_after_commit() {
+        state.answers_after_commit.increment(1);
+    }
+    match finished {
         Ok(_) => match keyed.answered() {
             // Another request under the key committed while this one ran: this one wrote
             // nothing, and its answer is the other's.

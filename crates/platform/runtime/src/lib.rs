@@ -98,6 +98,10 @@ pub struct ServiceApi {
     pub router: OpenApiRouter,
     /// Readiness checks beyond its database and Redis, which the runtime adds.
     pub checks: Vec<Arc<dyn ReadinessCheck>>,
+    /// How the Idempotency-Key middleware tells callers apart, when not with the auth
+    /// service's keys fetched through the mesh ([`ServiceContext::verifier`]): the auth service
+    /// holds those keys itself, and is not reachable through the mesh while it starts.
+    pub verifier: Option<Arc<medcov_security::Verifier>>,
 }
 
 /// Applies the migrations of `targets` and returns; `medcov migrate`.
@@ -437,11 +441,17 @@ async fn start_one(
     }
 
     if let Some(database) = &database {
+        metrics.describe_counter(
+            idempotency::ANSWERS_AFTER_COMMIT,
+            "Keyed requests whose Idempotency-Key record was committed before their answer was known \
+             (a crash in between leaves a retry told 409 instead of the answer); expected to stay 0.",
+        );
         let state = idempotency::Idempotency {
             service: name.as_str(),
             database: database.clone(),
-            verifier: verifier.clone(),
+            verifier: api.verifier.clone().unwrap_or_else(|| verifier.clone()),
             body_limit: config.http.body_limit_bytes,
+            answers_after_commit: metrics.counter(idempotency::ANSWERS_AFTER_COMMIT, &[]),
         };
         api.router = api.router.route_layer(axum::middleware::from_fn_with_state(state, idempotency::middleware));
     }

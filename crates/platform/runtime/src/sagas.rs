@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use medcov_bus::saga::{self, Saga, SagaState, Transition};
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_http::{ApiError, FieldError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Policy, Role, Scope};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,7 +28,12 @@ impl Policy for Watchers {
 pub struct SagaQuery {
     /// `running`, `compensating`, `completed` or `compensated`.
     state: Option<String>,
+    /// At most this many (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Skip this many (the `paging.next_offset` of the previous page).
+    #[param(minimum = 0)]
+    offset: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -101,25 +106,33 @@ fn tenants(scope: &Scope) -> Option<Vec<Uuid>> {
 
 /// Instances, newest first, by state (transitions left out; read one for them).
 #[utoipa::path(get, path = "/sagas", tag = "sagas", params(SagaQuery),
-    responses((status = 200, body = Vec<SagaView>), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<SagaView>), (status = 422, body = medcov_http::Problem)))]
 async fn list_sagas(
     State(db): State<Database>,
     Authorized(principal, _): Authorized<Watchers>,
     Query(query): Query<SagaQuery>,
-) -> Result<Json<Vec<SagaView>>, ApiError> {
+) -> Result<Json<Page<SagaView>>, ApiError> {
+    let mut errors = Vec::new();
     let state = match query.state.as_deref() {
         None => None,
-        Some(s) => Some(SagaState::parse(s).ok_or_else(|| {
-            ApiError::Validation(vec![FieldError::new(
-                "state",
-                "must be running, compensating, completed or compensated",
-            )])
-        })?),
+        Some(s) => SagaState::parse(s).or_else(|| {
+            errors.push(FieldError::new("state", "must be running, compensating, completed or compensated"));
+            None
+        }),
     };
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let (limit, offset) = (query.limit.unwrap_or(50), query.offset.unwrap_or(0));
+    if !(1..=200).contains(&limit) {
+        errors.push(FieldError::new("limit", "must be between 1 and 200"));
+    }
+    if offset < 0 {
+        errors.push(FieldError::new("offset", "must not be negative"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let tenants = tenants(&principal.scope);
-    let sagas = saga::list(&db, state, tenants.as_deref(), limit).await?;
-    Ok(Json(sagas.into_iter().map(|s| view(s, Vec::new())).collect()))
+    let sagas = saga::list(&db, state, tenants.as_deref(), (limit + 1, offset)).await?;
+    Ok(Json(Page::offset(sagas, limit, offset).map(|s| view(s, Vec::new()))))
 }
 
 /// One instance with every transition.

@@ -15,12 +15,19 @@
 //!   past [`LOCK_WAIT`] ends it with [`StoreError::KeyHeld`] (409).
 //! - [`Tx::commit`] keeps the transaction open instead of committing it: the middleware writes
 //!   the record (request fingerprint and answer) in it once the handler has answered, then
-//!   commits. The effect and its answer are stored together or not at all.
+//!   commits. The effect and its answer are stored together or not at all. A request that
+//!   fails (5xx) with nothing else committed rolls it back instead: a retry runs again.
 //! - A transaction begun after a kept one commits the kept one first, without the record (the
-//!   last one carries it).
-//! - A read on the pool after a kept commit (a handler reading its answer back) commits the
-//!   kept transaction with a record whose answer follows once known ([`Record::answer`] is
-//!   `None` meanwhile): the read must see the commit.
+//!   last one carries it; should the request then fail, the last one carries a record without
+//!   an answer, so that a retry is told it took effect rather than run it again).
+//! - A read on the pool after a kept commit (a handler reading its answer back) runs in the
+//!   kept transaction, on its connection ([`crate::pool`]): it sees what the request wrote,
+//!   and nothing is committed before the answer is known.
+//! - Only a read transaction begun after a kept commit ([`Database::begin_read`], which no
+//!   handler does after writing today) commits the kept transaction early, with a record whose
+//!   answer follows once known ([`Record::answer`] is `None` meanwhile, and a crash in
+//!   between leaves it so: a retry is told 409). The middleware counts those requests
+//!   ([`Keyed::answered_after_commit`]).
 //! - [`after_commit`] work (cache invalidations) waits for the real commit, so a concurrent
 //!   reader cannot cache what is about to change.
 
@@ -67,15 +74,22 @@ struct Inner {
     key: String,
     lock: i64,
     fingerprint: Vec<u8>,
+    /// A committed-in-name transaction, waiting for the answer; reads on the pool run in it
+    /// meanwhile ([`crate::pool`]).
+    kept: Kept,
     state: Mutex<State>,
 }
 
+/// Where a keyed request's committed-in-name transaction waits.
+pub(crate) type Kept = Arc<tokio::sync::Mutex<Option<Tx>>>;
+
 #[derive(Default)]
 struct State {
-    /// A committed-in-name transaction, waiting for the answer.
-    kept: Option<Tx>,
     /// A record (without its answer yet) was committed with an earlier transaction.
     marked: bool,
+    /// An earlier transaction of the request was committed for real, without the record (a
+    /// transaction begun after it carries the record).
+    committed: bool,
     /// What another request under the key committed, found by [`Database::begin_write`].
     answered: Option<Record>,
     after_commit: Vec<Work>,
@@ -88,6 +102,12 @@ tokio::task_local! {
 /// The keyed request this task runs, if any.
 pub(crate) fn current() -> Option<Keyed> {
     CURRENT.try_with(Keyed::clone).ok()
+}
+
+/// Where the keyed request this task runs keeps its committed-in-name transaction, if it runs
+/// one.
+pub(crate) fn kept() -> Option<Kept> {
+    CURRENT.try_with(|keyed| keyed.0.kept.clone()).ok()
 }
 
 /// Runs `work` once the keyed request this task runs has committed (at once outside one).
@@ -136,7 +156,13 @@ impl Keyed {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest.as_ref()[..8]);
-        Keyed(Arc::new(Inner { key, lock: i64::from_be_bytes(first), fingerprint, state: Mutex::default() }))
+        Keyed(Arc::new(Inner {
+            key,
+            lock: i64::from_be_bytes(first),
+            fingerprint,
+            kept: Kept::default(),
+            state: Mutex::default(),
+        }))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -154,19 +180,39 @@ impl Keyed {
         self.state().answered.clone()
     }
 
-    /// Ends the request with its `answer`: commits the kept transaction with the record, or
-    /// adds the answer to a record committed earlier. Then runs the [`after_commit`] work. An
-    /// error means the commit's outcome is unknown: the client must retry under the key.
+    /// Whether the request committed its record before its answer was known (a read
+    /// transaction after its commit, [`Database::begin_read`]): a crash before [`Keyed::finish`]
+    /// stored the answer leaves a record without one, and a retry is told 409 instead of
+    /// getting the answer. The last resort, for the middleware to count.
+    pub fn answered_after_commit(&self) -> bool {
+        self.state().marked
+    }
+
+    /// Ends the request with its `answer`: commits the kept transaction with the record (or
+    /// rolls it back, when the request failed with nothing else committed), or adds the answer
+    /// to a record committed earlier. Then runs the [`after_commit`] work. An error means the
+    /// commit's outcome is unknown: the client must retry under the key.
     pub async fn finish(&self, db: &Database, answer: Answer<'_>) -> Result<Finished, StoreError> {
-        let (kept, marked) = {
-            let mut state = self.state();
-            (state.kept.take(), state.marked)
+        let kept = self.0.kept.lock().await.take();
+        let (marked, committed) = {
+            let state = self.state();
+            (state.marked, state.committed)
         };
         let outcome = match (kept, answer) {
+            // Its record is committed already, without its answer (the last resort): what it
+            // kept since commits on its own, and the answer joins the record.
+            (Some(tx), answer) if marked => match tx.commit_now().await {
+                Ok(()) => self.answer_marked(db, answer).await,
+                Err(error) => Err(error),
+            },
+            // It failed with nothing of it committed for real: the kept transaction rolls back
+            // (dropped), and a retry runs again.
+            (Some(_), Answer::Failed) if !committed => Ok(Finished::Nothing),
             (Some(mut tx), answer) => {
                 let written = match answer {
                     Answer::Keep(answer) => self.put(&mut tx, Some(answer)).await,
-                    // What it committed may be an effect: a retry must not run it again.
+                    // An earlier transaction of it is committed, and may be an effect: a retry
+                    // must not run it again.
                     Answer::Failed => self.put(&mut tx, None).await,
                     // It decided not to act; what it wrote stays, without a record.
                     Answer::Refused => Ok(()),
@@ -177,20 +223,7 @@ impl Keyed {
                     Err(error) => Err(error),
                 }
             }
-            (None, Answer::Keep(answer)) if marked => {
-                if let Err(error) = dispatch!(db, idempotency::answer(&self.0.key, answer)) {
-                    tracing::warn!(%error, "an Idempotency-Key's answer could not be stored after its effect");
-                }
-                Ok(Finished::Committed)
-            }
-            (None, Answer::Refused) if marked => {
-                // It committed only what it gives back (a hold, say): no record, a retry runs.
-                if let Err(error) = dispatch!(db, idempotency::forget(&self.0.key)) {
-                    tracing::warn!(%error, "an Idempotency-Key's record could not be removed after a refusal");
-                }
-                Ok(Finished::Nothing)
-            }
-            (None, _) if marked => Ok(Finished::Committed),
+            (None, answer) if marked => self.answer_marked(db, answer).await,
             (None, _) => Ok(Finished::Nothing),
         };
         let work = std::mem::take(&mut self.state().after_commit);
@@ -200,26 +233,54 @@ impl Keyed {
         outcome
     }
 
+    /// Ends a request whose record was committed before its answer was known.
+    async fn answer_marked(&self, db: &Database, answer: Answer<'_>) -> Result<Finished, StoreError> {
+        match answer {
+            Answer::Keep(answer) => {
+                if let Err(error) = dispatch!(db, idempotency::answer(&self.0.key, answer)) {
+                    tracing::warn!(%error, "an Idempotency-Key's answer could not be stored after its effect");
+                }
+                Ok(Finished::Committed)
+            }
+            Answer::Refused => {
+                // It committed only what it gives back (a hold, say): no record, a retry runs.
+                if let Err(error) = dispatch!(db, idempotency::forget(&self.0.key)) {
+                    tracing::warn!(%error, "an Idempotency-Key's record could not be removed after a refusal");
+                }
+                Ok(Finished::Nothing)
+            }
+            Answer::Failed => Ok(Finished::Committed),
+        }
+    }
+
     /// Keeps `tx` until the answer is known; a transaction kept before it commits now.
     pub(crate) async fn keep(&self, tx: Tx) -> Result<(), StoreError> {
-        let older = self.state().kept.replace(tx);
+        let older = self.0.kept.lock().await.replace(tx);
         match older {
-            Some(older) => older.commit_now().await,
+            Some(older) => {
+                older.commit_now().await?;
+                self.state().committed = true;
+                Ok(())
+            }
             None => Ok(()),
         }
     }
 
-    /// Commits the kept transaction, if any: with a record awaiting its answer when `mark`
-    /// (something reads what it wrote), without otherwise (a later transaction carries it).
+    /// Commits the kept transaction, if any: with a record awaiting its answer when `mark` (a
+    /// read transaction must see what it wrote: the last resort), without otherwise (a later
+    /// transaction carries it).
     pub(crate) async fn flush(&self, mark: bool) -> Result<(), StoreError> {
-        let Some(mut tx) = self.state().kept.take() else { return Ok(()) };
+        let Some(mut tx) = self.0.kept.lock().await.take() else { return Ok(()) };
         let mark = mark && !self.state().marked;
         if mark {
             self.put(&mut tx, None).await?;
         }
         tx.commit_now().await?;
+        let mut state = self.state();
         if mark {
-            self.state().marked = true;
+            state.marked = true;
+        } else {
+            state.committed = true;
         }
         Ok(())
     }

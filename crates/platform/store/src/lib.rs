@@ -20,10 +20,17 @@
 //! The service layer opens the transaction, loads, decides with the domain rules and persists
 //! through those functions, then commits.
 //!
+//! Reads take the backend's `&Pool` ([`pool::Pool`]) and run on it (or on
+//! [`pool::Pool::acquire`]'s connection, for several statements together): in a keyed request
+//! that has committed, that is its still open transaction, so a handler reading back what it
+//! wrote sees it before the Idempotency-Key record and its answer are committed with it.
+//!
 //! - [`StoreError`]: the one error of every store: unavailable (503), a duplicate key, a stored
 //!   value this code cannot read (naming its table and column), or another database error.
 //! - [`outbox`]: typed domain events written in the caller's transaction.
 //! - [`inbox`]: events a consumer handled, recorded with their effect.
+//! - [`pool`]: the pool as the SQL sees it; in a keyed request, its reads run in the request's
+//!   kept transaction.
 //! - [`keyed`]: Idempotency-Key records, written in the transaction of the effect they answer
 //!   for (the Idempotency-Key middleware drives it; the service layer does not see it).
 //! - Platform tables (`medcov_meta`, `outbox`, `inbox`, `sagas`, `saga_transitions`,
@@ -35,6 +42,7 @@ mod error;
 pub mod inbox;
 pub mod keyed;
 pub mod outbox;
+pub mod pool;
 pub mod postgres;
 pub mod sqlite;
 
@@ -47,8 +55,8 @@ use std::time::Duration;
 use medcov_config::{DatabaseUrl, ServiceName};
 use sqlx::Connection;
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Why a service's database could not be opened or prepared.
 #[derive(Debug, thiserror::Error)]
@@ -142,11 +150,12 @@ impl PoolOptions {
     }
 }
 
-/// A service's connection pool.
+/// A service's connection pool. Statements on it in a keyed request run in the request's kept
+/// transaction while it holds one ([`pool`]).
 #[derive(Debug, Clone)]
 pub enum Database {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Sqlite(sqlite::Pool),
+    Postgres(postgres::Pool),
 }
 
 impl Database {
@@ -177,8 +186,8 @@ impl Database {
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         match self {
-            Database::Sqlite(pool) => pool.acquire().await?.ping().await,
-            Database::Postgres(pool) => pool.acquire().await?.ping().await,
+            Database::Sqlite(pool) => pool.inner().acquire().await?.ping().await,
+            Database::Postgres(pool) => pool.inner().acquire().await?.ping().await,
         }
     }
 
@@ -189,8 +198,8 @@ impl Database {
         let migrate = |source| OpenError::Migrate { service, source };
         let platform = platform_migrations();
         match self {
-            Database::Sqlite(pool) => platform.sqlite.run(pool).await.map_err(migrate)?,
-            Database::Postgres(pool) => platform.postgres.run(pool).await.map_err(migrate)?,
+            Database::Sqlite(pool) => platform.sqlite.run(pool.inner()).await.map_err(migrate)?,
+            Database::Postgres(pool) => platform.postgres.run(pool.inner()).await.map_err(migrate)?,
         }
         const CLAIM: &str = "INSERT INTO medcov_meta (key, value) VALUES ('service', $1) ON CONFLICT (key) DO NOTHING";
         match self {
@@ -199,8 +208,8 @@ impl Database {
         }
         self.check_owner(service).await?;
         match self {
-            Database::Sqlite(pool) => migrations.sqlite.run(pool).await.map_err(migrate)?,
-            Database::Postgres(pool) => migrations.postgres.run(pool).await.map_err(migrate)?,
+            Database::Sqlite(pool) => migrations.sqlite.run(pool.inner()).await.map_err(migrate)?,
+            Database::Postgres(pool) => migrations.postgres.run(pool.inner()).await.map_err(migrate)?,
         }
         Ok(())
     }
@@ -221,15 +230,15 @@ impl Database {
     /// The pool's size and idle connections, for metrics.
     pub fn pool_stats(&self) -> (u32, usize) {
         match self {
-            Database::Sqlite(pool) => (pool.size(), pool.num_idle()),
-            Database::Postgres(pool) => (pool.size(), pool.num_idle()),
+            Database::Sqlite(pool) => (pool.inner().size(), pool.inner().num_idle()),
+            Database::Postgres(pool) => (pool.inner().size(), pool.inner().num_idle()),
         }
     }
 
     pub async fn close(&self) {
         match self {
-            Database::Sqlite(pool) => pool.close().await,
-            Database::Postgres(pool) => pool.close().await,
+            Database::Sqlite(pool) => pool.inner().close().await,
+            Database::Postgres(pool) => pool.inner().close().await,
         }
     }
 }
@@ -247,8 +256,8 @@ impl Database {
             keyed.flush(false).await?;
         }
         let mut tx = match self {
-            Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_write(pool).await?),
-            Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_write(pool.inner()).await?),
+            Database::Postgres(pool) => Tx::Postgres(pool.inner().begin().await?),
         };
         if let Some(keyed) = &keyed {
             keyed.claim(&mut tx).await?;
@@ -257,25 +266,23 @@ impl Database {
     }
 
     /// Starts a transaction that only reads (a consistent view of several reads).
+    ///
+    /// In a keyed request that committed (in name) already, what it wrote is committed for real
+    /// first, with a record whose answer follows once known, so that this transaction sees it
+    /// ([`keyed`]): the last resort, which the Idempotency-Key middleware counts (a crash before
+    /// the answer is stored leaves a record without one). Reads on the pool do not need it.
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
-        self.keyed_barrier().await?;
+        if let Some(keyed) = keyed::current() {
+            keyed.flush(true).await?;
+        }
         Ok(match self {
-            Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_read(pool).await?),
-            Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_read(pool.inner()).await?),
+            Database::Postgres(pool) => Tx::Postgres(pool.inner().begin().await?),
         })
     }
 
-    /// Before a read on the pool in a keyed request: commits what the request wrote, so the
-    /// read sees it ([`keyed`]). [`dispatch!`] calls it.
-    pub async fn keyed_barrier(&self) -> Result<(), StoreError> {
-        match keyed::current() {
-            Some(keyed) => keyed.flush(true).await,
-            None => Ok(()),
-        }
-    }
-
     /// The pool of the backend in use, for [`dispatch!`].
-    pub fn split(&self) -> Split<&SqlitePool, &PgPool> {
+    pub fn split(&self) -> Split<&sqlite::Pool, &postgres::Pool> {
         match self {
             Database::Sqlite(pool) => Split::Sqlite(pool),
             Database::Postgres(pool) => Split::Postgres(pool),
@@ -323,11 +330,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Nothing to do before a statement in a transaction (see [`Database::keyed_barrier`]).
-    pub async fn keyed_barrier(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     /// The transaction of the backend in use, for [`dispatch!`].
     pub fn split(&mut self) -> Split<&mut sqlite::Tx, &mut postgres::Tx> {
         match self {
@@ -347,8 +349,8 @@ pub enum Split<S, P> {
 /// Calls the function of the same name in the caller's `sqlite` or `postgres` module (the
 /// store's backend modules, which mount the same SQL with their own `Db`), with the pool or
 /// transaction of the backend in use as its first argument, and awaits it. On a pool, in a
-/// keyed request, what the request committed is committed for real first
-/// ([`Database::keyed_barrier`]).
+/// keyed request that committed (in name), the statement runs in that request's transaction
+/// ([`pool`]).
 ///
 /// ```text
 /// pub async fn invoice(db: &Database, id: Uuid) -> Result<Option<Invoice>, StoreError> {
@@ -364,12 +366,9 @@ pub enum Split<S, P> {
 #[macro_export]
 macro_rules! dispatch {
     ($on:expr, $($function:ident)::+ ( $($argument:expr),* $(,)? )) => {
-        match ($on).keyed_barrier().await {
-            Err(error) => Err(error.into()),
-            Ok(()) => match ($on).split() {
-                $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*).await,
-                $crate::Split::Postgres(on) => postgres::$($function)::+(on, $($argument),*).await,
-            },
+        match ($on).split() {
+            $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*).await,
+            $crate::Split::Postgres(on) => postgres::$($function)::+(on, $($argument),*).await,
         }
     };
 }
@@ -395,7 +394,7 @@ async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, 
         .acquire_timeout(options.acquire_timeout.max(SQLITE_BUSY_TIMEOUT))
         .connect_with(connect)
         .await?;
-    Ok(Database::Sqlite(pool))
+    Ok(Database::Sqlite(pool::Pool::new(pool)))
 }
 
 async fn connect_postgres(service: ServiceName, url: &url::Url, options: &PoolOptions) -> Result<Database, OpenError> {
@@ -415,7 +414,7 @@ async fn connect_postgres(service: ServiceName, url: &url::Url, options: &PoolOp
         .connect_with(connect.options([("search_path", schema)]))
         .await
         .map_err(unreachable)?;
-    Ok(Database::Postgres(pool))
+    Ok(Database::Postgres(pool::Pool::new(pool)))
 }
 
 /// Creates the database when it does not exist; a concurrent creator winning the race is fine.

@@ -5,7 +5,9 @@
 //! mounts `store/sql/` with `#[path = "sql/mod.rs"]`.
 
 pub type Db = sqlx::Postgres;
-pub type Pool = sqlx::PgPool;
+/// The pool as SQL sees it: in a keyed request, reads run in its kept transaction
+/// ([`crate::pool`]).
+pub type Pool = crate::pool::Pool<sqlx::Postgres>;
 pub type Tx = sqlx::Transaction<'static, Db>;
 pub type Connection = sqlx::PgConnection;
 

@@ -5,7 +5,9 @@
 //! mounts `store/sql/` with `#[path = "sql/mod.rs"]`.
 
 pub type Db = sqlx::Sqlite;
-pub type Pool = sqlx::SqlitePool;
+/// The pool as SQL sees it: in a keyed request, reads run in its kept transaction
+/// ([`crate::pool`]).
+pub type Pool = crate::pool::Pool<sqlx::Sqlite>;
 pub type Connection = sqlx::SqliteConnection;
 
 /// What a `SELECT` adds to lock the rows it reads until the transaction ends: nothing, since a
@@ -71,7 +73,7 @@ const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// so under a stream of writers one of them (an outbox relay, a consumer) could wait seconds
 /// while the lock sat idle between others. Writers in other processes still meet SQLite's busy
 /// handler. A turn not given within [`TURN_WAIT`] is `PoolTimedOut` (503, like a busy lock).
-pub async fn begin_write(pool: &Pool) -> Result<Tx, sqlx::Error> {
+pub async fn begin_write(pool: &sqlx::SqlitePool) -> Result<Tx, sqlx::Error> {
     let turn = match turns(pool) {
         Some(turns) => Some(
             tokio::time::timeout(TURN_WAIT, turns.acquire_owned())
@@ -85,13 +87,13 @@ pub async fn begin_write(pool: &Pool) -> Result<Tx, sqlx::Error> {
 }
 
 /// Starts a transaction that only reads: no turn, WAL readers never wait for the writer.
-pub async fn begin_read(pool: &Pool) -> Result<Tx, sqlx::Error> {
+pub async fn begin_read(pool: &sqlx::SqlitePool) -> Result<Tx, sqlx::Error> {
     Ok(Tx { inner: pool.begin().await?, _turn: None })
 }
 
 /// The writers' turns of the file `pool` opens (none for an in-memory database, which no
 /// other pool shares).
-fn turns(pool: &Pool) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+fn turns(pool: &sqlx::SqlitePool) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
     use std::collections::HashMap;
     use std::sync::{Arc, LazyLock, Mutex};
     static TURNS: LazyLock<Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Semaphore>>>> =

@@ -57,5 +57,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
         trusted: Arc::new(medcov_http::client::trusted(&context.config.http)),
         body_limit: context.config.http.body_limit_bytes,
     };
-    Ok(ServiceApi { router: api::router(service, sign_in), checks: Vec::new() })
+    // Its keys are its own: keyed requests are told apart by caller with them.
+    let verifier = Some(service.verifier());
+    Ok(ServiceApi { router: api::router(service, sign_in), checks: Vec::new(), verifier })
 }

@@ -49,5 +49,5 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let insurance = context.upstream(ServiceName::Insurance);
     let router = api::router(service, insurance).layer(axum::Extension(context.verifier()));
-    Ok(ServiceApi { router, checks: Vec::new() })
+    Ok(ServiceApi { router, checks: Vec::new(), verifier: None })
 }

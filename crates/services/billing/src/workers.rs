@@ -162,6 +162,8 @@ impl Handler for Encounters {
 struct ClaimLine {
     insurer_pays: i64,
     #[serde(default)]
+    ex_gratia: i64,
+    #[serde(default)]
     adjustments: Vec<LineAdjustment>,
 }
 
@@ -188,6 +190,9 @@ struct PolicyCreatedEvent {
     holder_id: Uuid,
     agent_id: Option<Uuid>,
     premium: Money,
+    /// The insurer's IANA time zone (absent from events written before it was added).
+    #[serde(default)]
+    insurer_timezone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -224,7 +229,11 @@ impl Handler for Insurance {
                         lines: event
                             .lines
                             .into_iter()
-                            .map(|l| Adjudicated { insurer_pays: l.insurer_pays, adjustments: l.adjustments })
+                            .map(|l| Adjudicated {
+                                insurer_pays: l.insurer_pays,
+                                ex_gratia: l.ex_gratia,
+                                adjustments: l.adjustments,
+                            })
                             .collect(),
                     };
                     service.claim_adjudicated(adjudication, &actor, handling("billing.claims", envelope)).await
@@ -243,6 +252,7 @@ impl Handler for Insurance {
                         agent_id: event.agent_id,
                         amount: event.premium.minor,
                         currency: event.premium.currency,
+                        insurer_timezone: event.insurer_timezone,
                     };
                     service.invoice_premium(policy, &actor, handling("billing.policies", envelope)).await
                 }

@@ -89,7 +89,7 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     if !gateway.cors_allowed_origins.is_empty() {
         router = router.layer(cors(&gateway.cors_allowed_origins)?);
     }
-    Ok(ServiceApi { router, checks })
+    Ok(ServiceApi { router, checks, verifier: None })
 }
 
 /// Browsers at the configured origins may call the API, sending a bearer token.

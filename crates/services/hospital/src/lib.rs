@@ -52,5 +52,5 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let sagas = medcov_runtime::sagas::router(database);
     let router = api::router(service).merge(sagas).layer(axum::Extension(context.verifier()));
-    Ok(ServiceApi { router, checks: Vec::new() })
+    Ok(ServiceApi { router, checks: Vec::new(), verifier: None })
 }

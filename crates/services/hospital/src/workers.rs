@@ -35,6 +35,9 @@ struct Answer {
     reason: Option<String>,
     insurer_id: Option<Uuid>,
     policy_id: Option<Uuid>,
+    /// The insurer's day it was answered for (absent from older events: the event's).
+    #[serde(default)]
+    checked_on: Option<time::Date>,
 }
 
 impl MemberVerified {
@@ -49,7 +52,7 @@ impl MemberVerified {
                 reason: a.reason,
                 insurer_id: a.insurer_id,
                 policy_id: a.policy_id,
-                checked_on,
+                checked_on: a.checked_on.unwrap_or(checked_on),
             })
             .collect();
         (self.patient_id, answers)

@@ -80,6 +80,8 @@ pub struct PolicyCreated {
     pub policy: PolicyState,
     /// The period it renews.
     pub renewal_of: Option<Uuid>,
+    /// The insurer's IANA time zone: the premium is numbered and due by its days.
+    pub insurer_timezone: String,
 }
 
 impl DomainEvent for PolicyCreated {
@@ -462,8 +464,13 @@ mod tests {
                 "previous_status": "pending", "ended_on": null, "reason": "premium paid",
             })
         );
-        let created = Event::of(&PolicyCreated { policy: PolicyState::of(&policy), renewal_of: None });
+        let created = Event::of(&PolicyCreated {
+            policy: PolicyState::of(&policy),
+            renewal_of: None,
+            insurer_timezone: "Africa/Nairobi".into(),
+        });
         assert_eq!(created.payload["renewal_of"], json!(null));
+        assert_eq!(created.payload["insurer_timezone"], "Africa/Nairobi");
         assert_eq!(created.payload["premium"], json!({"minor": 1_800_000, "currency": "KES"}));
     }
 

@@ -56,5 +56,5 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     ));
     // Handlers take a verified `Principal`; the verifier reads the auth service's keys.
     let router = api::router(service).layer(axum::Extension(context.verifier()));
-    Ok(ServiceApi { router, checks: Vec::new() })
+    Ok(ServiceApi { router, checks: Vec::new(), verifier: None })
 }

@@ -192,7 +192,7 @@ pub async fn settle_an_insured_encounter(
         let (_, list) = api
             .call(Method::GET, &format!("/api/billing/invoices?patient_id={patient}"), Some(&biller), None, &[])
             .await;
-        if let Some(id) = list.as_array().and_then(|l| l.first()).and_then(|i| i["id"].as_str()) {
+        if let Some(id) = list["items"].as_array().and_then(|l| l.first()).and_then(|i| i["id"].as_str()) {
             let (_, invoice) =
                 api.call(Method::GET, &format!("/api/billing/invoices/{id}"), Some(&biller), None, &[]).await;
             if invoice["split_source"] == "claim" && invoice["status"] == "issued" {

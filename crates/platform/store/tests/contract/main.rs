@@ -3,6 +3,7 @@
 //! per backend as every service's store is.
 
 use medcov_config::ServiceName;
+use medcov_store::keyed::{self, Answer, Keyed};
 use medcov_store::{Backend, Database, Migrations, OpenError, PoolOptions, StoreError, Tx, dispatch, outbox};
 use medcov_testkit::{TestBackend, TestEnv};
 use sqlx::migrate::Migrator;
@@ -168,7 +169,85 @@ async fn a_closed_pool_is_an_outage_not_a_bug(env: TestEnv) {
     assert!(error.is_unavailable(), "{error:?}");
 }
 
+/// A keyed request that commits and then reads on the pool reads in its own, still open,
+/// transaction: it sees what it wrote, nobody else does yet, and its record is committed with
+/// its answer, at once. One that fails after committing rolls back whole, unless an earlier
+/// transaction of it was committed for real. Only a read transaction begun after the commit
+/// makes it commit early, with a record whose answer comes after (counted by the middleware).
+async fn a_keyed_request_reads_what_it_committed_before_its_record(env: TestEnv) {
+    let database = migrated(&env).await;
+    let keyed = Keyed::new("hospital:caller:one".into(), vec![1; 32]);
+    let read = keyed
+        .scope(async {
+            let mut tx = database.begin_write().await.expect("begins");
+            dispatch!(&mut tx, bump("visits")).expect("bump");
+            tx.commit().await.expect("commits in name");
+            let one = dispatch!(&database, value("visits")).expect("reads");
+            let streamed = dispatch!(&database, all_values()).expect("reads");
+            let together = dispatch!(&database, values()).expect("reads");
+            (one, streamed, together)
+        })
+        .await;
+    assert_eq!(read, (1, vec![1], vec![1]), "the request reads what it wrote");
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 0, "nobody else sees it before the answer");
+    assert!(keyed::find(&database, "hospital:caller:one").await.expect("reads").is_none());
+    assert!(!keyed.answered_after_commit());
+    keyed.finish(&database, Answer::Keep(b"the answer")).await.expect("commits");
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 1);
+    let record = keyed::find(&database, "hospital:caller:one").await.expect("reads").expect("a record");
+    assert_eq!(record.answer.as_deref(), Some(&b"the answer"[..]));
+
+    // A request that commits and then fails rolls back whole: a retry runs again.
+    let failed = Keyed::new("hospital:caller:failed".into(), vec![3; 32]);
+    failed
+        .scope(async {
+            let mut tx = database.begin_write().await.expect("begins");
+            dispatch!(&mut tx, bump("visits")).expect("bump");
+            tx.commit().await.expect("commits in name");
+        })
+        .await;
+    assert_eq!(failed.finish(&database, Answer::Failed).await.expect("ends"), keyed::Finished::Nothing);
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 1, "rolled back");
+    assert!(keyed::find(&database, "hospital:caller:failed").await.expect("reads").is_none());
+    // One that had committed an earlier transaction for real is told apart: a retry must not
+    // run that again.
+    let partial = Keyed::new("hospital:caller:partial".into(), vec![4; 32]);
+    partial
+        .scope(async {
+            for _ in 0..2 {
+                let mut tx = database.begin_write().await.expect("begins");
+                dispatch!(&mut tx, bump("visits")).expect("bump");
+                tx.commit().await.expect("commits in name");
+            }
+        })
+        .await;
+    assert_eq!(partial.finish(&database, Answer::Failed).await.expect("ends"), keyed::Finished::Committed);
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 3);
+    let record = keyed::find(&database, "hospital:caller:partial").await.expect("reads").expect("a record");
+    assert_eq!(record.answer, None);
+
+    // The last resort: a read transaction after the commit.
+    let late = Keyed::new("hospital:caller:two".into(), vec![2; 32]);
+    late.scope(async {
+        let mut tx = database.begin_write().await.expect("begins");
+        dispatch!(&mut tx, bump("visits")).expect("bump");
+        tx.commit().await.expect("commits in name");
+        let tx = database.begin_read().await.expect("begins");
+        tx.rollback().await.expect("ends");
+    })
+    .await;
+    assert!(late.answered_after_commit());
+    let record = keyed::find(&database, "hospital:caller:two").await.expect("reads").expect("a record");
+    assert_eq!(record.answer, None, "committed before its answer");
+    late.finish(&database, Answer::Keep(b"late")).await.expect("stores the answer");
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 4);
+    let record = keyed::find(&database, "hospital:caller:two").await.expect("reads").expect("a record");
+    assert_eq!(record.answer.as_deref(), Some(&b"late"[..]));
+    database.close().await;
+}
+
 medcov_testkit::backend_suite!(
+    a_keyed_request_reads_what_it_committed_before_its_record,
     migrations_apply_once_and_rerun_as_a_no_op,
     a_database_owned_by_another_service_is_refused,
     concurrent_writers_all_land,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Principal, PrincipalKind, Role, Scope};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -150,37 +150,29 @@ async fn create_user(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct Page {
-    /// Return users after this id (the `next_after` of the previous page).
+pub struct UserQuery {
+    /// Return users after this id (the `paging.next_after` of the previous page).
     after: Option<Uuid>,
     /// At most this many (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserPage {
-    items: Vec<UserView>,
-    /// Pass as `after` for the next page; absent on the last page.
-    next_after: Option<Uuid>,
-}
-
 /// List users: every user for platform administrators and auditors, the tenant's own users for
 /// tenant administrators and auditors.
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = UserPage), (status = 403, body = medcov_http::Problem)))]
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(UserQuery),
+    responses((status = 200, body = Page<UserView>), (status = 403, body = medcov_http::Problem)))]
 async fn list_users(
     State(service): State<Arc<AuthService>>,
     Authorized(principal, _): Authorized<Overseers>,
-    Query(page): Query<Page>,
-) -> Result<Json<UserPage>, ApiError> {
+    Query(page): Query<UserQuery>,
+) -> Result<Json<Page<UserView>>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 200"));
     }
-    let users = service.list_users(&principal, page.after, limit).await?;
-    let next_after = if users.len() as i64 == limit { users.last().map(|u| u.id) } else { None };
-    Ok(Json(UserPage { items: users.iter().map(UserView::from).collect(), next_after }))
+    let users = service.list_users(&principal, page.after, limit + 1).await?;
+    Ok(Json(Page::after(users, limit, page.after, |u| u.id).map(|u| UserView::from(&u))))
 }
 
 /// One user. Users outside the caller's scope are not found.

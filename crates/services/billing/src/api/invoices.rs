@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use medcov_domain::Rejection;
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Page, Path, Query};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -46,6 +46,9 @@ pub struct Invoice {
     pub lines: Vec<Line>,
     pub total: i64,
     pub insurer_share: i64,
+    /// Of the insurer share, what the insurer pays ex gratia, beyond the plan's limits: never
+    /// covered benefit (journaled on `ex_gratia_revenue`, not `care_revenue`).
+    pub ex_gratia: i64,
     pub patient_share: i64,
     pub paid_patient: i64,
     pub paid_insurer: i64,
@@ -79,6 +82,9 @@ pub struct Line {
     pub total: i64,
     pub insurer_share: i64,
     pub patient_share: i64,
+    /// Of the insurer share, what the insurer pays ex gratia (code `ex_gratia` in
+    /// `adjustments`).
+    pub ex_gratia: i64,
     /// The service had no price on the date of service; the invoice cannot be issued.
     pub unpriced: bool,
     /// Why the patient pays their share, from the insurer's adjudication: each cut or
@@ -98,6 +104,7 @@ impl From<domain::Line> for Line {
             total: l.total,
             insurer_share: l.insurer_share,
             patient_share: l.patient_share,
+            ex_gratia: l.ex_gratia,
             unpriced: l.unpriced,
             adjustments: l.adjustments,
         }
@@ -119,6 +126,7 @@ impl From<domain::Invoice> for Invoice {
             lines: i.lines.into_iter().map(Line::from).collect(),
             total: i.total,
             insurer_share: i.insurer_share,
+            ex_gratia: i.ex_gratia,
             patient_share: i.patient_share,
             paid_patient: i.paid_patient,
             paid_insurer: i.paid_insurer,
@@ -232,23 +240,26 @@ pub struct InvoiceQuery {
     patient_id: Option<Uuid>,
     /// Only the invoice of this encounter (one at most).
     encounter_id: Option<Uuid>,
+    /// At most this many (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Skip this many (the `paging.next_offset` of the previous page).
     #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
 /// Invoices of the caller's hospitals, newest first.
-#[utoipa::path(get, path = "/invoices", tag = "invoices", params(InvoiceQuery), responses((status = 200, body = Vec<Invoice>)))]
+#[utoipa::path(get, path = "/invoices", tag = "invoices", params(InvoiceQuery), responses((status = 200, body = Page<Invoice>)))]
 async fn list_invoices(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<InvoiceQuery>,
-) -> Result<Json<Vec<Invoice>>, ApiError> {
+) -> Result<Json<Page<Invoice>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let invoices =
-        service.invoices(&principal.scope, query.status, query.patient_id, query.encounter_id, limit, offset).await?;
-    Ok(Json(invoices.into_iter().map(Invoice::from).collect()))
+    let invoices = service
+        .invoices(&principal.scope, query.status, query.patient_id, query.encounter_id, limit + 1, offset)
+        .await?;
+    Ok(Json(Page::offset(invoices, limit, offset).map(Invoice::from)))
 }
 
 /// One invoice, with its lines and shares.
@@ -342,12 +353,12 @@ async fn pay(
 
 /// The payments of an invoice.
 #[utoipa::path(get, path = "/invoices/{id}/payments", tag = "invoices",
-    responses((status = 200, body = Vec<Payment>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<Payment>), (status = 404, body = medcov_http::Problem)))]
 async fn list_payments(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<Payment>>, ApiError> {
+) -> Result<Json<Page<Payment>>, ApiError> {
     let payments = service.payments(&principal.scope, id).await?;
-    Ok(Json(payments.into_iter().map(Payment::from).collect()))
+    Ok(Json(Page::whole(payments).map(Payment::from)))
 }

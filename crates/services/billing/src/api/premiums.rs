@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Policy, Role};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -160,6 +160,9 @@ pub struct Payout {
     pub insurer_id: Uuid,
     pub agent_id: Uuid,
     pub amount: i64,
+    /// One payout pays commissions of one currency.
+    #[schema(example = "KES")]
+    pub currency: String,
     pub method: Method,
     pub external_reference: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -174,6 +177,7 @@ impl From<commission::Payout> for Payout {
             insurer_id: p.insurer_id,
             agent_id: p.agent_id,
             amount: p.amount,
+            currency: p.currency,
             method: p.method,
             external_reference: p.external_reference,
             created_at: p.created_at,
@@ -207,22 +211,25 @@ pub struct PremiumQuery {
     status: Option<String>,
     /// Only this policy's premiums.
     policy_id: Option<Uuid>,
+    /// At most this many (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Skip this many (the `paging.next_offset` of the previous page).
     #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
 /// The caller's insurer's premiums, newest first.
-#[utoipa::path(get, path = "/premiums", tag = "premiums", params(PremiumQuery), responses((status = 200, body = Vec<Premium>)))]
+#[utoipa::path(get, path = "/premiums", tag = "premiums", params(PremiumQuery), responses((status = 200, body = Page<Premium>)))]
 async fn list_premiums(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<PremiumReaders>,
     Query(query): Query<PremiumQuery>,
-) -> Result<Json<Vec<Premium>>, ApiError> {
+) -> Result<Json<Page<Premium>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let premiums = service.premiums(&principal.scope, query.status.as_deref(), query.policy_id, limit, offset).await?;
-    Ok(Json(premiums.into_iter().map(Premium::from).collect()))
+    let premiums =
+        service.premiums(&principal.scope, query.status.as_deref(), query.policy_id, limit + 1, offset).await?;
+    Ok(Json(Page::offset(premiums, limit, offset).map(Premium::from)))
 }
 
 /// One premium.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medcov_http::{ApiError, FieldError, Json, Query};
+use medcov_http::{ApiError, FieldError, Json, Page, Query};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -267,12 +267,12 @@ pub struct PriceQuery {
 
 /// A hospital's price list.
 #[utoipa::path(get, path = "/price-list", tag = "prices", params(PriceQuery),
-    responses((status = 200, body = Vec<PriceEntry>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<PriceEntry>), (status = 404, body = medcov_http::Problem)))]
 async fn list_prices(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<PriceQuery>,
-) -> Result<Json<Vec<PriceEntry>>, ApiError> {
+) -> Result<Json<Page<PriceEntry>>, ApiError> {
     let prices = service.prices(&principal.scope, query.hospital_id, query.on).await?;
-    Ok(Json(prices.into_iter().map(PriceEntry::from).collect()))
+    Ok(Json(Page::whole(prices).map(PriceEntry::from)))
 }

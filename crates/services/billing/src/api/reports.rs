@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use medcov_domain::TextEnum;
-use medcov_http::{ApiError, Json, Query};
+use medcov_http::{ApiError, Json, Page, Query};
 use medcov_security::{Authorized, Policy, Role};
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -174,12 +174,12 @@ pub enum Format {
     Csv,
 }
 
-/// Rows as JSON, or as CSV with a header line (every value is a number, a date, an id, a
+/// Rows as JSON (the list envelope, whole), or as CSV with a header line (every value is a number, a date, an id, a
 /// fixed word or a currency code; text goes through `csv::field`, which also keeps a cell from
 /// being run as a formula).
 fn respond<T: Serialize + CsvRow>(format: Format, name: &str, rows: Vec<T>) -> Result<Response, ApiError> {
     if format == Format::Json {
-        return Ok(Json(rows).into_response());
+        return Ok(Json(Page::whole(rows)).into_response());
     }
     let mut csv = format!("{}\n", T::HEADER);
     for row in &rows {
@@ -210,7 +210,7 @@ pub struct Period {
 /// caller's hospitals or insurer). A day is the local day of the hospital or insurer whose
 /// books the money is in; two currencies are never added.
 #[utoipa::path(get, path = "/reports/daily-cash", tag = "reports", params(Period),
-    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<CashRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Page<CashRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
 async fn daily_cash(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
@@ -236,7 +236,7 @@ pub struct AsOf {
 /// What patients and insurers owe on issued invoices, per currency, by age: 0–30, 31–60,
 /// 61–90 and over 90 days since issue.
 #[utoipa::path(get, path = "/reports/aged-receivables", tag = "reports", params(AsOf),
-    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<AgedRow> = "application/json"), (String = "text/csv")))))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Page<AgedRow> = "application/json"), (String = "text/csv")))))]
 async fn aged_receivables(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
@@ -248,14 +248,17 @@ async fn aged_receivables(
     respond(query.format, "aged-receivables", rows.into_iter().map(AgedRow::from).collect())
 }
 
-/// Commissions per agent and currency earned in a period (the caller's insurer).
+/// Commissions per agent and currency earned in a period of the insurer's local days (the
+/// caller's insurer).
 #[utoipa::path(get, path = "/reports/commissions", tag = "reports", params(Period),
-    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Vec<CommissionRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`.", content((Page<CommissionRow> = "application/json"), (String = "text/csv"))), (status = 422, body = medcov_http::Problem)))]
 async fn commissions(
     State(service): State<Arc<BillingService>>,
     Authorized(principal, _): Authorized<Reporters>,
+    headers: axum::http::HeaderMap,
     Query(query): Query<Period>,
 ) -> Result<Response, ApiError> {
-    let rows = service.commissions_by_agent(&principal.scope, query.from, query.to).await?;
+    let authorization = headers.get(header::AUTHORIZATION);
+    let rows = service.commissions_by_agent(&principal.scope, (query.from, query.to), authorization).await?;
     respond(query.format, "commissions", rows.into_iter().map(CommissionRow::from).collect())
 }

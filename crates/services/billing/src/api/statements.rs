@@ -35,6 +35,9 @@ pub struct StatementLine {
     pub total: i64,
     /// This payer's share of it.
     pub share: i64,
+    /// On an insurer's statement: of its share, what it pays ex gratia, beyond the plan's
+    /// limits, on its own line: never covered benefit. 0 on a patient's statement.
+    pub ex_gratia: i64,
     pub paid: i64,
     pub outstanding: i64,
     /// On a patient's statement: why they pay their share, the insurer's adjustments of the
@@ -49,6 +52,9 @@ pub struct Totals {
     #[schema(example = "KES")]
     pub currency: String,
     pub billed: i64,
+    /// Of `billed`, what an insurer pays ex gratia, beyond the plan's limits; the rest is
+    /// covered benefit.
+    pub ex_gratia: i64,
     pub paid: i64,
     pub outstanding: i64,
 }
@@ -70,7 +76,13 @@ impl From<domain::Statement> for Statement {
             totals: s
                 .totals
                 .into_iter()
-                .map(|t| Totals { currency: t.currency, billed: t.billed, paid: t.paid, outstanding: t.outstanding })
+                .map(|t| Totals {
+                    currency: t.currency,
+                    billed: t.billed,
+                    ex_gratia: t.ex_gratia,
+                    paid: t.paid,
+                    outstanding: t.outstanding,
+                })
                 .collect(),
             invoices: s
                 .invoices
@@ -83,6 +95,7 @@ impl From<domain::Statement> for Statement {
                     status: l.status,
                     total: l.total,
                     share: l.share,
+                    ex_gratia: l.ex_gratia,
                     paid: l.paid,
                     outstanding: l.outstanding,
                     adjustments: l.adjustments,

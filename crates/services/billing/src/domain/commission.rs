@@ -64,6 +64,8 @@ pub struct Payout {
     pub insurer_id: Uuid,
     pub agent_id: Uuid,
     pub amount: i64,
+    /// The currency of the premiums whose commissions it pays: one payout, one currency.
+    pub currency: String,
     pub method: Method,
     pub external_reference: String,
     pub created_at: OffsetDateTime,

@@ -114,6 +114,10 @@ pub struct Line {
     pub total: i64,
     pub insurer_share: i64,
     pub patient_share: i64,
+    /// Of the insurer share, what the insurer pays ex gratia, beyond the plan's limits (never
+    /// covered benefit; journaled on `ex_gratia_revenue`).
+    #[serde(default)]
+    pub ex_gratia: i64,
     /// The service had no price on the date of service; the invoice cannot be issued.
     #[serde(default)]
     pub unpriced: bool,
@@ -156,6 +160,7 @@ impl Line {
             total,
             insurer_share: 0,
             patient_share: total,
+            ex_gratia: 0,
             unpriced: unit_price.is_none(),
             adjustments: Vec::new(),
             preauth_id: None,
@@ -172,6 +177,8 @@ impl Line {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Adjudicated {
     pub insurer_pays: i64,
+    /// Of `insurer_pays`, what is paid ex gratia, beyond the plan's limits.
+    pub ex_gratia: i64,
     /// Why the patient pays the rest.
     pub adjustments: Vec<LineAdjustment>,
 }
@@ -179,7 +186,7 @@ pub struct Adjudicated {
 impl Adjudicated {
     /// The insurer pays `amount`, with no adjustments given.
     pub fn paying(amount: i64) -> Adjudicated {
-        Adjudicated { insurer_pays: amount, adjustments: Vec::new() }
+        Adjudicated { insurer_pays: amount, ex_gratia: 0, adjustments: Vec::new() }
     }
 }
 
@@ -191,8 +198,14 @@ pub fn split(lines: &mut [Line], adjudicated: &[Adjudicated]) {
         let insurer = adjudicated.get(i).map(|a| a.insurer_pays.clamp(0, line.total)).unwrap_or(0);
         line.insurer_share = insurer;
         line.patient_share = line.total - insurer;
+        line.ex_gratia = adjudicated.get(i).map(|a| a.ex_gratia.clamp(0, insurer)).unwrap_or(0);
         line.adjustments = adjudicated.get(i).map(|a| a.adjustments.clone()).unwrap_or_default();
     }
+}
+
+/// What the lines' insurer shares pay ex gratia.
+pub fn ex_gratia(lines: &[Line]) -> i64 {
+    lines.iter().map(|l| l.ex_gratia).sum()
 }
 
 /// Totals of (all, insurer, patient).
@@ -239,6 +252,8 @@ pub struct Invoice {
     pub lines: Vec<Line>,
     pub total: i64,
     pub insurer_share: i64,
+    /// Of the insurer share, what the insurer pays ex gratia (the lines' `ex_gratia`).
+    pub ex_gratia: i64,
     pub patient_share: i64,
     pub paid_patient: i64,
     pub paid_insurer: i64,
@@ -298,6 +313,8 @@ pub struct ClaimLine {
 pub struct Resplit {
     pub lines: Vec<Line>,
     pub insurer_share: i64,
+    /// Of the insurer share, what is paid ex gratia.
+    pub ex_gratia: i64,
     pub patient_share: i64,
     /// The receivables moved, when the invoice was already issued and the shares changed.
     pub entry: Option<Entry>,
@@ -328,6 +345,7 @@ impl Invoice {
     /// A draft, numbered, all on the patient until a claim splits it.
     pub fn draft(d: Draft, now: OffsetDateTime) -> Invoice {
         let (total, insurer_share, patient_share) = totals(&d.lines);
+        let ex_gratia = ex_gratia(&d.lines);
         Invoice {
             id: d.id,
             hospital_id: d.hospital_id,
@@ -341,6 +359,7 @@ impl Invoice {
             lines: d.lines,
             total,
             insurer_share,
+            ex_gratia,
             patient_share,
             paid_patient: 0,
             paid_insurer: 0,
@@ -395,7 +414,7 @@ impl Invoice {
                 line.service_code, self.date_of_service
             )));
         }
-        Ok(ledger::invoice_issued(self.patient_share, self.insurer_share))
+        Ok(ledger::invoice_issued(self.patient_share, self.insurer_share, self.ex_gratia))
     }
 
     /// Whether the invoice can be voided: only without payments, as a draft or issued. The
@@ -404,7 +423,8 @@ impl Invoice {
         if self.paid_patient + self.paid_insurer > 0 || !matches!(self.status, Status::Draft | Status::Issued) {
             return Err(Rejection::conflict("only an invoice without payments can be voided; refund first"));
         }
-        Ok((self.status == Status::Issued).then(|| ledger::invoice_voided(self.patient_share, self.insurer_share)))
+        Ok((self.status == Status::Issued)
+            .then(|| ledger::invoice_voided(self.patient_share, self.insurer_share, self.ex_gratia)))
     }
 
     /// The lines split by a claim's adjudication; `None` for a void invoice (left as it is).
@@ -415,9 +435,11 @@ impl Invoice {
         let mut lines = self.lines.clone();
         split(&mut lines, adjudicated);
         let (_, insurer_share, patient_share) = totals(&lines);
-        let entry = (self.status != Status::Draft && insurer_share != self.insurer_share)
-            .then(|| ledger::invoice_resplit(self.insurer_share, insurer_share));
-        Some(Resplit { lines, insurer_share, patient_share, entry })
+        let ex_gratia = ex_gratia(&lines);
+        let changed = insurer_share != self.insurer_share || ex_gratia != self.ex_gratia;
+        let entry = (self.status != Status::Draft && changed)
+            .then(|| ledger::invoice_resplit((self.insurer_share, self.ex_gratia), (insurer_share, ex_gratia)));
+        Some(Resplit { lines, insurer_share, ex_gratia, patient_share, entry })
     }
 
     /// A payment of `amount` by `payer`: what it settles, and what is left as credit. Drafts
@@ -714,7 +736,7 @@ mod tests {
     #[test]
     fn what_can_be_issued_and_voided() {
         let priced = invoice(Status::Draft, lines()[..2].to_vec());
-        assert_eq!(priced.issue().unwrap(), ledger::invoice_issued(550_000, 0));
+        assert_eq!(priced.issue().unwrap(), ledger::invoice_issued(550_000, 0, 0));
         let unpriced = invoice(Status::Draft, lines());
         assert_eq!(
             unpriced.issue(),
@@ -723,7 +745,7 @@ mod tests {
         let issued = invoice(Status::Issued, lines()[..2].to_vec());
         assert_eq!(issued.issue(), Err(Rejection::conflict("a issued invoice cannot be issued")));
         assert_eq!(priced.void(), Ok(None), "a draft has nothing in the journal");
-        assert_eq!(issued.void(), Ok(Some(ledger::invoice_voided(550_000, 0))));
+        assert_eq!(issued.void(), Ok(Some(ledger::invoice_voided(550_000, 0, 0))));
         let paid = Invoice { paid_patient: 1, status: Status::PartiallyPaid, ..issued };
         assert!(matches!(paid.void(), Err(Rejection::Conflict(_))));
         assert!(matches!(invoice(Status::Void, Vec::new()).void(), Err(Rejection::Conflict(_))));
@@ -736,10 +758,65 @@ mod tests {
         let split = draft.resplit(&adjudicated).unwrap();
         assert_eq!((split.insurer_share, split.patient_share, split.entry), (450_000, 100_000, None));
         let issued = invoice(Status::Issued, lines()[..2].to_vec());
-        assert_eq!(issued.resplit(&adjudicated).unwrap().entry, Some(ledger::invoice_resplit(0, 450_000)));
+        assert_eq!(issued.resplit(&adjudicated).unwrap().entry, Some(ledger::invoice_resplit((0, 0), (450_000, 0))));
         let unchanged = issued.resplit(&[]).unwrap();
         assert_eq!((unchanged.insurer_share, unchanged.entry), (0, None));
         assert_eq!(invoice(Status::Void, lines()).resplit(&adjudicated), None);
+    }
+
+    /// An ex-gratia part of the insurer's share is journaled on its own revenue account,
+    /// never as care revenue from covered benefit. By hand: consultation 3 000.00, two blood
+    /// counts 2 500.00, total 5 500.00.
+    #[test]
+    fn ex_gratia_is_journaled_on_its_own_account() {
+        use ledger::Posting;
+        let issued = invoice(Status::Issued, lines()[..2].to_vec());
+        // First adjudication: the insurer pays 2 500.00 + 2 000.00 = 4 500.00, nothing ex gratia.
+        let first = issued.resplit(&[Adjudicated::paying(250_000), Adjudicated::paying(200_000)]).unwrap();
+        assert_eq!((first.insurer_share, first.ex_gratia, first.patient_share), (450_000, 0, 100_000));
+        let issued = Invoice { lines: first.lines, insurer_share: 450_000, patient_share: 100_000, ..issued };
+        // On appeal the blood counts are paid in full, 2 500.00, of which 500.00 ex gratia
+        // (past the ceiling): insurer 5 000.00 (500.00 ex gratia), patient 500.00.
+        let appeal = [
+            Adjudicated::paying(250_000),
+            Adjudicated { insurer_pays: 250_000, ex_gratia: 50_000, adjustments: Vec::new() },
+        ];
+        let second = issued.resplit(&appeal).unwrap();
+        assert_eq!((second.insurer_share, second.ex_gratia, second.patient_share), (500_000, 50_000, 50_000));
+        assert_eq!((second.lines[1].insurer_share, second.lines[1].ex_gratia), (250_000, 50_000));
+        let entry = second.entry.unwrap();
+        assert!(entry.balanced());
+        // 500.00 moves from the patient to the insurer, and 500.00 of revenue from care to ex
+        // gratia.
+        let debit = |account, amount| Posting { account, debit: amount, credit: 0 };
+        let credit = |account, amount| Posting { account, debit: 0, credit: amount };
+        assert_eq!(
+            entry.postings,
+            [
+                debit(Account::InsurerReceivable, 50_000),
+                credit(Account::PatientReceivable, 50_000),
+                debit(Account::CareRevenue, 50_000),
+                credit(Account::ExGratiaRevenue, 50_000),
+            ]
+        );
+        // Issued with it, and voided: ex gratia on its own line both ways.
+        let split =
+            Invoice { lines: second.lines, insurer_share: 500_000, ex_gratia: 50_000, patient_share: 50_000, ..issued };
+        assert_eq!(
+            ledger::invoice_issued(split.patient_share, split.insurer_share, split.ex_gratia).postings,
+            [
+                debit(Account::PatientReceivable, 50_000),
+                debit(Account::InsurerReceivable, 500_000),
+                credit(Account::CareRevenue, 500_000),
+                credit(Account::ExGratiaRevenue, 50_000),
+            ]
+        );
+        let voided = split.void().unwrap().unwrap();
+        assert!(voided.postings.contains(&debit(Account::ExGratiaRevenue, 50_000)), "{voided:?}");
+        // Ex gratia is part of the insurer's share, never more.
+        let mut lines = lines()[..1].to_vec();
+        super::split(&mut lines, &[Adjudicated { insurer_pays: 100_000, ex_gratia: 900_000, adjustments: Vec::new() }]);
+        assert_eq!((lines[0].insurer_share, lines[0].ex_gratia), (100_000, 100_000));
     }
 
     #[test]

@@ -28,8 +28,11 @@ pub enum Account {
     PatientReceivable,
     /// What insurers owe.
     InsurerReceivable,
-    /// Income from care.
+    /// Income from care: what patients pay and insurers pay as covered benefit.
     CareRevenue,
+    /// Income from care an insurer pays ex gratia, beyond the plan's limits: never covered
+    /// benefit, so never in `care_revenue`.
+    ExGratiaRevenue,
     Cash,
     Card,
     MobileMoney,
@@ -124,47 +127,68 @@ impl Entry {
 }
 
 /// Whose books an entry is in and what it is about: the hospital (care) or insurer (premiums,
-/// commissions), the invoice or premium, the payment, and the patient, holder or agent.
+/// commissions), the entry's one currency (the invoice's, the premium's, the payout's), the
+/// invoice or premium, the payment, and the patient, holder or agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct About {
+pub struct About<'a> {
     pub tenant: Uuid,
+    pub currency: &'a str,
     pub invoice: Option<Uuid>,
     pub payment: Option<Uuid>,
     pub party: Option<Uuid>,
 }
 
-/// Issuing an invoice: the receivables of both payers against care revenue.
-pub fn invoice_issued(patient_share: i64, insurer_share: i64) -> Entry {
+/// Issuing an invoice: the receivables of both payers against care revenue, and against
+/// ex-gratia revenue for the part of the insurer's share (`ex_gratia`) paid ex gratia.
+pub fn invoice_issued(patient_share: i64, insurer_share: i64, ex_gratia: i64) -> Entry {
     Entry::new(
         "invoice issued",
         vec![
             Posting::debit(Account::PatientReceivable, patient_share),
             Posting::debit(Account::InsurerReceivable, insurer_share),
-            Posting::credit(Account::CareRevenue, patient_share + insurer_share),
+            Posting::credit(Account::CareRevenue, patient_share + insurer_share - ex_gratia),
+            Posting::credit(Account::ExGratiaRevenue, ex_gratia),
         ],
     )
 }
 
 /// Voiding an issued invoice: the issue entry reversed.
-pub fn invoice_voided(patient_share: i64, insurer_share: i64) -> Entry {
+pub fn invoice_voided(patient_share: i64, insurer_share: i64, ex_gratia: i64) -> Entry {
     Entry::new(
         "invoice voided",
         vec![
             Posting::credit(Account::PatientReceivable, patient_share),
             Posting::credit(Account::InsurerReceivable, insurer_share),
-            Posting::debit(Account::CareRevenue, patient_share + insurer_share),
+            Posting::debit(Account::CareRevenue, patient_share + insurer_share - ex_gratia),
+            Posting::debit(Account::ExGratiaRevenue, ex_gratia),
         ],
     )
 }
 
-/// An adjudication moving shares between the payers of an issued invoice.
-pub fn invoice_resplit(insurer_before: i64, insurer_after: i64) -> Entry {
+/// An adjudication moving shares between the payers of an issued invoice, from (insurer
+/// share, of it ex gratia) `before` to `after`: the receivables move by the insurer's change,
+/// and revenue moves between care and ex gratia by the ex-gratia change.
+pub fn invoice_resplit(
+    (insurer_before, gratia_before): (i64, i64),
+    (insurer_after, gratia_after): (i64, i64),
+) -> Entry {
+    let mut postings = Vec::new();
     let moved = insurer_after - insurer_before;
-    let postings = if moved >= 0 {
-        vec![Posting::debit(Account::InsurerReceivable, moved), Posting::credit(Account::PatientReceivable, moved)]
+    if moved >= 0 {
+        postings.push(Posting::debit(Account::InsurerReceivable, moved));
+        postings.push(Posting::credit(Account::PatientReceivable, moved));
     } else {
-        vec![Posting::debit(Account::PatientReceivable, -moved), Posting::credit(Account::InsurerReceivable, -moved)]
-    };
+        postings.push(Posting::debit(Account::PatientReceivable, -moved));
+        postings.push(Posting::credit(Account::InsurerReceivable, -moved));
+    }
+    let gratia = gratia_after - gratia_before;
+    if gratia >= 0 {
+        postings.push(Posting::debit(Account::CareRevenue, gratia));
+        postings.push(Posting::credit(Account::ExGratiaRevenue, gratia));
+    } else {
+        postings.push(Posting::debit(Account::ExGratiaRevenue, -gratia));
+        postings.push(Posting::credit(Account::CareRevenue, -gratia));
+    }
     Entry::new("shares changed by the adjudication", postings)
 }
 
@@ -233,14 +257,17 @@ pub fn commission_paid_out(method: Method, amount: i64) -> Entry {
     )
 }
 
-/// The balances the records (not the journal) give, for the reconciliation.
+/// The balances the records (not the journal) give in one currency, for the reconciliation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Derived {
+    pub currency: String,
     /// Patient and insurer shares not yet paid, of issued invoices.
     pub patient_receivable: i64,
     pub insurer_receivable: i64,
     /// The totals of issued invoices.
     pub care_billed: i64,
+    /// Of them, what insurers pay ex gratia.
+    pub ex_gratia_billed: i64,
     /// Per payment method: money in (payments less refunds, less payouts) and the credit left.
     pub money: Vec<(Method, i64, i64)>,
     /// What premiums not void are still owed, and their totals.
@@ -251,9 +278,10 @@ pub struct Derived {
     pub paid_out: i64,
 }
 
-/// One account of the reconciliation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One account of the reconciliation, in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reconciled {
+    pub currency: String,
     pub account: Account,
     /// Debits minus credits in the journal.
     pub journal: i64,
@@ -262,13 +290,42 @@ pub struct Reconciled {
     pub agrees: bool,
 }
 
-/// Each account's journal balance (debits minus credits) beside the balance the records give.
-pub fn reconcile(journal: &[(Account, i64)], derived: &Derived) -> Vec<Reconciled> {
-    let balance = |account: Account| journal.iter().filter(|(a, _)| *a == account).map(|(_, b)| *b).sum::<i64>();
+/// Each account's journal balance (debits minus credits) beside the balance the records give,
+/// per currency (by its code, then account): two currencies are never added. A currency only
+/// the journal has (or only the records) is reported against zeros, so it disagrees.
+pub fn reconcile(journal: &[(String, Account, i64)], derived: &[Derived]) -> Vec<Reconciled> {
+    let mut currencies: Vec<&str> =
+        journal.iter().map(|(c, _, _)| c.as_str()).chain(derived.iter().map(|d| d.currency.as_str())).collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    let none = Derived::default();
+    let mut report = Vec::new();
+    for currency in currencies {
+        let derived = derived.iter().find(|d| d.currency == currency).unwrap_or(&none);
+        let balance = |account: Account| {
+            journal.iter().filter(|(c, a, _)| c == currency && *a == account).map(|(_, _, b)| *b).sum::<i64>()
+        };
+        for (account, derived) in derived_balances(derived) {
+            let journal = balance(account);
+            report.push(Reconciled {
+                currency: currency.to_owned(),
+                account,
+                journal,
+                derived,
+                agrees: journal == derived,
+            });
+        }
+    }
+    report
+}
+
+/// Each account's balance as the records of one currency give it.
+fn derived_balances(derived: &Derived) -> Vec<(Account, i64)> {
     let mut derived_by = vec![
         (Account::PatientReceivable, derived.patient_receivable),
         (Account::InsurerReceivable, derived.insurer_receivable),
-        (Account::CareRevenue, -derived.care_billed),
+        (Account::CareRevenue, derived.ex_gratia_billed - derived.care_billed),
+        (Account::ExGratiaRevenue, -derived.ex_gratia_billed),
         (Account::PayerCredit, -derived.money.iter().map(|(_, _, credit)| credit).sum::<i64>()),
         (Account::PremiumReceivable, derived.premium_receivable),
         (Account::PremiumIncome, -derived.premium_billed),
@@ -281,12 +338,6 @@ pub fn reconcile(journal: &[(Account, i64)], derived: &Derived) -> Vec<Reconcile
         derived_by.push((account, received));
     }
     derived_by
-        .into_iter()
-        .map(|(account, derived)| {
-            let journal = balance(account);
-            Reconciled { account, journal, derived, agrees: journal == derived }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -298,7 +349,7 @@ mod tests {
 
     #[test]
     fn entries_by_hand() {
-        let issued = invoice_issued(2_000, 8_000);
+        let issued = invoice_issued(2_000, 8_000, 0);
         assert_eq!(
             issued.postings,
             vec![
@@ -318,9 +369,9 @@ mod tests {
             ]
         );
         // Nothing insured: no insurer posting at all.
-        assert_eq!(invoice_issued(4_000, 0).postings.len(), 2);
+        assert_eq!(invoice_issued(4_000, 0, 0).postings.len(), 2);
         assert_eq!(
-            invoice_resplit(8_000, 6_000).postings,
+            invoice_resplit((8_000, 0), (6_000, 0)).postings,
             vec![Posting::debit(Account::PatientReceivable, 2_000), Posting::credit(Account::InsurerReceivable, 2_000),]
         );
     }
@@ -339,38 +390,100 @@ mod tests {
     #[test]
     fn reconciliation_by_hand() {
         // 5 500.00 issued, 3 000.00 paid in cash, 4 000.00 by card of which 1 500.00 is credit.
+        let kes = |account, balance| ("KES".to_owned(), account, balance);
         let journal = [
-            (Account::PatientReceivable, 550_000),
-            (Account::PatientReceivable, -550_000),
-            (Account::CareRevenue, -550_000),
-            (Account::Cash, 300_000),
-            (Account::Card, 400_000),
-            (Account::PayerCredit, -150_000),
+            kes(Account::PatientReceivable, 550_000),
+            kes(Account::PatientReceivable, -550_000),
+            kes(Account::CareRevenue, -550_000),
+            kes(Account::Cash, 300_000),
+            kes(Account::Card, 400_000),
+            kes(Account::PayerCredit, -150_000),
         ];
         let derived = Derived {
+            currency: "KES".into(),
             care_billed: 550_000,
             money: vec![(Method::Cash, 300_000, 0), (Method::Card, 400_000, 150_000)],
             ..Derived::default()
         };
-        let report = reconcile(&journal, &derived);
-        assert_eq!(report.len(), 12);
+        let report = reconcile(&journal, std::slice::from_ref(&derived));
+        assert_eq!(report.len(), 13);
         assert!(report.iter().all(|r| r.agrees), "{report:?}");
         let cash = report.iter().find(|r| r.account == Account::Cash).unwrap();
         assert_eq!((cash.journal, cash.derived), (300_000, 300_000));
         // A payment the journal does not have disagrees on its account, and only there.
         let mut derived = derived;
         derived.money.push((Method::MobileMoney, 100, 0));
-        let report = reconcile(&journal, &derived);
+        let report = reconcile(&journal, &[derived]);
         let disagree: Vec<Account> = report.iter().filter(|r| !r.agrees).map(|r| r.account).collect();
         assert_eq!(disagree, [Account::MobileMoney]);
+    }
+
+    /// Two currencies side by side: each account is reconciled per currency, and a balance is
+    /// never the sum of two currencies.
+    #[test]
+    fn reconciliation_is_per_currency() {
+        // KES books: an invoice of 5 500.00 (KES 550 000 cents) paid 3 000.00 in cash.
+        // USD books: a premium of 120.00 (12 000) paid 100.00 by bank transfer, a commission
+        // of 10.00 (1 000) earned and paid out by bank transfer: bank 10 000 - 1 000 = 9 000.
+        let row = |currency: &str, account, balance| (currency.to_owned(), account, balance);
+        let journal = [
+            row("KES", Account::PatientReceivable, 550_000 - 300_000),
+            row("KES", Account::CareRevenue, -550_000),
+            row("KES", Account::Cash, 300_000),
+            row("USD", Account::PremiumReceivable, 12_000 - 10_000),
+            row("USD", Account::PremiumIncome, -12_000),
+            row("USD", Account::Bank, 10_000 - 1_000),
+            row("USD", Account::CommissionExpense, 1_000),
+        ];
+        let derived = [
+            Derived {
+                currency: "KES".into(),
+                patient_receivable: 250_000,
+                care_billed: 550_000,
+                money: vec![(Method::Cash, 300_000, 0)],
+                ..Derived::default()
+            },
+            Derived {
+                currency: "USD".into(),
+                premium_receivable: 2_000,
+                premium_billed: 12_000,
+                commissions_earned: 1_000,
+                paid_out: 1_000,
+                money: vec![(Method::BankTransfer, 10_000, 0), (Method::BankTransfer, -1_000, 0)],
+                ..Derived::default()
+            },
+        ];
+        let report = reconcile(&journal, &derived);
+        assert_eq!(report.len(), 26, "13 accounts in each of two currencies");
+        assert!(report.iter().all(|r| r.agrees), "{report:?}");
+        let at = |currency: &str, account| {
+            let r = report.iter().find(|r| r.currency == currency && r.account == account).unwrap();
+            (r.journal, r.derived)
+        };
+        // (journal, derived) per currency, never 300 000 + 9 000 on one line.
+        assert_eq!(at("KES", Account::Cash), (300_000, 300_000));
+        assert_eq!(at("KES", Account::Bank), (0, 0));
+        assert_eq!(at("USD", Account::Bank), (9_000, 9_000));
+        assert_eq!(at("USD", Account::CareRevenue), (0, 0));
+        assert_eq!(at("USD", Account::CommissionPayable), (0, 0));
+        // A USD payment booked in the KES journal disagrees in both currencies.
+        let mut misbooked = journal.to_vec();
+        misbooked.push(row("KES", Account::Bank, 10_000));
+        misbooked.push(row("USD", Account::Bank, -10_000));
+        let report = reconcile(&misbooked, &derived);
+        let disagree: Vec<(&str, Account)> =
+            report.iter().filter(|r| !r.agrees).map(|r| (r.currency.as_str(), r.account)).collect();
+        assert_eq!(disagree, [("KES", Account::Bank), ("USD", Account::Bank)]);
     }
 
     proptest! {
         #[test]
         fn every_entry_balances(a in 0i64..1_000_000_000, b in 0i64..1_000_000_000, c in 0i64..1_000_000_000) {
-            prop_assert!(invoice_issued(a, b).balanced());
-            prop_assert!(invoice_voided(a, b).balanced());
-            prop_assert!(invoice_resplit(a, b).balanced());
+            let g = b / 3;
+            prop_assert!(invoice_issued(a, b, g).balanced());
+            prop_assert!(invoice_voided(a, b, g).balanced());
+            prop_assert!(invoice_resplit((a, 0), (b, g)).balanced());
+            prop_assert!(invoice_resplit((b, g), (a, 0)).balanced());
             prop_assert!(premium_issued(a).balanced());
             prop_assert!(premium_voided(a).balanced());
             prop_assert!(commission_earned(a).balanced());

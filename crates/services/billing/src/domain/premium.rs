@@ -40,7 +40,10 @@ pub struct NewPremium {
     pub agent_id: Option<Uuid>,
     pub amount: i64,
     pub currency: String,
-    pub due_date: Date,
+    /// The insurer's IANA time zone: the premium is numbered and due by its days.
+    pub timezone: String,
+    /// How long after it is invoiced it is due (whole days count).
+    pub due_in: time::Duration,
 }
 
 /// A premium payment.
@@ -79,8 +82,10 @@ pub struct PremiumReopened {
 }
 
 impl Premium {
-    /// The premium invoiced for `new`, numbered, nothing paid.
+    /// The premium invoiced for `new` at `now`, numbered by the insurer's day and due `due_in`
+    /// after it (the insurer's local date, never the UTC date), nothing paid.
     pub fn invoice(new: NewPremium, id: Uuid, now: OffsetDateTime) -> Premium {
+        let today = medcov_domain::calendar::local_date_in(now, &new.timezone);
         Premium {
             id,
             insurer_id: new.insurer_id,
@@ -88,12 +93,12 @@ impl Premium {
             plan_id: new.plan_id,
             holder_id: new.holder_id,
             agent_id: new.agent_id,
-            number: premium_number(id, now.date()),
+            number: premium_number(id, today),
             amount: new.amount,
             currency: new.currency,
             status: Status::Issued,
             paid: 0,
-            due_date: new.due_date,
+            due_date: today + new.due_in,
             void_reason: None,
             created_at: now,
             paid_at: None,
@@ -152,7 +157,8 @@ mod tests {
             agent_id: Some(Uuid::from_u128(5)),
             amount,
             currency: "KES".into(),
-            due_date: date!(2026 - 12 - 26),
+            timezone: "Africa/Nairobi".into(),
+            due_in: time::Duration::days(30),
         };
         let invoiced = Premium::invoice(new, Uuid::from_u128(0xabc_def0_1234), datetime!(2026-11-26 09:00 UTC));
         Premium { paid, status, ..invoiced }
@@ -162,7 +168,42 @@ mod tests {
     fn a_premium_is_numbered_by_its_day() {
         let p = premium(1_200_000, 0, Status::Issued);
         assert_eq!(p.number, "PRM-20261126-0ABCDEF01234");
+        assert_eq!(p.due_date, date!(2026 - 12 - 26));
         assert_eq!((p.status, p.paid, p.paid_at), (Status::Issued, 0, None));
+    }
+
+    /// A premium is numbered and due by the insurer's local day, on either side of its
+    /// midnight: at UTC+14 (Kiritimati) and UTC−10 (Honolulu) the same instant is a day apart.
+    #[test]
+    fn a_premium_is_numbered_and_due_by_the_insurers_day() {
+        let id = Uuid::from_u128(0xabc_def0_1234);
+        // (zone, instant, number's day, due date 30 days later)
+        let cases = [
+            ("Pacific/Kiritimati", datetime!(2026-11-30 09:59 UTC), "20261130", date!(2026 - 12 - 30)),
+            ("Pacific/Kiritimati", datetime!(2026-11-30 10:00 UTC), "20261201", date!(2026 - 12 - 31)),
+            ("Pacific/Honolulu", datetime!(2026-12-01 09:59 UTC), "20261130", date!(2026 - 12 - 30)),
+            ("Pacific/Honolulu", datetime!(2026-12-01 10:00 UTC), "20261201", date!(2026 - 12 - 31)),
+            ("UTC", datetime!(2026-11-30 23:59 UTC), "20261130", date!(2026 - 12 - 30)),
+        ];
+        for (zone, at, day, due) in cases {
+            let new = NewPremium {
+                insurer_id: Uuid::from_u128(1),
+                policy_id: Uuid::from_u128(2),
+                plan_id: Uuid::from_u128(3),
+                holder_id: Uuid::from_u128(4),
+                agent_id: None,
+                amount: 1,
+                currency: "USD".into(),
+                timezone: zone.into(),
+                due_in: time::Duration::days(30),
+            };
+            let p = Premium::invoice(new, id, at);
+            assert_eq!(
+                (p.number.as_str(), p.due_date),
+                (format!("PRM-{day}-0ABCDEF01234").as_str(), due),
+                "{zone} {at}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use medcov_domain::TextEnum;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::commission::CommissionStatus;
 use super::invoice::{Invoice, LineAdjustment, Payer, Status};
 use super::ledger::Method;
 
@@ -98,6 +99,8 @@ pub struct Aged {
 /// What is still owed on one issued invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owed {
+    /// The hospital whose books it is in: its time zone says which day it was issued on.
+    pub hospital_id: Uuid,
     pub currency: String,
     pub patient_id: Uuid,
     pub insurer_id: Option<Uuid>,
@@ -106,14 +109,24 @@ pub struct Owed {
     pub insurer_due: i64,
 }
 
-/// What each payer owes as of `as_of`, in buckets of 0–30, 31–60, 61–90 and over 90 days since
-/// issue; per currency, by payer (`insurer` before `patient`), then party.
-pub fn aged_receivables(owed: &[Owed], as_of: Date) -> Vec<Aged> {
+/// What each payer owes as of `as_of` (each hospital's today at `now` when not given), in
+/// buckets of 0–30, 31–60, 61–90 and over 90 days since issue, both days the hospital's local
+/// dates (its zone in `zones`, UTC when absent); per currency, by payer (`insurer` before
+/// `patient`), then party.
+pub fn aged_receivables(
+    owed: &[Owed],
+    zones: &BTreeMap<Uuid, String>,
+    as_of: Option<Date>,
+    now: OffsetDateTime,
+) -> Vec<Aged> {
     // By currency, then the payer's word, so insurers come before patients; then the party.
     type Party<'a> = (&'a str, &'static str, Option<Uuid>);
     let mut by_party: BTreeMap<Party<'_>, (Payer, [i64; 4])> = BTreeMap::new();
     for o in owed {
-        let bucket = match (as_of - o.issued_at.date()).whole_days() {
+        let zone = zones.get(&o.hospital_id).map(String::as_str).unwrap_or("UTC");
+        let as_of = as_of.unwrap_or_else(|| medcov_domain::calendar::local_date_in(now, zone));
+        let issued_on = medcov_domain::calendar::local_date_in(o.issued_at, zone);
+        let bucket = match (as_of - issued_on).whole_days() {
             ..=30 => 0,
             31..=60 => 1,
             61..=90 => 2,
@@ -153,6 +166,51 @@ pub struct AgentCommissions {
     pub clawed_back: i64,
 }
 
+/// One commission as the commissions report reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earned {
+    pub agent_id: Uuid,
+    /// The insurer whose books it is in: its time zone says which day it was earned on.
+    pub insurer_id: Uuid,
+    pub currency: String,
+    pub status: CommissionStatus,
+    pub amount: i64,
+    pub earned_at: OffsetDateTime,
+}
+
+/// Commissions earned on the insurer's local days `[from, to]` (its zone in `zones`, UTC when
+/// absent), per agent and currency: how many, what is still earned and what was clawed back;
+/// by agent, then currency.
+pub fn commissions_by_agent(
+    commissions: &[Earned],
+    zones: &BTreeMap<Uuid, String>,
+    (from, to): (Date, Date),
+) -> Vec<AgentCommissions> {
+    let mut sums: BTreeMap<(Uuid, &str), (i64, i64, i64)> = BTreeMap::new();
+    for c in commissions {
+        let zone = zones.get(&c.insurer_id).map(String::as_str).unwrap_or("UTC");
+        let day = medcov_domain::calendar::local_date_in(c.earned_at, zone);
+        if day < from || day > to {
+            continue;
+        }
+        let sum = sums.entry((c.agent_id, c.currency.as_str())).or_default();
+        sum.0 += 1;
+        match c.status {
+            CommissionStatus::Earned => sum.1 += c.amount,
+            CommissionStatus::ClawedBack => sum.2 += c.amount,
+        }
+    }
+    sums.into_iter()
+        .map(|((agent_id, currency), (commissions, earned, clawed_back))| AgentCommissions {
+            agent_id,
+            currency: currency.to_owned(),
+            commissions,
+            earned,
+            clawed_back,
+        })
+        .collect()
+}
+
 /// One invoice on a payer's statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementLine {
@@ -164,6 +222,9 @@ pub struct StatementLine {
     pub total: i64,
     /// This payer's share of it.
     pub share: i64,
+    /// On an insurer's statement: of its share, what it pays ex gratia, beyond the plan's
+    /// limits (never covered benefit); 0 on a patient's.
+    pub ex_gratia: i64,
     pub paid: i64,
     pub outstanding: i64,
     /// On a patient's statement: why they pay their share, the insurer's adjustments of the
@@ -176,6 +237,8 @@ pub struct StatementLine {
 pub struct Totals {
     pub currency: String,
     pub billed: i64,
+    /// Of `billed`, what an insurer pays ex gratia (`billed - ex_gratia` is covered benefit).
+    pub ex_gratia: i64,
     pub paid: i64,
     pub outstanding: i64,
 }
@@ -198,9 +261,9 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
         .into_iter()
         .filter(|i| matches!(i.status, Status::Issued | Status::PartiallyPaid | Status::Paid))
         .map(|i| {
-            let (share, paid) = match payer {
-                Payer::Insurer => (i.insurer_share, i.paid_insurer),
-                Payer::Patient => (i.patient_share, i.paid_patient),
+            let (share, ex_gratia, paid) = match payer {
+                Payer::Insurer => (i.insurer_share, i.ex_gratia, i.paid_insurer),
+                Payer::Patient => (i.patient_share, 0, i.paid_patient),
             };
             let mut adjustments: Vec<LineAdjustment> = Vec::new();
             if payer == Payer::Patient {
@@ -219,6 +282,7 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
                 status: i.status,
                 total: i.total,
                 share,
+                ex_gratia,
                 paid,
                 outstanding: share - paid,
                 adjustments,
@@ -231,10 +295,12 @@ pub fn statement(party: Uuid, payer: Payer, invoices: Vec<Invoice>) -> Statement
         let t = totals.entry(l.currency.as_str()).or_insert_with(|| Totals {
             currency: l.currency.clone(),
             billed: 0,
+            ex_gratia: 0,
             paid: 0,
             outstanding: 0,
         });
         t.billed += l.share;
+        t.ex_gratia += l.ex_gratia;
         t.paid += l.paid;
         t.outstanding += l.outstanding;
     }
@@ -335,6 +401,7 @@ mod tests {
     fn receivables_by_age() {
         let (patient, insurer) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let owed = |days_ago: i64, patient_due, insurer_due| Owed {
+            hospital_id: Uuid::from_u128(7),
             currency: "KES".into(),
             patient_id: patient,
             insurer_id: Some(insurer),
@@ -344,7 +411,9 @@ mod tests {
         };
         let aged = aged_receivables(
             &[owed(0, 50_000, 0), owed(30, 1, 0), owed(31, 2, 0), owed(61, 0, 450_000), owed(91, 3, 0)],
-            date!(2026 - 11 - 26),
+            &BTreeMap::new(),
+            Some(date!(2026 - 11 - 26)),
+            datetime!(2026-11-26 23:00 UTC),
         );
         assert_eq!(
             aged,
@@ -371,6 +440,48 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Age is counted in the hospital's days: an invoice issued just after local midnight at
+    /// UTC+14 (Kiritimati) and one just before it at UTC−10 (Honolulu), 30 and 31 local days
+    /// before the hospital's today.
+    #[test]
+    fn receivables_age_by_the_hospitals_local_days() {
+        let (kiritimati, honolulu) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let zones: BTreeMap<Uuid, String> =
+            [(kiritimati, "Pacific/Kiritimati".to_owned()), (honolulu, "Pacific/Honolulu".to_owned())].into();
+        let owed = |hospital, issued_at, due| Owed {
+            hospital_id: hospital,
+            currency: "KES".into(),
+            patient_id: hospital,
+            insurer_id: None,
+            issued_at,
+            patient_due: due,
+            insurer_due: 0,
+        };
+        // Now: 2026-12-31 10:30 UTC = 2027-01-01 00:30 at Kiritimati, 2026-12-31 00:30 at
+        // Honolulu. On UTC dates, the Honolulu invoice of 2026-12-01 09:59 UTC would be 30 days
+        // old (current); on Honolulu's it was issued on 30 November, 31 days before.
+        let now = datetime!(2026-12-31 10:30 UTC);
+        let rows = [
+            owed(kiritimati, datetime!(2026-11-30 10:00 UTC), 100),
+            owed(kiritimati, datetime!(2026-12-02 09:59 UTC), 7),
+            owed(honolulu, datetime!(2026-12-01 09:59 UTC), 20_000),
+            owed(honolulu, datetime!(2026-12-01 10:00 UTC), 3),
+        ];
+        let aged = aged_receivables(&rows, &zones, None, now);
+        let buckets: Vec<(Uuid, i64, i64)> =
+            aged.iter().map(|a| (a.party_id.unwrap(), a.current, a.days_31_60)).collect();
+        // Kiritimati: 100 issued its 1 December (31 days before its 1 January), 7 issued its
+        // 2 December (30 days): 7 current, 100 at 31–60. Honolulu: 20 000 issued its 30
+        // November (31 days before its 31 December), 3 its 1 December (30 days).
+        assert_eq!(buckets, [(kiritimati, 7, 100), (honolulu, 3, 20_000)]);
+        // Asked for a day, that day is every hospital's "as of".
+        let aged = aged_receivables(&rows, &zones, Some(date!(2026 - 12 - 31)), now);
+        let buckets: Vec<(Uuid, i64, i64)> =
+            aged.iter().map(|a| (a.party_id.unwrap(), a.current, a.days_31_60)).collect();
+        // Kiritimati: 1 December → 30 days, 2 December → 29: both current.
+        assert_eq!(buckets, [(kiritimati, 107, 0), (honolulu, 3, 20_000)]);
     }
 
     #[test]
@@ -416,47 +527,118 @@ mod tests {
         assert_eq!(totals(&patient), [("KES".into(), 150_000, 120_000, 30_000), ("USD".into(), 4_000, 1_000, 3_000)]);
     }
 
+    /// Commissions count on the insurer's local day: at UTC+14 one earned at 10:00 UTC on 30
+    /// November is on 1 December, at UTC−10 one earned at 09:59 UTC on 1 December is on 30
+    /// November.
+    #[test]
+    fn commissions_are_reported_on_the_insurers_local_days() {
+        let (east, west, agent) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(9));
+        let zones: BTreeMap<Uuid, String> =
+            [(east, "Pacific/Kiritimati".to_owned()), (west, "Pacific/Honolulu".to_owned())].into();
+        let earned = |insurer, currency: &str, status, amount, earned_at| Earned {
+            agent_id: agent,
+            insurer_id: insurer,
+            currency: currency.into(),
+            status,
+            amount,
+            earned_at,
+        };
+        let commissions = [
+            // Kiritimati, AUD: its 1 December (in), its 30 November (out).
+            earned(east, "AUD", CommissionStatus::Earned, 1_000, datetime!(2026-11-30 10:00 UTC)),
+            earned(east, "AUD", CommissionStatus::ClawedBack, 200, datetime!(2026-12-01 09:59 UTC)),
+            earned(east, "AUD", CommissionStatus::Earned, 50_000, datetime!(2026-11-30 09:59 UTC)),
+            // Honolulu, USD: 2026-12-02 09:59 UTC is its 1 December (in); 2026-12-01 09:59 UTC
+            // its 30 November (out), though 1 December in UTC.
+            earned(west, "USD", CommissionStatus::Earned, 3_000, datetime!(2026-12-02 09:59 UTC)),
+            earned(west, "USD", CommissionStatus::Earned, 70_000, datetime!(2026-12-01 09:59 UTC)),
+        ];
+        let report = commissions_by_agent(&commissions, &zones, (date!(2026 - 12 - 01), date!(2026 - 12 - 01)));
+        let rows: Vec<(&str, i64, i64, i64)> =
+            report.iter().map(|r| (r.currency.as_str(), r.commissions, r.earned, r.clawed_back)).collect();
+        // AUD: 2 commissions, 10.00 earned, 2.00 clawed back; USD: 1, 30.00. Never added.
+        assert_eq!(rows, [("AUD", 2, 1_000, 200), ("USD", 1, 3_000, 0)]);
+    }
+
     use proptest::prelude::*;
 
-    /// One step of a day's activity in one tenant's books.
+    use crate::domain::commission::CommissionStatus as Cs;
+    use crate::domain::invoice::Adjudicated;
+    use crate::domain::ledger::{Derived, reconcile};
+    use crate::domain::premium::{NewPremium, Premium};
+
+    /// One step of a day's activity: care at a KES hospital, premiums and commissions at a USD
+    /// insurer.
     #[derive(Debug, Clone)]
     enum Step {
-        /// An invoice issued (patient, insurer shares).
-        Issued(i64, i64),
-        /// A payment by the patient of `amount`, by method.
-        Paid(i64, usize),
+        /// An invoice of `total` issued after its claim: the insurer pays `insurer` per mille of
+        /// it, of which `gratia` per mille ex gratia.
+        Issued(i64, u16, u16),
+        /// The last issued invoice without payments adjudicated again (per mille, as above).
+        Readjudicated(u16, u16),
+        /// The last invoice without payments voided.
+        Voided,
+        /// A payment of `amount` by the patient (true) or the insurer, on the oldest invoice
+        /// the payer still owes on (or the last one: all of it is credit), by method.
+        Paid(i64, bool, usize),
         /// A refund of part of the last payment.
         Refunded(i64),
-        /// A premium invoiced and paid by method.
-        Premium(i64, usize),
-        /// A commission earned, then paid out.
-        Payout(i64, usize),
+        /// A premium invoiced, and paid by method when `Some`.
+        Premium(i64, Option<usize>),
+        /// The last unpaid premium's policy cancelled: the premium is voided.
+        Cancelled,
+        /// A commission earned, then kept (0), paid out (1) or clawed back (2).
+        Commission(i64, u8, usize),
     }
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            (0i64..500_000, 0i64..500_000).prop_map(|(p, i)| Step::Issued(p, i)),
-            (1i64..400_000, 0usize..4).prop_map(|(a, m)| Step::Paid(a, m)),
+            (1i64..900_000, 0u16..=1000, 0u16..=1000).prop_map(|(t, i, g)| Step::Issued(t, i, g)),
+            (0u16..=1000, 0u16..=1000).prop_map(|(i, g)| Step::Readjudicated(i, g)),
+            Just(Step::Voided),
+            (1i64..400_000, any::<bool>(), 0usize..4).prop_map(|(a, p, m)| Step::Paid(a, p, m)),
             (1i64..100_000).prop_map(Step::Refunded),
-            (1i64..900_000, 0usize..4).prop_map(|(a, m)| Step::Premium(a, m)),
-            (1i64..90_000, 0usize..4).prop_map(|(a, m)| Step::Payout(a, m)),
+            (1i64..900_000, prop::option::of(0usize..4)).prop_map(|(a, m)| Step::Premium(a, m)),
+            Just(Step::Cancelled),
+            (1i64..90_000, 0u8..3, 0usize..4).prop_map(|(a, o, m)| Step::Commission(a, o, m)),
         ]
     }
 
     const METHODS: [Method; 4] = [Method::Cash, Method::Card, Method::MobileMoney, Method::BankTransfer];
 
+    /// `per_mille` thousandths of `amount`, rounded down.
+    fn part(amount: i64, per_mille: u16) -> i64 {
+        amount * i64::from(per_mille) / 1000
+    }
+
+    /// A payment as the model keeps it, for its refunds: the invoice, who paid, how, and what
+    /// of it is still applied and still credit.
+    struct Paid {
+        invoice: usize,
+        payer: Payer,
+        method: Method,
+        applied: i64,
+        credit: i64,
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
-        /// Random days of activity at a KES hospital at UTC+14 and a USD insurer at UTC−10: the
-        /// daily cash of each currency, summed per money account, is that account's journal
-        /// balance in the books of that currency; what is owed by age adds up to the
-        /// receivables; nothing of one currency shows in the other's rows.
+        /// Random days of activity at a KES hospital at UTC+14 and a USD insurer at UTC−10:
+        /// invoices issued after their claims (with ex-gratia parts), adjudicated again, voided,
+        /// paid by patients and insurers, refunded; premiums paid or cancelled; commissions
+        /// kept, paid out or clawed back. Every report reconciles with the journal in each
+        /// currency: the daily cash with each money account; aged receivables, the patient's
+        /// and the insurer's statements with the receivables and the revenue (ex gratia on its
+        /// own line); the commissions report with the commission accounts; and the
+        /// reconciliation of the records agrees on every account. Nothing of one currency shows
+        /// in the other's rows.
         #[test]
         fn reports_reconcile_with_the_journal_per_currency(
-            days in prop::collection::vec((prop::collection::vec(step(), 0..8), 0u32..86_400), 1..6),
+            days in prop::collection::vec((prop::collection::vec(step(), 0..10), 0u32..86_400), 1..6),
         ) {
-            let (hospital, insurer) = (Uuid::from_u128(1), Uuid::from_u128(2));
+            let (hospital, insurer, patient, agent) =
+                (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(4));
             let zones: BTreeMap<Uuid, String> =
                 [(hospital, "Pacific/Kiritimati".to_owned()), (insurer, "Pacific/Honolulu".to_owned())].into();
             let currency = |tenant: Uuid| if tenant == hospital { "KES" } else { "USD" };
@@ -469,50 +651,149 @@ mod tests {
                 Ok(())
             };
             let mut movements = Vec::new();
-            let (mut owed_patient, mut last_payment): (i64, Option<(i64, i64, Method)>) = (0, None);
-            let mut owed = Vec::new();
+            let mut invoices: Vec<Invoice> = Vec::new();
+            let mut payments: Vec<Paid> = Vec::new();
+            let mut premiums: Vec<Premium> = Vec::new();
+            let mut commissions: Vec<Earned> = Vec::new();
+            let mut paid_out = 0;
             let start = datetime!(2026-11-28 00:00 UTC);
             for (day, (steps, second)) in days.iter().enumerate() {
                 let at = start + time::Duration::days(day as i64) + time::Duration::seconds(i64::from(*second));
+                let moved = |tenant: Uuid, method, received, refunded, paid_out| Movement {
+                    at,
+                    tenant_id: tenant,
+                    books: if tenant == hospital { Books::Hospital } else { Books::Insurer },
+                    currency: currency(tenant).into(),
+                    method,
+                    received,
+                    refunded,
+                    paid_out,
+                };
                 for s in steps {
                     match s.clone() {
-                        Step::Issued(patient, insurer_share) => {
-                            post(hospital, ledger::invoice_issued(patient, insurer_share))?;
-                            owed_patient += patient;
-                            owed.push(Owed { currency: "KES".into(), patient_id: hospital, insurer_id: Some(insurer), issued_at: at, patient_due: patient, insurer_due: insurer_share });
+                        Step::Issued(total, insurer_part, gratia_part) => {
+                            let draft = Draft {
+                                id: Uuid::now_v7(),
+                                hospital_id: hospital,
+                                patient_id: patient,
+                                encounter_id: None,
+                                member_number: Some("AAR-0000000195".into()),
+                                currency: "KES".into(),
+                                date_of_service: at.date(),
+                                lines: vec![Line::priced("CONS", "consultation", "Consultation", 1, Some(total))],
+                            };
+                            let drafted = Invoice::draft(draft, at);
+                            let insurer_pays = part(total, insurer_part);
+                            let claim = [Adjudicated { insurer_pays, ex_gratia: part(insurer_pays, gratia_part), adjustments: Vec::new() }];
+                            let split = drafted.resplit(&claim).unwrap();
+                            prop_assert_eq!(&split.entry, &None, "a draft moves no receivable");
+                            let invoice = Invoice {
+                                insurer_share: split.insurer_share,
+                                ex_gratia: split.ex_gratia,
+                                patient_share: split.patient_share,
+                                lines: split.lines,
+                                insurer_id: Some(insurer),
+                                ..drafted
+                            };
+                            post(hospital, invoice.issue().unwrap())?;
+                            invoices.push(Invoice { status: Status::Issued, issued_at: Some(at), ..invoice });
                         }
-                        Step::Paid(amount, m) => {
-                            let (applied, credit) = crate::domain::invoice::apply(owed_patient, amount);
-                            owed_patient -= applied;
-                            post(hospital, ledger::payment_received(METHODS[m], Account::PatientReceivable, applied, credit))?;
-                            movements.push(Movement { at, tenant_id: hospital, books: Books::Hospital, currency: "KES".into(), method: METHODS[m], received: amount, refunded: 0, paid_out: 0 });
-                            last_payment = Some((applied, credit, METHODS[m]));
+                        Step::Readjudicated(insurer_part, gratia_part) => {
+                            let Some(i) = invoices.iter().rposition(|i| i.status == Status::Issued) else { continue };
+                            let insurer_pays = part(invoices[i].total, insurer_part);
+                            let claim = [Adjudicated { insurer_pays, ex_gratia: part(insurer_pays, gratia_part), adjustments: Vec::new() }];
+                            let split = invoices[i].resplit(&claim).unwrap();
+                            if let Some(entry) = split.entry {
+                                post(hospital, entry)?;
+                            }
+                            let current = invoices[i].clone();
+                            invoices[i] = Invoice { insurer_share: split.insurer_share, ex_gratia: split.ex_gratia, patient_share: split.patient_share, lines: split.lines, ..current };
+                        }
+                        Step::Voided => {
+                            let Some(i) = invoices.iter().rposition(|i| i.status == Status::Issued) else { continue };
+                            if let Some(entry) = invoices[i].void().unwrap() {
+                                post(hospital, entry)?;
+                            }
+                            invoices[i].status = Status::Void;
+                        }
+                        Step::Paid(amount, by_patient, m) => {
+                            let payer = if by_patient { Payer::Patient } else { Payer::Insurer };
+                            let method = if by_patient { METHODS[m] } else { Method::InsurerRemittance };
+                            let owes = |i: &Invoice| match payer {
+                                Payer::Patient => i.patient_share - i.paid_patient,
+                                Payer::Insurer => i.insurer_share - i.paid_insurer,
+                            };
+                            let open = |i: &Invoice| i.status != Status::Void;
+                            let Some(i) = invoices.iter().position(|i| open(i) && owes(i) > 0)
+                                .or_else(|| invoices.iter().rposition(open)) else { continue };
+                            let settled = invoices[i].settle(payer, amount).unwrap();
+                            post(hospital, ledger::payment_received(method, payer.receivable(), settled.applied, settled.credit))?;
+                            let current = invoices[i].clone();
+                            invoices[i] = Invoice { paid_patient: settled.paid_patient, paid_insurer: settled.paid_insurer, status: settled.status, ..current };
+                            movements.push(moved(hospital, method, amount, 0, 0));
+                            payments.push(Paid { invoice: i, payer, method, applied: settled.applied, credit: settled.credit });
                         }
                         Step::Refunded(amount) => {
-                            let Some((applied, credit, method)) = last_payment else { continue };
-                            let from_credit = amount.min(credit);
-                            let from_applied = (amount - from_credit).min(applied);
+                            let Some(last) = payments.last_mut() else { continue };
+                            let from_credit = amount.min(last.credit);
+                            let from_applied = (amount - from_credit).min(last.applied);
                             if from_credit + from_applied == 0 { continue; }
-                            owed_patient += from_applied;
-                            post(hospital, ledger::refund_paid(method, Account::PatientReceivable, from_applied, from_credit))?;
-                            movements.push(Movement { at, tenant_id: hospital, books: Books::Hospital, currency: "KES".into(), method, received: 0, refunded: from_applied + from_credit, paid_out: 0 });
-                            last_payment = Some((applied - from_applied, credit - from_credit, method));
+                            post(hospital, ledger::refund_paid(last.method, last.payer.receivable(), from_applied, from_credit))?;
+                            let reopened = invoices[last.invoice].reopen(last.payer, from_applied);
+                            let current = invoices[last.invoice].clone();
+                            invoices[last.invoice] = Invoice { paid_patient: reopened.paid_patient, paid_insurer: reopened.paid_insurer, status: reopened.status, ..current };
+                            movements.push(moved(hospital, last.method, 0, from_applied + from_credit, 0));
+                            (last.applied, last.credit) = (last.applied - from_applied, last.credit - from_credit);
                         }
-                        Step::Premium(amount, m) => {
+                        Step::Premium(amount, method) => {
+                            let new = NewPremium {
+                                insurer_id: insurer,
+                                policy_id: Uuid::now_v7(),
+                                plan_id: Uuid::from_u128(5),
+                                holder_id: Uuid::from_u128(6),
+                                agent_id: Some(agent),
+                                amount,
+                                currency: "USD".into(),
+                                timezone: "Pacific/Honolulu".into(),
+                                due_in: time::Duration::days(30),
+                            };
+                            let mut premium = Premium::invoice(new, Uuid::now_v7(), at);
                             post(insurer, ledger::premium_issued(amount))?;
-                            post(insurer, ledger::payment_received(METHODS[m], Account::PremiumReceivable, amount, 0))?;
-                            movements.push(Movement { at, tenant_id: insurer, books: Books::Insurer, currency: "USD".into(), method: METHODS[m], received: amount, refunded: 0, paid_out: 0 });
+                            if let Some(m) = method {
+                                let settled = premium.settle(amount).unwrap();
+                                post(insurer, ledger::payment_received(METHODS[m], Account::PremiumReceivable, settled.applied, settled.credit))?;
+                                (premium.paid, premium.status) = (settled.paid, settled.status);
+                                movements.push(moved(insurer, METHODS[m], amount, 0, 0));
+                            }
+                            premiums.push(premium);
                         }
-                        Step::Payout(amount, m) => {
+                        Step::Cancelled => {
+                            let Some(p) = premiums.iter_mut().rev().find(|p| p.paid == 0 && p.status == Status::Issued) else { continue };
+                            post(insurer, p.cancel().unwrap())?;
+                            p.status = Status::Void;
+                        }
+                        Step::Commission(amount, outcome, m) => {
                             post(insurer, ledger::commission_earned(amount))?;
-                            post(insurer, ledger::commission_paid_out(METHODS[m], amount))?;
-                            movements.push(Movement { at, tenant_id: insurer, books: Books::Insurer, currency: "USD".into(), method: METHODS[m], received: 0, refunded: 0, paid_out: amount });
+                            let status = match outcome {
+                                1 => {
+                                    post(insurer, ledger::commission_paid_out(METHODS[m], amount))?;
+                                    movements.push(moved(insurer, METHODS[m], 0, 0, amount));
+                                    paid_out += amount;
+                                    Cs::Earned
+                                }
+                                2 => {
+                                    post(insurer, ledger::commission_clawed_back(amount))?;
+                                    Cs::ClawedBack
+                                }
+                                _ => Cs::Earned,
+                            };
+                            commissions.push(Earned { agent_id: agent, insurer_id: insurer, currency: "USD".into(), status, amount, earned_at: at });
                         }
                     }
                 }
             }
-            // Every day there was: the daily cash per currency and money account is the
-            // journal's balance of that account in that currency's books.
+            let balance = |currency: &str, account| journal.get(&(currency, account)).copied().unwrap_or(0);
+            // The daily cash, per currency and money account, is that account's journal balance.
             let days = daily_cash(&movements, &zones, (date!(2026 - 11 - 20), date!(2026 - 12 - 31)));
             let mut cash: BTreeMap<(&str, Account), i64> = BTreeMap::new();
             for d in &days {
@@ -522,17 +803,80 @@ mod tests {
             for currency in ["KES", "USD"] {
                 for account in [Account::Cash, Account::Card, Account::MobileMoney, Account::Bank] {
                     let from_cash = cash.get(&(currency, account)).copied().unwrap_or(0);
-                    let from_journal = journal.get(&(currency, account)).copied().unwrap_or(0);
-                    prop_assert_eq!(from_cash, from_journal, "{} {:?}", currency, account);
+                    prop_assert_eq!(from_cash, balance(currency, account), "{} {:?}", currency, account);
                 }
             }
-            // A row is in one currency, and the hospital's money is never in USD rows.
             prop_assert!(days.iter().all(|d| d.currency == "KES" || d.currency == "USD"));
-            // What is owed by age adds up to the receivables the journal holds for the issue.
-            let aged = aged_receivables(&owed, date!(2027 - 01 - 31));
-            let insurer_due: i64 = aged.iter().filter(|a| a.payer == Payer::Insurer).map(|a| a.total).sum();
-            prop_assert_eq!(insurer_due, journal.get(&("KES", Account::InsurerReceivable)).copied().unwrap_or(0));
+
+            // What is owed by age adds up to each receivable.
+            let owed: Vec<Owed> = invoices
+                .iter()
+                .filter(|i| matches!(i.status, Status::Issued | Status::PartiallyPaid))
+                .map(|i| Owed {
+                    hospital_id: hospital,
+                    currency: i.currency.clone(),
+                    patient_id: patient,
+                    insurer_id: i.insurer_id,
+                    issued_at: i.issued_at.unwrap(),
+                    patient_due: i.patient_share - i.paid_patient,
+                    insurer_due: i.insurer_share - i.paid_insurer,
+                })
+                .collect();
+            let aged = aged_receivables(&owed, &zones, Some(date!(2027 - 01 - 31)), start);
+            let aged_of = |payer| aged.iter().filter(|a| a.payer == payer).map(|a| a.total).sum::<i64>();
+            prop_assert_eq!(aged_of(Payer::Insurer), balance("KES", Account::InsurerReceivable));
+            prop_assert_eq!(aged_of(Payer::Patient), balance("KES", Account::PatientReceivable));
             prop_assert!(aged.iter().all(|a| a.currency == "KES"));
+
+            // The statements: what is outstanding is each receivable; what was billed is the
+            // revenue, of which the insurer's ex gratia is the ex-gratia account, on its own.
+            let of = |s: &Statement| s.totals.iter().find(|t| t.currency == "KES").map(|t| (t.billed, t.ex_gratia, t.outstanding)).unwrap_or_default();
+            let (patient_billed, patient_gratia, patient_owes) = of(&statement(patient, Payer::Patient, invoices.clone()));
+            let (insurer_billed, insurer_gratia, insurer_owes) = of(&statement(insurer, Payer::Insurer, invoices.clone()));
+            prop_assert_eq!(patient_owes, balance("KES", Account::PatientReceivable));
+            prop_assert_eq!(insurer_owes, balance("KES", Account::InsurerReceivable));
+            prop_assert_eq!(patient_gratia, 0);
+            prop_assert_eq!(insurer_gratia, -balance("KES", Account::ExGratiaRevenue));
+            prop_assert_eq!(patient_billed + insurer_billed - insurer_gratia, -balance("KES", Account::CareRevenue));
+            for s in [statement(patient, Payer::Patient, invoices.clone()), statement(insurer, Payer::Insurer, invoices.clone())] {
+                prop_assert!(s.totals.iter().all(|t| t.currency == "KES"), "{:?}", s.totals);
+            }
+
+            // The commissions report (every day there was): what is still earned is the
+            // commission expense; earned less paid out is what is still payable.
+            let report = commissions_by_agent(&commissions, &zones, (date!(2026 - 11 - 20), date!(2026 - 12 - 31)));
+            prop_assert!(report.iter().all(|r| r.currency == "USD"));
+            let earned: i64 = report.iter().map(|r| r.earned).sum();
+            prop_assert_eq!(earned, balance("USD", Account::CommissionExpense));
+            prop_assert_eq!(paid_out - earned, balance("USD", Account::CommissionPayable));
+            prop_assert_eq!(report.iter().map(|r| r.commissions).sum::<i64>(), commissions.len() as i64);
+
+            // The reconciliation of the records (as the store derives them) agrees with the
+            // journal on every account of both currencies.
+            let issued = || invoices.iter().filter(|i| i.status != Status::Void);
+            let kes_credit: i64 = payments.iter().map(|p| p.credit).sum();
+            let kes = Derived {
+                currency: "KES".into(),
+                patient_receivable: issued().map(|i| i.patient_share - i.paid_patient).sum(),
+                insurer_receivable: issued().map(|i| i.insurer_share - i.paid_insurer).sum(),
+                care_billed: issued().map(|i| i.total).sum(),
+                ex_gratia_billed: issued().map(|i| i.ex_gratia).sum(),
+                money: movements.iter().filter(|m| m.currency == "KES").map(|m| (m.method, m.received - m.refunded, 0)).chain([(Method::Cash, 0, kes_credit)]).collect(),
+                ..Derived::default()
+            };
+            let live = || premiums.iter().filter(|p| p.status != Status::Void);
+            let usd = Derived {
+                currency: "USD".into(),
+                premium_receivable: live().map(|p| p.amount - p.paid).sum(),
+                premium_billed: live().map(|p| p.amount).sum(),
+                commissions_earned: earned,
+                paid_out,
+                money: movements.iter().filter(|m| m.currency == "USD").map(|m| (m.method, m.received - m.paid_out, 0)).collect(),
+                ..Derived::default()
+            };
+            let journal_rows: Vec<(String, Account, i64)> = journal.iter().map(|((c, a), b)| ((*c).to_owned(), *a, *b)).collect();
+            let reconciled = reconcile(&journal_rows, &[kes, usd]);
+            prop_assert!(reconciled.iter().all(|r| r.agrees), "{:?}", reconciled.iter().filter(|r| !r.agrees).collect::<Vec<_>>());
         }
     }
 }

@@ -111,20 +111,27 @@ impl BillingService {
         let mut tx = self.db.begin_write().await?;
         // Claim the rows first: a concurrent payout of the same agent waits on them, then finds
         // nothing left to claim. Dropping the transaction undoes the claims.
-        let (owed, recovered) = store::claim_for_payout(&mut tx, id, asked.insurer, asked.agent).await?;
+        let (owed, recovered, currency) = store::claim_for_payout(&mut tx, id, asked.insurer, asked.agent).await?;
         let amount = commission::payout(owed, recovered)?;
         let payout = Payout {
             id,
             insurer_id: asked.insurer,
             agent_id: asked.agent,
             amount,
+            currency,
             method: asked.method,
             external_reference: asked.external_reference.clone(),
             created_at: now,
         };
         let keyed = Keyed { key: &asked.idempotency_key, request_hash: &asked.request_hash, created_by: actor.user_id };
         store::insert_payout(&mut tx, &payout, &keyed).await?;
-        let about = About { tenant: asked.insurer, invoice: None, payment: Some(id), party: Some(asked.agent) };
+        let about = About {
+            tenant: asked.insurer,
+            currency: &payout.currency,
+            invoice: None,
+            payment: Some(id),
+            party: Some(asked.agent),
+        };
         store::append_entry(&mut tx, &about, &ledger::commission_paid_out(asked.method, amount), now).await?;
         let paid_out = CommissionPaidOut {
             payout_id: id,

@@ -228,6 +228,7 @@ impl BillingService {
         }
         let about = About {
             tenant: current.hospital_id,
+            currency: &current.currency,
             invoice: Some(current.id),
             payment: None,
             party: Some(current.patient_id),
@@ -263,6 +264,7 @@ impl BillingService {
         if let Some(entry) = entry {
             let about = About {
                 tenant: current.hospital_id,
+                currency: &current.currency,
                 invoice: Some(current.id),
                 payment: None,
                 party: Some(current.patient_id),
@@ -314,6 +316,7 @@ impl BillingService {
             let split = store::Split {
                 lines: &resplit.lines,
                 insurer_share: resplit.insurer_share,
+                ex_gratia: resplit.ex_gratia,
                 patient_share: resplit.patient_share,
                 claim_id: adjudication.claim_id,
                 insurer_id: adjudication.insurer_id,
@@ -324,6 +327,7 @@ impl BillingService {
             if let Some(entry) = &resplit.entry {
                 let about = About {
                     tenant: current.hospital_id,
+                    currency: &current.currency,
                     invoice: Some(current.id),
                     payment: None,
                     party: Some(current.patient_id),

@@ -87,6 +87,7 @@ impl BillingService {
         }
         let about = About {
             tenant: invoice.hospital_id,
+            currency: &invoice.currency,
             invoice: Some(invoice.id),
             payment: Some(payment.id),
             party: (asked.payer == Payer::Patient).then_some(invoice.patient_id),

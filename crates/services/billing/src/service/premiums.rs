@@ -9,6 +9,8 @@ use medcov_store::outbox::{self, Actor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::tenants::Profile;
+
 use super::{BillingService, Handling, NewPayment, at_insurer, insurer_in_scope, missing};
 use crate::domain::commission::{self, DEFAULT_TIER};
 use crate::domain::ledger::{self, About, Account};
@@ -26,11 +28,14 @@ pub struct PolicyCreated {
     pub agent_id: Option<Uuid>,
     pub amount: i64,
     pub currency: String,
+    /// The insurer's IANA time zone, when the event names it.
+    pub insurer_timezone: Option<String>,
 }
 
 impl BillingService {
-    /// Invoices a new policy's premium, due `billing.premium_due_s` from now (once per policy,
-    /// and once per event).
+    /// Invoices a new policy's premium, due `billing.premium_due_s` after the insurer's today
+    /// (once per policy, and once per event). The insurer's time zone comes with the event
+    /// (older events without it: what billing knows of the insurer, else UTC).
     pub async fn invoice_premium(
         &self,
         policy: PolicyCreated,
@@ -45,8 +50,16 @@ impl BillingService {
             holder_id: policy.holder_id,
             agent_id: policy.agent_id,
             amount: policy.amount,
+            timezone: match policy.insurer_timezone {
+                Some(zone) => {
+                    let profile = Profile { currency: policy.currency.clone(), timezone: zone.clone() };
+                    self.tenants.learn(policy.insurer_id, profile);
+                    zone
+                }
+                None => self.tenants.known(policy.insurer_id).map_or_else(|| "UTC".to_owned(), |p| p.timezone),
+            },
             currency: policy.currency,
-            due_date: now.date() + self.settings.premium_due,
+            due_in: self.settings.premium_due,
         };
         let premium = Premium::invoice(new, Uuid::now_v7(), now);
         let mut tx = self.db.begin_write().await?;
@@ -64,6 +77,7 @@ impl BillingService {
         }
         let about = About {
             tenant: premium.insurer_id,
+            currency: &premium.currency,
             invoice: Some(premium.id),
             payment: None,
             party: Some(premium.holder_id),
@@ -147,6 +161,7 @@ impl BillingService {
         }
         let about = About {
             tenant: premium.insurer_id,
+            currency: &premium.currency,
             invoice: Some(premium.id),
             payment: Some(payment.id),
             party: Some(premium.holder_id),
@@ -181,7 +196,13 @@ impl BillingService {
             return Ok(());
         };
         store::insert_commission(tx, &earned).await?;
-        let about = About { tenant: premium.insurer_id, invoice: Some(premium.id), payment: None, party: Some(agent) };
+        let about = About {
+            tenant: premium.insurer_id,
+            currency: &premium.currency,
+            invoice: Some(premium.id),
+            payment: None,
+            party: Some(agent),
+        };
         store::append_entry(tx, &about, &ledger::commission_earned(earned.amount), now).await?;
         outbox::write(tx, actor, &CommissionEarned::of(&earned, &premium.currency)).await?;
         Ok(())
@@ -209,6 +230,7 @@ impl BillingService {
             store::void_premium(&mut tx, premium.id, reason).await?;
             let about = About {
                 tenant: premium.insurer_id,
+                currency: &premium.currency,
                 invoice: Some(premium.id),
                 payment: None,
                 party: Some(premium.holder_id),
@@ -240,8 +262,10 @@ impl BillingService {
         let earned = store::earned_commissions(tx, policy).await?;
         for commission in earned.iter().filter(|c| c.claws_back(now, self.settings.clawback_days)) {
             store::claw_back(tx, commission.id, now, reason).await?;
+            let currency = store::premium_currency(tx, commission.premium_id).await?;
             let about = About {
                 tenant: commission.insurer_id,
+                currency: &currency,
                 invoice: Some(commission.premium_id),
                 payment: None,
                 party: Some(commission.agent_id),

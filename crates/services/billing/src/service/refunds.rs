@@ -115,6 +115,7 @@ impl BillingService {
         let entry = ledger::refund_paid(paid.method, paid.payer.receivable(), refund.from_applied, refund.from_credit);
         let about = About {
             tenant: invoice.hospital_id,
+            currency: &invoice.currency,
             invoice: Some(invoice.id),
             payment: Some(refund.payment_id),
             party: (paid.payer == Payer::Patient).then_some(invoice.patient_id),
@@ -142,6 +143,7 @@ impl BillingService {
             ledger::refund_paid(paid.method, Account::PremiumReceivable, refund.from_applied, refund.from_credit);
         let about = About {
             tenant: premium.insurer_id,
+            currency: &premium.currency,
             invoice: Some(premium.id),
             payment: Some(refund.payment_id),
             party: Some(premium.holder_id),

@@ -56,41 +56,40 @@ impl BillingService {
         self.tenants.zones(tenants, authorization).await
     }
 
-    /// What patients and insurers owe on issued invoices as of a day (today by default), by
-    /// age.
-    /// The default day is today at the caller's hospital when they have one, UTC otherwise.
+    /// What patients and insurers owe on issued invoices as of a day (each hospital's today by
+    /// default), by age counted in the hospital's local days (their time zones asked of the
+    /// hospital service as the caller, `authorization`).
     pub async fn aged_receivables(
         &self,
         scope: &Scope,
         as_of: Option<Date>,
         authorization: Option<&axum::http::HeaderValue>,
     ) -> Result<Vec<Aged>, ApiError> {
-        let as_of = match (as_of, scope) {
-            (Some(day), _) => day,
-            (None, Scope::Hospitals { hospitals }) if hospitals.len() == 1 => {
-                let profile = self.tenants.profile(hospitals[0], Kind::Hospital, authorization).await?;
-                medcov_domain::calendar::today_in(profile.as_ref().map_or("UTC", |p| p.timezone.as_str()))
-            }
-            (None, _) => OffsetDateTime::now_utc().date(),
-        };
         let tenants = tenants_in_scope(scope);
         let owed = store::owed(&self.db, tenants.as_deref()).await?;
-        Ok(reports::aged_receivables(&owed, as_of))
+        let hospitals = owed.iter().map(|o| (o.hospital_id, Kind::Hospital)).collect();
+        let zones = self.tenants.zones(hospitals, authorization).await?;
+        Ok(reports::aged_receivables(&owed, &zones, as_of, OffsetDateTime::now_utc()))
     }
 
-    /// Commissions per agent earned in the days `[from, to]`, at the caller's insurer.
+    /// Commissions per agent earned on the insurer's local days `[from, to]`, at the caller's
+    /// insurer (its time zone asked of insurance as the caller, `authorization`).
     pub async fn commissions_by_agent(
         &self,
         scope: &Scope,
-        from: Date,
-        to: Date,
+        (from, to): (Date, Date),
+        authorization: Option<&axum::http::HeaderValue>,
     ) -> Result<Vec<AgentCommissions>, ApiError> {
         if to < from {
             return Err(ApiError::field("to", "must be on or after from"));
         }
-        let start = from.midnight().assume_utc();
-        let end = to.next_day().unwrap_or(to).midnight().assume_utc();
-        Ok(store::commissions_by_agent(&self.db, insurer_in_scope(scope), start, end).await?)
+        // Local days run from UTC-12 to UTC+14: read a day more on each side, keep by local day.
+        let start = from.midnight().assume_utc() - Duration::days(1);
+        let end = to.next_day().unwrap_or(to).midnight().assume_utc() + Duration::days(1);
+        let earned = store::commissions_earned_between(&self.db, insurer_in_scope(scope), start, end).await?;
+        let insurers = earned.iter().map(|c| (c.insurer_id, Kind::Insurer)).collect();
+        let zones = self.tenants.zones(insurers, authorization).await?;
+        Ok(reports::commissions_by_agent(&earned, &zones, (from, to)))
     }
 
     /// A patient's statement at the hospitals the caller sees: their shares billed, paid and

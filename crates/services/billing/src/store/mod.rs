@@ -23,7 +23,7 @@ use crate::domain::ledger::{About, Account, Derived, Entry};
 use crate::domain::premium::{Premium, PremiumPayment};
 use crate::domain::prices::Price;
 use crate::domain::refund::{Kind, Refund, RefundStatus, Refundable, Taken};
-use crate::domain::reports::{AgentCommissions, Movement, Owed};
+use crate::domain::reports::{Earned, Movement, Owed};
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -44,6 +44,8 @@ pub struct Keyed<'a> {
 pub struct Split<'a> {
     pub lines: &'a [Line],
     pub insurer_share: i64,
+    /// Of the insurer share, what is paid ex gratia.
+    pub ex_gratia: i64,
     pub patient_share: i64,
     pub claim_id: Uuid,
     pub insurer_id: Uuid,
@@ -189,7 +191,7 @@ pub async fn premium_payment_under_key(
 // The journal.
 
 /// Writes a balanced journal entry.
-pub async fn append_entry(tx: &mut Tx, about: &About, entry: &Entry, at: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn append_entry(tx: &mut Tx, about: &About<'_>, entry: &Entry, at: OffsetDateTime) -> Result<(), StoreError> {
     debug_assert!(entry.balanced(), "an unbalanced entry: {entry:?}");
     dispatch!(tx, journal::append(about, entry, at))
 }
@@ -283,6 +285,11 @@ pub async fn earned_commissions(tx: &mut Tx, policy: Uuid) -> Result<Vec<Commiss
     dispatch!(tx, commissions::earned_on_policy(policy))
 }
 
+/// The currency of a premium (that of the commissions earned on it).
+pub async fn premium_currency(tx: &mut Tx, premium: Uuid) -> Result<String, StoreError> {
+    dispatch!(tx, commissions::premium_currency(premium))
+}
+
 pub async fn claw_back(tx: &mut Tx, commission: Uuid, at: OffsetDateTime, reason: &str) -> Result<(), StoreError> {
     dispatch!(tx, commissions::claw_back(commission, at, reason))
 }
@@ -298,8 +305,14 @@ pub async fn commissions(
     dispatch!(db, commissions::list(insurer, agent, from, to))
 }
 
-/// Claims for `payout` what the agent is owed and what they owe back: (owed, recovered).
-pub async fn claim_for_payout(tx: &mut Tx, payout: Uuid, insurer: Uuid, agent: Uuid) -> Result<(i64, i64), StoreError> {
+/// Claims for `payout` what the agent is owed and what they owe back in one currency: (owed,
+/// recovered, currency).
+pub async fn claim_for_payout(
+    tx: &mut Tx,
+    payout: Uuid,
+    insurer: Uuid,
+    agent: Uuid,
+) -> Result<(i64, i64, String), StoreError> {
     dispatch!(tx, commissions::claim_for_payout(payout, insurer, agent))
 }
 
@@ -368,13 +381,16 @@ pub async fn close_account(tx: &mut Tx, patient: Uuid) -> Result<u64, StoreError
 
 // The reconciliation and reports, for some tenants (hospitals or insurers; all with `None`).
 
-/// Debits minus credits per account in the journal.
-pub async fn journal_balances(db: &Database, tenants: Option<&[Uuid]>) -> Result<Vec<(Account, i64)>, StoreError> {
+/// Debits minus credits per currency and account in the journal.
+pub async fn journal_balances(
+    db: &Database,
+    tenants: Option<&[Uuid]>,
+) -> Result<Vec<(String, Account, i64)>, StoreError> {
     dispatch!(db, reports::journal(tenants))
 }
 
-/// The balances the records give.
-pub async fn derived_balances(db: &Database, tenants: Option<&[Uuid]>) -> Result<Derived, StoreError> {
+/// The balances the records give, per currency.
+pub async fn derived_balances(db: &Database, tenants: Option<&[Uuid]>) -> Result<Vec<Derived>, StoreError> {
     dispatch!(db, reports::derived(tenants))
 }
 
@@ -393,12 +409,12 @@ pub async fn owed(db: &Database, tenants: Option<&[Uuid]>) -> Result<Vec<Owed>, 
     dispatch!(db, reports::owed(tenants))
 }
 
-/// Commissions per agent earned in `[from, to)`.
-pub async fn commissions_by_agent(
+/// Commissions earned in `[from, to)`, each with its agent, insurer, currency and status.
+pub async fn commissions_earned_between(
     db: &Database,
     insurer: Option<Uuid>,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<Vec<AgentCommissions>, StoreError> {
-    dispatch!(db, reports::commissions_by_agent(insurer, from, to))
+) -> Result<Vec<Earned>, StoreError> {
+    dispatch!(db, reports::commissions_earned_between(insurer, from, to))
 }

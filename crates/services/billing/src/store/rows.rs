@@ -47,7 +47,7 @@ impl From<PriceRow> for Price {
 
 pub(crate) const INVOICE_COLUMNS: &str = "id, hospital_id, number, patient_id, encounter_id, member_number, currency, \
      date_of_service, status, lines, total, insurer_share, patient_share, paid_patient, paid_insurer, claim_id, \
-     insurer_id, split_source, void_reason, version, created_at, issued_at";
+     insurer_id, split_source, void_reason, version, created_at, issued_at, ex_gratia";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct InvoiceRow {
@@ -73,6 +73,7 @@ pub(crate) struct InvoiceRow {
     version: i64,
     created_at: OffsetDateTime,
     issued_at: Option<OffsetDateTime>,
+    ex_gratia: i64,
 }
 
 impl TryFrom<InvoiceRow> for Invoice {
@@ -92,6 +93,7 @@ impl TryFrom<InvoiceRow> for Invoice {
             lines: r.lines.0,
             total: r.total,
             insurer_share: r.insurer_share,
+            ex_gratia: r.ex_gratia,
             patient_share: r.patient_share,
             paid_patient: r.paid_patient,
             paid_insurer: r.paid_insurer,
@@ -262,7 +264,8 @@ impl TryFrom<CommissionRow> for Commission {
     }
 }
 
-pub(crate) const PAYOUT_COLUMNS: &str = "id, insurer_id, agent_id, amount, method, external_reference, created_at";
+pub(crate) const PAYOUT_COLUMNS: &str =
+    "id, insurer_id, agent_id, amount, currency, method, external_reference, created_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PayoutRow {
@@ -270,6 +273,7 @@ pub(crate) struct PayoutRow {
     insurer_id: Uuid,
     agent_id: Uuid,
     amount: i64,
+    currency: String,
     method: String,
     external_reference: String,
     created_at: OffsetDateTime,
@@ -284,6 +288,7 @@ impl TryFrom<PayoutRow> for Payout {
             insurer_id: r.insurer_id,
             agent_id: r.agent_id,
             amount: r.amount,
+            currency: r.currency,
             method: decode("commission_payouts", "method", &r.method)?,
             external_reference: r.external_reference,
             created_at: r.created_at,

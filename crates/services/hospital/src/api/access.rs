@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use medcov_http::{ApiError, Json, Query};
+use medcov_http::{ApiError, Json, Page, Query};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -26,7 +26,7 @@ pub struct AccessQuery {
     patient_id: Option<Uuid>,
     /// Entries by this user.
     user_id: Option<Uuid>,
-    /// Entries after this id (the `next_after` of the previous page).
+    /// Entries after this id (the `paging.next_after` of the previous page).
     after: Option<Uuid>,
     /// At most this many (1 to 500, default 100).
     #[param(minimum = 1, maximum = 500)]
@@ -63,25 +63,18 @@ impl From<AccessEntry> for AccessView {
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AccessPage {
-    items: Vec<AccessView>,
-    next_after: Option<Uuid>,
-}
-
 /// Reads and writes of patient records, oldest first, within the caller's hospitals.
 #[utoipa::path(get, path = "/access-log", tag = "audit", params(AccessQuery),
-    responses((status = 200, body = AccessPage), (status = 403, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<AccessView>), (status = 403, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn access_log(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Auditors>,
     Query(query): Query<AccessQuery>,
-) -> Result<Json<AccessPage>, ApiError> {
+) -> Result<Json<Page<AccessView>>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 500"));
     }
-    let entries = service.access_log(&principal, (query.patient_id, query.user_id), query.after, limit).await?;
-    let next_after = if entries.len() as i64 == limit { entries.last().map(|e| e.id) } else { None };
-    Ok(Json(AccessPage { items: entries.into_iter().map(AccessView::from).collect(), next_after }))
+    let entries = service.access_log(&principal, (query.patient_id, query.user_id), query.after, limit + 1).await?;
+    Ok(Json(Page::after(entries, limit, query.after, |e| e.id).map(AccessView::from)))
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Policy, Role};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -140,14 +140,14 @@ pub struct CatalogQuery {
 
 /// A hospital's service catalog.
 #[utoipa::path(get, path = "/service-catalog", tag = "encounters", params(CatalogQuery),
-    responses((status = 200, body = Vec<CatalogEntryView>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<CatalogEntryView>), (status = 404, body = medcov_http::Problem)))]
 async fn list_catalog(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<CatalogQuery>,
-) -> Result<Json<Vec<CatalogEntryView>>, ApiError> {
+) -> Result<Json<Page<CatalogEntryView>>, ApiError> {
     let entries = service.catalog(&principal, query.hospital_id).await?;
-    Ok(Json(entries.into_iter().map(CatalogEntryView::from).collect()))
+    Ok(Json(Page::whole(entries).map(CatalogEntryView::from)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, Json, Path};
+use medcov_http::{ApiError, Json, Page, Path};
 use medcov_security::{Authorized, Principal};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -125,12 +125,12 @@ async fn create_hospital(
 
 /// Every hospital: the directory is open to anyone signed in. Cacheable at the gateway for a
 /// minute, until a hospital is added.
-#[utoipa::path(get, path = "/hospitals", tag = "hospitals", responses((status = 200, body = Vec<HospitalView>)))]
+#[utoipa::path(get, path = "/hospitals", tag = "hospitals", responses((status = 200, body = Page<HospitalView>)))]
 async fn list_hospitals(
     State(service): State<Arc<HospitalService>>,
     _caller: Principal,
-) -> Result<(HeaderMap, Json<Vec<HospitalView>>), ApiError> {
-    let hospitals = service.hospitals().await?.into_iter().map(HospitalView::from).collect();
+) -> Result<(HeaderMap, Json<Page<HospitalView>>), ApiError> {
+    let hospitals = Page::whole(service.hospitals().await?).map(HospitalView::from);
     Ok((medcov_http::caching::cacheable(60, &[DIRECTORY_TAG.to_owned()]), Json(hospitals)))
 }
 

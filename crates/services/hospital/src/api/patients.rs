@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_http::{ApiError, FieldError, Json, Page, Path, Query};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -253,14 +253,14 @@ async fn get_patient(
 /// (`not_covered` with the reason, `unknown`, `invalid`). Filled in shortly after the record
 /// is registered or its member numbers change (the read is logged).
 #[utoipa::path(get, path = "/patients/{id}/coverage", tag = "patients",
-    responses((status = 200, body = Vec<CoverageView>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<CoverageView>), (status = 404, body = medcov_http::Problem)))]
 async fn patient_coverage(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<CoverageView>>, ApiError> {
+) -> Result<Json<Page<CoverageView>>, ApiError> {
     let answers = service.patient_coverage(&principal, id).await?;
-    Ok(Json(answers.into_iter().map(CoverageView::from).collect()))
+    Ok(Json(Page::whole(answers).map(CoverageView::from)))
 }
 
 /// Change a record. `If-Match` with the ETag you read is required; a stale one gets 412.
@@ -303,26 +303,21 @@ pub struct SearchParams {
     /// At most this many (1 to 100, default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
-    /// Skip this many (0 to 10000).
+    /// Skip this many (0 to 10000; the `paging.next_offset` of the previous page).
     #[param(minimum = 0, maximum = 10000)]
     offset: Option<i64>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PatientPage {
-    items: Vec<PatientView>,
 }
 
 /// Find patients in your hospitals by name prefix, date of birth, MRN, identifier or member
 /// number (every given criterion must match), by family then given name. Each record returned
 /// counts as a read in the access log.
 #[utoipa::path(get, path = "/patients", tag = "patients", params(SearchParams),
-    responses((status = 200, body = PatientPage), (status = 422, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<PatientView>), (status = 422, body = medcov_http::Problem)))]
 async fn search_patients(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(params): Query<SearchParams>,
-) -> Result<Json<PatientPage>, ApiError> {
+) -> Result<Json<Page<PatientView>>, ApiError> {
     let limit = params.limit.unwrap_or(20);
     let offset = params.offset.unwrap_or(0);
     let mut errors = Vec::new();
@@ -346,17 +341,17 @@ async fn search_patients(
         member_number: params.member_number,
     };
     let found = service.search_patients(&principal, params.hospital_id, &search, (limit, offset)).await?;
-    Ok(Json(PatientPage { items: found.into_iter().map(PatientView::from).collect() }))
+    Ok(Json(Page::offset(found, limit, offset).map(PatientView::from)))
 }
 
 /// Every version of a record, oldest first.
 #[utoipa::path(get, path = "/patients/{id}/history", tag = "patients",
-    responses((status = 200, body = Vec<HistoryView>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<HistoryView>), (status = 404, body = medcov_http::Problem)))]
 async fn patient_history(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<HistoryView>>, ApiError> {
+) -> Result<Json<Page<HistoryView>>, ApiError> {
     let history = service.patient_history(&principal, id).await?;
-    Ok(Json(history.into_iter().map(HistoryView::from).collect()))
+    Ok(Json(Page::whole(history).map(HistoryView::from)))
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, FieldError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Policy, Role};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -167,10 +167,6 @@ impl From<Appointment> for AppointmentView {
     }
 }
 
-fn appointments(list: Vec<Appointment>) -> Json<Vec<AppointmentView>> {
-    Json(list.into_iter().map(AppointmentView::from).collect())
-}
-
 /// One version of an appointment: who moved it where, and when.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = AppointmentChange)]
@@ -225,14 +221,14 @@ pub struct PractitionerQuery {
 
 /// Practitioners of your hospitals.
 #[utoipa::path(get, path = "/practitioners", tag = "practitioners", params(PractitionerQuery),
-    responses((status = 200, body = Vec<PractitionerView>)))]
+    responses((status = 200, body = Page<PractitionerView>)))]
 async fn list_practitioners(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<PractitionerQuery>,
-) -> Result<Json<Vec<PractitionerView>>, ApiError> {
+) -> Result<Json<Page<PractitionerView>>, ApiError> {
     let found = service.practitioners(&principal, query.hospital_id).await?;
-    Ok(Json(found.into_iter().map(PractitionerView::from).collect()))
+    Ok(Json(Page::whole(found).map(PractitionerView::from)))
 }
 
 /// One practitioner.
@@ -272,14 +268,14 @@ pub struct DayQuery {
 
 /// A practitioner's appointments on a local date, by start time.
 #[utoipa::path(get, path = "/practitioners/{id}/appointments", tag = "appointments", params(DayQuery),
-    responses((status = 200, body = Vec<AppointmentView>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<AppointmentView>), (status = 404, body = medcov_http::Problem)))]
 async fn practitioner_day(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
     Query(query): Query<DayQuery>,
-) -> Result<Json<Vec<AppointmentView>>, ApiError> {
-    Ok(appointments(service.practitioner_day(&principal, id, query.date).await?))
+) -> Result<Json<Page<AppointmentView>>, ApiError> {
+    Ok(Json(Page::whole(service.practitioner_day(&principal, id, query.date).await?).map(AppointmentView::from)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -305,13 +301,13 @@ pub struct FreeSlot {
 /// Free slots of a practitioner on a local date: inside working hours, on a 15-minute grid,
 /// clear of active appointments; none when the day is full.
 #[utoipa::path(get, path = "/practitioners/{id}/free-slots", tag = "appointments", params(SlotQuery),
-    responses((status = 200, body = Vec<FreeSlot>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<FreeSlot>), (status = 404, body = medcov_http::Problem)))]
 async fn free_slots(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
     Query(query): Query<SlotQuery>,
-) -> Result<Json<Vec<FreeSlot>>, ApiError> {
+) -> Result<Json<Page<FreeSlot>>, ApiError> {
     let duration = query.duration_minutes.unwrap_or(30);
     if !(5..=480).contains(&duration) {
         return Err(ApiError::field("duration_minutes", "must be between 5 and 480"));
@@ -326,7 +322,7 @@ async fn free_slots(
             })
         })
         .collect();
-    Ok(Json(slots))
+    Ok(Json(Page::whole(slots)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -389,14 +385,14 @@ async fn get_appointment(
 /// Every version of an appointment, oldest first: its booking, each status change (with who
 /// and why) and each move.
 #[utoipa::path(get, path = "/appointments/{id}/history", tag = "appointments",
-    responses((status = 200, body = Vec<AppointmentChangeView>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<AppointmentChangeView>), (status = 404, body = medcov_http::Problem)))]
 async fn appointment_history(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<AppointmentChangeView>>, ApiError> {
+) -> Result<Json<Page<AppointmentChangeView>>, ApiError> {
     let history = service.appointment_history(&principal, id).await?;
-    Ok(Json(history.into_iter().map(AppointmentChangeView::from).collect()))
+    Ok(Json(Page::whole(history).map(AppointmentChangeView::from)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -467,21 +463,32 @@ pub struct PatientAppointmentsQuery {
     /// At most this many (1 to 100, default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// Skip this many (0 to 10000; the `paging.next_offset` of the previous page).
+    #[param(minimum = 0, maximum = 10000)]
+    offset: Option<i64>,
 }
 
 /// A patient's upcoming (soonest first) or past (latest first) appointments.
 #[utoipa::path(get, path = "/patients/{id}/appointments", tag = "appointments", params(PatientAppointmentsQuery),
-    responses((status = 200, body = Vec<AppointmentView>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<AppointmentView>), (status = 404, body = medcov_http::Problem)))]
 async fn patient_appointments(
     State(service): State<Arc<HospitalService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
     Query(query): Query<PatientAppointmentsQuery>,
-) -> Result<Json<Vec<AppointmentView>>, ApiError> {
+) -> Result<Json<Page<AppointmentView>>, ApiError> {
     let upcoming = query.when != Some(When::Past);
-    let limit = query.limit.unwrap_or(20);
+    let (limit, offset) = (query.limit.unwrap_or(20), query.offset.unwrap_or(0));
+    let mut errors = Vec::new();
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 100"));
+        errors.push(FieldError::new("limit", "must be between 1 and 100"));
     }
-    Ok(appointments(service.patient_appointments(&principal, id, upcoming, limit).await?))
+    if !(0..=10_000).contains(&offset) {
+        errors.push(FieldError::new("offset", "must be between 0 and 10000"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let found = service.patient_appointments(&principal, id, upcoming, (limit + 1, offset)).await?;
+    Ok(Json(Page::offset(found, limit, offset).map(AppointmentView::from)))
 }

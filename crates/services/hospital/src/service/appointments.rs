@@ -265,11 +265,11 @@ impl HospitalService {
         principal: &Principal,
         patient: Uuid,
         upcoming: bool,
-        limit: i64,
+        (limit, offset): (i64, i64),
     ) -> Result<Vec<Appointment>, ApiError> {
         let patient = self.patient_in_scope(principal, patient).await?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        Ok(store::patient_appointments(&self.db, patient.id, now, upcoming, limit).await?)
+        Ok(store::patient_appointments(&self.db, patient.id, now, upcoming, (limit, offset)).await?)
     }
 
     /// Invalidates the cached days of a practitioner, after a commit that changed them.

@@ -163,7 +163,8 @@ impl HospitalService {
     }
 
     /// Patients of the principal's hospitals (or of `hospital_id` among them) matching
-    /// `search`; each one returned counts as a read.
+    /// `search`, at most `limit + 1` of them (the extra one says that another page follows);
+    /// each of the first `limit` counts as a read.
     pub async fn search_patients(
         &self,
         principal: &Principal,
@@ -172,8 +173,10 @@ impl HospitalService {
         (limit, offset): (i64, i64),
     ) -> Result<Vec<Patient>, ApiError> {
         let hospitals = hospitals_to_list(&self.db, principal, hospital_id).await?;
-        let found = store::search_patients(&self.db, &hospitals, search, limit, offset).await?;
-        let reads: Vec<(Uuid, Uuid)> = found.iter().map(|p| (p.id, p.hospital_id)).collect();
+        let found = store::search_patients(&self.db, &hospitals, search, limit + 1, offset).await?;
+        // The row past `limit` only says that another page follows: it is not shown, so not read.
+        let shown = usize::try_from(limit).unwrap_or(0);
+        let reads: Vec<(Uuid, Uuid)> = found.iter().take(shown).map(|p| (p.id, p.hospital_id)).collect();
         self.log_reads(&actor(principal), &reads, AccessAction::Search).await?;
         Ok(found)
     }

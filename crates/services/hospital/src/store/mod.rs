@@ -264,9 +264,9 @@ pub async fn patient_appointments(
     patient: Uuid,
     now: i64,
     upcoming: bool,
-    limit: i64,
+    window: (i64, i64),
 ) -> Result<Vec<Appointment>, StoreError> {
-    dispatch!(db, appointments::of_patient(patient, now, upcoming, limit))
+    dispatch!(db, appointments::of_patient(patient, now, upcoming, window))
 }
 
 /// Every version of an appointment, oldest first.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medcov_http::{ApiError, FieldError, Json, Path, Query};
+use medcov_http::{ApiError, FieldError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Policy, Principal, Role, Scope};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -296,32 +296,35 @@ pub struct ClaimQuery {
     member_number: Option<String>,
     /// Only the claim sent under this reference (billing's claims: the invoice number).
     reference: Option<String>,
+    /// At most this many (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Skip this many (the `paging.next_offset` of the previous page).
     #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
 /// Claims the caller may see (their insurer's, or their hospitals'), newest first.
-#[utoipa::path(get, path = "/claims", tag = "claims", params(ClaimQuery), responses((status = 200, body = Vec<Claim>)))]
+#[utoipa::path(get, path = "/claims", tag = "claims", params(ClaimQuery), responses((status = 200, body = Page<Claim>)))]
 async fn list_claims(
     State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Readers>,
     Query(query): Query<ClaimQuery>,
-) -> Result<Json<Vec<Claim>>, ApiError> {
+) -> Result<Json<Page<Claim>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
+    let fetch = limit + 1;
     let filter = crate::store::ClaimFilter {
         status: query.status,
         member_number: query.member_number,
         reference: query.reference,
     };
     let claims = match &principal.scope {
-        Scope::Platform => service.claims(None, None, &filter, limit, offset).await?,
-        Scope::Insurer { insurer } => service.claims(Some(*insurer), None, &filter, limit, offset).await?,
-        Scope::Hospitals { hospitals } => service.claims(None, Some(hospitals), &filter, limit, offset).await?,
+        Scope::Platform => service.claims(None, None, &filter, fetch, offset).await?,
+        Scope::Insurer { insurer } => service.claims(Some(*insurer), None, &filter, fetch, offset).await?,
+        Scope::Hospitals { hospitals } => service.claims(None, Some(hospitals), &filter, fetch, offset).await?,
         Scope::Own => Vec::new(),
     };
-    Ok(Json(claims.into_iter().map(Claim::from).collect()))
+    Ok(Json(Page::offset(claims, limit, offset).map(Claim::from)))
 }
 
 async fn visible_claim(service: &InsuranceService, principal: &Principal, id: Uuid) -> Result<claim::Claim, ApiError> {
@@ -354,14 +357,14 @@ async fn get_claim(
 
 /// Every step of a claim: submitted, adjudicated, sent to review, overrides, reversals, paid.
 #[utoipa::path(get, path = "/claims/{id}/history", tag = "claims",
-    responses((status = 200, body = Vec<ClaimEvent>), (status = 404, body = medcov_http::Problem)))]
+    responses((status = 200, body = Page<ClaimEvent>), (status = 404, body = medcov_http::Problem)))]
 async fn history(
     State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<Readers>,
     Path(id): Path<Uuid>,
-) -> Result<Json<Vec<ClaimEvent>>, ApiError> {
+) -> Result<Json<Page<ClaimEvent>>, ApiError> {
     let claim = visible_claim(&service, &principal, id).await?;
-    Ok(Json(service.claim_history(claim.id).await?.into_iter().map(ClaimEvent::from).collect()))
+    Ok(Json(Page::whole(service.claim_history(claim.id).await?).map(ClaimEvent::from)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medcov_http::{ApiError, FieldError, Json, Path};
+use medcov_http::{ApiError, FieldError, Json, Page, Path};
 use medcov_security::{Authorized, Principal};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -101,12 +101,12 @@ async fn create_insurer(
 }
 
 /// Every insurer: the directory is not confidential.
-#[utoipa::path(get, path = "/insurers", tag = "insurers", responses((status = 200, body = Vec<Insurer>)))]
+#[utoipa::path(get, path = "/insurers", tag = "insurers", responses((status = 200, body = Page<Insurer>)))]
 async fn list_insurers(
     State(service): State<Arc<InsuranceService>>,
     _principal: Principal,
-) -> Result<Json<Vec<Insurer>>, ApiError> {
-    Ok(Json(service.insurers().await?.into_iter().map(Insurer::from).collect()))
+) -> Result<Json<Page<Insurer>>, ApiError> {
+    Ok(Json(Page::whole(service.insurers().await?).map(Insurer::from)))
 }
 
 /// One insurer.

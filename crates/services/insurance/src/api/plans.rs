@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Page, Path, Query};
 use medcov_security::Authorized;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -163,14 +163,14 @@ pub struct PlanQuery {
 }
 
 /// The plans of the caller's insurer, with every version.
-#[utoipa::path(get, path = "/plans", tag = "plans", params(PlanQuery), responses((status = 200, body = Vec<Plan>)))]
+#[utoipa::path(get, path = "/plans", tag = "plans", params(PlanQuery), responses((status = 200, body = Page<Plan>)))]
 async fn list_plans(
     State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerStaff>,
     Query(query): Query<PlanQuery>,
-) -> Result<Json<Vec<Plan>>, ApiError> {
+) -> Result<Json<Page<Plan>>, ApiError> {
     let insurer = own_insurer(&principal)?.or(query.insurer_id);
-    Ok(Json(service.plans(insurer).await?.into_iter().map(Plan::from).collect()))
+    Ok(Json(Page::whole(service.plans(insurer).await?).map(Plan::from)))
 }
 
 /// One plan, with every version.

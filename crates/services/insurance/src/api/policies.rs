@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medcov_http::{ApiError, Json, Path, Query};
+use medcov_http::{ApiError, Json, Page, Path, Query};
 use medcov_security::{Authorized, Principal, Role};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -236,22 +236,24 @@ async fn create_policy(
 #[serde(deny_unknown_fields)]
 pub struct PolicyQuery {
     status: Option<PolicyStatus>,
+    /// At most this many (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Skip this many (the `paging.next_offset` of the previous page).
     #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
 /// The caller's insurer's policies, newest first.
-#[utoipa::path(get, path = "/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Vec<Policy>)))]
+#[utoipa::path(get, path = "/policies", tag = "policies", params(PolicyQuery), responses((status = 200, body = Page<Policy>)))]
 async fn list_policies(
     State(service): State<Arc<InsuranceService>>,
     Authorized(principal, _): Authorized<InsurerStaff>,
     Query(query): Query<PolicyQuery>,
-) -> Result<Json<Vec<Policy>>, ApiError> {
+) -> Result<Json<Page<Policy>>, ApiError> {
     let (limit, offset) = limit_offset(query.limit, query.offset)?;
-    let policies = service.policies(own_insurer(&principal)?, query.status, limit, offset).await?;
-    Ok(Json(policies.into_iter().map(Policy::from).collect()))
+    let policies = service.policies(own_insurer(&principal)?, query.status, limit + 1, offset).await?;
+    Ok(Json(Page::offset(policies, limit, offset).map(Policy::from)))
 }
 
 /// One policy period with its members.

@@ -34,6 +34,16 @@ pub struct Verification {
     pub insurer_id: Option<Uuid>,
     pub policy_id: Option<Uuid>,
     pub member_id: Option<Uuid>,
+    /// The day it was answered for: the insurer's local date (`YYYY-MM-DD`).
+    pub checked_on: Date,
+}
+
+/// The insurer's local date at `now` for a member number, by the insurer code that prefixes
+/// it (`AAR-0000000195`) among `insurers` (code, IANA zone); UTC for a code none has.
+pub fn insurer_day(member_number: &str, insurers: &[(String, String)], now: time::OffsetDateTime) -> Date {
+    let code = member_number.trim().split('-').next().unwrap_or_default();
+    let zone = insurers.iter().find(|(c, _)| c == code).map_or("UTC", |(_, zone)| zone.as_str());
+    medcov_domain::calendar::local_date_in(now, zone)
 }
 
 /// What the insurer says of `number` on `today`, given the coverage found for it (looked up
@@ -62,6 +72,7 @@ pub fn verify(number: &str, coverage: Option<&Coverage>, today: Date) -> Verific
         insurer_id: coverage.map(|c| c.policy.insurer_id),
         policy_id: coverage.map(|c| c.policy.id),
         member_id: coverage.map(|c| c.member.member_id),
+        checked_on: today,
     }
 }
 
@@ -87,6 +98,27 @@ mod tests {
     use super::*;
     use crate::domain::policy::tests::sample_policy;
     use crate::domain::policy::{MemberStatus, PolicyStatus, member_number};
+
+    /// A member number is checked on its insurer's day, on either side of local midnight at
+    /// UTC+14 and UTC−10 (the same instant is a day apart there).
+    #[test]
+    fn a_number_is_checked_on_its_insurers_day() {
+        use time::macros::datetime;
+        let insurers =
+            [("KIR".to_owned(), "Pacific/Kiritimati".to_owned()), ("HNL".to_owned(), "Pacific/Honolulu".to_owned())];
+        let cases = [
+            ("KIR-0000000195", datetime!(2026-11-30 09:59 UTC), date!(2026 - 11 - 30)),
+            ("KIR-0000000195", datetime!(2026-11-30 10:00 UTC), date!(2026 - 12 - 01)),
+            ("HNL-0000000195", datetime!(2026-12-01 09:59 UTC), date!(2026 - 11 - 30)),
+            ("HNL-0000000195", datetime!(2026-12-01 10:00 UTC), date!(2026 - 12 - 01)),
+            // An insurer it does not know: UTC.
+            ("XYZ-0000000195", datetime!(2026-11-30 23:59 UTC), date!(2026 - 11 - 30)),
+        ];
+        for (number, at, day) in cases {
+            assert_eq!(insurer_day(number, &insurers, at), day, "{number} at {at}");
+            assert_eq!(verify(number, None, day).checked_on, day);
+        }
+    }
 
     #[test]
     fn numbers_are_checked_then_looked_up() {

@@ -49,15 +49,20 @@ impl InsuranceService {
         }
     }
 
-    /// What the insurer says of each member number today.
+    /// What the insurer says of each member number today: each on its insurer's local day (its
+    /// `checked_on`); the first number's day is the answer's day (UTC's without numbers).
     pub async fn verify_members(&self, numbers: &[&str]) -> Result<(Date, Vec<Verification>), ApiError> {
-        let today = super::today();
+        let now = time::OffsetDateTime::now_utc();
+        let insurers: Vec<(String, String)> =
+            store::insurers(&self.db).await?.into_iter().map(|i| (i.code, i.timezone)).collect();
         let mut answers = Vec::with_capacity(numbers.len());
         for number in numbers {
+            let today = verification::insurer_day(number, &insurers, now);
             let coverage = if member_number_valid(number) { self.coverage(number, today).await? } else { None };
             answers.push(verification::verify(number, coverage.as_ref(), today));
         }
-        Ok((today, answers))
+        let day = answers.first().map_or_else(|| medcov_domain::calendar::local_date_in(now, "UTC"), |a| a.checked_on);
+        Ok((day, answers))
     }
 
     /// A patient's member numbers changed at the hospital: `member_verified` answers for each

@@ -137,7 +137,10 @@ impl InsuranceService {
     /// Loads every plan version in force (open-ended or ending in the future) into the cache,
     /// logging progress every 500; returns how many.
     pub async fn warm_plan_versions(&self) -> Result<usize, ApiError> {
-        let ids = store::plan_versions_in_force(&self.db, super::today()).await?;
+        // In force on some insurer's day: the earliest local day anywhere (UTC−12) is at most the
+        // day before UTC's.
+        let earliest = super::today().previous_day().unwrap_or_else(super::today);
+        let ids = store::plan_versions_in_force(&self.db, earliest).await?;
         for (done, id) in ids.iter().enumerate() {
             self.plan_version(*id).await?;
             if (done + 1) % 500 == 0 {

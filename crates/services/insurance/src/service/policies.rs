@@ -53,6 +53,9 @@ impl InsuranceService {
         let now = OffsetDateTime::now_utc();
         let id = Uuid::now_v7();
         let fresh = new.new_members() as i64;
+        // Read before the write begins (an embedded store has one writer).
+        let insurer_timezone =
+            store::insurer(&self.db, new.insurer_id).await?.map_or_else(|| "UTC".into(), |i| i.timezone);
         let mut tx = self.db.begin_write().await?;
         let (code, policy_seq, last_member) = store::take_numbers(&mut tx, new.insurer_id, fresh)
             .await?
@@ -103,8 +106,8 @@ impl InsuranceService {
             saga::new(POLICY_SALE, id, Some(new.insurer_id), "awaiting_premium", Some(new.premium_deadline), data);
         saga::start(&mut tx, &sale).await?;
         let created = loaded(&mut tx, id).await?;
-        outbox::write(&mut tx, actor, &PolicyCreated { policy: PolicyState::of(&created), renewal_of: new.renewal_of })
-            .await?;
+        let event = PolicyCreated { policy: PolicyState::of(&created), renewal_of: new.renewal_of, insurer_timezone };
+        outbox::write(&mut tx, actor, &event).await?;
         tx.commit().await?;
         Ok(created)
     }

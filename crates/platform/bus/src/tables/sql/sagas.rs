@@ -109,7 +109,7 @@ pub(crate) async fn list(
     pool: &Pool,
     state: Option<SagaState>,
     tenants: Option<&[Uuid]>,
-    limit: i64,
+    (limit, offset): (i64, i64),
 ) -> Result<Vec<Saga>, StoreError> {
     let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM sagas WHERE 1 = 1"));
     if let Some(state) = state {
@@ -123,7 +123,7 @@ pub(crate) async fn list(
         }
         query.push(")");
     }
-    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
     let rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
     rows.into_iter().map(Saga::try_from).collect()
 }

@@ -17,6 +17,18 @@ pub async fn value(pool: &Pool, name: &str) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = $1").bind(name).fetch_one(pool).await?)
 }
 
+/// Every counter's value, oldest name first, on one connection of the pool (as a store reads
+/// several things together).
+pub async fn values(pool: &Pool) -> Result<Vec<i64>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    Ok(sqlx::query_scalar("SELECT value FROM counters ORDER BY name").fetch_all(&mut *connection).await?)
+}
+
+/// Every counter's value, oldest name first, streamed from the pool.
+pub async fn all_values(pool: &Pool) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT value FROM counters ORDER BY name").fetch_all(pool).await?)
+}
+
 pub async fn add_label(tx: &mut Tx, name: &str, kind: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO labels (name, kind) VALUES ($1, $2)").bind(name).bind(kind).execute(&mut **tx).await?;
     Ok(())

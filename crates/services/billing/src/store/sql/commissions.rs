@@ -100,6 +100,15 @@ pub(crate) async fn earned_on_policy(tx: &mut Tx, policy: Uuid) -> Result<Vec<Co
     rows.into_iter().map(Commission::try_from).collect()
 }
 
+/// The currency of a premium (that of the commissions earned on it).
+pub(crate) async fn premium_currency(tx: &mut Tx, premium: Uuid) -> Result<String, StoreError> {
+    let currency: Option<String> = sqlx::query_scalar("SELECT currency FROM premiums WHERE id = $1")
+        .bind(premium)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(currency.unwrap_or_default())
+}
+
 pub(crate) async fn claw_back(tx: &mut Tx, id: Uuid, at: OffsetDateTime, reason: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE commissions SET status = $1, clawed_back_at = $2, clawback_reason = $3 WHERE id = $4")
         .bind(CommissionStatus::ClawedBack.as_str())
@@ -129,36 +138,53 @@ pub(crate) async fn list(
 }
 
 /// Claims for `payout` the agent's earned, unpaid commissions and those clawed back after
-/// they were paid (not yet recovered); returns what they come to: (owed, recovered). A
-/// concurrent payout of the same agent waits on these rows, then finds nothing left to claim.
+/// they were paid (not yet recovered), of one currency (the first by its code of those the
+/// agent has open; another currency is another payout); returns what they come to: (owed,
+/// recovered, currency). A concurrent payout of the same agent waits on these rows, then finds
+/// nothing left to claim.
 pub(crate) async fn claim_for_payout(
     tx: &mut Tx,
     payout: Uuid,
     insurer: Uuid,
     agent: Uuid,
-) -> Result<(i64, i64), StoreError> {
+) -> Result<(i64, i64, String), StoreError> {
     let (earned, clawed_back) = (CommissionStatus::Earned.as_str(), CommissionStatus::ClawedBack.as_str());
-    sqlx::query(
-        "UPDATE commissions SET payout_id = $1 WHERE insurer_id = $2 AND agent_id = $3 AND status = $4 \
-         AND payout_id IS NULL",
+    let currency: Option<String> = sqlx::query_scalar(
+        "SELECT MIN(p.currency) FROM commissions c JOIN premiums p ON p.id = c.premium_id \
+         WHERE c.insurer_id = $1 AND c.agent_id = $2 AND ((c.status = $3 AND c.payout_id IS NULL) \
+         OR (c.status = $4 AND c.payout_id IS NOT NULL AND c.recovered_by IS NULL))",
     )
+    .bind(insurer)
+    .bind(agent)
+    .bind(earned)
+    .bind(clawed_back)
+    .fetch_one(&mut **tx)
+    .await?;
+    let currency = currency.unwrap_or_default();
+    let of_currency = "premium_id IN (SELECT id FROM premiums WHERE currency = $5)";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE commissions SET payout_id = $1 WHERE insurer_id = $2 AND agent_id = $3 AND status = $4 \
+         AND payout_id IS NULL AND {of_currency}"
+    )))
     .bind(payout)
     .bind(insurer)
     .bind(agent)
     .bind(earned)
+    .bind(&currency)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE commissions SET recovered_by = $1 WHERE insurer_id = $2 AND agent_id = $3 AND status = $4 \
-         AND payout_id IS NOT NULL AND recovered_by IS NULL",
-    )
+         AND payout_id IS NOT NULL AND recovered_by IS NULL AND {of_currency}"
+    )))
     .bind(payout)
     .bind(insurer)
     .bind(agent)
     .bind(clawed_back)
+    .bind(&currency)
     .execute(&mut **tx)
     .await?;
-    Ok(sqlx::query_as(
+    let (owed, recovered): (i64, i64) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(CASE WHEN payout_id = $1 AND status = $2 THEN amount ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN recovered_by = $1 THEN amount ELSE 0 END), 0) AS BIGINT) \
          FROM commissions WHERE payout_id = $1 OR recovered_by = $1",
@@ -166,13 +192,15 @@ pub(crate) async fn claim_for_payout(
     .bind(payout)
     .bind(earned)
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    Ok((owed, recovered, currency))
 }
 
 pub(crate) async fn insert_payout(tx: &mut Tx, payout: &Payout, keyed: &Keyed<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO commission_payouts (id, insurer_id, agent_id, amount, method, external_reference, \
-         idempotency_key, request_hash, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         idempotency_key, request_hash, created_by, created_at, currency) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(payout.id)
     .bind(payout.insurer_id)
@@ -184,6 +212,7 @@ pub(crate) async fn insert_payout(tx: &mut Tx, payout: &Payout, keyed: &Keyed<'_
     .bind(keyed.request_hash)
     .bind(keyed.created_by)
     .bind(payout.created_at)
+    .bind(&payout.currency)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -164,7 +164,7 @@ pub(crate) async fn set_split(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE invoices SET lines = $1, insurer_share = $2, patient_share = $3, claim_id = $4, split_source = $5, \
-         insurer_id = $6, version = version + 1 WHERE id = $7 AND version = $8",
+         insurer_id = $6, ex_gratia = $9, version = version + 1 WHERE id = $7 AND version = $8",
     )
     .bind(Json::<&[Line]>(split.lines))
     .bind(split.insurer_share)
@@ -174,6 +174,7 @@ pub(crate) async fn set_split(
     .bind(split.insurer_id)
     .bind(id)
     .bind(version)
+    .bind(split.ex_gratia)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -9,10 +9,16 @@ use super::Tx;
 use crate::domain::ledger::{About, Entry};
 
 /// Writes an entry with its postings, numbered in order.
-pub(crate) async fn append(tx: &mut Tx, about: &About, entry: &Entry, at: OffsetDateTime) -> Result<(), StoreError> {
+pub(crate) async fn append(
+    tx: &mut Tx,
+    about: &About<'_>,
+    entry: &Entry,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO journal_entries (id, tenant_id, at, memo, invoice_id, payment_id) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO journal_entries (id, tenant_id, at, memo, invoice_id, payment_id, currency) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(about.tenant)
@@ -20,6 +26,7 @@ pub(crate) async fn append(tx: &mut Tx, about: &About, entry: &Entry, at: Offset
     .bind(&entry.memo)
     .bind(about.invoice)
     .bind(about.payment)
+    .bind(about.currency)
     .execute(&mut **tx)
     .await?;
     for (line_no, posting) in (0_i32..).zip(&entry.postings) {

@@ -174,21 +174,26 @@ pub(crate) async fn of_patient(
     patient: Uuid,
     now: i64,
     upcoming: bool,
-    limit: i64,
+    (limit, offset): (i64, i64),
 ) -> Result<Vec<Appointment>, StoreError> {
     let sql = if upcoming {
         format!(
             "SELECT {APPOINTMENT_COLUMNS} FROM appointments WHERE patient_id = $1 AND starts_at >= $2 \
-             ORDER BY starts_at, id LIMIT $3"
+             ORDER BY starts_at, id LIMIT $3 OFFSET $4"
         )
     } else {
         format!(
             "SELECT {APPOINTMENT_COLUMNS} FROM appointments WHERE patient_id = $1 AND starts_at < $2 \
-             ORDER BY starts_at DESC, id LIMIT $3"
+             ORDER BY starts_at DESC, id LIMIT $3 OFFSET $4"
         )
     };
-    let rows: Vec<AppointmentRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(patient).bind(now).bind(limit).fetch_all(pool).await?;
+    let rows: Vec<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(patient)
+        .bind(now)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
     rows.into_iter().map(Appointment::try_from).collect()
 }
 

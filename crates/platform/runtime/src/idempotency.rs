@@ -12,7 +12,7 @@
 //! - a repeat while the first still runs waits for it (two seconds at most: then 409);
 //!   another request under the same key, 422;
 //! - a request that committed nothing (a refusal, a failure, a read) leaves no record: a
-//!   retry runs again;
+//!   retry runs again; nor does one that failed (5xx) after its commit, which rolls back;
 //! - a key is held only by a transaction in progress: PostgreSQL releases it when its
 //!   request ends or its instance dies, so a crashed request never blocks a retry;
 //! - a handler that reads back what it committed reads it in the same transaction, so the

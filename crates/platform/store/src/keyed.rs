@@ -15,9 +15,11 @@
 //!   past [`LOCK_WAIT`] ends it with [`StoreError::KeyHeld`] (409).
 //! - [`Tx::commit`] keeps the transaction open instead of committing it: the middleware writes
 //!   the record (request fingerprint and answer) in it once the handler has answered, then
-//!   commits. The effect and its answer are stored together or not at all.
+//!   commits. The effect and its answer are stored together or not at all. A request that
+//!   fails (5xx) with nothing else committed rolls it back instead: a retry runs again.
 //! - A transaction begun after a kept one commits the kept one first, without the record (the
-//!   last one carries it).
+//!   last one carries it; should the request then fail, the last one carries a record without
+//!   an answer, so that a retry is told it took effect rather than run it again).
 //! - A read on the pool after a kept commit (a handler reading its answer back) runs in the
 //!   kept transaction, on its connection ([`crate::pool`]): it sees what the request wrote,
 //!   and nothing is committed before the answer is known.
@@ -85,6 +87,9 @@ pub(crate) type Kept = Arc<tokio::sync::Mutex<Option<Tx>>>;
 struct State {
     /// A record (without its answer yet) was committed with an earlier transaction.
     marked: bool,
+    /// An earlier transaction of the request was committed for real, without the record (a
+    /// transaction begun after it carries the record).
+    committed: bool,
     /// What another request under the key committed, found by [`Database::begin_write`].
     answered: Option<Record>,
     after_commit: Vec<Work>,
@@ -183,17 +188,31 @@ impl Keyed {
         self.state().marked
     }
 
-    /// Ends the request with its `answer`: commits the kept transaction with the record, or
-    /// adds the answer to a record committed earlier. Then runs the [`after_commit`] work. An
-    /// error means the commit's outcome is unknown: the client must retry under the key.
+    /// Ends the request with its `answer`: commits the kept transaction with the record (or
+    /// rolls it back, when the request failed with nothing else committed), or adds the answer
+    /// to a record committed earlier. Then runs the [`after_commit`] work. An error means the
+    /// commit's outcome is unknown: the client must retry under the key.
     pub async fn finish(&self, db: &Database, answer: Answer<'_>) -> Result<Finished, StoreError> {
         let kept = self.0.kept.lock().await.take();
-        let marked = self.state().marked;
+        let (marked, committed) = {
+            let state = self.state();
+            (state.marked, state.committed)
+        };
         let outcome = match (kept, answer) {
+            // Its record is committed already, without its answer (the last resort): what it
+            // kept since commits on its own, and the answer joins the record.
+            (Some(tx), answer) if marked => match tx.commit_now().await {
+                Ok(()) => self.answer_marked(db, answer).await,
+                Err(error) => Err(error),
+            },
+            // It failed with nothing of it committed for real: the kept transaction rolls back
+            // (dropped), and a retry runs again.
+            (Some(_), Answer::Failed) if !committed => Ok(Finished::Nothing),
             (Some(mut tx), answer) => {
                 let written = match answer {
                     Answer::Keep(answer) => self.put(&mut tx, Some(answer)).await,
-                    // What it committed may be an effect: a retry must not run it again.
+                    // An earlier transaction of it is committed, and may be an effect: a retry
+                    // must not run it again.
                     Answer::Failed => self.put(&mut tx, None).await,
                     // It decided not to act; what it wrote stays, without a record.
                     Answer::Refused => Ok(()),
@@ -204,20 +223,7 @@ impl Keyed {
                     Err(error) => Err(error),
                 }
             }
-            (None, Answer::Keep(answer)) if marked => {
-                if let Err(error) = dispatch!(db, idempotency::answer(&self.0.key, answer)) {
-                    tracing::warn!(%error, "an Idempotency-Key's answer could not be stored after its effect");
-                }
-                Ok(Finished::Committed)
-            }
-            (None, Answer::Refused) if marked => {
-                // It committed only what it gives back (a hold, say): no record, a retry runs.
-                if let Err(error) = dispatch!(db, idempotency::forget(&self.0.key)) {
-                    tracing::warn!(%error, "an Idempotency-Key's record could not be removed after a refusal");
-                }
-                Ok(Finished::Nothing)
-            }
-            (None, _) if marked => Ok(Finished::Committed),
+            (None, answer) if marked => self.answer_marked(db, answer).await,
             (None, _) => Ok(Finished::Nothing),
         };
         let work = std::mem::take(&mut self.state().after_commit);
@@ -227,11 +233,35 @@ impl Keyed {
         outcome
     }
 
+    /// Ends a request whose record was committed before its answer was known.
+    async fn answer_marked(&self, db: &Database, answer: Answer<'_>) -> Result<Finished, StoreError> {
+        match answer {
+            Answer::Keep(answer) => {
+                if let Err(error) = dispatch!(db, idempotency::answer(&self.0.key, answer)) {
+                    tracing::warn!(%error, "an Idempotency-Key's answer could not be stored after its effect");
+                }
+                Ok(Finished::Committed)
+            }
+            Answer::Refused => {
+                // It committed only what it gives back (a hold, say): no record, a retry runs.
+                if let Err(error) = dispatch!(db, idempotency::forget(&self.0.key)) {
+                    tracing::warn!(%error, "an Idempotency-Key's record could not be removed after a refusal");
+                }
+                Ok(Finished::Nothing)
+            }
+            Answer::Failed => Ok(Finished::Committed),
+        }
+    }
+
     /// Keeps `tx` until the answer is known; a transaction kept before it commits now.
     pub(crate) async fn keep(&self, tx: Tx) -> Result<(), StoreError> {
         let older = self.0.kept.lock().await.replace(tx);
         match older {
-            Some(older) => older.commit_now().await,
+            Some(older) => {
+                older.commit_now().await?;
+                self.state().committed = true;
+                Ok(())
+            }
             None => Ok(()),
         }
     }
@@ -246,8 +276,11 @@ impl Keyed {
             self.put(&mut tx, None).await?;
         }
         tx.commit_now().await?;
+        let mut state = self.state();
         if mark {
-            self.state().marked = true;
+            state.marked = true;
+        } else {
+            state.committed = true;
         }
         Ok(())
     }

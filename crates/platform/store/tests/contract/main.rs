@@ -171,8 +171,9 @@ async fn a_closed_pool_is_an_outage_not_a_bug(env: TestEnv) {
 
 /// A keyed request that commits and then reads on the pool reads in its own, still open,
 /// transaction: it sees what it wrote, nobody else does yet, and its record is committed with
-/// its answer, at once. Only a read transaction begun after the commit makes it commit early,
-/// with a record whose answer comes after (counted by the middleware).
+/// its answer, at once. One that fails after committing rolls back whole, unless an earlier
+/// transaction of it was committed for real. Only a read transaction begun after the commit
+/// makes it commit early, with a record whose answer comes after (counted by the middleware).
 async fn a_keyed_request_reads_what_it_committed_before_its_record(env: TestEnv) {
     let database = migrated(&env).await;
     let keyed = Keyed::new("hospital:caller:one".into(), vec![1; 32]);
@@ -196,6 +197,35 @@ async fn a_keyed_request_reads_what_it_committed_before_its_record(env: TestEnv)
     let record = keyed::find(&database, "hospital:caller:one").await.expect("reads").expect("a record");
     assert_eq!(record.answer.as_deref(), Some(&b"the answer"[..]));
 
+    // A request that commits and then fails rolls back whole: a retry runs again.
+    let failed = Keyed::new("hospital:caller:failed".into(), vec![3; 32]);
+    failed
+        .scope(async {
+            let mut tx = database.begin_write().await.expect("begins");
+            dispatch!(&mut tx, bump("visits")).expect("bump");
+            tx.commit().await.expect("commits in name");
+        })
+        .await;
+    assert_eq!(failed.finish(&database, Answer::Failed).await.expect("ends"), keyed::Finished::Nothing);
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 1, "rolled back");
+    assert!(keyed::find(&database, "hospital:caller:failed").await.expect("reads").is_none());
+    // One that had committed an earlier transaction for real is told apart: a retry must not
+    // run that again.
+    let partial = Keyed::new("hospital:caller:partial".into(), vec![4; 32]);
+    partial
+        .scope(async {
+            for _ in 0..2 {
+                let mut tx = database.begin_write().await.expect("begins");
+                dispatch!(&mut tx, bump("visits")).expect("bump");
+                tx.commit().await.expect("commits in name");
+            }
+        })
+        .await;
+    assert_eq!(partial.finish(&database, Answer::Failed).await.expect("ends"), keyed::Finished::Committed);
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 3);
+    let record = keyed::find(&database, "hospital:caller:partial").await.expect("reads").expect("a record");
+    assert_eq!(record.answer, None);
+
     // The last resort: a read transaction after the commit.
     let late = Keyed::new("hospital:caller:two".into(), vec![2; 32]);
     late.scope(async {
@@ -210,6 +240,7 @@ async fn a_keyed_request_reads_what_it_committed_before_its_record(env: TestEnv)
     let record = keyed::find(&database, "hospital:caller:two").await.expect("reads").expect("a record");
     assert_eq!(record.answer, None, "committed before its answer");
     late.finish(&database, Answer::Keep(b"late")).await.expect("stores the answer");
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 4);
     let record = keyed::find(&database, "hospital:caller:two").await.expect("reads").expect("a record");
     assert_eq!(record.answer.as_deref(), Some(&b"late"[..]));
     database.close().await;

@@ -642,8 +642,9 @@ async fn an_encounter_is_invoiced_once_and_paid_without_double_charges(env: Test
     assert_eq!(status, 404);
 }
 
-/// An encounter's service carries an approved pre-authorisation; the claim raised when the
-/// encounter closes cites it and is paid by it. By hand: the procedure costs 20 000.00, the
+/// An encounter's service carries an approved pre-authorisation, checked when the care is
+/// recorded (one the insurer never gave, or given to another patient, is refused); the claim
+/// raised when the encounter closes cites it and is paid by it. By hand: the procedure costs 20 000.00, the
 /// plan pays it less 10 % co-insurance once approved: 18 000.00 and 2 000.00.
 async fn an_encounter_service_carries_its_preauthorisation_into_the_claim(env: TestEnv) {
     let c = clinic(&env).await;
@@ -704,21 +705,20 @@ async fn an_encounter_service_carries_its_preauthorisation_into_the_claim(env: T
         let (status, _, answer) = crate::support::read(response).await;
         (status, answer, id)
     };
-    // First an approval the insurer does not know: its claim line is refused
-    // (pre-authorisation missing) and the invoice is the patient's, with the code saying why.
-    let (status, recorded, encounter) = care(&patient, json!(uuid::Uuid::now_v7())).await;
-    assert_eq!(status, 200, "{recorded}");
-    let url = c.app.url(medcov_config::ServiceName::Gateway, &format!("/api/hospital/encounters/{encounter}/close"));
-    let response = c.app.client.post(&url).bearer_auth(&c.clinician).header("if-match", "\"2\"").send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let refused = c.invoices(&patient, 1).await.remove(0);
-    let refused = c.invoice(refused["id"].as_str().unwrap()).await;
-    assert_eq!(
-        (refused["insurer_share"].as_i64(), refused["patient_share"].as_i64()),
-        (Some(0), Some(2_000_000)),
-        "{refused}"
-    );
-    assert_eq!(refused["lines"][0]["adjustments"], json!([{"code": "not_covered", "amount": 2_000_000}]), "{refused}");
+    // The decision reaches the hospital (`preauth_decided`), which checks care against it.
+    c.settle().await;
+    // An approval the insurer never gave, and the real one cited for another patient: refused
+    // when the care is recorded, naming the line.
+    let other = c.patient_named("Amani", None).await;
+    for (patient, preauth, why) in [
+        (&patient, json!(uuid::Uuid::now_v7()), "is not a pre-authorisation"),
+        (&other, approval["id"].clone(), "not this patient"),
+    ] {
+        let (status, refused, _) = care(patient, preauth).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["errors"][0]["field"], "services[0].preauth_id", "{refused}");
+        assert!(refused["errors"][0]["reason"].as_str().unwrap().contains(why), "{refused}");
+    }
     let (status, recorded, encounter) = care(&patient, approval["id"].clone()).await;
     assert_eq!(status, 200, "{recorded}");
     let url = c.app.url(medcov_config::ServiceName::Gateway, &format!("/api/hospital/encounters/{encounter}/close"));
@@ -726,8 +726,9 @@ async fn an_encounter_service_carries_its_preauthorisation_into_the_claim(env: T
     assert_eq!(response.status(), 200);
 
     // The automatic claim cites the approval and is paid by it; the invoice is split and issued.
-    let invoices = c.invoices(&patient, 2).await;
-    let invoice = invoices.iter().find(|i| i["id"] != refused["id"]).cloned().unwrap();
+    let invoices = c.invoices(&patient, 1).await;
+    assert_eq!(invoices.len(), 1, "nothing was invoiced of the refused care: {invoices:?}");
+    let invoice = invoices[0].clone();
     let split = c.invoice(invoice["id"].as_str().unwrap()).await;
     assert_eq!((split["status"].as_str(), split["split_source"].as_str()), (Some("issued"), Some("claim")), "{split}");
     assert_eq!(

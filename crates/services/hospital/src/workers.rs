@@ -18,6 +18,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::coverage::Coverage;
+use crate::domain::preauth;
 use crate::service::HospitalService;
 
 /// `insurance.member_verified.v1`, and the data of insurance's reply to `verify_and_link`.
@@ -59,6 +60,19 @@ impl MemberVerified {
     }
 }
 
+/// `insurance.preauth_decided.v1`: what a pre-authorisation grants for care here.
+#[derive(Deserialize)]
+struct PreauthDecided {
+    preauth_id: Uuid,
+    hospital_id: Uuid,
+    /// Absent from events written before it was added: nothing is granted then.
+    #[serde(default)]
+    member_number: String,
+    valid_until: Option<time::Date>,
+    #[serde(default)]
+    services: Vec<String>,
+}
+
 pub struct Insurance(pub Arc<HospitalService>);
 
 impl Handler for Insurance {
@@ -66,6 +80,18 @@ impl Handler for Insurance {
         Box::pin(async move {
             if envelope.event_type == "insurance.saga_reply.v1" {
                 return reply(&self.0, envelope).await;
+            }
+            if envelope.event_type == "insurance.preauth_decided.v1" {
+                let event: PreauthDecided = serde_json::from_value(envelope.payload.clone())
+                    .map_err(|e| format!("a preauth_decided payload this service cannot read: {e}"))?;
+                let approvals = preauth::granted(
+                    event.preauth_id,
+                    event.hospital_id,
+                    &event.member_number,
+                    &event.services,
+                    event.valid_until,
+                );
+                return self.0.preauth_decided(event.preauth_id, &approvals).await.map_err(|e| e.to_string());
             }
             if envelope.event_type != "insurance.member_verified.v1" {
                 return Ok(());

@@ -220,26 +220,40 @@ pub struct PreauthDecided {
     pub insurer_id: Uuid,
     pub hospital_id: Uuid,
     pub member_id: Uuid,
+    /// The member's number: the hospital checks it against the patient's when care cites the
+    /// approval.
+    pub member_number: String,
     pub status: PreauthStatus,
     pub requested_amount: i64,
     pub approved_amount: i64,
     /// `YYYY-MM-DD`.
     pub valid_until: Option<String>,
     pub reason: Option<String>,
+    /// The service codes it grants (approved lines), for the hospital's check at care time.
+    pub services: Vec<String>,
 }
 
 impl PreauthDecided {
-    pub fn of(preauth: &Preauth) -> PreauthDecided {
+    /// The decision on `preauth`, of the member with `member_number`.
+    pub fn of(preauth: &Preauth, member_number: &str) -> PreauthDecided {
+        let granted = preauth.status.grants();
         PreauthDecided {
             preauth_id: preauth.id,
             insurer_id: preauth.insurer_id,
             hospital_id: preauth.hospital_id,
             member_id: preauth.member_id,
+            member_number: member_number.to_owned(),
             status: preauth.status,
             requested_amount: preauth.requested_amount,
             approved_amount: preauth.approved_amount,
             valid_until: preauth.valid_until.map(|d| d.to_string()),
             reason: preauth.reason.clone(),
+            services: preauth
+                .lines
+                .iter()
+                .filter(|l| granted && l.approved_amount > 0)
+                .map(|l| l.service_code.clone())
+                .collect(),
         }
     }
 }

@@ -233,10 +233,11 @@ pub struct ServiceLine {
     pub code: String,
     #[schema(example = 1)]
     pub quantity: u32,
-    /// An approved pre-authorisation for this service: the claim raised when the encounter
-    /// closes cites it on this line, and the insurer pays by it if it is the patient's, for
-    /// this hospital and service, approved, unused and valid on the day (otherwise the line is
-    /// `preauth_missing`).
+    /// An approved pre-authorisation for this service, checked when the care is recorded (422
+    /// unless the insurer granted it for this service, at this hospital, to one of the
+    /// patient's member numbers, valid on the day); the claim raised when the encounter closes
+    /// cites it on this line, and the insurer pays by it if it is still unused (otherwise the
+    /// line is `preauth_missing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preauth_id: Option<Uuid>,
 }

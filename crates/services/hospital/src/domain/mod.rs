@@ -9,6 +9,8 @@
 //! - [`practitioner`]: who is booked, and their capacity.
 //! - [`appointment`]: the status machine, slots, what a booking may take.
 //! - [`encounter`]: diagnoses (ICD-10), services rendered, the catalog, what closing needs.
+//! - [`preauth`]: the services insurers granted by pre-authorisations, and the check of care
+//!   that cites one.
 
 pub mod access;
 pub mod appointment;
@@ -17,4 +19,5 @@ pub mod encounter;
 pub mod hospital;
 pub mod patient;
 pub mod practitioner;
+pub mod preauth;
 pub mod schedule;

@@ -12,6 +12,7 @@ use super::{HospitalService, access, actor};
 use crate::domain::access::AccessAction;
 use crate::domain::appointment::AppointmentStatus;
 use crate::domain::encounter::{self, CareEdit, CatalogEntry, Encounter, Visit, VisitType};
+use crate::domain::preauth;
 use crate::events::{EncounterCompleted, RenderedService};
 use crate::store;
 
@@ -132,8 +133,10 @@ impl HospitalService {
     }
 
     /// Records diagnoses, services and notes on an open encounter read at version `expected`.
-    /// A service line may cite a pre-authorisation (`preauth_id`): the claim raised when the
-    /// encounter closes cites it, and the insurer checks it there.
+    /// A service line may cite a pre-authorisation (`preauth_id`): it must be one the insurer
+    /// granted for this service, here, to one of the patient's member numbers and valid on the
+    /// hospital's day (422 naming `services[i].preauth_id`); the claim raised when the encounter
+    /// closes cites it, and the insurer checks it again there.
     pub async fn record_care(
         &self,
         principal: &Principal,
@@ -144,6 +147,7 @@ impl HospitalService {
         let recorded = self.visible_encounter(principal, id).await?.recorded(edit)?;
         let catalog = encounter::active_catalog(store::catalog(&self.db, recorded.hospital_id).await?);
         encounter::check_care(&recorded.record, &catalog)?;
+        self.check_preauths(&recorded).await?;
         let saved = recorded.saved(expected, false, OffsetDateTime::now_utc());
         let actor = actor(principal);
         let mut tx = self.db.begin_write().await?;
@@ -154,6 +158,28 @@ impl HospitalService {
         store::log_access(&mut tx, &access(&actor, record, AccessAction::EncounterUpdate)).await?;
         tx.commit().await?;
         Ok(saved)
+    }
+
+    /// The pre-authorisations the encounter's services cite cover them (see `record_care`).
+    async fn check_preauths(&self, recorded: &Encounter) -> Result<(), ApiError> {
+        let cited: Vec<Uuid> = recorded.record.services.iter().filter_map(|l| l.preauth_id).collect();
+        if cited.is_empty() {
+            return Ok(());
+        }
+        let mut approvals = Vec::new();
+        for id in cited {
+            approvals.extend(store::approvals(&self.db, id).await?);
+        }
+        let patient = store::patient(&self.db, recorded.patient_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("no such patient".into()))?;
+        let hospital = store::hospital(&self.db, recorded.hospital_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
+        let numbers: Vec<&str> = patient.details.member_numbers.iter().map(|m| m.member_number.as_str()).collect();
+        let day = medcov_domain::calendar::local_date_in(recorded.opened_at, &hospital.timezone);
+        preauth::check(&recorded.record.services, &approvals, recorded.hospital_id, &numbers, day)?;
+        Ok(())
     }
 
     /// Closes an encounter read at version `expected`: it is frozen, and

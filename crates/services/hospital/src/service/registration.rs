@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::HospitalService;
 use crate::domain::coverage::Coverage;
+use crate::domain::preauth::Approval;
 use crate::store;
 
 /// The inbox consumer of the registration saga's replies.
@@ -33,6 +34,14 @@ impl HospitalService {
                 store::record_coverage(&mut tx, patient, answer, now).await?;
             }
         }
+        tx.commit().await
+    }
+
+    /// An insurer decided a pre-authorisation: what it grants for care here replaces what was
+    /// known of it (none for a denial).
+    pub async fn preauth_decided(&self, preauth: Uuid, approvals: &[Approval]) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        store::replace_approvals(&mut tx, preauth, approvals).await?;
         tx.commit().await
     }
 

@@ -26,6 +26,7 @@ use crate::domain::encounter::{CatalogEntry, Encounter};
 use crate::domain::hospital::Hospital;
 use crate::domain::patient::{self, HistoryEntry, Patient, PatientDetails, Search};
 use crate::domain::practitioner::Practitioner;
+use crate::domain::preauth::Approval;
 
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -311,6 +312,18 @@ pub async fn record_coverage(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     dispatch!(tx, coverage::upsert(patient, answer, now))
+}
+
+// Pre-authorisations.
+
+/// Replaces what a pre-authorisation grants (the latest decision).
+pub async fn replace_approvals(tx: &mut Tx, preauth: Uuid, approvals: &[Approval]) -> Result<(), StoreError> {
+    dispatch!(tx, preauths::replace(preauth, approvals))
+}
+
+/// What a pre-authorisation grants, as far as the hospital knows.
+pub async fn approvals(db: &Database, preauth: Uuid) -> Result<Vec<Approval>, StoreError> {
+    dispatch!(db, preauths::of(preauth))
 }
 
 /// The answers about a patient's member numbers, by member number.

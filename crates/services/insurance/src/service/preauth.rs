@@ -37,7 +37,7 @@ impl InsuranceService {
         let mut tx = self.db.begin_write().await?;
         store::insert_preauth(&mut tx, &preauth, reserved, actor.user_id).await?;
         if preauth.status != PreauthStatus::Pending {
-            outbox::write(&mut tx, actor, &PreauthDecided::of(&preauth)).await?;
+            outbox::write(&mut tx, actor, &PreauthDecided::of(&preauth, &coverage.member.member_number)).await?;
         }
         tx.commit().await?;
         // A reservation changes what the whole policy has left: every member's answers go.
@@ -74,7 +74,12 @@ impl InsuranceService {
         if !store::decide_preauth(&mut tx, &decided, decision.reserved).await? {
             return Err(ApiError::Conflict("the request was already decided".into()));
         }
-        outbox::write(&mut tx, actor, &PreauthDecided::of(&decided)).await?;
+        let member_number = policy
+            .as_ref()
+            .and_then(|p| p.members.iter().find(|m| m.member_id == current.member_id))
+            .map(|m| m.member_number.clone())
+            .unwrap_or_default();
+        outbox::write(&mut tx, actor, &PreauthDecided::of(&decided, &member_number)).await?;
         tx.commit().await?;
         // An approval reserves against the policy's ceilings (a denial releases): every
         // member's cached answers go, not only the asking member's.

@@ -209,13 +209,15 @@ pub(crate) async fn movements(
         .collect()
 }
 
-/// What is owed on invoices issued and not paid in full.
+/// What is owed on issued invoices (a paid one too: an adjudication after payment may leave a share owed).
 pub(crate) async fn owed(pool: &Pool, tenants: Option<&[Uuid]>) -> Result<Vec<Owed>, StoreError> {
     let mut query = Query::new(
         "SELECT hospital_id, currency, patient_id, insurer_id, issued_at, patient_share - paid_patient, \
          insurer_share - paid_insurer FROM invoices WHERE issued_at IS NOT NULL",
     );
-    in_words(&mut query, "status", &[Status::Issued.as_str(), Status::PartiallyPaid.as_str()]);
+    // A paid invoice may be owed on again: an adjudication after payment moves the shares, not
+    // what was paid (the status counts both shares together).
+    in_words(&mut query, "status", &[Status::Issued.as_str(), Status::PartiallyPaid.as_str(), Status::Paid.as_str()]);
     in_tenants(&mut query, "hospital_id", tenants);
     // (hospital, currency, patient, insurer, issued at, patient due, insurer due)
     type Row = (Uuid, String, Uuid, Option<Uuid>, OffsetDateTime, i64, i64);

@@ -13,3 +13,4 @@ pub(crate) mod encounters;
 pub(crate) mod hospitals;
 pub(crate) mod patients;
 pub(crate) mod practitioners;
+pub(crate) mod preauths;

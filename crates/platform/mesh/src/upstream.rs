@@ -468,7 +468,10 @@ impl Remote {
         *response.headers_mut() = reply_headers;
         if shed {
             Try::Shed(response)
-        } else if matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT) {
+        } else if matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ) {
             Try::Unavailable(response)
         } else {
             let health = if status.is_server_error() { Health::Failed } else { Health::Ok };

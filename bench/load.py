@@ -24,6 +24,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -131,6 +132,8 @@ def main():
     parser.add_argument("--profile", choices=["release", "debug"], default="release",
                         help="debug only to try the script quickly: its figures mean nothing")
     parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    parser.add_argument("--only", action="append", default=[], metavar="WORDS",
+                        help="run only the rows whose name contains WORDS (repeatable; the baseline always runs)")
     args = parser.parse_args()
 
     # wrk and the server each hold one descriptor per connection.
@@ -255,25 +258,61 @@ end
             ("eligibility, the same question", gw("/api/insurance/eligibility"), repeated),
             ("eligibility, every question different", gw("/api/insurance/eligibility"), varied),
         ]
+        wanted = lambda name: not args.only or any(words in name for words in args.only)
         for name, url, script in runs:
-            rows.append((name, wrk(url, script, duration=d, connections=c)))
-            print(f"  {name}: done", flush=True)
-        burst = wrk(gw("/api/hospital/patients"), register, duration=d, connections=c)
-        burst_end = time.time()
-        rows.append(("register a patient (with a member number)", burst))
-        # The burst's sagas drain: wait for none running, count the compensated.
-        metrics_url = f"http://127.0.0.1:{PORTS['hospital']}/metrics"
+            if wanted(name):
+                rows.append((name, wrk(url, script, duration=d, connections=c)))
+                print(f"  {name}: done", flush=True)
         drained, compensated = None, None
-        while time.time() - burst_end < 300:
-            text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-            value = lambda state: sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
-                                      if l.startswith("sagas{") and f'state="{state}"' in l)
-            if value("running") + value("compensating") == 0:
-                drained, compensated = time.time() - burst_end, value("compensated")
-                break
-            time.sleep(0.2)
-        many = wrk(gw(f"/api/hospital/hospitals/{hospital}"), get, threads=2, connections=10_000, duration=d)
-        rows.append(("10,000 connections, cacheable GET (2 threads)", many))
+        registration = "register a patient (with a member number)"
+        if wanted(registration):
+            metrics_url = f"http://127.0.0.1:{PORTS['hospital']}/metrics"
+
+            def sagas():
+                text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+                value = lambda prefix, state="": sum(
+                    float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                    if l.startswith(prefix) and (not state or f'state="{state}"' in l))
+                return {state: value("sagas{", state) for state in ("running", "compensating", "completed", "compensated")} | {
+                    "refused": value("sagas_refused_total")}
+
+            # What the sagas do during the burst, a line a second (on stderr: not a result).
+            sampling = threading.Event()
+
+            def queues():
+                # Each service's outbox backlog and each group's lag and pending entries.
+                found = []
+                for service in ("hospital", "insurance", "billing"):
+                    text = urllib.request.urlopen(f"http://127.0.0.1:{PORTS[service]}/metrics", timeout=5).read().decode()
+                    for line in text.splitlines():
+                        if line.startswith(("events_outbox_backlog", "events_group_lag", "events_group_pending",
+                                            "events_published_total", "db_pool_connections")):
+                            value = float(line.rsplit(" ", 1)[1])
+                            if value:
+                                found.append(f"{service}:{line.split('{')[0][7:]}{{{line.split('{')[1].split('}')[0]}}}={value:.0f}")
+                return " ".join(found)
+
+            def sample():
+                started = time.time()
+                while not sampling.wait(1.0):
+                    print(f"    {time.time() - started:4.1f} s sagas {sagas()} {queues()}", file=sys.stderr, flush=True)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            burst = wrk(gw("/api/hospital/patients"), register, duration=d, connections=c)
+            burst_end = time.time()
+            sampling.set()
+            rows.append((registration, burst))
+            # The burst's sagas drain: wait for none running, count the compensated.
+            while time.time() - burst_end < 300:
+                now = sagas()
+                if now["running"] + now["compensating"] == 0:
+                    drained, compensated = time.time() - burst_end, now["compensated"]
+                    break
+                time.sleep(0.2)
+        if wanted("10,000 connections"):
+            many = wrk(gw(f"/api/hospital/hospitals/{hospital}"), get, threads=2, connections=10_000, duration=d)
+            rows.append(("10,000 connections, cacheable GET (2 threads)", many))
         base_end = wrk(f"http://{BASELINE}/", duration=d, connections=c)
         rows.append(("baseline again", base_end))
         final_rss = rss_mib(server.pid)
@@ -284,7 +323,8 @@ end
         for name, row in rows:
             print(f"| {name} | {row['rps']:.0f} | {row['ok_rps']:.0f} | {row['ok_rps'] / reference:.3f} "
                   f"| {row['p99_ms']:.1f} ms | {row['non2xx']} | {row['timeouts']} |")
-        drain = "did not drain in 300 s" if drained is None else f"{drained:.1f} s, {compensated:.0f} compensated"
+        drain = ("not run" if not wanted(registration) else "did not drain in 300 s" if drained is None
+                 else f"{drained:.1f} s, {compensated:.0f} compensated")
         print(f"\nRegistration burst: sagas drained {drain}. RSS: {idle_rss:.0f} MiB idle, {final_rss:.0f} MiB after.")
     finally:
         server.terminate()

@@ -445,8 +445,22 @@ fn describe(error: &medcov_http::ApiError) -> String {
     text
 }
 
+/// Tasks woken from outside the runtime (every SQLite statement's answer comes from its
+/// connection's own thread; timers and channels from other services) wait in the runtime's
+/// global queue, which a busy worker looks at only once every `global_queue_interval` tasks of
+/// its own (61 by default). Under a flood of requests a task that awaits SQLite statement after
+/// statement (an outbox relay, a consumer, a saga step) then waits a whole round of requests
+/// per statement, and the queues behind MedCov's sagas stall while it answers refusals. Looking
+/// every 8 tasks keeps that work moving at a small cost in request throughput
+/// (docs/benchmarks.md).
+const GLOBAL_QUEUE_INTERVAL: u32 = 8;
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
+        .build()
+        .context("cannot start the async runtime")
 }
 
 async fn serve(config: Arc<Config>, targets: Targets) -> anyhow::Result<()> {

@@ -24,6 +24,8 @@ struct Fake {
     stale_if_error: Arc<AtomicU64>,
     /// When set, its answers may be cached this many seconds, under the tag `fake`.
     max_age: Arc<AtomicU64>,
+    /// When set, a 503 is a refusal under load (problem type `urn:medcov:problem:overloaded`).
+    overloaded: Arc<AtomicBool>,
 }
 
 impl Fake {
@@ -42,6 +44,13 @@ impl Fake {
                         tokio::time::sleep(Duration::from_millis(delay)).await;
                     }
                     let status = axum::http::StatusCode::from_u16(state.status.load(Ordering::SeqCst)).expect("status");
+                    if status == 503 && state.overloaded.load(Ordering::SeqCst) {
+                        let problem = medcov_http::ApiError::Overloaded {
+                            detail: "busy".into(),
+                            retry_after: Duration::from_secs(1),
+                        };
+                        return axum::response::IntoResponse::into_response(problem);
+                    }
                     let mut headers = axum::http::HeaderMap::new();
                     let stale = state.stale_if_error.load(Ordering::SeqCst);
                     if stale > 0 {
@@ -53,7 +62,11 @@ impl Fake {
                         headers.insert("cache-control", format!("max-age={max_age}").parse().expect("header"));
                         headers.insert("cache-tag", "fake".parse().expect("header"));
                     }
-                    (status, headers, axum::Json(json!({ "from": "fake", "hit": state.hits.load(Ordering::SeqCst) })))
+                    axum::response::IntoResponse::into_response((
+                        status,
+                        headers,
+                        axum::Json(json!({ "from": "fake", "hit": state.hits.load(Ordering::SeqCst) })),
+                    ))
                 }
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -175,6 +188,59 @@ async fn a_failing_upstream_opens_the_breaker_which_half_opens_and_closes() {
     let (status, _, _) =
         app.call(Method::PUT, "/mesh/breakers/pharmacy", Some(&token), Some(json!({ "state": "closed" }))).await;
     assert_eq!(status, 404);
+    app.stop().await;
+}
+
+/// A service refusing work under load (a 503 of type overloaded, as the hospital's admission
+/// control answers) is healthy: the breaker that would open on as many 503s of an outage stays
+/// closed, the instance stays in the pool, and the client gets the refusal with its
+/// Retry-After, so the calls the service does accept keep flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_under_load_neither_opens_the_breaker_nor_ejects_the_instance() {
+    let env = TestEnv::embedded().await;
+    let (fake, url) = Fake::start().await;
+    let policy = r#"
+        [upstreams.billing.retry]
+        attempts = 1
+        [upstreams.billing.breaker]
+        window_size = 5
+        minimum_calls = 5
+        failure_rate_percent = 50
+        wait_ms = 60000
+        [upstreams.billing.outlier]
+        consecutive_failures = 3
+    "#;
+    let (app, token, _) = gateway_with(&env, &url, policy).await;
+    let call = || app.call(Method::GET, "/api/billing/invoices", Some(&token), None);
+
+    fake.status.store(503, Ordering::SeqCst);
+    fake.overloaded.store(true, Ordering::SeqCst);
+    for _ in 0..10 {
+        let (status, headers, body) = call().await;
+        assert_eq!((status, body["type"].as_str()), (503, Some("urn:medcov:problem:overloaded")), "{body}");
+        assert_eq!(headers["retry-after"], "1", "the service's own Retry-After goes back");
+    }
+    assert_eq!(fake.hits(), 10, "every call reached the service: nothing was refused on its behalf");
+    let (_, _, mesh) = app.call(Method::GET, "/mesh", Some(&token), None).await;
+    let closed = breaker(&mesh, "billing");
+    assert_eq!((closed["state"].as_str(), closed["transitions"].as_u64()), (Some("closed"), Some(0)), "{mesh}");
+    fake.status.store(200, Ordering::SeqCst);
+    assert_eq!(call().await.0, 200, "the instance was never ejected");
+    let metrics = app.metrics(ServiceName::Gateway).await;
+    assert_eq!(sample(&metrics, "mesh_requests_total", &["upstream=\"billing\"", "outcome=\"shed\""]), Some(10.0));
+    assert_eq!(sample(&metrics, "mesh_ejections_total", &["upstream=\"billing\""]), Some(0.0));
+
+    // The same number of 503s from an outage (a database down) opens it, as before.
+    fake.status.store(503, Ordering::SeqCst);
+    fake.overloaded.store(false, Ordering::SeqCst);
+    for _ in 0..5 {
+        assert_eq!(call().await.0, 503);
+    }
+    let before = fake.hits();
+    let (status, _, body) = call().await;
+    assert_eq!(status, 503);
+    assert!(body["detail"].as_str().unwrap_or_default().contains("circuit breaker is open"), "{body}");
+    assert_eq!(fake.hits(), before, "an open breaker sends nothing");
     app.stop().await;
 }
 

@@ -136,23 +136,37 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
                 }
             }
         }
-        // One relay per database, outside a transaction: publishing must not hold SQLite's one
-        // write lock. Rows are marked one by one, so a failure later in the batch republishes
-        // nothing before it.
+        // One relay per database. Publishing happens outside a transaction (it must not hold
+        // SQLite's one write lock); what was published is then marked in one write, a single
+        // turn at the writer for the batch instead of one per event. A failure part-way marks
+        // what went out before it; a crash before the mark publishes the batch again, which the
+        // consumers' inboxes absorb.
         Database::Sqlite(pool) => {
             let rows = sqlite::outbox::unpublished(pool, batch).await?;
             let count = rows.len();
+            let mut published = Vec::with_capacity(count);
+            let mut failure = None;
             for row in rows {
                 let (event, span) = traced(row, bus);
-                async {
-                    bus.publish(&event).await?;
-                    sqlite::outbox::mark_published(pool, event.id, now).await?;
-                    Ok::<_, RelayError>(())
+                match bus.publish(&event).instrument(span).await {
+                    Ok(_) => published.push(event.id),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
                 }
-                .instrument(span)
-                .await?;
             }
-            Ok(count)
+            if !published.is_empty() {
+                let mut tx = medcov_store::sqlite::begin_write(pool.inner()).await.map_err(StoreError::from)?;
+                for id in published {
+                    sqlite::outbox::mark_published(&mut *tx, id, now).await?;
+                }
+                tx.commit().await.map_err(StoreError::from)?;
+            }
+            match failure {
+                Some(error) => Err(error.into()),
+                None => Ok(count),
+            }
         }
     }
 }

@@ -17,6 +17,11 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// that a client does not give up.
 pub const RETRY_UNAVAILABLE: &str = "2";
 
+/// The problem type of a deliberate refusal under load ([`ApiError::Overloaded`]). The mesh
+/// reads it: a healthy instance shedding work is neither ejected nor counted by a circuit
+/// breaker, whose opening would turn a partial refusal into a whole outage.
+pub const OVERLOADED: &str = "urn:medcov:problem:overloaded";
+
 pub use medcov_domain::FieldError;
 use medcov_domain::Rejection;
 use medcov_store::StoreError;
@@ -96,6 +101,10 @@ pub enum ApiError {
     BadGateway(String),
     /// 503: a dependency is unavailable; retrying later may work.
     Unavailable(String),
+    /// 503: the service is healthy but refuses new work it could not finish in time (load
+    /// shedding), before writing anything; `Retry-After` says when to try again. Its problem
+    /// type is [`OVERLOADED`].
+    Overloaded { detail: String, retry_after: std::time::Duration },
     /// 504: another service did not answer in time.
     GatewayTimeout(String),
     /// 500: a bug. The cause is logged, never sent.
@@ -127,7 +136,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -145,6 +154,7 @@ impl ApiError {
                 ..Problem::new(status, "urn:medcov:problem:validation", Some(describe_fields(errors)))
             },
             ApiError::TooManyRequests { detail, .. } => Problem::new(status, "about:blank", Some(detail.clone())),
+            ApiError::Overloaded { detail, .. } => Problem::new(status, OVERLOADED, Some(detail.clone())),
             ApiError::MethodNotAllowed { allow } => {
                 Problem::new(status, "about:blank", Some(format!("this method is not allowed here; use {allow}")))
             }
@@ -233,7 +243,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::TooManyRequests { retry_after, .. } => {
+            ApiError::TooManyRequests { retry_after, .. } | ApiError::Overloaded { retry_after, .. } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
@@ -264,12 +274,22 @@ mod tests {
             (ApiError::Conflict(String::new()), 409),
             (ApiError::PreconditionFailed(String::new()), 412),
             (ApiError::Unavailable(String::new()), 503),
+            (ApiError::Overloaded { detail: String::new(), retry_after: std::time::Duration::from_secs(1) }, 503),
             (ApiError::internal("boom"), 500),
         ];
         for (error, status) in table {
             assert_eq!(error.status().as_u16(), status, "{error:?}");
             assert_eq!(error.to_problem().status, status);
         }
+    }
+
+    #[test]
+    fn a_refusal_under_load_says_so_and_when_to_come_back() {
+        let error = ApiError::Overloaded { detail: "busy".into(), retry_after: std::time::Duration::from_millis(1500) };
+        assert_eq!(error.to_problem().kind, OVERLOADED);
+        let response = error.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2", "rounded up, never 0");
     }
 
     #[test]

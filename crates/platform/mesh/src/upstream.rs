@@ -34,6 +34,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use medcov_http::health::ReadinessCheck;
+use medcov_http::problem::OVERLOADED;
 use medcov_http::{ApiError, Metrics, REQUEST_ID_HEADER, RequestContext, TRACEPARENT_HEADER};
 use rand::Rng;
 use tower::ServiceExt;
@@ -163,7 +164,21 @@ const REJECTED: &str = "mesh_rejected_total";
 const BREAKER_STATE: &str = "mesh_breaker_state";
 const BREAKER_TRANSITIONS: &str = "mesh_breaker_transitions_total";
 const EJECTIONS: &str = "mesh_ejections_total";
-const OUTCOMES: [&str; 6] = ["ok", "error", "unavailable", "unreachable", "timeout", "broken"];
+const OUTCOMES: [&str; 7] = ["ok", "error", "shed", "unavailable", "unreachable", "timeout", "broken"];
+
+/// Whether a 503 is a refusal under load: a problem document of type [`OVERLOADED`].
+fn is_shed(headers: &HeaderMap, body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let problem = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(medcov_http::problem::PROBLEM_JSON));
+    problem && serde_json::from_slice::<Kind<'_>>(body).is_ok_and(|k| k.kind == OVERLOADED)
+}
 
 /// HELP and TYPE of the mesh's metrics, in the caller's registry.
 pub fn describe(metrics: &Metrics) {
@@ -199,6 +214,10 @@ enum Try {
     Answer(Response, Health),
     /// 502, 503 or 504 from the instance: another may do better.
     Unavailable(Response),
+    /// A 503 the instance chose to answer because it is loaded ([`OVERLOADED`]): it is healthy
+    /// and did nothing, so it is not ejected, the breaker does not count it (opening would
+    /// refuse every call for a partial refusal), and the client gets its `Retry-After`.
+    Shed(Response),
     /// No connection: the request never left, so it can go elsewhere whatever its method.
     Unreachable(String),
     /// Sent, and then the connection broke or the try timed out.
@@ -265,6 +284,7 @@ impl Remote {
         budget.deposit();
         let mut last: Option<String> = None;
         let mut attempt: u32 = 0;
+        let mut shed = false;
         let result = loop {
             let Some(endpoint) = self.pool.pick(last.as_deref()) else {
                 break Err(ApiError::Unavailable(format!("no instance of the {name} service is known")));
@@ -287,6 +307,7 @@ impl Remote {
                 .record(try_started.elapsed());
             let health = match &outcome {
                 Try::Answer(_, health) => *health,
+                Try::Shed(_) => Health::Ok,
                 _ => Health::Failed,
             };
             if let Some(ejected) = self.pool.report(&endpoint, health, &settings.outlier) {
@@ -301,6 +322,7 @@ impl Remote {
             let label = match &outcome {
                 Try::Answer(r, _) if r.status().is_server_error() => "error",
                 Try::Answer(..) => "ok",
+                Try::Shed(_) => "shed",
                 Try::Unavailable(_) => "unavailable",
                 Try::Unreachable(_) => "unreachable",
                 Try::Broken { timeout: true, .. } => "timeout",
@@ -310,7 +332,8 @@ impl Remote {
                 .counter(REQUESTS, &[("upstream", name), ("instance", endpoint.id()), ("outcome", label)])
                 .increment(1);
             let retryable = match &outcome {
-                Try::Answer(..) => false,
+                // Retrying a refusal under load would add to the load: the client waits.
+                Try::Answer(..) | Try::Shed(_) => false,
                 Try::Unreachable(_) => true,
                 Try::Unavailable(_) | Try::Broken { .. } => repeatable,
             };
@@ -330,8 +353,9 @@ impl Remote {
                 tokio::time::sleep(backoff).await;
                 continue;
             }
+            shed = matches!(outcome, Try::Shed(_));
             break match outcome {
-                Try::Answer(response, _) | Try::Unavailable(response) => Ok(response),
+                Try::Answer(response, _) | Try::Unavailable(response) | Try::Shed(response) => Ok(response),
                 Try::Unreachable(detail) => {
                     tracing::warn!(upstream = name, instance = endpoint.id(), error = %detail, "upstream unreachable");
                     Err(ApiError::BadGateway(format!("the {name} service is unreachable")))
@@ -349,8 +373,13 @@ impl Remote {
             Ok(response) => response.status().is_server_error(),
             Err(_) => true,
         };
-        let transition = guard.finish(if failed { Outcome::Failure } else { Outcome::Success });
-        self.transitioned(&key, transition);
+        // A shed call is not counted either way: dropping the guard gives its permit back.
+        if shed {
+            drop(guard);
+        } else {
+            let transition = guard.finish(if failed { Outcome::Failure } else { Outcome::Success });
+            self.transitioned(&key, transition);
+        }
         self.metrics.gauge(BREAKER_STATE, &[("breaker", &key)]).set(breaker.state().gauge());
         self.metrics.histogram(REQUEST_DURATION, &[("upstream", name)]).record(started.elapsed());
         result
@@ -381,7 +410,7 @@ impl Remote {
         }
         let outcome = self.send_once(url, method, headers, body, timeout).await;
         let status = match &outcome {
-            Try::Answer(response, _) | Try::Unavailable(response) => Some(response.status()),
+            Try::Answer(response, _) | Try::Unavailable(response) | Try::Shed(response) => Some(response.status()),
             _ => None,
         };
         match status {
@@ -433,10 +462,16 @@ impl Remote {
             Ok(bytes) => bytes,
             Err(e) => return Try::Broken { timeout: e.is_timeout(), detail: e.without_url().to_string() },
         };
+        let shed = status == StatusCode::SERVICE_UNAVAILABLE && is_shed(&reply_headers, &bytes);
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = status;
         *response.headers_mut() = reply_headers;
-        if matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT) {
+        if shed {
+            Try::Shed(response)
+        } else if matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ) {
             Try::Unavailable(response)
         } else {
             let health = if status.is_server_error() { Health::Failed } else { Health::Ok };

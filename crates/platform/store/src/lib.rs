@@ -276,7 +276,7 @@ impl Database {
             keyed.flush(true).await?;
         }
         Ok(match self {
-            Database::Sqlite(pool) => Tx::Sqlite(pool.inner().begin().await?),
+            Database::Sqlite(pool) => Tx::Sqlite(sqlite::begin_read(pool.inner()).await?),
             Database::Postgres(pool) => Tx::Postgres(pool.inner().begin().await?),
         })
     }

@@ -8,7 +8,6 @@ pub type Db = sqlx::Sqlite;
 /// The pool as SQL sees it: in a keyed request, reads run in its kept transaction
 /// ([`crate::pool`]).
 pub type Pool = crate::pool::Pool<sqlx::Sqlite>;
-pub type Tx = sqlx::Transaction<'static, Db>;
 pub type Connection = sqlx::SqliteConnection;
 
 /// What a `SELECT` adds to lock the rows it reads until the transaction ends: nothing, since a
@@ -28,8 +27,82 @@ pub const SKIP_LOCKED: &str = "";
 mod sql;
 pub use sql::*;
 
+/// A transaction on SQLite; a write one also holds its file's writer turn ([`begin_write`]).
+/// It dereferences to the connection, as `sqlx::Transaction` does.
+#[derive(Debug)]
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Db>,
+    /// Released when the transaction ends (committed, rolled back or dropped).
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.inner
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+/// How long a writer waits for its turn, as long as SQLite's busy timeout would have let it
+/// wait for the lock.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Starts a transaction that holds the write lock from its first statement (`BEGIN
 /// IMMEDIATE`): a deferred one that upgrades to a write fails at once with SQLITE_BUSY.
+///
+/// Writers to one file in this process take turns first come, first served, before asking
+/// SQLite for the lock. SQLite alone is not fair: a writer refused the lock sleeps in its busy
+/// handler (up to 100 ms a time) while the lock, freed meanwhile, goes to whoever asks next,
+/// so under a stream of writers one of them (an outbox relay, a consumer) could wait seconds
+/// while the lock sat idle between others. Writers in other processes still meet SQLite's busy
+/// handler. A turn not given within [`TURN_WAIT`] is `PoolTimedOut` (503, like a busy lock).
 pub async fn begin_write(pool: &sqlx::SqlitePool) -> Result<Tx, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+    let turn = match turns(pool) {
+        Some(turns) => Some(
+            tokio::time::timeout(TURN_WAIT, turns.acquire_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?,
+        ),
+        None => None,
+    };
+    Ok(Tx { inner: pool.begin_with("BEGIN IMMEDIATE").await?, _turn: turn })
+}
+
+/// Starts a transaction that only reads: no turn, WAL readers never wait for the writer.
+pub async fn begin_read(pool: &sqlx::SqlitePool) -> Result<Tx, sqlx::Error> {
+    Ok(Tx { inner: pool.begin().await?, _turn: None })
+}
+
+/// The writers' turns of the file `pool` opens (none for an in-memory database, which no
+/// other pool shares).
+fn turns(pool: &sqlx::SqlitePool) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static TURNS: LazyLock<Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Semaphore>>>> =
+        LazyLock::new(Mutex::default);
+    let options = pool.connect_options();
+    let file = options.get_filename();
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+        return None;
+    }
+    let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Some(turns.entry(file.to_path_buf()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))).clone())
 }

@@ -73,11 +73,15 @@ impl HospitalService {
         if !details.member_numbers.is_empty()
             && let Err(saturated) = self.admission.admit()
         {
-            return Err(ApiError::Unavailable(format!(
-                "registrations with member numbers are arriving faster than the insurers and billing \
-                 confirm them (the ones in flight need about {} s); try again shortly",
-                saturated.expected_wait.as_secs().clamp(1, 3600)
-            )));
+            return Err(ApiError::Overloaded {
+                detail: format!(
+                    "registrations with member numbers are arriving faster than the insurers and billing \
+                     confirm them (the ones in flight need about {} s); try again shortly",
+                    saturated.expected_wait.as_secs().clamp(1, 3600)
+                ),
+                // Room frees as sagas end; a second is a fair wait at any rate worth admitting.
+                retry_after: std::time::Duration::from_secs(1),
+            });
         }
         let actor = actor(principal);
         let mut tx = self.db.begin_write().await?;

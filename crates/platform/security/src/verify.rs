@@ -72,6 +72,21 @@ impl From<AuthError> for ApiError {
 /// Key-set fetches allowed per window.
 pub const FETCHES_PER_WINDOW: usize = 3;
 
+/// Tokens whose signature this verifier has checked, remembered at most (then forgotten all
+/// at once: a flood of distinct valid tokens costs what it cost before, never memory).
+pub const REMEMBERED: usize = 16_384;
+
+/// A token whose signature and claims were checked once ([`Verifier::verify`]).
+#[derive(Debug, Clone)]
+struct Checked {
+    principal: Principal,
+    /// The key that signed it: a token whose key has left the key set is checked again (and
+    /// refused).
+    kid: String,
+    /// `exp` (Unix seconds): past it (with the leeway), the token is refused as before.
+    expires: i64,
+}
+
 pub struct Verifier {
     source: Arc<dyn KeySource>,
     /// What has been revoked before its tokens expired; checked after the signature.
@@ -80,6 +95,12 @@ pub struct Verifier {
     fetches: Mutex<std::collections::VecDeque<Instant>>,
     validation: Validation,
     window: Duration,
+    /// The signature check of an Ed25519 token costs more than the rest of a cached answer: a
+    /// client sends the same token for its whole life, and every hop (gateway, then service)
+    /// checked it again. The same bytes verify the same way, so a token checked once is
+    /// remembered by its SHA-256; expiry, its key still being in the key set, and revocation
+    /// are checked on every use as before.
+    checked: std::sync::Mutex<HashMap<[u8; 32], Checked>>,
 }
 
 impl Verifier {
@@ -98,6 +119,7 @@ impl Verifier {
             fetches: Mutex::new(std::collections::VecDeque::new()),
             validation,
             window: Duration::from_secs(5),
+            checked: std::sync::Mutex::default(),
         }
     }
 
@@ -115,6 +137,40 @@ impl Verifier {
 
     /// Verifies a bearer token.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let digest = token_digest(token);
+        let remembered = self.checked().get(&digest).cloned();
+        let principal = match remembered {
+            Some(checked) if self.keys.read().await.contains_key(&checked.kid) => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                if now > checked.expires.saturating_add(i64::try_from(self.validation.leeway).unwrap_or(0)) {
+                    self.checked().remove(&digest);
+                    return Err(AuthError::Expired);
+                }
+                checked.principal
+            }
+            _ => {
+                let checked = self.check(token).await?;
+                let principal = checked.principal.clone();
+                let mut remembered = self.checked();
+                if remembered.len() >= REMEMBERED {
+                    remembered.clear();
+                }
+                remembered.insert(digest, checked);
+                principal
+            }
+        };
+        if let Some(reason) = self.revocations.refuses(&principal) {
+            return Err(AuthError::Revoked(reason));
+        }
+        Ok(principal)
+    }
+
+    fn checked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Checked>> {
+        self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Checks a token's header, signature and claims.
+    async fn check(&self, token: &str) -> Result<Checked, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed token".into()))?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
@@ -133,11 +189,8 @@ impl Verifier {
                 _ => AuthError::Invalid("malformed token".into()),
             }
         })?;
-        let principal = Principal::from(data.claims);
-        if let Some(reason) = self.revocations.refuses(&principal) {
-            return Err(AuthError::Revoked(reason));
-        }
-        Ok(principal)
+        let expires = data.claims.exp;
+        Ok(Checked { principal: Principal::from(data.claims), kid, expires })
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
@@ -171,6 +224,13 @@ impl Verifier {
         fetches.push_back(Instant::now());
         Ok(())
     }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }
 
 /// The bearer token of a request, if any.
@@ -374,5 +434,56 @@ mod tests {
             assert!(verifier.verify(&stranger.sign(&claims(900, 0)).unwrap()).await.is_err());
         }
         assert_eq!(source.fetches.load(Ordering::SeqCst), FETCHES_PER_WINDOW);
+    }
+
+    #[tokio::test]
+    async fn a_token_checked_once_is_remembered_but_still_expires_loses_its_key_and_is_revoked() {
+        let key = SigningKey::generate().unwrap();
+        let (source, verifier) = setup(&[&key]);
+        let revocations = Arc::new(crate::revocation::Revocations::default());
+        let verifier = verifier.with_revocations(revocations.clone());
+        let mine = claims(900, 0);
+        let token = key.sign(&mine).unwrap();
+        let first = verifier.verify(&token).await.unwrap();
+
+        // The second use is answered from memory: a principal planted there comes back (a
+        // signature check would have given the token's own).
+        let digest = token_digest(&token);
+        let mut planted = first.clone();
+        planted.roles = BTreeSet::from([Role::Auditor]);
+        verifier.checked().get_mut(&digest).unwrap().principal = planted.clone();
+        assert_eq!(verifier.verify(&token).await.unwrap(), planted);
+        verifier.checked().get_mut(&digest).unwrap().principal = first.clone();
+
+        // Other bytes are other tokens: a flipped signature is checked, and refused.
+        let mut tampered = token.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verifier.verify(&tampered).await.is_err());
+
+        // Revoked after it was remembered: refused.
+        revocations.apply(&[crate::revocation::Revocation {
+            revoked: crate::revocation::Revoked::Session { session: mine.sid },
+            at: time::OffsetDateTime::now_utc(),
+            until: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        }]);
+        assert!(matches!(verifier.verify(&token).await, Err(AuthError::Revoked(_))));
+
+        // Past its expiry (and the leeway): refused, and forgotten.
+        let other = claims(900, 0);
+        let token = key.sign(&other).unwrap();
+        verifier.verify(&token).await.unwrap();
+        verifier.checked().get_mut(&token_digest(&token)).unwrap().expires = now() - 6;
+        assert_eq!(verifier.verify(&token).await.unwrap_err(), AuthError::Expired);
+        assert!(!verifier.checked().contains_key(&token_digest(&token)));
+
+        // Its key leaves the key set (rotated out): checked again, and refused.
+        let token = key.sign(&claims(900, 0)).unwrap();
+        verifier.verify(&token).await.unwrap();
+        let new = SigningKey::generate().unwrap();
+        source.set.lock().unwrap().keys = vec![new.jwk()];
+        verifier.refresh(true).await.unwrap();
+        let error = verifier.verify(&token).await.unwrap_err();
+        assert!(error.to_string().contains("unknown key id"), "{error}");
     }
 }

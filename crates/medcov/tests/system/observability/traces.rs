@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 
 use super::flow::{Api, settle_an_insured_encounter};
-use crate::support::{App, Process, medcov};
+use crate::support::{App, PATIENCE, Process, medcov, sample, until};
 
 /// A span as received, with the `service.name` of its resource.
 #[derive(Debug, Clone)]
@@ -266,6 +266,16 @@ async fn an_encounter_closing_is_one_trace_through_the_services_the_bus_and_the_
             "the saga's {command} step: {registration:?}"
         );
     }
+
+    // The registration saga ends in its own time (hospital handling billing's reply to
+    // open_account), after the encounter may be settled: wait for its end before stopping, or
+    // it may not have been logged yet.
+    until("the registration saga to complete", PATIENCE, async || {
+        let metrics = client.get(process.url("hospital", "/metrics")).send().await.expect("sent").text().await;
+        sample(&metrics.expect("metrics"), "sagas", &["kind=\"patient_registration\"", "state=\"completed\""])
+            .is_some_and(|completed| completed >= 1.0)
+    })
+    .await;
 
     // Logs: no probe at info; the consumers' lines name their trace and the request that
     // started the chain.

@@ -86,15 +86,16 @@ pub fn router(state: ProxyState) -> OpenApiRouter {
     OpenApiRouter::new()
         .route("/api/{service}", any(forward_root))
         .route("/api/{service}/{*path}", any(forward))
-        .with_state(state)
+        // Shared, not cloned for every request (a clone was 3% of a proxied GET's CPU).
+        .with_state(Arc::new(state))
 }
 
-async fn forward_root(State(state): State<ProxyState>, Path(service): Path<String>, request: Request) -> Response {
+async fn forward_root(State(state): State<Arc<ProxyState>>, Path(service): Path<String>, request: Request) -> Response {
     routed(&state, &service, request).await
 }
 
 async fn forward(
-    State(state): State<ProxyState>,
+    State(state): State<Arc<ProxyState>>,
     Path((service, _path)): Path<(String, String)>,
     request: Request,
 ) -> Response {

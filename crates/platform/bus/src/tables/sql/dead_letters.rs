@@ -11,6 +11,9 @@ use crate::{DeadLetter, Discarded, Envelope};
 /// A kept dead letter: the letter (its id is the event's) and the epoch the bus had it under.
 type Row = (String, String, String, Json<Envelope>, String, i64, OffsetDateTime, String);
 
+/// A discard: stream, group, entry, envelope, error, reason and when.
+type DiscardRow = (String, String, String, Json<Envelope>, String, String, OffsetDateTime);
+
 /// Keeps `letter` under `epoch`; an event of the group already kept is replaced (it died again).
 pub(crate) async fn keep(tx: &mut Tx, letter: &DeadLetter, epoch: &str) -> Result<(), StoreError> {
     sqlx::query(
@@ -144,7 +147,7 @@ pub(crate) async fn was_discarded(pool: &Pool, stream: &str, group: &str, event:
 
 /// The group's discard log, oldest first.
 pub(crate) async fn discards(pool: &Pool, stream: &str, group: &str) -> Result<Vec<Discarded>, StoreError> {
-    let rows: Vec<(String, String, String, Json<Envelope>, String, String, OffsetDateTime)> = sqlx::query_as(
+    let rows: Vec<DiscardRow> = sqlx::query_as(
         "SELECT stream, grp, entry, envelope, error, reason, discarded_at FROM dead_letter_discards \
          WHERE stream = $1 AND grp = $2 ORDER BY discarded_at, id",
     )

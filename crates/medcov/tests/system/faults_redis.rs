@@ -580,10 +580,10 @@ async fn dead_letters(admin: &Api) -> Option<Vec<(String, String, String)>> {
 }
 
 /// Billing cannot draft the invoices of two encounters (a fault of its database, injected), so
-/// their events go to its dead letters; the operator discards one. Redis then comes back
-/// empty: the other is still listed, with its error, and once the fault is gone it is retried
-/// and invoiced exactly once; the discard is still in billing's discard log, and the discarded
-/// encounter, delivered again by the relay, is not dead-lettered again.
+/// their events go to its dead letters; the operator discards one. Once the bus no longer needs
+/// those events (the hospital's relay would not publish them again), Redis comes back empty:
+/// the other is still listed, with its error, and once the fault is gone it is retried and
+/// invoiced exactly once; the discard is still in billing's discard log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_and_the_discard_log_outlive_redis_restarted_empty() {
     let env = TestEnv::distributed().await;
@@ -601,7 +601,7 @@ async fn dead_letters_and_the_discard_log_outlive_redis_restarted_empty() {
     let billing = Process::spawn(quick(serve(&env, &redis.url(), &ports, "billing")), 1);
     let admin = Api::admin(ports.0["gateway"], env.data_dir()).await;
     let (hospital, practitioner, clinician) = clinic(&admin, "Dead").await;
-    let patient =
+    let someone =
         admin.created("/api/hospital/patients", patient(&hospital, 7)).await["id"].as_str().expect("id").to_owned();
     let database = sqlx::PgPool::connect(env.postgres_url().expect("a database")).await.expect("the database");
     let invoices_of = async |encounter: &str| -> i64 {
@@ -613,8 +613,8 @@ async fn dead_letters_and_the_discard_log_outlive_redis_restarted_empty() {
     };
 
     // Billing's database refuses the invoices of two encounters.
-    let kept = open_an_encounter(&clinician, &patient, &practitioner).await.expect("opened");
-    let thrown = open_an_encounter(&clinician, &patient, &practitioner).await.expect("opened");
+    let kept = open_an_encounter(&clinician, &someone, &practitioner).await.expect("opened");
+    let thrown = open_an_encounter(&clinician, &someone, &practitioner).await.expect("opened");
     let refuse = format!(
         "ALTER TABLE billing.invoices ADD CONSTRAINT refused_in_the_test \
          CHECK (encounter_id IS NULL OR encounter_id NOT IN ('{kept}'::uuid, '{thrown}'::uuid)) NOT VALID"
@@ -653,6 +653,40 @@ async fn dead_letters_and_the_discard_log_outlive_redis_restarted_empty() {
     let discarded = vec![(thrown.parse::<uuid::Uuid>().expect("a uuid"), "a test encounter".to_owned())];
     until("billing's discard log to have the discard", PATIENCE, async || discard_log().await == discarded).await;
 
+    // Events come for over a minute, until the hospital's settled point (every group handled
+    // everything before it) passes the dead events: its relay will not publish them again
+    // after the loss, so only billing's database can bring the dead letter back.
+    let dead_published: time::OffsetDateTime = sqlx::query_scalar(
+        "SELECT MAX(published_at) FROM hospital.outbox \
+         WHERE event_type = 'hospital.encounter_completed.v1' AND aggregate_id IN ($1::uuid, $2::uuid)",
+    )
+    .bind(&kept)
+    .bind(&thrown)
+    .fetch_one(&database)
+    .await
+    .expect("the outbox");
+    let mut registered = 100;
+    let mut last = Instant::now() - Duration::from_secs(60);
+    until("the hospital's settled point to pass the dead events", Duration::from_secs(180), async || {
+        let settled: Option<String> =
+            sqlx::query_scalar("SELECT value FROM hospital.medcov_meta WHERE key = 'bus_settled_before'")
+                .fetch_optional(&database)
+                .await
+                .expect("the settled point");
+        let settled =
+            settled.and_then(|s| time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok());
+        if settled.is_some_and(|settled| settled > dead_published) {
+            return true;
+        }
+        if last.elapsed() >= Duration::from_secs(5) {
+            admin.created("/api/hospital/patients", patient(&hospital, registered)).await;
+            registered += 1;
+            last = Instant::now();
+        }
+        false
+    })
+    .await;
+
     // Redis comes back empty.
     let lost_at: time::OffsetDateTime =
         sqlx::query_scalar("SELECT now()").fetch_one(&database).await.expect("the database's time");
@@ -663,21 +697,8 @@ async fn dead_letters_and_the_discard_log_outlive_redis_restarted_empty() {
     .await
     .expect("Redis started");
 
-    // The hospital's relay publishes both encounters again (the bus lost what it had), and
-    // billing fails them again: the kept one stays one dead letter, the discarded one is dropped.
-    let published_again = async || -> bool {
-        let times: Vec<Option<time::OffsetDateTime>> = sqlx::query_scalar(
-            "SELECT published_at FROM hospital.outbox \
-             WHERE event_type = 'hospital.encounter_completed.v1' AND aggregate_id IN ($1::uuid, $2::uuid)",
-        )
-        .bind(&kept)
-        .bind(&thrown)
-        .fetch_all(&database)
-        .await
-        .expect("the outbox");
-        times.len() == 2 && times.iter().all(|t| t.is_some_and(|t| t > lost_at))
-    };
-    until("the relay to publish the encounters again", PATIENCE, published_again).await;
+    // Billing's consumer puts its dead letter back on the bus; the relay publishes again only
+    // what the bus may have lost (not the dead events).
     let settled = async || -> bool {
         let (status, groups) = admin.call(Method::GET, "/api/hospital/events/consumers", None, &[]).await;
         let billing = groups["items"].as_array().into_iter().flatten().find(|g| g["group"] == "billing");
@@ -685,11 +706,22 @@ async fn dead_letters_and_the_discard_log_outlive_redis_restarted_empty() {
             && billing
                 .is_some_and(|g| g["exists"] == true && g["pending"] == 0 && g["lag"] == 0 && g["dead_letters"] == 1)
     };
-    until("billing to be done with what was published again", PATIENCE, settled).await;
+    until("billing's group to have its dead letter back, nothing pending", PATIENCE, settled).await;
     let after = dead_letters(&admin).await.expect("the dead letters");
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!((&after[0].1, &after[0].2), (&kept, &error), "still listed, with its error");
     assert_eq!(discard_log().await, discarded, "the discard is still logged");
+    let republished: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM hospital.outbox WHERE event_type = 'hospital.encounter_completed.v1' \
+         AND aggregate_id IN ($1::uuid, $2::uuid) AND published_at > $3",
+    )
+    .bind(&kept)
+    .bind(&thrown)
+    .bind(lost_at)
+    .fetch_one(&database)
+    .await
+    .expect("the outbox");
+    assert_eq!(republished, 0, "the dead letter came back from billing's database, not from the relay");
     until("the hospital's metrics to count the dead letter again", PATIENCE, async || {
         let Ok(response) = reqwest::get(format!("http://127.0.0.1:{}/metrics", ports.0["hospital"])).await else {
             return false;

@@ -10,6 +10,9 @@ ratio to the baseline, with p99, errors, the registration burst's drain and the 
     python3 bench/load.py --mode embedded        # or distributed (PostgreSQL and Redis on
                                                  # 127.0.0.1, as the tests use them)
 
+In the distributed mode the registration row is also compared with pgbench's TPC-B rate,
+measured in the same run on a scratch database (scale 10, 16 clients) that is dropped after.
+
 Needs wrk (Debian: apt-get install wrk). Nothing here is a test: figures go to
 docs/benchmarks.md with the date and the machine.
 """
@@ -122,6 +125,28 @@ def headers_lua(token, method="GET", body=None):
     if body is not None:
         text += f"wrk.body = [[{json.dumps(body)}]]\n"
     return text
+
+
+PGBENCH_SCALE = 10
+PGBENCH_CLIENTS = 16
+
+
+def pgbench(duration):
+    """pgbench's TPC-B transactions/s on the shared PostgreSQL, in a scratch database of its own
+    (created, filled, measured and dropped here: never the data of another)."""
+    server = "postgresql://postgres@127.0.0.1:5432/"
+    database = f"medcov_pgbench_{secrets.token_hex(4)}"
+    subprocess.run(["psql", server + "postgres", "-qc", f"CREATE DATABASE {database}"], check=True)
+    try:
+        subprocess.run(["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), server + database], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = subprocess.run(["pgbench", "-c", str(PGBENCH_CLIENTS), "-j", "2", "-T", str(duration), server + database],
+                             check=True, capture_output=True, text=True).stdout
+        tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+        print(f"  pgbench TPC-B: {tps:.0f} transactions/s", flush=True)
+        return tps
+    finally:
+        subprocess.run(["psql", server + "postgres", "-qc", f"DROP DATABASE IF EXISTS {database}"], check=False)
 
 
 def main():
@@ -310,6 +335,9 @@ end
                     drained, compensated = time.time() - burst_end, now["compensated"]
                     break
                 time.sleep(0.2)
+        tpcb = None
+        if args.mode == "distributed" and wanted(registration):
+            tpcb = pgbench(d)
         if wanted("10,000 connections"):
             many = wrk(gw(f"/api/hospital/hospitals/{hospital}"), get, threads=2, connections=10_000, duration=d)
             rows.append(("10,000 connections, cacheable GET (2 threads)", many))
@@ -326,6 +354,10 @@ end
         drain = ("not run" if not wanted(registration) else "did not drain in 300 s" if drained is None
                  else f"{drained:.1f} s, {compensated:.0f} compensated")
         print(f"\nRegistration burst: sagas drained {drain}. RSS: {idle_rss:.0f} MiB idle, {final_rss:.0f} MiB after.")
+        if tpcb is not None:
+            registered = next(row for name, row in rows if name == registration)["ok_rps"]
+            print(f"pgbench TPC-B (scale {PGBENCH_SCALE}, {PGBENCH_CLIENTS} clients, {d} s, same run): {tpcb:.0f} transactions/s; "
+                  f"registrations answered 201: {registered:.0f}/s = {registered / tpcb:.2f} of it (goal: 0.5)")
     finally:
         server.terminate()
         baseline.terminate()

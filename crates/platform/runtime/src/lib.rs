@@ -184,7 +184,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     // is shared by every process.
     let cache: Arc<dyn medcov_cache::Cache> = match &redis {
         Some(redis) => Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
-        None => Arc::new(medcov_cache::MemoryCache::new(100_000, Duration::from_secs(3600))),
+        None => Arc::new(medcov_cache::MemoryCache::new(config.cache.memory_bytes(), Duration::from_secs(3600))),
     };
     let placeholder = Metrics::new("mesh");
     let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL

@@ -23,6 +23,10 @@
 //! While the bus fails the loop waits at most a second between tries, so events flow again
 //! within a second or two of its return. [`ConsumerHealth`] tells whether the consumer is
 //! consuming, for readiness and the `events_consumer_up` gauge.
+//!
+//! With a [`store`](ConsumerConfig::store) (its service's database), the group's dead letters
+//! and discard log are kept there too, and what the bus loses of them is put back: see
+//! [`dead`](crate::dead).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use medcov_store::{Database, StoreError, Tx};
 
+use crate::dead::Keeper;
 use crate::{Bus, BusResult, Delivery, Envelope, Start};
 
 /// What a consumer does with one event. `Err` is retried later; its text lands in the dead
@@ -95,6 +100,9 @@ pub struct ConsumerConfig {
     pub retry_max: Duration,
     /// Deliveries before an entry that keeps failing is dead-lettered.
     pub max_deliveries: u64,
+    /// Where the group's dead letters and discard log are kept so that the bus cannot lose
+    /// them: the consuming service's database ([`dead`](crate::dead)). `None`: on the bus only.
+    pub store: Option<medcov_store::Database>,
 }
 
 impl ConsumerConfig {
@@ -109,6 +117,7 @@ impl ConsumerConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             max_deliveries: 5,
+            store: None,
         }
     }
 
@@ -193,14 +202,21 @@ pub struct Turn {
     pub dead: usize,
 }
 
+/// What a turn works with besides the bus and the handler.
+struct Context<'a> {
+    config: &'a ConsumerConfig,
+    counters: &'a ConsumerMetrics,
+    /// The kept dead letters, with a store.
+    keeper: &'a mut Option<Keeper>,
+}
+
 /// Handles `deliveries` in order and acknowledges those handled in one call at the end (also
 /// when a later one's dead-lettering fails). Runs of two or more events the handler can handle
 /// in a shared transaction ([`Handler::handle_in`]) go through [`batch`].
 async fn process_all(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
     handler: &dyn Handler,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     deliveries: Vec<Delivery>,
     turn: &mut Turn,
 ) -> BusResult<()> {
@@ -215,11 +231,11 @@ async fn process_all(
         let (now, later) = rest.split_at(together.max(1));
         let handled = now.iter().filter(|d| !handler.ignores(&d.envelope)).count();
         outcome = match handler.database() {
-            Some(db) if handled >= 2 => batch(bus, config, handler, counters, db, now, turn, &mut done).await,
+            Some(db) if handled >= 2 => batch(bus, handler, context, db, now, turn, &mut done).await,
             _ => {
                 let mut outcome = Ok(());
                 for delivery in now {
-                    outcome = process(bus, config, handler, counters, delivery, turn, &mut done).await;
+                    outcome = process(bus, handler, context, delivery, turn, &mut done).await;
                     if outcome.is_err() {
                         break;
                     }
@@ -230,7 +246,7 @@ async fn process_all(
         rest = later;
     }
     if !done.is_empty() {
-        bus.ack(&config.stream, &config.group, &done).await?;
+        bus.ack(&context.config.stream, &context.config.group, &done).await?;
     }
     outcome
 }
@@ -238,21 +254,21 @@ async fn process_all(
 /// Handles one delivery on its own (the handler's own transactions).
 async fn process(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
     handler: &dyn Handler,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     delivery: &Delivery,
     turn: &mut Turn,
     done: &mut Vec<String>,
 ) -> BusResult<()> {
     use tracing::Instrument;
-    let span = crate::trace::process_span(&delivery.envelope, &config.group, bus.backend(), delivery.deliveries);
+    let span =
+        crate::trace::process_span(&delivery.envelope, &context.config.group, bus.backend(), delivery.deliveries);
     let outcome = if handler.ignores(&delivery.envelope) {
         Ok(())
     } else {
         handler.handle(&delivery.envelope).instrument(span.clone()).await
     };
-    settle(bus, config, counters, delivery, outcome, turn, done, &span).await
+    settle(bus, context, delivery, outcome, turn, done, &span).await
 }
 
 /// Handles a run of deliveries in one write transaction of the handler's database, each
@@ -260,17 +276,16 @@ async fn process(
 /// undone alone, and it is retried (or dead-lettered) like any failure while the others are
 /// committed and acknowledged. Should the transaction itself fail (begun, a savepoint, the
 /// commit), nothing of it is kept and each event of the run is handled on its own.
-#[allow(clippy::too_many_arguments)]
 async fn batch(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
     handler: &dyn Handler,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     db: &Database,
     run: &[Delivery],
     turn: &mut Turn,
     done: &mut Vec<String>,
 ) -> BusResult<()> {
+    let config = context.config;
     let spans: Vec<tracing::Span> = run
         .iter()
         .map(|d| crate::trace::process_span(&d.envelope, &config.group, bus.backend(), d.deliveries))
@@ -278,14 +293,14 @@ async fn batch(
     match in_one_transaction(handler, db, run, &spans).await {
         Ok(outcomes) => {
             for ((delivery, outcome), span) in run.iter().zip(outcomes).zip(&spans) {
-                settle(bus, config, counters, delivery, outcome, turn, done, span).await?;
+                settle(bus, context, delivery, outcome, turn, done, span).await?;
             }
         }
         Err(error) => {
             tracing::warn!(stream = %config.stream, group = %config.group, events = run.len(), %error,
                 "a batch's transaction failed; its events are handled one by one");
             for delivery in run {
-                process(bus, config, handler, counters, delivery, turn, done).await?;
+                process(bus, handler, context, delivery, turn, done).await?;
             }
         }
     }
@@ -321,66 +336,87 @@ async fn in_one_transaction(
 
 /// What follows a handler's outcome: handled (acknowledged with the others, `done`), retried
 /// after its backoff, or dead-lettered on its last delivery.
-#[allow(clippy::too_many_arguments)]
 async fn settle(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     delivery: &Delivery,
     outcome: Result<(), String>,
     turn: &mut Turn,
     done: &mut Vec<String>,
     span: &tracing::Span,
 ) -> BusResult<()> {
+    use tracing::Instrument;
+    let (config, counters) = (context.config, context.counters);
     if let Err(error) = &outcome {
         span.record("otel.status_code", "error");
         span.record("otel.status_description", error.as_str());
     }
-    use tracing::Instrument;
     async move {
-    match outcome {
-        Ok(()) => {
-            done.push(delivery.entry.clone());
-            counters.handled.increment(1);
-            turn.handled += 1;
+        match outcome {
+            Ok(()) => {
+                done.push(delivery.entry.clone());
+                counters.handled.increment(1);
+                turn.handled += 1;
+                if let Some(keeper) = context.keeper.as_mut() {
+                    keeper.handled(&config.stream, &config.group, delivery.envelope.id).await?;
+                }
+            }
+            Err(error) if delivery.deliveries >= config.max_deliveries => {
+                let dead = match context.keeper.as_mut() {
+                    Some(keeper) => keeper.dead(bus, &config.stream, &config.group, delivery, &error).await?,
+                    None => {
+                        bus.dead_letter(&config.stream, &config.group, delivery, &error).await?;
+                        true
+                    }
+                };
+                if dead {
+                    tracing::error!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
+                        event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
+                        "an event failed on its last delivery and goes to the dead letters");
+                    counters.dead.increment(1);
+                    turn.dead += 1;
+                } else {
+                    tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
+                        event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
+                        "an event an operator discarded as a dead letter failed again on its last delivery; dropped");
+                    turn.failed += 1;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
+                    event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
+                    retry_in_ms = config.backoff(delivery.deliveries).as_millis() as u64, "an event failed and will be retried");
+                counters.retried.increment(1);
+                turn.failed += 1;
+            }
         }
-        Err(error) if delivery.deliveries >= config.max_deliveries => {
-            tracing::error!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
-                event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
-                "an event failed on its last delivery and goes to the dead letters");
-            bus.dead_letter(&config.stream, &config.group, delivery, &error).await?;
-            counters.dead.increment(1);
-            turn.dead += 1;
-        }
-        Err(error) => {
-            tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
-                event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
-                retry_in_ms = config.backoff(delivery.deliveries).as_millis() as u64, "an event failed and will be retried");
-            counters.retried.increment(1);
-            turn.failed += 1;
-        }
-    }
-    Ok(())
+        Ok(())
     }
     .instrument(span.clone())
     .await
 }
 
 /// One turn: reclaim what waited out its backoff, then read and handle new entries (waiting up
-/// to `block` for them).
+/// to `block` for them). With a store, it first compares the kept dead letters with the bus's ([`dead`](crate::dead)).
 pub async fn turn(bus: &dyn Bus, config: &ConsumerConfig, handler: &dyn Handler) -> BusResult<Turn> {
-    turn_counted(bus, config, handler, &ConsumerMetrics::default(), &CancellationToken::new()).await
+    let mut keeper = config.store.clone().map(Keeper::new);
+    let counters = ConsumerMetrics::default();
+    let mut context = Context { config, counters: &counters, keeper: &mut keeper };
+    turn_counted(bus, handler, &mut context, &CancellationToken::new()).await
 }
 
 /// A turn whose wait for new entries ends when `shutdown` is cancelled; what it handles, it
 /// finishes.
 async fn turn_counted(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
     handler: &dyn Handler,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     shutdown: &CancellationToken,
 ) -> BusResult<Turn> {
+    let config = context.config;
+    if let Some(keeper) = context.keeper.as_mut() {
+        keeper.reconcile(bus, &config.stream, &config.group).await?;
+    }
     let mut turn = Turn::default();
     let due: Vec<String> = bus
         .pending(&config.stream, &config.group, config.batch)
@@ -392,7 +428,7 @@ async fn turn_counted(
     if !due.is_empty() {
         let min_idle = config.retry_base.min(config.backoff(1));
         let claimed = bus.claim(&config.stream, &config.group, &config.consumer, min_idle, &due).await?;
-        process_all(bus, config, handler, counters, claimed, &mut turn).await?;
+        process_all(bus, handler, context, claimed, &mut turn).await?;
     }
     let block = if turn.handled + turn.failed + turn.dead > 0 { Duration::ZERO } else { config.block };
     let read = bus.read(&config.stream, &config.group, &config.consumer, config.batch, block);
@@ -402,7 +438,7 @@ async fn turn_counted(
         batch = read => batch?,
         () = shutdown.cancelled() => return Ok(turn),
     };
-    process_all(bus, config, handler, counters, batch, &mut turn).await?;
+    process_all(bus, handler, context, batch, &mut turn).await?;
     Ok(turn)
 }
 
@@ -417,6 +453,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let health = counters.health.clone();
+    let mut keeper = config.store.clone().map(Keeper::new);
     let mut pause = Duration::from_millis(100);
     let mut failing = false;
     // Whether the group is known to exist (false at start, and after a NOGROUP).
@@ -425,7 +462,8 @@ pub async fn run(
         let step = if grouped {
             // A turn's handlers are never cut off: they finish and acknowledge what they
             // handled. Only its wait for new entries ends with the shutdown.
-            turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters, &shutdown).await.map(|_| ())
+            let mut context = Context { config: &config, counters: &counters, keeper: &mut keeper };
+            turn_counted(bus.as_ref(), handler.as_ref(), &mut context, &shutdown).await.map(|_| ())
         } else {
             bus.create_group(&config.stream, &config.group, config.start).await
         };

@@ -9,6 +9,9 @@ ratio to the baseline, with p99, errors, the registration burst's drain and the 
 
     python3 bench/load.py --mode embedded        # or distributed (PostgreSQL and Redis on
                                                  # 127.0.0.1, as the tests use them)
+    python3 bench/load.py --mode distributed --split --rounds 2
+                                                 # the gateway and each service in its own
+                                                 # process; every row twice, RSS after each
 
 Needs wrk (Debian: apt-get install wrk). Nothing here is a test: figures go to
 docs/benchmarks.md with the date and the machine.
@@ -134,6 +137,12 @@ def main():
     parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
     parser.add_argument("--only", action="append", default=[], metavar="WORDS",
                         help="run only the rows whose name contains WORDS (repeatable; the baseline always runs)")
+    parser.add_argument("--split", action="store_true",
+                        help="distributed only: the gateway and each service in its own process (`medcov serve "
+                             "--target X`), as deployed, instead of all in one")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every row this many times, printing the RSS after each round (a leak grows "
+                             "between identical rounds)")
     args = parser.parse_args()
 
     # wrk and the server each hold one descriptor per connection.
@@ -164,13 +173,25 @@ def main():
         env["MEDCOV__REDIS__KEY_PREFIX"] = f"load{secrets.token_hex(4)}"
         env["MEDCOV__AUTH__KEY_ENCRYPTION_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
 
+    if args.split and args.mode != "distributed":
+        sys.exit("--split needs --mode distributed: the embedded mode is one process by design")
     baseline = subprocess.Popen([hello, BASELINE], stdout=subprocess.DEVNULL)
-    server = subprocess.Popen([medcov, "serve"], env=env, stdout=subprocess.DEVNULL)
+    if args.split:
+        # Services first, so the gateway finds them registered; each process its own RSS.
+        servers = [subprocess.Popen([medcov, "serve", "--target", target], env=env, stdout=subprocess.DEVNULL)
+                   for target in ("auth", "hospital", "insurance", "billing")]
+        for service in ("auth", "hospital", "insurance", "billing"):
+            wait_ready(f"http://127.0.0.1:{PORTS[service]}/health/ready")
+        servers.append(subprocess.Popen([medcov, "serve", "--target", "gateway"], env=env, stdout=subprocess.DEVNULL))
+    else:
+        servers = [subprocess.Popen([medcov, "serve"], env=env, stdout=subprocess.DEVNULL)]
+    rss = lambda: sum(rss_mib(server.pid) for server in servers)
     try:
         wait_ready(gw("/health/ready"))
         wait_ready(f"http://{BASELINE}/")
-        idle_rss = rss_mib(server.pid)
-        print(f"# MedCov {args.mode}: RSS idle {idle_rss:.0f} MiB", flush=True)
+        idle_rss = rss()
+        layout = f"{len(servers)} processes" if args.split else "one process"
+        print(f"# MedCov {args.mode} ({layout}): RSS idle {idle_rss:.0f} MiB", flush=True)
 
         credentials = open(os.path.join(work, "data", "initial-admin.txt")).read()
         field = lambda name: re.search(rf"^{name}: (.+)$", credentials, re.M).group(1).strip()
@@ -251,71 +272,91 @@ end
         rows = []
         base = wrk(f"http://{BASELINE}/", duration=d, connections=c)
         rows.append(("baseline: bare axum", base))
-        runs = [
-            ("gateway → hospital, cacheable GET", gw(f"/api/hospital/hospitals/{hospital}"), get),
-            ("the same GET on the hospital port", f"http://127.0.0.1:{PORTS['hospital']}/hospitals/{hospital}", get),
-            ("patient read through the gateway", gw(f"/api/hospital/patients/{patient}"), get),
-            ("eligibility, the same question", gw("/api/insurance/eligibility"), repeated),
-            ("eligibility, every question different", gw("/api/insurance/eligibility"), varied),
-        ]
-        wanted = lambda name: not args.only or any(words in name for words in args.only)
-        for name, url, script in runs:
-            if wanted(name):
-                rows.append((name, wrk(url, script, duration=d, connections=c)))
-                print(f"  {name}: done", flush=True)
-        drained, compensated = None, None
-        registration = "register a patient (with a member number)"
-        if wanted(registration):
-            metrics_url = f"http://127.0.0.1:{PORTS['hospital']}/metrics"
+        rounds_rss = []
+        drain_notes = []
+        for round_number in range(1, args.rounds + 1):
+            suffix = f" (round {round_number})" if args.rounds > 1 else ""
+            runs = [
+                ("gateway → hospital, cacheable GET", gw(f"/api/hospital/hospitals/{hospital}"), get),
+                ("the same GET on the hospital port", f"http://127.0.0.1:{PORTS['hospital']}/hospitals/{hospital}", get),
+                ("patient read through the gateway", gw(f"/api/hospital/patients/{patient}"), get),
+                ("eligibility, the same question", gw("/api/insurance/eligibility"), repeated),
+                ("eligibility, every question different", gw("/api/insurance/eligibility"), varied),
+            ]
+            wanted = lambda name: not args.only or any(words in name for words in args.only)
+            for name, url, script in runs:
+                if wanted(name):
+                    rows.append((name + suffix, wrk(url, script, duration=d, connections=c)))
+                    print(f"  {name}: done", flush=True)
+            drained, compensated = None, None
+            registration = "register a patient (with a member number)"
+            if wanted(registration):
+                metrics_url = f"http://127.0.0.1:{PORTS['hospital']}/metrics"
 
-            def sagas():
-                text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-                value = lambda prefix, state="": sum(
-                    float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
-                    if l.startswith(prefix) and (not state or f'state="{state}"' in l))
-                return {state: value("sagas{", state) for state in ("running", "compensating", "completed", "compensated")} | {
-                    "refused": value("sagas_refused_total")}
+                def sagas():
+                    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+                    value = lambda prefix, state="": sum(
+                        float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                        if l.startswith(prefix) and (not state or f'state="{state}"' in l))
+                    return {state: value("sagas{", state) for state in ("running", "compensating", "completed", "compensated")} | {
+                        "refused": value("sagas_refused_total")}
 
-            # What the sagas do during the burst, a line a second (on stderr: not a result).
-            sampling = threading.Event()
+                # What the sagas do during the burst, a line a second (on stderr: not a result).
+                sampling = threading.Event()
 
-            def queues():
-                # Each service's outbox backlog and each group's lag and pending entries.
-                found = []
-                for service in ("hospital", "insurance", "billing"):
-                    text = urllib.request.urlopen(f"http://127.0.0.1:{PORTS[service]}/metrics", timeout=5).read().decode()
-                    for line in text.splitlines():
-                        if line.startswith(("events_outbox_backlog", "events_group_lag", "events_group_pending",
-                                            "events_published_total", "db_pool_connections")):
-                            value = float(line.rsplit(" ", 1)[1])
-                            if value:
-                                found.append(f"{service}:{line.split('{')[0][7:]}{{{line.split('{')[1].split('}')[0]}}}={value:.0f}")
-                return " ".join(found)
+                def queues():
+                    # Each service's outbox backlog and each group's lag and pending entries.
+                    found = []
+                    for service in ("hospital", "insurance", "billing"):
+                        text = urllib.request.urlopen(f"http://127.0.0.1:{PORTS[service]}/metrics", timeout=5).read().decode()
+                        for line in text.splitlines():
+                            if line.startswith(("events_outbox_backlog", "events_group_lag", "events_group_pending",
+                                                "events_published_total", "db_pool_connections")):
+                                value = float(line.rsplit(" ", 1)[1])
+                                if value:
+                                    found.append(f"{service}:{line.split('{')[0][7:]}{{{line.split('{')[1].split('}')[0]}}}={value:.0f}")
+                    return " ".join(found)
 
-            def sample():
-                started = time.time()
-                while not sampling.wait(1.0):
-                    print(f"    {time.time() - started:4.1f} s sagas {sagas()} {queues()}", file=sys.stderr, flush=True)
+                def sample():
+                    started = time.time()
+                    while not sampling.wait(1.0):
+                        print(f"    {time.time() - started:4.1f} s sagas {sagas()} {queues()}", file=sys.stderr, flush=True)
 
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            burst = wrk(gw("/api/hospital/patients"), register, duration=d, connections=c)
-            burst_end = time.time()
-            sampling.set()
-            rows.append((registration, burst))
-            # The burst's sagas drain: wait for none running, count the compensated.
-            while time.time() - burst_end < 300:
-                now = sagas()
-                if now["running"] + now["compensating"] == 0:
-                    drained, compensated = time.time() - burst_end, now["compensated"]
-                    break
-                time.sleep(0.2)
-        if wanted("10,000 connections"):
-            many = wrk(gw(f"/api/hospital/hospitals/{hospital}"), get, threads=2, connections=10_000, duration=d)
-            rows.append(("10,000 connections, cacheable GET (2 threads)", many))
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
+                burst = wrk(gw("/api/hospital/patients"), register, duration=d, connections=c)
+                burst_end = time.time()
+                sampling.set()
+                rows.append((registration + suffix, burst))
+                # The burst's sagas drain: wait for none running, count the compensated.
+                while time.time() - burst_end < 300:
+                    now = sagas()
+                    if now["running"] + now["compensating"] == 0:
+                        drained, compensated = time.time() - burst_end, now["compensated"]
+                        break
+                    time.sleep(0.2)
+            if wanted("10,000 connections"):
+                # The machine's own figure first: the bare server under the same 10,000.
+                many = wrk(f"http://{BASELINE}/", threads=2, connections=10_000, duration=d)
+                rows.append(("baseline, 10,000 connections (2 threads)" + suffix, many))
+                many = wrk(gw(f"/api/hospital/hospitals/{hospital}"), get, threads=2, connections=10_000, duration=d)
+                rows.append(("10,000 connections, cacheable GET (2 threads)" + suffix, many))
+            rounds_rss.append(rss())
+            drain_notes.append(("not run" if not wanted(registration) else "did not drain in 300 s" if drained is None
+                                else f"{drained:.1f} s, {compensated:.0f} compensated") + suffix)
+            print(f"  round {round_number}: RSS {rounds_rss[-1]:.0f} MiB", flush=True)
+        # Freed memory goes back to the system over seconds (the allocator returns idle pages
+        # lazily): the RSS once it stops falling, at most a minute later.
+        settled, since = rss(), time.time()
+        while time.time() - since < 60:
+            time.sleep(3)
+            now = rss()
+            if now > settled * 0.98:
+                settled = min(settled, now)
+                break
+            settled = now
         base_end = wrk(f"http://{BASELINE}/", duration=d, connections=c)
         rows.append(("baseline again", base_end))
-        final_rss = rss_mib(server.pid)
 
         reference = (base["rps"] + base_end["rps"]) / 2
         print(f"\n| what ({args.mode}) | requests/s | 2xx/s | ratio (2xx) | p99 | non-2xx | timeouts |")
@@ -323,13 +364,15 @@ end
         for name, row in rows:
             print(f"| {name} | {row['rps']:.0f} | {row['ok_rps']:.0f} | {row['ok_rps'] / reference:.3f} "
                   f"| {row['p99_ms']:.1f} ms | {row['non2xx']} | {row['timeouts']} |")
-        drain = ("not run" if not wanted(registration) else "did not drain in 300 s" if drained is None
-                 else f"{drained:.1f} s, {compensated:.0f} compensated")
-        print(f"\nRegistration burst: sagas drained {drain}. RSS: {idle_rss:.0f} MiB idle, {final_rss:.0f} MiB after.")
+        print(f"\nRegistration burst: sagas drained {'; '.join(drain_notes)}.")
+        after = ", ".join(f"{value:.0f} MiB after round {i}" for i, value in enumerate(rounds_rss, 1))
+        print(f"RSS: {idle_rss:.0f} MiB idle, {after}, {settled:.0f} MiB once it stopped falling.")
     finally:
-        server.terminate()
+        for server in servers:
+            server.terminate()
         baseline.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

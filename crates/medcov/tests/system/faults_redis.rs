@@ -8,6 +8,9 @@
 //!   bus lost, and every encounter closed before, during and after the loss is invoiced exactly
 //!   once; events flow again within 5 s; readiness and metrics show a consumer not consuming,
 //!   and `/events/consumers` names the groups the bus lost.
+//! - Redis back empty with dead letters: they are kept in the consuming service's database, so
+//!   they are listed again with their errors, retried and handled once, and the discard log
+//!   keeps its discards.
 //! - `medcov events`: results on stdout alone, an unknown stream or group is an error, every
 //!   emitting service replays.
 //! - On PostgreSQL without Redis, a process refuses to run only some of the services that
@@ -340,8 +343,45 @@ async fn staff(admin: &Api, username: &str, role: &str, hospital: &str) -> Api {
     Api { token: body["access_token"].as_str().expect("a token").to_owned(), ..admin.clone() }
 }
 
-/// Closes an encounter of `patient` with a consultation: its id, or the failure.
-async fn close_an_encounter(clinician: &Api, patient: &str, practitioner: &str) -> Result<String, String> {
+/// A hospital named after `word` with a practitioner working every day and a priced
+/// consultation (CONS-GP): its id, the practitioner's, and a clinician of it.
+async fn clinic(admin: &Api, word: &str) -> (String, String, Api) {
+    let hospital = admin
+        .created(
+            "/api/hospital/hospitals",
+            json!({"name": format!("{word} Hospital"), "code": word.to_uppercase(), "timezone": "UTC", "currency": "KES"}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let lower = word.to_lowercase();
+    let clinician = staff(admin, &format!("{lower}.doctor"), "clinician", &hospital).await;
+    let biller = staff(admin, &format!("{lower}.billing"), "billing_clerk", &hospital).await;
+    let hours: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        .iter()
+        .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:59"}))
+        .collect();
+    let practitioner = admin
+        .created("/api/hospital/practitioners", json!({"hospital_id": hospital, "name": format!("Dr {word}"), "specialty": "general practice", "working_hours": hours, "daily_capacity": 40}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    admin
+        .created(
+            "/api/hospital/service-catalog",
+            json!({"hospital_id": hospital, "code": "CONS-GP", "category": "consultation", "description": "CONS-GP"}),
+        )
+        .await;
+    biller
+        .created("/api/billing/price-list", json!({"hospital_id": hospital, "service_code": "CONS-GP", "category": "consultation", "description": "CONS-GP", "unit_price": 300_000, "currency": "KES", "effective_from": "2020-01-01"}))
+        .await;
+    (hospital, practitioner, clinician)
+}
+
+/// Opens an encounter of `patient`: its id, or the failure.
+async fn open_an_encounter(clinician: &Api, patient: &str, practitioner: &str) -> Result<String, String> {
     let (status, encounter) = clinician
         .call(
             Method::POST,
@@ -353,7 +393,18 @@ async fn close_an_encounter(clinician: &Api, patient: &str, practitioner: &str) 
     if status != 201 {
         return Err(format!("open: {status} {encounter}"));
     }
-    let id = encounter["id"].as_str().expect("id").to_owned();
+    Ok(encounter["id"].as_str().expect("id").to_owned())
+}
+
+/// Closes an encounter of `patient` with a consultation: its id, or the failure.
+async fn close_an_encounter(clinician: &Api, patient: &str, practitioner: &str) -> Result<String, String> {
+    let id = open_an_encounter(clinician, patient, practitioner).await?;
+    finish_an_encounter(clinician, &id).await?;
+    Ok(id)
+}
+
+/// Records a consultation in the open encounter `id` and closes it.
+async fn finish_an_encounter(clinician: &Api, id: &str) -> Result<(), String> {
     let path = format!("/api/hospital/encounters/{id}");
     let care =
         json!({"diagnoses": [{"code": "J06.9", "primary": true}], "services": [{"code": "CONS-GP", "quantity": 1}]});
@@ -365,7 +416,7 @@ async fn close_an_encounter(clinician: &Api, patient: &str, practitioner: &str) 
     if status != 200 {
         return Err(format!("close: {status} {body}"));
     }
-    Ok(id)
+    Ok(())
 }
 
 fn signal(process: &Process, name: &str) {
@@ -386,36 +437,7 @@ async fn redis_back_empty_loses_no_event_and_the_consumers_heal() {
     let core = Process::spawn(serve(&env, &redis.url(), &ports, "auth,hospital,insurance,gateway"), 4);
     let billing = Process::spawn(serve(&env, &redis.url(), &ports, "billing"), 1);
     let admin = Api::admin(ports.0["gateway"], env.data_dir()).await;
-    let hospital = admin
-        .created(
-            "/api/hospital/hospitals",
-            json!({"name": "Heal Hospital", "code": "HEAL", "timezone": "UTC", "currency": "KES"}),
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let clinician = staff(&admin, "heal.doctor", "clinician", &hospital).await;
-    let biller = staff(&admin, "heal.billing", "billing_clerk", &hospital).await;
-    let hours: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-        .iter()
-        .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:59"}))
-        .collect();
-    let practitioner = admin
-        .created("/api/hospital/practitioners", json!({"hospital_id": hospital, "name": "Dr Heal", "specialty": "general practice", "working_hours": hours, "daily_capacity": 40}))
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    admin
-        .created(
-            "/api/hospital/service-catalog",
-            json!({"hospital_id": hospital, "code": "CONS-GP", "category": "consultation", "description": "CONS-GP"}),
-        )
-        .await;
-    biller
-        .created("/api/billing/price-list", json!({"hospital_id": hospital, "service_code": "CONS-GP", "category": "consultation", "description": "CONS-GP", "unit_price": 300_000, "currency": "KES", "effective_from": "2020-01-01"}))
-        .await;
+    let (hospital, practitioner, clinician) = clinic(&admin, "Heal").await;
     let database = sqlx::PgPool::connect(env.postgres_url().expect("a database")).await.expect("the database");
     let invoiced = async || -> Vec<String> {
         sqlx::query_scalar::<_, uuid::Uuid>("SELECT encounter_id FROM billing.invoices WHERE encounter_id IS NOT NULL")
@@ -534,6 +556,207 @@ async fn redis_back_empty_loses_no_event_and_the_consumers_heal() {
     .await;
     let (_, groups) = admin.call(Method::GET, "/api/hospital/events/consumers", None, &[]).await;
     assert!(groups["items"].as_array().expect("a list").iter().all(|g| g["exists"] == true), "{groups}");
+    database.close().await;
+    drop((core, billing, redis));
+}
+
+/// The dead letters of billing's group on the hospital stream, through the gateway:
+/// (id, encounter, error) of each, oldest first.
+async fn dead_letters(admin: &Api) -> Option<Vec<(String, String, String)>> {
+    let (status, letters) = admin.call(Method::GET, "/api/hospital/events/dead-letters?group=billing", None, &[]).await;
+    if status != 200 {
+        return None;
+    }
+    let items = letters["items"].as_array()?;
+    Some(
+        items
+            .iter()
+            .map(|l| {
+                let text = |name: &str| l[name].as_str().unwrap_or_default().to_owned();
+                (text("id"), text("aggregate_id"), text("error"))
+            })
+            .collect(),
+    )
+}
+
+/// Billing cannot draft the invoices of two encounters (a fault of its database, injected), so
+/// their events go to its dead letters; the operator discards one. Once the bus no longer needs
+/// those events (the hospital's relay would not publish them again), Redis comes back empty:
+/// the other is still listed, with its error, and once the fault is gone it is retried and
+/// invoiced exactly once; the discard is still in billing's discard log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_and_the_discard_log_outlive_redis_restarted_empty() {
+    let env = TestEnv::distributed().await;
+    let mut redis = tokio::task::spawn_blocking(PrivateRedis::start).await.expect("Redis starts");
+    let ports = Ports::new();
+    // Two deliveries a tenth of a second apart, then the dead letters.
+    let quick = |mut command: Command| {
+        command
+            .env("MEDCOV__EVENTS__MAX_DELIVERIES", "2")
+            .env("MEDCOV__EVENTS__RETRY_BASE_MS", "100")
+            .env("MEDCOV__EVENTS__RETRY_MAX_MS", "200");
+        command
+    };
+    let core = Process::spawn(quick(serve(&env, &redis.url(), &ports, "auth,hospital,insurance,gateway")), 4);
+    let billing = Process::spawn(quick(serve(&env, &redis.url(), &ports, "billing")), 1);
+    let admin = Api::admin(ports.0["gateway"], env.data_dir()).await;
+    let (hospital, practitioner, clinician) = clinic(&admin, "Dead").await;
+    let someone =
+        admin.created("/api/hospital/patients", patient(&hospital, 7)).await["id"].as_str().expect("id").to_owned();
+    let database = sqlx::PgPool::connect(env.postgres_url().expect("a database")).await.expect("the database");
+    let invoices_of = async |encounter: &str| -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM billing.invoices WHERE encounter_id = $1::uuid")
+            .bind(encounter)
+            .fetch_one(&database)
+            .await
+            .expect("invoices")
+    };
+
+    // Billing's database refuses the invoices of two encounters.
+    let kept = open_an_encounter(&clinician, &someone, &practitioner).await.expect("opened");
+    let thrown = open_an_encounter(&clinician, &someone, &practitioner).await.expect("opened");
+    let refuse = format!(
+        "ALTER TABLE billing.invoices ADD CONSTRAINT refused_in_the_test \
+         CHECK (encounter_id IS NULL OR encounter_id NOT IN ('{kept}'::uuid, '{thrown}'::uuid)) NOT VALID"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(refuse)).execute(&database).await.expect("the fault");
+    for encounter in [&kept, &thrown] {
+        finish_an_encounter(&clinician, encounter).await.expect("closed");
+    }
+    let letters = eventually("both encounters to be dead letters of billing", PATIENCE, async || {
+        dead_letters(&admin).await.filter(|letters| letters.len() == 2)
+    })
+    .await;
+    let letter = |encounter: &str| letters.iter().find(|l| l.1 == encounter).expect("its dead letter").clone();
+    let (_, _, error) = letter(&kept);
+    assert!(!error.is_empty(), "{letters:?}");
+
+    // The operator discards one; billing's discard log has it.
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            &format!("/api/hospital/events/dead-letters/{}/discard", letter(&thrown).0),
+            Some(json!({"group": "billing", "reason": "a test encounter"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let discard_log = async || -> Vec<(uuid::Uuid, String)> {
+        sqlx::query_as(
+            "SELECT (envelope->>'aggregate_id')::uuid, reason FROM billing.dead_letter_discards \
+             WHERE stream = 'hospital' AND grp = 'billing'",
+        )
+        .fetch_all(&database)
+        .await
+        .expect("the discard log")
+    };
+    let discarded = vec![(thrown.parse::<uuid::Uuid>().expect("a uuid"), "a test encounter".to_owned())];
+    until("billing's discard log to have the discard", PATIENCE, async || discard_log().await == discarded).await;
+
+    // Events come for over a minute, until the hospital's settled point (every group handled
+    // everything before it) passes the dead events: its relay will not publish them again
+    // after the loss, so only billing's database can bring the dead letter back.
+    let dead_published: time::OffsetDateTime = sqlx::query_scalar(
+        "SELECT MAX(published_at) FROM hospital.outbox \
+         WHERE event_type = 'hospital.encounter_completed.v1' AND aggregate_id IN ($1::uuid, $2::uuid)",
+    )
+    .bind(&kept)
+    .bind(&thrown)
+    .fetch_one(&database)
+    .await
+    .expect("the outbox");
+    let mut registered = 100;
+    let mut last = Instant::now() - Duration::from_secs(60);
+    until("the hospital's settled point to pass the dead events", Duration::from_secs(180), async || {
+        let settled: Option<String> =
+            sqlx::query_scalar("SELECT value FROM hospital.medcov_meta WHERE key = 'bus_settled_before'")
+                .fetch_optional(&database)
+                .await
+                .expect("the settled point");
+        let settled =
+            settled.and_then(|s| time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok());
+        if settled.is_some_and(|settled| settled > dead_published) {
+            return true;
+        }
+        if last.elapsed() >= Duration::from_secs(5) {
+            admin.created("/api/hospital/patients", patient(&hospital, registered)).await;
+            registered += 1;
+            last = Instant::now();
+        }
+        false
+    })
+    .await;
+
+    // Redis comes back empty.
+    let lost_at: time::OffsetDateTime =
+        sqlx::query_scalar("SELECT now()").fetch_one(&database).await.expect("the database's time");
+    redis = tokio::task::spawn_blocking(move || {
+        redis.start_again();
+        redis
+    })
+    .await
+    .expect("Redis started");
+
+    // Billing's consumer puts its dead letter back on the bus; the relay publishes again only
+    // what the bus may have lost (not the dead events).
+    let settled = async || -> bool {
+        let (status, groups) = admin.call(Method::GET, "/api/hospital/events/consumers", None, &[]).await;
+        let billing = groups["items"].as_array().into_iter().flatten().find(|g| g["group"] == "billing");
+        status == 200
+            && billing
+                .is_some_and(|g| g["exists"] == true && g["pending"] == 0 && g["lag"] == 0 && g["dead_letters"] == 1)
+    };
+    until("billing's group to have its dead letter back, nothing pending", PATIENCE, settled).await;
+    let after = dead_letters(&admin).await.expect("the dead letters");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!((&after[0].1, &after[0].2), (&kept, &error), "still listed, with its error");
+    assert_eq!(discard_log().await, discarded, "the discard is still logged");
+    let republished: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM hospital.outbox WHERE event_type = 'hospital.encounter_completed.v1' \
+         AND aggregate_id IN ($1::uuid, $2::uuid) AND published_at > $3",
+    )
+    .bind(&kept)
+    .bind(&thrown)
+    .bind(lost_at)
+    .fetch_one(&database)
+    .await
+    .expect("the outbox");
+    assert_eq!(republished, 0, "the dead letter came back from billing's database, not from the relay");
+    until("the hospital's metrics to count the dead letter again", PATIENCE, async || {
+        let Ok(response) = reqwest::get(format!("http://127.0.0.1:{}/metrics", ports.0["hospital"])).await else {
+            return false;
+        };
+        let metrics = response.text().await.unwrap_or_default();
+        sample(&metrics, "events_group_dead_letters", &["stream=\"hospital\"", "group=\"billing\""]) == Some(1.0)
+    })
+    .await;
+
+    // The fault is gone; the operator retries: invoiced exactly once, and nothing is left dead.
+    sqlx::query("ALTER TABLE billing.invoices DROP CONSTRAINT refused_in_the_test")
+        .execute(&database)
+        .await
+        .expect("the fault removed");
+    let (status, body) = admin
+        .call(
+            Method::POST,
+            &format!("/api/hospital/events/dead-letters/{}/retry", after[0].0),
+            Some(json!({"group": "billing"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    until("the retried encounter to be invoiced", PATIENCE, async || invoices_of(&kept).await > 0).await;
+    until("billing to forget the dead letter it handled", PATIENCE, async || {
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM billing.dead_letters")
+            .fetch_one(&database)
+            .await
+            .expect("the dead letters");
+        kept == 0
+    })
+    .await;
+    assert!(dead_letters(&admin).await.expect("the dead letters").is_empty());
+    assert_eq!(invoices_of(&kept).await, 1, "invoiced once");
+    assert_eq!(invoices_of(&thrown).await, 0, "the discarded encounter is not invoiced");
     database.close().await;
     drop((core, billing, redis));
 }

@@ -22,6 +22,10 @@
 //! While the bus fails the loop waits at most a second between tries, so events flow again
 //! within a second or two of its return. [`ConsumerHealth`] tells whether the consumer is
 //! consuming, for readiness and the `events_consumer_up` gauge.
+//!
+//! With a [`store`](ConsumerConfig::store) (its service's database), the group's dead letters
+//! and discard log are kept there too, and what the bus loses of them is put back: see
+//! [`dead`](crate::dead).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +33,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::dead::Keeper;
 use crate::{Bus, BusResult, Delivery, Envelope, Start};
 
 /// What a consumer does with one event. `Err` is retried later; its text lands in the dead
@@ -53,6 +58,9 @@ pub struct ConsumerConfig {
     pub retry_max: Duration,
     /// Deliveries before an entry that keeps failing is dead-lettered.
     pub max_deliveries: u64,
+    /// Where the group's dead letters and discard log are kept so that the bus cannot lose
+    /// them: the consuming service's database ([`dead`](crate::dead)). `None`: on the bus only.
+    pub store: Option<medcov_store::Database>,
 }
 
 impl ConsumerConfig {
@@ -67,6 +75,7 @@ impl ConsumerConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             max_deliveries: 5,
+            store: None,
         }
     }
 
@@ -151,28 +160,36 @@ pub struct Turn {
     pub dead: usize,
 }
 
+/// What a turn works with besides the bus and the handler.
+struct Context<'a> {
+    config: &'a ConsumerConfig,
+    counters: &'a ConsumerMetrics,
+    /// The kept dead letters, with a store.
+    keeper: &'a mut Option<Keeper>,
+}
+
 async fn process(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
     handler: &dyn Handler,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     delivery: Delivery,
     turn: &mut Turn,
 ) -> BusResult<()> {
     use tracing::Instrument;
-    let span = crate::trace::process_span(&delivery.envelope, &config.group, bus.backend(), delivery.deliveries);
-    process_in_span(bus, config, handler, counters, delivery, turn, &span).instrument(span.clone()).await
+    let span =
+        crate::trace::process_span(&delivery.envelope, &context.config.group, bus.backend(), delivery.deliveries);
+    process_in_span(bus, handler, context, delivery, turn, &span).instrument(span.clone()).await
 }
 
 async fn process_in_span(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
     handler: &dyn Handler,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     delivery: Delivery,
     turn: &mut Turn,
     span: &tracing::Span,
 ) -> BusResult<()> {
+    let (config, counters) = (context.config, context.counters);
     let outcome = handler.handle(&delivery.envelope).await;
     if let Err(error) = &outcome {
         span.record("otel.status_code", "error");
@@ -183,14 +200,30 @@ async fn process_in_span(
             bus.ack(&config.stream, &config.group, std::slice::from_ref(&delivery.entry)).await?;
             counters.handled.increment(1);
             turn.handled += 1;
+            if let Some(keeper) = context.keeper.as_mut() {
+                keeper.handled(&config.stream, &config.group, delivery.envelope.id).await?;
+            }
         }
         Err(error) if delivery.deliveries >= config.max_deliveries => {
-            tracing::error!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
-                event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
-                "an event failed on its last delivery and goes to the dead letters");
-            bus.dead_letter(&config.stream, &config.group, &delivery, &error).await?;
-            counters.dead.increment(1);
-            turn.dead += 1;
+            let dead = match context.keeper.as_mut() {
+                Some(keeper) => keeper.dead(bus, &config.stream, &config.group, &delivery, &error).await?,
+                None => {
+                    bus.dead_letter(&config.stream, &config.group, &delivery, &error).await?;
+                    true
+                }
+            };
+            if dead {
+                tracing::error!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
+                    event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
+                    "an event failed on its last delivery and goes to the dead letters");
+                counters.dead.increment(1);
+                turn.dead += 1;
+            } else {
+                tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
+                    event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
+                    "an event an operator discarded as a dead letter failed again on its last delivery; dropped");
+                turn.failed += 1;
+            }
         }
         Err(error) => {
             tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
@@ -204,20 +237,26 @@ async fn process_in_span(
 }
 
 /// One turn: reclaim what waited out its backoff, then read and handle new entries (waiting up
-/// to `block` for them).
+/// to `block` for them). With a store, it first compares the kept dead letters with the bus's ([`dead`](crate::dead)).
 pub async fn turn(bus: &dyn Bus, config: &ConsumerConfig, handler: &dyn Handler) -> BusResult<Turn> {
-    turn_counted(bus, config, handler, &ConsumerMetrics::default(), &CancellationToken::new()).await
+    let mut keeper = config.store.clone().map(Keeper::new);
+    let counters = ConsumerMetrics::default();
+    let mut context = Context { config, counters: &counters, keeper: &mut keeper };
+    turn_counted(bus, handler, &mut context, &CancellationToken::new()).await
 }
 
 /// A turn whose wait for new entries ends when `shutdown` is cancelled; what it handles, it
 /// finishes.
 async fn turn_counted(
     bus: &dyn Bus,
-    config: &ConsumerConfig,
     handler: &dyn Handler,
-    counters: &ConsumerMetrics,
+    context: &mut Context<'_>,
     shutdown: &CancellationToken,
 ) -> BusResult<Turn> {
+    let config = context.config;
+    if let Some(keeper) = context.keeper.as_mut() {
+        keeper.reconcile(bus, &config.stream, &config.group).await?;
+    }
     let mut turn = Turn::default();
     let due: Vec<String> = bus
         .pending(&config.stream, &config.group, config.batch)
@@ -229,7 +268,7 @@ async fn turn_counted(
     if !due.is_empty() {
         let min_idle = config.retry_base.min(config.backoff(1));
         for delivery in bus.claim(&config.stream, &config.group, &config.consumer, min_idle, &due).await? {
-            process(bus, config, handler, counters, delivery, &mut turn).await?;
+            process(bus, handler, context, delivery, &mut turn).await?;
         }
     }
     let block = if turn.handled + turn.failed + turn.dead > 0 { Duration::ZERO } else { config.block };
@@ -241,7 +280,7 @@ async fn turn_counted(
         () = shutdown.cancelled() => return Ok(turn),
     };
     for delivery in batch {
-        process(bus, config, handler, counters, delivery, &mut turn).await?;
+        process(bus, handler, context, delivery, &mut turn).await?;
     }
     Ok(turn)
 }
@@ -257,6 +296,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let health = counters.health.clone();
+    let mut keeper = config.store.clone().map(Keeper::new);
     let mut pause = Duration::from_millis(100);
     let mut failing = false;
     // Whether the group is known to exist (false at start, and after a NOGROUP).
@@ -265,7 +305,8 @@ pub async fn run(
         let step = if grouped {
             // A turn's handlers are never cut off: they finish and acknowledge what they
             // handled. Only its wait for new entries ends with the shutdown.
-            turn_counted(bus.as_ref(), &config, handler.as_ref(), &counters, &shutdown).await.map(|_| ())
+            let mut context = Context { config: &config, counters: &counters, keeper: &mut keeper };
+            turn_counted(bus.as_ref(), handler.as_ref(), &mut context, &shutdown).await.map(|_| ())
         } else {
             bus.create_group(&config.stream, &config.group, config.start).await
         };

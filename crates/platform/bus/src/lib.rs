@@ -13,6 +13,9 @@
 //!   consumer left idle (the idle time is the retry backoff, growing with each delivery);
 //!   dead-letter an entry after too many deliveries; stop at once on shutdown, though never in
 //!   the middle of a handler.
+//! - [`dead`]: each group's dead letters and discard log, kept in the consuming service's
+//!   database, so that a bus that loses its data loses neither; the consumer puts back on the
+//!   bus the dead letters it lost, and records there what operators did on the bus.
 //! - [`saga`]: persisted saga instances with durable deadlines and a transition log.
 //! - [`inbox`]: a consumer records each event it handled in the same transaction as its effect,
 //!   so a repeated delivery has no second effect.
@@ -20,13 +23,15 @@
 //! - [`orchestrator`]: sagas as ordered steps with compensations, driven by commands and
 //!   replies through the outboxes.
 //!
-//! The SQL on the platform's tables (`sagas`, `saga_transitions`, `outbox`) is written once in
+//! The SQL on the platform's tables (`sagas`, `saga_transitions`, `outbox`, `dead_letters`,
+//! `dead_letter_discards`) is written once in
 //! `tables/sql/` and compiled per backend, as every store's is.
 
 #![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod consumer;
+pub mod dead;
 pub mod inbox;
 pub mod log;
 pub mod orchestrator;
@@ -119,6 +124,23 @@ pub struct DeadLetter {
     pub at: OffsetDateTime,
 }
 
+/// A dead letter an operator discarded, as the discard log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Discarded {
+    pub stream: String,
+    pub group: String,
+    /// Its id in the stream when it died (empty in Redis discard logs older than this field).
+    pub entry: String,
+    pub envelope: Envelope,
+    /// The handler's last error.
+    pub error: String,
+    /// Why the operator discarded it.
+    pub reason: String,
+    /// When it was discarded.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
 /// How a group is doing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GroupStats {
@@ -153,6 +175,9 @@ pub enum BusError {
     NoSuchDeadLetter(String),
     #[error("no consumer group {group} on stream {stream}")]
     NoSuchGroup { stream: String, group: String },
+    /// The consuming service's database, where dead letters are kept ([`dead`]).
+    #[error("the dead letters' store: {0}")]
+    Store(#[from] medcov_store::StoreError),
 }
 
 impl BusError {
@@ -232,6 +257,14 @@ pub trait Bus: Send + Sync {
         dead: &'a str,
         reason: &'a str,
     ) -> BoxFuture<'a, BusResult<()>>;
+
+    /// Adds `letter` to its group's dead letters as it was (its entry, error, deliveries and
+    /// time), touching nothing else; returns its new id. The consumer puts back so what the bus
+    /// lost ([`dead`]).
+    fn restore<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, BusResult<String>>;
+
+    /// The group's discard log as the bus keeps it, oldest first.
+    fn discarded<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, BusResult<Vec<Discarded>>>;
 
     fn stats<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, BusResult<GroupStats>>;
 

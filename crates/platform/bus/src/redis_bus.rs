@@ -10,6 +10,8 @@
 //! Keys are `<prefix>:events:{<stream>}` and, beside it, `...:dead:<group>` and
 //! `...:discarded`: the stream's name is their hash tag, so on a Redis Cluster a stream and its
 //! dead letters share a slot and dead-lettering, retrying and discarding stay atomic.
+//! The dead letters and the discard log here are the bus's copy: a consumer with a store keeps
+//! them in its service's database and puts back what Redis loses ([`dead`](crate::dead)).
 
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use redis::{RedisError, Value};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-use crate::{Bus, BusError, BusResult, DeadLetter, Delivery, Envelope, GroupStats, Pending, Start};
+use crate::{Bus, BusError, BusResult, DeadLetter, Delivery, Discarded, Envelope, GroupStats, Pending, Start};
 
 pub struct RedisBus {
     client: RedisClient,
@@ -369,6 +371,7 @@ impl Bus for RedisBus {
             let entry = reply.ids.first().ok_or_else(|| BusError::NoSuchDeadLetter(dead.to_owned()))?;
             let text: String = field(entry, "envelope")?;
             let error: String = field(entry, "error")?;
+            let died_as: String = field(entry, "entry")?;
             let _: Value = redis::pipe()
                 .atomic()
                 .cmd("XADD")
@@ -376,6 +379,8 @@ impl Bus for RedisBus {
                 .arg("*")
                 .arg("group")
                 .arg(group)
+                .arg("entry")
+                .arg(died_as)
                 .arg("envelope")
                 .arg(text)
                 .arg("error")
@@ -388,6 +393,59 @@ impl Bus for RedisBus {
                 .query_async(&mut self.connection.clone())
                 .await?;
             Ok(())
+        })
+    }
+
+    fn restore<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, BusResult<String>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(&letter.envelope).map_err(|e| BusError::Malformed(e.to_string()))?;
+            let id: String = redis::cmd("XADD")
+                .arg(self.dead_key(&letter.stream, &letter.group))
+                .arg("*")
+                .arg("envelope")
+                .arg(text)
+                .arg("entry")
+                .arg(&letter.entry)
+                .arg("error")
+                .arg(&letter.error)
+                .arg("deliveries")
+                .arg(letter.deliveries)
+                .arg("at")
+                .arg(letter.at.unix_timestamp_nanos().to_string())
+                .query_async(&mut self.connection.clone())
+                .await?;
+            Ok(id)
+        })
+    }
+
+    fn discarded<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, BusResult<Vec<Discarded>>> {
+        Box::pin(async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(self.discarded_key(stream))
+                .arg("-")
+                .arg("+")
+                .query_async(&mut self.connection.clone())
+                .await?;
+            let mut discarded = Vec::new();
+            for entry in &reply.ids {
+                let of: String = field(entry, "group")?;
+                if of != group {
+                    continue;
+                }
+                // The log's entry id is when the discard happened.
+                let (ms, _) = id_key(&entry.id);
+                discarded.push(Discarded {
+                    stream: stream.to_owned(),
+                    group: of,
+                    entry: entry.get("entry").unwrap_or_default(),
+                    envelope: envelope_of(entry)?,
+                    error: field(entry, "error")?,
+                    reason: field(entry, "reason")?,
+                    at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                });
+            }
+            Ok(discarded)
         })
     }
 

@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::{Bus, BusError, BusResult, DeadLetter, Delivery, Envelope, GroupStats, Pending, Start};
+use crate::{Bus, BusError, BusResult, DeadLetter, Delivery, Discarded, Envelope, GroupStats, Pending, Start};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS bus_streams (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)",
@@ -411,6 +411,51 @@ impl Bus for SqliteBus {
             .await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn restore<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, BusResult<String>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(&letter.envelope).map_err(|e| BusError::Malformed(e.to_string()))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO bus_dead (stream, grp, entry, envelope, error, deliveries, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&letter.stream)
+            .bind(&letter.group)
+            .bind(&letter.entry)
+            .bind(text)
+            .bind(&letter.error)
+            .bind(letter.deliveries as i64)
+            .bind(letter.at)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(id.to_string())
+        })
+    }
+
+    fn discarded<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, BusResult<Vec<Discarded>>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String, String, String, OffsetDateTime)> = sqlx::query_as(
+                "SELECT entry, envelope, error, reason, at FROM bus_discarded WHERE stream = $1 AND grp = $2 ORDER BY id",
+            )
+            .bind(stream)
+            .bind(group)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(entry, envelope, error, reason, at)| {
+                    Ok(Discarded {
+                        stream: stream.to_owned(),
+                        group: group.to_owned(),
+                        entry,
+                        envelope: parse(&envelope)?,
+                        error,
+                        reason,
+                        at,
+                    })
+                })
+                .collect()
         })
     }
 

@@ -279,17 +279,25 @@ pub struct MemoryCache {
 }
 
 impl MemoryCache {
-    /// Holds at most `capacity` entries; each lives as long as the TTL it is stored with, none
-    /// longer than `max_ttl`.
-    pub fn new(capacity: u64, max_ttl: Duration) -> MemoryCache {
+    /// Holds at most `max_bytes` of entries (keys and values, with a small allowance for each
+    /// entry's own bookkeeping), evicting the least useful first, and as much again of tag
+    /// versions; each entry lives as long as the TTL it is stored with, none longer than
+    /// `max_ttl`. A bound in bytes, not entries: answers vary in size (an eligibility answer is
+    /// a few KiB), and the process's memory is what must stay bounded under any mix of them.
+    pub fn new(max_bytes: u64, max_ttl: Duration) -> MemoryCache {
         MemoryCache {
             entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_bytes)
+                .weigher(|key: &String, value: &(Bytes, Duration)| weight(key.len() + value.0.len()))
                 .time_to_live(max_ttl)
                 .expire_after(EntryTtl)
                 .build(),
             tags: Mutex::new(
-                moka::sync::Cache::builder().max_capacity(capacity.saturating_mul(4)).time_to_idle(TAG_TTL).build(),
+                moka::sync::Cache::builder()
+                    .max_capacity(max_bytes)
+                    .weigher(|key: &String, _: &u64| weight(key.len() + 8))
+                    .time_to_idle(TAG_TTL)
+                    .build(),
             ),
             common: Common::default(),
         }
@@ -301,6 +309,14 @@ impl MemoryCache {
         self
     }
 }
+
+/// What an entry of `bytes` costs in a [`MemoryCache`]: its bytes and about what the cache
+/// keeps beside each entry.
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes.saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
+}
+
+const ENTRY_OVERHEAD: usize = 96;
 
 /// Entries expire after the TTL they were stored with.
 struct EntryTtl;
@@ -384,6 +400,9 @@ pub struct RedisCache {
 /// The most the near tier of a [`RedisCache`] holds, in bytes of keys and values.
 pub const NEAR_BYTES: u64 = 32 * 1024 * 1024;
 
+/// The most the in-process stand-in of a [`RedisCache`] holds while Redis is unreachable.
+pub const FALLBACK_BYTES: u64 = 16 * 1024 * 1024;
+
 /// How long an entry kept in process while Redis is unreachable lives: the most a write in
 /// another process can take to show here during an outage.
 pub const FALLBACK_TTL: Duration = Duration::from_secs(5);
@@ -430,7 +449,7 @@ impl RedisCache {
             prefix: prefix.to_owned(),
             common: Common::default(),
             missed: Mutex::default(),
-            fallback: MemoryCache::new(10_000, FALLBACK_TTL),
+            fallback: MemoryCache::new(FALLBACK_BYTES, FALLBACK_TTL),
             near: moka::sync::Cache::builder()
                 .max_capacity(NEAR_BYTES)
                 .weigher(|key: &String, value: &(Bytes, Duration)| {
@@ -636,5 +655,22 @@ mod tests {
         assert_eq!(unframe(&framed, &[3, 8]), None);
         assert_eq!(unframe(&framed, &[3]), None);
         assert_eq!(unframe(&frame(&[], b""), &[]).as_deref(), Some(&b""[..]));
+    }
+
+    /// Four times its budget stored, a memory cache keeps within it, and keeps what it can.
+    #[tokio::test]
+    async fn a_memory_cache_holds_no_more_bytes_than_its_budget() {
+        const BUDGET: u64 = 1024 * 1024;
+        let cache = MemoryCache::new(BUDGET, Duration::from_secs(60));
+        let value = Bytes::from(vec![7u8; 16 * 1024]);
+        for n in 0..256 {
+            cache.put(&format!("answer-{n}"), &[], value.clone(), Duration::from_secs(60)).await;
+        }
+        cache.entries.run_pending_tasks();
+        let held = cache.entries.weighted_size();
+        assert!(held <= BUDGET, "{held} bytes held against a budget of {BUDGET}");
+        assert!(held >= BUDGET / 2, "{held} bytes held: it should keep what fits");
+        let kept = (0..256).filter(|n| cache.entries.contains_key(&format!("answer-{n}"))).count();
+        assert!((32..64).contains(&kept), "{kept} answers of 16 KiB kept in 1 MiB");
     }
 }

@@ -388,11 +388,21 @@ pub const WARM_SETS: [&str; 1] = ["insurance.plan_versions"];
 pub struct CacheConfig {
     /// Key sets loaded into the cache at start, in the background (see [`WARM_SETS`]).
     pub warm: Vec<String>,
+    /// The most memory the in-process cache (the embedded mode's, without Redis) holds, in
+    /// MiB; the least useful entries make room.
+    pub memory_mib: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { warm: WARM_SETS.iter().map(|s| (*s).to_owned()).collect() }
+        CacheConfig { warm: WARM_SETS.iter().map(|s| (*s).to_owned()).collect(), memory_mib: 64 }
+    }
+}
+
+impl CacheConfig {
+    /// [`CacheConfig::memory_mib`] in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mib.saturating_mul(1024 * 1024)
     }
 }
 
@@ -645,6 +655,9 @@ impl Config {
         }
         if events.retry_max_ms < events.retry_base_ms {
             return Err(setting("events.retry_max_ms", "must not be below events.retry_base_ms"));
+        }
+        if !(1..=1024 * 1024).contains(&self.cache.memory_mib) {
+            return Err(setting("cache.memory_mib", "must be from 1 to 1048576 (MiB)"));
         }
         if let Some(unknown) = self.cache.warm.iter().find(|s| !WARM_SETS.contains(&s.as_str())) {
             return Err(setting(
@@ -975,6 +988,14 @@ mod tests {
         let f = file("[http]\nbody_limit = 5\n");
         let err = Config::load_from(Some(f.path()), env(&[])).unwrap_err().to_string();
         assert!(err.contains("body_limit") && err.contains("body_limit_bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_cache_memory_is_bounded_and_zero_is_refused() {
+        let loaded = Config::load_from(None, env(&[("MEDCOV__CACHE__MEMORY_MIB", "16")])).unwrap();
+        assert_eq!(loaded.cache.memory_bytes(), 16 * 1024 * 1024);
+        let err = Config::load_from(None, env(&[("MEDCOV__CACHE__MEMORY_MIB", "0")])).unwrap_err().to_string();
+        assert!(err.contains("cache.memory_mib") && err.contains("from 1"), "{err}");
     }
 
     #[test]

@@ -302,6 +302,24 @@ fn default_detail(status: StatusCode) -> Option<&'static str> {
     }
 }
 
+/// How many connections may wait to be accepted. tokio's default (1024) overflows when
+/// thousands of clients connect at once: the kernel then drops their handshakes and they wait
+/// a second or more to retry. The kernel caps it at `net.core.somaxconn` (4096 on current
+/// Linux); raise that sysctl to let more wait.
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Listens on `address` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as tokio's own `bind`
+/// sets it, so a restart can listen while old connections linger in `TIME_WAIT`).
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish.
 pub async fn serve(
@@ -321,6 +339,17 @@ mod tests {
     use crate::problem::PROBLEM_JSON;
     use axum::body::Body;
     use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_listener_serves_and_a_taken_port_is_refused() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).expect("a free port");
+        let address = listener.local_addr().expect("bound");
+        let again = bind(address).expect_err("the port is taken");
+        assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
+        let accepting = tokio::spawn(async move { listener.accept().await.map(|_| ()) });
+        tokio::net::TcpStream::connect(address).await.expect("connects");
+        accepting.await.expect("task").expect("accepts");
+    }
 
     #[derive(serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
     struct Hospital {

@@ -120,6 +120,8 @@ impl ServiceContext {
             max_deliveries: events.max_deliveries,
             retry_base: std::time::Duration::from_millis(events.retry_base_ms),
             retry_max: std::time::Duration::from_millis(events.retry_max_ms),
+            // Dead letters are kept in the service's database: a bus that loses its data loses none.
+            store: self.database.clone(),
             ..ConsumerConfig::new(stream, group)
         };
         self.metrics

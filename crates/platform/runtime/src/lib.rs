@@ -159,7 +159,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     for name in targets.iter() {
         spec_of(specs, name)?;
         let address = SocketAddr::new(config.http.host, config.port(name));
-        let listener = TcpListener::bind(address).await.with_context(|| {
+        let listener = medcov_http::server::bind(address).with_context(|| {
             format!("cannot listen on {address} for the {name} service; free the port or set services.{name}.port")
         })?;
         listeners.insert(name, listener);
@@ -168,7 +168,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     let mut internal = match targets.iter().any(|n| n == ServiceName::Gateway) {
         true => {
             let address = SocketAddr::new(config.http.host, config.gateway.internal_port);
-            Some(TcpListener::bind(address).await.with_context(|| {
+            Some(medcov_http::server::bind(address).with_context(|| {
                 format!(
                     "cannot listen on {address} for the gateway's metrics; free the port or set gateway.internal_port"
                 )
@@ -184,7 +184,7 @@ pub async fn start(config: Arc<Config>, targets: &Targets, specs: &[ServiceSpec]
     // is shared by every process.
     let cache: Arc<dyn medcov_cache::Cache> = match &redis {
         Some(redis) => Arc::new(medcov_cache::RedisCache::new(redis.connection(), redis.prefix())),
-        None => Arc::new(medcov_cache::MemoryCache::new(100_000, Duration::from_secs(3600))),
+        None => Arc::new(medcov_cache::MemoryCache::new(config.cache.memory_bytes(), Duration::from_secs(3600))),
     };
     let placeholder = Metrics::new("mesh");
     let mut upstreams: BTreeMap<ServiceName, Upstream> = ServiceName::ALL

@@ -17,9 +17,11 @@
 //!   the record (request fingerprint and answer) in it once the handler has answered, then
 //!   commits. The effect and its answer are stored together or not at all. A request that
 //!   fails (5xx) with nothing else committed rolls it back instead: a retry runs again.
-//! - A transaction begun after a kept one commits the kept one first, without the record (the
-//!   last one carries it; should the request then fail, the last one carries a record without
-//!   an answer, so that a retry is told it took effect rather than run it again).
+//! - A write transaction begun after a kept one commits the kept one first, with a record
+//!   that has no answer yet; the last transaction stores the answer in that record as it
+//!   commits. So a request of several transactions never leaves an effect without a record:
+//!   should it fail (or its instance die) after the first commit, a retry is told it took
+//!   effect (409) rather than run it again.
 //! - A read on the pool after a kept commit (a handler reading its answer back) runs in the
 //!   kept transaction, on its connection ([`crate::pool`]): it sees what the request wrote,
 //!   and nothing is committed before the answer is known.
@@ -87,8 +89,11 @@ pub(crate) type Kept = Arc<tokio::sync::Mutex<Option<Tx>>>;
 struct State {
     /// A record (without its answer yet) was committed with an earlier transaction.
     marked: bool,
-    /// An earlier transaction of the request was committed for real, without the record (a
-    /// transaction begun after it carries the record).
+    /// That was for a read transaction ([`Database::begin_read`]): the answer may be stored
+    /// after the last commit (the last resort, counted).
+    marked_for_read: bool,
+    /// An earlier transaction of the request was committed for real, without the record (one
+    /// committed outside [`Database::begin_write`]; a transaction after it carries the record).
     committed: bool,
     /// What another request under the key committed, found by [`Database::begin_write`].
     answered: Option<Record>,
@@ -185,7 +190,7 @@ impl Keyed {
     /// stored the answer leaves a record without one, and a retry is told 409 instead of
     /// getting the answer. The last resort, for the middleware to count.
     pub fn answered_after_commit(&self) -> bool {
-        self.state().marked
+        self.state().marked_for_read
     }
 
     /// Ends the request with its `answer`: commits the kept transaction with the record (or
@@ -199,12 +204,22 @@ impl Keyed {
             (state.marked, state.committed)
         };
         let outcome = match (kept, answer) {
-            // Its record is committed already, without its answer (the last resort): what it
-            // kept since commits on its own, and the answer joins the record.
-            (Some(tx), answer) if marked => match tx.commit_now().await {
-                Ok(()) => self.answer_marked(db, answer).await,
-                Err(error) => Err(error),
-            },
+            // Its record is committed already, without its answer (an earlier transaction of
+            // it, or the last resort): the answer joins the record in the last transaction.
+            (Some(mut tx), answer) if marked => {
+                let written = match answer {
+                    Answer::Keep(answer) => dispatch!(&mut tx, idempotency::answer_in(&self.0.key, answer)),
+                    Answer::Refused => dispatch!(&mut tx, idempotency::forget_in(&self.0.key)),
+                    Answer::Failed => Ok(()),
+                };
+                match written {
+                    Ok(()) => tx.commit_now().await.map(|()| match answer {
+                        Answer::Refused => Finished::Nothing,
+                        Answer::Keep(_) | Answer::Failed => Finished::Committed,
+                    }),
+                    Err(error) => Err(error),
+                }
+            }
             // It failed with nothing of it committed for real: the kept transaction rolls back
             // (dropped), and a retry runs again.
             (Some(_), Answer::Failed) if !committed => Ok(Finished::Nothing),
@@ -266,22 +281,20 @@ impl Keyed {
         }
     }
 
-    /// Commits the kept transaction, if any: with a record awaiting its answer when `mark` (a
-    /// read transaction must see what it wrote: the last resort), without otherwise (a later
-    /// transaction carries it).
-    pub(crate) async fn flush(&self, mark: bool) -> Result<(), StoreError> {
+    /// Commits the kept transaction, if any, with a record awaiting its answer (unless one is
+    /// committed already): a transaction begun after it must see what it wrote, and a retry
+    /// must find that it took effect. `for_read` when that transaction only reads (the last
+    /// resort: the answer may then be stored after the last commit, which the middleware counts).
+    pub(crate) async fn flush(&self, for_read: bool) -> Result<(), StoreError> {
         let Some(mut tx) = self.0.kept.lock().await.take() else { return Ok(()) };
-        let mark = mark && !self.state().marked;
+        let mark = !self.state().marked;
         if mark {
             self.put(&mut tx, None).await?;
         }
         tx.commit_now().await?;
         let mut state = self.state();
-        if mark {
-            state.marked = true;
-        } else {
-            state.committed = true;
-        }
+        state.marked = true;
+        state.marked_for_read |= for_read;
         Ok(())
     }
 

@@ -34,7 +34,7 @@
 //! - [`keyed`]: Idempotency-Key records, written in the transaction of the effect they answer
 //!   for (the Idempotency-Key middleware drives it; the service layer does not see it).
 //! - Platform tables (`medcov_meta`, `outbox`, `inbox`, `sagas`, `saga_transitions`,
-//!   `idempotency_records`) have one migration set here, applied to each service's schema before the service's own.
+//!   `idempotency_records`, `dead_letters`, `dead_letter_discards`) have one migration set here, applied to each service's schema before the service's own.
 
 #![forbid(unsafe_code)]
 
@@ -112,7 +112,7 @@ pub struct Migrations {
 }
 
 /// The platform's tables in every service's schema (`medcov_meta`, `outbox`, `inbox`, `sagas`,
-/// `saga_transitions`), recorded in their own history table so their versions never meet a
+/// `saga_transitions`, `idempotency_records`, `dead_letters`, `dead_letter_discards`), recorded in their own history table so their versions never meet a
 /// service's.
 pub fn platform_migrations() -> Migrations {
     Migrations { postgres: &PLATFORM_POSTGRES, sqlite: &PLATFORM_SQLITE }

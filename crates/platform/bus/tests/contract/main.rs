@@ -6,7 +6,8 @@
 //! loss across a consumer restart, a consumer stopping at once while it waits for entries but
 //! never in the middle of a handler, the outbox relay holding events while the bus is away, and
 //! the bus losing its data (Redis restarted empty): consumers create their groups again and
-//! the relay publishes again what was not handled.
+//! the relay publishes again what was not handled, and the dead letters and discard log kept in
+//! the consumer's database (SQLite or PostgreSQL, with the bus of the same backend) outlive it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -215,6 +216,11 @@ async fn a_poison_event_is_dead_lettered_and_retried_once_fixed(env: TestEnv) {
     assert_eq!(letters.len(), 1);
     bus.discard(STREAM, "g", &letters[0].id, "a test event").await.unwrap();
     assert!(bus.dead_letters(STREAM, "g").await.unwrap().is_empty());
+    let discarded = bus.discarded(STREAM, "g").await.unwrap();
+    assert_eq!(discarded.len(), 1);
+    assert_eq!((discarded[0].envelope.id, discarded[0].reason.as_str()), (poison.id, "a test event"));
+    assert_eq!(discarded[0].error, "event 3 cannot be handled yet");
+    assert!(bus.discarded(STREAM, "other").await.unwrap().is_empty(), "a discard log per group");
 }
 
 async fn trimming_keeps_every_entry_a_group_still_needs(env: TestEnv) {
@@ -340,9 +346,9 @@ async fn a_handler_running_at_shutdown_finishes_and_acknowledges(env: TestEnv) {
     assert_eq!((stats.pending, stats.lag, stats.dead), (0, 0, 0));
 }
 
-/// An outbox table of the shape every service has.
-/// A service database with 7 events in its outbox.
-async fn outbox(env: &TestEnv) -> medcov_store::Database {
+/// A service database with the platform's tables (outbox, inbox, dead letters), as every
+/// service has them.
+async fn service_db(env: &TestEnv) -> medcov_store::Database {
     let url = env.config.database_url(medcov_config::ServiceName::Hospital);
     let db = medcov_store::Database::connect(
         medcov_config::ServiceName::Hospital,
@@ -351,8 +357,13 @@ async fn outbox(env: &TestEnv) -> medcov_store::Database {
     )
     .await
     .expect("database");
-    // The platform's tables (outbox among them), as every service has them.
     db.migrate(medcov_config::ServiceName::Hospital, &medcov_store::platform_migrations()).await.expect("migrated");
+    db
+}
+
+/// A service database with 7 events in its outbox.
+async fn outbox(env: &TestEnv) -> medcov_store::Database {
+    let db = service_db(env).await;
     let mut tx = db.begin_write().await.expect("a transaction");
     for n in 0..7 {
         let e = event(n);
@@ -421,7 +432,9 @@ async fn lose_everything(env: &TestEnv) {
         TestBackend::Embedded => {
             let url = format!("sqlite://{}", env.data_dir().join("bus.db").display());
             let pool = sqlx::SqlitePool::connect(&url).await.expect("the bus file");
-            for table in ["bus_streams", "bus_entries", "bus_groups", "bus_pending", "bus_dead", "bus_epochs"] {
+            for table in
+                ["bus_streams", "bus_entries", "bus_groups", "bus_pending", "bus_dead", "bus_discarded", "bus_epochs"]
+            {
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&pool).await.expect("deleted");
             }
             pool.close().await;
@@ -490,7 +503,121 @@ async fn what_the_bus_lost_is_relayed_again_and_handled_once(env: TestEnv) {
     db.close().await;
 }
 
+/// Refuses the events it is told to, and counts each handling of the others (no inbox: a
+/// second delivery would count twice).
+#[derive(Default)]
+struct Refusing {
+    refused: Mutex<std::collections::BTreeSet<Uuid>>,
+    handled: Mutex<BTreeMap<Uuid, usize>>,
+}
+
+impl Handler for Refusing {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if self.refused.lock().unwrap().contains(&envelope.id) {
+                return Err(format!("event {} is refused", n_of(envelope)));
+            }
+            *self.handled.lock().unwrap().entry(envelope.id).or_default() += 1;
+            Ok(())
+        })
+    }
+}
+
+/// Turns of a consumer until `done`, adding up what they did.
+async fn turns_until(
+    bus: &dyn Bus,
+    config: &ConsumerConfig,
+    handler: &dyn Handler,
+    what: &str,
+    mut done: impl FnMut(&consumer::Turn) -> bool,
+) -> consumer::Turn {
+    let mut total = consumer::Turn::default();
+    until(what, PATIENCE, async || {
+        let turn = consumer::turn(bus, config, handler).await.unwrap();
+        total.handled += turn.handled;
+        total.failed += turn.failed;
+        total.dead += turn.dead;
+        done(&total)
+    })
+    .await;
+    total
+}
+
+/// A consumer with a store keeps its group's dead letters and discard log in its service's
+/// database: the bus loses everything, and the dead letter comes back on it as it was, is
+/// retried and handled once; the discard stays in the log, and the discarded event, delivered
+/// again and failing again, is dropped rather than dead-lettered again.
+async fn dead_letters_and_discards_outlive_the_bus_in_the_consumers_database(env: TestEnv) {
+    let db = service_db(&env).await;
+    let bus = bus(&env).await;
+    let config = ConsumerConfig { store: Some(db.clone()), ..fast("g") };
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    let handler = Refusing::default();
+    let (kept_back, thrown) = (event(1), event(2));
+    handler.refused.lock().unwrap().extend([kept_back.id, thrown.id]);
+    for envelope in [&kept_back, &thrown, &event(3)] {
+        bus.publish(envelope).await.unwrap();
+    }
+    turns_until(bus.as_ref(), &config, &handler, "two events to die", |t| t.dead == 2).await;
+    let kept = medcov_bus::dead::kept(&db, STREAM, "g").await.unwrap();
+    assert_eq!(kept.iter().map(|(l, _)| l.envelope.id).collect::<Vec<_>>(), [kept_back.id, thrown.id]);
+    assert_eq!(kept[0].0.error, "event 1 is refused");
+    assert_eq!(kept[0].0.deliveries, 3);
+    let letters = bus.dead_letters(STREAM, "g").await.unwrap();
+    assert_eq!(letters.len(), 2);
+
+    // The operator discards one on the bus; the consumer records it in the store's log.
+    let on_bus = |id: Uuid| letters.iter().find(|l| l.envelope.id == id).expect("on the bus").clone();
+    bus.discard(STREAM, "g", &on_bus(thrown.id).id, "test data").await.unwrap();
+    until("the discard to reach the store", PATIENCE, async || {
+        consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+        !medcov_bus::dead::discards(&db, STREAM, "g").await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(medcov_bus::dead::kept(&db, STREAM, "g").await.unwrap().len(), 1);
+
+    // The bus loses everything. The consumer's group is made again, and its dead letter is back.
+    lose_everything(&env).await;
+    assert!(bus.dead_letters(STREAM, "g").await.unwrap().is_empty());
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+    let back = bus.dead_letters(STREAM, "g").await.unwrap();
+    assert_eq!(back.len(), 1, "{back:?}");
+    let before = on_bus(kept_back.id);
+    assert_eq!(
+        (&back[0].envelope, &back[0].entry, &back[0].error, back[0].deliveries),
+        (&before.envelope, &before.entry, &before.error, before.deliveries)
+    );
+    // When it died (the store's time, taken just before the bus's).
+    assert!((back[0].at - before.at).abs() < time::Duration::seconds(1), "{} {}", back[0].at, before.at);
+    assert_eq!(bus.stats(STREAM, "g").await.unwrap().dead, 1);
+    let log = medcov_bus::dead::discards(&db, STREAM, "g").await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].envelope.id, log[0].reason.as_str(), log[0].error.as_str()),
+        (thrown.id, "test data", "event 2 is refused")
+    );
+
+    // Fixed and retried: handled once, and no longer kept.
+    handler.refused.lock().unwrap().remove(&kept_back.id);
+    bus.retry(STREAM, "g", &back[0].id).await.unwrap();
+    turns_until(bus.as_ref(), &config, &handler, "the retried event to be handled", |t| t.handled > 0).await;
+    assert_eq!(handler.handled.lock().unwrap().get(&kept_back.id), Some(&1));
+    assert!(medcov_bus::dead::kept(&db, STREAM, "g").await.unwrap().is_empty());
+    assert!(bus.dead_letters(STREAM, "g").await.unwrap().is_empty());
+
+    // The discarded event comes again (a replay) and fails again: dropped, not dead again.
+    bus.publish(&thrown).await.unwrap();
+    turns_until(bus.as_ref(), &config, &handler, "the discarded event to fail for good", |t| t.failed >= 3).await;
+    assert_eq!(bus.stats(STREAM, "g").await.unwrap().pending, 0);
+    assert!(bus.dead_letters(STREAM, "g").await.unwrap().is_empty());
+    assert!(medcov_bus::dead::kept(&db, STREAM, "g").await.unwrap().is_empty());
+    assert!(!handler.handled.lock().unwrap().contains_key(&thrown.id));
+    db.close().await;
+}
+
 medcov_testkit::backend_suite!(
+    dead_letters_and_discards_outlive_the_bus_in_the_consumers_database,
     what_the_bus_lost_is_relayed_again_and_handled_once,
     the_outbox_keeps_what_the_bus_did_not_take,
     entries_arrive_in_order_and_each_group_gets_all,

@@ -108,7 +108,7 @@ async fn the_contract(cache: &dyn Cache) {
 
 #[tokio::test]
 async fn memory_cache_keeps_the_contract() {
-    the_contract(&MemoryCache::new(1_000, Duration::from_secs(60))).await;
+    the_contract(&MemoryCache::new(1024 * 1024, Duration::from_secs(60))).await;
 }
 
 #[tokio::test]

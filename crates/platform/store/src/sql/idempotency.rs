@@ -60,6 +60,25 @@ pub async fn answer(pool: &Pool, key: &str, answer: &[u8]) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Adds the answer to a record committed without it, in `tx` (the request's last transaction).
+pub async fn answer_in(tx: &mut Tx, key: &str, answer: &[u8]) -> Result<(), StoreError> {
+    sqlx::query("UPDATE idempotency_records SET answer = $2 WHERE key = $1 AND answer IS NULL")
+        .bind(key)
+        .bind(answer)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a record still without its answer, in `tx`.
+pub async fn forget_in(tx: &mut Tx, key: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM idempotency_records WHERE key = $1 AND answer IS NULL")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Deletes a record still without its answer.
 pub async fn forget(pool: &Pool, key: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM idempotency_records WHERE key = $1 AND answer IS NULL").bind(key).execute(pool).await?;

@@ -172,7 +172,8 @@ async fn a_closed_pool_is_an_outage_not_a_bug(env: TestEnv) {
 /// A keyed request that commits and then reads on the pool reads in its own, still open,
 /// transaction: it sees what it wrote, nobody else does yet, and its record is committed with
 /// its answer, at once. One that fails after committing rolls back whole, unless an earlier
-/// transaction of it was committed for real. Only a read transaction begun after the commit
+/// transaction of it was committed for real: that one carried a record without an answer, so
+/// a retry never runs it twice. Only a read transaction begun after the commit
 /// makes it commit early, with a record whose answer comes after (counted by the middleware).
 async fn a_keyed_request_reads_what_it_committed_before_its_record(env: TestEnv) {
     let database = migrated(&env).await;
@@ -225,6 +226,39 @@ async fn a_keyed_request_reads_what_it_committed_before_its_record(env: TestEnv)
     assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 3);
     let record = keyed::find(&database, "hospital:caller:partial").await.expect("reads").expect("a record");
     assert_eq!(record.answer, None);
+    // Even when it fails in its second transaction, before that one commits: the first one
+    // committed with a record, so a retry is told it took effect instead of running it again.
+    let broken = Keyed::new("hospital:caller:broken".into(), vec![5; 32]);
+    broken
+        .scope(async {
+            let mut tx = database.begin_write().await.expect("begins");
+            dispatch!(&mut tx, bump("visits")).expect("bump");
+            tx.commit().await.expect("commits in name");
+            let mut tx = database.begin_write().await.expect("begins a second");
+            dispatch!(&mut tx, bump("visits")).expect("bump");
+            drop(tx); // fails before committing
+        })
+        .await;
+    let record = keyed::find(&database, "hospital:caller:broken").await.expect("reads");
+    assert_eq!(record.map(|r| r.answer), Some(None), "the first commit carried a record");
+    assert_eq!(broken.finish(&database, Answer::Failed).await.expect("ends"), keyed::Finished::Committed);
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 4, "only the first transaction's effect");
+    // Two transactions that both commit: the answer is stored by the last one, in its commit.
+    let twice = Keyed::new("hospital:caller:twice".into(), vec![6; 32]);
+    twice
+        .scope(async {
+            for _ in 0..2 {
+                let mut tx = database.begin_write().await.expect("begins");
+                dispatch!(&mut tx, bump("visits")).expect("bump");
+                tx.commit().await.expect("commits in name");
+            }
+        })
+        .await;
+    assert!(!twice.answered_after_commit(), "its answer commits with its last transaction");
+    assert_eq!(twice.finish(&database, Answer::Keep(b"twice")).await.expect("ends"), keyed::Finished::Committed);
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 6);
+    let record = keyed::find(&database, "hospital:caller:twice").await.expect("reads").expect("a record");
+    assert_eq!(record.answer.as_deref(), Some(&b"twice"[..]));
 
     // The last resort: a read transaction after the commit.
     let late = Keyed::new("hospital:caller:two".into(), vec![2; 32]);
@@ -240,7 +274,7 @@ async fn a_keyed_request_reads_what_it_committed_before_its_record(env: TestEnv)
     let record = keyed::find(&database, "hospital:caller:two").await.expect("reads").expect("a record");
     assert_eq!(record.answer, None, "committed before its answer");
     late.finish(&database, Answer::Keep(b"late")).await.expect("stores the answer");
-    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 4);
+    assert_eq!(dispatch!(&database, value("visits")).expect("reads"), 7);
     let record = keyed::find(&database, "hospital:caller:two").await.expect("reads").expect("a record");
     assert_eq!(record.answer.as_deref(), Some(&b"late"[..]));
     database.close().await;

@@ -46,7 +46,7 @@ pub struct InsuranceService {
 impl InsuranceService {
     /// A service with an in-process cache.
     pub fn new(db: Database) -> InsuranceService {
-        let cache = medcov_cache::MemoryCache::new(50_000, Duration::from_secs(300));
+        let cache = medcov_cache::MemoryCache::new(32 * 1024 * 1024, Duration::from_secs(300));
         InsuranceService::with_cache(db, Arc::new(cache))
     }
 

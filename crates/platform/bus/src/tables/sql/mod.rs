@@ -2,5 +2,6 @@
 
 use super::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx};
 
+pub(crate) mod dead_letters;
 pub(crate) mod outbox;
 pub(crate) mod sagas;

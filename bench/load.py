@@ -13,6 +13,9 @@ ratio to the baseline, with p99, errors, the registration burst's drain and the 
                                                  # the gateway and each service in its own
                                                  # process; every row twice, RSS after each
 
+In the distributed mode the registration row is also compared with pgbench's TPC-B rate,
+measured in the same run on a scratch database (scale 10, 16 clients) that is dropped after.
+
 Needs wrk (Debian: apt-get install wrk). Nothing here is a test: figures go to
 docs/benchmarks.md with the date and the machine.
 """
@@ -125,6 +128,28 @@ def headers_lua(token, method="GET", body=None):
     if body is not None:
         text += f"wrk.body = [[{json.dumps(body)}]]\n"
     return text
+
+
+PGBENCH_SCALE = 10
+PGBENCH_CLIENTS = 16
+
+
+def pgbench(duration):
+    """pgbench's TPC-B transactions/s on the shared PostgreSQL, in a scratch database of its own
+    (created, filled, measured and dropped here: never the data of another)."""
+    server = "postgresql://postgres@127.0.0.1:5432/"
+    database = f"medcov_pgbench_{secrets.token_hex(4)}"
+    subprocess.run(["psql", server + "postgres", "-qc", f"CREATE DATABASE {database}"], check=True)
+    try:
+        subprocess.run(["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), server + database], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = subprocess.run(["pgbench", "-c", str(PGBENCH_CLIENTS), "-j", "2", "-T", str(duration), server + database],
+                             check=True, capture_output=True, text=True).stdout
+        tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+        print(f"  pgbench TPC-B: {tps:.0f} transactions/s", flush=True)
+        return tps
+    finally:
+        subprocess.run(["psql", server + "postgres", "-qc", f"DROP DATABASE IF EXISTS {database}"], check=False)
 
 
 def main():
@@ -355,6 +380,7 @@ end
                 settled = min(settled, now)
                 break
             settled = now
+        tpcb = pgbench(d) if args.mode == "distributed" and wanted(registration) else None
         base_end = wrk(f"http://{BASELINE}/", duration=d, connections=c)
         rows.append(("baseline again", base_end))
 
@@ -367,6 +393,10 @@ end
         print(f"\nRegistration burst: sagas drained {'; '.join(drain_notes)}.")
         after = ", ".join(f"{value:.0f} MiB after round {i}" for i, value in enumerate(rounds_rss, 1))
         print(f"RSS: {idle_rss:.0f} MiB idle, {after}, {settled:.0f} MiB once it stopped falling.")
+        if tpcb is not None:
+            registered = next(row for name, row in rows if name.startswith(registration))["ok_rps"]
+            print(f"pgbench TPC-B (scale {PGBENCH_SCALE}, {PGBENCH_CLIENTS} clients, {d} s, same run): {tpcb:.0f} transactions/s; "
+                  f"registrations answered 201 (first round): {registered:.0f}/s = {registered / tpcb:.2f} of it (goal: 0.5)")
     finally:
         for server in servers:
             server.terminate()

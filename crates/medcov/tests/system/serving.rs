@@ -170,7 +170,96 @@ async fn one_document_describes_the_whole_api_and_docs_work_offline(env: TestEnv
     app.stop().await;
 }
 
+/// A GET straight on a service's port is answered from the service's own response cache
+/// (`medcov_http::caching`), as the gateway answers what it forwards: per audience, never
+/// after a write it has not seen (in this process or, on Redis, in another), never to a caller
+/// whose token is no longer valid, and with the record's `ETag`.
+async fn a_service_caches_its_own_cacheable_answers_per_audience_until_a_write(env: TestEnv) {
+    use crate::world::{World, scope};
+    use reqwest::Method;
+    let world = World::start(&env).await;
+    let nairobi = world.hospital("NRB", "Africa/Nairobi").await;
+    let mombasa = world.hospital("MSA", "Africa/Nairobi").await;
+    let (nairobi_clerk, nairobi_refresh) = {
+        world.user("desk", "hospital_clerk", scope::hospital(&nairobi)).await;
+        world.app.login("desk", crate::world::PASSWORD).await
+    };
+    let mombasa_clerk = world.user("front", "hospital_clerk", scope::hospital(&mombasa)).await;
+    let app = &world.app;
+    // Straight on the hospital port: (status, X-Cache, ETag, body).
+    let get = async |path: &str, token: &str| {
+        let response =
+            app.client.get(app.url(ServiceName::Hospital, path)).bearer_auth(token).send().await.expect("sent");
+        let (status, headers, body) = read(response).await;
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or_default().to_owned());
+        (status, header("x-cache"), header("etag"), body)
+    };
+    let one = format!("/hospitals/{nairobi}");
+
+    // The first GET learns the answer's tags, the second stores it, the third is a hit, whole.
+    let (_, first, _, _) = get(&one, &nairobi_clerk).await;
+    let (_, second, etag, stored) = get(&one, &nairobi_clerk).await;
+    let (status, third, hit_etag, hit) = get(&one, &nairobi_clerk).await;
+    assert_eq!((first.as_deref(), second.as_deref(), third.as_deref()), (Some("MISS"), Some("MISS"), Some("HIT")));
+    assert_eq!((status, &hit, &hit_etag), (200, &stored, &etag), "the hit is the stored answer, with its ETag");
+    assert_eq!(etag.as_deref(), Some("\"1\""));
+
+    // Another tenant's clerk never gets the Nairobi clerk's entry: its own audience, its own entry.
+    let (status, x_cache, _, body) = get(&one, &mombasa_clerk).await;
+    assert_eq!((status, x_cache.as_deref(), &body), (200, Some("MISS"), &stored), "{body}");
+    // No token, or a forged one: refused as before, whatever is cached.
+    let response = app.client.get(app.url(ServiceName::Hospital, &one)).send().await.expect("sent");
+    assert_eq!(response.status(), 401);
+    let (status, x_cache, _, _) = get(&one, &format!("{nairobi_clerk}x")).await;
+    assert_eq!((status, x_cache), (401, None));
+
+    // A write through the gateway drops the entry: the next GET on the port sees it.
+    let nairobi_admin = world.user("boss", "admin", scope::hospital(&nairobi)).await;
+    let response = app
+        .client
+        .patch(app.url(ServiceName::Gateway, &format!("/api/hospital/hospitals/{nairobi}")))
+        .bearer_auth(&nairobi_admin)
+        .header("if-match", etag.as_deref().expect("an etag"))
+        .json(&serde_json::json!({"name": "Nairobi West"}))
+        .send()
+        .await
+        .expect("sent");
+    let (status, _, body) = read(response).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, x_cache, etag, body) = get(&one, &nairobi_clerk).await;
+    assert_eq!((status, x_cache.as_deref(), etag.as_deref()), (200, Some("MISS"), Some("\"2\"")));
+    assert_eq!(body["name"], "Nairobi West", "never the answer from before the write");
+    let (_, x_cache, _, body) = get(&one, &nairobi_clerk).await;
+    assert_eq!((x_cache.as_deref(), &body["name"]), (Some("HIT"), &serde_json::json!("Nairobi West")));
+
+    // On Redis the cache is shared by every process, and each keeps a near copy of what it
+    // read: a write in another process (its tag's version moved in Redis) is seen at once.
+    if let Some(prefix) = env.redis_prefix() {
+        let url = env.config.redis.url.as_ref().expect("redis").expose().to_owned();
+        let mut redis =
+            redis::Client::open(url.as_str()).expect("client").get_multiplexed_async_connection().await.expect("redis");
+        let tag = format!("{prefix}:cache:{{tags}}:hospital:directory");
+        let _: i64 = redis::cmd("INCR").arg(&tag).query_async(&mut redis).await.expect("bumped");
+        let (_, x_cache, _, _) = get(&one, &nairobi_clerk).await;
+        assert_eq!(x_cache.as_deref(), Some("MISS"), "the near copy is not served past another process's write");
+    }
+
+    // A signed-out clerk's token is refused on the port, cached answer or not.
+    let (status, _, body) = app
+        .call(Method::POST, "/api/auth/logout", None, Some(serde_json::json!({"refresh_token": nairobi_refresh})))
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    crate::support::until("the signed-out token refused on the hospital port", crate::support::PATIENCE, async || {
+        get(&one, &nairobi_clerk).await.0 == 401
+    })
+    .await;
+    let metrics = app.metrics(ServiceName::Hospital).await;
+    assert!(sample(&metrics, "http_response_cache_total", &["result=\"hit\""]).unwrap_or(0.0) >= 2.0, "{metrics}");
+    world.stop().await;
+}
+
 medcov_testkit::backend_suite!(
+    a_service_caches_its_own_cacheable_answers_per_audience_until_a_write,
     one_document_describes_the_whole_api_and_docs_work_offline,
     every_service_is_ready_on_its_own_port,
     the_gateway_routes_to_each_service_with_the_request_id,

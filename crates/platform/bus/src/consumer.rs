@@ -3,7 +3,8 @@
 //! Each turn it first reclaims entries of its group that some consumer (itself included) left
 //! pending longer than their backoff — `retry_base × 2^(deliveries − 1)`, at most
 //! `retry_max`, so the idle time is the retry delay and it grows with each delivery — then reads
-//! new entries. A handled entry is acknowledged. A failed one stays pending and comes back
+//! new entries. Handled entries are acknowledged together once the turn's batch is through
+//! (a crash before that delivers them again, and their inboxes skip them). A failed one stays pending and comes back
 //! after its backoff; once it has been delivered `max_deliveries` times and fails again it goes
 //! to the group's dead letters with the error. A consumer that crashes leaves its entries
 //! pending; another consumer (or itself after a restart) reclaims them.
@@ -33,13 +34,54 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use medcov_store::{Database, StoreError, Tx};
+
 use crate::dead::Keeper;
 use crate::{Bus, BusResult, Delivery, Envelope, Start};
 
 /// What a consumer does with one event. `Err` is retried later; its text lands in the dead
 /// letter when retries run out (no patient data in it: it is logged).
+///
+/// A handler whose effects are writes to its service's database can also handle events inside
+/// a transaction the consumer shares among the events of one read ([`Handler::database`],
+/// [`Handler::batches`], [`Handler::handle_in`]): a run of such events then costs one turn at
+/// the writer and one commit instead of one each. Each event of the run is its own part of the
+/// transaction (a savepoint): one that fails is undone alone and retried, the others are
+/// committed; the inbox dedupes as it does one event at a time.
 pub trait Handler: Send + Sync {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>>;
+
+    /// The database [`Handler::handle_in`] writes to; `None` (the default): each event is
+    /// handled on its own, with [`Handler::handle`].
+    fn database(&self) -> Option<&Database> {
+        None
+    }
+
+    /// Whether this handler does nothing with `envelope` (an event of its stream it has no use
+    /// for): it is then acknowledged without a call, and does not end a run of events handled
+    /// together. The default: no.
+    fn ignores(&self, envelope: &Envelope) -> bool {
+        let _ = envelope;
+        false
+    }
+
+    /// Whether `envelope` can be handled with [`Handler::handle_in`] (the default: no).
+    fn batches(&self, envelope: &Envelope) -> bool {
+        let _ = envelope;
+        false
+    }
+
+    /// Handles `envelope` inside `tx`, a write transaction on [`Handler::database`] that other
+    /// events share: the inbox record and the effect are written in `tx`, which the consumer
+    /// commits; nothing is committed or done elsewhere that the transaction's rollback would
+    /// leave behind, and no transaction of its own is begun on that database (on SQLite it
+    /// would wait for `tx`'s lock). Reads on the pool do not see what `tx` wrote: read in `tx`
+    /// what an earlier event of the batch may have changed. Called only for events
+    /// [`Handler::batches`] accepts; the default handles the event on its own.
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        let _ = tx;
+        self.handle(envelope)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -168,72 +210,190 @@ struct Context<'a> {
     keeper: &'a mut Option<Keeper>,
 }
 
+/// Handles `deliveries` in order and acknowledges those handled in one call at the end (also
+/// when a later one's dead-lettering fails). Runs of two or more events the handler can handle
+/// in a shared transaction ([`Handler::handle_in`]) go through [`batch`].
+async fn process_all(
+    bus: &dyn Bus,
+    handler: &dyn Handler,
+    context: &mut Context<'_>,
+    deliveries: Vec<Delivery>,
+    turn: &mut Turn,
+) -> BusResult<()> {
+    let mut done = Vec::with_capacity(deliveries.len());
+    let mut outcome = Ok(());
+    let mut rest = deliveries.as_slice();
+    while !rest.is_empty() && outcome.is_ok() {
+        let together = match handler.database() {
+            Some(_) => rest.iter().take_while(|d| handler.ignores(&d.envelope) || handler.batches(&d.envelope)).count(),
+            None => 0,
+        };
+        let (now, later) = rest.split_at(together.max(1));
+        let handled = now.iter().filter(|d| !handler.ignores(&d.envelope)).count();
+        outcome = match handler.database() {
+            Some(db) if handled >= 2 => batch(bus, handler, context, db, now, turn, &mut done).await,
+            _ => {
+                let mut outcome = Ok(());
+                for delivery in now {
+                    outcome = process(bus, handler, context, delivery, turn, &mut done).await;
+                    if outcome.is_err() {
+                        break;
+                    }
+                }
+                outcome
+            }
+        };
+        rest = later;
+    }
+    if !done.is_empty() {
+        bus.ack(&context.config.stream, &context.config.group, &done).await?;
+    }
+    outcome
+}
+
+/// Handles one delivery on its own (the handler's own transactions).
 async fn process(
     bus: &dyn Bus,
     handler: &dyn Handler,
     context: &mut Context<'_>,
-    delivery: Delivery,
+    delivery: &Delivery,
     turn: &mut Turn,
+    done: &mut Vec<String>,
 ) -> BusResult<()> {
     use tracing::Instrument;
     let span =
         crate::trace::process_span(&delivery.envelope, &context.config.group, bus.backend(), delivery.deliveries);
-    process_in_span(bus, handler, context, delivery, turn, &span).instrument(span.clone()).await
+    let outcome = if handler.ignores(&delivery.envelope) {
+        Ok(())
+    } else {
+        handler.handle(&delivery.envelope).instrument(span.clone()).await
+    };
+    settle(bus, context, delivery, outcome, turn, done, &span).await
 }
 
-async fn process_in_span(
+/// Handles a run of deliveries in one write transaction of the handler's database, each
+/// between a savepoint and its release ([`Tx::begin_part`]): a failing event's writes are
+/// undone alone, and it is retried (or dead-lettered) like any failure while the others are
+/// committed and acknowledged. Should the transaction itself fail (begun, a savepoint, the
+/// commit), nothing of it is kept and each event of the run is handled on its own.
+async fn batch(
     bus: &dyn Bus,
     handler: &dyn Handler,
     context: &mut Context<'_>,
-    delivery: Delivery,
+    db: &Database,
+    run: &[Delivery],
     turn: &mut Turn,
+    done: &mut Vec<String>,
+) -> BusResult<()> {
+    let config = context.config;
+    let spans: Vec<tracing::Span> = run
+        .iter()
+        .map(|d| crate::trace::process_span(&d.envelope, &config.group, bus.backend(), d.deliveries))
+        .collect();
+    match in_one_transaction(handler, db, run, &spans).await {
+        Ok(outcomes) => {
+            for ((delivery, outcome), span) in run.iter().zip(outcomes).zip(&spans) {
+                settle(bus, context, delivery, outcome, turn, done, span).await?;
+            }
+        }
+        Err(error) => {
+            tracing::warn!(stream = %config.stream, group = %config.group, events = run.len(), %error,
+                "a batch's transaction failed; its events are handled one by one");
+            for delivery in run {
+                process(bus, handler, context, delivery, turn, done).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of each event of `run`, handled in one transaction, once it is committed.
+async fn in_one_transaction(
+    handler: &dyn Handler,
+    db: &Database,
+    run: &[Delivery],
+    spans: &[tracing::Span],
+) -> Result<Vec<Result<(), String>>, StoreError> {
+    use tracing::Instrument;
+    let mut tx = db.begin_write().await?;
+    let mut outcomes = Vec::with_capacity(run.len());
+    for (delivery, span) in run.iter().zip(spans) {
+        if handler.ignores(&delivery.envelope) {
+            outcomes.push(Ok(()));
+            continue;
+        }
+        tx.begin_part().await?;
+        let outcome = handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await;
+        match &outcome {
+            Ok(()) => tx.release_part().await?,
+            Err(_) => tx.rollback_part().await?,
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// What follows a handler's outcome: handled (acknowledged with the others, `done`), retried
+/// after its backoff, or dead-lettered on its last delivery.
+async fn settle(
+    bus: &dyn Bus,
+    context: &mut Context<'_>,
+    delivery: &Delivery,
+    outcome: Result<(), String>,
+    turn: &mut Turn,
+    done: &mut Vec<String>,
     span: &tracing::Span,
 ) -> BusResult<()> {
+    use tracing::Instrument;
     let (config, counters) = (context.config, context.counters);
-    let outcome = handler.handle(&delivery.envelope).await;
     if let Err(error) = &outcome {
         span.record("otel.status_code", "error");
         span.record("otel.status_description", error.as_str());
     }
-    match outcome {
-        Ok(()) => {
-            bus.ack(&config.stream, &config.group, std::slice::from_ref(&delivery.entry)).await?;
-            counters.handled.increment(1);
-            turn.handled += 1;
-            if let Some(keeper) = context.keeper.as_mut() {
-                keeper.handled(&config.stream, &config.group, delivery.envelope.id).await?;
-            }
-        }
-        Err(error) if delivery.deliveries >= config.max_deliveries => {
-            let dead = match context.keeper.as_mut() {
-                Some(keeper) => keeper.dead(bus, &config.stream, &config.group, &delivery, &error).await?,
-                None => {
-                    bus.dead_letter(&config.stream, &config.group, &delivery, &error).await?;
-                    true
+    async move {
+        match outcome {
+            Ok(()) => {
+                done.push(delivery.entry.clone());
+                counters.handled.increment(1);
+                turn.handled += 1;
+                if let Some(keeper) = context.keeper.as_mut() {
+                    keeper.handled(&config.stream, &config.group, delivery.envelope.id).await?;
                 }
-            };
-            if dead {
-                tracing::error!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
-                    event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
-                    "an event failed on its last delivery and goes to the dead letters");
-                counters.dead.increment(1);
-                turn.dead += 1;
-            } else {
+            }
+            Err(error) if delivery.deliveries >= config.max_deliveries => {
+                let dead = match context.keeper.as_mut() {
+                    Some(keeper) => keeper.dead(bus, &config.stream, &config.group, delivery, &error).await?,
+                    None => {
+                        bus.dead_letter(&config.stream, &config.group, delivery, &error).await?;
+                        true
+                    }
+                };
+                if dead {
+                    tracing::error!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
+                        event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
+                        "an event failed on its last delivery and goes to the dead letters");
+                    counters.dead.increment(1);
+                    turn.dead += 1;
+                } else {
+                    tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
+                        event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
+                        "an event an operator discarded as a dead letter failed again on its last delivery; dropped");
+                    turn.failed += 1;
+                }
+            }
+            Err(error) => {
                 tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
                     event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
-                    "an event an operator discarded as a dead letter failed again on its last delivery; dropped");
+                    retry_in_ms = config.backoff(delivery.deliveries).as_millis() as u64, "an event failed and will be retried");
+                counters.retried.increment(1);
                 turn.failed += 1;
             }
         }
-        Err(error) => {
-            tracing::warn!(stream = %config.stream, group = %config.group, event = %delivery.envelope.id,
-                event_type = %delivery.envelope.event_type, deliveries = delivery.deliveries, %error,
-                retry_in_ms = config.backoff(delivery.deliveries).as_millis() as u64, "an event failed and will be retried");
-            counters.retried.increment(1);
-            turn.failed += 1;
-        }
+        Ok(())
     }
-    Ok(())
+    .instrument(span.clone())
+    .await
 }
 
 /// One turn: reclaim what waited out its backoff, then read and handle new entries (waiting up
@@ -267,9 +427,8 @@ async fn turn_counted(
         .collect();
     if !due.is_empty() {
         let min_idle = config.retry_base.min(config.backoff(1));
-        for delivery in bus.claim(&config.stream, &config.group, &config.consumer, min_idle, &due).await? {
-            process(bus, handler, context, delivery, &mut turn).await?;
-        }
+        let claimed = bus.claim(&config.stream, &config.group, &config.consumer, min_idle, &due).await?;
+        process_all(bus, handler, context, claimed, &mut turn).await?;
     }
     let block = if turn.handled + turn.failed + turn.dead > 0 { Duration::ZERO } else { config.block };
     let read = bus.read(&config.stream, &config.group, &config.consumer, config.batch, block);
@@ -279,9 +438,7 @@ async fn turn_counted(
         batch = read => batch?,
         () = shutdown.cancelled() => return Ok(turn),
     };
-    for delivery in batch {
-        process(bus, handler, context, delivery, &mut turn).await?;
-    }
+    process_all(bus, handler, context, batch, &mut turn).await?;
     Ok(turn)
 }
 

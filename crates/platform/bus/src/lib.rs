@@ -203,6 +203,19 @@ pub trait Bus: Send + Sync {
     /// twice appends it twice: consumers deduplicate by envelope id ([`inbox`]).
     fn publish<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, BusResult<String>>;
 
+    /// Appends events in order, each to its stream, at once where the backend can (one
+    /// transaction on SQLite, one pipeline on Redis); returns their entry ids. On an error some
+    /// may have been appended: publishing them again is safe (consumers deduplicate).
+    fn publish_all<'a>(&'a self, envelopes: &'a [Envelope]) -> BoxFuture<'a, BusResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut ids = Vec::with_capacity(envelopes.len());
+            for envelope in envelopes {
+                ids.push(self.publish(envelope).await?);
+            }
+            Ok(ids)
+        })
+    }
+
     /// Creates a consumer group if it does not exist (and the stream with it).
     fn create_group<'a>(&'a self, stream: &'a str, group: &'a str, start: Start) -> BoxFuture<'a, BusResult<()>>;
 

@@ -88,6 +88,12 @@ impl Command {
         serde_json::from_value::<Command>(envelope.payload.clone()).ok().filter(|c| c.target == target)
     }
 
+    /// Whether the envelope is a command for `target`, without reading the rest of it.
+    pub fn is_for(envelope: &Envelope, target: &str) -> bool {
+        envelope.event_type.ends_with(".saga_command.v1")
+            && envelope.payload.get("target").and_then(serde_json::Value::as_str) == Some(target)
+    }
+
     /// The reply to this command, as an event of type `reply_type` (`<target>.saga_reply.v1`).
     pub fn reply(
         &self,
@@ -346,18 +352,35 @@ pub async fn on_reply(
     envelope: &Envelope,
     actor: &Actor,
 ) -> Result<Handled, StoreError> {
+    if serde_json::from_value::<Reply>(envelope.payload.clone()).is_err() {
+        return Ok(Handled::Ignored);
+    }
+    let mut tx = db.begin_write().await?;
+    let handled = on_reply_in(&mut tx, def, consumer, envelope, actor).await?;
+    if !matches!(handled, Handled::Duplicate) {
+        tx.commit().await?;
+    }
+    Ok(handled)
+}
+
+/// [`on_reply`] inside `tx`, a write transaction the caller commits (a consumer's batch): what
+/// it returns holds once `tx` is committed.
+pub async fn on_reply_in(
+    tx: &mut Tx,
+    def: &Definition,
+    consumer: &str,
+    envelope: &Envelope,
+    actor: &Actor,
+) -> Result<Handled, StoreError> {
     let Ok(reply) = serde_json::from_value::<Reply>(envelope.payload.clone()) else { return Ok(Handled::Ignored) };
     let now = OffsetDateTime::now_utc();
-    let mut tx = db.begin_write().await?;
-    if !medcov_store::inbox::record_once(&mut tx, consumer, envelope.id).await? {
+    if !medcov_store::inbox::record_once(tx, consumer, envelope.id).await? {
         return Ok(Handled::Duplicate);
     }
-    let Some(mut saga) = saga::get_in(&mut tx, reply.saga_id).await? else {
-        tx.commit().await?;
+    let Some(mut saga) = saga::get_in(tx, reply.saga_id).await? else {
         return Ok(Handled::Ignored);
     };
     let Some(mv) = decide(def, &saga, &reply, now).filter(|_| saga.kind == def.kind) else {
-        tx.commit().await?;
         return Ok(Handled::Ignored);
     };
     let book = if saga.state == SagaState::Compensating { "compensations" } else { "results" };
@@ -366,11 +389,9 @@ pub async fn on_reply(
     } else if saga.data.get("failure").is_none() {
         saga.data["failure"] = serde_json::Value::String(mv.note.clone());
     }
-    if !apply(&mut tx, actor, def, &saga, &mv, now).await? {
-        tx.commit().await?;
+    if !apply(tx, actor, def, &saga, &mv, now).await? {
         return Ok(Handled::Ignored);
     }
-    tx.commit().await?;
     let ended = Saga { state: mv.to, step: mv.step.clone(), deadline_at: mv.deadline, updated_at: now, ..saga };
     Ok(match mv.to {
         SagaState::Running => Handled::Advanced,

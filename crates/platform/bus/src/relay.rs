@@ -26,7 +26,6 @@ use medcov_store::{Database, StoreError};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::tables::{postgres, sqlite};
@@ -110,16 +109,13 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
             let relayed = async {
                 let rows = postgres::outbox::unpublished(&mut *tx, batch).await?;
                 let count = rows.len();
-                for row in rows {
-                    let (event, span) = traced(row, bus);
-                    async {
-                        bus.publish(&event).await?;
-                        postgres::outbox::mark_published(&mut *tx, event.id, now).await?;
-                        Ok::<_, RelayError>(())
-                    }
-                    .instrument(span)
-                    .await?;
-                }
+                let (events, spans): (Vec<Envelope>, Vec<tracing::Span>) =
+                    rows.into_iter().map(|r| traced(r, bus)).unzip();
+                // One round trip to the bus and one statement marking the batch.
+                bus.publish_all(&events).await?;
+                drop(spans);
+                let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+                postgres::outbox::mark_all_published(&mut *tx, &ids, now).await?;
                 Ok::<_, RelayError>(count)
             }
             .await;
@@ -137,36 +133,24 @@ pub async fn relay_once(db: &Database, bus: &dyn Bus, batch: i64) -> Result<usiz
             }
         }
         // One relay per database. Publishing happens outside a transaction (it must not hold
-        // SQLite's one write lock); what was published is then marked in one write, a single
-        // turn at the writer for the batch instead of one per event. A failure part-way marks
-        // what went out before it; a crash before the mark publishes the batch again, which the
-        // consumers' inboxes absorb.
+        // SQLite's one write lock), all of the batch at once (one write to the SQLite bus, one
+        // pipeline to Redis); what was published is then marked in one write, a single turn at
+        // the writer for the batch instead of one per event. A crash (or a failure of the bus)
+        // before the mark publishes the batch again, which the consumers' inboxes absorb.
         Database::Sqlite(pool) => {
             let rows = sqlite::outbox::unpublished(pool, batch).await?;
             let count = rows.len();
-            let mut published = Vec::with_capacity(count);
-            let mut failure = None;
-            for row in rows {
-                let (event, span) = traced(row, bus);
-                match bus.publish(&event).instrument(span).await {
-                    Ok(_) => published.push(event.id),
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
+            if count == 0 {
+                return Ok(0);
             }
-            if !published.is_empty() {
-                let mut tx = medcov_store::sqlite::begin_write(pool.inner()).await.map_err(StoreError::from)?;
-                for id in published {
-                    sqlite::outbox::mark_published(&mut *tx, id, now).await?;
-                }
-                tx.commit().await.map_err(StoreError::from)?;
-            }
-            match failure {
-                Some(error) => Err(error.into()),
-                None => Ok(count),
-            }
+            let (events, spans): (Vec<Envelope>, Vec<tracing::Span>) = rows.into_iter().map(|r| traced(r, bus)).unzip();
+            bus.publish_all(&events).await?;
+            drop(spans);
+            let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+            let mut tx = medcov_store::sqlite::begin_write(pool.inner()).await.map_err(StoreError::from)?;
+            sqlite::outbox::mark_all_published(&mut *tx, &ids, now).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(count)
         }
     }
 }

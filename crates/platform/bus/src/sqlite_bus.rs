@@ -115,21 +115,23 @@ impl SqliteBus {
             .bind(group)
             .execute(&mut *tx)
             .await?;
-        let now = now_ms();
-        let mut deliveries = Vec::with_capacity(rows.len());
-        for (seq, envelope) in rows {
-            sqlx::query(
-                "INSERT INTO bus_pending (stream, grp, seq, consumer, delivered_ms, deliveries) VALUES ($1, $2, $3, $4, $5, 1)",
-            )
-            .bind(stream)
-            .bind(group)
-            .bind(seq)
-            .bind(consumer)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            deliveries.push(Delivery { entry: seq.to_string(), envelope: parse(&envelope)?, deliveries: 1 });
-        }
+        // Every entry read becomes pending, in one statement.
+        sqlx::query(
+            "INSERT INTO bus_pending (stream, grp, seq, consumer, delivered_ms, deliveries) \
+             SELECT stream, $1, seq, $2, $3, 1 FROM bus_entries WHERE stream = $4 AND seq > $5 AND seq <= $6",
+        )
+        .bind(group)
+        .bind(consumer)
+        .bind(now_ms())
+        .bind(stream)
+        .bind(last)
+        .bind(newest)
+        .execute(&mut *tx)
+        .await?;
+        let deliveries = rows
+            .iter()
+            .map(|(seq, envelope)| Ok(Delivery { entry: seq.to_string(), envelope: parse(envelope)?, deliveries: 1 }))
+            .collect::<BusResult<Vec<_>>>()?;
         tx.commit().await?;
         Ok(deliveries)
     }
@@ -148,6 +150,26 @@ impl Bus for SqliteBus {
             tx.commit().await?;
             self.published.notify_waiters();
             Ok(seq.to_string())
+        })
+    }
+
+    fn publish_all<'a>(&'a self, envelopes: &'a [Envelope]) -> BoxFuture<'a, BusResult<Vec<String>>> {
+        Box::pin(async move {
+            let texts = envelopes
+                .iter()
+                .map(|e| serde_json::to_string(e).map_err(|e| BusError::Malformed(e.to_string())))
+                .collect::<BusResult<Vec<_>>>()?;
+            if texts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
+            let mut ids = Vec::with_capacity(texts.len());
+            for (envelope, text) in envelopes.iter().zip(&texts) {
+                ids.push(Self::append(&mut tx, envelope.stream(), text).await?.to_string());
+            }
+            tx.commit().await?;
+            self.published.notify_waiters();
+            Ok(ids)
         })
     }
 
@@ -205,15 +227,20 @@ impl Bus for SqliteBus {
 
     fn ack<'a>(&'a self, stream: &'a str, group: &'a str, entries: &'a [String]) -> BoxFuture<'a, BusResult<()>> {
         Box::pin(async move {
-            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
-            for entry in entries {
-                sqlx::query("DELETE FROM bus_pending WHERE stream = $1 AND grp = $2 AND seq = $3")
-                    .bind(stream)
-                    .bind(group)
-                    .bind(seq_of(entry)?)
-                    .execute(&mut *tx)
-                    .await?;
+            if entries.is_empty() {
+                return Ok(());
             }
+            let seqs = entries.iter().map(|e| seq_of(e)).collect::<BusResult<Vec<i64>>>()?;
+            // One statement (a single write, autocommitted) for the whole batch.
+            let mut delete = sqlx::QueryBuilder::new("DELETE FROM bus_pending WHERE stream = ");
+            delete.push_bind(stream).push(" AND grp = ").push_bind(group).push(" AND seq IN (");
+            let mut list = delete.separated(", ");
+            for seq in seqs {
+                list.push_bind(seq);
+            }
+            delete.push(")");
+            let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
+            delete.build().execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -387,7 +387,18 @@ pub struct RedisCache {
     /// Where entries go while Redis is unreachable, for [`FALLBACK_TTL`] at most. Its versions
     /// carry [`IN_PROCESS`], so `get` and `put` know where the versions they are given came from.
     fallback: MemoryCache,
+    /// The near tier: copies of entries of one or more tags that this process stored or read,
+    /// framed with their versions as in Redis, each until its Redis TTL ends. A reader always
+    /// reads the tags' current versions from Redis first (one round trip that cannot be saved:
+    /// only Redis knows of a write in another process), and a copy answers only for exactly
+    /// those versions. Since versions only move forward, a copy whose versions are still
+    /// current is what Redis itself would answer: no invalidated entry is ever served from it.
+    /// It saves the second round trip (the entry's `GET`) of every hit.
+    near: moka::sync::Cache<String, (Bytes, Duration)>,
 }
+
+/// The most the near tier of a [`RedisCache`] holds, in bytes of keys and values.
+pub const NEAR_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The most the in-process stand-in of a [`RedisCache`] holds while Redis is unreachable.
 pub const FALLBACK_BYTES: u64 = 16 * 1024 * 1024;
@@ -439,6 +450,13 @@ impl RedisCache {
             common: Common::default(),
             missed: Mutex::default(),
             fallback: MemoryCache::new(FALLBACK_BYTES, FALLBACK_TTL),
+            near: moka::sync::Cache::builder()
+                .max_capacity(NEAR_BYTES)
+                .weigher(|key: &String, value: &(Bytes, Duration)| {
+                    u32::try_from(key.len() + value.0.len() + 64).unwrap_or(u32::MAX)
+                })
+                .expire_after(EntryTtl)
+                .build(),
         }
     }
 
@@ -514,6 +532,14 @@ impl Cache for RedisCache {
                 return in_process().await;
             }
             let mut connection = self.connection.clone();
+            // Every tag has a version but right after it was first used or forgotten: a plain
+            // MGET then (cheaper for Redis than the script), the script for the missing ones.
+            let keys: Vec<String> = tags.iter().map(|t| self.tag_key(t)).collect();
+            if let Ok(values) = redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<u64>>>(&mut connection).await
+                && let Some(values) = values.into_iter().collect::<Option<Vec<u64>>>()
+            {
+                return values;
+            }
             match self.script(&VERSIONS_SCRIPT, tags).invoke_async::<Vec<u64>>(&mut connection).await {
                 Ok(values) => values,
                 Err(e) => {
@@ -529,9 +555,34 @@ impl Cache for RedisCache {
             if in_process(versions) {
                 return self.fallback.get(key, versions).await;
             }
+            if !versions.is_empty()
+                && let Some((framed, _)) = self.near.get(key)
+                && let Some(value) = unframe(&framed, versions)
+            {
+                return Some(value);
+            }
             let mut connection = self.connection.clone();
-            match redis::cmd("GET").arg(self.entry_key(key)).query_async::<Option<Vec<u8>>>(&mut connection).await {
-                Ok(bytes) => bytes.and_then(|b| unframe(&b, versions)),
+            let entry = self.entry_key(key);
+            let read = redis::pipe()
+                .cmd("GET")
+                .arg(&entry)
+                .cmd("PTTL")
+                .arg(&entry)
+                .query_async::<(Option<Vec<u8>>, i64)>(&mut connection)
+                .await;
+            match read {
+                Ok((Some(bytes), ttl)) => {
+                    let value = unframe(&bytes, versions);
+                    // A current entry of tags, kept near for the rest of its life in Redis.
+                    if value.is_some()
+                        && !versions.is_empty()
+                        && let Ok(ttl @ 1..) = u64::try_from(ttl)
+                    {
+                        self.near.insert(key.to_owned(), (Bytes::from(bytes), Duration::from_millis(ttl)));
+                    }
+                    value
+                }
+                Ok((None, _)) => None,
                 // An entry of no tags (no versions to tell where it was kept) may be in process.
                 Err(e) => {
                     warn("read", &e);
@@ -548,9 +599,17 @@ impl Cache for RedisCache {
             }
             let mut connection = self.connection.clone();
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let framed = frame(versions, &value);
+            if versions.is_empty() {
+                // An entry of no tags is read from Redis every time: only its TTL or the next
+                // put ends it, and the next put may be another process's.
+                self.near.invalidate(key);
+            } else {
+                self.near.insert(key.to_owned(), (framed.clone(), ttl));
+            }
             let stored = redis::cmd("SET")
                 .arg(self.entry_key(key))
-                .arg(frame(versions, &value).to_vec())
+                .arg(framed.to_vec())
                 .arg("PX")
                 .arg(millis)
                 .query_async::<()>(&mut connection)

@@ -1,7 +1,8 @@
 //! The HTTP kit that every MedCov service is built on, so that all five behave alike at the
 //! edge: the same errors, the same request ids, the same metrics and health endpoints.
 //!
-//! - [`caching`]: marking an answer cacheable at the gateway, or usable stale on errors.
+//! - [`caching`]: marking an answer cacheable, or usable stale on errors; the response cache
+//!   the gateway and every service's router keep of such answers.
 //! - [`client`]: the client's address, through the proxies MedCov trusts.
 //! - [`contract`]: what every OpenAPI document says about the kit's behaviour (security,
 //!   problem answers, the headers it reads), added to each service's document.

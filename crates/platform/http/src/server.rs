@@ -71,6 +71,9 @@ pub struct ServiceHttp {
     pub metrics_on_port: bool,
     /// Whether requests enter MedCov here (the gateway) or may come through a proxy.
     pub edge: Edge,
+    /// The service's own response cache (`caching`), around its routes; `None` for none (the
+    /// gateway, which caches what it forwards itself).
+    pub response_cache: Option<crate::caching::ResponseCache>,
 }
 
 /// State of the operational endpoints.
@@ -100,12 +103,20 @@ impl ServiceHttp {
             access: self.settings.access_log,
             edge: self.edge.clone(),
         });
-        router
+        let router = router
             .route(
                 "/openapi.json",
                 get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document.clone()) }),
             )
-            .fallback(not_found)
+            .fallback(not_found);
+        // Inside the route capture, so a cached answer is counted and logged under its route.
+        let router = match &self.response_cache {
+            Some(cache) => {
+                router.route_layer(from_fn_with_state(Arc::new(cache.clone()), crate::caching::serve_cached))
+            }
+            None => router,
+        };
+        router
             .route_layer(from_fn(capture_route))
             .layer(DefaultBodyLimit::max(self.settings.body_limit_bytes))
             .layer(RequestBodyLimitLayer::new(self.settings.body_limit_bytes))
@@ -358,6 +369,7 @@ mod tests {
             },
             metrics_on_port: true,
             edge: Edge::UnlessForwardedBy(Vec::new()),
+            response_cache: None,
         };
         let api = OpenApiRouter::new()
             .routes(routes!(create_hospital))

@@ -410,6 +410,7 @@ async fn start_one(
         consumers: consumers.clone(),
     };
     let verifier = context.verifier();
+    let context_cache = context.cache();
     let mut api = (spec.build)(context).await?;
     let consuming = consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     if let Some(consumer) = consuming.iter().find(|c| c.group != name.as_str() || !spec.consumes.contains(&c.stream)) {
@@ -468,7 +469,15 @@ async fn start_one(
     }
     checks.extend(api.checks);
     let health = Health::new(name.as_str(), checks);
+    // Every service but the gateway (which caches what it forwards) answers its cacheable
+    // GETs from the shared cache too, checking the caller's token with the service's verifier.
+    let response_cache = (name != ServiceName::Gateway).then(|| {
+        let audiences: Arc<dyn medcov_http::caching::Audiences> =
+            api.verifier.clone().unwrap_or_else(|| verifier.clone());
+        medcov_http::caching::ResponseCache::new(name.as_str(), context_cache.clone(), audiences, &metrics)
+    });
     let kit = ServiceHttp {
+        response_cache,
         service: name.as_str(),
         metrics: metrics.clone(),
         health: health.clone(),

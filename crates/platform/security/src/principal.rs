@@ -201,6 +201,25 @@ impl From<AccessClaims> for Principal {
 }
 
 impl Principal {
+    /// Who is asking, as far as answers can differ: the tenant scope and the roles (and the
+    /// person, for `own`-scoped members). Response caches (`medcov_http::caching`) key their
+    /// entries by it, so one tenant never receives another's answer, nor a role one it may not
+    /// see.
+    pub fn audience(&self) -> String {
+        let roles: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+        let scope = match &self.scope {
+            Scope::Platform => "platform".to_owned(),
+            Scope::Hospitals { hospitals } => {
+                let mut ids: Vec<String> = hospitals.iter().map(ToString::to_string).collect();
+                ids.sort();
+                format!("hospitals={}", ids.join(","))
+            }
+            Scope::Insurer { insurer } => format!("insurer={insurer}"),
+            Scope::Own => format!("own={}", self.id),
+        };
+        format!("{scope};roles={}", roles.join(","))
+    }
+
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
@@ -227,6 +246,31 @@ impl Principal {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audiences_differ_by_scope_and_roles_and_members_by_person() {
+        let principal = |roles: &[Role], scope: Scope| Principal {
+            id: Uuid::now_v7(),
+            kind: PrincipalKind::User,
+            roles: roles.iter().copied().collect(),
+            scope,
+            session: Uuid::nil(),
+            token: Uuid::nil(),
+        };
+        let h = |ids: &[u128]| Scope::Hospitals { hospitals: ids.iter().map(|i| Uuid::from_u128(*i)).collect() };
+        let clerk_ab = principal(&[Role::HospitalClerk], h(&[1, 2])).audience();
+        assert_eq!(clerk_ab, principal(&[Role::HospitalClerk], h(&[2, 1])).audience(), "order does not matter");
+        assert_ne!(clerk_ab, principal(&[Role::HospitalClerk], h(&[1])).audience());
+        assert_ne!(clerk_ab, principal(&[Role::Clinician], h(&[1, 2])).audience());
+        assert_ne!(
+            principal(&[Role::Agent], Scope::Insurer { insurer: Uuid::from_u128(1) }).audience(),
+            principal(&[Role::Agent], Scope::Insurer { insurer: Uuid::from_u128(2) }).audience()
+        );
+        assert_ne!(
+            principal(&[Role::Member], Scope::Own).audience(),
+            principal(&[Role::Member], Scope::Own).audience()
+        );
+    }
+
     use super::*;
 
     fn roles(list: &[Role]) -> BTreeSet<Role> {

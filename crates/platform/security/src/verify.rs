@@ -265,6 +265,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// The audience of a request for the kit's response caches: the caller's token verified as the
+/// extractor would (signature, expiry, key, revocation), the [`Principal`] left in the
+/// request's extensions for the handler, and [`Principal::audience`] returned.
+impl medcov_http::caching::Audiences for Verifier {
+    fn audience<'a>(&'a self, parts: &'a mut Parts) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let token = bearer(parts).ok()?;
+            let principal = self.verify(token).await.ok()?;
+            tracing::Span::current().record("principal", tracing::field::display(principal.id));
+            let audience = principal.audience();
+            parts.extensions.insert(principal);
+            Some(audience)
+        })
+    }
+}
+
 /// Which roles an endpoint admits, checked while extracting the caller, before the body is
 /// read: a caller without the role gets 403 whatever they sent, and learns nothing about the
 /// body the endpoint expects.

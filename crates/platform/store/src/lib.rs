@@ -330,6 +330,35 @@ impl Tx {
         Ok(())
     }
 
+    /// Runs one statement of this transaction's own (a savepoint's, say) on either backend.
+    async fn run(&mut self, statement: &'static str) -> Result<(), StoreError> {
+        use sqlx::Executor;
+        match self {
+            Tx::Sqlite(tx) => (&mut **tx).execute(statement).await.map(drop)?,
+            Tx::Postgres(tx) => (&mut **tx).execute(statement).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Marks where one part of a transaction shared by several (a consumer's batch of events)
+    /// begins: [`Tx::release`] keeps what the part wrote, [`Tx::rollback_part`] undoes it
+    /// alone. One part at a time.
+    pub async fn begin_part(&mut self) -> Result<(), StoreError> {
+        self.run("SAVEPOINT medcov_part").await
+    }
+
+    /// Keeps what the part begun by [`Tx::begin_part`] wrote (committed with the transaction).
+    pub async fn release_part(&mut self) -> Result<(), StoreError> {
+        self.run("RELEASE SAVEPOINT medcov_part").await
+    }
+
+    /// Undoes what the part begun by [`Tx::begin_part`] wrote, and nothing before it; the
+    /// transaction goes on (on PostgreSQL too, after a failed statement).
+    pub async fn rollback_part(&mut self) -> Result<(), StoreError> {
+        self.run("ROLLBACK TO SAVEPOINT medcov_part").await?;
+        self.run("RELEASE SAVEPOINT medcov_part").await
+    }
+
     /// The transaction of the backend in use, for [`dispatch!`].
     pub fn split(&mut self) -> Split<&mut sqlite::Tx, &mut postgres::Tx> {
         match self {

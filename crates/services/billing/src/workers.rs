@@ -19,6 +19,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use medcov_bus::Envelope;
 use medcov_bus::consumer::Handler;
+use medcov_bus::orchestrator::Command;
+use medcov_store::Tx;
 use serde::Deserialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -77,11 +79,7 @@ pub struct Encounters(pub Arc<BillingService>);
 
 /// The patient-registration saga's last step: the patient's account is opened, or closed
 /// again when the saga is compensated (each once).
-async fn open_account(
-    service: &BillingService,
-    envelope: &Envelope,
-    command: &medcov_bus::orchestrator::Command,
-) -> Result<(), String> {
+async fn open_account(service: &BillingService, envelope: &Envelope, command: &Command) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Input {
         patient_id: Uuid,
@@ -113,7 +111,7 @@ async fn open_account(
 impl Handler for Encounters {
     fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            if let Some(command) = medcov_bus::orchestrator::Command::addressed(envelope, "billing") {
+            if let Some(command) = Command::addressed(envelope, "billing") {
                 return open_account(&self.0, envelope, &command).await;
             }
             if envelope.event_type != "hospital.encounter_completed.v1" {
@@ -156,6 +154,57 @@ impl Handler for Encounters {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn database(&self) -> Option<&medcov_store::Database> {
+        Some(self.0.database())
+    }
+
+    fn ignores(&self, envelope: &Envelope) -> bool {
+        envelope.event_type != "hospital.encounter_completed.v1" && !Command::is_for(envelope, "billing")
+    }
+
+    fn batches(&self, envelope: &Envelope) -> bool {
+        Command::is_for(envelope, "billing")
+    }
+
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let Some(command) = Command::addressed(envelope, "billing") else { return Ok(()) };
+            account_in(tx, envelope, &command).await
+        })
+    }
+}
+
+/// [`open_account`] inside a consumer's batch transaction.
+async fn account_in(tx: &mut Tx, envelope: &Envelope, command: &Command) -> Result<(), String> {
+    #[derive(Deserialize)]
+    struct Input {
+        patient_id: Uuid,
+        hospital_id: Uuid,
+    }
+    let input: Input = serde_json::from_value(command.data["input"].clone())
+        .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+    let handling = Handling { consumer: "billing.saga", event: envelope.id };
+    match command.command.as_str() {
+        "open_account" => {
+            let reply = |opened_at: OffsetDateTime| {
+                let data = serde_json::json!({"patient_id": input.patient_id, "opened_at": opened_at.to_string()});
+                command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
+            };
+            BillingService::open_account_in(tx, input.patient_id, input.hospital_id, reply, &actor(envelope), handling)
+                .await
+        }
+        "close_account" => {
+            let reply = |closed: u64| {
+                let data = serde_json::json!({"patient_id": input.patient_id, "closed": closed});
+                command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
+            };
+            BillingService::close_account_in(tx, input.patient_id, reply, &actor(envelope), handling).await
+        }
+        other => return Err(format!("the registration saga asked billing for `{other}`, which it does not do")),
+    }
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]

@@ -51,20 +51,17 @@ async fn build(context: ServiceContext) -> anyhow::Result<ServiceApi> {
     let quota = |q: medcov_config::QuotaConfig| Quota::per_minute(q.per_minute, q.burst);
     let proxy = api::proxy::ProxyState {
         upstreams,
-        cache: context.cache(),
-        marked: Arc::default(),
-        flights: Arc::default(),
+        responses: medcov_http::caching::Responses::new(
+            context.cache(),
+            medcov_http::caching::Role::GATEWAY,
+            &context.metrics,
+            "gateway_cache_total",
+            "Answers the gateway's response cache gave (hit, stale), stored (miss), or shared between identical requests in flight (shared).",
+        ),
         metrics: {
             let metrics = &context.metrics;
-            metrics.describe_counter(
-                "gateway_cache_total",
-                "Answers the gateway's response cache gave (hit, stale), stored (miss), or shared between identical requests in flight (shared).",
-            );
             metrics.describe_counter(api::proxy::RATE_LIMITED, "Requests refused by a rate limit (429), by group.");
-            // At 0 from the start, so the first hit or refusal shows in a rate.
-            for result in ["hit", "miss", "shared", "stale"] {
-                metrics.ensure_counter("gateway_cache_total", &[("result", result)]);
-            }
+            // At 0 from the start, so the first refusal shows in a rate.
             for group in ["api", "sign-in", "sign-in-account"] {
                 metrics.ensure_counter(api::proxy::RATE_LIMITED, &[("group", group)]);
             }

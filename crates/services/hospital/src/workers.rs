@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use medcov_bus::Envelope;
 use medcov_bus::consumer::Handler;
 use medcov_bus::orchestrator::{Handled, Reply};
+use medcov_store::Tx;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -101,6 +102,25 @@ impl Handler for Insurance {
             record(&self.0, envelope.id, event).await
         })
     }
+
+    fn database(&self) -> Option<&medcov_store::Database> {
+        Some(self.0.database())
+    }
+
+    fn ignores(&self, envelope: &Envelope) -> bool {
+        !matches!(
+            envelope.event_type.as_str(),
+            "insurance.saga_reply.v1" | "insurance.preauth_decided.v1" | "insurance.member_verified.v1"
+        )
+    }
+
+    fn batches(&self, envelope: &Envelope) -> bool {
+        envelope.event_type == "insurance.saga_reply.v1"
+    }
+
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(reply_in(&self.0, tx, envelope))
+    }
 }
 
 pub struct Billing(pub Arc<HospitalService>);
@@ -114,6 +134,48 @@ impl Handler for Billing {
             Ok(())
         })
     }
+
+    fn database(&self) -> Option<&medcov_store::Database> {
+        Some(self.0.database())
+    }
+
+    fn ignores(&self, envelope: &Envelope) -> bool {
+        envelope.event_type != "billing.saga_reply.v1"
+    }
+
+    fn batches(&self, envelope: &Envelope) -> bool {
+        envelope.event_type == "billing.saga_reply.v1"
+    }
+
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(reply_in(&self.0, tx, envelope))
+    }
+}
+
+/// [`reply`] inside a consumer's batch transaction: the saga's move and the insurer's answers
+/// are written in `tx`.
+async fn reply_in(service: &HospitalService, tx: &mut Tx, envelope: &Envelope) -> Result<(), String> {
+    let actor = medcov_runtime::event_actor(envelope);
+    let handled = service.registration_reply_in(tx, envelope, &actor).await.map_err(|e| e.to_string())?;
+    log_end(&handled);
+    let reply: Reply =
+        serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
+    if reply.command == "verify_and_link"
+        && let Ok(answers) = serde_json::from_value::<MemberVerified>(reply.data)
+    {
+        let (patient, answers) = answers.answers();
+        HospitalService::record_coverage_in(tx, envelope.id, patient, &answers).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Logs a saga's end (its reason stays in the saga, `GET /sagas/{id}`, out of the log).
+fn log_end(handled: &Handled) {
+    match handled {
+        Handled::Completed(saga) => tracing::debug!(saga = %saga.id, "patient registration saga completed"),
+        Handled::Compensated { saga, .. } => tracing::info!(saga = %saga.id, "patient registration saga compensated"),
+        _ => {}
+    }
 }
 
 /// A reply to the registration saga: the saga moves on (once per reply), and the insurer's
@@ -121,12 +183,7 @@ impl Handler for Billing {
 async fn reply(service: &HospitalService, envelope: &Envelope) -> Result<(), String> {
     let actor = medcov_runtime::event_actor(envelope);
     let handled = service.registration_reply(envelope, &actor).await.map_err(|e| e.to_string())?;
-    match &handled {
-        Handled::Completed(saga) => tracing::debug!(saga = %saga.id, "patient registration saga completed"),
-        // The reason stays in the saga (`GET /sagas/{id}`), out of the log.
-        Handled::Compensated { saga, .. } => tracing::info!(saga = %saga.id, "patient registration saga compensated"),
-        _ => {}
-    }
+    log_end(&handled);
     let reply: Reply =
         serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
     if reply.command == "verify_and_link"

@@ -24,6 +24,7 @@ use medcov_bus::Envelope;
 use medcov_bus::consumer::Handler;
 use medcov_bus::orchestrator::Command;
 use medcov_runtime::event_actor as actor;
+use medcov_store::Tx;
 use serde::Deserialize;
 use time::Date;
 use uuid::Uuid;
@@ -195,6 +196,37 @@ impl Handler for Hospital {
             }
             let record: PatientRecord = read(envelope)?;
             service.patient_updated(&record.into(), envelope.id, &actor).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn database(&self) -> Option<&medcov_store::Database> {
+        Some(self.0.database())
+    }
+
+    fn ignores(&self, envelope: &Envelope) -> bool {
+        envelope.event_type != "hospital.patient_updated.v1" && !Command::is_for(envelope, "insurance")
+    }
+
+    fn batches(&self, envelope: &Envelope) -> bool {
+        Command::is_for(envelope, "insurance")
+    }
+
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let service = &self.0;
+            let actor = actor(envelope);
+            let Some(command) = Command::addressed(envelope, "insurance") else { return Ok(()) };
+            let input: PatientRecord = serde_json::from_value(command.data["input"].clone())
+                .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+            let record = PatientMembers::from(input);
+            let done = match command.command.as_str() {
+                "verify_and_link" => service.verify_and_link_in(tx, &command, &record, envelope.id, &actor).await,
+                "unlink" => service.unlink_patient_in(tx, &command, &record, envelope.id, &actor).await,
+                other => {
+                    return Err(format!("the registration saga asked insurance for `{other}`, which it does not do"));
+                }
+            };
+            done.map(drop).map_err(|e| e.to_string())
         })
     }
 }

@@ -503,6 +503,82 @@ async fn what_the_bus_lost_is_relayed_again_and_handled_once(env: TestEnv) {
     db.close().await;
 }
 
+/// A consumer that writes its effect (an outbox row naming the event's number) with its inbox
+/// record, on its own or in a batch's transaction; the events whose number is in `failing`
+/// fail after writing their effect.
+struct Written {
+    db: medcov_store::Database,
+    failing: Mutex<Vec<usize>>,
+    /// How many events each call of `handle` and `handle_in` was given.
+    alone: AtomicUsize,
+    together: AtomicUsize,
+}
+
+impl Written {
+    async fn write(&self, tx: &mut medcov_store::Tx, envelope: &Envelope) -> Result<(), String> {
+        if !medcov_bus::inbox::record_once(tx, "test.written", envelope.id).await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+        let effect = medcov_store::outbox::Event {
+            event_type: "test.effect.v1",
+            aggregate_type: "thing",
+            aggregate_id: envelope.aggregate_id,
+            tenant_id: Uuid::nil(),
+            payload: serde_json::json!({"n": n_of(envelope)}),
+        };
+        medcov_store::outbox::write_event(tx, &Default::default(), &effect).await.map_err(|e| e.to_string())?;
+        if self.failing.lock().unwrap().contains(&n_of(envelope)) {
+            return Err(format!("event {} fails", n_of(envelope)));
+        }
+        Ok(())
+    }
+
+    /// How many effects each event number had.
+    async fn effects(&self) -> BTreeMap<usize, usize> {
+        let mut effects = BTreeMap::new();
+        for row in medcov_store::outbox::all(&self.db).await.unwrap() {
+            if row.event_type == "test.effect.v1" {
+                *effects.entry(row.payload["n"].as_u64().unwrap() as usize).or_default() += 1;
+            }
+        }
+        effects
+    }
+}
+
+impl Handler for Written {
+    fn handle<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.alone.fetch_add(1, Ordering::SeqCst);
+            let mut tx = self.db.begin_write().await.map_err(|e| e.to_string())?;
+            self.write(&mut tx, envelope).await?;
+            tx.commit().await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn database(&self) -> Option<&medcov_store::Database> {
+        Some(&self.db)
+    }
+
+    fn ignores(&self, envelope: &Envelope) -> bool {
+        n_of(envelope) >= 100
+    }
+
+    fn batches(&self, _: &Envelope) -> bool {
+        true
+    }
+
+    fn handle_in<'a>(
+        &'a self,
+        tx: &'a mut medcov_store::Tx,
+        envelope: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.together.fetch_add(1, Ordering::SeqCst);
+            self.write(tx, envelope).await
+        })
+    }
+}
+
 /// Refuses the events it is told to, and counts each handling of the others (no inbox: a
 /// second delivery would count twice).
 #[derive(Default)]
@@ -521,6 +597,90 @@ impl Handler for Refusing {
             Ok(())
         })
     }
+}
+
+async fn a_failing_event_in_a_batch_leaves_the_others_alone(env: TestEnv) {
+    let bus = bus(&env).await;
+    let handler = Written {
+        db: service_db(&env).await,
+        failing: Mutex::new(vec![3]),
+        alone: AtomicUsize::new(0),
+        together: AtomicUsize::new(0),
+    };
+    let config = fast("g");
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    // Event 100 is one the handler ignores: it does not split the batch.
+    for n in [0, 1, 2, 100, 3, 4, 5] {
+        bus.publish(&event(n)).await.unwrap();
+    }
+    let first = consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+    assert_eq!((first.handled, first.failed, first.dead), (6, 1, 0), "{first:?}");
+    assert_eq!(handler.together.load(Ordering::SeqCst), 6, "the six events were handled in one transaction");
+    assert_eq!(handler.alone.load(Ordering::SeqCst), 0);
+    // The others' effects are committed, each once; event 3's part was undone, its inbox
+    // record with it (else its retry would be skipped as a repeat).
+    let expected: BTreeMap<usize, usize> = [0, 1, 2, 4, 5].into_iter().map(|n| (n, 1)).collect();
+    assert_eq!(handler.effects().await, expected);
+    let stats = bus.stats(STREAM, "g").await.unwrap();
+    assert_eq!((stats.pending, stats.lag), (1, 0), "only event 3 waits for its retry");
+
+    // It keeps failing and goes to the dead letters alone; nothing else is touched.
+    let mut dead = 0;
+    until("event 3 to run out of deliveries", PATIENCE, async || {
+        dead += consumer::turn(bus.as_ref(), &config, &handler).await.unwrap().dead;
+        dead > 0
+    })
+    .await;
+    let letters = bus.dead_letters(STREAM, "g").await.unwrap();
+    assert_eq!(letters.iter().map(|l| n_of(&l.envelope)).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(letters[0].error, "event 3 fails");
+    assert_eq!(handler.effects().await, expected);
+
+    // Fixed and retried: handled once.
+    handler.failing.lock().unwrap().clear();
+    bus.retry(STREAM, "g", &letters[0].id).await.unwrap();
+    until("the retried event to be handled", PATIENCE, async || {
+        consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+        handler.effects().await.contains_key(&3)
+    })
+    .await;
+    let stats = bus.stats(STREAM, "g").await.unwrap();
+    assert_eq!((stats.pending, stats.lag, stats.dead), (0, 0, 0));
+    assert!(handler.effects().await.values().all(|&n| n == 1), "{:?}", handler.effects().await);
+    handler.db.close().await;
+}
+
+async fn a_repeat_in_a_batch_is_skipped(env: TestEnv) {
+    let bus = bus(&env).await;
+    let handler = Written {
+        db: service_db(&env).await,
+        failing: Mutex::default(),
+        alone: AtomicUsize::new(0),
+        together: AtomicUsize::new(0),
+    };
+    let config = fast("g");
+    bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
+    let (a, b, c) = (event(0), event(1), event(2));
+    // The same event twice in one read (a relay that published it again after a crash).
+    for envelope in [&a, &b, &a, &c] {
+        bus.publish(envelope).await.unwrap();
+    }
+    let first = consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+    assert_eq!((first.handled, first.failed), (4, 0));
+    assert_eq!(handler.together.load(Ordering::SeqCst), 4);
+    let once: BTreeMap<usize, usize> = [(0, 1), (1, 1), (2, 1)].into_iter().collect();
+    assert_eq!(handler.effects().await, once);
+    // And again in a later read, alone and in a batch: still once.
+    bus.publish(&b).await.unwrap();
+    consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+    bus.publish(&a).await.unwrap();
+    bus.publish(&c).await.unwrap();
+    consumer::turn(bus.as_ref(), &config, &handler).await.unwrap();
+    assert_eq!(handler.alone.load(Ordering::SeqCst), 1, "a single event is handled on its own");
+    assert_eq!(handler.effects().await, once);
+    let stats = bus.stats(STREAM, "g").await.unwrap();
+    assert_eq!((stats.pending, stats.lag, stats.dead), (0, 0, 0));
+    handler.db.close().await;
 }
 
 /// Turns of a consumer until `done`, adding up what they did.
@@ -617,6 +777,8 @@ async fn dead_letters_and_discards_outlive_the_bus_in_the_consumers_database(env
 }
 
 medcov_testkit::backend_suite!(
+    a_failing_event_in_a_batch_leaves_the_others_alone,
+    a_repeat_in_a_batch_is_skipped,
     dead_letters_and_discards_outlive_the_bus_in_the_consumers_database,
     what_the_bus_lost_is_relayed_again_and_handled_once,
     the_outbox_keeps_what_the_bus_did_not_take,

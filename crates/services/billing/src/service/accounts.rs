@@ -2,6 +2,7 @@
 //! compensation closes it again; each command is handled once.
 
 use medcov_http::ApiError;
+use medcov_store::Tx;
 use medcov_store::outbox::{self, Actor, Event};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -21,13 +22,28 @@ impl BillingService {
         handling: Handling,
     ) -> Result<(), ApiError> {
         let mut tx = self.db.begin_write().await?;
-        if !Self::first_time(&mut tx, Some(handling)).await? {
-            return Ok(());
+        if Self::open_account_in(&mut tx, patient, hospital, reply, actor, handling).await? {
+            tx.commit().await?;
         }
-        let opened = store::open_account(&mut tx, patient, hospital, OffsetDateTime::now_utc()).await?;
-        outbox::write_event(&mut tx, actor, &reply(opened)).await?;
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// [`BillingService::open_account`] inside `tx`, a write transaction the caller commits (a
+    /// consumer's batch); `false` when the command was handled before.
+    pub async fn open_account_in(
+        tx: &mut Tx,
+        patient: Uuid,
+        hospital: Uuid,
+        reply: impl FnOnce(OffsetDateTime) -> Event,
+        actor: &Actor,
+        handling: Handling,
+    ) -> Result<bool, ApiError> {
+        if !Self::first_time(tx, Some(handling)).await? {
+            return Ok(false);
+        }
+        let opened = store::open_account(tx, patient, hospital, OffsetDateTime::now_utc()).await?;
+        outbox::write_event(tx, actor, &reply(opened)).await?;
+        Ok(true)
     }
 
     /// Closes `patient`'s account (it may never have been opened) and writes the reply built
@@ -40,12 +56,26 @@ impl BillingService {
         handling: Handling,
     ) -> Result<(), ApiError> {
         let mut tx = self.db.begin_write().await?;
-        if !Self::first_time(&mut tx, Some(handling)).await? {
-            return Ok(());
+        if Self::close_account_in(&mut tx, patient, reply, actor, handling).await? {
+            tx.commit().await?;
         }
-        let closed = store::close_account(&mut tx, patient).await?;
-        outbox::write_event(&mut tx, actor, &reply(closed)).await?;
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// [`BillingService::close_account`] inside `tx`, which the caller commits; `false` when
+    /// the command was handled before.
+    pub async fn close_account_in(
+        tx: &mut Tx,
+        patient: Uuid,
+        reply: impl FnOnce(u64) -> Event,
+        actor: &Actor,
+        handling: Handling,
+    ) -> Result<bool, ApiError> {
+        if !Self::first_time(tx, Some(handling)).await? {
+            return Ok(false);
+        }
+        let closed = store::close_account(tx, patient).await?;
+        outbox::write_event(tx, actor, &reply(closed)).await?;
+        Ok(true)
     }
 }

@@ -63,6 +63,12 @@ pub struct Handling {
 }
 
 impl BillingService {
+    /// The service's database (a consumer's batches of events are written in one of its
+    /// transactions).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     pub fn new(db: Database, config: &medcov_config::BillingConfig) -> BillingService {
         BillingService {
             db,

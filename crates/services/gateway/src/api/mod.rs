@@ -1,6 +1,5 @@
 //! The gateway's HTTP API.
 
-pub mod cache;
 pub mod docs;
 pub mod mesh;
 pub mod proxy;

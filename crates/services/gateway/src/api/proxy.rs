@@ -66,13 +66,10 @@ pub struct Limits {
 #[derive(Clone)]
 pub struct ProxyState {
     pub upstreams: Upstreams,
-    /// Answers the services mark cacheable, and last good answers (see `cache`).
-    pub cache: Arc<dyn medcov_cache::Cache>,
-    /// Which parts of the API have marked answers cacheable (see `cache::Marked`).
-    pub marked: Arc<super::cache::Marked>,
-    /// Identical cacheable GETs in flight, sharing one call (see `cache::Flights`).
-    pub flights: Arc<super::cache::Flights>,
-    /// Counts `gateway_cache_total{result}` (hit, miss, shared, stale) and `gateway_rate_limited_total{group}`.
+    /// Answers the services mark cacheable, and last good answers (`medcov_http::caching`);
+    /// counts `gateway_cache_total{result}` (hit, miss, shared, stale).
+    pub responses: medcov_http::caching::Responses,
+    /// Counts `gateway_rate_limited_total{group}`.
     pub metrics: medcov_http::Metrics,
     pub verifier: Arc<Verifier>,
     pub limits: Limits,
@@ -250,7 +247,7 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         match verified {
             Ok(principal) => {
                 tracing::Span::current().record("principal", tracing::field::display(principal.id));
-                audience = Some(super::cache::audience(&principal));
+                audience = Some(principal.audience());
                 request = Request::from_parts(parts, body);
                 match limit(state, "api", format!("api:sub:{}", principal.id), &state.limits.api).await {
                     Ok(applied) => applied,
@@ -277,95 +274,29 @@ async fn send(state: &ProxyState, service: &str, mut request: Request) -> Result
         target.push_str(query);
     }
     // Signed-in GETs and POSTs may be answered from the cache, or stored for later.
-    let cache = state.cache.as_ref();
-    let mut lookup = None;
-    let mut leader = None;
-    if let Some(audience) = &audience
-        && (request.method() == Method::GET || request.method() == Method::POST)
-    {
-        let method = request.method().clone();
-        let body = if method == Method::POST {
-            let (parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(body, state.body_limit).await.map_err(|_| {
-                ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
-            })?;
-            request = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
-            Some(bytes)
-        } else {
-            None
-        };
-        let mut found = super::cache::Lookup::new(&method, service, &target, audience, body.as_deref());
-        if let Some(mut hit) = found.fresh(cache, &state.marked).await {
-            state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
-            write(&applied, &mut hit);
-            return Ok(hit);
+    let lookup = match &audience {
+        Some(audience) if request.method() == Method::GET || request.method() == Method::POST => {
+            let method = request.method().clone();
+            let body = if method == Method::POST {
+                let (parts, body) = request.into_parts();
+                let bytes = axum::body::to_bytes(body, state.body_limit).await.map_err(|_| {
+                    ApiError::PayloadTooLarge("the request body is larger than the configured limit".into())
+                })?;
+                request = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+                Some(bytes)
+            } else {
+                None
+            };
+            let namespace = format!("gateway:{service}");
+            Some(medcov_http::caching::Lookup::new(&method, &namespace, &target, audience, body.as_deref()))
         }
-        match found.flight_key().map(|key| state.flights.join(key)) {
-            Some(super::cache::Flight::Follower(waiting)) => {
-                if let Some(mut shared) = super::cache::wait(waiting).await {
-                    state.metrics.counter("gateway_cache_total", &[("result", "shared")]).increment(1);
-                    write(&applied, &mut shared);
-                    return Ok(shared);
-                }
-                // The first request gave up: ask for ourselves.
-            }
-            Some(super::cache::Flight::Leader(first)) => {
-                // A flight that ended between our look in the cache and now may have stored
-                // the answer: look again before calling the service.
-                if let Some(mut hit) = found.fresh(cache, &state.marked).await {
-                    state.metrics.counter("gateway_cache_total", &[("result", "hit")]).increment(1);
-                    let (back, shared) = super::cache::Shared::of(hit).await;
-                    hit = back;
-                    if let Some(shared) = shared {
-                        first.share(shared);
-                    }
-                    write(&applied, &mut hit);
-                    return Ok(hit);
-                }
-                leader = Some(first);
-            }
-            None => {}
-        }
-        lookup = Some(found);
-    }
-    let forwarded = upstream.forward(request, &target, state.body_limit).await;
-    let counted = |result| state.metrics.counter("gateway_cache_total", &[("result", result)]).increment(1);
-    let mut response = match (forwarded, &lookup) {
-        (Ok(answer), Some(lookup)) if super::cache::unavailable(answer.status()) => match lookup.stale(cache).await {
-            Some(stale) => {
-                counted("stale");
-                stale
-            }
-            None => answer,
-        },
-        (Ok(answer), Some(lookup)) => {
-            let answer = lookup.store(cache, &state.marked, answer).await;
-            if answer.headers().contains_key("x-cache") {
-                counted("miss");
-            }
-            answer
-        }
-        (Ok(answer), None) => answer,
-        (Err(error), Some(lookup))
-            if matches!(error, ApiError::BadGateway(_) | ApiError::Unavailable(_) | ApiError::GatewayTimeout(_)) =>
-        {
-            match lookup.stale(cache).await {
-                Some(stale) => {
-                    counted("stale");
-                    stale
-                }
-                None => return Err(error),
-            }
-        }
-        (Err(error), _) => return Err(error),
+        _ => None,
     };
-    if let Some(leader) = leader {
-        let (back, shared) = super::cache::Shared::of(response).await;
-        response = back;
-        if let Some(shared) = shared {
-            leader.share(shared);
-        }
-    }
+    let forwarded = upstream.forward(request, &target, state.body_limit);
+    let mut response = match lookup {
+        Some(lookup) => state.responses.answer(lookup, forwarded).await?,
+        None => forwarded.await?,
+    };
     write(&applied, &mut response);
     Ok(response)
 }

@@ -5,8 +5,8 @@
 use medcov_bus::Envelope;
 use medcov_bus::orchestrator::{self, Handled};
 use medcov_bus::saga::{self, Saga, SagaState};
-use medcov_store::StoreError;
 use medcov_store::outbox::Actor;
+use medcov_store::{StoreError, Tx};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -24,17 +24,31 @@ impl HospitalService {
     /// Records an insurer's answers about a patient's member numbers, once per event
     /// (`event`); answers about a patient this service does not have are dropped.
     pub async fn record_coverage(&self, event: Uuid, patient: Uuid, answers: &[Coverage]) -> Result<(), StoreError> {
-        let now = OffsetDateTime::now_utc();
         let mut tx = self.db.begin_write().await?;
-        if !medcov_store::inbox::record_once(&mut tx, COVERAGE_ANSWERS, event).await? {
-            return Ok(());
+        if Self::record_coverage_in(&mut tx, event, patient, answers).await? {
+            tx.commit().await?;
         }
-        if store::patient_exists(&mut tx, patient).await? {
+        Ok(())
+    }
+
+    /// [`HospitalService::record_coverage`] inside `tx`, a write transaction the caller
+    /// commits (a consumer's batch); `false` when the event was recorded before.
+    pub async fn record_coverage_in(
+        tx: &mut Tx,
+        event: Uuid,
+        patient: Uuid,
+        answers: &[Coverage],
+    ) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        if !medcov_store::inbox::record_once(tx, COVERAGE_ANSWERS, event).await? {
+            return Ok(false);
+        }
+        if store::patient_exists(tx, patient).await? {
             for answer in answers {
-                store::record_coverage(&mut tx, patient, answer, now).await?;
+                store::record_coverage(tx, patient, answer, now).await?;
             }
         }
-        tx.commit().await
+        Ok(true)
     }
 
     /// An insurer decided a pre-authorisation: what it grants for care here replaces what was
@@ -48,6 +62,17 @@ impl HospitalService {
     /// Moves the registration saga on with a reply (once per reply).
     pub async fn registration_reply(&self, envelope: &Envelope, actor: &Actor) -> Result<Handled, StoreError> {
         orchestrator::on_reply(&self.db, &self.registration, SAGA_REPLIES, envelope, actor).await
+    }
+
+    /// [`HospitalService::registration_reply`] inside `tx`, which the caller commits: what it
+    /// returns holds once `tx` is committed.
+    pub async fn registration_reply_in(
+        &self,
+        tx: &mut Tx,
+        envelope: &Envelope,
+        actor: &Actor,
+    ) -> Result<Handled, StoreError> {
+        orchestrator::on_reply_in(tx, &self.registration, SAGA_REPLIES, envelope, actor).await
     }
 
     /// Moves the registration sagas past their deadline on; returns those that ended

@@ -5,7 +5,7 @@
 use medcov_bus::orchestrator::Command;
 use medcov_http::ApiError;
 use medcov_store::outbox::{self, Actor};
-use medcov_store::{StoreError, inbox};
+use medcov_store::{StoreError, Tx, inbox};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -91,6 +91,23 @@ impl InsuranceService {
         event: Uuid,
         actor: &Actor,
     ) -> Result<(), ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        if self.verify_and_link_in(&mut tx, command, record, event, actor).await? {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// [`InsuranceService::verify_and_link`] inside `tx`, a write transaction the caller
+    /// commits (a consumer's batch); `false` when the command was handled before.
+    pub async fn verify_and_link_in(
+        &self,
+        tx: &mut Tx,
+        command: &Command,
+        record: &PatientMembers,
+        event: Uuid,
+        actor: &Actor,
+    ) -> Result<bool, ApiError> {
         let (today, members) = self.verify_members(&record.numbers()).await?;
         let covered = verification::covered(&members);
         let reason = verification::none_covered(&members);
@@ -103,16 +120,14 @@ impl InsuranceService {
         let data = serde_json::to_value(&verified).map_err(ApiError::internal)?;
         let reply = command.reply(REPLY, record.hospital_id, !covered.is_empty(), reason, data);
         let now = OffsetDateTime::now_utc();
-        let mut tx = self.db.begin_write().await?;
-        if !inbox::record_once(&mut tx, "insurance.saga", event).await? {
-            return Ok(());
+        if !inbox::record_once(tx, "insurance.saga", event).await? {
+            return Ok(false);
         }
         for member in &covered {
-            store::link_member(&mut tx, *member, record.patient_id, record.hospital_id, now).await?;
+            store::link_member(tx, *member, record.patient_id, record.hospital_id, now).await?;
         }
-        outbox::write_event(&mut tx, actor, &reply).await?;
-        tx.commit().await?;
-        Ok(())
+        outbox::write_event(tx, actor, &reply).await?;
+        Ok(true)
     }
 
     /// The registration saga's compensation `unlink`: removes every link of the patient and
@@ -125,15 +140,30 @@ impl InsuranceService {
         actor: &Actor,
     ) -> Result<(), ApiError> {
         let mut tx = self.db.begin_write().await?;
-        if !inbox::record_once(&mut tx, "insurance.saga", event).await? {
-            return Ok(());
+        if self.unlink_patient_in(&mut tx, command, record, event, actor).await? {
+            tx.commit().await?;
         }
-        let removed = store::unlink_patient(&mut tx, record.patient_id).await?;
+        Ok(())
+    }
+
+    /// [`InsuranceService::unlink_patient`] inside `tx`, which the caller commits; `false`
+    /// when the command was handled before.
+    pub async fn unlink_patient_in(
+        &self,
+        tx: &mut Tx,
+        command: &Command,
+        record: &PatientMembers,
+        event: Uuid,
+        actor: &Actor,
+    ) -> Result<bool, ApiError> {
+        if !inbox::record_once(tx, "insurance.saga", event).await? {
+            return Ok(false);
+        }
+        let removed = store::unlink_patient(tx, record.patient_id).await?;
         let data = serde_json::json!({"patient_id": record.patient_id, "unlinked": removed});
         let reply = command.reply(REPLY, record.hospital_id, true, None, data);
-        outbox::write_event(&mut tx, actor, &reply).await?;
-        tx.commit().await?;
-        Ok(())
+        outbox::write_event(tx, actor, &reply).await?;
+        Ok(true)
     }
 
     /// The members linked to a patient.

@@ -19,11 +19,22 @@ where
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(batch).fetch_all(on).await?)
 }
 
-pub(crate) async fn mark_published<'c, E>(on: E, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError>
+/// Marks the rows `ids` published, in one statement.
+pub(crate) async fn mark_all_published<'c, E>(on: E, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'c, Database = Db>,
 {
-    sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2").bind(at).bind(id).execute(on).await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut query = sqlx::QueryBuilder::new("UPDATE outbox SET published_at = ");
+    query.push_bind(at).push(" WHERE id IN (");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    query.push(")");
+    query.build().execute(on).await?;
     Ok(())
 }
 

@@ -158,7 +158,9 @@ const BETWEEN: u8 = 3;
 /// data) six times: the latencies during the outages are compared with those while it runs,
 /// in the same run, windows alternating so that the machine's other work falls on both. The
 /// 99th percentile during the outages may exceed the normal one by 5 ms, plus what the normal
-/// one itself varies between rounds (a second's p99 on a busy machine moves more than that).
+/// one itself varies: between rounds (a second's p99 on a busy machine moves more than that),
+/// or by chance for a sample of the outages' size (resampling the normal requests), whichever
+/// is more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
     let env = TestEnv::distributed().await;
@@ -296,9 +298,30 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
     // How much the p99 moves with Redis running all along (the machine's own noise: other
     // tests, other processes): between the even and the odd rounds' normal windows.
     let (even, odd) = (p99(&mut of(NORMAL, &|r| r % 2 == 0)), p99(&mut of(NORMAL, &|r| r % 2 == 1)));
-    let noise = even.max(odd) - even.min(odd);
+    let rounds = even.max(odd) - even.min(odd);
+    // And how far the p99 of as many requests as the outages saw lands above the normal p99
+    // by chance alone, with Redis running: the normal requests resampled 1,000 times, the 99th
+    // percentile of those p99s (a p99 rests on its slowest 1 %, a handful of requests).
+    let sampling = {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut p99s: Vec<Duration> = (0..1_000)
+            .map(|_| {
+                let mut draw: Vec<Duration> =
+                    (0..outage.len()).map(|_| normal[(next() % normal.len() as u64) as usize]).collect();
+                p99(&mut draw)
+            })
+            .collect();
+        p99(&mut p99s).saturating_sub(normal_p99)
+    };
+    let noise = rounds.max(sampling);
     eprintln!(
-        "{} requests while Redis ran: p99 {normal_p99:?} (rounds differ by {noise:?}), max {:?}; {} during its outages: p99 {outage_p99:?}, max {:?}",
+        "{} requests while Redis ran: p99 {normal_p99:?} (rounds differ by {rounds:?}, chance moves it up to {sampling:?}), max {:?}; {} during its outages: p99 {outage_p99:?}, max {:?}",
         normal.len(),
         normal.last().expect("samples"),
         outage.len(),

@@ -27,6 +27,7 @@ import os
 import re
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -403,6 +404,11 @@ end
         baseline.terminate()
         for server in servers:
             server.wait(timeout=30)
+        # Nothing of the run stays behind: its data folder, and its database when distributed.
+        shutil.rmtree(work, ignore_errors=True)
+        if args.mode == "distributed":
+            subprocess.run(["psql", "postgresql://postgres@127.0.0.1:5432/postgres", "-qc",
+                            f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], check=False)
 
 
 if __name__ == "__main__":

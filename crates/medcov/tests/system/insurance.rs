@@ -505,6 +505,48 @@ async fn a_family_members_answer_is_fresh_after_anothers_preauthorisation(env: T
     f.w.stop().await;
 }
 
+/// Questions about a member that differ only in the services or prices they ask about are
+/// answered from the member's standing, loaded once: no further load, each answer computed for
+/// its own services to the cent; a claim adjudicated in between is seen by the next question.
+async fn questions_differing_only_in_services_are_answered_without_a_load(env: TestEnv) {
+    let f = insurer(&env).await;
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    let loads = async || {
+        let metrics = f.app.metrics(ServiceName::Insurance).await;
+        crate::support::sample(&metrics, "cache_requests_total", &["result=\"miss\""]).unwrap_or(0.0)
+    };
+    let lab = |price: i64| json!([{"service_code": "LAB", "category": "laboratory", "price": price}]);
+    let split = |answer: &Value| {
+        let estimate = &answer["services"][0]["estimate"];
+        (estimate["insurer_pays"].as_i64(), estimate["patient_pays"].as_i64())
+    };
+    // The first question loads the member's standing.
+    let first = f.eligibility(&number, lab(250_000)).await;
+    assert_eq!(split(&first), (Some(120_000), Some(130_000)), "{first}");
+    let loaded = loads().await;
+    // The deductible (1 000.00) first, then 20 % of the rest.
+    for (price, insurer, patient) in
+        [(300_000, 160_000, 140_000), (600_000, 400_000, 200_000), (150_000, 40_000, 110_000)]
+    {
+        let answer = f.eligibility(&number, lab(price)).await;
+        assert_eq!(split(&answer), (Some(insurer), Some(patient)), "{price}: {answer}");
+    }
+    let answer =
+        f.eligibility(&number, json!([{"service_code": "CONS", "category": "consultation", "price": 300_000}])).await;
+    assert_eq!(split(&answer), (Some(150_000), Some(150_000)), "{answer}");
+    assert_eq!(loads().await, loaded, "questions about the same member and day loaded nothing more");
+
+    // A claim takes the deductible: the next question, whatever it asks, sees it.
+    let (status, claim) = f.claim("NRB-1", &number, json!([line("LAB", "laboratory", 250_000)])).await;
+    assert_eq!(status, 201, "{claim}");
+    let answer = f.eligibility(&number, lab(100_000)).await;
+    assert_eq!(answer["deductible_left_member"], 0, "{answer}");
+    assert_eq!(split(&answer), (Some(80_000), Some(20_000)), "{answer}");
+    f.w.stop().await;
+}
+
 async fn concurrent_claims_never_overshoot_a_ceiling(env: TestEnv) {
     let f = insurer(&env).await;
     // No deductible, no co-insurance, and a 5 000.00 out-patient ceiling per member.
@@ -836,6 +878,7 @@ medcov_testkit::backend_suite!(
     inconsistent_input_is_refused_with_the_field,
     an_override_stops_at_the_ceiling_unless_ex_gratia,
     a_family_members_answer_is_fresh_after_anothers_preauthorisation,
+    questions_differing_only_in_services_are_answered_without_a_load,
 );
 
 /// The insurance service loads the plan versions in force into the cache at start when

@@ -58,7 +58,10 @@ impl Admission {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((at, before)) = state.last {
             let seconds = now.saturating_duration_since(at).as_secs_f64();
-            if seconds > 0.0 {
+            // Nothing was in flight and nothing ended: no news of the rate. An idle flow is not
+            // a slow one: the next burst is admitted at the rate last measured, not at the floor.
+            let idle = state.in_flight == 0 && ended == before;
+            if seconds > 0.0 && !idle {
                 let recent = ended.saturating_sub(before) as f64 / seconds;
                 // Weighted toward the recent past, so a burst's rate shows within a few ticks.
                 state.rate = if state.rate > 0.0 { 0.5 * state.rate + 0.5 * recent } else { recent };
@@ -125,5 +128,32 @@ mod tests {
         // Drained: admitted again.
         admission.observe(0, 240, t0 + Duration::from_secs(3));
         assert_eq!(admission.admit(), Ok(()));
+    }
+
+    #[test]
+    fn an_idle_spell_keeps_the_rate_last_measured() {
+        let admission = Admission::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        admission.observe(0, 0, t0);
+        admission.observe(20, 100, t0 + Duration::from_secs(1));
+        // Drained, then a minute with nothing in flight and nothing ending.
+        admission.observe(0, 120, t0 + Duration::from_secs(2));
+        for second in 3..60 {
+            admission.observe(0, 120, t0 + Duration::from_secs(second));
+        }
+        // The next burst is admitted far past the floor: 5 s at about 60 a second.
+        let mut admitted = 0;
+        while admission.admit().is_ok() {
+            admitted += 1;
+        }
+        assert!(admitted > 4 * FLOOR, "{admitted} admitted after an idle spell");
+        // A stall (in flight, nothing ending) still stops admission.
+        admission.observe(admitted, 120, t0 + Duration::from_secs(61));
+        admission.observe(admitted, 120, t0 + Duration::from_secs(62));
+        admission.observe(admitted, 120, t0 + Duration::from_secs(63));
+        admission.observe(admitted, 120, t0 + Duration::from_secs(64));
+        admission.observe(admitted, 120, t0 + Duration::from_secs(65));
+        admission.observe(admitted, 120, t0 + Duration::from_secs(66));
+        assert!(admission.admit().is_err(), "a stalled flow admits nothing more");
     }
 }

@@ -19,6 +19,9 @@
 //!   marked `Warning: 110 - "Response is Stale"`, when the service is unreachable, times out,
 //!   answers 502, 503 or 504, or its circuit breaker is open. A POST is matched on its body
 //!   too. (A service has no one to stand in for it: its own router keeps only fresh GETs.)
+//!   These last answers are kept in the gateway's own memory, bounded ([`LAST_ANSWERS_BYTES`]),
+//!   never in Redis: one per distinct question for up to a day would grow Redis without
+//!   bound under varied questions, and cost a write to Redis per answer.
 //!
 //! Identical cacheable GETs in flight at once (same audience, URL and tag versions) share one
 //! call: the first goes on, the others wait for its answer and get a copy, marked
@@ -58,6 +61,11 @@ pub const X_CACHE: &str = "x-cache";
 /// The largest answer kept (by its known length); larger ones, or ones of unknown length,
 /// pass through uncached.
 const MAX_KEPT: usize = 1024 * 1024;
+/// How much of the last good answers (`stale-if-error`) a gateway keeps in its memory, at most;
+/// the least useful go first.
+pub const LAST_ANSWERS_BYTES: u64 = 16 * 1024 * 1024;
+/// How long a last good answer is kept, at most, whatever the service allowed.
+const LAST_ANSWERS_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How many URLs' tags a process remembers (see [`Marked`]).
 const TAG_HINTS: u64 = 10_000;
 /// How long a remembered URL's tags are trusted before they are read from the cache again.
@@ -325,9 +333,17 @@ impl Lookup {
     }
 
     /// Keeps what the service allowed of its answer; returns the answer for the client.
-    pub async fn store(&self, cache: &dyn Cache, marked: &Marked, response: Response, role: Role) -> Response {
+    /// `last` keeps the last good answers; without it (a service's own cache) none are kept.
+    pub async fn store(
+        &self,
+        cache: &dyn Cache,
+        last: Option<&dyn Cache>,
+        marked: &Marked,
+        response: Response,
+        role: Role,
+    ) -> Response {
         let mut directives = Directives::of(response.headers());
-        if !role.stands_in {
+        if last.is_none() {
             directives.stale_if_error = None;
         }
         let (mut parts, body) = response.into_parts();
@@ -352,8 +368,10 @@ impl Lookup {
             return problem_too_large();
         };
         let stored = encode(parts.status, &parts.headers, &bytes);
-        if let Some(seconds) = directives.stale_if_error.filter(|s| *s > 0) {
-            cache.put(&self.last_key, &[], stored.clone(), Duration::from_secs(seconds)).await;
+        if let Some(seconds) = directives.stale_if_error.filter(|s| *s > 0)
+            && let Some(last) = last
+        {
+            last.put(&self.last_key, &[], stored.clone(), Duration::from_secs(seconds)).await;
         }
         if self.method == Method::GET
             && let Some(seconds) = directives.max_age.filter(|s| *s > 0)
@@ -379,8 +397,8 @@ impl Lookup {
     }
 
     /// The last good answer, marked stale, when the service allowed it and still within its time.
-    pub async fn stale(&self, cache: &dyn Cache) -> Option<Response> {
-        let bytes = cache.get(&self.last_key, &[]).await?;
+    pub async fn stale(&self, last: &dyn Cache) -> Option<Response> {
+        let bytes = last.get(&self.last_key, &[]).await?;
         let (status, stored, mut headers, body) = decode(&bytes)?;
         headers.insert(header::WARNING, HeaderValue::from_static("110 - \"Response is Stale\""));
         if let Ok(age) = HeaderValue::from_str(&now_secs().saturating_sub(stored).to_string()) {
@@ -518,6 +536,8 @@ impl Role {
 #[derive(Clone)]
 pub struct Responses {
     pub cache: Arc<dyn Cache>,
+    /// The last good answers, in process (only where the role stands in).
+    last: Option<Arc<dyn Cache>>,
     marked: Arc<Marked>,
     flights: Arc<Flights>,
     counted: Counted,
@@ -540,8 +560,12 @@ impl Responses {
             metrics.ensure_counter(counter, &[("result", result)]);
         }
         let count = |result| metrics.counter(counter, &[("result", result)]);
+        let last = role
+            .stands_in
+            .then(|| Arc::new(medcov_cache::MemoryCache::new(LAST_ANSWERS_BYTES, LAST_ANSWERS_TTL)) as Arc<dyn Cache>);
         Responses {
             cache,
+            last,
             marked: Arc::default(),
             flights: Arc::default(),
             counted: Counted { hit: count("hit"), miss: count("miss"), shared: count("shared"), stale: count("stale") },
@@ -586,7 +610,7 @@ impl Responses {
             None => {}
         }
         let mut response = match call.await {
-            Ok(answer) if self.role.stands_in && unavailable(answer.status()) => match lookup.stale(cache).await {
+            Ok(answer) if unavailable(answer.status()) && self.last.is_some() => match self.stale(&lookup).await {
                 Some(stale) => {
                     self.counted.stale.increment(1);
                     stale
@@ -594,16 +618,16 @@ impl Responses {
                 None => answer,
             },
             Ok(answer) => {
-                let answer = lookup.store(cache, &self.marked, answer, self.role).await;
+                let answer = lookup.store(cache, self.last.as_deref(), &self.marked, answer, self.role).await;
                 if answer.headers().contains_key(X_CACHE) {
                     self.counted.miss.increment(1);
                 }
                 answer
             }
             Err(error @ (ApiError::BadGateway(_) | ApiError::Unavailable(_) | ApiError::GatewayTimeout(_)))
-                if self.role.stands_in =>
+                if self.last.is_some() =>
             {
-                match lookup.stale(cache).await {
+                match self.stale(&lookup).await {
                     Some(stale) => {
                         self.counted.stale.increment(1);
                         stale
@@ -621,6 +645,13 @@ impl Responses {
             }
         }
         Ok(response)
+    }
+}
+
+impl Responses {
+    /// The last good answer to `lookup`, when one is kept.
+    async fn stale(&self, lookup: &Lookup) -> Option<Response> {
+        lookup.stale(self.last.as_deref()?).await
     }
 }
 

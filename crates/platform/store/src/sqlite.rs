@@ -106,3 +106,48 @@ fn turns(pool: &sqlx::SqlitePool) -> Option<std::sync::Arc<tokio::sync::Semaphor
     let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     Some(turns.entry(file.to_path_buf()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))).clone())
 }
+
+/// How often a database's WAL is checkpointed in the background ([`checkpoint_in_background`]).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The WAL size, in pages, at which a commit checkpoints by itself: only a backstop, should the
+/// background checkpoints fall behind (SQLite's default is 1,000 pages, about 4 MiB).
+pub const CHECKPOINT_BACKSTOP_PAGES: u32 = 16_384;
+
+/// Connect options for a database file that [`checkpoint_in_background`] checkpoints: commits
+/// leave checkpoints to it unless the WAL passes [`CHECKPOINT_BACKSTOP_PAGES`].
+pub fn checkpointed_elsewhere(options: sqlx::sqlite::SqliteConnectOptions) -> sqlx::sqlite::SqliteConnectOptions {
+    options.pragma("wal_autocheckpoint", CHECKPOINT_BACKSTOP_PAGES.to_string())
+}
+
+/// Checkpoints `pool`'s WAL every [`CHECKPOINT_EVERY`] until the pool is closed, off the
+/// writers' path.
+///
+/// By default SQLite checkpoints in the commit that takes the WAL past 1,000 pages: that commit
+/// copies the pages into the database file and waits for its `fsync` (tens of milliseconds on
+/// a busy disk) while it holds the one write lock, so every writer queued behind it, and every
+/// read that waits for its access-log entry, waits too. A passive checkpoint on another
+/// connection does the same work beside the writers, never blocking them nor the readers.
+pub fn checkpoint_in_background(pool: sqlx::SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                Ok(_) => failing = false,
+                Err(_) if pool.is_closed() => break,
+                Err(error) => {
+                    if !failing {
+                        tracing::warn!(%error, "a background WAL checkpoint failed; commits checkpoint by themselves past the backstop");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    });
+}

@@ -237,7 +237,7 @@ pub fn policy_number(insurer_code: &str, sequence: i64) -> String {
 }
 
 /// What decides whether a member is covered on a date.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cover {
     pub policy_status: PolicyStatus,
     pub policy_start: Date,

@@ -18,6 +18,7 @@
 pub mod claims;
 pub mod eligibility;
 pub mod insurers;
+mod known;
 pub mod members;
 pub mod plans;
 pub mod policies;
@@ -40,6 +41,8 @@ pub use sale::POLICY_SALE;
 pub struct InsuranceService {
     db: Database,
     cache: Arc<dyn Cache>,
+    /// Plan rules and insurers' time zones, which never change, kept in process.
+    known: Arc<known::Known>,
     premium_due_s: u64,
 }
 
@@ -53,7 +56,12 @@ impl InsuranceService {
     /// A service with the given cache (Redis when distributed: every instance must see the
     /// same invalidations).
     pub fn with_cache(db: Database, cache: Arc<dyn Cache>) -> InsuranceService {
-        InsuranceService { db, cache, premium_due_s: medcov_config::BillingConfig::default().premium_due_s }
+        InsuranceService {
+            db,
+            cache,
+            known: Arc::default(),
+            premium_due_s: medcov_config::BillingConfig::default().premium_due_s,
+        }
     }
 
     /// Sets how long a sold policy waits for its premium (`billing.premium_due_s`).
@@ -116,7 +124,14 @@ impl InsuranceService {
     /// Today for `insurer`, in its time zone: the day its approvals, reservations and policy
     /// changes are counted on (UTC for an insurer it does not know).
     pub async fn today_of(&self, insurer: uuid::Uuid) -> Result<time::Date, ApiError> {
-        let zone = crate::store::insurer(&self.db, insurer).await?.map(|i| i.timezone);
+        let zone = match self.known.zones.get(&insurer) {
+            Some(zone) => Some(zone),
+            None => crate::store::insurer(&self.db, insurer).await?.map(|i| {
+                let zone: Arc<str> = i.timezone.into();
+                self.known.zones.insert(insurer, zone.clone());
+                zone
+            }),
+        };
         Ok(medcov_domain::calendar::today_in(zone.as_deref().unwrap_or("UTC")))
     }
 
@@ -124,7 +139,22 @@ impl InsuranceService {
     /// eligibility question without a date is about.
     pub async fn today_for_member(&self, member_number: &str) -> Result<time::Date, ApiError> {
         let code = member_number.trim().split('-').next().unwrap_or_default();
-        let zone = crate::store::insurers(&self.db).await?.into_iter().find(|i| i.code == code).map(|i| i.timezone);
+        let zone = match self.known.zones_by_code.get(&code.to_owned()) {
+            Some(zone) => Some(zone),
+            // Not seen yet (or no such insurer, which is never remembered: it may be created).
+            None => {
+                let mut found = None;
+                for insurer in crate::store::insurers(&self.db).await? {
+                    let zone: Arc<str> = insurer.timezone.into();
+                    if insurer.code == code {
+                        found = Some(zone.clone());
+                    }
+                    self.known.zones.insert(insurer.id, zone.clone());
+                    self.known.zones_by_code.insert(insurer.code, zone);
+                }
+                found
+            }
+        };
         Ok(medcov_domain::calendar::today_in(zone.as_deref().unwrap_or("UTC")))
     }
 }

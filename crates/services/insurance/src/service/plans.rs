@@ -134,6 +134,17 @@ impl InsuranceService {
         }
     }
 
+    /// A plan version's rules, kept in process after the first read (they never change).
+    pub async fn plan_rules(&self, id: Uuid) -> Result<Option<std::sync::Arc<PlanRules>>, ApiError> {
+        if let Some(rules) = self.known.rules.get(&id) {
+            return Ok(Some(rules));
+        }
+        let Some(version) = self.plan_version(id).await? else { return Ok(None) };
+        let rules = std::sync::Arc::new(version.rules);
+        self.known.rules.insert(id, rules.clone());
+        Ok(Some(rules))
+    }
+
     /// Loads every plan version in force (open-ended or ending in the future) into the cache,
     /// logging progress every 500; returns how many.
     pub async fn warm_plan_versions(&self) -> Result<usize, ApiError> {

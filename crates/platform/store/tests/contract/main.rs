@@ -291,10 +291,9 @@ medcov_testkit::backend_suite!(
     a_closed_pool_is_an_outage_not_a_bug,
 );
 
-/// SQLite's WAL is checkpointed in the background, not by the commit that fills it: commits
-/// checkpoint by themselves only past a large backstop, and what a commit wrote reaches the
-/// database file without another commit (with SQLite's defaults, a WAL under 1,000 pages
-/// is never checkpointed until a commit takes it past them).
+/// SQLite's WAL is checkpointed in the background, not only by the commit that fills it: what a
+/// commit wrote reaches the database file without another commit (with SQLite's defaults alone,
+/// a WAL under 1,000 pages is never checkpointed until a commit takes it past them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_checkpoints_in_the_background_not_in_a_commit() {
     let env = TestEnv::embedded().await;
@@ -306,7 +305,7 @@ async fn sqlite_checkpoints_in_the_background_not_in_a_commit() {
     let file = env.config.data_dir.join("hospital.db");
     let size = || std::fs::metadata(&file).expect("the database file").len();
     let before = size();
-    // About 2 MiB in one commit: some 500 pages of WAL, well under the backstop.
+    // About 2 MiB in one commit: some 500 pages of WAL, under the 1,000 that make a commit checkpoint.
     let mut tx = database.begin_write().await.expect("begins");
     let Tx::Sqlite(inner) = &mut tx else { unreachable!() };
     sqlx::query("CREATE TABLE blobs (b BLOB NOT NULL)").execute(&mut **inner).await.expect("creates");

@@ -5,15 +5,10 @@
 //! database's writer (SQLite has one) behind every registration and encounter. Here the reads
 //! of a moment are written together: a read hands its entries to one writer task and waits for
 //! the commit that holds them; the writer takes everything waiting (up to [`BATCH`] entries) into
-//! one transaction, inserted in one statement. Under load one commit serves many reads; alone,
-//! a read costs what it did. SQLite has one writer, so there is one writer task; PostgreSQL
-//! takes writers side by side, so there are [`POSTGRES_WRITERS`], whose commits (each a WAL
-//! flush) overlap instead of queueing.
+//! one transaction. Under load one commit serves many reads; alone, a read costs what it did.
 
-use std::sync::Arc;
-
-use medcov_store::{Backend, Database, StoreError};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use medcov_store::{Database, StoreError};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::access::AccessEntry;
 use crate::store;
@@ -22,8 +17,6 @@ use crate::store;
 pub const BATCH: usize = 512;
 /// Reads waiting for the writer, at most; more wait to hand theirs over.
 const WAITING: usize = 4096;
-/// Writer tasks on PostgreSQL (one on SQLite, which has one writer).
-pub const POSTGRES_WRITERS: usize = 4;
 
 /// How a batch's commit went, for each read in it (a `StoreError` is not `Clone`).
 #[derive(Debug, Clone)]
@@ -45,14 +38,7 @@ impl ReadLog {
     /// [`ReadLog`] is dropped, after writing what it was handed.
     pub fn start(db: Database) -> ReadLog {
         let (sender, receiver) = mpsc::channel(WAITING);
-        let writers = match db.backend() {
-            Backend::Sqlite => 1,
-            Backend::Postgres => POSTGRES_WRITERS,
-        };
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..writers {
-            tokio::spawn(write(db.clone(), receiver.clone()));
-        }
+        tokio::spawn(write(db, receiver));
         ReadLog { sender }
     }
 
@@ -70,25 +56,19 @@ impl ReadLog {
     }
 }
 
-/// One writer: takes what waits (the first writer free takes it), commits it, tells each read.
-async fn write(db: Database, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
-    loop {
-        let batch = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else { return };
-            let mut batch = vec![first];
-            let mut entries = batch[0].0.len();
-            while entries < BATCH {
-                match receiver.try_recv() {
-                    Ok(next) => {
-                        entries += next.0.len();
-                        batch.push(next);
-                    }
-                    Err(_) => break,
+async fn write(db: Database, mut receiver: mpsc::Receiver<Request>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        let mut entries = batch[0].0.len();
+        while entries < BATCH {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    entries += next.0.len();
+                    batch.push(next);
                 }
+                Err(_) => break,
             }
-            batch
-        };
+        }
         let outcome = match commit(&db, &batch).await {
             Ok(()) => Outcome::Committed,
             Err(error) if error.is_unavailable() => Outcome::Unavailable(error.to_string()),
@@ -101,8 +81,9 @@ async fn write(db: Database, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
 }
 
 async fn commit(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
-    let entries: Vec<&AccessEntry> = batch.iter().flat_map(|(entries, _)| entries).collect();
     let mut tx = db.begin_write().await?;
-    store::log_access_all(&mut tx, &entries).await?;
+    for entry in batch.iter().flat_map(|(entries, _)| entries) {
+        store::log_access(&mut tx, entry).await?;
+    }
     tx.commit().await
 }

@@ -127,11 +127,6 @@ pub async fn log_access(tx: &mut Tx, entry: &AccessEntry) -> Result<(), StoreErr
     dispatch!(tx, access::insert(entry))
 }
 
-/// Appends several access-log entries at once (in one statement per few hundred).
-pub async fn log_access_all(tx: &mut Tx, entries: &[&AccessEntry]) -> Result<(), StoreError> {
-    dispatch!(tx, access::insert_all(entries))
-}
-
 /// Access-log entries in time order, by patient and/or user, after `after`, within
 /// `hospitals` (`None`: all).
 pub async fn access_log(

@@ -25,30 +25,6 @@ pub(crate) async fn insert(tx: &mut Tx, entry: &AccessEntry) -> Result<(), Store
     Ok(())
 }
 
-/// Rows per statement of [`insert_all`]: 7 parameters each, far under either backend's limit.
-const ROWS_PER_INSERT: usize = 256;
-
-/// Inserts `entries` in as few statements as their number allows (one up to
-/// [`ROWS_PER_INSERT`]): one round trip instead of one per entry.
-pub(crate) async fn insert_all(tx: &mut Tx, entries: &[&AccessEntry]) -> Result<(), StoreError> {
-    for chunk in entries.chunks(ROWS_PER_INSERT) {
-        let mut query = sqlx::QueryBuilder::new(
-            "INSERT INTO access_log (id, at, user_id, patient_id, hospital_id, action, request_id) ",
-        );
-        query.push_values(chunk, |mut row, entry| {
-            row.push_bind(entry.id)
-                .push_bind(entry.at)
-                .push_bind(entry.user_id)
-                .push_bind(entry.patient_id)
-                .push_bind(entry.hospital_id)
-                .push_bind(entry.action.as_str())
-                .push_bind(&entry.request_id);
-        });
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 pub(crate) async fn list(
     pool: &Pool,
     hospitals: Option<&[Uuid]>,

@@ -60,11 +60,7 @@ impl SqliteBus {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(medcov_store::sqlite::checkpointed_elsewhere(options))
-            .await?;
-        medcov_store::sqlite::checkpoint_in_background(pool.clone());
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }

@@ -421,9 +421,8 @@ async fn connect_sqlite(path: &Path, options: &PoolOptions) -> Result<Database, 
         .max_connections(options.max_connections)
         // Connections wait for the one writer, not for a server that may be down.
         .acquire_timeout(options.acquire_timeout.max(SQLITE_BUSY_TIMEOUT))
-        .connect_with(sqlite::checkpointed_elsewhere(connect))
+        .connect_with(connect)
         .await?;
-    sqlite::checkpoint_in_background(pool.clone());
     Ok(Database::Sqlite(pool::Pool::new(pool)))
 }
 

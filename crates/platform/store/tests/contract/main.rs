@@ -290,33 +290,3 @@ medcov_testkit::backend_suite!(
     the_inbox_records_an_event_once,
     a_closed_pool_is_an_outage_not_a_bug,
 );
-
-/// SQLite's WAL is checkpointed in the background, not by the commit that fills it: commits
-/// checkpoint by themselves only past a large backstop, and what a commit wrote reaches the
-/// database file without another commit (with SQLite's defaults, a WAL under 1,000 pages
-/// is never checkpointed until a commit takes it past them).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_checkpoints_in_the_background_not_in_a_commit() {
-    let env = TestEnv::embedded().await;
-    let database = open(&env).await;
-    let Database::Sqlite(pool) = &database else { panic!("the embedded default is SQLite") };
-    let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(pool.inner()).await.expect("reads");
-    assert_eq!(pages, i64::from(medcov_store::sqlite::CHECKPOINT_BACKSTOP_PAGES));
-
-    let file = env.config.data_dir.join("hospital.db");
-    let size = || std::fs::metadata(&file).expect("the database file").len();
-    let before = size();
-    // About 2 MiB in one commit: some 500 pages of WAL, well under the backstop.
-    let mut tx = database.begin_write().await.expect("begins");
-    let Tx::Sqlite(inner) = &mut tx else { unreachable!() };
-    sqlx::query("CREATE TABLE blobs (b BLOB NOT NULL)").execute(&mut **inner).await.expect("creates");
-    for _ in 0..32 {
-        sqlx::query("INSERT INTO blobs (b) VALUES (randomblob(65536))").execute(&mut **inner).await.expect("inserts");
-    }
-    tx.commit().await.expect("commits");
-    medcov_testkit::until("the WAL to be checkpointed into the database file", medcov_testkit::PATIENCE, async || {
-        size() >= before + 2 * 1024 * 1024
-    })
-    .await;
-    database.close().await;
-}

@@ -77,35 +77,12 @@ struct EncounterCompleted {
 
 pub struct Encounters(pub Arc<BillingService>);
 
-/// The patient-registration saga's last step: the patient's account is opened, or closed
-/// again when the saga is compensated (each once).
+/// The patient-registration saga's last step, one command in its own transaction (see
+/// [`account_in`]).
 async fn open_account(service: &BillingService, envelope: &Envelope, command: &Command) -> Result<(), String> {
-    #[derive(Deserialize)]
-    struct Input {
-        patient_id: Uuid,
-        hospital_id: Uuid,
-    }
-    let input: Input = serde_json::from_value(command.data["input"].clone())
-        .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
-    let handling = Handling { consumer: "billing.saga", event: envelope.id };
-    match command.command.as_str() {
-        "open_account" => {
-            let reply = |opened_at: OffsetDateTime| {
-                let data = serde_json::json!({"patient_id": input.patient_id, "opened_at": opened_at.to_string()});
-                command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
-            };
-            service.open_account(input.patient_id, input.hospital_id, reply, &actor(envelope), handling).await
-        }
-        "close_account" => {
-            let reply = |closed: u64| {
-                let data = serde_json::json!({"patient_id": input.patient_id, "closed": closed});
-                command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
-            };
-            service.close_account(input.patient_id, reply, &actor(envelope), handling).await
-        }
-        other => return Err(format!("the registration saga asked billing for `{other}`, which it does not do")),
-    }
-    .map_err(|e| e.to_string())
+    let mut tx = service.database().begin_write().await.map_err(|e| e.to_string())?;
+    account_in(&mut tx, envelope, command).await?;
+    tx.commit().await.map_err(|e| e.to_string())
 }
 
 impl Handler for Encounters {
@@ -175,7 +152,8 @@ impl Handler for Encounters {
     }
 }
 
-/// [`open_account`] inside a consumer's batch transaction.
+/// The patient-registration saga's last step inside `tx` (its own, or a consumer's batch): the
+/// patient's account is opened, or closed again when the saga is compensated (each once).
 async fn account_in(tx: &mut Tx, envelope: &Envelope, command: &Command) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Input {

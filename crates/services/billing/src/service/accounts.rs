@@ -12,24 +12,8 @@ use crate::store;
 
 impl BillingService {
     /// Opens `patient`'s account (kept as it is when it exists) and writes the reply built
-    /// from its opening time, once per command.
-    pub async fn open_account(
-        &self,
-        patient: Uuid,
-        hospital: Uuid,
-        reply: impl FnOnce(OffsetDateTime) -> Event,
-        actor: &Actor,
-        handling: Handling,
-    ) -> Result<(), ApiError> {
-        let mut tx = self.db.begin_write().await?;
-        if Self::open_account_in(&mut tx, patient, hospital, reply, actor, handling).await? {
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-
-    /// [`BillingService::open_account`] inside `tx`, a write transaction the caller commits (a
-    /// consumer's batch); `false` when the command was handled before.
+    /// from its opening time, once per command, inside `tx`, a write transaction the caller
+    /// commits; `false` when the command was handled before.
     pub async fn open_account_in(
         tx: &mut Tx,
         patient: Uuid,
@@ -47,23 +31,8 @@ impl BillingService {
     }
 
     /// Closes `patient`'s account (it may never have been opened) and writes the reply built
-    /// from how many were closed, once per command.
-    pub async fn close_account(
-        &self,
-        patient: Uuid,
-        reply: impl FnOnce(u64) -> Event,
-        actor: &Actor,
-        handling: Handling,
-    ) -> Result<(), ApiError> {
-        let mut tx = self.db.begin_write().await?;
-        if Self::close_account_in(&mut tx, patient, reply, actor, handling).await? {
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-
-    /// [`BillingService::close_account`] inside `tx`, which the caller commits; `false` when
-    /// the command was handled before.
+    /// from how many were closed, once per command, inside `tx`, which the caller commits;
+    /// `false` when the command was handled before.
     pub async fn close_account_in(
         tx: &mut Tx,
         patient: Uuid,

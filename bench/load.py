@@ -84,10 +84,13 @@ def wait_ready(url, seconds=120):
     sys.exit(f"{url} did not become ready")
 
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS"):
+    """A process's resident memory in MiB: all of it (VmRSS), or one part of it: RssAnon (the
+    heap: allocations, buffers, caches), RssFile (the binary and mapped files), RssShmem
+    (SQLite's WAL index)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -393,7 +396,9 @@ end
                   f"| {row['p99_ms']:.1f} ms | {row['non2xx']} | {row['timeouts']} |")
         print(f"\nRegistration burst: sagas drained {'; '.join(drain_notes)}.")
         after = ", ".join(f"{value:.0f} MiB after round {i}" for i, value in enumerate(rounds_rss, 1))
-        print(f"RSS: {idle_rss:.0f} MiB idle, {after}, {settled:.0f} MiB once it stopped falling.")
+        parts = ", ".join(f"{name} {sum(rss_mib(server.pid, field) for server in servers):.0f}"
+                          for name, field in (("heap", "RssAnon"), ("files", "RssFile"), ("shared", "RssShmem")))
+        print(f"RSS: {idle_rss:.0f} MiB idle, {after}, {settled:.0f} MiB once it stopped falling ({parts} MiB).")
         if tpcb is not None:
             registered = next(row for name, row in rows if name.startswith(registration))["ok_rps"]
             print(f"pgbench TPC-B (scale {PGBENCH_SCALE}, {PGBENCH_CLIENTS} clients, {d} s, same run): {tpcb:.0f} transactions/s; "

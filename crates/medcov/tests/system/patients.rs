@@ -245,4 +245,83 @@ async fn parallel_changes_lose_nothing(env: TestEnv) {
     desk.w.stop().await;
 }
 
-medcov_testkit::backend_suite!(registration_search_change_history_and_access_log, parallel_changes_lose_nothing);
+/// A person without member numbers (no saga), by `given` name.
+fn walk_in(hospital: &str, given: &str) -> Value {
+    json!({
+        "hospital_id": hospital,
+        "given_name": given,
+        "family_name": "Mwangi",
+        "date_of_birth": "1990-07-21",
+        "sex": "male"
+    })
+}
+
+/// The sequence in a record number: its digits without the check digit.
+fn sequence_of(mrn: &str) -> u64 {
+    let digits = mrn.rsplit_once('-').expect("code-digits").1;
+    digits[..digits.len() - 1].parse().expect("digits")
+}
+
+/// Registrations arriving together: one person registered several times at once without
+/// `allow_duplicate` is one record (the others are refused as duplicates, as they would be one
+/// after the other), different people are all registered, every record number is unique, and
+/// a refused duplicate takes no number.
+async fn parallel_registrations_make_one_record_per_person_and_unique_numbers(env: TestEnv) {
+    let desk = desk(&env).await;
+    let clerk = desk.staff("clerk.a", "hospital_clerk", &desk.hospital_a).await;
+    let url = desk.app.url(ServiceName::Gateway, "/api/hospital/patients");
+    let mut numbers = Vec::new();
+    for round in 0..4u8 {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..12u8 {
+            // The first six are one person, each of the other six someone else.
+            // (Names have no digits: letters stand for the round and the caller.)
+            let (r, c) = (char::from(b'a' + round), char::from(b'a' + i));
+            let given = if i < 6 { format!("Same{r}") } else { format!("Other{r}{c}") };
+            let (client, url, clerk) = (desk.app.client.clone(), url.clone(), clerk.clone());
+            let body = walk_in(&desk.hospital_a, &given);
+            calls.spawn(async move {
+                let answer = client.post(url).bearer_auth(clerk).json(&body).send().await.expect("sent");
+                let status = answer.status().as_u16();
+                (i < 6, status, answer.json::<Value>().await.expect("json"))
+            });
+        }
+        let (mut same, mut others) = (Vec::new(), Vec::new());
+        while let Some(done) = calls.join_next().await {
+            let (is_same, status, body) = done.expect("task");
+            if status == 201 {
+                numbers.push(body["mrn"].as_str().expect("mrn").to_owned());
+            } else {
+                assert_eq!(status, 409, "{body}");
+            }
+            if is_same { same.push(status) } else { others.push(status) }
+        }
+        same.sort();
+        assert_eq!(same, [201, 409, 409, 409, 409, 409], "round {round}: one record for one person");
+        assert_eq!(others, [201; 6], "round {round}: everyone else registered");
+    }
+    let mut unique = numbers.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), numbers.len(), "record numbers are unique: {numbers:?}");
+
+    // One after the other: a refused duplicate between two registrations takes no number.
+    let call = |given: &str| {
+        desk.app.call(Method::POST, "/api/hospital/patients", Some(&clerk), Some(walk_in(&desk.hospital_a, given)))
+    };
+    let (status, _, first) = call("Ahead").await;
+    assert_eq!(status, 201, "{first}");
+    let (status, _, body) = call("Ahead").await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _, next) = call("Behind").await;
+    assert_eq!(status, 201, "{next}");
+    let (first, next) = (first["mrn"].as_str().expect("mrn"), next["mrn"].as_str().expect("mrn"));
+    assert_eq!(sequence_of(next), sequence_of(first) + 1, "{first} then {next}");
+    desk.w.stop().await;
+}
+
+medcov_testkit::backend_suite!(
+    registration_search_change_history_and_access_log,
+    parallel_changes_lose_nothing,
+    parallel_registrations_make_one_record_per_person_and_unique_numbers
+);

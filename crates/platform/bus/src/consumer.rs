@@ -271,9 +271,9 @@ async fn process(
     settle(bus, context, delivery, outcome, turn, done, &span).await
 }
 
-/// Handles a run of deliveries in one write transaction of the handler's database, each
-/// between a savepoint and its release ([`Tx::begin_part`]): a failing event's writes are
-/// undone alone, and it is retried (or dead-lettered) like any failure while the others are
+/// Handles a run of deliveries in one write transaction of the handler's database (with a
+/// savepoint around each once one of them fails, see [`in_one_transaction`]): a failing
+/// event's writes are undone alone, and it is retried (or dead-lettered) like any failure while the others are
 /// committed and acknowledged. Should the transaction itself fail (begun, a savepoint, the
 /// commit), nothing of it is kept and each event of the run is handled on its own.
 async fn batch(
@@ -308,7 +308,49 @@ async fn batch(
 }
 
 /// The outcome of each event of `run`, handled in one transaction, once it is committed.
+/// The run is handled first without savepoints: two round trips fewer per event, and no
+/// subtransaction on PostgreSQL. Should an event fail, that attempt is rolled back whole and
+/// the run handled again with a savepoint around each event ([`Tx::begin_part`]), so that the
+/// failing one is undone alone. A handler's `handle_in` writes only in the transaction, so the
+/// attempt rolled back leaves nothing behind.
 async fn in_one_transaction(
+    handler: &dyn Handler,
+    db: &Database,
+    run: &[Delivery],
+    spans: &[tracing::Span],
+) -> Result<Vec<Result<(), String>>, StoreError> {
+    match all_or_nothing(handler, db, run, spans).await? {
+        Some(outcomes) => Ok(outcomes),
+        None => in_parts(handler, db, run, spans).await,
+    }
+}
+
+/// The run handled in one transaction without savepoints: `None` (and nothing written) as
+/// soon as one event fails.
+async fn all_or_nothing(
+    handler: &dyn Handler,
+    db: &Database,
+    run: &[Delivery],
+    spans: &[tracing::Span],
+) -> Result<Option<Vec<Result<(), String>>>, StoreError> {
+    use tracing::Instrument;
+    let mut tx = db.begin_write().await?;
+    for (delivery, span) in run.iter().zip(spans) {
+        if handler.ignores(&delivery.envelope) {
+            continue;
+        }
+        if handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await.is_err() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(run.iter().map(|_| Ok(())).collect()))
+}
+
+/// The run handled in one transaction with each event between a savepoint and its release:
+/// a failing event's writes are undone alone.
+async fn in_parts(
     handler: &dyn Handler,
     db: &Database,
     run: &[Delivery],

@@ -23,6 +23,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod memo;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

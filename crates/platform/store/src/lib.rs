@@ -340,6 +340,18 @@ impl Tx {
         Ok(())
     }
 
+    /// Makes the write transactions that take `key` wait for one another until each ends, so
+    /// a check and the write it guards (no patient like this one yet, then the insert) cannot
+    /// interleave with another transaction's. On PostgreSQL a transaction-level advisory lock
+    /// on the key's 64-bit hash (two keys of one hash merely wait for each other); on SQLite
+    /// nothing, as a write transaction already holds the whole database.
+    pub async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
+        if let Tx::Postgres(tx) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Marks where one part of a transaction shared by several (a consumer's batch of events)
     /// begins: [`Tx::release`] keeps what the part wrote, [`Tx::rollback_part`] undoes it
     /// alone. One part at a time.

@@ -123,7 +123,10 @@ pub struct RegisterParams {
 pub struct PatientView {
     pub id: Uuid,
     pub hospital_id: Uuid,
-    /// Medical record number, unique in the hospital, with a check digit.
+    /// Medical record number, unique in the hospital, with a check digit. Numbers follow the
+    /// order of registration; with PostgreSQL a registration that fails once numbered (a lost
+    /// connection, say) leaves its number unused, so numbers may skip. A refused duplicate takes
+    /// none.
     #[schema(example = "SMG-00000174")]
     pub mrn: String,
     #[serde(flatten)]
@@ -219,7 +222,9 @@ fn with_etag(status: StatusCode, patient: Patient) -> Response {
 
 /// Register a patient. The medical record number is assigned here. A patient with the same
 /// name and date of birth in the hospital is refused as a possible duplicate (409, naming
-/// their record numbers) unless `allow_duplicate=true`.
+/// their record numbers) unless `allow_duplicate=true`; registrations of one person arriving
+/// at the same time are checked one after the other, so one is registered and the others
+/// refused.
 #[utoipa::path(post, path = "/patients", tag = "patients", params(RegisterParams), request_body = NewPatient,
     responses(
         (status = 201, body = PatientView, headers(("ETag" = String))),

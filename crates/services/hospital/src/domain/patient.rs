@@ -311,6 +311,18 @@ pub fn refuse_duplicates(found: &[String]) -> Result<(), Rejection> {
     )))
 }
 
+/// What two registrations that could be duplicates of each other share: the hospital, the
+/// folded names and the date of birth (what [`refuse_duplicates`] compares). Registrations
+/// with one key take turns, so each one's duplicate check sees the others.
+pub fn duplicate_key(hospital: Uuid, details: &PatientDetails) -> String {
+    format!(
+        "hospital.patient:{hospital}:{}:{}:{}",
+        search_key(&details.family_name),
+        search_key(&details.given_name),
+        details.date_of_birth
+    )
+}
+
 /// The lookup keys of a record: each identifier by its kind, each member number as
 /// `member`.
 pub fn lookup_keys(details: &PatientDetails) -> Vec<(&'static str, String)> {

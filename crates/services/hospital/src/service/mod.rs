@@ -30,6 +30,7 @@ use std::sync::Arc;
 use medcov_bus::admission::Admission;
 use medcov_bus::orchestrator::Definition;
 use medcov_cache::Cache;
+use medcov_cache::memo::Memo;
 use medcov_http::ApiError;
 use medcov_security::{Principal, Scope};
 use medcov_store::Database;
@@ -52,6 +53,9 @@ pub struct HospitalService {
     admission: Admission,
     /// Read entries of the access log, written by group commit.
     reads: read_log::ReadLog,
+    /// A hospital's time zone, by hospital id: it is set when the hospital is created and never
+    /// changed (an update writes its name, address and opening hours only).
+    zones: Memo<Uuid, Arc<str>>,
 }
 
 impl HospitalService {
@@ -61,7 +65,7 @@ impl HospitalService {
     pub fn new(db: Database, cache: Arc<dyn Cache>, registration: Definition) -> HospitalService {
         let admission = Admission::new(registration.shortest_timeout());
         let reads = read_log::ReadLog::start(db.clone());
-        HospitalService { db, cache, registration, admission, reads }
+        HospitalService { db, cache, registration, admission, reads, zones: Memo::default() }
     }
 
     pub fn database(&self) -> &Database {

@@ -38,11 +38,21 @@ struct RegistrationInput<'a> {
 }
 
 impl HospitalService {
-    /// Today at `hospital`, in its time zone (a date of birth is checked against it).
+    /// Today at `hospital`, in its time zone (a date of birth is checked against it). The zone
+    /// is read once per process: it never changes.
     async fn today_at(&self, hospital: Uuid) -> Result<Date, ApiError> {
-        let hospital =
-            store::hospital(&self.db, hospital).await?.ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
-        Ok(medcov_domain::calendar::today_in(&hospital.timezone))
+        let zone = match self.zones.get(&hospital) {
+            Some(zone) => zone,
+            None => {
+                let found = store::hospital(&self.db, hospital)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
+                let zone: std::sync::Arc<str> = found.timezone.into();
+                self.zones.insert(hospital, zone.clone());
+                zone
+            }
+        };
+        Ok(medcov_domain::calendar::today_in(&zone))
     }
 }
 
@@ -56,7 +66,9 @@ impl HospitalService {
     /// `patient_registered` in one transaction, with the registration saga when they present
     /// member numbers (coverage is verified, linked and the account opened by the saga).
     /// Refuses a possible duplicate (same folded names and date of birth in the hospital)
-    /// unless `allow_duplicate`.
+    /// unless `allow_duplicate`. Numbers are unique and increasing in a hospital; on
+    /// PostgreSQL a registration that fails once numbered leaves its number unused
+    /// ([`store::record_number_ahead`]).
     pub async fn register_patient(
         &self,
         principal: &Principal,
@@ -84,24 +96,40 @@ impl HospitalService {
             });
         }
         let actor = actor(principal);
+        let id = Uuid::now_v7();
+        if !allow_duplicate {
+            // Checked before a number is taken, so that a refusal costs none; checked again
+            // below, in turn with any other registration of the same person.
+            patient::refuse_duplicates(&store::possible_duplicates_now(&self.db, hospital_id, &details).await?)?;
+        }
+        // Before the transaction opens (see store::record_number_ahead): `None` on SQLite.
+        let ahead = store::record_number_ahead(&self.db, hospital_id).await?;
         let mut tx = self.db.begin_write().await?;
-        let number = store::next_record_number(&mut tx, hospital_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?;
+        // The duplicate check and the insert it allows are one step for this person in this
+        // hospital; registrations of other people go on side by side.
+        tx.lock_key(&patient::duplicate_key(hospital_id, &details)).await?;
         if !allow_duplicate {
             patient::refuse_duplicates(&store::possible_duplicates(&mut tx, hospital_id, &details).await?)?;
         }
-        let patient =
-            Patient::registered(Uuid::now_v7(), hospital_id, (&number.0, number.1), details, OffsetDateTime::now_utc());
-        store::insert_patient(&mut tx, &patient, &actor).await?;
-        store::log_access(&mut tx, &access(&actor, (patient.id, hospital_id), AccessAction::Create)).await?;
-        outbox::write(&mut tx, &actor, &PatientRegistered::of(&patient)).await?;
-        let members = &patient.details.member_numbers;
+        store::log_access(&mut tx, &access(&actor, (id, hospital_id), AccessAction::Create)).await?;
+        let members = &details.member_numbers;
         if !members.is_empty() {
-            let input = RegistrationInput { patient_id: patient.id, hospital_id, member_numbers: members };
+            let input = RegistrationInput { patient_id: id, hospital_id, member_numbers: members };
             let input = serde_json::to_value(input).map_err(ApiError::internal)?;
-            orchestrator::start(&mut tx, &actor, &self.registration, patient.id, hospital_id, input).await?;
+            orchestrator::start(&mut tx, &actor, &self.registration, id, hospital_id, input).await?;
         }
+        // Without a number taken ahead, the hospital's next one last: its row stays locked
+        // until the commit, so every statement after this one is time that the hospital's
+        // other registrations wait.
+        let (code, number) = match ahead {
+            Some(taken) => taken,
+            None => store::next_record_number(&mut tx, hospital_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?,
+        };
+        let patient = Patient::registered(id, hospital_id, (&code, number), details, OffsetDateTime::now_utc());
+        store::insert_patient(&mut tx, &patient, &actor).await?;
+        outbox::write(&mut tx, &actor, &PatientRegistered::of(&patient)).await?;
         tx.commit().await?;
         Ok(patient)
     }

@@ -14,7 +14,7 @@ mod rows;
 mod sqlite;
 
 use medcov_store::outbox::Actor;
-use medcov_store::{Database, Migrations, StoreError, Tx, dispatch};
+use medcov_store::{Database, Migrations, Split, StoreError, Tx, dispatch};
 use sqlx::migrate::Migrator;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -55,16 +55,36 @@ pub async fn update_hospital(tx: &mut Tx, hospital: &Hospital, expected: i64) ->
     dispatch!(tx, hospitals::update(hospital, expected))
 }
 
-/// Takes the next patient number of a hospital (locking its row): its code and the number;
-/// `None` when there is no such hospital.
+/// Takes the next patient number of a hospital in the caller's transaction, locking the
+/// hospital's row until it ends: its code and the number; `None` when there is no such
+/// hospital. Where [`record_number_ahead`] took one, that one is used instead.
 pub async fn next_record_number(tx: &mut Tx, hospital: Uuid) -> Result<Option<(String, i64)>, StoreError> {
     dispatch!(tx, hospitals::next_record_number(hospital))
+}
+
+/// On PostgreSQL, takes the next patient number of a hospital ahead of the registration's
+/// transaction, in a transaction of its own committed at once without waiting for its WAL
+/// flush: the hospital's row is locked for this one statement, not through the rest of the
+/// registration and its commit, so one hospital's registrations overlap instead of queueing
+/// behind its row. That is safe: the registration that uses the number commits after it,
+/// with a flush that writes the number's change too, and a number whose change a crash lost
+/// was used by nothing. A registration that fails after this leaves its number unused, so
+/// numbers are unique and increasing but may skip.
+///
+/// `None` on SQLite, where a write transaction holds the whole database anyway and the
+/// number is taken in the registration's transaction ([`next_record_number`], no gaps), and
+/// when there is no such hospital.
+pub async fn record_number_ahead(db: &Database, hospital: Uuid) -> Result<Option<(String, i64)>, StoreError> {
+    match db.split() {
+        Split::Sqlite(_) => Ok(None),
+        Split::Postgres(pool) => postgres::record_number_ahead(pool, hospital).await,
+    }
 }
 
 // Patients.
 
 /// The record numbers of up to five patients of `hospital` who may be the person described
-/// (same folded names and date of birth).
+/// (same folded names and date of birth), read in `tx`.
 pub async fn possible_duplicates(
     tx: &mut Tx,
     hospital: Uuid,
@@ -75,10 +95,21 @@ pub async fn possible_duplicates(
     Ok(found.into_iter().map(|(_, mrn)| mrn).collect())
 }
 
+/// [`possible_duplicates`] as committed now, read outside any transaction.
+pub async fn possible_duplicates_now(
+    db: &Database,
+    hospital: Uuid,
+    details: &PatientDetails,
+) -> Result<Vec<String>, StoreError> {
+    let (family, given) = (patient::search_key(&details.family_name), patient::search_key(&details.given_name));
+    let found = dispatch!(db, patients::duplicates_now(hospital, (&family, &given), details.date_of_birth))?;
+    Ok(found.into_iter().map(|(_, mrn)| mrn).collect())
+}
+
 /// Inserts a new record with its lookup keys and its first history entry.
 pub async fn insert_patient(tx: &mut Tx, patient: &Patient, actor: &Actor) -> Result<(), StoreError> {
     dispatch!(tx, patients::insert(patient))?;
-    dispatch!(tx, patients::replace_keys(patient))?;
+    dispatch!(tx, patients::insert_keys(patient))?;
     dispatch!(tx, patients::insert_history(patient, actor))
 }
 

@@ -12,6 +12,9 @@ use super::{Db, Pool, Tx};
 use crate::domain::patient::{self, HistoryEntry, Patient, Search};
 use crate::store::rows::{HistoryRow, PATIENT_COLUMNS, PatientRow};
 
+const DUPLICATES: &str = "SELECT id, mrn FROM patients WHERE hospital_id = $1 AND search_family = $2 \
+    AND search_given = $3 AND date_of_birth = $4 ORDER BY id LIMIT 5";
+
 /// Up to five patients of `hospital` with these folded names and date of birth: (id, MRN).
 pub(crate) async fn duplicates(
     tx: &mut Tx,
@@ -19,16 +22,23 @@ pub(crate) async fn duplicates(
     (family, given): (&str, &str),
     date_of_birth: Date,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, mrn FROM patients WHERE hospital_id = $1 AND search_family = $2 AND search_given = $3 \
-         AND date_of_birth = $4 ORDER BY id LIMIT 5",
-    )
-    .bind(hospital)
-    .bind(family)
-    .bind(given)
-    .bind(date_of_birth)
-    .fetch_all(&mut **tx)
-    .await?)
+    Ok(sqlx::query_as(DUPLICATES)
+        .bind(hospital)
+        .bind(family)
+        .bind(given)
+        .bind(date_of_birth)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// [`duplicates`] read on the pool, outside any transaction.
+pub(crate) async fn duplicates_now(
+    pool: &Pool,
+    hospital: Uuid,
+    (family, given): (&str, &str),
+    date_of_birth: Date,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    Ok(sqlx::query_as(DUPLICATES).bind(hospital).bind(family).bind(given).bind(date_of_birth).fetch_all(pool).await?)
 }
 
 pub(crate) async fn insert(tx: &mut Tx, patient: &Patient) -> Result<(), StoreError> {
@@ -83,15 +93,21 @@ pub(crate) async fn update(tx: &mut Tx, patient: &Patient, expected: i64) -> Res
 /// Replaces the record's lookup keys with those of its details.
 pub(crate) async fn replace_keys(tx: &mut Tx, patient: &Patient) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM patient_keys WHERE patient_id = $1").bind(patient.id).execute(&mut **tx).await?;
-    for (kind, value) in patient::lookup_keys(&patient.details) {
-        sqlx::query("INSERT INTO patient_keys (patient_id, hospital_id, kind, value) VALUES ($1, $2, $3, $4)")
-            .bind(patient.id)
-            .bind(patient.hospital_id)
-            .bind(kind)
-            .bind(value)
-            .execute(&mut **tx)
-            .await?;
+    insert_keys(tx, patient).await
+}
+
+/// Writes the lookup keys of a record that has none, in one statement.
+pub(crate) async fn insert_keys(tx: &mut Tx, patient: &Patient) -> Result<(), StoreError> {
+    let keys = patient::lookup_keys(&patient.details);
+    if keys.is_empty() {
+        return Ok(());
     }
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("INSERT INTO patient_keys (patient_id, hospital_id, kind, value) ");
+    query.push_values(keys, |mut row, (kind, value)| {
+        row.push_bind(patient.id).push_bind(patient.hospital_id).push_bind(kind).push_bind(value);
+    });
+    query.build().execute(&mut **tx).await?;
     Ok(())
 }
 

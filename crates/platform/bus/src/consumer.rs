@@ -273,8 +273,8 @@ async fn process(
 
 /// Handles a run of deliveries in one write transaction of the handler's database (with a
 /// savepoint around each once one of them fails, see [`in_one_transaction`]): a failing
-/// event's writes are undone alone, and it is retried (or dead-lettered) like any failure while the others are
-/// committed and acknowledged. Should the transaction itself fail (begun, a savepoint, the
+/// event's writes are undone alone, and it is retried (or dead-lettered) like any failure
+/// while the others are committed and acknowledged. Should the transaction itself fail (begun, a savepoint, the
 /// commit), nothing of it is kept and each event of the run is handled on its own.
 async fn batch(
     bus: &dyn Bus,

@@ -124,7 +124,7 @@ async fn create_hospital(
 }
 
 /// Every hospital: the directory is open to anyone signed in. Cacheable at the gateway for a
-/// minute, until a hospital is added.
+/// minute; adding or changing a hospital invalidates the cached answer at once.
 #[utoipa::path(get, path = "/hospitals", tag = "hospitals", responses((status = 200, body = Page<HospitalView>)))]
 async fn list_hospitals(
     State(service): State<Arc<HospitalService>>,
@@ -134,8 +134,9 @@ async fn list_hospitals(
     Ok((medcov_http::caching::cacheable(60, &[DIRECTORY_TAG.to_owned()]), Json(hospitals)))
 }
 
-/// One hospital. Cacheable at the gateway for five minutes (hospitals are not changed once
-/// created; the directory tag covers them all).
+/// One hospital. Cacheable at the gateway for five minutes; adding or changing (`PATCH`) a
+/// hospital invalidates the cached answer at once (the directory tag covers them all). Its
+/// code, time zone and currency never change.
 #[utoipa::path(get, path = "/hospitals/{id}", tag = "hospitals",
     responses((status = 200, body = HospitalView, headers(("ETag" = String, description = "The version, for `If-Match`."))), (status = 404, body = medcov_http::Problem)))]
 async fn get_hospital(

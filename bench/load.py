@@ -84,6 +84,15 @@ def wait_ready(url, seconds=120):
     sys.exit(f"{url} did not become ready")
 
 
+def drop_redis_keys(prefix):
+    """Deletes the keys under `prefix` from the shared Redis (a run's own, never another's)."""
+    keys = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "--scan", "--pattern", prefix + "*"],
+                          capture_output=True, text=True, check=False).stdout.split()
+    for start in range(0, len(keys), 500):
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "UNLINK", *keys[start:start + 500]],
+                       stdout=subprocess.DEVNULL, check=False)
+
+
 def rss_mib(pid, field="VmRSS"):
     """A process's resident memory in MiB: all of it (VmRSS), or one part of it: RssAnon (the
     heap: allocations, buffers, caches), RssFile (the binary and mapped files), RssShmem
@@ -409,11 +418,13 @@ end
         baseline.terminate()
         for server in servers:
             server.wait(timeout=30)
-        # Nothing of the run stays behind: its data folder, and its database when distributed.
+        # Nothing of the run stays behind: its data folder, and its database and Redis keys
+        # (those under the run's own prefix) when distributed.
         shutil.rmtree(work, ignore_errors=True)
         if args.mode == "distributed":
             subprocess.run(["psql", "postgresql://postgres@127.0.0.1:5432/postgres", "-qc",
                             f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], check=False)
+            drop_redis_keys(env["MEDCOV__REDIS__KEY_PREFIX"] + ":")
 
 
 if __name__ == "__main__":

@@ -38,12 +38,16 @@ pub struct Verification {
     pub checked_on: Date,
 }
 
-/// The insurer's local date at `now` for a member number, by the insurer code that prefixes
-/// it (`AAR-0000000195`) among `insurers` (code, IANA zone); UTC for a code none has.
-pub fn insurer_day(member_number: &str, insurers: &[(String, String)], now: time::OffsetDateTime) -> Date {
-    let code = member_number.trim().split('-').next().unwrap_or_default();
-    let zone = insurers.iter().find(|(c, _)| c == code).map_or("UTC", |(_, zone)| zone.as_str());
-    medcov_domain::calendar::local_date_in(now, zone)
+/// The code of the insurer that issued a member number: its prefix (`AAR` of
+/// `AAR-0000000195`).
+pub fn insurer_code(member_number: &str) -> &str {
+    member_number.trim().split('-').next().unwrap_or_default()
+}
+
+/// The insurer's local date at `now`, in its IANA time `zone`; UTC for a number whose code no
+/// insurer has (`None`).
+pub fn insurer_day(zone: Option<&str>, now: time::OffsetDateTime) -> Date {
+    medcov_domain::calendar::local_date_in(now, zone.unwrap_or("UTC"))
 }
 
 /// What the insurer says of `number` on `today`, given the coverage found for it (looked up
@@ -115,7 +119,8 @@ mod tests {
             ("XYZ-0000000195", datetime!(2026-11-30 23:59 UTC), date!(2026 - 11 - 30)),
         ];
         for (number, at, day) in cases {
-            assert_eq!(insurer_day(number, &insurers, at), day, "{number} at {at}");
+            let zone = insurers.iter().find(|(code, _)| code == insurer_code(number)).map(|(_, zone)| zone.as_str());
+            assert_eq!(insurer_day(zone, at), day, "{number} at {at}");
             assert_eq!(verify(number, None, day).checked_on, day);
         }
     }

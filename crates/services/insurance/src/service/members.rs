@@ -53,11 +53,10 @@ impl InsuranceService {
     /// `checked_on`); the first number's day is the answer's day (UTC's without numbers).
     pub async fn verify_members(&self, numbers: &[&str]) -> Result<(Date, Vec<Verification>), ApiError> {
         let now = time::OffsetDateTime::now_utc();
-        let insurers: Vec<(String, String)> =
-            store::insurers(&self.db).await?.into_iter().map(|i| (i.code, i.timezone)).collect();
         let mut answers = Vec::with_capacity(numbers.len());
         for number in numbers {
-            let today = verification::insurer_day(number, &insurers, now);
+            // Insurers' time zones never change: kept in process after the first read.
+            let today = verification::insurer_day(self.zone_for_member(number).await?.as_deref(), now);
             let coverage = if member_number_valid(number) { self.coverage(number, today).await? } else { None };
             answers.push(verification::verify(number, coverage.as_ref(), today));
         }

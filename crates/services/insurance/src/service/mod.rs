@@ -138,23 +138,26 @@ impl InsuranceService {
     /// Today for the insurer whose code prefixes `member_number` (`AAR-0000000195`): the day an
     /// eligibility question without a date is about.
     pub async fn today_for_member(&self, member_number: &str) -> Result<time::Date, ApiError> {
-        let code = member_number.trim().split('-').next().unwrap_or_default();
-        let zone = match self.known.zones_by_code.get(&code.to_owned()) {
-            Some(zone) => Some(zone),
-            // Not seen yet (or no such insurer, which is never remembered: it may be created).
-            None => {
-                let mut found = None;
-                for insurer in crate::store::insurers(&self.db).await? {
-                    let zone: Arc<str> = insurer.timezone.into();
-                    if insurer.code == code {
-                        found = Some(zone.clone());
-                    }
-                    self.known.zones.insert(insurer.id, zone.clone());
-                    self.known.zones_by_code.insert(insurer.code, zone);
-                }
-                found
-            }
-        };
+        let zone = self.zone_for_member(member_number).await?;
         Ok(medcov_domain::calendar::today_in(zone.as_deref().unwrap_or("UTC")))
+    }
+
+    /// The time zone of the insurer whose code prefixes `member_number`, from the memo once
+    /// seen; `None` when there is no such insurer (never remembered: it may be created).
+    pub async fn zone_for_member(&self, member_number: &str) -> Result<Option<Arc<str>>, ApiError> {
+        let code = crate::domain::verification::insurer_code(member_number);
+        if let Some(zone) = self.known.zones_by_code.get(&code.to_owned()) {
+            return Ok(Some(zone));
+        }
+        let mut found = None;
+        for insurer in crate::store::insurers(&self.db).await? {
+            let zone: Arc<str> = insurer.timezone.into();
+            if insurer.code == code {
+                found = Some(zone.clone());
+            }
+            self.known.zones.insert(insurer.id, zone.clone());
+            self.known.zones_by_code.insert(insurer.code, zone);
+        }
+        Ok(found)
     }
 }

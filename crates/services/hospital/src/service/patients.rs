@@ -97,13 +97,18 @@ impl HospitalService {
         }
         let actor = actor(principal);
         let id = Uuid::now_v7();
-        if !allow_duplicate {
-            // Checked before a number is taken, so that a refusal costs none; checked again
-            // below, in turn with any other registration of the same person.
-            patient::refuse_duplicates(&store::possible_duplicates_now(&self.db, hospital_id, &details).await?)?;
-        }
-        // Before the transaction opens (see store::record_number_ahead): `None` on SQLite.
-        let ahead = store::record_number_ahead(&self.db, hospital_id).await?;
+        // On PostgreSQL the number is taken before the transaction opens
+        // (store::record_number_ahead), after a first duplicate check so that a refusal costs
+        // none; the check runs again below, in turn with any other registration of the same
+        // person. On SQLite the number is taken in the transaction, last.
+        let ahead = if store::numbers_ahead(&self.db) {
+            if !allow_duplicate {
+                patient::refuse_duplicates(&store::possible_duplicates_now(&self.db, hospital_id, &details).await?)?;
+            }
+            store::record_number_ahead(&self.db, hospital_id).await?
+        } else {
+            None
+        };
         let mut tx = self.db.begin_write().await?;
         // The duplicate check and the insert it allows are one step for this person in this
         // hospital; registrations of other people go on side by side.

@@ -14,7 +14,7 @@ mod rows;
 mod sqlite;
 
 use medcov_store::outbox::Actor;
-use medcov_store::{Database, Migrations, Split, StoreError, Tx, dispatch};
+use medcov_store::{Backend, Database, Migrations, Split, StoreError, Tx, dispatch};
 use sqlx::migrate::Migrator;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -62,6 +62,14 @@ pub async fn next_record_number(tx: &mut Tx, hospital: Uuid) -> Result<Option<(S
     dispatch!(tx, hospitals::next_record_number(hospital))
 }
 
+/// Whether registrations on `db` take their record number ahead of their transaction
+/// ([`record_number_ahead`]): on PostgreSQL. On SQLite, where a write transaction holds the
+/// whole database anyway, the number is taken in the registration's transaction
+/// ([`next_record_number`]) and never skips.
+pub fn numbers_ahead(db: &Database) -> bool {
+    db.backend() == Backend::Postgres
+}
+
 /// On PostgreSQL, takes the next patient number of a hospital ahead of the registration's
 /// transaction, in a transaction of its own committed at once without waiting for its WAL
 /// flush: the hospital's row is locked for this one statement, not through the rest of the
@@ -69,11 +77,8 @@ pub async fn next_record_number(tx: &mut Tx, hospital: Uuid) -> Result<Option<(S
 /// behind its row. That is safe: the registration that uses the number commits after it,
 /// with a flush that writes the number's change too, and a number whose change a crash lost
 /// was used by nothing. A registration that fails after this leaves its number unused, so
-/// numbers are unique and increasing but may skip.
-///
-/// `None` on SQLite, where a write transaction holds the whole database anyway and the
-/// number is taken in the registration's transaction ([`next_record_number`], no gaps), and
-/// when there is no such hospital.
+/// numbers are unique and increasing but may skip. `None` when there is no such hospital,
+/// and on SQLite (see [`numbers_ahead`]).
 pub async fn record_number_ahead(db: &Database, hospital: Uuid) -> Result<Option<(String, i64)>, StoreError> {
     match db.split() {
         Split::Sqlite(_) => Ok(None),
@@ -90,9 +95,8 @@ pub async fn possible_duplicates(
     hospital: Uuid,
     details: &PatientDetails,
 ) -> Result<Vec<String>, StoreError> {
-    let (family, given) = (patient::search_key(&details.family_name), patient::search_key(&details.given_name));
-    let found = dispatch!(tx, patients::duplicates(hospital, (&family, &given), details.date_of_birth))?;
-    Ok(found.into_iter().map(|(_, mrn)| mrn).collect())
+    let (family, given) = folded_names(details);
+    dispatch!(tx, patients::duplicates(hospital, (&family, &given), details.date_of_birth))
 }
 
 /// [`possible_duplicates`] as committed now, read outside any transaction.
@@ -101,9 +105,13 @@ pub async fn possible_duplicates_now(
     hospital: Uuid,
     details: &PatientDetails,
 ) -> Result<Vec<String>, StoreError> {
-    let (family, given) = (patient::search_key(&details.family_name), patient::search_key(&details.given_name));
-    let found = dispatch!(db, patients::duplicates_now(hospital, (&family, &given), details.date_of_birth))?;
-    Ok(found.into_iter().map(|(_, mrn)| mrn).collect())
+    let (family, given) = folded_names(details);
+    dispatch!(db, patients::duplicates_now(hospital, (&family, &given), details.date_of_birth))
+}
+
+/// The family and given names as a duplicate check compares them.
+fn folded_names(details: &PatientDetails) -> (String, String) {
+    (patient::search_key(&details.family_name), patient::search_key(&details.given_name))
 }
 
 /// Inserts a new record with its lookup keys and its first history entry.

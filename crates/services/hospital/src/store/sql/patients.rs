@@ -12,23 +12,19 @@ use super::{Db, Pool, Tx};
 use crate::domain::patient::{self, HistoryEntry, Patient, Search};
 use crate::store::rows::{HistoryRow, PATIENT_COLUMNS, PatientRow};
 
-const DUPLICATES: &str = "SELECT id, mrn FROM patients WHERE hospital_id = $1 AND search_family = $2 \
+const DUPLICATES: &str = "SELECT mrn FROM patients WHERE hospital_id = $1 AND search_family = $2 \
     AND search_given = $3 AND date_of_birth = $4 ORDER BY id LIMIT 5";
 
-/// Up to five patients of `hospital` with these folded names and date of birth: (id, MRN).
+/// The record numbers of up to five patients of `hospital` with these folded names and date
+/// of birth, read in `tx`.
 pub(crate) async fn duplicates(
     tx: &mut Tx,
     hospital: Uuid,
     (family, given): (&str, &str),
     date_of_birth: Date,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
-    Ok(sqlx::query_as(DUPLICATES)
-        .bind(hospital)
-        .bind(family)
-        .bind(given)
-        .bind(date_of_birth)
-        .fetch_all(&mut **tx)
-        .await?)
+) -> Result<Vec<String>, StoreError> {
+    let query = sqlx::query_scalar(DUPLICATES).bind(hospital).bind(family).bind(given).bind(date_of_birth);
+    Ok(query.fetch_all(&mut **tx).await?)
 }
 
 /// [`duplicates`] read on the pool, outside any transaction.
@@ -37,8 +33,9 @@ pub(crate) async fn duplicates_now(
     hospital: Uuid,
     (family, given): (&str, &str),
     date_of_birth: Date,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
-    Ok(sqlx::query_as(DUPLICATES).bind(hospital).bind(family).bind(given).bind(date_of_birth).fetch_all(pool).await?)
+) -> Result<Vec<String>, StoreError> {
+    let query = sqlx::query_scalar(DUPLICATES).bind(hospital).bind(family).bind(given).bind(date_of_birth);
+    Ok(query.fetch_all(pool).await?)
 }
 
 pub(crate) async fn insert(tx: &mut Tx, patient: &Patient) -> Result<(), StoreError> {

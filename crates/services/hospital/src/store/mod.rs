@@ -169,6 +169,9 @@ pub async fn log_access(tx: &mut Tx, entry: &AccessEntry) -> Result<(), StoreErr
 /// Appends `entries`, all committed or none: on PostgreSQL in one statement when they fit
 /// (no round trips to begin and commit), else in one write transaction.
 pub async fn log_accesses(db: &Database, entries: &[&AccessEntry]) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
     if let Split::Postgres(pool) = db.split()
         && entries.len() <= postgres::access::MANY
     {

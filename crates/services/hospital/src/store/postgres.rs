@@ -29,9 +29,9 @@ pub(super) async fn record_number_ahead(pool: &Pool, id: Uuid) -> Result<Option<
     .await?)
 }
 
-/// Appends up to [`sql::access::MANY`](sql::access::MANY) access-log entries in one statement on the pool: a
-/// statement is atomic on its own, so the entries are committed together without the round
-/// trips of `BEGIN` and `COMMIT`.
+/// Appends access-log entries (at most `sql::access::MANY`, at least one) in one statement on
+/// the pool: a statement is atomic on its own, so they are committed together without the
+/// round trips of `BEGIN` and `COMMIT`.
 pub(super) async fn log_accesses_at_once(pool: &Pool, entries: &[&AccessEntry]) -> Result<(), StoreError> {
     sql::access::insert_many(entries).build().execute(pool.inner()).await?;
     Ok(())

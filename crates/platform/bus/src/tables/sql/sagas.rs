@@ -13,28 +13,16 @@ use sqlx::types::Json;
 pub(crate) async fn insert(tx: &mut Tx, saga: &Saga) -> Result<(), StoreError> {
     const INSERT: &str = "INSERT INTO sagas (id, kind, subject_id, tenant_id, state, step, deadline_at, data, \
                           created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
-    if WRITES_IN_WITH {
-        let sql = format!(
+    let sql = if WRITES_IN_WITH {
+        format!(
             "WITH started AS ({INSERT} RETURNING id) \
              INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) \
              SELECT $10, id, $9, NULL, $5, $6, 'started' FROM started"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(saga.id)
-            .bind(&saga.kind)
-            .bind(saga.subject_id)
-            .bind(saga.tenant_id)
-            .bind(saga.state.as_str())
-            .bind(&saga.step)
-            .bind(saga.deadline_at)
-            .bind(Json(&saga.data))
-            .bind(saga.created_at)
-            .bind(Uuid::now_v7())
-            .execute(&mut **tx)
-            .await?;
-        return Ok(());
-    }
-    sqlx::query(INSERT)
+        )
+    } else {
+        INSERT.to_owned()
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(saga.id)
         .bind(&saga.kind)
         .bind(saga.subject_id)
@@ -43,9 +31,12 @@ pub(crate) async fn insert(tx: &mut Tx, saga: &Saga) -> Result<(), StoreError> {
         .bind(&saga.step)
         .bind(saga.deadline_at)
         .bind(Json(&saga.data))
-        .bind(saga.created_at)
-        .execute(&mut **tx)
-        .await?;
+        .bind(saga.created_at);
+    if WRITES_IN_WITH {
+        query.bind(Uuid::now_v7()).execute(&mut **tx).await?;
+        return Ok(());
+    }
+    query.execute(&mut **tx).await?;
     log(tx, saga.id, saga.created_at, None, saga.state, &saga.step, "started").await
 }
 
@@ -79,29 +70,17 @@ async fn log(
 pub(crate) async fn apply(tx: &mut Tx, saga: &Saga, change: &Change<'_>) -> Result<bool, StoreError> {
     const UPDATE: &str = "UPDATE sagas SET state = $1, step = $2, deadline_at = $3, data = $4, updated_at = $5 \
                           WHERE id = $6 AND state = $7 AND step = $8";
-    if WRITES_IN_WITH {
+    let sql = if WRITES_IN_WITH {
         // The transition is recorded only if the saga moved: one row inserted, or none.
-        let sql = format!(
+        format!(
             "WITH moved AS ({UPDATE} RETURNING id) \
              INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) \
              SELECT $9, id, $5, $7, $1, $2, $10 FROM moved"
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(change.to.as_str())
-            .bind(change.step)
-            .bind(change.deadline)
-            .bind(Json(change.data.unwrap_or(&saga.data)))
-            .bind(change.at)
-            .bind(saga.id)
-            .bind(saga.state.as_str())
-            .bind(&saga.step)
-            .bind(Uuid::now_v7())
-            .bind(change.note)
-            .execute(&mut **tx)
-            .await?;
-        return Ok(done.rows_affected() == 1);
-    }
-    let done = sqlx::query(UPDATE)
+        )
+    } else {
+        UPDATE.to_owned()
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(change.to.as_str())
         .bind(change.step)
         .bind(change.deadline)
@@ -109,10 +88,12 @@ pub(crate) async fn apply(tx: &mut Tx, saga: &Saga, change: &Change<'_>) -> Resu
         .bind(change.at)
         .bind(saga.id)
         .bind(saga.state.as_str())
-        .bind(&saga.step)
-        .execute(&mut **tx)
-        .await?;
-    if done.rows_affected() == 0 {
+        .bind(&saga.step);
+    if WRITES_IN_WITH {
+        let done = query.bind(Uuid::now_v7()).bind(change.note).execute(&mut **tx).await?;
+        return Ok(done.rows_affected() == 1);
+    }
+    if query.execute(&mut **tx).await?.rows_affected() == 0 {
         return Ok(false);
     }
     log(tx, saga.id, change.at, Some(saga.state), change.to, change.step, change.note).await?;

@@ -130,14 +130,28 @@ impl Insurer {
     }
 
     async fn eligibility(&self, number: &str, services: Value) -> Value {
+        self.eligibility_as(&self.biller, number, services).await.0
+    }
+
+    /// The answer to `token`'s question, and where it came from (`X-Cache`).
+    async fn eligibility_as(&self, token: &str, number: &str, services: Value) -> (Value, String) {
         let body =
             json!({"member_number": number, "date": service_day(), "hospital_id": self.hospital, "services": services});
         let (status, headers, answer) =
-            self.app.call(Method::POST, "/api/insurance/eligibility", Some(&self.biller), Some(body)).await;
+            self.app.call(Method::POST, "/api/insurance/eligibility", Some(token), Some(body)).await;
         assert_eq!(status, 200, "{answer}");
-        // The gateway may stand in with this answer for a day while insurance cannot answer.
-        assert_eq!(headers["cache-control"], "private, no-cache, stale-if-error=86400");
-        answer
+        // Fresh for a minute at most (less just before the insurer's midnight), and the gateway
+        // may stand in with it for a day while insurance cannot answer.
+        let control = headers["cache-control"].to_str().expect("ascii");
+        let max_age: u64 = control
+            .strip_prefix("private, max-age=")
+            .and_then(|rest| rest.strip_suffix(", stale-if-error=86400"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("cache-control: {control}"));
+        assert!((1..=60).contains(&max_age), "cache-control: {control}");
+        assert!(headers.get("cache-tag").is_none(), "the tags stay inside");
+        let source = headers.get("x-cache").map(|v| v.to_str().expect("ascii").to_owned()).unwrap_or_default();
+        (answer, source)
     }
 }
 
@@ -502,6 +516,39 @@ async fn a_family_members_answer_is_fresh_after_anothers_preauthorisation(env: T
     // The same question again, at once: the holder's 30 000.00 is reserved on the policy.
     let again = f.eligibility(&child, json!([])).await;
     assert_eq!(again["policy_ceiling_left"]["inpatient"], 25_000_000 - 3_000_000, "{again}");
+    f.w.stop().await;
+}
+
+/// The same question by the same audience is answered from the gateway's cache until a claim
+/// changes what the member has left; another question, or another audience, is not.
+async fn the_same_question_is_answered_from_the_gateway_until_a_claim_changes_it(env: TestEnv) {
+    let f = insurer(&env).await;
+    let plan = f.gold(rules(&f.hospital)).await;
+    let (policy, number) = f.family(&plan).await;
+    f.activate(&f.insurer_admin, &policy).await;
+    let lab = json!([{"service_code": "LAB", "category": "laboratory", "price": 250_000}]);
+    // The first answer teaches the gateway the question's tags, the second is stored, the
+    // third comes from the cache, as it was.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(f.eligibility_as(&f.biller, &number, lab.clone()).await);
+    }
+    let sources: Vec<&str> = seen.iter().map(|(_, source)| source.as_str()).collect();
+    assert_eq!(sources, ["MISS", "MISS", "HIT"]);
+    assert_eq!(seen[2].0, seen[1].0);
+    assert_eq!(seen[2].0["deductible_left_member"], 100_000, "{}", seen[2].0);
+    // Another question, or another audience (the claims officer), is not answered from it.
+    let other = json!([{"service_code": "LAB", "category": "laboratory", "price": 250_001}]);
+    assert_eq!(f.eligibility_as(&f.biller, &number, other).await.1, "MISS");
+    assert_eq!(f.eligibility_as(&f.officer, &number, lab.clone()).await.1, "MISS");
+    // A claim takes the deductible: the very next question sees it.
+    let (status, claim) = f.claim("NRB-1", &number, json!([line("LAB", "laboratory", 250_000)])).await;
+    assert_eq!(status, 201, "{claim}");
+    let (after, source) = f.eligibility_as(&f.biller, &number, lab.clone()).await;
+    assert_eq!((after["deductible_left_member"].as_i64(), source.as_str()), (Some(0), "MISS"), "{after}");
+    // And is cached again from then on.
+    let (again, source) = f.eligibility_as(&f.biller, &number, lab.clone()).await;
+    assert_eq!((again, source.as_str()), (after, "HIT"));
     f.w.stop().await;
 }
 
@@ -879,6 +926,7 @@ medcov_testkit::backend_suite!(
     an_override_stops_at_the_ceiling_unless_ex_gratia,
     a_family_members_answer_is_fresh_after_anothers_preauthorisation,
     questions_differing_only_in_services_are_answered_without_a_load,
+    the_same_question_is_answered_from_the_gateway_until_a_claim_changes_it,
 );
 
 /// The insurance service loads the plan versions in force into the cache at start when

@@ -7,12 +7,18 @@
 //! long: by Little's law, a new saga waits about `in flight ÷ rate at which sagas end`. While
 //! that is over half a step's timeout, [`Admission::admit`] says no, and the request that would
 //! start one is answered 503 with Retry-After before anything is written. A few sagas are
-//! always admitted (`floor`), so an idle or freshly started service, whose rate is not yet
-//! known, is never refused.
+//! always admitted (`floor`), so an idle service is never refused.
 //!
 //! The orchestrator's ticker feeds [`Admission::observe`] with the sagas in flight and the
 //! number that ever ended (from the saga table, shared by every instance); between two
-//! observations each instance counts the sagas it admitted itself.
+//! observations each instance counts the sagas it admitted itself, and those it saw end
+//! ([`Admission::ended`]).
+//!
+//! Until two observations have measured a rate (the first second after start), Little's law
+//! has nothing to work with. Rather than hold a burst that comes then to the floor, admission
+//! starts slow, as TCP does: each saga seen to end frees its place and opens one more, so what
+//! is admitted doubles with each round of sagas that actually finish, and a stalled flow opens
+//! nothing.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -34,8 +40,10 @@ pub struct Admission {
 struct State {
     /// In flight at the last observation, plus those admitted here since.
     in_flight: u64,
-    /// Sagas ended per second (moving average).
+    /// Sagas ended per second (moving average); 0 until two observations have measured it.
     rate: f64,
+    /// While no rate is measured: places opened past the floor by sagas seen to end here.
+    opened: u64,
     /// The last observation: when, and how many had ever ended.
     last: Option<(Instant, u64)>,
 }
@@ -71,10 +79,23 @@ impl Admission {
         state.in_flight = in_flight;
     }
 
+    /// `n` sagas ended here (their last reply was handled by this instance): their places are
+    /// free at once, and while no rate is measured each opens one more (slow start). A reply
+    /// handled in a batch that is then run again may be counted twice; that only frees a place
+    /// early until the next observation, which counts the table again.
+    pub fn ended(&self, n: u64) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.in_flight = state.in_flight.saturating_sub(n);
+        if state.rate <= 0.0 {
+            state.opened = state.opened.saturating_add(n);
+        }
+    }
+
     /// Admits one more saga, or says how saturated the flow is.
     pub fn admit(&self) -> Result<(), Saturated> {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if state.in_flight < self.floor {
+        let starting = if state.rate > 0.0 { 0 } else { state.opened };
+        if state.in_flight < self.floor.saturating_add(starting) {
             state.in_flight += 1;
             return Ok(());
         }
@@ -128,6 +149,36 @@ mod tests {
         // Drained: admitted again.
         admission.observe(0, 240, t0 + Duration::from_secs(3));
         assert_eq!(admission.admit(), Ok(()));
+    }
+
+    #[test]
+    fn before_a_rate_is_measured_each_saga_that_ends_opens_two_places() {
+        let admission = Admission::new(Duration::from_secs(10));
+        // Just started: one observation, no rate yet.
+        let t0 = Instant::now();
+        admission.observe(0, 0, t0);
+        let fill = |admission: &Admission| {
+            let mut admitted = 0;
+            while admission.admit().is_ok() {
+                admitted += 1;
+            }
+            admitted
+        };
+        assert_eq!(fill(&admission), FLOOR);
+        // Nothing ends (a stalled flow): nothing more is admitted.
+        assert!(admission.admit().is_err());
+        // Four end: each frees its place and opens one more.
+        admission.ended(4);
+        assert_eq!(fill(&admission), 8);
+        // The whole round ends: the window doubles again (16 + 4 + 20 = 40 in flight).
+        admission.ended(FLOOR + 4);
+        assert_eq!(fill(&admission), 2 * (FLOOR + 4));
+        // Once a rate is measured, Little's law decides, and ends no longer widen anything:
+        // 40 in flight, 20 ended in the second: a new one waits 2 s (< 5 s), up to 100.
+        admission.observe(40, 20, t0 + Duration::from_secs(1));
+        assert_eq!(fill(&admission), 100 - 40);
+        admission.ended(10);
+        assert_eq!(fill(&admission), 10, "an end frees its own place only");
     }
 
     #[test]

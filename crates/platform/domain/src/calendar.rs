@@ -47,6 +47,25 @@ pub fn today_in(name: &str) -> Date {
     local_date_in(OffsetDateTime::now_utc(), name)
 }
 
+/// How long after the instant `at` the next local day begins in `tz` (its midnight, or the
+/// first instant of the day where a transition skips midnight): how long an answer about
+/// "today" there holds. At least one second.
+pub fn left_of_day(at: OffsetDateTime, tz: &TimeZone) -> std::time::Duration {
+    let next = || -> Option<i64> {
+        let instant = jiff::Timestamp::from_second(at.unix_timestamp()).ok()?;
+        let next = instant.to_zoned_datetime(tz.clone()).tomorrow().ok()?.start_of_day().ok()?;
+        Some(next.timestamp().as_second())
+    };
+    // On the impossible failure, the next UTC midnight.
+    let next = next().unwrap_or_else(|| at.unix_timestamp() - at.unix_timestamp().rem_euclid(86_400) + 86_400);
+    std::time::Duration::from_secs(u64::try_from(next - at.unix_timestamp()).unwrap_or(0).max(1))
+}
+
+/// [`left_of_day`] in the zone named `name` (an unknown name counts as UTC).
+pub fn left_of_day_in(at: OffsetDateTime, name: &str) -> std::time::Duration {
+    left_of_day(at, &zone(name).unwrap_or(TimeZone::UTC))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +97,28 @@ mod tests {
             // The offset the instant is written with changes nothing.
             let elsewhere = at.to_offset(time::UtcOffset::from_hms(5, 30, 0).unwrap());
             assert_eq!(local_date(elsewhere, &tz), expected, "{elsewhere} in {name}");
+        }
+    }
+
+    #[test]
+    fn a_day_ends_at_the_next_local_midnight_daylight_saving_included() {
+        // (zone, instant, seconds until the next local day).
+        let cases = [
+            ("Africa/Nairobi", datetime!(2026-11-30 20:59:59 UTC), 1),
+            ("Africa/Nairobi", datetime!(2026-11-30 21:00:00 UTC), 86_400),
+            ("Africa/Nairobi", datetime!(2026-11-30 09:00:00 UTC), 12 * 3600),
+            ("Pacific/Kiritimati", datetime!(2026-11-30 09:59:59 UTC), 1),
+            ("Pacific/Honolulu", datetime!(2026-12-01 09:00:00 UTC), 3600),
+            ("UTC", datetime!(2026-11-30 23:59:59 UTC), 1),
+            // Berlin springs forward on 29 March 2026: that day has 23 hours.
+            ("Europe/Berlin", datetime!(2026-03-28 23:00:00 UTC), 23 * 3600),
+            // And falls back on 25 October 2026: that day has 25.
+            ("Europe/Berlin", datetime!(2026-10-24 22:00:00 UTC), 25 * 3600),
+        ];
+        for (name, at, seconds) in cases {
+            let tz = zone(name).unwrap();
+            assert_eq!(left_of_day(at, &tz), std::time::Duration::from_secs(seconds), "{at} in {name}");
+            assert_eq!(left_of_day_in(at, name), std::time::Duration::from_secs(seconds), "{at} in {name}");
         }
     }
 

@@ -14,6 +14,10 @@
 //!   the first call of a URL only learns its tags. GETs are looked up only under a part of the
 //!   API (the first path segment) that has marked an answer before, so unmarked routes cost no
 //!   cache round trip.
+//! - The same on a 200 to a POST that only asks a question (eligibility: [`cacheable_query`]),
+//!   at the gateway: later POSTs of the same body by the same audience are served from the
+//!   cache the same way. Its tags are learnt in the gateway's own memory only, never written to
+//!   the shared cache, so questions that are never asked twice write nothing there.
 //! - `Cache-Control: stale-if-error=<s>` (RFC 5861) on a 200 to a GET or a POST
 //!   ([`stale_if_error`]): the gateway keeps the answer for `<s>` seconds, and serves it,
 //!   marked `Warning: 110 - "Response is Stale"`, when the service is unreachable, times out,
@@ -82,6 +86,18 @@ pub fn cacheable(max_age_s: u64, tags: &[String]) -> HeaderMap {
     }
     if let Ok(value) = HeaderValue::from_str(&tags.join(", ")) {
         headers.insert(CACHE_TAG, value);
+    }
+    headers
+}
+
+/// For the answer to a POST that only asks (it changes nothing, and depends on nothing but the
+/// caller's scope and roles, the body, and `tags`): served from the gateway's cache to the same
+/// question for `max_age_s` seconds until a tag is invalidated, as [`cacheable`] does for a GET,
+/// and standing in, marked stale, for up to `stale_s` seconds when the service cannot answer.
+pub fn cacheable_query(max_age_s: u64, tags: &[String], stale_s: u64) -> HeaderMap {
+    let mut headers = cacheable(max_age_s, tags);
+    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={max_age_s}, stale-if-error={stale_s}")) {
+        headers.insert(header::CACHE_CONTROL, value);
     }
     headers
 }
@@ -217,11 +233,12 @@ fn respond(status: StatusCode, mut headers: HeaderMap, body: Bytes, how: &'stati
     response
 }
 
-/// What a process has learnt about cacheable answers: the parts of the API (a namespace and
-/// the first segment of its paths) that have answered a GET marked cacheable at least once
-/// (only their GETs are looked up in the cache, so every other GET costs no cache round trip),
-/// and the tags each cacheable URL answered with, so a lookup need not read them from the cache
-/// first (a hint only: an entry is kept under its tags, so a wrong hint finds nothing).
+/// What a process has learnt about cacheable answers: the parts of the API (a namespace, the
+/// method and the first segment of its paths) that have answered a request marked cacheable at
+/// least once (only their requests are looked up in the cache, so every other one costs no
+/// cache round trip), and the tags each cacheable URL (or question: a POST's body) answered
+/// with, so a lookup need not read them from the cache first (a hint only: an entry is kept
+/// under its tags, so a wrong hint finds nothing). A question's tags are known here only.
 pub struct Marked {
     areas: std::sync::RwLock<std::collections::HashSet<String>>,
     tags: moka::sync::Cache<String, Arc<Vec<String>>>,
@@ -256,7 +273,7 @@ impl Marked {
 
 /// One request as the cache sees it.
 pub struct Lookup {
-    /// `namespace/segment`, for [`Marked`].
+    /// `namespace/method/segment`, for [`Marked`].
     area: String,
     /// The key of the request, without the tags (see [`Lookup::fresh_key`]).
     base: String,
@@ -265,11 +282,14 @@ pub struct Lookup {
     /// Tags and their versions noted before the call, when the URL's tags are known.
     noted: Option<(Arc<Vec<String>>, Vec<u64>)>,
     method: Method,
+    /// A POST with its body in the key: its tags are learnt in process only.
+    question: bool,
 }
 
 impl Lookup {
     /// Keys for `method target` (a POST's body included) as `audience` asks it, in
-    /// `namespace` (the gateway's `gateway:<service>`, or a service's own name).
+    /// `namespace` (the gateway's `gateway:<service>`, or a service's own name). Only a GET, or
+    /// a POST given with its body, is ever answered fresh from the cache.
     pub fn new(method: &Method, namespace: &str, target: &str, audience: &str, body: Option<&[u8]>) -> Lookup {
         let mut base = format!("{namespace}:{audience}:{method}:{target}");
         if let Some(body) = body {
@@ -279,7 +299,8 @@ impl Lookup {
         }
         let segment = target.trim_start_matches('/').split(['/', '?']).next().unwrap_or("");
         Lookup {
-            area: format!("{namespace}/{segment}"),
+            area: format!("{namespace}/{method}/{segment}"),
+            question: *method == Method::POST && body.is_some(),
             tags_key: format!("{base}:tags"),
             last_key: format!("{base}:last"),
             base,
@@ -294,10 +315,19 @@ impl Lookup {
         format!("{}:fresh:{}", self.base, tags.join(","))
     }
 
-    /// The URL's tags: remembered in process, else as the cache has them.
+    /// Whether the answer may be fresh from the cache: a GET, or a question.
+    fn fresh_kind(&self) -> bool {
+        self.method == Method::GET || self.question
+    }
+
+    /// The URL's tags: remembered in process, else as the cache has them (a question's only in
+    /// process).
     async fn tags(&self, cache: &dyn Cache, marked: &Marked) -> Option<Arc<Vec<String>>> {
         if let Some(tags) = marked.tags.get(&self.tags_key) {
             return Some(tags);
+        }
+        if self.question {
+            return None;
         }
         let tags: Vec<String> = cache.get(&self.tags_key, &[]).await.and_then(|b| serde_json::from_slice(&b).ok())?;
         let tags = Arc::new(tags);
@@ -307,7 +337,7 @@ impl Lookup {
 
     /// A fresh answer from the cache, or `None` (and the tag versions noted for storing).
     pub async fn fresh(&mut self, cache: &dyn Cache, marked: &Marked) -> Option<Response> {
-        if self.method != Method::GET || !marked.contains(&self.area) {
+        if !self.fresh_kind() || !marked.contains(&self.area) {
             return None;
         }
         let tags = self.tags(cache, marked).await?;
@@ -324,8 +354,9 @@ impl Lookup {
         None
     }
 
-    /// The key under which identical requests in flight share one call: only for GETs whose
-    /// answers are cached (the URL's tags are known), with the tag versions seen before the call.
+    /// The key under which identical requests in flight share one call: only for GETs and
+    /// questions whose answers are cached (the tags are known), with the tag versions seen
+    /// before the call.
     pub fn flight_key(&self) -> Option<String> {
         let (tags, versions) = self.noted.as_ref()?;
         let versions: Vec<String> = versions.iter().map(u64::to_string).collect();
@@ -353,9 +384,7 @@ impl Lookup {
         let worth = parts.status == StatusCode::OK
             && !directives.no_store
             && (directives.stale_if_error.is_some_and(|s| s > 0)
-                || (self.method == Method::GET
-                    && directives.max_age.is_some_and(|s| s > 0)
-                    && !directives.tags.is_empty()));
+                || (self.fresh_kind() && directives.max_age.is_some_and(|s| s > 0) && !directives.tags.is_empty()));
         // An answer too large to keep passes through untouched.
         let length = axum::body::HttpBody::size_hint(&body)
             .exact()
@@ -373,7 +402,7 @@ impl Lookup {
         {
             last.put(&self.last_key, &[], stored.clone(), Duration::from_secs(seconds)).await;
         }
-        if self.method == Method::GET
+        if self.fresh_kind()
             && let Some(seconds) = directives.max_age.filter(|s| *s > 0)
             && !directives.tags.is_empty()
         {
@@ -383,9 +412,12 @@ impl Lookup {
                 Some((tags, versions)) if **tags == directives.tags => {
                     cache.put(&self.fresh_key(tags), versions, stored, Duration::from_secs(seconds)).await;
                 }
-                // First sight, or the tags changed: learn them; the next call stores.
+                // First sight, or the tags changed: learn them; the next call stores. A
+                // question's stay in process: one never asked again writes nothing shared.
                 _ => {
-                    if let Ok(json) = serde_json::to_vec(&directives.tags) {
+                    if !self.question
+                        && let Ok(json) = serde_json::to_vec(&directives.tags)
+                    {
                         cache.put(&self.tags_key, &[], Bytes::from(json), Duration::from_secs(seconds.max(3600))).await;
                     }
                     marked.tags.insert(self.tags_key.clone(), Arc::new(directives.tags));
@@ -843,5 +875,47 @@ mod tests {
         cache.invalidate(&["thing:1".to_owned()]).await;
         assert_eq!(ask("a").await, (Some("MISS".into()), Bytes::from("{\"n\":3}")), "a write drops the entry");
         assert_eq!(ask("a").await, (Some("HIT".into()), Bytes::from("{\"n\":3}")));
+    }
+
+    /// A POST marked as a cacheable question: the same body is answered from the cache, another
+    /// body is not, a write drops it, and its tags are never written to the shared cache.
+    #[tokio::test]
+    async fn questions_are_cached_by_their_body_with_their_tags_kept_in_process() {
+        let cache: Arc<dyn Cache> = Arc::new(medcov_cache::MemoryCache::new(100, Duration::from_secs(60)));
+        let responses =
+            Responses::new(cache.clone(), Role::GATEWAY, &crate::Metrics::new("test"), "test_cache_total", "test");
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let ask = |body: &'static str| {
+            let lookup = Lookup::new(&Method::POST, "gw", "/eligibility", "a", Some(body.as_bytes()));
+            let calls = &calls;
+            let responses = responses.clone();
+            async move {
+                let answer = responses
+                    .answer(lookup, async {
+                        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let mut response = Response::new(Body::from(format!("{{\"n\":{n}}}")));
+                        *response.headers_mut() = cacheable_query(60, &["member:1".to_owned()], 3600);
+                        Ok(response)
+                    })
+                    .await
+                    .unwrap();
+                let how = answer.headers().get(X_CACHE).map(|v| v.to_str().unwrap().to_owned());
+                (how, axum::body::to_bytes(answer.into_body(), 100).await.unwrap())
+            }
+        };
+        assert_eq!(ask("{\"q\":1}").await, (Some("MISS".into()), Bytes::from("{\"n\":0}")), "learns the tags");
+        assert_eq!(ask("{\"q\":1}").await, (Some("MISS".into()), Bytes::from("{\"n\":1}")), "then stores");
+        assert_eq!(ask("{\"q\":1}").await, (Some("HIT".into()), Bytes::from("{\"n\":1}")));
+        assert_eq!(ask("{\"q\":2}").await.0, Some("MISS".into()), "another question is asked");
+        cache.invalidate(&["member:1".to_owned()]).await;
+        assert_eq!(ask("{\"q\":1}").await, (Some("MISS".into()), Bytes::from("{\"n\":3}")), "a write drops it");
+        assert_eq!(ask("{\"q\":1}").await, (Some("HIT".into()), Bytes::from("{\"n\":3}")));
+        for body in ["{\"q\":1}", "{\"q\":2}"] {
+            let lookup = Lookup::new(&Method::POST, "gw", "/eligibility", "a", Some(body.as_bytes()));
+            assert_eq!(cache.get(&lookup.tags_key, &[]).await, None, "a question's tags stay in process");
+        }
+        // A POST without its body in the key is never answered fresh.
+        let mut blind = Lookup::new(&Method::POST, "gw", "/eligibility", "a", None);
+        assert!(blind.fresh(cache.as_ref(), &responses.marked).await.is_none());
     }
 }

@@ -59,15 +59,14 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
     );
     metrics.ensure_counter("sagas_refused_total", &[("kind", KIND)]);
     let actor = medcov_store::outbox::Actor::default();
+    // The first round runs at once: sagas a restart interrupted move on, and the admission
+    // control's first count is taken, so its rate is measured one period after start.
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
         match service.registration_deadlines(&actor).await {
             Ok(ended) => {
                 // The reason stays in the saga (`GET /sagas/{id}`), out of the log.
                 for (saga, _) in ended {
+                    service.registration_ended();
                     tracing::info!(saga = %saga.id, "patient registration saga compensated");
                 }
             }
@@ -79,5 +78,9 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
             }
         }
         metrics.counter("sagas_refused_total", &[("kind", KIND)]).absolute(service.sagas_refused());
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
     }
 }

@@ -157,7 +157,7 @@ impl Handler for Billing {
 async fn reply_in(service: &HospitalService, tx: &mut Tx, envelope: &Envelope) -> Result<(), String> {
     let actor = medcov_runtime::event_actor(envelope);
     let handled = service.registration_reply_in(tx, envelope, &actor).await.map_err(|e| e.to_string())?;
-    log_end(&handled);
+    ended(service, &handled);
     let reply: Reply =
         serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
     if reply.command == "verify_and_link"
@@ -169,11 +169,18 @@ async fn reply_in(service: &HospitalService, tx: &mut Tx, envelope: &Envelope) -
     Ok(())
 }
 
-/// Logs a saga's end (its reason stays in the saga, `GET /sagas/{id}`, out of the log).
-fn log_end(handled: &Handled) {
+/// A saga's end: its place in the admission control is freed, and it is logged (its reason
+/// stays in the saga, `GET /sagas/{id}`, out of the log).
+fn ended(service: &HospitalService, handled: &Handled) {
     match handled {
-        Handled::Completed(saga) => tracing::debug!(saga = %saga.id, "patient registration saga completed"),
-        Handled::Compensated { saga, .. } => tracing::info!(saga = %saga.id, "patient registration saga compensated"),
+        Handled::Completed(saga) => {
+            service.registration_ended();
+            tracing::debug!(saga = %saga.id, "patient registration saga completed");
+        }
+        Handled::Compensated { saga, .. } => {
+            service.registration_ended();
+            tracing::info!(saga = %saga.id, "patient registration saga compensated");
+        }
         _ => {}
     }
 }
@@ -183,7 +190,7 @@ fn log_end(handled: &Handled) {
 async fn reply(service: &HospitalService, envelope: &Envelope) -> Result<(), String> {
     let actor = medcov_runtime::event_actor(envelope);
     let handled = service.registration_reply(envelope, &actor).await.map_err(|e| e.to_string())?;
-    log_end(&handled);
+    ended(service, &handled);
     let reply: Reply =
         serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
     if reply.command == "verify_and_link"

@@ -96,6 +96,12 @@ impl HospitalService {
         Ok(counts)
     }
 
+    /// A registration saga ended here (completed or compensated): its place in the admission
+    /// control is free before the next count.
+    pub fn registration_ended(&self) {
+        self.admission.ended(1);
+    }
+
     /// Registrations refused since start because the sagas in flight were too many.
     pub fn sagas_refused(&self) -> u64 {
         self.admission.refused()

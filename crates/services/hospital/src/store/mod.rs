@@ -166,6 +166,22 @@ pub async fn log_access(tx: &mut Tx, entry: &AccessEntry) -> Result<(), StoreErr
     dispatch!(tx, access::insert(entry))
 }
 
+/// Appends `entries`, all committed or none: on PostgreSQL in one statement when they fit
+/// (no round trips to begin and commit), else in one write transaction.
+pub async fn log_accesses(db: &Database, entries: &[&AccessEntry]) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if let Split::Postgres(pool) = db.split()
+        && entries.len() <= postgres::access::MANY
+    {
+        return postgres::log_accesses_at_once(pool, entries).await;
+    }
+    let mut tx = db.begin_write().await?;
+    dispatch!(&mut tx, access::insert_all(entries))?;
+    tx.commit().await
+}
+
 /// Access-log entries in time order, by patient and/or user, after `after`, within
 /// `hospitals` (`None`: all).
 pub async fn access_log(

@@ -4,6 +4,8 @@
 use medcov_store::StoreError;
 use uuid::Uuid;
 
+use crate::domain::access::AccessEntry;
+
 pub(super) use medcov_store::postgres::{Db, Pool, Tx};
 
 // The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
@@ -25,4 +27,12 @@ pub(super) async fn record_number_ahead(pool: &Pool, id: Uuid) -> Result<Option<
     .bind(id)
     .fetch_optional(pool.inner())
     .await?)
+}
+
+/// Appends access-log entries (at most `sql::access::MANY`, at least one) in one statement on
+/// the pool: a statement is atomic on its own, so they are committed together without the
+/// round trips of `BEGIN` and `COMMIT`.
+pub(super) async fn log_accesses_at_once(pool: &Pool, entries: &[&AccessEntry]) -> Result<(), StoreError> {
+    sql::access::insert_many(entries).build().execute(pool.inner()).await?;
+    Ok(())
 }

@@ -136,9 +136,12 @@ fn may_ask_for(principal: &Principal, hospital: Uuid) -> bool {
 }
 
 /// Answer an eligibility question. An unknown member, or one of another insurer for insurer
-/// staff, is 404. While insurance cannot answer, the gateway may give the last answer to the
-/// same question by the same audience, up to a day old, marked `Warning: 110` and
-/// `X-Cache: STALE`.
+/// staff, is 404. The same question asked again by the same audience (same body, same tenant
+/// scope and roles) may be answered from the gateway's cache (`X-Cache: HIT`), for up to a
+/// minute and never past the insurer's midnight; any change to what the member has left (a
+/// claim, an approval, a policy or member change) drops it at once. While insurance cannot
+/// answer, the gateway may give the last answer to the same question by the same audience, up
+/// to a day old, marked `Warning: 110` and `X-Cache: STALE`.
 #[utoipa::path(post, path = "/eligibility", tag = "eligibility", request_body = EligibilityRequest,
     responses((status = 200, body = EligibilityResponse), (status = 404, body = medcov_http::Problem), (status = 422, body = medcov_http::Problem)))]
 async fn check_eligibility(
@@ -171,7 +174,14 @@ async fn check_eligibility(
     {
         return Err(ApiError::NotFound("no such member".into()));
     }
-    Ok((medcov_http::caching::stale_if_error(STALE_FOR_S), Json(response.into())))
+    // The same question by the same audience is answered from the gateway's cache until a
+    // write about the member (a claim, an approval, a policy or member change) invalidates the
+    // member's tag, for a minute at most (as the member's standing is cached), and never past
+    // the insurer's midnight, when "today" (the default date, the approvals still reserved)
+    // moves on.
+    let fresh_for = crate::service::ELIGIBILITY_TTL.min(service.left_of_today(response.insurer_id).await?).as_secs();
+    let tags = [crate::service::member_tag(response.member_id)];
+    Ok((medcov_http::caching::cacheable_query(fresh_for, &tags, STALE_FOR_S), Json(response.into())))
 }
 
 /// How long the gateway may answer with the last eligibility answer while insurance cannot.

@@ -124,15 +124,27 @@ impl InsuranceService {
     /// Today for `insurer`, in its time zone: the day its approvals, reservations and policy
     /// changes are counted on (UTC for an insurer it does not know).
     pub async fn today_of(&self, insurer: uuid::Uuid) -> Result<time::Date, ApiError> {
-        let zone = match self.known.zones.get(&insurer) {
+        let zone = self.zone_of(insurer).await?;
+        Ok(medcov_domain::calendar::today_in(zone.as_deref().unwrap_or("UTC")))
+    }
+
+    /// How long `insurer`'s today lasts from now: an answer about its today holds that long
+    /// at most.
+    pub async fn left_of_today(&self, insurer: uuid::Uuid) -> Result<std::time::Duration, ApiError> {
+        let zone = self.zone_of(insurer).await?;
+        Ok(medcov_domain::calendar::left_of_day_in(time::OffsetDateTime::now_utc(), zone.as_deref().unwrap_or("UTC")))
+    }
+
+    /// `insurer`'s time zone, from the memo once seen (insurers never change it).
+    async fn zone_of(&self, insurer: uuid::Uuid) -> Result<Option<Arc<str>>, ApiError> {
+        Ok(match self.known.zones.get(&insurer) {
             Some(zone) => Some(zone),
             None => crate::store::insurer(&self.db, insurer).await?.map(|i| {
                 let zone: Arc<str> = i.timezone.into();
                 self.known.zones.insert(insurer, zone.clone());
                 zone
             }),
-        };
-        Ok(medcov_domain::calendar::today_in(zone.as_deref().unwrap_or("UTC")))
+        })
     }
 
     /// Today for the insurer whose code prefixes `member_number` (`AAR-0000000195`): the day an

@@ -3,28 +3,40 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Pool, Tx};
+use super::{Pool, Tx, WRITES_IN_WITH};
 use crate::saga::{COLUMNS, Change, Row, Saga, SagaState, Transition};
 use medcov_store::StoreError;
 use sqlx::types::Json;
 
-/// Inserts a new instance and its first transition.
+/// Inserts a new instance and its first transition (in one statement where
+/// [`WRITES_IN_WITH`]).
 pub(crate) async fn insert(tx: &mut Tx, saga: &Saga) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO sagas (id, kind, subject_id, tenant_id, state, step, deadline_at, data, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-    )
-    .bind(saga.id)
-    .bind(&saga.kind)
-    .bind(saga.subject_id)
-    .bind(saga.tenant_id)
-    .bind(saga.state.as_str())
-    .bind(&saga.step)
-    .bind(saga.deadline_at)
-    .bind(Json(&saga.data))
-    .bind(saga.created_at)
-    .execute(&mut **tx)
-    .await?;
+    const INSERT: &str = "INSERT INTO sagas (id, kind, subject_id, tenant_id, state, step, deadline_at, data, \
+                          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+    let sql = if WRITES_IN_WITH {
+        format!(
+            "WITH started AS ({INSERT} RETURNING id) \
+             INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) \
+             SELECT $10, id, $9, NULL, $5, $6, 'started' FROM started"
+        )
+    } else {
+        INSERT.to_owned()
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(saga.id)
+        .bind(&saga.kind)
+        .bind(saga.subject_id)
+        .bind(saga.tenant_id)
+        .bind(saga.state.as_str())
+        .bind(&saga.step)
+        .bind(saga.deadline_at)
+        .bind(Json(&saga.data))
+        .bind(saga.created_at);
+    if WRITES_IN_WITH {
+        query.bind(Uuid::now_v7()).execute(&mut **tx).await?;
+        return Ok(());
+    }
+    query.execute(&mut **tx).await?;
     log(tx, saga.id, saga.created_at, None, saga.state, &saga.step, "started").await
 }
 
@@ -56,21 +68,32 @@ async fn log(
 /// Moves `saga` as `change` says, if it is still in the state and at the step it was read in;
 /// logs the transition. Returns whether it moved.
 pub(crate) async fn apply(tx: &mut Tx, saga: &Saga, change: &Change<'_>) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE sagas SET state = $1, step = $2, deadline_at = $3, data = $4, updated_at = $5 \
-         WHERE id = $6 AND state = $7 AND step = $8",
-    )
-    .bind(change.to.as_str())
-    .bind(change.step)
-    .bind(change.deadline)
-    .bind(Json(change.data.unwrap_or(&saga.data)))
-    .bind(change.at)
-    .bind(saga.id)
-    .bind(saga.state.as_str())
-    .bind(&saga.step)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() == 0 {
+    const UPDATE: &str = "UPDATE sagas SET state = $1, step = $2, deadline_at = $3, data = $4, updated_at = $5 \
+                          WHERE id = $6 AND state = $7 AND step = $8";
+    let sql = if WRITES_IN_WITH {
+        // The transition is recorded only if the saga moved: one row inserted, or none.
+        format!(
+            "WITH moved AS ({UPDATE} RETURNING id) \
+             INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) \
+             SELECT $9, id, $5, $7, $1, $2, $10 FROM moved"
+        )
+    } else {
+        UPDATE.to_owned()
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(change.to.as_str())
+        .bind(change.step)
+        .bind(change.deadline)
+        .bind(Json(change.data.unwrap_or(&saga.data)))
+        .bind(change.at)
+        .bind(saga.id)
+        .bind(saga.state.as_str())
+        .bind(&saga.step);
+    if WRITES_IN_WITH {
+        let done = query.bind(Uuid::now_v7()).bind(change.note).execute(&mut **tx).await?;
+        return Ok(done.rows_affected() == 1);
+    }
+    if query.execute(&mut **tx).await?.rows_affected() == 0 {
         return Ok(false);
     }
     log(tx, saga.id, change.at, Some(saga.state), change.to, change.step, change.note).await?;

@@ -4,7 +4,7 @@ use medcov_domain::TextEnum;
 use medcov_store::StoreError;
 use uuid::Uuid;
 
-use super::{Pool, Tx};
+use super::{Db, Pool, Tx};
 use crate::domain::access::AccessEntry;
 use crate::store::rows::AccessRow;
 
@@ -22,6 +22,35 @@ pub(crate) async fn insert(tx: &mut Tx, entry: &AccessEntry) -> Result<(), Store
     .bind(&entry.request_id)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Entries appended by one statement, at most (7 parameters each, within every backend's
+/// limit).
+pub(crate) const MANY: usize = 1_000;
+
+/// One `INSERT` of `entries` (at most [`MANY`]).
+pub(crate) fn insert_many(entries: &[&AccessEntry]) -> sqlx::QueryBuilder<Db> {
+    let mut query = sqlx::QueryBuilder::new(
+        "INSERT INTO access_log (id, at, user_id, patient_id, hospital_id, action, request_id) ",
+    );
+    query.push_values(entries.iter().copied(), |mut row, entry| {
+        row.push_bind(entry.id)
+            .push_bind(entry.at)
+            .push_bind(entry.user_id)
+            .push_bind(entry.patient_id)
+            .push_bind(entry.hospital_id)
+            .push_bind(entry.action.as_str())
+            .push_bind(entry.request_id.clone());
+    });
+    query
+}
+
+/// Appends `entries` in `tx`, [`MANY`] a statement.
+pub(crate) async fn insert_all(tx: &mut Tx, entries: &[&AccessEntry]) -> Result<(), StoreError> {
+    for chunk in entries.chunks(MANY) {
+        insert_many(chunk).build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

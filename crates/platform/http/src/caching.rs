@@ -842,6 +842,27 @@ mod tests {
         assert_eq!(flights.len(), 0);
     }
 
+    /// Answers `lookup` from `responses`, or from a call whose answer is `{"n": <calls so far>}`
+    /// marked with `headers`; returns `X-Cache` and the body.
+    async fn ask_numbered(
+        responses: &Responses,
+        lookup: Lookup,
+        calls: &std::sync::atomic::AtomicUsize,
+        headers: HeaderMap,
+    ) -> (Option<String>, Bytes) {
+        let answer = responses
+            .answer(lookup, async {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut response = Response::new(Body::from(format!("{{\"n\":{n}}}")));
+                *response.headers_mut() = headers;
+                Ok(response)
+            })
+            .await
+            .unwrap();
+        let how = answer.headers().get(X_CACHE).map(|v| v.to_str().unwrap().to_owned());
+        (how, axum::body::to_bytes(answer.into_body(), 100).await.unwrap())
+    }
+
     /// The whole cycle on an in-process cache: learn the tags, store, hit, invalidate, per
     /// audience.
     #[tokio::test]
@@ -850,23 +871,9 @@ mod tests {
         let responses =
             Responses::new(cache.clone(), Role::SERVICE, &crate::Metrics::new("test"), "test_cache_total", "test");
         let calls = std::sync::atomic::AtomicUsize::new(0);
-        let ask = |audience: &'static str| {
+        let ask = async |audience: &'static str| {
             let lookup = Lookup::new(&Method::GET, "svc", "/things/1", audience, None);
-            let calls = &calls;
-            let responses = responses.clone();
-            async move {
-                let answer = responses
-                    .answer(lookup, async {
-                        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let mut response = Response::new(Body::from(format!("{{\"n\":{n}}}")));
-                        *response.headers_mut() = cacheable(60, &["thing:1".to_owned()]);
-                        Ok(response)
-                    })
-                    .await
-                    .unwrap();
-                let how = answer.headers().get(X_CACHE).map(|v| v.to_str().unwrap().to_owned());
-                (how, axum::body::to_bytes(answer.into_body(), 100).await.unwrap())
-            }
+            ask_numbered(&responses, lookup, &calls, cacheable(60, &["thing:1".to_owned()])).await
         };
         assert_eq!(ask("a").await, (Some("MISS".into()), Bytes::from("{\"n\":0}")), "first sight learns the tags");
         assert_eq!(ask("a").await, (Some("MISS".into()), Bytes::from("{\"n\":1}")), "then stores");
@@ -885,23 +892,9 @@ mod tests {
         let responses =
             Responses::new(cache.clone(), Role::GATEWAY, &crate::Metrics::new("test"), "test_cache_total", "test");
         let calls = std::sync::atomic::AtomicUsize::new(0);
-        let ask = |body: &'static str| {
+        let ask = async |body: &'static str| {
             let lookup = Lookup::new(&Method::POST, "gw", "/eligibility", "a", Some(body.as_bytes()));
-            let calls = &calls;
-            let responses = responses.clone();
-            async move {
-                let answer = responses
-                    .answer(lookup, async {
-                        let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let mut response = Response::new(Body::from(format!("{{\"n\":{n}}}")));
-                        *response.headers_mut() = cacheable_query(60, &["member:1".to_owned()], 3600);
-                        Ok(response)
-                    })
-                    .await
-                    .unwrap();
-                let how = answer.headers().get(X_CACHE).map(|v| v.to_str().unwrap().to_owned());
-                (how, axum::body::to_bytes(answer.into_body(), 100).await.unwrap())
-            }
+            ask_numbered(&responses, lookup, &calls, cacheable_query(60, &["member:1".to_owned()], 3600)).await
         };
         assert_eq!(ask("{\"q\":1}").await, (Some("MISS".into()), Bytes::from("{\"n\":0}")), "learns the tags");
         assert_eq!(ask("{\"q\":1}").await, (Some("MISS".into()), Bytes::from("{\"n\":1}")), "then stores");

@@ -80,8 +80,13 @@ const TAG_HINT_TTL: Duration = Duration::from_secs(600);
 /// scope and roles and the request, never for records whose reads are audited. Return the
 /// headers with the answer: `Ok((caching::cacheable(300, &[tag]), Json(value)))`.
 pub fn cacheable(max_age_s: u64, tags: &[String]) -> HeaderMap {
+    tagged(&format!("private, max-age={max_age_s}"), tags)
+}
+
+/// `Cache-Control: <control>` and `Cache-Tag: <tags>`.
+fn tagged(control: &str, tags: &[String]) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={max_age_s}")) {
+    if let Ok(value) = HeaderValue::from_str(control) {
         headers.insert(header::CACHE_CONTROL, value);
     }
     if let Ok(value) = HeaderValue::from_str(&tags.join(", ")) {
@@ -95,11 +100,7 @@ pub fn cacheable(max_age_s: u64, tags: &[String]) -> HeaderMap {
 /// question for `max_age_s` seconds until a tag is invalidated, as [`cacheable`] does for a GET,
 /// and standing in, marked stale, for up to `stale_s` seconds when the service cannot answer.
 pub fn cacheable_query(max_age_s: u64, tags: &[String], stale_s: u64) -> HeaderMap {
-    let mut headers = cacheable(max_age_s, tags);
-    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={max_age_s}, stale-if-error={stale_s}")) {
-        headers.insert(header::CACHE_CONTROL, value);
-    }
-    headers
+    tagged(&format!("private, max-age={max_age_s}, stale-if-error={stale_s}"), tags)
 }
 
 /// Never served from a cache while the service answers, but the last answer may stand in,

@@ -250,14 +250,25 @@ impl CountPace {
         Self { period, next: None }
     }
 
+    /// Runs `count` when one is due, timing it; `None` when not.
+    pub async fn count<T>(&mut self, count: impl std::future::Future<Output = T>) -> Option<T> {
+        let started = std::time::Instant::now();
+        if !self.due(started) {
+            return None;
+        }
+        let counted = count.await;
+        self.counted(started, std::time::Instant::now());
+        Some(counted)
+    }
+
     /// Whether to count at `now` (always the first time).
-    pub fn due(&self, now: std::time::Instant) -> bool {
+    fn due(&self, now: std::time::Instant) -> bool {
         self.next.is_none_or(|next| now >= next)
     }
 
     /// A count started at `started` ended at `ended`: the next is due one period, or twenty
     /// counts' length, after it started, whichever is later.
-    pub fn counted(&mut self, started: std::time::Instant, ended: std::time::Instant) {
+    fn counted(&mut self, started: std::time::Instant, ended: std::time::Instant) {
         let took = ended.saturating_duration_since(started);
         self.next = Some(started + self.period.max(took * Self::SHARE));
     }
@@ -287,5 +298,12 @@ mod tests {
         // Fast again: back to the period.
         pace.counted(at(4_500), at(4_510));
         assert!(pace.due(at(5_000)));
+    }
+
+    #[tokio::test]
+    async fn a_count_not_due_is_not_run() {
+        let mut pace = CountPace::new(Duration::from_secs(3600));
+        assert_eq!(pace.count(async { 7 }).await, Some(7));
+        assert_eq!(pace.count(async { unreachable!("counted before it was due") }).await, None::<i32>);
     }
 }

@@ -74,14 +74,10 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
             }
             Err(error) => tracing::warn!(%error, "the registration saga ticker failed; it tries again"),
         }
-        let started = std::time::Instant::now();
-        if pace.due(started) {
-            if let Ok(counts) = service.saga_counts().await {
-                for (state, count) in counts {
-                    metrics.gauge("sagas", &[("kind", KIND), ("state", state.as_str())]).set(count as f64);
-                }
+        if let Some(Ok(counts)) = pace.count(service.saga_counts()).await {
+            for (state, count) in counts {
+                metrics.gauge("sagas", &[("kind", KIND), ("state", state.as_str())]).set(count as f64);
             }
-            pace.counted(started, std::time::Instant::now());
         }
         metrics.counter("sagas_refused_total", &[("kind", KIND)]).absolute(service.sagas_refused());
         tokio::select! {

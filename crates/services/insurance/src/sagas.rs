@@ -23,14 +23,10 @@ pub async fn run(service: Arc<InsuranceService>, metrics: Metrics, every: Durati
         if let Err(error) = service.tick_sales().await {
             tracing::warn!(%error, "the saga ticker failed; it will try again");
         }
-        let started = std::time::Instant::now();
-        if pace.due(started) {
-            if let Ok(counts) = service.sale_counts().await {
-                for (state, n) in counts {
-                    metrics.gauge("sagas", &[("kind", POLICY_SALE), ("state", state.as_str())]).set(n as f64);
-                }
+        if let Some(Ok(counts)) = pace.count(service.sale_counts()).await {
+            for (state, n) in counts {
+                metrics.gauge("sagas", &[("kind", POLICY_SALE), ("state", state.as_str())]).set(n as f64);
             }
-            pace.counted(started, std::time::Instant::now());
         }
     }
 }

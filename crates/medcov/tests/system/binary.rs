@@ -202,6 +202,24 @@ fn version_and_help() {
     }
 }
 
+/// The binary's allocator gives freed memory back to the system on its own threads (jemalloc's
+/// background threads, dirty pages decaying over 10 s), so a burst's memory does not stay with
+/// threads that went idle; `_RJEM_MALLOC_CONF` is the operator's way to change it
+/// (docs/operations.md).
+#[test]
+fn the_allocator_returns_freed_memory_in_the_background_and_takes_the_operators_settings() {
+    let stats = |conf: &str| {
+        let output = medcov(&["version"]).env("_RJEM_MALLOC_CONF", conf).output().expect("runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let defaults = stats("stats_print:true");
+    assert!(defaults.contains("opt.background_thread: true"), "{defaults}");
+    assert!(defaults.contains("opt.dirty_decay_ms: 10000"), "{defaults}");
+    let tuned = stats("stats_print:true,dirty_decay_ms:1000");
+    assert!(tuned.contains("opt.dirty_decay_ms: 1000 "), "{tuned}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_over_otlp_in_the_callers_trace() {
     use axum::routing::post;

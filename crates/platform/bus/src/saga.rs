@@ -221,11 +221,89 @@ pub async fn due(db: &Database, now: OffsetDateTime, limit: i64) -> Result<Vec<S
     dispatch!(db, sagas::due(now, limit))
 }
 
-/// How many instances are in each state.
+/// How many instances are in each state. This counts every instance ever kept, so its cost
+/// grows with the table: tickers pace it with [`CountPace`].
 pub async fn counts(db: &Database) -> Result<Vec<(SagaState, i64)>, StoreError> {
     let rows = dispatch!(db, sagas::counts())?;
     Ok(SagaState::ALL
         .into_iter()
         .map(|state| (state, rows.iter().find(|(s, _)| s == state.as_str()).map(|(_, n)| *n).unwrap_or(0)))
         .collect())
+}
+
+/// When a ticker takes [`counts`] again. The count reads every instance ever kept, so with a
+/// long history it is slow: it runs at most once a `period`, and at most [`CountPace::SHARE`]
+/// of the time (a count that took 200 ms is next taken 4 s later), so however large the table
+/// grows, counting keeps one connection busy a twentieth of the time at most and the gauges
+/// lag by at most twenty counts' length.
+#[derive(Debug, Clone, Copy)]
+pub struct CountPace {
+    period: std::time::Duration,
+    next: Option<std::time::Instant>,
+}
+
+impl CountPace {
+    /// The largest share of time the count may take.
+    pub const SHARE: u32 = 20;
+
+    pub fn new(period: std::time::Duration) -> Self {
+        Self { period, next: None }
+    }
+
+    /// Runs `count` when one is due, timing it; `None` when not.
+    pub async fn count<T>(&mut self, count: impl std::future::Future<Output = T>) -> Option<T> {
+        let started = std::time::Instant::now();
+        if !self.due(started) {
+            return None;
+        }
+        let counted = count.await;
+        self.counted(started, std::time::Instant::now());
+        Some(counted)
+    }
+
+    /// Whether to count at `now` (always the first time).
+    fn due(&self, now: std::time::Instant) -> bool {
+        self.next.is_none_or(|next| now >= next)
+    }
+
+    /// A count started at `started` ended at `ended`: the next is due one period, or twenty
+    /// counts' length, after it started, whichever is later.
+    fn counted(&mut self, started: std::time::Instant, ended: std::time::Instant) {
+        let took = ended.saturating_duration_since(started);
+        self.next = Some(started + self.period.max(took * Self::SHARE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::CountPace;
+
+    #[test]
+    fn a_fast_count_is_taken_every_period_and_a_slow_one_a_twentieth_of_the_time() {
+        let period = Duration::from_millis(500);
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut pace = CountPace::new(period);
+        assert!(pace.due(start), "the first count is taken at once");
+        // A 5 ms count: the period sets the pace.
+        pace.counted(at(0), at(5));
+        assert!(!pace.due(at(499)));
+        assert!(pace.due(at(500)));
+        // A 200 ms count (a long history): next 20 × 200 ms = 4 s after it started.
+        pace.counted(at(500), at(700));
+        assert!(!pace.due(at(4_499)));
+        assert!(pace.due(at(4_500)));
+        // Fast again: back to the period.
+        pace.counted(at(4_500), at(4_510));
+        assert!(pace.due(at(5_000)));
+    }
+
+    #[tokio::test]
+    async fn a_count_not_due_is_not_run() {
+        let mut pace = CountPace::new(Duration::from_secs(3600));
+        assert_eq!(pace.count(async { 7 }).await, Some(7));
+        assert_eq!(pace.count(async { unreachable!("counted before it was due") }).await, None::<i32>);
+    }
 }

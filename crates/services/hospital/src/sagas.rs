@@ -50,7 +50,8 @@ pub fn registration(timeout: Duration) -> Definition {
 }
 
 /// Every `every`: moves sagas past their deadline on, and publishes the count of sagas in
-/// each state as `sagas{state}`.
+/// each state as `sagas{state}` (as often, unless counting a long history is slow:
+/// `medcov_bus::saga::CountPace`).
 pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duration, stop: CancellationToken) {
     metrics.describe_gauge("sagas", "Sagas this service orchestrates, by kind and state.");
     metrics.describe_counter(
@@ -59,6 +60,7 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
     );
     metrics.ensure_counter("sagas_refused_total", &[("kind", KIND)]);
     let actor = medcov_store::outbox::Actor::default();
+    let mut pace = medcov_bus::saga::CountPace::new(every);
     // The first round runs at once: sagas a restart interrupted move on, and the admission
     // control's first count is taken, so its rate is measured one period after start.
     loop {
@@ -72,7 +74,7 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
             }
             Err(error) => tracing::warn!(%error, "the registration saga ticker failed; it tries again"),
         }
-        if let Ok(counts) = service.saga_counts().await {
+        if let Some(Ok(counts)) = pace.count(service.saga_counts()).await {
             for (state, count) in counts {
                 metrics.gauge("sagas", &[("kind", KIND), ("state", state.as_str())]).set(count as f64);
             }

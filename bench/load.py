@@ -12,6 +12,7 @@ ratio to the baseline, with p99, errors, the registration burst's drain and the 
     python3 bench/load.py --mode distributed --split --rounds 2
                                                  # the gateway and each service in its own
                                                  # process; every row twice, RSS after each
+                                                 # round and once it stopped falling
 
 In the distributed mode the registration row is also compared with pgbench's TPC-B rate,
 measured in the same run on a scratch database (scale 10, 16 clients) that is dropped after.
@@ -179,8 +180,8 @@ def main():
                         help="distributed only: the gateway and each service in its own process (`medcov serve "
                              "--target X`), as deployed, instead of all in one")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run every row this many times, printing the RSS after each round (a leak grows "
-                             "between identical rounds)")
+                        help="run every row this many times, printing the RSS after each round and once it "
+                             "stopped falling (a leak grows between identical rounds)")
     args = parser.parse_args()
 
     # wrk and the server each hold one descriptor per connection.

@@ -12,6 +12,7 @@ ratio to the baseline, with p99, errors, the registration burst's drain and the 
     python3 bench/load.py --mode distributed --split --rounds 2
                                                  # the gateway and each service in its own
                                                  # process; every row twice, RSS after each
+                                                 # round and once it stopped falling
 
 In the distributed mode the registration row is also compared with pgbench's TPC-B rate,
 measured in the same run on a scratch database (scale 10, 16 clients) that is dropped after.
@@ -179,8 +180,8 @@ def main():
                         help="distributed only: the gateway and each service in its own process (`medcov serve "
                              "--target X`), as deployed, instead of all in one")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run every row this many times, printing the RSS after each round (a leak grows "
-                             "between identical rounds)")
+                        help="run every row this many times, printing the RSS after each round and once it "
+                             "stopped falling (a leak grows between identical rounds)")
     args = parser.parse_args()
 
     # wrk and the server each hold one descriptor per connection.
@@ -310,7 +311,21 @@ end
         rows = []
         base = wrk(f"http://{BASELINE}/", duration=d, connections=c)
         rows.append(("baseline: bare axum", base))
-        rounds_rss = []
+        rounds_rss, rounds_settled = [], []
+
+        def settled_rss():
+            """Freed memory goes back to the system over seconds (the allocator's background
+            threads return it): the RSS once it stops falling, at most a minute later. Growth
+            between rounds is read on these figures, not on the RSS just after a round."""
+            settled, since = rss(), time.time()
+            while time.time() - since < 60:
+                time.sleep(3)
+                now = rss()
+                if now > settled * 0.98:
+                    return min(settled, now)
+                settled = now
+            return settled
+
         drain_notes = []
         for round_number in range(1, args.rounds + 1):
             suffix = f" (round {round_number})" if args.rounds > 1 else ""
@@ -380,19 +395,12 @@ end
                 many = wrk(gw(f"/api/hospital/hospitals/{hospital}"), get, threads=2, connections=10_000, duration=d)
                 rows.append(("10,000 connections, cacheable GET (2 threads)" + suffix, many))
             rounds_rss.append(rss())
+            rounds_settled.append(settled_rss())
             drain_notes.append(("not run" if not wanted(registration) else "did not drain in 300 s" if drained is None
                                 else f"{drained:.1f} s, {compensated:.0f} compensated") + suffix)
-            print(f"  round {round_number}: RSS {rounds_rss[-1]:.0f} MiB", flush=True)
-        # Freed memory goes back to the system over seconds (the allocator returns idle pages
-        # lazily): the RSS once it stops falling, at most a minute later.
-        settled, since = rss(), time.time()
-        while time.time() - since < 60:
-            time.sleep(3)
-            now = rss()
-            if now > settled * 0.98:
-                settled = min(settled, now)
-                break
-            settled = now
+            print(f"  round {round_number}: RSS {rounds_rss[-1]:.0f} MiB, {rounds_settled[-1]:.0f} MiB settled",
+                  flush=True)
+        settled = rounds_settled[-1]
         tpcb = pgbench(d) if args.mode == "distributed" and wanted(registration) else None
         base_end = wrk(f"http://{BASELINE}/", duration=d, connections=c)
         rows.append(("baseline again", base_end))
@@ -404,7 +412,8 @@ end
             print(f"| {name} | {row['rps']:.0f} | {row['ok_rps']:.0f} | {row['ok_rps'] / reference:.3f} "
                   f"| {row['p99_ms']:.1f} ms | {row['non2xx']} | {row['timeouts']} |")
         print(f"\nRegistration burst: sagas drained {'; '.join(drain_notes)}.")
-        after = ", ".join(f"{value:.0f} MiB after round {i}" for i, value in enumerate(rounds_rss, 1))
+        after = ", ".join(f"{value:.0f} MiB after round {i} ({kept:.0f} settled)"
+                          for i, (value, kept) in enumerate(zip(rounds_rss, rounds_settled), 1))
         parts = ", ".join(f"{name} {sum(rss_mib(server.pid, field) for server in servers):.0f}"
                           for name, field in (("heap", "RssAnon"), ("files", "RssFile"), ("shared", "RssShmem")))
         print(f"RSS: {idle_rss:.0f} MiB idle, {after}, {settled:.0f} MiB once it stopped falling ({parts} MiB).")

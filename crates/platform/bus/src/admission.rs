@@ -79,10 +79,10 @@ impl Admission {
         state.in_flight = in_flight;
     }
 
-    /// `n` sagas ended here (their last reply was handled by this instance): their places are
-    /// free at once, and while no rate is measured each opens one more (slow start). A reply
-    /// handled in a batch that is then run again may be counted twice; that only frees a place
-    /// early until the next observation, which counts the table again.
+    /// `n` sagas ended here (their last reply was handled and committed by this instance):
+    /// their places are free at once, and while no rate is measured each opens one more (slow
+    /// start). In a consumer's batch the end is counted once the batch commits
+    /// (`consumer::AfterCommit`), so a batch tried again does not count it twice.
     pub fn ended(&self, n: u64) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.in_flight = state.in_flight.saturating_sub(n);

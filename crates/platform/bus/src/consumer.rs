@@ -75,12 +75,43 @@ pub trait Handler: Send + Sync {
     /// events share: the inbox record and the effect are written in `tx`, which the consumer
     /// commits; nothing is committed or done elsewhere that the transaction's rollback would
     /// leave behind, and no transaction of its own is begun on that database (on SQLite it
-    /// would wait for `tx`'s lock). Reads on the pool do not see what `tx` wrote: read in `tx`
-    /// what an earlier event of the batch may have changed. Called only for events
+    /// would wait for `tx`'s lock). What must follow only the commit (an in-memory count, a log
+    /// line that says it is done) is returned as an [`AfterCommit`]: the consumer runs it once
+    /// the event's part is committed, and drops it when the part is undone or the run is
+    /// handled again. Reads on the pool do not see what `tx` wrote: read in `tx` what an
+    /// earlier event of the batch may have changed. Called only for events
     /// [`Handler::batches`] accepts; the default handles the event on its own.
-    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<AfterCommit, String>> {
         let _ = tx;
-        self.handle(envelope)
+        Box::pin(async move { self.handle(envelope).await.map(|()| AfterCommit::nothing()) })
+    }
+}
+
+/// What a [`Handler::handle_in`] leaves to do once its event's writes are committed, and only
+/// then: never for a part rolled back, once for a part committed however often the run was
+/// tried.
+#[must_use]
+pub struct AfterCommit(Option<Box<dyn FnOnce() + Send>>);
+
+impl AfterCommit {
+    pub fn nothing() -> Self {
+        Self(None)
+    }
+
+    pub fn then(work: impl FnOnce() + Send + 'static) -> Self {
+        Self(Some(Box::new(work)))
+    }
+
+    fn run(self) {
+        if let Some(work) = self.0 {
+            work();
+        }
+    }
+}
+
+impl std::fmt::Debug for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "AfterCommit(work)" } else { "AfterCommit(nothing)" })
     }
 }
 
@@ -335,16 +366,21 @@ async fn all_or_nothing(
 ) -> Result<Option<Vec<Result<(), String>>>, StoreError> {
     use tracing::Instrument;
     let mut tx = db.begin_write().await?;
+    let mut after = Vec::with_capacity(run.len());
     for (delivery, span) in run.iter().zip(spans) {
         if handler.ignores(&delivery.envelope) {
             continue;
         }
-        if handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await.is_err() {
-            tx.rollback().await?;
-            return Ok(None);
+        match handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await {
+            Ok(work) => after.push(work),
+            Err(_) => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
         }
     }
     tx.commit().await?;
+    after.into_iter().for_each(AfterCommit::run);
     Ok(Some(run.iter().map(|_| Ok(())).collect()))
 }
 
@@ -359,20 +395,27 @@ async fn in_parts(
     use tracing::Instrument;
     let mut tx = db.begin_write().await?;
     let mut outcomes = Vec::with_capacity(run.len());
+    let mut after = Vec::with_capacity(run.len());
     for (delivery, span) in run.iter().zip(spans) {
         if handler.ignores(&delivery.envelope) {
             outcomes.push(Ok(()));
             continue;
         }
         tx.begin_part().await?;
-        let outcome = handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await;
-        match &outcome {
-            Ok(()) => tx.release_part().await?,
-            Err(_) => tx.rollback_part().await?,
+        match handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await {
+            Ok(work) => {
+                tx.release_part().await?;
+                after.push(work);
+                outcomes.push(Ok(()));
+            }
+            Err(error) => {
+                tx.rollback_part().await?;
+                outcomes.push(Err(error));
+            }
         }
-        outcomes.push(outcome);
     }
     tx.commit().await?;
+    after.into_iter().for_each(AfterCommit::run);
     Ok(outcomes)
 }
 

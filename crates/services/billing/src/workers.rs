@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use medcov_bus::Envelope;
-use medcov_bus::consumer::Handler;
+use medcov_bus::consumer::{AfterCommit, Handler};
 use medcov_bus::orchestrator::Command;
 use medcov_store::Tx;
 use serde::Deserialize;
@@ -144,10 +144,10 @@ impl Handler for Encounters {
         Command::is_for(envelope, "billing")
     }
 
-    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<AfterCommit, String>> {
         Box::pin(async move {
-            let Some(command) = Command::addressed(envelope, "billing") else { return Ok(()) };
-            account_in(tx, envelope, &command).await
+            let Some(command) = Command::addressed(envelope, "billing") else { return Ok(AfterCommit::nothing()) };
+            account_in(tx, envelope, &command).await.map(|()| AfterCommit::nothing())
         })
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use medcov_bus::Envelope;
-use medcov_bus::consumer::Handler;
+use medcov_bus::consumer::{AfterCommit, Handler};
 use medcov_bus::orchestrator::{Handled, Reply};
 use medcov_store::Tx;
 use serde::Deserialize;
@@ -118,7 +118,7 @@ impl Handler for Insurance {
         envelope.event_type == "insurance.saga_reply.v1"
     }
 
-    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<AfterCommit, String>> {
         Box::pin(reply_in(&self.0, tx, envelope))
     }
 }
@@ -147,17 +147,18 @@ impl Handler for Billing {
         envelope.event_type == "billing.saga_reply.v1"
     }
 
-    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<AfterCommit, String>> {
         Box::pin(reply_in(&self.0, tx, envelope))
     }
 }
 
 /// [`reply`] inside a consumer's batch transaction: the saga's move and the insurer's answers
-/// are written in `tx`.
-async fn reply_in(service: &HospitalService, tx: &mut Tx, envelope: &Envelope) -> Result<(), String> {
+/// are written in `tx`; a saga's end is counted and logged once they are committed.
+async fn reply_in(service: &Arc<HospitalService>, tx: &mut Tx, envelope: &Envelope) -> Result<AfterCommit, String> {
     let actor = medcov_runtime::event_actor(envelope);
     let handled = service.registration_reply_in(tx, envelope, &actor).await.map_err(|e| e.to_string())?;
-    ended(service, &handled);
+    let service = service.clone();
+    let after = AfterCommit::then(move || ended(&service, &handled));
     let reply: Reply =
         serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
     if reply.command == "verify_and_link"
@@ -166,7 +167,7 @@ async fn reply_in(service: &HospitalService, tx: &mut Tx, envelope: &Envelope) -
         let (patient, answers) = answers.answers();
         HospitalService::record_coverage_in(tx, envelope.id, patient, &answers).await.map_err(|e| e.to_string())?;
     }
-    Ok(())
+    Ok(after)
 }
 
 /// A saga's end: its place in the admission control is freed, and it is logged (its reason

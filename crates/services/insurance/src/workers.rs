@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use medcov_bus::Envelope;
-use medcov_bus::consumer::Handler;
+use medcov_bus::consumer::{AfterCommit, Handler};
 use medcov_bus::orchestrator::Command;
 use medcov_runtime::event_actor as actor;
 use medcov_store::Tx;
@@ -211,11 +211,11 @@ impl Handler for Hospital {
         Command::is_for(envelope, "insurance")
     }
 
-    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
+    fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<AfterCommit, String>> {
         Box::pin(async move {
             let service = &self.0;
             let actor = actor(envelope);
-            let Some(command) = Command::addressed(envelope, "insurance") else { return Ok(()) };
+            let Some(command) = Command::addressed(envelope, "insurance") else { return Ok(AfterCommit::nothing()) };
             let input: PatientRecord = serde_json::from_value(command.data["input"].clone())
                 .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
             let record = PatientMembers::from(input);
@@ -226,7 +226,7 @@ impl Handler for Hospital {
                     return Err(format!("the registration saga asked insurance for `{other}`, which it does not do"));
                 }
             };
-            done.map(drop).map_err(|e| e.to_string())
+            done.map(|_| AfterCommit::nothing()).map_err(|e| e.to_string())
         })
     }
 }

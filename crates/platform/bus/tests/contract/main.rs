@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use medcov_bus::consumer::{self, ConsumerConfig, Handler};
+use medcov_bus::consumer::{self, AfterCommit, ConsumerConfig, Handler};
 use medcov_bus::{Bus, Envelope, RedisBus, SqliteBus, Start};
 use medcov_testkit::{PATIENCE, TestBackend, TestEnv, eventually, until};
 use time::OffsetDateTime;
@@ -512,6 +512,8 @@ struct Written {
     /// How many events each call of `handle` and `handle_in` was given.
     alone: AtomicUsize,
     together: AtomicUsize,
+    /// How often each event number's after-commit work ran.
+    committed: Arc<Mutex<BTreeMap<usize, usize>>>,
 }
 
 impl Written {
@@ -571,10 +573,12 @@ impl Handler for Written {
         &'a self,
         tx: &'a mut medcov_store::Tx,
         envelope: &'a Envelope,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<AfterCommit, String>> {
         Box::pin(async move {
             self.together.fetch_add(1, Ordering::SeqCst);
-            self.write(tx, envelope).await
+            self.write(tx, envelope).await?;
+            let (committed, n) = (self.committed.clone(), n_of(envelope));
+            Ok(AfterCommit::then(move || *committed.lock().unwrap().entry(n).or_default() += 1))
         })
     }
 }
@@ -606,6 +610,7 @@ async fn a_failing_event_in_a_batch_leaves_the_others_alone(env: TestEnv) {
         failing: Mutex::new(vec![3]),
         alone: AtomicUsize::new(0),
         together: AtomicUsize::new(0),
+        committed: Arc::default(),
     };
     let config = fast("g");
     bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();
@@ -623,6 +628,9 @@ async fn a_failing_event_in_a_batch_leaves_the_others_alone(env: TestEnv) {
     // record with it (else its retry would be skipped as a repeat).
     let expected: BTreeMap<usize, usize> = [0, 1, 2, 4, 5].into_iter().map(|n| (n, 1)).collect();
     assert_eq!(handler.effects().await, expected);
+    // What each handling left for after the commit ran once for each committed event: not for
+    // the attempt rolled back (0, 1 and 2 were handled twice), not for event 3's undone part.
+    assert_eq!(*handler.committed.lock().unwrap(), expected);
     let stats = bus.stats(STREAM, "g").await.unwrap();
     assert_eq!((stats.pending, stats.lag), (1, 0), "only event 3 waits for its retry");
 
@@ -659,6 +667,7 @@ async fn a_repeat_in_a_batch_is_skipped(env: TestEnv) {
         failing: Mutex::default(),
         alone: AtomicUsize::new(0),
         together: AtomicUsize::new(0),
+        committed: Arc::default(),
     };
     let config = fast("g");
     bus.create_group(STREAM, "g", Start::Beginning).await.unwrap();

@@ -102,9 +102,12 @@ impl AfterCommit {
         Self(Some(Box::new(work)))
     }
 
-    fn run(self) {
-        if let Some(work) = self.0 {
-            work();
+    /// Runs each event's work in its event's span, so what it logs carries the event's trace.
+    fn run_all(after: Vec<(AfterCommit, &tracing::Span)>) {
+        for (AfterCommit(work), span) in after {
+            if let Some(work) = work {
+                span.in_scope(work);
+            }
         }
     }
 }
@@ -372,7 +375,7 @@ async fn all_or_nothing(
             continue;
         }
         match handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await {
-            Ok(work) => after.push(work),
+            Ok(work) => after.push((work, span)),
             Err(_) => {
                 tx.rollback().await?;
                 return Ok(None);
@@ -380,7 +383,7 @@ async fn all_or_nothing(
         }
     }
     tx.commit().await?;
-    after.into_iter().for_each(AfterCommit::run);
+    AfterCommit::run_all(after);
     Ok(Some(run.iter().map(|_| Ok(())).collect()))
 }
 
@@ -405,7 +408,7 @@ async fn in_parts(
         match handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await {
             Ok(work) => {
                 tx.release_part().await?;
-                after.push(work);
+                after.push((work, span));
                 outcomes.push(Ok(()));
             }
             Err(error) => {
@@ -415,7 +418,7 @@ async fn in_parts(
         }
     }
     tx.commit().await?;
-    after.into_iter().for_each(AfterCommit::run);
+    AfterCommit::run_all(after);
     Ok(outcomes)
 }
 

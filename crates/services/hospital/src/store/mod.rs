@@ -163,7 +163,7 @@ pub async fn patient_history(db: &Database, patient: Uuid) -> Result<Vec<History
 // The access log.
 
 pub async fn log_access(tx: &mut Tx, entry: &AccessEntry) -> Result<(), StoreError> {
-    dispatch!(tx, access::insert(entry))
+    dispatch!(tx, access::insert_all(&[entry]))
 }
 
 /// Appends `entries`, all committed or none: on PostgreSQL in one statement when they fit

@@ -8,23 +8,6 @@ use super::{Db, Pool, Tx};
 use crate::domain::access::AccessEntry;
 use crate::store::rows::AccessRow;
 
-pub(crate) async fn insert(tx: &mut Tx, entry: &AccessEntry) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO access_log (id, at, user_id, patient_id, hospital_id, action, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(entry.id)
-    .bind(entry.at)
-    .bind(entry.user_id)
-    .bind(entry.patient_id)
-    .bind(entry.hospital_id)
-    .bind(entry.action.as_str())
-    .bind(&entry.request_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Entries appended by one statement, at most (7 parameters each, within every backend's
 /// limit).
 pub(crate) const MANY: usize = 1_000;

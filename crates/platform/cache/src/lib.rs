@@ -20,9 +20,15 @@
 //!   process every write still invalidates what it touches, and a write in another process
 //!   shows here within those seconds at worst. Invalidations Redis missed are applied when it
 //!   answers again, before anything is read from it.
+//!
+//! On one Redis server, a process keeps the tag versions it read, and Redis tells it of every
+//! change to them ([`known`]): a read of versions then costs Redis one `PING` shared by every
+//! reader of the moment, rather than an `MGET` each, with the same guarantee (a write completed
+//! before the read began is seen).
 
 #![forbid(unsafe_code)]
 
+pub mod known;
 pub mod memo;
 
 use std::collections::HashMap;
@@ -390,13 +396,15 @@ pub struct RedisCache {
     /// carry [`IN_PROCESS`], so `get` and `put` know where the versions they are given came from.
     fallback: MemoryCache,
     /// The near tier: copies of entries of one or more tags that this process stored or read,
-    /// framed with their versions as in Redis, each until its Redis TTL ends. A reader always
-    /// reads the tags' current versions from Redis first (one round trip that cannot be saved:
-    /// only Redis knows of a write in another process), and a copy answers only for exactly
-    /// those versions. Since versions only move forward, a copy whose versions are still
-    /// current is what Redis itself would answer: no invalidated entry is ever served from it.
-    /// It saves the second round trip (the entry's `GET`) of every hit.
+    /// framed with their versions as in Redis, each until its Redis TTL ends. A reader reads
+    /// the tags' current versions first (from Redis, or as Redis keeps this process told:
+    /// [`known`]), and a copy answers only for exactly those versions. Since versions only
+    /// move forward, a copy whose versions are still current is what Redis itself would
+    /// answer: no invalidated entry is ever served from it. It saves the entry's `GET` of
+    /// every hit.
     near: moka::sync::Cache<String, (Bytes, Duration)>,
+    /// The tag versions this process knows, kept current by Redis ([`known`]).
+    known: std::sync::Arc<known::Known>,
 }
 
 /// The most the near tier of a [`RedisCache`] holds, in bytes of keys and values.
@@ -446,7 +454,9 @@ static BUMP_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::ne
 
 impl RedisCache {
     pub fn new(connection: medcov_redis::RedisConnection, prefix: &str) -> RedisCache {
+        let tags_prefix = format!("{prefix}:cache:{}:", medcov_redis::hash_tag("tags"));
         RedisCache {
+            known: std::sync::Arc::new(known::Known::new(tags_prefix)),
             connection,
             prefix: prefix.to_owned(),
             common: Common::default(),
@@ -460,6 +470,13 @@ impl RedisCache {
                 .expire_after(EntryTtl)
                 .build(),
         }
+    }
+
+    /// The tracking connection that keeps the known versions current ([`known`]): a number
+    /// that changes with every new one, or `None` while there is none (before the first read
+    /// of versions, while Redis is away, and always on a cluster).
+    pub fn tracking(&self) -> Option<u64> {
+        self.known.tracking()
     }
 
     /// Counts its reads in `counters`.
@@ -530,9 +547,16 @@ impl Cache for RedisCache {
                 return Vec::new();
             }
             let in_process = async || self.fallback.versions(tags).await.into_iter().map(|v| v | IN_PROCESS).collect();
+            // Invalidations Redis missed go first, whoever asks: other processes rely on them.
             if !self.catch_up().await {
                 return in_process().await;
             }
+            // As this process knows them, when Redis keeps it told (see `known`).
+            self.known.start(&self.connection);
+            let epoch = match self.known.read(tags).await {
+                known::Read::Current(versions) => return versions,
+                known::Read::Ask(epoch) => epoch,
+            };
             let mut connection = self.connection.clone();
             // Every tag has a version but right after it was first used or forgotten: a plain
             // MGET then (cheaper for Redis than the script), the script for the missing ones.
@@ -540,10 +564,14 @@ impl Cache for RedisCache {
             if let Ok(values) = redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<u64>>>(&mut connection).await
                 && let Some(values) = values.into_iter().collect::<Option<Vec<u64>>>()
             {
+                self.known.learn(epoch, tags, &values);
                 return values;
             }
             match self.script(&VERSIONS_SCRIPT, tags).invoke_async::<Vec<u64>>(&mut connection).await {
-                Ok(values) => values,
+                Ok(values) => {
+                    self.known.learn(epoch, tags, &values);
+                    values
+                }
                 Err(e) => {
                     warn("version read", &e);
                     in_process().await
@@ -632,8 +660,13 @@ impl Cache for RedisCache {
             }
             // The entries kept in process during an outage, too.
             self.fallback.invalidate(tags).await;
+            // Forgotten before the bump, so no read of the old versions in flight is kept,
+            // and after, so none read meanwhile is.
+            self.known.forget(tags);
             let mut connection = self.connection.clone();
-            if let Err(e) = self.script(&BUMP_SCRIPT, tags).invoke_async::<()>(&mut connection).await {
+            let bumped = self.script(&BUMP_SCRIPT, tags).invoke_async::<()>(&mut connection).await;
+            self.known.forget(tags);
+            if let Err(e) = bumped {
                 // Kept, and applied before this process reads the cache again. Other processes
                 // could serve an older entry of these tags meanwhile, if Redis comes back with
                 // its data before this one reads: say so once per outage.

@@ -11,6 +11,10 @@
 //!   `RateLimit` headers of a checked limit.
 //! - [`RedisLimiter`]: one atomic script in Redis, so every gateway instance shares a limit;
 //!   it falls back to its in-process limiter when Redis fails (slower to converge, never down).
+//!   The checks of one key that arrive while its script runs wait, and go together in the
+//!   next run, which counts them as that many requests at once: under load a busy key costs
+//!   Redis one script a round trip rather than one a request, and every decision is the one
+//!   the rule gives for those requests in their order.
 
 #![forbid(unsafe_code)]
 
@@ -136,11 +140,14 @@ impl Limiter for MemoryLimiter {
     }
 }
 
-/// The GCRA rule in Lua, run atomically. `ARGV[3]` is "now" in microseconds for tests; empty
-/// means Redis `TIME`, so every instance uses one clock.
+/// The GCRA rule in Lua, run atomically for `ARGV[4]` requests arriving at once: the first
+/// `allowed` of them are, in order, and the TAT moves by one emission for each. Returns
+/// `{allowed, tat before, now}`. `ARGV[3]` is "now" in microseconds for tests; empty means
+/// Redis `TIME`, so every instance uses one clock.
 const SCRIPT: &str = r#"
 local emission = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local requests = tonumber(ARGV[4])
 local now
 if ARGV[3] ~= "" then
   now = tonumber(ARGV[3])
@@ -150,13 +157,40 @@ else
 end
 local tat = tonumber(redis.call("GET", KEYS[1]) or now)
 if tat < now then tat = now end
-if tat - now > tolerance then
-  return {0, tat - tolerance - now, tat - now}
+local allowed = 0
+if tat - now <= tolerance then
+  allowed = math.min(requests, math.floor((now + tolerance - tat) / emission) + 1)
+  local new_tat = tat + allowed * emission
+  redis.call("SET", KEYS[1], string.format("%.0f", new_tat), "PX", math.ceil((new_tat - now) / 1000) + 1)
 end
-local new_tat = tat + emission
-redis.call("SET", KEYS[1], string.format("%.0f", new_tat), "PX", math.ceil((new_tat - now) / 1000) + 1)
-return {1, new_tat, now}
+return {allowed, tat, now}
 "#;
+
+/// The decisions for `requests` requests arriving at once at `now`, given the TAT before them
+/// and how many the script allowed: as [`gcra`] would decide them one after the other.
+fn in_order(quota: &Quota, requests: usize, allowed: usize, tat: i64, now: i64) -> Vec<Decision> {
+    let emission = quota.emission_us();
+    let last_tat = tat + emission * i64::try_from(allowed).unwrap_or(i64::MAX);
+    (0..requests)
+        .map(|i| match i < allowed {
+            true => from_allowed(quota, tat + emission * (i64::try_from(i).unwrap_or(i64::MAX) + 1), now),
+            false => Decision {
+                allowed: false,
+                limit: quota.burst,
+                remaining: 0,
+                retry_after: micros(last_tat - quota.tolerance_us() - now),
+                reset: micros(last_tat - now),
+            },
+        })
+        .collect()
+}
+
+/// What a check waiting on its key is told: its decision (`None`: Redis failed, decide in
+/// process), or to run the next script itself for the checks that waited with it.
+enum Turn {
+    Decided(Option<Decision>),
+    Lead(Vec<tokio::sync::oneshot::Sender<Turn>>),
+}
 
 /// In Redis, shared by every instance; in process while Redis fails.
 pub struct RedisLimiter {
@@ -164,6 +198,22 @@ pub struct RedisLimiter {
     prefix: String,
     script: redis::Script,
     fallback: MemoryLimiter,
+    /// Keys whose script is running, with the checks waiting for the next run.
+    running: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<Turn>>>>,
+    /// Scripts run, for tests.
+    runs: std::sync::atomic::AtomicU64,
+}
+
+/// Hands the key's next run over when its leader is done, or dropped (its request cancelled).
+struct Leading<'a> {
+    limiter: &'a RedisLimiter,
+    key: &'a str,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.limiter.hand_over(self.key);
+    }
 }
 
 impl RedisLimiter {
@@ -175,11 +225,26 @@ impl RedisLimiter {
             prefix: prefix.to_owned(),
             script: redis::Script::new(SCRIPT),
             fallback: MemoryLimiter::default(),
+            running: Mutex::default(),
+            runs: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// Runs the script; `now_us` fixes the clock for tests.
+    /// Runs the script for one request; `now_us` fixes the clock for tests.
     pub async fn check_at(&self, key: &str, quota: &Quota, now_us: Option<i64>) -> redis::RedisResult<Decision> {
+        let mut decisions = self.take_at(key, quota, 1, now_us).await?;
+        Ok(decisions.remove(0))
+    }
+
+    /// Runs the script for `requests` requests arriving at once, and decides each in order.
+    pub async fn take_at(
+        &self,
+        key: &str,
+        quota: &Quota,
+        requests: usize,
+        now_us: Option<i64>,
+    ) -> redis::RedisResult<Vec<Decision>> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut connection = self.connection.clone();
         let reply: Vec<i64> = self
             .script
@@ -187,17 +252,13 @@ impl RedisLimiter {
             .arg(quota.emission_us())
             .arg(quota.tolerance_us())
             .arg(now_us.map(|n| n.to_string()).unwrap_or_default())
+            .arg(requests)
             .invoke_async(&mut connection)
             .await?;
         match reply.as_slice() {
-            [1, new_tat, now] => Ok(from_allowed(quota, *new_tat, *now)),
-            [0, retry, reset] => Ok(Decision {
-                allowed: false,
-                limit: quota.burst,
-                remaining: 0,
-                retry_after: micros(*retry),
-                reset: micros(*reset),
-            }),
+            [allowed, tat, now] if usize::try_from(*allowed).is_ok_and(|a| a <= requests) => {
+                Ok(in_order(quota, requests, usize::try_from(*allowed).unwrap_or(0), *tat, *now))
+            }
             other => Err(redis::RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,
                 "rate limit script",
@@ -205,20 +266,89 @@ impl RedisLimiter {
             ))),
         }
     }
+
+    /// How many times the script ran.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs the script for this check and `others` waiting with it, tells them, and hands the
+    /// key's next run to the first check that came meanwhile.
+    async fn lead(&self, key: &str, quota: &Quota, others: Vec<tokio::sync::oneshot::Sender<Turn>>) -> Decision {
+        let _leading = Leading { limiter: self, key };
+        match self.take_at(key, quota, 1 + others.len(), None).await {
+            Ok(mut decisions) => {
+                for (other, decision) in others.into_iter().zip(decisions.drain(1..)) {
+                    let _ = other.send(Turn::Decided(Some(decision)));
+                }
+                decisions.remove(0)
+            }
+            Err(error) => {
+                for other in others {
+                    let _ = other.send(Turn::Decided(None));
+                }
+                self.in_process(key, quota, &error)
+            }
+        }
+    }
+
+    /// Gives the checks that waited for the key's last run to the first of them to run, or
+    /// forgets the key when none did.
+    fn hand_over(&self, key: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let Some(waiting) = running.get_mut(key) else { return };
+            if waiting.is_empty() {
+                running.remove(key);
+                return;
+            }
+            let mut others = std::mem::take(waiting);
+            let first = others.remove(0);
+            match first.send(Turn::Lead(others)) {
+                Ok(()) => return,
+                // That check was cancelled: the next one leads.
+                Err(Turn::Lead(others)) => *running.entry(key.to_owned()).or_default() = others,
+                Err(Turn::Decided(_)) => return,
+            }
+        }
+    }
+
+    fn in_process(&self, key: &str, quota: &Quota, error: &redis::RedisError) -> Decision {
+        // The breaker logs the outage once; only a failure of its own is news.
+        if !medcov_redis::failing_fast(error) {
+            tracing::warn!(error = %error, "Redis rate limiter unavailable; limiting in process");
+        }
+        self.fallback.check_at(key, quota, now_us())
+    }
 }
 
 impl Limiter for RedisLimiter {
+    /// A key is always checked against the same quota: checks that wait together are run
+    /// with the quota of the one that runs them.
     fn check<'a>(&'a self, key: &'a str, quota: &'a Quota) -> BoxFuture<'a, Decision> {
         Box::pin(async move {
-            match self.check_at(key, quota, None).await {
-                Ok(decision) => decision,
-                Err(error) => {
-                    // The breaker logs the outage once; only a failure of its own is news.
-                    if !medcov_redis::failing_fast(&error) {
-                        tracing::warn!(error = %error, "Redis rate limiter unavailable; limiting in process");
+            let waiting = {
+                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                match running.get_mut(key) {
+                    Some(waiting) => {
+                        let (turn, told) = tokio::sync::oneshot::channel();
+                        waiting.push(turn);
+                        Some(told)
                     }
-                    self.fallback.check_at(key, quota, now_us())
+                    None => {
+                        running.insert(key.to_owned(), Vec::new());
+                        None
+                    }
                 }
+            };
+            match waiting {
+                None => self.lead(key, quota, Vec::new()).await,
+                Some(told) => match told.await {
+                    Ok(Turn::Decided(Some(decision))) => decision,
+                    Ok(Turn::Lead(others)) => self.lead(key, quota, others).await,
+                    // Redis failed, or the check that ran the script was cancelled with it.
+                    Ok(Turn::Decided(None)) | Err(_) => self.fallback.check_at(key, quota, now_us()),
+                },
             }
         })
     }

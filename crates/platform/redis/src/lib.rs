@@ -356,6 +356,38 @@ async fn probe(shared: Weak<Shared>, every: Duration) {
     }
 }
 
+/// What Redis pushed about the keys a [`RedisConnection::track`] connection watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// These keys changed, expired or were evicted.
+    Keys(Vec<String>),
+    /// Every key may have changed (the database was flushed).
+    All,
+    /// The connection is gone: changes made from now on are not pushed.
+    Lost,
+}
+
+impl Pushed {
+    fn of(push: redis::PushInfo) -> Option<Pushed> {
+        match push.kind {
+            redis::PushKind::Disconnection => Some(Pushed::Lost),
+            redis::PushKind::Invalidate => match push.data.into_iter().next() {
+                Some(Value::Array(keys)) => Some(Pushed::Keys(
+                    keys.into_iter()
+                        .filter_map(|key| match key {
+                            Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+                            Value::SimpleString(text) => Some(text),
+                            _ => None,
+                        })
+                        .collect(),
+                )),
+                _ => Some(Pushed::All),
+            },
+            _ => None,
+        }
+    }
+}
+
 /// A connection to one server or to a cluster; cheap to clone (clones share it).
 #[derive(Clone)]
 pub struct RedisConnection {
@@ -416,6 +448,54 @@ impl RedisConnection {
             },
         };
         outcome.map_err(|error| self.shared.failed(error))
+    }
+}
+
+impl RedisConnection {
+    /// A connection of its own to which Redis pushes every change of a key under `prefix`
+    /// (client-side caching in broadcasting mode: `CLIENT TRACKING ON BCAST PREFIX`, over
+    /// RESP3), connected now. `on` is called on the connection's own task, in the order Redis
+    /// sent the pushes and before the answer to any later command on this connection, so a
+    /// `PING` answered on it means every change made before the `PING` has been seen. It is told
+    /// [`Pushed::Lost`] when the connection ends. `None` on a cluster, where changes are not
+    /// tracked (the keys of one prefix may live on several nodes).
+    pub async fn track<F>(&self, prefix: &str, on: F) -> RedisResult<Option<RedisConnection>>
+    where
+        F: Fn(Pushed) + Send + Sync + 'static,
+    {
+        self.shared.check()?;
+        let ClientKind::Server(client) = &self.shared.kind else {
+            return Ok(None);
+        };
+        let info = client.get_connection_info().clone();
+        let settings = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+        let resp3 = redis::Client::open(info.set_redis_settings(settings))?;
+        let config = server_config(&self.shared.timeouts, self.shared.timeouts.response).set_push_sender(
+            move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
+                if let Some(pushed) = Pushed::of(push) {
+                    on(pushed);
+                }
+                Ok(())
+            },
+        );
+        let made = async {
+            let mut connection = resp3.get_multiplexed_async_connection_with_config(&config).await?;
+            redis::cmd("CLIENT")
+                .arg("TRACKING")
+                .arg("ON")
+                .arg("BCAST")
+                .arg("PREFIX")
+                .arg(prefix)
+                .query_async::<()>(&mut connection)
+                .await?;
+            Ok(connection)
+        };
+        match made.await {
+            Ok(connection) => {
+                Ok(Some(RedisConnection { shared: self.shared.clone(), own: Some(Own::Server(connection)) }))
+            }
+            Err(error) => Err(self.shared.failed(error)),
+        }
     }
 }
 

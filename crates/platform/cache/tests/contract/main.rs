@@ -223,3 +223,79 @@ async fn an_invalidation_redis_missed_is_applied_when_it_returns() {
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), before + 1, "the old entry was not served");
     drop(server);
 }
+
+/// How often the private Redis ran a command.
+async fn calls(connection: &mut medcov_redis::RedisConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(connection).await.expect("INFO");
+    let line = format!("cmdstat_{command}:calls=");
+    info.lines().find_map(|l| l.strip_prefix(&line)?.split(',').next()?.parse().ok()).unwrap_or(0)
+}
+
+/// The tracking connections (`CLIENT TRACKING ... BCAST`) of the private Redis, by id.
+async fn trackers(connection: &mut medcov_redis::RedisConnection) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(connection).await.expect("CLIENT LIST");
+    list.lines()
+        .filter(|l| l.split(' ').any(|f| f.strip_prefix("flags=").is_some_and(|flags| flags.contains('t'))))
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
+        .collect()
+}
+
+/// Two processes share a Redis. Once one has read a tag's version it reads it again without an
+/// `MGET`, yet a write completed in the other process is seen by its very next read; a tracking
+/// connection that is lost forgets everything it knew, so a write made while it was away is
+/// never missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_versions_are_read_without_an_mget_and_see_every_write_elsewhere() {
+    let server = tokio::task::spawn_blocking(medcov_testkit::private_redis::PrivateRedis::start).await.unwrap();
+    let url = server.url().parse().unwrap();
+    let open = || medcov_redis::RedisClient::open(&url, false).expect("client").connection().expect("connection");
+    let (reader, writer) = (RedisCache::new(open(), "known"), RedisCache::new(open(), "known"));
+    let mut admin = open();
+    let t = tags(&["hospital:1"]);
+    // The writer only writes (so the reader's is the one tracking connection); the versions
+    // are read straight from Redis.
+    let key = writer.tag_key(&t[0]);
+    let mut current = async || vec![redis::cmd("GET").arg(&key).query_async::<u64>(&mut open()).await.expect("GET")];
+
+    let first = reader.versions(&t).await;
+    medcov_testkit::until("the reader to track the tags", medcov_testkit::PATIENCE, async || {
+        reader.tracking().is_some()
+    })
+    .await;
+    assert_eq!(reader.versions(&t).await, first, "learnt from Redis once tracked");
+    let (mgets, pings) = (calls(&mut admin, "mget").await, calls(&mut admin, "ping").await);
+    for _ in 0..100 {
+        assert_eq!(reader.versions(&t).await, first);
+    }
+    assert_eq!(calls(&mut admin, "mget").await, mgets, "known versions need no MGET");
+    assert!(calls(&mut admin, "ping").await > pings, "but a PING, to know nothing changed");
+
+    // Writes in another process, each seen by the very next read: many times, so a read that
+    // did not wait for Redis's message would be caught.
+    let mut last = first;
+    for _ in 0..200 {
+        writer.invalidate(&t).await;
+        let now = reader.versions(&t).await;
+        assert_ne!(now, last, "a write completed before the read is seen");
+        assert_eq!(now, current().await);
+        last = now;
+    }
+
+    // The tracking connection is lost and a write is made while it is away: the reader never
+    // serves what it knew before, and tracks again.
+    let lost = reader.tracking().expect("tracking");
+    let ids = trackers(&mut admin).await;
+    assert_eq!(ids.len(), 1, "one tracking connection: {ids:?}");
+    let _: () = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&ids[0]).query_async(&mut admin).await.expect("kill");
+    writer.invalidate(&t).await;
+    let after = current().await;
+    assert_eq!(reader.versions(&t).await, after, "seen while the reader is not tracking");
+    medcov_testkit::until("the reader to track again", medcov_testkit::PATIENCE, async || {
+        reader.tracking().is_some_and(|now| now != lost)
+    })
+    .await;
+    assert_eq!(reader.versions(&t).await, after, "what was known before the loss is forgotten");
+    writer.invalidate(&t).await;
+    assert_eq!(reader.versions(&t).await, current().await, "and the new connection is told");
+    drop(server);
+}

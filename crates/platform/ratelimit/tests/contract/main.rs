@@ -1,7 +1,7 @@
 //! The Redis script against the same table as the Rust rule, on the local Redis and on a
 //! Redis Cluster.
 
-use medcov_ratelimit::{GCRA_TABLE, Quota, RedisLimiter};
+use medcov_ratelimit::{GCRA_TABLE, Limiter, Quota, RedisLimiter, gcra};
 use medcov_testkit::TestEnv;
 
 async fn limiter(env: &TestEnv) -> RedisLimiter {
@@ -37,6 +37,57 @@ async fn instances_share_one_limit_on_the_redis_clock(env: TestEnv) {
     assert_eq!(allowed, 3);
 }
 
+/// Requests arriving at once, run together by the script, are decided as the rule decides
+/// them one after the other: for 60 a minute with a burst of 3, three at once then one more a
+/// second later (the table's first rows, at once), then eight at once when the burst is back.
+async fn requests_at_once_are_decided_in_order(env: TestEnv) {
+    let limiter = limiter(&env).await;
+    let quota = Quota::per_minute(60, 3);
+    let start = 1_700_000_000_000_000;
+    let at_once = |requests, at: i64| limiter.take_at("batch", &quota, requests, Some(start + at * 1_000_000));
+    let seen = |decisions: Vec<medcov_ratelimit::Decision>| -> Vec<(bool, u32, u128)> {
+        decisions.into_iter().map(|d| (d.allowed, d.remaining, d.retry_after.as_millis())).collect()
+    };
+    assert_eq!(
+        seen(at_once(4, 0).await.expect("script runs")),
+        [(true, 2, 0), (true, 1, 0), (true, 0, 0), (false, 0, 1_000)],
+        "the table's first four rows"
+    );
+    assert_eq!(seen(at_once(2, 1).await.expect("script runs")), [(true, 0, 0), (false, 0, 1_000)]);
+    // The same as the rule in Rust, request by request.
+    let mut tat = None;
+    let expected: Vec<(bool, u32, u128)> = (0..8)
+        .map(|_| {
+            let (decision, new_tat) = gcra(&quota, tat, start + 10_000_000);
+            tat = new_tat.or(tat);
+            (decision.allowed, decision.remaining, decision.retry_after.as_millis())
+        })
+        .collect();
+    assert_eq!(seen(at_once(8, 10).await.expect("script runs")), expected);
+}
+
+/// Many checks of one key at once through the limiter: exactly the burst is allowed, each
+/// remaining count is given once, and the checks that came while a script ran shared the next.
+async fn concurrent_checks_share_scripts_and_get_the_burst_exactly(env: TestEnv) {
+    let limiter = std::sync::Arc::new(limiter(&env).await);
+    let quota = Quota::per_minute(1, 40);
+    let checks: Vec<_> = (0..100)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("busy", &quota).await })
+        })
+        .collect();
+    let mut decisions = Vec::new();
+    for check in checks {
+        decisions.push(check.await.expect("check"));
+    }
+    let mut remaining: Vec<u32> = decisions.iter().filter(|d| d.allowed).map(|d| d.remaining).collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..40).collect::<Vec<u32>>(), "the burst, each count once");
+    assert!(decisions.iter().filter(|d| !d.allowed).all(|d| d.retry_after > std::time::Duration::ZERO));
+    assert!(limiter.runs() < 100, "checks waiting on a running script share the next: {} runs", limiter.runs());
+}
+
 mod distributed {
     #[tokio::test]
     async fn the_script_follows_the_table() {
@@ -47,6 +98,20 @@ mod distributed {
     async fn instances_share_one_limit_on_the_redis_clock() {
         super::instances_share_one_limit_on_the_redis_clock(super::TestEnv::distributed().await).await;
     }
+
+    #[tokio::test]
+    async fn requests_at_once_are_decided_in_order() {
+        super::requests_at_once_are_decided_in_order(super::TestEnv::distributed().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checks_share_scripts_and_get_the_burst_exactly() {
+        super::concurrent_checks_share_scripts_and_get_the_burst_exactly(super::TestEnv::distributed().await).await;
+    }
 }
 
-medcov_testkit::redis_cluster_suite!(the_script_follows_the_table, instances_share_one_limit_on_the_redis_clock);
+medcov_testkit::redis_cluster_suite!(
+    the_script_follows_the_table,
+    instances_share_one_limit_on_the_redis_clock,
+    requests_at_once_are_decided_in_order
+);

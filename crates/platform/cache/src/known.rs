@@ -28,6 +28,10 @@ use std::time::Duration;
 use medcov_redis::{Pushed, RedisConnection};
 use tokio::sync::{Notify, watch};
 
+/// The most tags whose versions a process keeps: past it, what is known is forgotten and
+/// learnt again (a few MiB; the hot tags come back at once).
+const MOST_KNOWN: usize = 65_536;
+
 /// How long to wait before opening a tracking connection again, and how often a kept one is
 /// looked at.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
@@ -127,6 +131,9 @@ impl Known {
     pub fn learn(&self, epoch: u64, tags: &[String], versions: &[u64]) {
         let mut state = self.state();
         if state.epoch == epoch && state.connection.is_some() {
+            if state.versions.len() + tags.len() > MOST_KNOWN {
+                state.versions.clear();
+            }
             for (tag, version) in tags.iter().zip(versions) {
                 state.versions.insert(tag.clone(), *version);
             }
@@ -257,5 +264,58 @@ async fn rounds(known: Weak<Known>, asked: Arc<Notify>) {
             None => false,
         };
         strong.done.send_modify(|done| *done = Done { round, answered });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection object that never connects: enough to stand for a tracking connection.
+    fn unconnected() -> RedisConnection {
+        let url = "redis://127.0.0.1:1".parse().expect("url");
+        medcov_redis::RedisClient::open(&url, false).expect("client").connection().expect("lazy")
+    }
+
+    fn epoch(known: &Known) -> u64 {
+        known.state().epoch
+    }
+
+    #[test]
+    fn what_is_known_stays_bounded() {
+        let known = Known::new("p:".to_owned());
+        known.up(1, unconnected());
+        for i in 0..MOST_KNOWN + 10 {
+            known.learn(epoch(&known), &[format!("tag:{i}")], &[7]);
+        }
+        let kept = known.state().versions.len();
+        assert!((1..=MOST_KNOWN).contains(&kept), "{kept}");
+    }
+
+    #[test]
+    fn a_change_heard_while_reading_or_a_lost_connection_keeps_nothing() {
+        let known = Known::new("p:cache:{tags}:".to_owned());
+        let tag = ["hospital:1".to_owned()];
+        // Nothing is learnt without a tracking connection.
+        known.learn(epoch(&known), &tag, &[1]);
+        assert!(known.state().versions.is_empty());
+        known.up(1, unconnected());
+        // A change pushed between the read being sent and its answer: not kept.
+        let sent = epoch(&known);
+        known.heard(1, Pushed::Keys(vec!["p:cache:{tags}:hospital:1".to_owned()]));
+        known.learn(sent, &tag, &[1]);
+        assert!(known.state().versions.is_empty());
+        // Kept, then forgotten when its key is pushed.
+        known.learn(epoch(&known), &tag, &[2]);
+        assert_eq!(known.state().versions.get("hospital:1"), Some(&2));
+        known.heard(1, Pushed::Keys(vec!["p:cache:{tags}:hospital:1".to_owned()]));
+        assert!(known.state().versions.is_empty());
+        // An older connection's end concerns no one; the current one's forgets all.
+        known.learn(epoch(&known), &tag, &[3]);
+        known.heard(0, Pushed::Lost);
+        assert_eq!(known.tracking(), Some(1));
+        known.heard(1, Pushed::Lost);
+        assert_eq!(known.tracking(), None);
+        assert!(known.state().versions.is_empty());
     }
 }

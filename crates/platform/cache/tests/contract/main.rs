@@ -255,7 +255,7 @@ async fn known_versions_are_read_without_an_mget_and_see_every_write_elsewhere()
     // The writer only writes (so the reader's is the one tracking connection); the versions
     // are read straight from Redis.
     let key = writer.tag_key(&t[0]);
-    let mut current = async || vec![redis::cmd("GET").arg(&key).query_async::<u64>(&mut open()).await.expect("GET")];
+    let current = async || vec![redis::cmd("GET").arg(&key).query_async::<u64>(&mut open()).await.expect("GET")];
 
     let first = reader.versions(&t).await;
     medcov_testkit::until("the reader to track the tags", medcov_testkit::PATIENCE, async || {

@@ -239,9 +239,29 @@ async fn keep(known: Weak<Known>, connection: RedisConnection) {
     }
 }
 
+/// Dropped with the task that sends rounds (its runtime shut down): the readers waiting for a
+/// round read from Redis, and the next read starts the tasks again.
+struct Stopped(Weak<Known>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let Some(known) = self.0.upgrade() else { return };
+        let asked = {
+            let mut state = known.state();
+            state.connection = None;
+            state.versions.clear();
+            state.epoch += 1;
+            state.asked
+        };
+        known.started.store(false, std::sync::atomic::Ordering::Release);
+        known.done.send_modify(|done| *done = Done { round: asked.max(done.round), answered: false });
+    }
+}
+
 /// Sends a round (a `PING` on the tracking connection) when a reader asks for one, one at a
 /// time: the readers that come while a round is in flight share the next.
 async fn rounds(known: Weak<Known>, asked: Arc<Notify>) {
+    let _stopped = Stopped(known.clone());
     loop {
         asked.notified().await;
         let Some(strong) = known.upgrade() else { return };

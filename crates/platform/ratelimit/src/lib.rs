@@ -212,7 +212,29 @@ struct Leading<'a> {
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        self.limiter.hand_over(self.key);
+        self.limiter.hand_over(self.key, Vec::new());
+    }
+}
+
+/// A check waiting on its key. Dropped (its request cancelled) once told to lead, it hands the
+/// run on, so the key is never left with no one to run its script.
+struct Waiting<'a> {
+    told: tokio::sync::oneshot::Receiver<Turn>,
+    limiter: &'a RedisLimiter,
+    key: &'a str,
+    taken: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        // Closed first: from now on a leader's send fails, and it hands the run on itself.
+        self.told.close();
+        if let Ok(Turn::Lead(others)) = self.told.try_recv() {
+            self.limiter.hand_over(self.key, others);
+        }
     }
 }
 
@@ -292,10 +314,15 @@ impl RedisLimiter {
         }
     }
 
-    /// Gives the checks that waited for the key's last run to the first of them to run, or
-    /// forgets the key when none did.
-    fn hand_over(&self, key: &str) {
+    /// Gives the checks that waited for the key's last run (`first`, then those queued) to the
+    /// first of them to run, or forgets the key when none did.
+    fn hand_over(&self, key: &str, first: Vec<tokio::sync::oneshot::Sender<Turn>>) {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if !first.is_empty() {
+            let queued = running.entry(key.to_owned()).or_default();
+            let later = std::mem::replace(queued, first);
+            queued.extend(later);
+        }
         loop {
             let Some(waiting) = running.get_mut(key) else { return };
             if waiting.is_empty() {
@@ -341,14 +368,17 @@ impl Limiter for RedisLimiter {
                     }
                 }
             };
-            match waiting {
-                None => self.lead(key, quota, Vec::new()).await,
-                Some(told) => match told.await {
-                    Ok(Turn::Decided(Some(decision))) => decision,
-                    Ok(Turn::Lead(others)) => self.lead(key, quota, others).await,
-                    // Redis failed, or the check that ran the script was cancelled with it.
-                    Ok(Turn::Decided(None)) | Err(_) => self.fallback.check_at(key, quota, now_us()),
-                },
+            let Some(told) = waiting else {
+                return self.lead(key, quota, Vec::new()).await;
+            };
+            let mut waiting = Waiting { told, limiter: self, key, taken: false };
+            let turn = (&mut waiting.told).await;
+            waiting.taken = true;
+            match turn {
+                Ok(Turn::Decided(Some(decision))) => decision,
+                Ok(Turn::Lead(others)) => self.lead(key, quota, others).await,
+                // Redis failed, or the check that ran the script was cancelled with it.
+                Ok(Turn::Decided(None)) | Err(_) => self.fallback.check_at(key, quota, now_us()),
             }
         })
     }

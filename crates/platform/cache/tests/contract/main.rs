@@ -299,3 +299,35 @@ async fn known_versions_are_read_without_an_mget_and_see_every_write_elsewhere()
     assert_eq!(reader.versions(&t).await, current().await, "and the new connection is told");
     drop(server);
 }
+
+/// The tasks that keep the known versions run on the runtime of the first read. When that
+/// runtime ends (a cache shared by tests, or built before the server's runtime), reads in
+/// another go on, and start the tasks again there.
+#[test]
+fn reads_outlive_the_runtime_that_started_tracking() {
+    let env = tokio::runtime::Runtime::new().unwrap().block_on(TestEnv::new(TestBackend::Distributed));
+    let prefix = env.redis_prefix().expect("prefix").to_owned();
+    let cache = std::sync::Arc::new(RedisCache::new(connection(&env), &prefix));
+    let t = tags(&["hospital:2"]);
+    let first = tokio::runtime::Runtime::new().unwrap();
+    first.block_on(async {
+        cache.versions(&t).await;
+        medcov_testkit::until("the cache to track its tags", medcov_testkit::PATIENCE, async || {
+            cache.tracking().is_some()
+        })
+        .await;
+    });
+    drop(first);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let read = tokio::time::timeout(Duration::from_secs(5), cache.versions(&t)).await;
+        assert!(read.is_ok(), "a read after the first runtime ended is answered");
+        medcov_testkit::until("the cache to track again", medcov_testkit::PATIENCE, async || {
+            cache.versions(&t).await;
+            cache.tracking().is_some()
+        })
+        .await;
+        cache.invalidate(&t).await;
+        let now = cache.versions(&t).await;
+        assert_eq!(cache.versions(&t).await, now);
+    });
+}

@@ -88,6 +88,37 @@ async fn concurrent_checks_share_scripts_and_get_the_burst_exactly(env: TestEnv)
     assert!(limiter.runs() < 100, "checks waiting on a running script share the next: {} runs", limiter.runs());
 }
 
+/// Checks cancelled at any point (their clients went away) never leave a key with no one to
+/// run its script: a later check of the key is always decided.
+async fn cancelled_checks_never_stall_a_key(env: TestEnv) {
+    let limiter = std::sync::Arc::new(limiter(&env).await);
+    let quota = Quota::per_minute(1_000_000, 1_000_000);
+    for round in 0..30 {
+        let checks: Vec<_> = (0..64)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move { limiter.check("cancelled", &quota).await })
+            })
+            .collect();
+        // Cancelled at different moments: some before their turn, some told to lead.
+        for _ in 0..round % 5 {
+            tokio::task::yield_now().await;
+        }
+        for (i, check) in checks.iter().enumerate() {
+            if i % 2 == round % 2 {
+                check.abort();
+            }
+        }
+        let patience = std::time::Duration::from_secs(5);
+        for check in checks {
+            let ended = tokio::time::timeout(patience, check).await;
+            assert!(ended.is_ok(), "round {round}: every check not cancelled is decided");
+        }
+        let later = tokio::time::timeout(patience, limiter.check("cancelled", &quota)).await;
+        assert!(later.is_ok_and(|d| d.allowed), "round {round}: the key still has its script run");
+    }
+}
+
 mod distributed {
     #[tokio::test]
     async fn the_script_follows_the_table() {
@@ -102,6 +133,11 @@ mod distributed {
     #[tokio::test]
     async fn requests_at_once_are_decided_in_order() {
         super::requests_at_once_are_decided_in_order(super::TestEnv::distributed().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_checks_never_stall_a_key() {
+        super::cancelled_checks_never_stall_a_key(super::TestEnv::distributed().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

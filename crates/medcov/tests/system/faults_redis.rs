@@ -343,9 +343,12 @@ async fn a_redis_outage_costs_no_latency_and_fails_no_request() {
             .await
             .expect("text")
     };
+    // And its cache is told of tag changes again on a new tracking connection.
     until("the hospital's metrics to count the outages", PATIENCE, async || {
-        sample(&metrics().await, "redis_available", &[]) == Some(1.0)
-            && sample(&metrics().await, "redis_unavailable_total", &[]).is_some_and(|n| n >= OUTAGES as f64)
+        let metrics = metrics().await;
+        sample(&metrics, "redis_available", &[]) == Some(1.0)
+            && sample(&metrics, "redis_unavailable_total", &[]).is_some_and(|n| n >= OUTAGES as f64)
+            && sample(&metrics, "cache_versions_tracked", &[]) == Some(1.0)
     })
     .await;
     drop((gateway, services, redis));

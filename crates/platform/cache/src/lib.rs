@@ -107,6 +107,11 @@ pub trait Cache: Send + Sync {
     fn put<'a>(&'a self, key: &'a str, versions: &'a [u64], value: Bytes, ttl: Duration) -> BoxFuture<'a, ()>;
     /// Invalidates every entry stored under any of `tags`.
     fn invalidate<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, ()>;
+    /// Whether Redis keeps this process told of every change of a tag version now ([`known`]);
+    /// `None` for a cache with nothing to track (in process).
+    fn tracked(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Serves `key` from the cache, or loads it with `load` and stores it.
@@ -248,6 +253,10 @@ impl Cache for Counted {
 
     fn invalidate<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, ()> {
         self.inner.invalidate(tags)
+    }
+
+    fn tracked(&self) -> Option<bool> {
+        self.inner.tracked()
     }
 }
 
@@ -676,6 +685,10 @@ impl Cache for RedisCache {
                 self.missed.lock().unwrap_or_else(|p| p.into_inner()).extend(tags.iter().cloned());
             }
         })
+    }
+
+    fn tracked(&self) -> Option<bool> {
+        Some(self.known.tracking().is_some())
     }
 }
 

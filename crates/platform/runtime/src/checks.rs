@@ -89,17 +89,24 @@ const PURGE_EVERY_TICKS: u64 = 120;
 /// a tick, so one still due a minute later is stuck.
 const OVERDUE_AFTER: time::Duration = time::Duration::seconds(60);
 
+/// What [`upkeep`] reports on besides health.
+pub struct Watched {
+    pub database: Option<Database>,
+    pub redis: Option<RedisHandle>,
+    pub cache: std::sync::Arc<dyn medcov_cache::Cache>,
+}
+
 /// Every few seconds: drain histogram samples, publish readiness and pool gauges, the sagas stuck past
-/// their deadline, and how span exports went; every ten minutes, delete the Idempotency-Key
-/// records past their day.
-pub async fn upkeep(
-    name: ServiceName,
-    metrics: Metrics,
-    health: Health,
-    database: Option<Database>,
-    redis: Option<RedisHandle>,
-    stop: CancellationToken,
-) {
+/// their deadline, whether the cache's tag versions are tracked, and how span exports went;
+/// every ten minutes, delete the Idempotency-Key records past their day.
+pub async fn upkeep(name: ServiceName, metrics: Metrics, health: Health, watched: Watched, stop: CancellationToken) {
+    let Watched { database, redis, cache } = watched;
+    if cache.tracked().is_some() {
+        metrics.describe_gauge(
+            "cache_versions_tracked",
+            "1 while Redis keeps this process told of every change of the cache's tag versions (lookups share a PING), 0 while they are read from Redis (an MGET each): before the first lookup, while Redis is away, on a Redis Cluster.",
+        );
+    }
     if redis.is_some() {
         metrics.describe_gauge(
             "redis_available",
@@ -143,6 +150,9 @@ pub async fn upkeep(
             let status = redis.status();
             metrics.gauge("redis_available", &[]).set(if status.available { 1.0 } else { 0.0 });
             metrics.counter("redis_unavailable_total", &[]).absolute(status.trips);
+        }
+        if let Some(tracked) = cache.tracked() {
+            metrics.gauge("cache_versions_tracked", &[]).set(if tracked { 1.0 } else { 0.0 });
         }
         let report = health.report_critical().await;
         let ready = matches!(report.status, ReadyStatus::Ready | ReadyStatus::Degraded);

@@ -188,4 +188,8 @@ impl medcov_cache::Cache for AfterCommit {
         let (cache, tags) = (self.0.clone(), tags.to_vec());
         Box::pin(medcov_store::keyed::after_commit(async move { cache.invalidate(&tags).await }))
     }
+
+    fn tracked(&self) -> Option<bool> {
+        self.0.tracked()
+    }
 }

@@ -505,7 +505,9 @@ async fn start_one(
         None => None,
     };
 
-    tasks.spawn(checks::upkeep(name, metrics, health.clone(), database.clone(), redis.clone(), stop.clone()));
+    let dependencies =
+        checks::Watched { database: database.clone(), redis: redis.clone(), cache: context_cache.clone() };
+    tasks.spawn(checks::upkeep(name, metrics, health.clone(), dependencies, stop.clone()));
     let addr = listener.local_addr()?;
     tasks.spawn(register(config.clone(), mesh.clone(), name, addr, stop.clone()));
     let server = tokio::spawn(medcov_http::server::serve(listener, router.clone(), stop.clone().cancelled_owned()));

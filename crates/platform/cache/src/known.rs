@@ -95,7 +95,10 @@ impl Known {
     /// Opens the tracking connection and keeps it, from tasks of its own, the first time it
     /// is called (it needs a Tokio runtime).
     pub fn start(self: &Arc<Self>, connection: &RedisConnection) {
-        if !self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        // Read first: every lookup calls this, and only the first may write.
+        if !self.started.load(std::sync::atomic::Ordering::Acquire)
+            && !self.started.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             tokio::spawn(keep(Arc::downgrade(self), connection.clone()));
             tokio::spawn(rounds(Arc::downgrade(self), self.asked.clone()));
         }

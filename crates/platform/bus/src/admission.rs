@@ -14,11 +14,18 @@
 //! observations each instance counts the sagas it admitted itself, and those it saw end
 //! ([`Admission::ended`]).
 //!
-//! Until two observations have measured a rate (the first second after start), Little's law
-//! has nothing to work with. Rather than hold a burst that comes then to the floor, admission
-//! starts slow, as TCP does: each saga seen to end frees its place and opens one more, so what
-//! is admitted doubles with each round of sagas that actually finish, and a stalled flow opens
-//! nothing.
+//! Between two observations the rate Little's law works with is the one last measured, which
+//! can be far below what the flow carries now: until two observations have measured one (the
+//! first second after start), or when a burst comes after a quiet spell whose rate was a
+//! trickle. Rather than hold such a burst to that rate until the next observations catch up
+//! (the first seconds of a burst refused while sagas end in milliseconds), admission also
+//! starts slow, as TCP does: each saga seen to end here frees its place and opens one more, so
+//! what is admitted doubles with each round of sagas that actually finish, and a stalled flow
+//! opens nothing. The places opened this way are dropped at each observation (and at the
+//! latest a quarter of the wait limit after they began to be counted), so they never add more
+//! than the sagas that ended in that time: a new saga admitted through them waits about that
+//! time, well within the limit, and once the observations have measured the rate, Little's law
+//! is what bounds the flow.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,8 +49,10 @@ struct State {
     in_flight: u64,
     /// Sagas ended per second (moving average); 0 until two observations have measured it.
     rate: f64,
-    /// While no rate is measured: places opened past the floor by sagas seen to end here.
+    /// Places opened past the floor by sagas seen to end here since the last observation
+    /// (slow start), and since when they are counted.
     opened: u64,
+    opened_since: Option<Instant>,
     /// The last observation: when, and how many had ever ended.
     last: Option<(Instant, u64)>,
 }
@@ -77,25 +86,36 @@ impl Admission {
         }
         state.last = Some((now, ended));
         state.in_flight = in_flight;
+        state.opened = 0;
+        state.opened_since = Some(now);
     }
 
     /// `n` sagas ended here (their last reply was handled and committed by this instance):
-    /// their places are free at once, and while no rate is measured each opens one more (slow
-    /// start). In a consumer's batch the end is counted once the batch commits
+    /// their places are free at once, and each opens one more until the next observation
+    /// (slow start). In a consumer's batch the end is counted once the batch commits
     /// (`consumer::AfterCommit`), so a batch tried again does not count it twice.
     pub fn ended(&self, n: u64) {
+        self.ended_at(n, Instant::now());
+    }
+
+    /// [`Admission::ended`] as of `now`.
+    pub fn ended_at(&self, n: u64, now: Instant) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.in_flight = state.in_flight.saturating_sub(n);
-        if state.rate <= 0.0 {
-            state.opened = state.opened.saturating_add(n);
+        // Observations may come seldom (the count is paced when it is slow): the places opened
+        // never stand for more than a quarter of the wait limit's worth of ends.
+        let since = *state.opened_since.get_or_insert(now);
+        if now.saturating_duration_since(since) > self.limit / 4 {
+            state.opened = 0;
+            state.opened_since = Some(now);
         }
+        state.opened = state.opened.saturating_add(n);
     }
 
     /// Admits one more saga, or says how saturated the flow is.
     pub fn admit(&self) -> Result<(), Saturated> {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let starting = if state.rate > 0.0 { 0 } else { state.opened };
-        if state.in_flight < self.floor.saturating_add(starting) {
+        if state.in_flight < self.floor.saturating_add(state.opened) {
             state.in_flight += 1;
             return Ok(());
         }
@@ -179,6 +199,60 @@ mod tests {
         assert_eq!(fill(&admission), 100 - 40);
         admission.ended(10);
         assert_eq!(fill(&admission), 10, "an end frees its own place only");
+    }
+
+    #[test]
+    fn a_burst_after_a_trickle_grows_with_the_sagas_that_end_until_the_next_observation() {
+        let admission = Admission::new(Duration::from_secs(10));
+        let fill = |admission: &Admission| {
+            let mut admitted = 0;
+            while admission.admit().is_ok() {
+                admitted += 1;
+            }
+            admitted
+        };
+        let t0 = Instant::now();
+        // A trickle measured: one saga a second, so Little's law alone allows 5 in flight.
+        admission.observe(0, 0, t0);
+        admission.observe(1, 1, t0 + Duration::from_secs(1));
+        admission.observe(0, 2, t0 + Duration::from_secs(2));
+        // A burst: the floor, then each round of sagas that end doubles what is admitted.
+        let at = |ms: u64| t0 + Duration::from_secs(2) + Duration::from_millis(ms);
+        assert_eq!(fill(&admission), FLOOR);
+        admission.ended_at(FLOOR, at(50));
+        assert_eq!(fill(&admission), 2 * FLOOR);
+        admission.ended_at(2 * FLOOR, at(100));
+        assert_eq!(fill(&admission), 4 * FLOOR);
+        // Nothing ends: nothing more.
+        assert!(admission.admit().is_err());
+        // The next observation measures the rate (49 ended in the second, after one a second:
+        // 25/s): Little's law decides again (5 s × 25/s = 125 in flight), the places opened are
+        // dropped, and ends no longer widen anything past Little's law.
+        admission.observe(4 * FLOOR, 51, t0 + Duration::from_secs(3));
+        assert_eq!(fill(&admission), 125 - 4 * FLOOR);
+        admission.ended_at(25, t0 + Duration::from_millis(3_100));
+        assert_eq!(fill(&admission), 25, "an end frees its own place only");
+    }
+
+    #[test]
+    fn places_opened_stand_for_at_most_a_quarter_of_the_limits_ends() {
+        let admission = Admission::new(Duration::from_secs(10));
+        let fill = |admission: &Admission| {
+            let mut admitted = 0;
+            while admission.admit().is_ok() {
+                admitted += 1;
+            }
+            admitted
+        };
+        let t0 = Instant::now();
+        admission.observe(0, 0, t0);
+        assert_eq!(fill(&admission), FLOOR);
+        admission.ended_at(FLOOR, t0 + Duration::from_millis(50));
+        assert_eq!(fill(&admission), 2 * FLOOR);
+        // No observation comes (a slow count is taken seldom): ends 2 s later (past a quarter
+        // of the 5 s limit) open only as many as they are, the older opened places dropped.
+        admission.ended_at(2 * FLOOR, t0 + Duration::from_secs(2));
+        assert_eq!(fill(&admission), FLOOR + 2 * FLOOR, "older opened places are dropped");
     }
 
     #[test]

@@ -364,10 +364,13 @@ end
                         text = urllib.request.urlopen(f"http://127.0.0.1:{PORTS[service]}/metrics", timeout=5).read().decode()
                         for line in text.splitlines():
                             if line.startswith(("events_outbox_backlog", "events_group_lag", "events_group_pending",
-                                                "events_published_total", "db_pool_connections")):
+                                                "events_published_total", "db_pool_connections",
+                                                "db_write_lock_busy_ratio")):
                                 value = float(line.rsplit(" ", 1)[1])
                                 if value:
-                                    found.append(f"{service}:{line.split('{')[0][7:]}{{{line.split('{')[1].split('}')[0]}}}={value:.0f}")
+                                    name = line.split("{")[0].removeprefix("events_")
+                                    shown = f"{value:.0f}" if value.is_integer() else f"{value:.2f}"
+                                    found.append(f"{service}:{name}{{{line.split('{')[1].split('}')[0]}}}={shown}")
                     return " ".join(found)
 
                 def sample():

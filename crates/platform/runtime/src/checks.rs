@@ -137,6 +137,19 @@ pub async fn upkeep(name: ServiceName, metrics: Metrics, health: Health, watched
         );
         metrics.ensure_gauge("sagas_overdue", &[]);
     }
+    // SQLite's one writer: how much of the time its lock is held, and who waits for it.
+    let mut writer =
+        database.as_ref().and_then(|db| db.writer_use()).map(|used| (std::time::Instant::now(), used.held));
+    if writer.is_some() {
+        metrics.describe_gauge(
+            "db_write_lock_busy_ratio",
+            "Share of the last few seconds during which this service's write transactions held its SQLite database's one write lock (1: every write waits its turn).",
+        );
+        metrics.describe_gauge(
+            "db_write_lock_waiting",
+            "Write transactions of this service waiting for their turn at its SQLite database's write lock.",
+        );
+    }
     let mut ticker = tokio::time::interval(UPKEEP_EVERY);
     let mut ticks: u64 = 0;
     loop {
@@ -169,6 +182,17 @@ pub async fn upkeep(name: ServiceName, metrics: Metrics, health: Health, watched
             let idle = idle as f64;
             metrics.gauge("db_pool_connections", &[("state", "idle")]).set(idle);
             metrics.gauge("db_pool_connections", &[("state", "in_use")]).set(f64::from(size) - idle);
+            if let (Some((since, held_before)), Some(used)) = (writer, database.writer_use()) {
+                let now = std::time::Instant::now();
+                let elapsed = now.saturating_duration_since(since).as_secs_f64();
+                if elapsed > 0.0 {
+                    let busy = used.held.saturating_sub(held_before).as_secs_f64() / elapsed;
+                    // A long transaction is counted when it ends: clamp what it adds at once.
+                    metrics.gauge("db_write_lock_busy_ratio", &[]).set(busy.min(1.0));
+                }
+                metrics.gauge("db_write_lock_waiting", &[]).set(used.waiting as f64);
+                writer = Some((now, used.held));
+            }
             let before = time::OffsetDateTime::now_utc() - OVERDUE_AFTER;
             if let Ok(overdue) = medcov_bus::saga::due(database, before, 1000).await {
                 metrics.gauge("sagas_overdue", &[]).set(overdue.len() as f64);

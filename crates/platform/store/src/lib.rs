@@ -235,6 +235,15 @@ impl Database {
         }
     }
 
+    /// How this process used the database's write lock: SQLite's one writer (`None` on
+    /// PostgreSQL, whose writers do not take turns, and for an in-memory database).
+    pub fn writer_use(&self) -> Option<sqlite::WriterUse> {
+        match self {
+            Database::Sqlite(pool) => sqlite::writer_use(pool.inner()),
+            Database::Postgres(_) => None,
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Database::Sqlite(pool) => pool.inner().close().await,

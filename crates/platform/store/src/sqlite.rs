@@ -33,7 +33,53 @@ pub use sql::*;
 pub struct Tx {
     inner: sqlx::Transaction<'static, Db>,
     /// Released when the transaction ends (committed, rolled back or dropped).
-    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    _turn: Option<Turn>,
+}
+
+/// The writers' turns of one SQLite file in this process, and how they are used.
+#[derive(Debug)]
+struct Turns {
+    semaphore: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Nanoseconds the turn was held, by transactions that ended.
+    held_ns: std::sync::atomic::AtomicU64,
+    /// Writers waiting for the turn now.
+    waiting: std::sync::atomic::AtomicU64,
+}
+
+/// A writer's turn, held until the transaction ends: the time is added to its file's
+/// [`WriterUse::held`] then.
+#[derive(Debug)]
+struct Turn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    turns: std::sync::Arc<Turns>,
+    since: std::time::Instant,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let held = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.turns.held_ns.fetch_add(held, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How the write lock of one SQLite file was used by this process: SQLite has one writer, so
+/// while it is held nearly all of the time, every write waits (the embedded mode's limit on
+/// writes; `db_write_lock_busy_ratio` on `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterUse {
+    /// How long write transactions held it, in all, counting those that ended.
+    pub held: std::time::Duration,
+    /// Writers waiting for their turn right now.
+    pub waiting: u64,
+}
+
+/// The use of the write lock of the file `pool` opens (`None` for an in-memory database).
+pub fn writer_use(pool: &sqlx::SqlitePool) -> Option<WriterUse> {
+    let turns = turns(pool)?;
+    Some(WriterUse {
+        held: std::time::Duration::from_nanos(turns.held_ns.load(std::sync::atomic::Ordering::Relaxed)),
+        waiting: turns.waiting.load(std::sync::atomic::Ordering::Relaxed),
+    })
 }
 
 impl std::ops::Deref for Tx {
@@ -75,15 +121,36 @@ const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// handler. A turn not given within [`TURN_WAIT`] is `PoolTimedOut` (503, like a busy lock).
 pub async fn begin_write(pool: &sqlx::SqlitePool) -> Result<Tx, sqlx::Error> {
     let turn = match turns(pool) {
-        Some(turns) => Some(
-            tokio::time::timeout(TURN_WAIT, turns.acquire_owned())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)?
-                .map_err(|_| sqlx::Error::PoolClosed)?,
-        ),
+        Some(turns) => {
+            let permit = {
+                let _waiting = Waiting::on(&turns);
+                tokio::time::timeout(TURN_WAIT, turns.semaphore.clone().acquire_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?
+                    .map_err(|_| sqlx::Error::PoolClosed)?
+            };
+            Some(Turn { _permit: permit, turns, since: std::time::Instant::now() })
+        }
         None => None,
     };
     Ok(Tx { inner: pool.begin_with("BEGIN IMMEDIATE").await?, _turn: turn })
+}
+
+/// Counts a writer as waiting for its turn while it lives (however the wait ends: given,
+/// timed out, or the caller dropped).
+struct Waiting<'a>(&'a Turns);
+
+impl<'a> Waiting<'a> {
+    fn on(turns: &'a Turns) -> Waiting<'a> {
+        turns.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(turns)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Starts a transaction that only reads: no turn, WAL readers never wait for the writer.
@@ -93,16 +160,26 @@ pub async fn begin_read(pool: &sqlx::SqlitePool) -> Result<Tx, sqlx::Error> {
 
 /// The writers' turns of the file `pool` opens (none for an in-memory database, which no
 /// other pool shares).
-fn turns(pool: &sqlx::SqlitePool) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+fn turns(pool: &sqlx::SqlitePool) -> Option<std::sync::Arc<Turns>> {
     use std::collections::HashMap;
     use std::sync::{Arc, LazyLock, Mutex};
-    static TURNS: LazyLock<Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Semaphore>>>> =
-        LazyLock::new(Mutex::default);
+    static TURNS: LazyLock<Mutex<HashMap<std::path::PathBuf, Arc<Turns>>>> = LazyLock::new(Mutex::default);
     let options = pool.connect_options();
     let file = options.get_filename();
     if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
         return None;
     }
     let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    Some(turns.entry(file.to_path_buf()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))).clone())
+    Some(
+        turns
+            .entry(file.to_path_buf())
+            .or_insert_with(|| {
+                Arc::new(Turns {
+                    semaphore: Arc::new(tokio::sync::Semaphore::new(1)),
+                    held_ns: Default::default(),
+                    waiting: Default::default(),
+                })
+            })
+            .clone(),
+    )
 }

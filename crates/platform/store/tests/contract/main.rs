@@ -85,6 +85,50 @@ async fn concurrent_writers_all_land(env: TestEnv) {
     database.close().await;
 }
 
+/// SQLite has one writer: how long this process's write transactions held its lock, and how
+/// many wait for it now, are measured (`db_write_lock_busy_ratio`); PostgreSQL's writers do not
+/// take turns.
+async fn the_write_lock_use_is_measured_on_sqlite(env: TestEnv) {
+    let database = migrated(&env).await;
+    if env.backend != TestBackend::Embedded {
+        assert_eq!(database.writer_use(), None);
+        database.close().await;
+        return;
+    }
+    let before = database.writer_use().expect("a SQLite file's writer is measured");
+    assert_eq!(before.waiting, 0);
+    let mut tx = database.begin_write().await.expect("begins");
+    let second = {
+        let database = database.clone();
+        tokio::spawn(async move {
+            let mut tx = database.begin_write().await?;
+            dispatch!(&mut tx, bump("visits"))?;
+            tx.commit().await
+        })
+    };
+    // The second writer waits for the first one's turn.
+    let mut seen = 0;
+    for _ in 0..10_000 {
+        seen = database.writer_use().expect("measured").waiting;
+        if seen == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(seen, 1, "the second writer is counted while it waits");
+    // Hold the lock a known time: what is measured is the holding.
+    let held = std::time::Duration::from_millis(30);
+    tokio::time::sleep(held).await;
+    dispatch!(&mut tx, bump("visits")).expect("writes");
+    tx.commit().await.expect("commits");
+    second.await.expect("task").expect("the second write lands");
+    let after = database.writer_use().expect("measured");
+    assert_eq!(after.waiting, 0, "no one waits any more");
+    assert!(after.held >= before.held + held, "{before:?} then {after:?}");
+    assert_eq!(dispatch!(&database, value("visits")).expect("read"), 2);
+    database.close().await;
+}
+
 #[derive(serde::Serialize)]
 struct Labelled {
     label: String,
@@ -285,6 +329,7 @@ medcov_testkit::backend_suite!(
     migrations_apply_once_and_rerun_as_a_no_op,
     a_database_owned_by_another_service_is_refused,
     concurrent_writers_all_land,
+    the_write_lock_use_is_measured_on_sqlite,
     a_change_and_its_event_commit_or_vanish_together,
     a_duplicate_key_and_an_unknown_word_are_named,
     the_inbox_records_an_event_once,

@@ -143,6 +143,15 @@ impl Admission {
 mod tests {
     use super::*;
 
+    /// Admits until refused; how many were admitted.
+    fn fill(admission: &Admission) -> u64 {
+        let mut admitted = 0;
+        while admission.admit().is_ok() {
+            admitted += 1;
+        }
+        admitted
+    }
+
     #[test]
     fn a_few_are_always_admitted_then_only_what_the_rate_carries_within_half_a_timeout() {
         let admission = Admission::new(Duration::from_secs(10));
@@ -155,10 +164,7 @@ mod tests {
         // 16 in flight, 40 ended in the last second: a new one waits 0.4 s (< 5 s).
         admission.observe(16, 0, t0);
         admission.observe(16, 40, t0 + Duration::from_secs(1));
-        let mut admitted = 0;
-        while admission.admit().is_ok() {
-            admitted += 1;
-        }
+        let admitted = fill(&admission);
         // Up to 200 in flight (5 s × 40/s): 184 more.
         assert_eq!(admitted, 200 - 16);
         let refused = admission.admit().unwrap_err();
@@ -177,13 +183,6 @@ mod tests {
         // Just started: one observation, no rate yet.
         let t0 = Instant::now();
         admission.observe(0, 0, t0);
-        let fill = |admission: &Admission| {
-            let mut admitted = 0;
-            while admission.admit().is_ok() {
-                admitted += 1;
-            }
-            admitted
-        };
         assert_eq!(fill(&admission), FLOOR);
         // Nothing ends (a stalled flow): nothing more is admitted.
         assert!(admission.admit().is_err());
@@ -204,13 +203,6 @@ mod tests {
     #[test]
     fn a_burst_after_a_trickle_grows_with_the_sagas_that_end_until_the_next_observation() {
         let admission = Admission::new(Duration::from_secs(10));
-        let fill = |admission: &Admission| {
-            let mut admitted = 0;
-            while admission.admit().is_ok() {
-                admitted += 1;
-            }
-            admitted
-        };
         let t0 = Instant::now();
         // A trickle measured: one saga a second, so Little's law alone allows 5 in flight.
         admission.observe(0, 0, t0);
@@ -237,13 +229,6 @@ mod tests {
     #[test]
     fn places_opened_stand_for_at_most_a_quarter_of_the_limits_ends() {
         let admission = Admission::new(Duration::from_secs(10));
-        let fill = |admission: &Admission| {
-            let mut admitted = 0;
-            while admission.admit().is_ok() {
-                admitted += 1;
-            }
-            admitted
-        };
         let t0 = Instant::now();
         admission.observe(0, 0, t0);
         assert_eq!(fill(&admission), FLOOR);
@@ -267,10 +252,7 @@ mod tests {
             admission.observe(0, 120, t0 + Duration::from_secs(second));
         }
         // The next burst is admitted far past the floor: 5 s at about 60 a second.
-        let mut admitted = 0;
-        while admission.admit().is_ok() {
-            admitted += 1;
-        }
+        let admitted = fill(&admission);
         assert!(admitted > 4 * FLOOR, "{admitted} admitted after an idle spell");
         // A stall (in flight, nothing ending) still stops admission.
         admission.observe(admitted, 120, t0 + Duration::from_secs(61));

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use medcov_store::outbox::{self, Actor, Event};
-use medcov_store::{Database, StoreError, Tx};
+use medcov_store::{Database, StoreError, Tx, Writes};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -153,17 +153,17 @@ impl Definition {
     }
 }
 
-/// Starts a saga of `def` for `subject` inside the caller's transaction (so the flow begins with
-/// the change that starts it), at its first step, with its first command in the outbox.
-/// Returns the saga's id.
-pub async fn start(
-    tx: &mut Tx,
+/// Starts a saga of `def` for `subject` with the change that starts it (so the flow begins
+/// with it): gathers in `writes`, to run in that change's transaction, the instance at its
+/// first step, its first transition and its first command in the outbox. Returns the saga's
+/// id.
+pub fn start(
+    writes: &mut Writes,
     actor: &Actor,
     def: &Definition,
-    subject: Uuid,
-    tenant: Uuid,
+    (subject, tenant): (Uuid, Uuid),
     input: serde_json::Value,
-) -> Result<Uuid, StoreError> {
+) -> Uuid {
     let first = def.steps[0];
     let deadline = OffsetDateTime::now_utc() + first.timeout;
     let instance = saga::new(def.kind, subject, Some(tenant), first.name, Some(deadline), initial_data(input));
@@ -176,16 +176,12 @@ pub async fn start(
         Some(first.action),
         Some(actor),
     );
-    tracing::Instrument::instrument(
-        async {
-            saga::start(tx, &instance).await?;
-            let actor = crate::trace::actor_here(actor);
-            outbox::write_event(tx, &actor, &def.command(&instance, &first, first.action)).await
-        },
-        span,
-    )
-    .await?;
-    Ok(instance.id)
+    span.in_scope(|| {
+        saga::gather_start(writes, &instance);
+        let actor = crate::trace::actor_here(actor);
+        outbox::gather_event(writes, &actor, &def.command(&instance, &first, first.action));
+    });
+    instance.id
 }
 
 /// A saga's data at its start: `{"input": ..., "results": {}, "compensations": {}}`; each

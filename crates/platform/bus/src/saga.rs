@@ -10,7 +10,7 @@
 //! whose deadline has passed, for the orchestrator's ticker to act on.
 
 use medcov_domain::TextEnum;
-use medcov_store::{Database, StoreError, Tx, dispatch};
+use medcov_store::{Database, StoreError, Tx, Writes, dispatch};
 use serde::Serialize;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -150,7 +150,14 @@ pub fn new(
 /// the change that starts it. A second instance of the same kind for the same subject is a
 /// [`StoreError::Duplicate`].
 pub async fn start(tx: &mut Tx, saga: &Saga) -> Result<(), StoreError> {
-    dispatch!(tx, sagas::insert(saga))
+    let mut writes = tx.writes();
+    gather_start(&mut writes, saga);
+    writes.run(tx).await.map(drop)
+}
+
+/// [`start`] gathered in `writes`, to run with the transaction's other writes.
+pub fn gather_start(writes: &mut Writes, saga: &Saga) {
+    dispatch!(gather writes, sagas::gather_insert(saga))
 }
 
 /// An instance read inside the caller's transaction.
@@ -299,6 +306,38 @@ mod tests {
         pace.counted(at(4_500), at(4_510));
         assert!(pace.due(at(5_000)));
     }
+
+    /// A move applies once: the same move again, from the instance as it was read before the
+    /// first (a reply that lost a race), changes nothing and records no transition.
+    async fn a_move_from_a_state_left_already_changes_nothing(env: medcov_testkit::TestEnv) {
+        use super::{Change, SagaState};
+        let service = medcov_config::ServiceName::Hospital;
+        let options = medcov_store::PoolOptions::from_config(&env.config);
+        let db = medcov_store::Database::connect(service, env.config.database_url(service), &options).await.unwrap();
+        db.migrate(service, &medcov_store::platform_migrations()).await.unwrap();
+        let read = super::new("test", uuid::Uuid::now_v7(), None, "first", None, serde_json::json!({"n": 1}));
+        let mut tx = db.begin_write().await.unwrap();
+        super::start(&mut tx, &read).await.unwrap();
+        tx.commit().await.unwrap();
+        let data = serde_json::json!({"n": 2});
+        let at = time::OffsetDateTime::now_utc();
+        let change =
+            Change { to: SagaState::Completed, step: "last", deadline: None, data: Some(&data), at, note: "done" };
+        for moves in [true, false] {
+            let mut tx = db.begin_write().await.unwrap();
+            assert_eq!(super::apply(&mut tx, &read, &change).await.unwrap(), moves);
+            tx.commit().await.unwrap();
+        }
+        let (saga, log) = super::get(&db, read.id).await.unwrap().expect("the saga");
+        assert_eq!((saga.state, saga.step.as_str(), &saga.data), (SagaState::Completed, "last", &data));
+        let moves: Vec<_> =
+            log.iter().map(|t| (t.from_state.as_deref(), t.to_state.as_str(), t.step.as_str())).collect();
+        assert_eq!(moves, [(None, "running", "first"), (Some("running"), "completed", "last")]);
+        assert_eq!(log[1].note.as_deref(), Some("done"));
+        db.close().await;
+    }
+
+    medcov_testkit::backend_suite!(a_move_from_a_state_left_already_changes_nothing);
 
     #[tokio::test]
     async fn a_count_not_due_is_not_run() {

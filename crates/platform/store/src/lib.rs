@@ -389,6 +389,52 @@ impl Tx {
     }
 }
 
+/// Writes whose only answer is success or failure (inserts of new rows, say), gathered to be
+/// sent together: on SQLite in one round trip for all of them, while the write lock is held
+/// (see [`sqlite::Writes`]); on PostgreSQL one after another. Nothing is sent before
+/// [`Writes::run`], so a read in the transaction before it does not see them; a statement
+/// that fails fails the run, and the transaction with it. Gathered with the `gather…`
+/// functions of the stores ([`outbox::gather`], say), which [`dispatch!`] reaches with
+/// `dispatch!(gather writes, module::function(…))`.
+pub enum Writes {
+    Sqlite(sqlite::Writes),
+    Postgres(postgres::Writes),
+}
+
+impl Tx {
+    /// Writes to gather for this transaction, on its backend.
+    pub fn writes(&self) -> Writes {
+        match self {
+            Tx::Sqlite(_) => Writes::Sqlite(sqlite::Writes::default()),
+            Tx::Postgres(_) => Writes::Postgres(postgres::Writes::default()),
+        }
+    }
+}
+
+impl Writes {
+    /// Runs the writes in `tx`, which they were gathered for ([`Tx::writes`]); the rows they
+    /// changed, in all.
+    pub async fn run(self, tx: &mut Tx) -> Result<u64, StoreError> {
+        Ok(match (self, tx) {
+            (Writes::Sqlite(writes), Tx::Sqlite(tx)) => writes.run(tx).await?,
+            (Writes::Postgres(writes), Tx::Postgres(tx)) => writes.run(tx).await?,
+            _ => {
+                return Err(StoreError::Database(sqlx::Error::Protocol(
+                    "writes gathered for one backend were run on the other".into(),
+                )));
+            }
+        })
+    }
+
+    /// The writes of the backend in use, for [`dispatch!`].
+    pub fn split(&mut self) -> Split<&mut sqlite::Writes, &mut postgres::Writes> {
+        match self {
+            Writes::Sqlite(writes) => Split::Sqlite(writes),
+            Writes::Postgres(writes) => Split::Postgres(writes),
+        }
+    }
+}
+
 /// One of two things, by backend: what [`Database::split`] and [`Tx::split`] hand to
 /// [`dispatch!`].
 pub enum Split<S, P> {
@@ -413,8 +459,17 @@ pub enum Split<S, P> {
 ///
 /// expands to `match db.split() { Split::Sqlite(on) => sqlite::invoices::by_id(on, id).await,
 /// Split::Postgres(on) => postgres::invoices::by_id(on, id).await }`.
+///
+/// `dispatch!(gather writes, invoices::gather_insert(invoice))` does the same with [`Writes`], to
+/// a function that only adds statements to them, and does not await.
 #[macro_export]
 macro_rules! dispatch {
+    (gather $on:expr, $($function:ident)::+ ( $($argument:expr),* $(,)? )) => {
+        match ($on).split() {
+            $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*),
+            $crate::Split::Postgres(on) => postgres::$($function)::+(on, $($argument),*),
+        }
+    };
     ($on:expr, $($function:ident)::+ ( $($argument:expr),* $(,)? )) => {
         match ($on).split() {
             $crate::Split::Sqlite(on) => sqlite::$($function)::+(on, $($argument),*).await,

@@ -10,7 +10,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{Database, StoreError, Tx, dispatch, postgres, sqlite};
+use crate::{Database, StoreError, Tx, Writes, dispatch, postgres, sqlite};
 
 /// A fact a service records for others. The payload is the type's JSON form.
 ///
@@ -81,6 +81,17 @@ pub async fn write<E: DomainEvent>(tx: &mut Tx, actor: &Actor, event: &E) -> Res
 /// Writes an event already in its stored form (saga commands and replies).
 pub async fn write_event(tx: &mut Tx, actor: &Actor, event: &Event) -> Result<Uuid, StoreError> {
     dispatch!(tx, outbox::insert(actor, event))
+}
+
+/// [`write`] gathered in `writes`, to run with the transaction's other writes
+/// ([`crate::Writes`]); returns the event's id.
+pub fn gather<E: DomainEvent>(writes: &mut Writes, actor: &Actor, event: &E) -> Uuid {
+    gather_event(writes, actor, &Event::of(event))
+}
+
+/// [`write_event`] gathered in `writes`.
+pub fn gather_event(writes: &mut Writes, actor: &Actor, event: &Event) -> Uuid {
+    dispatch!(gather writes, outbox::gather_insert(actor, event))
 }
 
 /// An event as the event log shows it: (type, aggregate id, payload).

@@ -25,6 +25,34 @@ pub const FOR_NO_KEY_UPDATE: &str = " FOR NO KEY UPDATE";
 /// relays share the work).
 pub const SKIP_LOCKED: &str = " SKIP LOCKED";
 
+/// Writes gathered to run together ([`crate::Writes`]): on PostgreSQL one statement after
+/// another, since a prepared statement holds one command; where round trips matter there, a
+/// statement chains its writes in a `WITH` instead.
+#[derive(Default)]
+pub struct Writes {
+    statements: Vec<sqlx::QueryBuilder<Db>>,
+}
+
+impl Writes {
+    /// Starts the next statement with `sql`; the builder goes on with it (`push`,
+    /// `push_bind`, `push_values`).
+    pub fn statement(&mut self, sql: &str) -> &mut sqlx::QueryBuilder<Db> {
+        let next = self.statements.len();
+        self.statements.push(sqlx::QueryBuilder::new(sql));
+        &mut self.statements[next]
+    }
+
+    /// Runs the statements in order; the rows they changed, in all.
+    pub async fn run(self, tx: &mut Tx) -> Result<u64, sqlx::Error> {
+        use sqlx::Executor;
+        let mut changed = 0;
+        for mut statement in self.statements {
+            changed += (&mut **tx).execute(statement.build()).await?.rows_affected();
+        }
+        Ok(changed)
+    }
+}
+
 // The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
 #[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]

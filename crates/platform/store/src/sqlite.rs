@@ -106,6 +106,36 @@ impl Tx {
     }
 }
 
+/// Writes gathered to run together on SQLite ([`crate::Writes`]): their statements joined
+/// with `;` into one, with anonymous `?` placeholders that SQLite binds across the statements
+/// in order, so that all of them cost one hand-off to the connection's worker thread instead
+/// of one each. That hand-off is most of a small write's cost, and it is paid while the
+/// file's one write lock is held.
+#[derive(Default)]
+pub struct Writes {
+    query: Option<sqlx::QueryBuilder<Db>>,
+}
+
+impl Writes {
+    /// Starts the next statement with `sql`; the builder goes on with it (`push`,
+    /// `push_bind`, `push_values`).
+    pub fn statement(&mut self, sql: &str) -> &mut sqlx::QueryBuilder<Db> {
+        let first = self.query.is_none();
+        let query = self.query.get_or_insert_with(|| sqlx::QueryBuilder::new(""));
+        if !first {
+            query.push("; ");
+        }
+        query.push(sql)
+    }
+
+    /// Runs the statements in order, in one round trip; the rows they changed, in all.
+    pub async fn run(self, tx: &mut Tx) -> Result<u64, sqlx::Error> {
+        use sqlx::Executor;
+        let Some(mut query) = self.query else { return Ok(0) };
+        Ok((&mut **tx).execute(query.build()).await?.rows_affected())
+    }
+}
+
 /// How long a writer waits for its turn, as long as SQLite's busy timeout would have let it
 /// wait for the lock.
 const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

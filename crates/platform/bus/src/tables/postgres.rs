@@ -1,6 +1,6 @@
 //! The bus's SQL on PostgreSQL.
 
-pub(crate) use medcov_store::postgres::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx};
+pub(crate) use medcov_store::postgres::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx, Writes};
 
 /// Whether a `WITH` may hold an `INSERT` or `UPDATE` whose rows the statement goes on to use:
 /// yes, so a saga's change and its transition's record are one statement, one round trip.

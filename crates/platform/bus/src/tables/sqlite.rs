@@ -1,6 +1,6 @@
 //! The bus's SQL on SQLite.
 
-pub(crate) use medcov_store::sqlite::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx};
+pub(crate) use medcov_store::sqlite::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx, Writes};
 
 /// Whether a `WITH` may hold an `INSERT` or `UPDATE` whose rows the statement goes on to use:
 /// not on SQLite, where a saga's change and its transition's record are two statements.

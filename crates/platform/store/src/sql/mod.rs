@@ -3,7 +3,7 @@
 //! are theirs.
 
 #[allow(unused_imports)]
-use super::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx};
+use super::{Db, FOR_UPDATE, Pool, SKIP_LOCKED, Tx, Writes};
 
 pub mod idempotency;
 pub mod inbox;

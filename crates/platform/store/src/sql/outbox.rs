@@ -4,29 +4,39 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Pool, Tx};
+use super::{Pool, Tx, Writes};
 use crate::StoreError;
 use crate::outbox::{Actor, Event, Recorded};
 
 pub async fn insert(tx: &mut Tx, actor: &Actor, event: &Event) -> Result<Uuid, StoreError> {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO outbox (id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, correlation_id, \
-         causation_id, traceparent, payload, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
-    )
-    .bind(id)
-    .bind(event.event_type)
-    .bind(event.aggregate_type)
-    .bind(event.aggregate_id)
-    .bind(event.tenant_id)
-    .bind(OffsetDateTime::now_utc())
-    .bind(&actor.request_id)
-    .bind(&actor.causation_id)
-    .bind(&actor.traceparent)
-    .bind(Json(&event.payload))
-    .execute(&mut **tx)
-    .await?;
+    let mut writes = Writes::default();
+    let id = gather_insert(&mut writes, actor, event);
+    writes.run(tx).await?;
     Ok(id)
+}
+
+/// [`insert`] gathered in `writes`.
+pub fn gather_insert(writes: &mut Writes, actor: &Actor, event: &Event) -> Uuid {
+    let id = Uuid::now_v7();
+    writes
+        .statement(
+            "INSERT INTO outbox (id, event_type, aggregate_type, aggregate_id, tenant_id, occurred_at, \
+             correlation_id, causation_id, traceparent, payload, published_at) ",
+        )
+        .push_values([event], |mut row, event| {
+            row.push_bind(id)
+                .push_bind(event.event_type)
+                .push_bind(event.aggregate_type)
+                .push_bind(event.aggregate_id)
+                .push_bind(event.tenant_id)
+                .push_bind(OffsetDateTime::now_utc())
+                .push_bind(&actor.request_id)
+                .push_bind(&actor.causation_id)
+                .push_bind(&actor.traceparent)
+                .push_bind(Json(&event.payload))
+                .push("NULL");
+        });
+    id
 }
 
 /// Every event, oldest first; only the unpublished ones when `unpublished`.

@@ -170,6 +170,44 @@ async fn a_change_and_its_event_commit_or_vanish_together(env: TestEnv) {
     database.close().await;
 }
 
+/// Writes gathered for a transaction run together, each with its own values, in the order
+/// they were gathered; one that fails fails the run, and the transaction keeps none of them.
+async fn gathered_writes_run_in_order_with_their_own_values(env: TestEnv) {
+    let database = migrated(&env).await;
+    let actor = outbox::Actor::default();
+    let mut tx = database.begin_write().await.expect("begins");
+    let mut writes = tx.writes();
+    dispatch!(gather &mut writes, gather_label("first", "plain"));
+    for label in ["one", "two", "three"] {
+        outbox::gather(&mut writes, &actor, &Labelled { label: label.into(), hospital_id: Uuid::now_v7() });
+    }
+    dispatch!(gather &mut writes, gather_label("second", "urgent"));
+    assert_eq!(writes.run(&mut tx).await.expect("runs"), 5, "one row each");
+    tx.commit().await.expect("commits");
+    assert_eq!(dispatch!(&database, label_kind("first")).expect("reads"), Kind::Plain);
+    assert_eq!(dispatch!(&database, label_kind("second")).expect("reads"), Kind::Urgent);
+    let labels: Vec<_> =
+        outbox::all(&database).await.expect("outbox").into_iter().map(|e| e.payload["label"].clone()).collect();
+    assert_eq!(labels, ["one", "two", "three"]);
+
+    // The third write takes a name already taken: the run fails as a duplicate, and the
+    // transaction, rolled back, keeps neither the two before it nor the one after.
+    let mut tx = database.begin_write().await.expect("begins");
+    let mut writes = tx.writes();
+    dispatch!(gather &mut writes, gather_label("third", "plain"));
+    outbox::gather(&mut writes, &actor, &Labelled { label: "four".into(), hospital_id: Uuid::now_v7() });
+    dispatch!(gather &mut writes, gather_label("first", "urgent"));
+    dispatch!(gather &mut writes, gather_label("fourth", "plain"));
+    let refused = writes.run(&mut tx).await.expect_err("a second first");
+    assert!(refused.is_duplicate(), "{refused:?}");
+    drop(tx);
+    assert!(dispatch!(&database, label_kind("third")).is_err(), "rolled back");
+    assert!(dispatch!(&database, label_kind("fourth")).is_err(), "never written");
+    assert_eq!(dispatch!(&database, label_kind("first")).expect("reads"), Kind::Plain, "unchanged");
+    assert_eq!(outbox::all(&database).await.expect("outbox").len(), 3);
+    database.close().await;
+}
+
 async fn a_duplicate_key_and_an_unknown_word_are_named(env: TestEnv) {
     let database = migrated(&env).await;
     let mut tx = database.begin_write().await.expect("begins");
@@ -332,6 +370,7 @@ medcov_testkit::backend_suite!(
     the_write_lock_use_is_measured_on_sqlite,
     a_change_and_its_event_commit_or_vanish_together,
     a_duplicate_key_and_an_unknown_word_are_named,
+    gathered_writes_run_in_order_with_their_own_values,
     the_inbox_records_an_event_once,
     a_closed_pool_is_an_outage_not_a_bug,
 );

@@ -1,6 +1,6 @@
 //! The test store on PostgreSQL.
 
-pub use medcov_store::postgres::{FOR_UPDATE, Pool, Tx};
+pub use medcov_store::postgres::{FOR_UPDATE, Pool, Tx, Writes};
 
 // The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
 #[allow(clippy::duplicate_mod)]

@@ -100,7 +100,7 @@ impl HospitalService {
         // On PostgreSQL the number is taken before the transaction opens
         // (store::record_number_ahead), after a first duplicate check so that a refusal costs
         // none; the check runs again below, in turn with any other registration of the same
-        // person. On SQLite the number is taken in the transaction, last.
+        // person. On SQLite the number is taken in the transaction, after the duplicate check.
         let ahead = if store::numbers_ahead(&self.db) {
             if !allow_duplicate {
                 patient::refuse_duplicates(&store::possible_duplicates_now(&self.db, hospital_id, &details).await?)?;
@@ -109,6 +109,11 @@ impl HospitalService {
         } else {
             None
         };
+        let members = &details.member_numbers;
+        let saga_input = (!members.is_empty())
+            .then(|| serde_json::to_value(RegistrationInput { patient_id: id, hospital_id, member_numbers: members }))
+            .transpose()
+            .map_err(ApiError::internal)?;
         let mut tx = self.db.begin_write().await?;
         // The duplicate check and the insert it allows are one step for this person in this
         // hospital; registrations of other people go on side by side.
@@ -116,16 +121,6 @@ impl HospitalService {
         if !allow_duplicate {
             patient::refuse_duplicates(&store::possible_duplicates(&mut tx, hospital_id, &details).await?)?;
         }
-        store::log_access(&mut tx, &access(&actor, (id, hospital_id), AccessAction::Create)).await?;
-        let members = &details.member_numbers;
-        if !members.is_empty() {
-            let input = RegistrationInput { patient_id: id, hospital_id, member_numbers: members };
-            let input = serde_json::to_value(input).map_err(ApiError::internal)?;
-            orchestrator::start(&mut tx, &actor, &self.registration, id, hospital_id, input).await?;
-        }
-        // Without a number taken ahead, the hospital's next one last: its row stays locked
-        // until the commit, so every statement after this one is time that the hospital's
-        // other registrations wait.
         let (code, number) = match ahead {
             Some(taken) => taken,
             None => store::next_record_number(&mut tx, hospital_id)
@@ -133,8 +128,16 @@ impl HospitalService {
                 .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?,
         };
         let patient = Patient::registered(id, hospital_id, (&code, number), details, OffsetDateTime::now_utc());
-        store::insert_patient(&mut tx, &patient, &actor).await?;
-        outbox::write(&mut tx, &actor, &PatientRegistered::of(&patient)).await?;
+        // The rest only writes: sent together (one round trip on SQLite, while the write lock
+        // is held), with the saga's start when there is one.
+        let mut writes = tx.writes();
+        store::gather_access(&mut writes, &access(&actor, (id, hospital_id), AccessAction::Create));
+        if let Some(input) = saga_input {
+            orchestrator::start(&mut writes, &actor, &self.registration, (id, hospital_id), input);
+        }
+        store::gather_patient(&mut writes, &patient, &actor);
+        outbox::gather(&mut writes, &actor, &PatientRegistered::of(&patient));
+        writes.run(&mut tx).await?;
         tx.commit().await?;
         Ok(patient)
     }

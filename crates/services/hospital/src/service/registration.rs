@@ -43,11 +43,7 @@ impl HospitalService {
         if !medcov_store::inbox::record_once(tx, COVERAGE_ANSWERS, event).await? {
             return Ok(false);
         }
-        if store::patient_exists(tx, patient).await? {
-            for answer in answers {
-                store::record_coverage(tx, patient, answer, now).await?;
-            }
-        }
+        store::record_coverage(tx, patient, answers, now).await?;
         Ok(true)
     }
 

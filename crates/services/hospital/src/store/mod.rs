@@ -14,7 +14,7 @@ mod rows;
 mod sqlite;
 
 use medcov_store::outbox::Actor;
-use medcov_store::{Backend, Database, Migrations, Split, StoreError, Tx, dispatch};
+use medcov_store::{Backend, Database, Migrations, Split, StoreError, Tx, Writes, dispatch};
 use sqlx::migrate::Migrator;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -116,9 +116,14 @@ fn folded_names(details: &PatientDetails) -> (String, String) {
 
 /// Inserts a new record with its lookup keys and its first history entry.
 pub async fn insert_patient(tx: &mut Tx, patient: &Patient, actor: &Actor) -> Result<(), StoreError> {
-    dispatch!(tx, patients::insert(patient))?;
-    dispatch!(tx, patients::insert_keys(patient))?;
-    dispatch!(tx, patients::insert_history(patient, actor))
+    let mut writes = tx.writes();
+    gather_patient(&mut writes, patient, actor);
+    writes.run(tx).await.map(drop)
+}
+
+/// [`insert_patient`] gathered in `writes`.
+pub fn gather_patient(writes: &mut Writes, patient: &Patient, actor: &Actor) {
+    dispatch!(gather writes, patients::gather_insert(patient, actor))
 }
 
 /// Writes a record at its new version, with its lookup keys and history entry, if the stored
@@ -127,18 +132,12 @@ pub async fn update_patient(tx: &mut Tx, patient: &Patient, expected: i64, actor
     if !dispatch!(tx, patients::update(patient, expected))? {
         return Ok(false);
     }
-    dispatch!(tx, patients::replace_keys(patient))?;
-    dispatch!(tx, patients::insert_history(patient, actor))?;
+    dispatch!(tx, patients::replace_keys_and_log(patient, actor))?;
     Ok(true)
 }
 
 pub async fn patient(db: &Database, id: Uuid) -> Result<Option<Patient>, StoreError> {
     dispatch!(db, patients::by_id(id))
-}
-
-/// Whether a patient exists, read in the caller's transaction.
-pub async fn patient_exists(tx: &mut Tx, id: Uuid) -> Result<bool, StoreError> {
-    dispatch!(tx, patients::exists(id))
 }
 
 /// Patients of `hospitals` matching every given criterion, by family then given name.
@@ -164,6 +163,11 @@ pub async fn patient_history(db: &Database, patient: Uuid) -> Result<Vec<History
 
 pub async fn log_access(tx: &mut Tx, entry: &AccessEntry) -> Result<(), StoreError> {
     dispatch!(tx, access::insert_all(&[entry]))
+}
+
+/// [`log_access`] gathered in `writes`.
+pub fn gather_access(writes: &mut Writes, entry: &AccessEntry) {
+    dispatch!(gather writes, access::gather_insert(&[entry]))
 }
 
 /// Appends `entries`, all committed or none: on PostgreSQL in one statement when they fit
@@ -359,14 +363,15 @@ pub async fn save_encounter(tx: &mut Tx, encounter: &Encounter, expected: i64) -
 
 // Coverage.
 
-/// Records the latest answer about one of a patient's member numbers.
+/// Records the latest answers about a patient's member numbers; answers about a patient not
+/// on record are dropped.
 pub async fn record_coverage(
     tx: &mut Tx,
     patient: Uuid,
-    answer: &Coverage,
+    answers: &[Coverage],
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    dispatch!(tx, coverage::upsert(patient, answer, now))
+    dispatch!(tx, coverage::upsert_all(patient, answers, now))
 }
 
 // Pre-authorisations.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::access::AccessEntry;
 
-pub(super) use medcov_store::postgres::{Db, Pool, Tx};
+pub(super) use medcov_store::postgres::{Db, Pool, Tx, Writes};
 
 // The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
 #[allow(clippy::duplicate_mod)]

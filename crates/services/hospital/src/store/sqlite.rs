@@ -1,6 +1,6 @@
 //! The hospital store on SQLite: the SQL of `sql/` compiled for it.
 
-pub(super) use medcov_store::sqlite::{Db, Pool, Tx};
+pub(super) use medcov_store::sqlite::{Db, Pool, Tx, Writes};
 
 // The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
 #[allow(clippy::duplicate_mod)]

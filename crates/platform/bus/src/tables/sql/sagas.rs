@@ -3,101 +3,79 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Pool, Tx, WRITES_IN_WITH};
+use super::{Db, Pool, Tx, WRITES_IN_WITH, Writes};
 use crate::saga::{COLUMNS, Change, Row, Saga, SagaState, Transition};
 use medcov_store::StoreError;
+use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
-/// Inserts a new instance and its first transition (in one statement where
-/// [`WRITES_IN_WITH`]).
-pub(crate) async fn insert(tx: &mut Tx, saga: &Saga) -> Result<(), StoreError> {
+/// Gathers the insert of a new instance and of its first transition: one statement where
+/// [`WRITES_IN_WITH`], two otherwise.
+pub(crate) fn gather_insert(writes: &mut Writes, saga: &Saga) {
     const INSERT: &str = "INSERT INTO sagas (id, kind, subject_id, tenant_id, state, step, deadline_at, data, \
-                          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
-    let sql = if WRITES_IN_WITH {
-        format!(
-            "WITH started AS ({INSERT} RETURNING id) \
-             INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) \
-             SELECT $10, id, $9, NULL, $5, $6, 'started' FROM started"
-        )
-    } else {
-        INSERT.to_owned()
-    };
-    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(saga.id)
-        .bind(&saga.kind)
-        .bind(saga.subject_id)
-        .bind(saga.tenant_id)
-        .bind(saga.state.as_str())
-        .bind(&saga.step)
-        .bind(saga.deadline_at)
-        .bind(Json(&saga.data))
-        .bind(saga.created_at);
+                          created_at, updated_at) ";
+    let insert = writes.statement(if WRITES_IN_WITH { "WITH started AS (" } else { "" });
+    insert.push(INSERT).push_values([saga], |mut row, saga| {
+        row.push_bind(saga.id)
+            .push_bind(&saga.kind)
+            .push_bind(saga.subject_id)
+            .push_bind(saga.tenant_id)
+            .push_bind(saga.state.as_str())
+            .push_bind(&saga.step)
+            .push_bind(saga.deadline_at)
+            .push_bind(Json(&saga.data))
+            .push_bind(saga.created_at)
+            .push_bind(saga.created_at);
+    });
+    let log = if WRITES_IN_WITH { insert.push(" RETURNING id) ") } else { writes.statement("") };
+    transition(log, saga.id, (saga.created_at, None, saga.state), &saga.step, "started");
     if WRITES_IN_WITH {
-        query.bind(Uuid::now_v7()).execute(&mut **tx).await?;
-        return Ok(());
+        log.push(" FROM started");
     }
-    query.execute(&mut **tx).await?;
-    log(tx, saga.id, saga.created_at, None, saga.state, &saga.step, "started").await
 }
 
-async fn log(
-    tx: &mut Tx,
+/// Writes `INSERT INTO saga_transitions … SELECT <the transition>` in `query`, for the caller
+/// to end with the condition it is recorded on.
+fn transition<'a>(
+    query: &'a mut QueryBuilder<Db>,
     saga: Uuid,
-    at: OffsetDateTime,
-    from: Option<SagaState>,
-    to: SagaState,
+    (at, from, to): (OffsetDateTime, Option<SagaState>, SagaState),
     step: &str,
     note: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(saga)
-    .bind(at)
-    .bind(from.map(SagaState::as_str))
-    .bind(to.as_str())
-    .bind(step)
-    .bind(note)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+) -> &'a mut QueryBuilder<Db> {
+    query.push("INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) SELECT ");
+    let mut values = query.separated(", ");
+    values
+        .push_bind(Uuid::now_v7())
+        .push_bind(saga)
+        .push_bind(at)
+        .push_bind(from.map(SagaState::as_str))
+        .push_bind(to.as_str())
+        .push_bind(step.to_owned())
+        .push_bind(note.to_owned());
+    query
 }
 
-/// Moves `saga` as `change` says, if it is still in the state and at the step it was read in;
-/// logs the transition. Returns whether it moved.
+/// Moves `saga` as `change` says, if it is still in the state and at the step it was read in,
+/// and logs the transition if it moved: in one round trip, the transition chained to the
+/// update's row in a `WITH` where [`WRITES_IN_WITH`], and otherwise (SQLite) a second
+/// statement sent with it that inserts only when the update changed a row (`changes()`).
+/// Returns whether it moved.
 pub(crate) async fn apply(tx: &mut Tx, saga: &Saga, change: &Change<'_>) -> Result<bool, StoreError> {
-    const UPDATE: &str = "UPDATE sagas SET state = $1, step = $2, deadline_at = $3, data = $4, updated_at = $5 \
-                          WHERE id = $6 AND state = $7 AND step = $8";
-    let sql = if WRITES_IN_WITH {
-        // The transition is recorded only if the saga moved: one row inserted, or none.
-        format!(
-            "WITH moved AS ({UPDATE} RETURNING id) \
-             INSERT INTO saga_transitions (id, saga_id, at, from_state, to_state, step, note) \
-             SELECT $9, id, $5, $7, $1, $2, $10 FROM moved"
-        )
-    } else {
-        UPDATE.to_owned()
-    };
-    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(change.to.as_str())
-        .bind(change.step)
-        .bind(change.deadline)
-        .bind(Json(change.data.unwrap_or(&saga.data)))
-        .bind(change.at)
-        .bind(saga.id)
-        .bind(saga.state.as_str())
-        .bind(&saga.step);
-    if WRITES_IN_WITH {
-        let done = query.bind(Uuid::now_v7()).bind(change.note).execute(&mut **tx).await?;
-        return Ok(done.rows_affected() == 1);
-    }
-    if query.execute(&mut **tx).await?.rows_affected() == 0 {
-        return Ok(false);
-    }
-    log(tx, saga.id, change.at, Some(saga.state), change.to, change.step, change.note).await?;
-    Ok(true)
+    let mut writes = Writes::default();
+    let update = writes.statement(if WRITES_IN_WITH { "WITH moved AS (" } else { "" });
+    update.push("UPDATE sagas SET state = ").push_bind(change.to.as_str());
+    update.push(", step = ").push_bind(change.step.to_owned());
+    update.push(", deadline_at = ").push_bind(change.deadline);
+    update.push(", data = ").push_bind(Json(change.data.unwrap_or(&saga.data)));
+    update.push(", updated_at = ").push_bind(change.at);
+    update.push(" WHERE id = ").push_bind(saga.id);
+    update.push(" AND state = ").push_bind(saga.state.as_str());
+    update.push(" AND step = ").push_bind(saga.step.clone());
+    let log = if WRITES_IN_WITH { update.push(" RETURNING id) ") } else { writes.statement("") };
+    transition(log, saga.id, (change.at, Some(saga.state), change.to), change.step, change.note);
+    log.push(if WRITES_IN_WITH { " FROM moved" } else { " WHERE changes() = 1" });
+    Ok(writes.run(tx).await? > 0)
 }
 
 pub(crate) async fn by_id_in(tx: &mut Tx, id: Uuid) -> Result<Option<Saga>, StoreError> {

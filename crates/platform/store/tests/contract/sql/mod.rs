@@ -3,7 +3,7 @@
 
 use medcov_store::StoreError;
 
-use super::{FOR_UPDATE, Pool, Tx};
+use super::{FOR_UPDATE, Pool, Tx, Writes};
 
 /// Adds one to the counter, read and written in the caller's transaction.
 pub async fn bump(tx: &mut Tx, name: &str) -> Result<i64, StoreError> {
@@ -32,6 +32,13 @@ pub async fn all_values(pool: &Pool) -> Result<Vec<i64>, StoreError> {
 pub async fn add_label(tx: &mut Tx, name: &str, kind: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO labels (name, kind) VALUES ($1, $2)").bind(name).bind(kind).execute(&mut **tx).await?;
     Ok(())
+}
+
+/// [`add_label`] gathered in `writes`.
+pub fn gather_label(writes: &mut Writes, name: &str, kind: &str) {
+    writes.statement("INSERT INTO labels (name, kind) ").push_values([(name, kind)], |mut row, (name, kind)| {
+        row.push_bind(name.to_owned()).push_bind(kind.to_owned());
+    });
 }
 
 pub async fn label_kind(pool: &Pool, name: &str) -> Result<crate::Kind, StoreError> {

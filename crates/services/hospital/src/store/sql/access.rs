@@ -4,7 +4,7 @@ use medcov_domain::TextEnum;
 use medcov_store::StoreError;
 use uuid::Uuid;
 
-use super::{Db, Pool, Tx};
+use super::{Db, Pool, Tx, Writes};
 use crate::domain::access::AccessEntry;
 use crate::store::rows::AccessRow;
 
@@ -12,11 +12,21 @@ use crate::store::rows::AccessRow;
 /// limit).
 pub(crate) const MANY: usize = 1_000;
 
+const INSERT: &str = "INSERT INTO access_log (id, at, user_id, patient_id, hospital_id, action, request_id) ";
+
 /// One `INSERT` of `entries` (at most [`MANY`]).
 pub(crate) fn insert_many(entries: &[&AccessEntry]) -> sqlx::QueryBuilder<Db> {
-    let mut query = sqlx::QueryBuilder::new(
-        "INSERT INTO access_log (id, at, user_id, patient_id, hospital_id, action, request_id) ",
-    );
+    let mut query = sqlx::QueryBuilder::new(INSERT);
+    values(&mut query, entries);
+    query
+}
+
+/// [`insert_many`] gathered in `writes`.
+pub(crate) fn gather_insert(writes: &mut Writes, entries: &[&AccessEntry]) {
+    values(writes.statement(INSERT), entries);
+}
+
+fn values(query: &mut sqlx::QueryBuilder<Db>, entries: &[&AccessEntry]) {
     query.push_values(entries.iter().copied(), |mut row, entry| {
         row.push_bind(entry.id)
             .push_bind(entry.at)
@@ -26,7 +36,6 @@ pub(crate) fn insert_many(entries: &[&AccessEntry]) -> sqlx::QueryBuilder<Db> {
             .push_bind(entry.action.as_str())
             .push_bind(entry.request_id.clone());
     });
-    query
 }
 
 /// Appends `entries` in `tx`, [`MANY`] a statement.

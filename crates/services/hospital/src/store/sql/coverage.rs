@@ -4,32 +4,43 @@ use medcov_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Pool, Tx};
+use super::{Pool, Tx, Writes};
 use crate::domain::coverage::Coverage;
 use crate::store::rows::CoverageRow;
 
-pub(crate) async fn upsert(
+/// Records each answer as the latest about its member number, if the patient is on record
+/// (answers about one this service does not have are dropped): one statement an answer, sent
+/// together.
+pub(crate) async fn upsert_all(
     tx: &mut Tx,
     patient: Uuid,
-    answer: &Coverage,
+    answers: &[Coverage],
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO patient_coverage (patient_id, member_number, status, reason, insurer_id, policy_id, checked_on, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (patient_id, member_number) DO UPDATE SET \
-         status = excluded.status, reason = excluded.reason, insurer_id = excluded.insurer_id, \
-         policy_id = excluded.policy_id, checked_on = excluded.checked_on, updated_at = excluded.updated_at",
-    )
-    .bind(patient)
-    .bind(&answer.member_number)
-    .bind(&answer.status)
-    .bind(&answer.reason)
-    .bind(answer.insurer_id)
-    .bind(answer.policy_id)
-    .bind(answer.checked_on)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let mut writes = Writes::default();
+    for answer in answers {
+        let upsert = writes.statement(
+            "INSERT INTO patient_coverage (patient_id, member_number, status, reason, insurer_id, policy_id, \
+             checked_on, updated_at) SELECT ",
+        );
+        let mut values = upsert.separated(", ");
+        values
+            .push_bind(patient)
+            .push_bind(answer.member_number.clone())
+            .push_bind(answer.status.clone())
+            .push_bind(answer.reason.clone())
+            .push_bind(answer.insurer_id)
+            .push_bind(answer.policy_id)
+            .push_bind(answer.checked_on)
+            .push_bind(now);
+        // The WHERE also tells SQLite that ON CONFLICT belongs to the INSERT, not to a join.
+        upsert.push(" WHERE EXISTS (SELECT 1 FROM patients WHERE id = ").push_bind(patient).push(
+            ") ON CONFLICT (patient_id, member_number) DO UPDATE SET status = excluded.status, \
+                 reason = excluded.reason, insurer_id = excluded.insurer_id, policy_id = excluded.policy_id, \
+                 checked_on = excluded.checked_on, updated_at = excluded.updated_at",
+        );
+    }
+    writes.run(tx).await?;
     Ok(())
 }
 

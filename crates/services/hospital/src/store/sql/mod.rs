@@ -3,7 +3,7 @@
 //! `$1` placeholders, no dialect functions. Reads take the pool, writes the caller's
 //! transaction.
 
-use super::{Db, Pool, Tx};
+use super::{Db, Pool, Tx, Writes};
 
 pub(crate) mod access;
 pub(crate) mod appointments;

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use time::Date;
 use uuid::Uuid;
 
-use super::{Db, Pool, Tx};
+use super::{Db, Pool, Tx, Writes};
 use crate::domain::patient::{self, HistoryEntry, Patient, Search};
 use crate::store::rows::{HistoryRow, PATIENT_COLUMNS, PatientRow};
 
@@ -38,29 +38,31 @@ pub(crate) async fn duplicates_now(
     Ok(query.fetch_all(pool).await?)
 }
 
-pub(crate) async fn insert(tx: &mut Tx, patient: &Patient) -> Result<(), StoreError> {
+/// Gathers the insert of a new record, its lookup keys and its first history entry.
+pub(crate) fn gather_insert(writes: &mut Writes, patient: &Patient, actor: &Actor) {
     let details = &patient.details;
-    sqlx::query(
-        "INSERT INTO patients (id, hospital_id, mrn, given_name, family_name, search_given, search_family, \
-         date_of_birth, details, status, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(patient.id)
-    .bind(patient.hospital_id)
-    .bind(&patient.mrn)
-    .bind(&details.given_name)
-    .bind(&details.family_name)
-    .bind(patient::search_key(&details.given_name))
-    .bind(patient::search_key(&details.family_name))
-    .bind(details.date_of_birth)
-    .bind(Json(details))
-    .bind(details.status.as_str())
-    .bind(patient.version)
-    .bind(patient.created_at)
-    .bind(patient.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    writes
+        .statement(
+            "INSERT INTO patients (id, hospital_id, mrn, given_name, family_name, search_given, search_family, \
+             date_of_birth, details, status, version, created_at, updated_at) ",
+        )
+        .push_values([patient], |mut row, patient| {
+            row.push_bind(patient.id)
+                .push_bind(patient.hospital_id)
+                .push_bind(&patient.mrn)
+                .push_bind(&details.given_name)
+                .push_bind(&details.family_name)
+                .push_bind(patient::search_key(&details.given_name))
+                .push_bind(patient::search_key(&details.family_name))
+                .push_bind(details.date_of_birth)
+                .push_bind(Json(details))
+                .push_bind(details.status.as_str())
+                .push_bind(patient.version)
+                .push_bind(patient.created_at)
+                .push_bind(patient.updated_at);
+        });
+    gather_keys(writes, patient);
+    gather_history(writes, patient, actor);
 }
 
 /// Writes the record's details at its version if the stored one is `expected`.
@@ -87,54 +89,49 @@ pub(crate) async fn update(tx: &mut Tx, patient: &Patient, expected: i64) -> Res
     Ok(done.rows_affected() == 1)
 }
 
-/// Replaces the record's lookup keys with those of its details.
-pub(crate) async fn replace_keys(tx: &mut Tx, patient: &Patient) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM patient_keys WHERE patient_id = $1").bind(patient.id).execute(&mut **tx).await?;
-    insert_keys(tx, patient).await
+/// Replaces the record's lookup keys with those of its details, and appends the record, as it
+/// is at its version, to its history.
+pub(crate) async fn replace_keys_and_log(tx: &mut Tx, patient: &Patient, actor: &Actor) -> Result<(), StoreError> {
+    let mut writes = Writes::default();
+    writes.statement("DELETE FROM patient_keys WHERE patient_id = ").push_bind(patient.id);
+    gather_keys(&mut writes, patient);
+    gather_history(&mut writes, patient, actor);
+    writes.run(tx).await?;
+    Ok(())
 }
 
-/// Writes the lookup keys of a record that has none, in one statement.
-pub(crate) async fn insert_keys(tx: &mut Tx, patient: &Patient) -> Result<(), StoreError> {
+/// Gathers the lookup keys of a record that has none, in one statement.
+fn gather_keys(writes: &mut Writes, patient: &Patient) {
     let keys = patient::lookup_keys(&patient.details);
     if keys.is_empty() {
-        return Ok(());
+        return;
     }
-    let mut query: QueryBuilder<Db> =
-        QueryBuilder::new("INSERT INTO patient_keys (patient_id, hospital_id, kind, value) ");
-    query.push_values(keys, |mut row, (kind, value)| {
-        row.push_bind(patient.id).push_bind(patient.hospital_id).push_bind(kind).push_bind(value);
-    });
-    query.build().execute(&mut **tx).await?;
-    Ok(())
+    writes.statement("INSERT INTO patient_keys (patient_id, hospital_id, kind, value) ").push_values(
+        keys,
+        |mut row, (kind, value)| {
+            row.push_bind(patient.id).push_bind(patient.hospital_id).push_bind(kind).push_bind(value);
+        },
+    );
 }
 
-/// Appends the record, as it is at its version, to its history.
-pub(crate) async fn insert_history(tx: &mut Tx, patient: &Patient, actor: &Actor) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO patient_history (patient_id, version, changed_at, changed_by, request_id, record) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(patient.id)
-    .bind(patient.version)
-    .bind(patient.updated_at)
-    .bind(actor.user_id)
-    .bind(&actor.request_id)
-    .bind(Json(patient))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// Gathers the record, as it is at its version, appended to its history.
+fn gather_history(writes: &mut Writes, patient: &Patient, actor: &Actor) {
+    writes
+        .statement("INSERT INTO patient_history (patient_id, version, changed_at, changed_by, request_id, record) ")
+        .push_values([patient], |mut row, patient| {
+            row.push_bind(patient.id)
+                .push_bind(patient.version)
+                .push_bind(patient.updated_at)
+                .push_bind(actor.user_id)
+                .push_bind(&actor.request_id)
+                .push_bind(Json(patient));
+        });
 }
 
 pub(crate) async fn by_id(pool: &Pool, id: Uuid) -> Result<Option<Patient>, StoreError> {
     let sql = format!("SELECT {PATIENT_COLUMNS} FROM patients WHERE id = $1");
     let row: Option<PatientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
     Ok(row.map(Patient::from))
-}
-
-pub(crate) async fn exists(tx: &mut Tx, id: Uuid) -> Result<bool, StoreError> {
-    let found: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM patients WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?;
-    Ok(found.is_some())
 }
 
 /// The criteria other than the name, on `p`.

@@ -85,6 +85,28 @@ pub trait Handler: Send + Sync {
         let _ = tx;
         Box::pin(async move { self.handle(envelope).await.map(|()| AfterCommit::nothing()) })
     }
+
+    /// Handles a run of events [`Handler::batches`] accepts inside `tx`, all of them or none:
+    /// on an error the consumer rolls `tx` back and handles each event again in a part of its
+    /// own ([`Handler::handle_in`]), so that only the failing one is retried. Each event comes
+    /// with its `process` span, to enter while its part is handled. What follows each commit
+    /// is returned in the run's order. A handler overrides it to handle the run set-based (one
+    /// statement for all the inbox records, say) instead of event by event; the default calls
+    /// [`Handler::handle_in`] for each in turn.
+    fn handle_all_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        run: &'a [(&'a Envelope, &'a tracing::Span)],
+    ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
+        use tracing::Instrument;
+        Box::pin(async move {
+            let mut after = Vec::with_capacity(run.len());
+            for (envelope, span) in run {
+                after.push(self.handle_in(tx, envelope).instrument((*span).clone()).await?);
+            }
+            Ok(after)
+        })
+    }
 }
 
 /// What a [`Handler::handle_in`] leaves to do once its event's writes are committed, and only
@@ -359,31 +381,30 @@ async fn in_one_transaction(
     }
 }
 
-/// The run handled in one transaction without savepoints: `None` (and nothing written) as
-/// soon as one event fails.
+/// The run handled in one transaction without savepoints ([`Handler::handle_all_in`]): `None`
+/// (and nothing written) when one event fails.
 async fn all_or_nothing(
     handler: &dyn Handler,
     db: &Database,
     run: &[Delivery],
     spans: &[tracing::Span],
 ) -> Result<Option<Vec<Result<(), String>>>, StoreError> {
-    use tracing::Instrument;
+    let handled: Vec<(&Envelope, &tracing::Span)> = run
+        .iter()
+        .zip(spans)
+        .filter(|(delivery, _)| !handler.ignores(&delivery.envelope))
+        .map(|(delivery, span)| (&delivery.envelope, span))
+        .collect();
     let mut tx = db.begin_write().await?;
-    let mut after = Vec::with_capacity(run.len());
-    for (delivery, span) in run.iter().zip(spans) {
-        if handler.ignores(&delivery.envelope) {
-            continue;
+    let after = match handler.handle_all_in(&mut tx, &handled).await {
+        Ok(after) if after.len() == handled.len() => after,
+        _ => {
+            tx.rollback().await?;
+            return Ok(None);
         }
-        match handler.handle_in(&mut tx, &delivery.envelope).instrument(span.clone()).await {
-            Ok(work) => after.push((work, span)),
-            Err(_) => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-        }
-    }
+    };
     tx.commit().await?;
-    AfterCommit::run_all(after);
+    AfterCommit::run_all(after.into_iter().zip(handled.iter().map(|(_, span)| *span)).collect());
     Ok(Some(run.iter().map(|_| Ok(())).collect()))
 }
 

@@ -307,7 +307,44 @@ async fn apply(
     mv: &Move,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let span = crate::trace::saga_span(
+    let span = move_span(actor, def, saga, mv);
+    tracing::Instrument::instrument(
+        async {
+            if !saga::apply(tx, saga, &change(saga, mv, now)).await? {
+                return Ok(false);
+            }
+            if let Some(event) = command(def, saga, mv, &span, actor) {
+                outbox::write_event(tx, &event.0, &event.1).await?;
+            }
+            Ok(true)
+        },
+        span.clone(),
+    )
+    .await
+}
+
+/// [`apply`] gathered in `writes`, for a saga locked since it was read (so it moves): the
+/// rows the writes change.
+fn gather_apply(
+    writes: &mut Writes,
+    actor: &Actor,
+    def: &Definition,
+    saga: &Saga,
+    mv: &Move,
+    now: OffsetDateTime,
+) -> u64 {
+    let span = move_span(actor, def, saga, mv);
+    let mut changed = saga::gather_apply(writes, saga, &change(saga, mv, now));
+    if let Some((actor, event)) = command(def, saga, mv, &span, actor) {
+        outbox::gather_event(writes, &actor, &event);
+        changed += 1;
+    }
+    changed
+}
+
+/// The span of a move: `saga <kind> <command>`.
+fn move_span(actor: &Actor, def: &Definition, saga: &Saga, mv: &Move) -> tracing::Span {
+    crate::trace::saga_span(
         Some(crate::stream_of(def.command_type)),
         def.kind,
         saga.id,
@@ -315,29 +352,18 @@ async fn apply(
         &mv.step,
         mv.command.map(|(_, command)| command),
         Some(actor),
-    );
-    tracing::Instrument::instrument(
-        async {
-            let actor = crate::trace::actor_here(actor);
-            let change = Change {
-                to: mv.to,
-                step: &mv.step,
-                deadline: mv.deadline,
-                data: Some(&saga.data),
-                at: now,
-                note: &mv.note,
-            };
-            if !saga::apply(tx, saga, &change).await? {
-                return Ok(false);
-            }
-            if let Some((index, command)) = mv.command {
-                outbox::write_event(tx, &actor, &def.command(saga, &def.steps[index], command)).await?;
-            }
-            Ok(true)
-        },
-        span,
     )
-    .await
+}
+
+fn change<'a>(saga: &'a Saga, mv: &'a Move, now: OffsetDateTime) -> Change<'a> {
+    Change { to: mv.to, step: &mv.step, deadline: mv.deadline, data: Some(&saga.data), at: now, note: &mv.note }
+}
+
+/// The command a move sends, if any, with the actor that carries `span` as its parent.
+fn command(def: &Definition, saga: &Saga, mv: &Move, span: &tracing::Span, actor: &Actor) -> Option<(Actor, Event)> {
+    let (index, command) = mv.command?;
+    let actor = span.in_scope(|| crate::trace::actor_here(actor));
+    Some((actor, def.command(saga, &def.steps[index], command)))
 }
 
 /// Handles a reply for sagas of `def`, once per envelope (`consumer` names the inbox entry).
@@ -376,25 +402,97 @@ pub async fn on_reply_in(
     let Some(mut saga) = saga::get_in(tx, reply.saga_id).await? else {
         return Ok(Handled::Ignored);
     };
-    let Some(mv) = decide(def, &saga, &reply, now).filter(|_| saga.kind == def.kind) else {
+    let Some(mv) = take(def, &mut saga, &reply, now) else {
         return Ok(Handled::Ignored);
     };
+    if !apply(tx, actor, def, &saga, &mv, now).await? {
+        return Ok(Handled::Ignored);
+    }
+    Ok(moved(saga, &mv, now).1)
+}
+
+/// [`on_reply_in`] for a run of replies at once, inside `tx` (a consumer's batch), each with
+/// its actor and the span it is processed in: their inbox records in one statement, their sagas read and locked in one, and
+/// every move with its transition and command gathered to run together (one round trip on
+/// SQLite). Each reply is handled as [`on_reply_in`] handles it, in order: a second reply to
+/// one saga sees the first one's move. What it returns holds once `tx` is committed; on an
+/// error, `tx` is to be rolled back.
+pub async fn on_replies_in(
+    tx: &mut Tx,
+    def: &Definition,
+    consumer: &str,
+    replies: &[(&Envelope, &Actor, &tracing::Span)],
+) -> Result<Vec<Handled>, StoreError> {
+    let now = OffsetDateTime::now_utc();
+    let parsed: Vec<Option<Reply>> =
+        replies.iter().map(|(envelope, _, _)| serde_json::from_value(envelope.payload.clone()).ok()).collect();
+    let events: Vec<Uuid> =
+        replies.iter().zip(&parsed).filter(|(_, reply)| reply.is_some()).map(|((e, _, _), _)| e.id).collect();
+    let mut fresh = medcov_store::inbox::record_all(tx, consumer, &events).await?;
+    let mut ids: Vec<Uuid> = parsed.iter().flatten().map(|reply| reply.saga_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut sagas: std::collections::HashMap<Uuid, Saga> =
+        saga::get_all_locked(tx, &ids).await?.into_iter().map(|saga| (saga.id, saga)).collect();
+    let mut writes = tx.writes();
+    let mut changes = 0;
+    let mut handled = Vec::with_capacity(replies.len());
+    for ((envelope, actor, span), reply) in replies.iter().zip(parsed) {
+        let Some(reply) = reply else {
+            handled.push(Handled::Ignored);
+            continue;
+        };
+        if !fresh.remove(&envelope.id) {
+            handled.push(Handled::Duplicate);
+            continue;
+        }
+        let Some(saga) = sagas.get_mut(&reply.saga_id) else {
+            handled.push(Handled::Ignored);
+            continue;
+        };
+        let Some(mv) = take(def, saga, &reply, now) else {
+            handled.push(Handled::Ignored);
+            continue;
+        };
+        // In the event's span, as one at a time: the move's span and command follow its trace.
+        changes += span.in_scope(|| gather_apply(&mut writes, actor, def, saga, &mv, now));
+        let (after, outcome) = moved(saga.clone(), &mv, now);
+        *saga = after;
+        handled.push(outcome);
+    }
+    let changed = writes.run(tx).await?;
+    if changed != changes {
+        // The sagas are locked since they were read: a bug, and nothing of it is kept.
+        return Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "replies to sagas changed {changed} rows where their moves change {changes}"
+        ))));
+    }
+    Ok(handled)
+}
+
+/// The move `reply` makes `saga` (as read with it) take, with the reply recorded in its data;
+/// `None` when the reply is not for the step the saga is at, or not for a saga of `def`.
+fn take(def: &Definition, saga: &mut Saga, reply: &Reply, now: OffsetDateTime) -> Option<Move> {
+    let mv = decide(def, saga, reply, now).filter(|_| saga.kind == def.kind)?;
     let book = if saga.state == SagaState::Compensating { "compensations" } else { "results" };
     if reply.ok {
         saga.data[book][saga.step.as_str()] = reply.data.clone();
     } else if saga.data.get("failure").is_none() {
         saga.data["failure"] = serde_json::Value::String(mv.note.clone());
     }
-    if !apply(tx, actor, def, &saga, &mv, now).await? {
-        return Ok(Handled::Ignored);
-    }
-    let ended = Saga { state: mv.to, step: mv.step.clone(), deadline_at: mv.deadline, updated_at: now, ..saga };
-    Ok(match mv.to {
+    Some(mv)
+}
+
+/// The saga once `mv` is applied, and what handling the reply did.
+fn moved(saga: Saga, mv: &Move, now: OffsetDateTime) -> (Saga, Handled) {
+    let after = Saga { state: mv.to, step: mv.step.clone(), deadline_at: mv.deadline, updated_at: now, ..saga };
+    let handled = match mv.to {
         SagaState::Running => Handled::Advanced,
         SagaState::Compensating => Handled::Compensating,
-        SagaState::Completed => Handled::Completed(ended),
-        SagaState::Compensated => Handled::Compensated { reason: failure(&ended), saga: ended },
-    })
+        SagaState::Completed => Handled::Completed(after.clone()),
+        SagaState::Compensated => Handled::Compensated { reason: failure(&after), saga: after.clone() },
+    };
+    (after, handled)
 }
 
 /// Acts on the sagas of `def` past their deadline: a running step that did not answer fails
@@ -521,6 +619,90 @@ mod tests {
         assert_eq!(decide(&DEF, &saga(SagaState::Completed, "open"), &reply("open", "open", true), now), None, "ended");
         assert_eq!(decide(&DEF, &saga(SagaState::Running, "verify"), &reply("verify", "unlink", true), now), None);
     }
+
+    fn envelope(saga: Uuid, (step, command, ok): (&str, &str, bool)) -> Envelope {
+        let reply = Reply { saga_id: saga, ..reply(step, command, ok) };
+        Envelope {
+            id: Uuid::now_v7(),
+            event_type: "insurance.saga_reply.v1".into(),
+            aggregate_type: "saga".into(),
+            aggregate_id: saga,
+            tenant_id: None,
+            occurred_at: OffsetDateTime::now_utc(),
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            payload: serde_json::to_value(reply).unwrap(),
+        }
+    }
+
+    /// A run of replies handled at once ends where the same replies one at a time would: one
+    /// saga moves twice in the run, a failure ends another, a repeat and a reply to no saga
+    /// change nothing, and each move is logged and sends its command.
+    async fn a_run_of_replies_moves_each_saga_as_one_at_a_time_would(env: medcov_testkit::TestEnv) {
+        let service = medcov_config::ServiceName::Hospital;
+        let options = medcov_store::PoolOptions::from_config(&env.config);
+        let db = Database::connect(service, env.config.database_url(service), &options).await.unwrap();
+        db.migrate(service, &medcov_store::platform_migrations()).await.unwrap();
+        let actor = Actor::default();
+        let mut tx = db.begin_write().await.unwrap();
+        let mut writes = tx.writes();
+        let [a, b] = [(); 2].map(|()| start(&mut writes, &actor, &DEF, (Uuid::now_v7(), Uuid::now_v7()), json()));
+        writes.run(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let verified = envelope(a, ("verify", "verify", true));
+        let run = [
+            verified.clone(),
+            envelope(b, ("verify", "verify", false)),
+            verified,
+            envelope(Uuid::now_v7(), ("verify", "verify", true)),
+            envelope(a, ("note", "note", true)),
+        ];
+        let span = tracing::Span::none();
+        let replies: Vec<_> = run.iter().map(|envelope| (envelope, &actor, &span)).collect();
+        let mut tx = db.begin_write().await.unwrap();
+        let handled = on_replies_in(&mut tx, &DEF, "test.sagas", &replies).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            matches!(
+                handled.as_slice(),
+                [
+                    Handled::Advanced,
+                    Handled::Compensated { .. },
+                    Handled::Duplicate,
+                    Handled::Ignored,
+                    Handled::Advanced
+                ]
+            ),
+            "{handled:?}"
+        );
+        let (moved, log) = saga::get(&db, a).await.unwrap().expect("a");
+        assert_eq!((moved.state, moved.step.as_str(), log.len()), (SagaState::Running, "open", 3), "{log:?}");
+        let (ended, log) = saga::get(&db, b).await.unwrap().expect("b");
+        assert_eq!((ended.state, log.len()), (SagaState::Compensated, 2), "{log:?}");
+        let commands: Vec<_> = outbox::all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| (event.aggregate_id, event.payload["command"].as_str().map(str::to_owned)))
+            .collect();
+        let command = |saga: Uuid, name: &str| (saga, Some(name.to_owned()));
+        assert_eq!(commands, [command(a, "verify"), command(b, "verify"), command(a, "note"), command(a, "open")]);
+
+        // The same run again: every reply was recorded, the one to no saga too.
+        let mut tx = db.begin_write().await.unwrap();
+        let again = on_replies_in(&mut tx, &DEF, "test.sagas", &replies).await.unwrap();
+        assert!(again.iter().all(|handled| *handled == Handled::Duplicate), "{again:?}");
+        drop(tx);
+        db.close().await;
+    }
+
+    fn json() -> serde_json::Value {
+        serde_json::json!({})
+    }
+
+    medcov_testkit::backend_suite!(a_run_of_replies_moves_each_saga_as_one_at_a_time_would);
 
     #[test]
     fn a_step_that_timed_out_is_compensated_itself() {

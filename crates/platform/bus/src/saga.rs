@@ -223,6 +223,19 @@ pub(crate) async fn apply(tx: &mut Tx, saga: &Saga, change: &Change<'_>) -> Resu
     dispatch!(tx, sagas::apply(saga, change))
 }
 
+/// [`apply`] gathered in `writes`; the rows the writes change when the saga moves.
+pub(crate) fn gather_apply(writes: &mut Writes, saga: &Saga, change: &Change<'_>) -> u64 {
+    dispatch!(gather writes, sagas::gather_apply(saga, change))
+}
+
+/// The instances of `ids` that exist, locked until `tx` ends, in id order.
+pub(crate) async fn get_all_locked(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<Saga>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    dispatch!(tx, sagas::by_ids_locked(ids))
+}
+
 /// Running (or compensating) instances whose deadline has passed, oldest deadline first.
 pub async fn due(db: &Database, now: OffsetDateTime, limit: i64) -> Result<Vec<Saga>, StoreError> {
     dispatch!(db, sagas::due(now, limit))

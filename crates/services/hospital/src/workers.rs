@@ -121,6 +121,14 @@ impl Handler for Insurance {
     fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<AfterCommit, String>> {
         Box::pin(reply_in(&self.0, tx, envelope))
     }
+
+    fn handle_all_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        run: &'a [(&'a Envelope, &'a tracing::Span)],
+    ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
+        Box::pin(replies_in(&self.0, tx, run))
+    }
 }
 
 pub struct Billing(pub Arc<HospitalService>);
@@ -150,6 +158,14 @@ impl Handler for Billing {
     fn handle_in<'a>(&'a self, tx: &'a mut Tx, envelope: &'a Envelope) -> BoxFuture<'a, Result<AfterCommit, String>> {
         Box::pin(reply_in(&self.0, tx, envelope))
     }
+
+    fn handle_all_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        run: &'a [(&'a Envelope, &'a tracing::Span)],
+    ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
+        Box::pin(replies_in(&self.0, tx, run))
+    }
 }
 
 /// [`reply`] inside a consumer's batch transaction: the saga's move and the insurer's answers
@@ -168,6 +184,43 @@ async fn reply_in(service: &Arc<HospitalService>, tx: &mut Tx, envelope: &Envelo
         HospitalService::record_coverage_in(tx, envelope.id, patient, &answers).await.map_err(|e| e.to_string())?;
     }
     Ok(after)
+}
+
+/// [`reply_in`] for a run of replies at once: the sagas' moves set-based
+/// ([`HospitalService::registration_replies_in`]) and the insurers' answers recorded together.
+async fn replies_in(
+    service: &Arc<HospitalService>,
+    tx: &mut Tx,
+    run: &[(&Envelope, &tracing::Span)],
+) -> Result<Vec<AfterCommit>, String> {
+    let mut replies = Vec::with_capacity(run.len());
+    for (envelope, _) in run {
+        let reply: Reply =
+            serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
+        replies.push(reply);
+    }
+    let actors: Vec<_> = run.iter().map(|(envelope, _)| medcov_runtime::event_actor(envelope)).collect();
+    let moves: Vec<_> = run.iter().zip(&actors).map(|((envelope, span), actor)| (*envelope, actor, *span)).collect();
+    let handled = service.registration_replies_in(tx, &moves).await.map_err(|e| e.to_string())?;
+    let answers: Vec<(Uuid, Uuid, Vec<Coverage>)> = run
+        .iter()
+        .zip(replies)
+        .filter(|(_, reply)| reply.command == "verify_and_link")
+        .filter_map(|((envelope, _), reply)| {
+            let (patient, answers) = serde_json::from_value::<MemberVerified>(reply.data).ok()?.answers();
+            Some((envelope.id, patient, answers))
+        })
+        .collect();
+    let answers: Vec<(Uuid, Uuid, &[Coverage])> =
+        answers.iter().map(|(event, patient, answers)| (*event, *patient, answers.as_slice())).collect();
+    HospitalService::record_coverages_in(tx, &answers).await.map_err(|e| e.to_string())?;
+    Ok(handled
+        .into_iter()
+        .map(|handled| {
+            let service = service.clone();
+            AfterCommit::then(move || ended(&service, &handled))
+        })
+        .collect())
 }
 
 /// A saga's end: its place in the admission control is freed, and it is logged (its reason

@@ -39,12 +39,26 @@ impl HospitalService {
         patient: Uuid,
         answers: &[Coverage],
     ) -> Result<bool, StoreError> {
+        Self::record_coverages_in(tx, &[(event, patient, answers)]).await.map(|recorded| recorded == 1)
+    }
+
+    /// [`HospitalService::record_coverage_in`] for many events at once, each with its patient
+    /// and answers: their inbox records in one statement and the answers written together.
+    /// How many events were new (the others were recorded before).
+    pub async fn record_coverages_in(tx: &mut Tx, events: &[(Uuid, Uuid, &[Coverage])]) -> Result<usize, StoreError> {
         let now = OffsetDateTime::now_utc();
-        if !medcov_store::inbox::record_once(tx, COVERAGE_ANSWERS, event).await? {
-            return Ok(false);
+        let ids: Vec<Uuid> = events.iter().map(|(event, _, _)| *event).collect();
+        let mut fresh = medcov_store::inbox::record_all(tx, COVERAGE_ANSWERS, &ids).await?;
+        let mut writes = tx.writes();
+        let mut recorded = 0;
+        for (event, patient, answers) in events {
+            if fresh.remove(event) {
+                store::gather_coverage(&mut writes, *patient, answers, now);
+                recorded += 1;
+            }
         }
-        store::record_coverage(tx, patient, answers, now).await?;
-        Ok(true)
+        writes.run(tx).await?;
+        Ok(recorded)
     }
 
     /// An insurer decided a pre-authorisation: what it grants for care here replaces what was
@@ -69,6 +83,16 @@ impl HospitalService {
         actor: &Actor,
     ) -> Result<Handled, StoreError> {
         orchestrator::on_reply_in(tx, &self.registration, SAGA_REPLIES, envelope, actor).await
+    }
+
+    /// [`HospitalService::registration_reply_in`] for a run of replies at once, each with its
+    /// actor and span (see [`orchestrator::on_replies_in`]).
+    pub async fn registration_replies_in(
+        &self,
+        tx: &mut Tx,
+        replies: &[(&Envelope, &Actor, &tracing::Span)],
+    ) -> Result<Vec<Handled>, StoreError> {
+        orchestrator::on_replies_in(tx, &self.registration, SAGA_REPLIES, replies).await
     }
 
     /// Moves the registration sagas past their deadline on; returns those that ended

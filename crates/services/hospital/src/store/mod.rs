@@ -363,15 +363,10 @@ pub async fn save_encounter(tx: &mut Tx, encounter: &Encounter, expected: i64) -
 
 // Coverage.
 
-/// Records the latest answers about a patient's member numbers; answers about a patient not
-/// on record are dropped.
-pub async fn record_coverage(
-    tx: &mut Tx,
-    patient: Uuid,
-    answers: &[Coverage],
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    dispatch!(tx, coverage::upsert_all(patient, answers, now))
+/// Gathers in `writes` the latest answers about a patient's member numbers; answers about a
+/// patient not on record are dropped.
+pub fn gather_coverage(writes: &mut Writes, patient: Uuid, answers: &[Coverage], now: OffsetDateTime) {
+    dispatch!(gather writes, coverage::gather_upserts(patient, answers, now))
 }
 
 // Pre-authorisations.

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, Pool, Tx, WRITES_IN_WITH, Writes};
+use super::{Db, FOR_UPDATE, Pool, Tx, WRITES_IN_WITH, Writes};
 use crate::saga::{COLUMNS, Change, Row, Saga, SagaState, Transition};
 use medcov_store::StoreError;
 use sqlx::QueryBuilder;
@@ -57,12 +57,19 @@ fn transition<'a>(
 }
 
 /// Moves `saga` as `change` says, if it is still in the state and at the step it was read in,
-/// and logs the transition if it moved: in one round trip, the transition chained to the
-/// update's row in a `WITH` where [`WRITES_IN_WITH`], and otherwise (SQLite) a second
-/// statement sent with it that inserts only when the update changed a row (`changes()`).
-/// Returns whether it moved.
+/// and logs the transition if it moved: in one round trip (see [`gather_apply`]). Returns
+/// whether it moved.
 pub(crate) async fn apply(tx: &mut Tx, saga: &Saga, change: &Change<'_>) -> Result<bool, StoreError> {
     let mut writes = Writes::default();
+    gather_apply(&mut writes, saga, change);
+    Ok(writes.run(tx).await? > 0)
+}
+
+/// Gathers [`apply`]'s statements: the transition is chained to the update's row in a `WITH`
+/// where [`WRITES_IN_WITH`], and otherwise (SQLite) is a second statement that inserts only
+/// when the update changed a row (`changes()`). Returns the rows they change when the saga
+/// moves (none when it does not).
+pub(crate) fn gather_apply(writes: &mut Writes, saga: &Saga, change: &Change<'_>) -> u64 {
     let update = writes.statement(if WRITES_IN_WITH { "WITH moved AS (" } else { "" });
     update.push("UPDATE sagas SET state = ").push_bind(change.to.as_str());
     update.push(", step = ").push_bind(change.step.to_owned());
@@ -75,7 +82,21 @@ pub(crate) async fn apply(tx: &mut Tx, saga: &Saga, change: &Change<'_>) -> Resu
     let log = if WRITES_IN_WITH { update.push(" RETURNING id) ") } else { writes.statement("") };
     transition(log, saga.id, (change.at, Some(saga.state), change.to), change.step, change.note);
     log.push(if WRITES_IN_WITH { " FROM moved" } else { " WHERE changes() = 1" });
-    Ok(writes.run(tx).await? > 0)
+    if WRITES_IN_WITH { 1 } else { 2 }
+}
+
+/// The instances of `ids` (not empty) that exist, in id order, locked until the transaction
+/// ends so that nothing else moves them meanwhile (on SQLite the write transaction holds the
+/// whole database already).
+pub(crate) async fn by_ids_locked(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<Saga>, StoreError> {
+    let mut query = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM sagas WHERE id IN ("));
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    query.push(format!(") ORDER BY id{FOR_UPDATE}"));
+    let rows: Vec<Row> = query.build_query_as().fetch_all(&mut **tx).await?;
+    rows.into_iter().map(Saga::try_from).collect()
 }
 
 pub(crate) async fn by_id_in(tx: &mut Tx, id: Uuid) -> Result<Option<Saga>, StoreError> {

@@ -4,20 +4,14 @@ use medcov_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Pool, Tx, Writes};
+use super::{Pool, Writes};
 use crate::domain::coverage::Coverage;
 use crate::store::rows::CoverageRow;
 
-/// Records each answer as the latest about its member number, if the patient is on record
-/// (answers about one this service does not have are dropped): one statement an answer, sent
-/// together.
-pub(crate) async fn upsert_all(
-    tx: &mut Tx,
-    patient: Uuid,
-    answers: &[Coverage],
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let mut writes = Writes::default();
+/// Gathers, for each answer, its record as the latest about its member number if the patient
+/// is on record (answers about one this service does not have are dropped): one statement an
+/// answer.
+pub(crate) fn gather_upserts(writes: &mut Writes, patient: Uuid, answers: &[Coverage], now: OffsetDateTime) {
     for answer in answers {
         let upsert = writes.statement(
             "INSERT INTO patient_coverage (patient_id, member_number, status, reason, insurer_id, policy_id, \
@@ -40,8 +34,6 @@ pub(crate) async fn upsert_all(
                  checked_on = excluded.checked_on, updated_at = excluded.updated_at",
         );
     }
-    writes.run(tx).await?;
-    Ok(())
 }
 
 pub(crate) async fn of_patient(pool: &Pool, patient: Uuid) -> Result<Vec<Coverage>, StoreError> {

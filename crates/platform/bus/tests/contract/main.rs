@@ -91,6 +91,35 @@ async fn entries_arrive_in_order_and_each_group_gets_all(env: TestEnv) {
     bus.create_group(STREAM, "a", Start::Beginning).await.unwrap();
 }
 
+/// A batch published at once lands on each of its streams in order after what was there, each
+/// entry under the id `publish_all` returned for it, and the streams go on from there.
+async fn a_batch_across_streams_arrives_in_order_on_each(env: TestEnv) {
+    const OTHER: &str = "other";
+    let on_other = |n: usize| Envelope { event_type: "other.thing_happened.v1".into(), ..event(n) };
+    let bus = bus(&env).await;
+    for stream in [STREAM, OTHER] {
+        bus.create_group(stream, "g", Start::Beginning).await.unwrap();
+    }
+    bus.publish(&event(0)).await.unwrap();
+    let batch: Vec<Envelope> = (1..=7).map(|n| if n % 3 == 0 { on_other(n) } else { event(n) }).collect();
+    let ids = bus.publish_all(&batch).await.unwrap();
+    assert_eq!(ids.len(), batch.len());
+    for (stream, expected) in [(STREAM, vec![0, 1, 2, 4, 5, 7]), (OTHER, vec![3, 6])] {
+        let read = bus.read(stream, "g", "c1", 100, NOW).await.unwrap();
+        assert_eq!(read.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), expected, "{stream}");
+        for delivery in read.iter().filter(|d| n_of(&d.envelope) > 0) {
+            assert_eq!(delivery.entry, ids[n_of(&delivery.envelope) - 1], "{stream}");
+        }
+        let entries: Vec<String> = read.iter().map(|d| d.entry.clone()).collect();
+        bus.ack(stream, "g", &entries).await.unwrap();
+    }
+    bus.publish_all(&[on_other(8), event(9)]).await.unwrap();
+    for (stream, expected) in [(OTHER, 8), (STREAM, 9)] {
+        let read = bus.read(stream, "g", "c1", 100, NOW).await.unwrap();
+        assert_eq!(read.iter().map(|d| n_of(&d.envelope)).collect::<Vec<_>>(), vec![expected], "{stream}");
+    }
+}
+
 async fn a_blocked_reader_wakes_on_publish(env: TestEnv) {
     let bus = bus(&env).await;
     bus.create_group(STREAM, "g", Start::End).await.unwrap();
@@ -788,6 +817,7 @@ async fn dead_letters_and_discards_outlive_the_bus_in_the_consumers_database(env
 }
 
 medcov_testkit::backend_suite!(
+    a_batch_across_streams_arrives_in_order_on_each,
     a_failing_event_in_a_batch_leaves_the_others_alone,
     a_repeat_in_a_batch_is_skipped,
     dead_letters_and_discards_outlive_the_bus_in_the_consumers_database,

@@ -313,8 +313,8 @@ async fn apply(
             if !saga::apply(tx, saga, &change(saga, mv, now)).await? {
                 return Ok(false);
             }
-            if let Some(event) = command(def, saga, mv, &span, actor) {
-                outbox::write_event(tx, &event.0, &event.1).await?;
+            if let Some((actor, event)) = command(def, saga, mv, &span, actor) {
+                outbox::write_event(tx, &actor, &event).await?;
             }
             Ok(true)
         },
@@ -412,9 +412,9 @@ pub async fn on_reply_in(
 }
 
 /// [`on_reply_in`] for a run of replies at once, inside `tx` (a consumer's batch), each with
-/// its actor and the span it is processed in: their inbox records in one statement, their sagas read and locked in one, and
-/// every move with its transition and command gathered to run together (one round trip on
-/// SQLite). Each reply is handled as [`on_reply_in`] handles it, in order: a second reply to
+/// its actor and the span it is processed in: their inbox records in one statement, their
+/// sagas read and locked in one, and every move with its transition and command gathered to
+/// run together (one round trip on SQLite). Each reply is handled as [`on_reply_in`] handles it, in order: a second reply to
 /// one saga sees the first one's move. What it returns holds once `tx` is committed; on an
 /// error, `tx` is to be rolled back.
 pub async fn on_replies_in(

@@ -9,7 +9,7 @@ use crate::{StoreError, Tx, dispatch, postgres, sqlite};
 /// Records `event` as handled by `consumer` inside `tx`: `true` the first time, `false` for a
 /// repeat (then the handler skips its effect and commits nothing else).
 pub async fn record_once(tx: &mut Tx, consumer: &str, event: Uuid) -> Result<bool, StoreError> {
-    dispatch!(tx, inbox::record(consumer, event))
+    Ok(dispatch!(tx, inbox::record_all(consumer, &[event]))?.contains(&event))
 }
 
 /// Events recorded at most by one statement of [`record_all`] (3 parameters each, within every

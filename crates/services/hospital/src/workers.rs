@@ -168,26 +168,18 @@ impl Handler for Billing {
     }
 }
 
-/// [`reply`] inside a consumer's batch transaction: the saga's move and the insurer's answers
-/// are written in `tx`; a saga's end is counted and logged once they are committed.
+/// [`reply`] inside a consumer's batch transaction (the events of a run each in a part of
+/// their own): the run of one, as [`replies_in`] handles it.
 async fn reply_in(service: &Arc<HospitalService>, tx: &mut Tx, envelope: &Envelope) -> Result<AfterCommit, String> {
-    let actor = medcov_runtime::event_actor(envelope);
-    let handled = service.registration_reply_in(tx, envelope, &actor).await.map_err(|e| e.to_string())?;
-    let service = service.clone();
-    let after = AfterCommit::then(move || ended(&service, &handled));
-    let reply: Reply =
-        serde_json::from_value(envelope.payload.clone()).map_err(|e| format!("an unreadable saga reply: {e}"))?;
-    if reply.command == "verify_and_link"
-        && let Ok(answers) = serde_json::from_value::<MemberVerified>(reply.data)
-    {
-        let (patient, answers) = answers.answers();
-        HospitalService::record_coverage_in(tx, envelope.id, patient, &answers).await.map_err(|e| e.to_string())?;
-    }
-    Ok(after)
+    let span = tracing::Span::current();
+    let mut after = replies_in(service, tx, &[(envelope, &span)]).await?;
+    after.pop().ok_or_else(|| "a saga reply handled without an outcome".to_owned())
 }
 
-/// [`reply_in`] for a run of replies at once: the sagas' moves set-based
-/// ([`HospitalService::registration_replies_in`]) and the insurers' answers recorded together.
+/// Saga replies inside a consumer's batch transaction, a run at once: the sagas' moves
+/// set-based ([`HospitalService::registration_replies_in`]) and the insurers' answers about
+/// member numbers recorded together; a saga's end is counted and logged once they are
+/// committed.
 async fn replies_in(
     service: &Arc<HospitalService>,
     tx: &mut Tx,

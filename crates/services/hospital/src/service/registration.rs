@@ -25,26 +25,16 @@ impl HospitalService {
     /// (`event`); answers about a patient this service does not have are dropped.
     pub async fn record_coverage(&self, event: Uuid, patient: Uuid, answers: &[Coverage]) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().await?;
-        if Self::record_coverage_in(&mut tx, event, patient, answers).await? {
+        if Self::record_coverages_in(&mut tx, &[(event, patient, answers)]).await? == 1 {
             tx.commit().await?;
         }
         Ok(())
     }
 
-    /// [`HospitalService::record_coverage`] inside `tx`, a write transaction the caller
-    /// commits (a consumer's batch); `false` when the event was recorded before.
-    pub async fn record_coverage_in(
-        tx: &mut Tx,
-        event: Uuid,
-        patient: Uuid,
-        answers: &[Coverage],
-    ) -> Result<bool, StoreError> {
-        Self::record_coverages_in(tx, &[(event, patient, answers)]).await.map(|recorded| recorded == 1)
-    }
-
-    /// [`HospitalService::record_coverage_in`] for many events at once, each with its patient
-    /// and answers: their inbox records in one statement and the answers written together.
-    /// How many events were new (the others were recorded before).
+    /// [`HospitalService::record_coverage`] for many events at once, inside `tx`, a write
+    /// transaction the caller commits (a consumer's batch), each with its patient and answers:
+    /// their inbox records in one statement and the answers written together. How many events
+    /// were new (the others were recorded before).
     pub async fn record_coverages_in(tx: &mut Tx, events: &[(Uuid, Uuid, &[Coverage])]) -> Result<usize, StoreError> {
         let now = OffsetDateTime::now_utc();
         let ids: Vec<Uuid> = events.iter().map(|(event, _, _)| *event).collect();
@@ -74,19 +64,9 @@ impl HospitalService {
         orchestrator::on_reply(&self.db, &self.registration, SAGA_REPLIES, envelope, actor).await
     }
 
-    /// [`HospitalService::registration_reply`] inside `tx`, which the caller commits: what it
-    /// returns holds once `tx` is committed.
-    pub async fn registration_reply_in(
-        &self,
-        tx: &mut Tx,
-        envelope: &Envelope,
-        actor: &Actor,
-    ) -> Result<Handled, StoreError> {
-        orchestrator::on_reply_in(tx, &self.registration, SAGA_REPLIES, envelope, actor).await
-    }
-
-    /// [`HospitalService::registration_reply_in`] for a run of replies at once, each with its
-    /// actor and span (see [`orchestrator::on_replies_in`]).
+    /// [`HospitalService::registration_reply`] for a run of replies at once, inside `tx`, which
+    /// the caller commits, each with its actor and span (see [`orchestrator::on_replies_in`]):
+    /// what it returns holds once `tx` is committed.
     pub async fn registration_replies_in(
         &self,
         tx: &mut Tx,

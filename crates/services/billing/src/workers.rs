@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::domain::invoice::{Adjudicated, LineAdjustment};
 use crate::domain::prices::Service;
 use crate::service::tenants::Profile;
-use crate::service::{Adjudication, BillingService, Encounter, Handling, PolicyCreated};
+use crate::service::{Adjudication, BillingService, Encounter, Handling, Opening, PolicyCreated};
 
 use medcov_runtime::event_actor as actor;
 
@@ -150,39 +150,88 @@ impl Handler for Encounters {
             account_in(tx, envelope, &command).await.map(|()| AfterCommit::nothing())
         })
     }
+
+    /// Each stretch of `open_account` commands at once ([`open_accounts_in`]), the other
+    /// events one by one, in the run's order.
+    fn handle_all_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        run: &'a [(&'a Envelope, &'a tracing::Span)],
+    ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
+        use tracing::Instrument;
+        Box::pin(async move {
+            let mut after = Vec::with_capacity(run.len());
+            for stretch in run.chunk_by(|(a, _), (b, _)| opens_account(a) == opens_account(b)) {
+                if opens_account(stretch[0].0) {
+                    open_accounts_in(tx, stretch).await?;
+                    after.extend(stretch.iter().map(|_| AfterCommit::nothing()));
+                    continue;
+                }
+                for (envelope, span) in stretch {
+                    after.push(self.handle_in(tx, envelope).instrument((*span).clone()).await?);
+                }
+            }
+            Ok(after)
+        })
+    }
+}
+
+/// What a registration saga command gives billing to work on.
+#[derive(Deserialize)]
+struct AccountInput {
+    patient_id: Uuid,
+    hospital_id: Uuid,
+}
+
+/// The inbox of the registration saga's commands.
+const SAGA_INBOX: &str = "billing.saga";
+
+/// Whether the envelope is the registration saga's `open_account` (handled a run at once).
+fn opens_account(envelope: &Envelope) -> bool {
+    Command::is_for(envelope, "billing")
+        && envelope.payload.get("command").and_then(serde_json::Value::as_str) == Some("open_account")
+}
+
+/// An `open_account` command, as [`BillingService::open_accounts_in`] takes it.
+fn opening(envelope: &Envelope) -> Result<Opening<'static>, String> {
+    let command = Command::addressed(envelope, "billing")
+        .ok_or_else(|| format!("event {} is not a command for billing", envelope.id))?;
+    let input: AccountInput = serde_json::from_value(command.data["input"].clone())
+        .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+    let (patient, hospital) = (input.patient_id, input.hospital_id);
+    let reply = move |opened_at: OffsetDateTime| {
+        let data = serde_json::json!({"patient_id": patient, "opened_at": opened_at.to_string()});
+        command.reply("billing.saga_reply.v1", hospital, true, None, data)
+    };
+    Ok(Opening { event: envelope.id, patient, hospital, actor: actor(envelope), reply: Box::new(reply) })
+}
+
+/// A run of `open_account` commands inside a consumer's batch transaction, at once.
+async fn open_accounts_in(tx: &mut Tx, run: &[(&Envelope, &tracing::Span)]) -> Result<(), String> {
+    let openings = run.iter().map(|(envelope, _)| opening(envelope)).collect::<Result<Vec<_>, String>>()?;
+    BillingService::open_accounts_in(tx, SAGA_INBOX, &openings).await.map(drop).map_err(|e| e.to_string())
 }
 
 /// The patient-registration saga's last step inside `tx` (its own, or a consumer's batch): the
 /// patient's account is opened, or closed again when the saga is compensated (each once).
 async fn account_in(tx: &mut Tx, envelope: &Envelope, command: &Command) -> Result<(), String> {
-    #[derive(Deserialize)]
-    struct Input {
-        patient_id: Uuid,
-        hospital_id: Uuid,
-    }
-    let input: Input = serde_json::from_value(command.data["input"].clone())
-        .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
-    let handling = Handling { consumer: "billing.saga", event: envelope.id };
     match command.command.as_str() {
-        "open_account" => {
-            let reply = |opened_at: OffsetDateTime| {
-                let data = serde_json::json!({"patient_id": input.patient_id, "opened_at": opened_at.to_string()});
-                command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
-            };
-            BillingService::open_account_in(tx, input.patient_id, input.hospital_id, reply, &actor(envelope), handling)
-                .await
-        }
+        "open_account" => open_accounts_in(tx, &[(envelope, &tracing::Span::current())]).await,
         "close_account" => {
+            let input: AccountInput = serde_json::from_value(command.data["input"].clone())
+                .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
             let reply = |closed: u64| {
                 let data = serde_json::json!({"patient_id": input.patient_id, "closed": closed});
                 command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)
             };
-            BillingService::close_account_in(tx, input.patient_id, reply, &actor(envelope), handling).await
+            let handling = Handling { consumer: SAGA_INBOX, event: envelope.id };
+            BillingService::close_account_in(tx, input.patient_id, reply, &actor(envelope), handling)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
-        other => return Err(format!("the registration saga asked billing for `{other}`, which it does not do")),
+        other => Err(format!("the registration saga asked billing for `{other}`, which it does not do")),
     }
-    .map(drop)
-    .map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -301,4 +350,112 @@ impl Handler for Insurance {
 struct ClaimRefused {
     hospital_id: Uuid,
     reference: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use medcov_config::ServiceName;
+    use medcov_store::{Database, PoolOptions};
+
+    use super::*;
+
+    /// A registration saga's command for billing, as the hospital sends it.
+    fn command(name: &str, patient: Uuid, hospital: Uuid) -> Envelope {
+        let command = Command {
+            saga_id: Uuid::now_v7(),
+            kind: "patient_registration".into(),
+            step: "open_account".into(),
+            command: name.into(),
+            target: "billing".into(),
+            subject_id: patient,
+            data: serde_json::json!({"input": {"patient_id": patient, "hospital_id": hospital}}),
+        };
+        Envelope {
+            id: Uuid::now_v7(),
+            event_type: "hospital.saga_command.v1".into(),
+            aggregate_type: "saga".into(),
+            aggregate_id: command.saga_id,
+            tenant_id: Some(hospital),
+            occurred_at: OffsetDateTime::now_utc(),
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            payload: serde_json::to_value(&command).unwrap(),
+        }
+    }
+
+    /// The replies billing has written, oldest first: (command, patient, when the account was
+    /// opened or how many were closed).
+    async fn replies(db: &Database) -> Vec<(String, String, String)> {
+        medcov_store::outbox::all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| {
+                let (reply, data) = (&event.payload, &event.payload["data"]);
+                let outcome = data.get("opened_at").map_or_else(|| data["closed"].to_string(), |at| at.to_string());
+                (
+                    reply["command"].as_str().unwrap().to_owned(),
+                    data["patient_id"].as_str().unwrap().to_owned(),
+                    outcome,
+                )
+            })
+            .collect()
+    }
+
+    /// A run of the saga's commands handled at once ends as the same commands one at a time
+    /// would: each new account opened, an account that exists kept with its first opening
+    /// time, a repeated event answered once, and a close between two opens of one patient
+    /// applied between them.
+    async fn a_run_of_account_commands_ends_as_one_at_a_time_would(env: medcov_testkit::TestEnv) {
+        let service = ServiceName::Billing;
+        let options = PoolOptions::from_config(&env.config);
+        let db = Database::connect(service, env.config.database_url(service), &options).await.unwrap();
+        db.migrate(service, &crate::store::MIGRATIONS).await.unwrap();
+        let handler = Encounters(Arc::new(BillingService::new(db.clone(), &medcov_config::BillingConfig::default())));
+        let span = tracing::Span::none();
+        let handle = async |run: &[Envelope]| {
+            let run: Vec<_> = run.iter().map(|envelope| (envelope, &span)).collect();
+            let mut tx = db.begin_write().await.unwrap();
+            let after = handler.handle_all_in(&mut tx, &run).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(after.len(), run.len());
+        };
+        let hospital = Uuid::now_v7();
+        let [one, two, three] = [(); 3].map(|()| Uuid::now_v7());
+        handle(&[command("open_account", three, hospital)]).await;
+        let before = replies(&db).await;
+
+        let first = command("open_account", one, hospital);
+        handle(&[
+            first.clone(),
+            command("open_account", two, hospital),
+            first,
+            command("open_account", three, hospital),
+            command("close_account", two, hospital),
+            command("open_account", two, hospital),
+        ])
+        .await;
+        let after = replies(&db).await;
+        let new = &after[before.len()..];
+        let names: Vec<(&str, Uuid)> = new.iter().map(|(c, p, _)| (c.as_str(), p.parse().unwrap())).collect();
+        assert_eq!(
+            names,
+            [
+                ("open_account", one),
+                ("open_account", two),
+                ("open_account", three),
+                ("close_account", two),
+                ("open_account", two)
+            ],
+            "{new:?}"
+        );
+        assert_eq!(new[0].2, new[1].2, "opened together: {new:?}");
+        assert_eq!(new[2].2, before[0].2, "the account that existed keeps its opening: {new:?}");
+        assert_eq!(new[3].2, "1", "the close closed the account opened just before: {new:?}");
+        assert_ne!(new[4].2, new[1].2, "opened again after the close: {new:?}");
+        db.close().await;
+    }
+
+    medcov_testkit::backend_suite!(a_run_of_account_commands_ends_as_one_at_a_time_would);
 }

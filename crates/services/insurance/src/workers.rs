@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::domain::claim::{ClaimLine, Submission};
 use crate::domain::plan::VisitType;
 use crate::service::InsuranceService;
-use crate::service::members::PatientMembers;
+use crate::service::members::{PatientMembers, Verifying};
 
 #[derive(Deserialize)]
 struct PremiumPaid {
@@ -229,4 +229,152 @@ impl Handler for Hospital {
             done.map(|_| AfterCommit::nothing()).map_err(|e| e.to_string())
         })
     }
+
+    /// Each stretch of `verify_and_link` commands at once ([`verify_all_in`]), the other
+    /// events one by one, in the run's order.
+    fn handle_all_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        run: &'a [(&'a Envelope, &'a tracing::Span)],
+    ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
+        use tracing::Instrument;
+        Box::pin(async move {
+            let mut after = Vec::with_capacity(run.len());
+            for stretch in run.chunk_by(|(a, _), (b, _)| verifies(a) == verifies(b)) {
+                if verifies(stretch[0].0) {
+                    verify_all_in(&self.0, tx, stretch).await?;
+                    after.extend(stretch.iter().map(|_| AfterCommit::nothing()));
+                    continue;
+                }
+                for (envelope, span) in stretch {
+                    after.push(self.handle_in(tx, envelope).instrument((*span).clone()).await?);
+                }
+            }
+            Ok(after)
+        })
+    }
+}
+
+/// Whether the envelope is the registration saga's `verify_and_link` (handled a run at once).
+fn verifies(envelope: &Envelope) -> bool {
+    Command::is_for(envelope, "insurance")
+        && envelope.payload.get("command").and_then(serde_json::Value::as_str) == Some("verify_and_link")
+}
+
+/// A run of `verify_and_link` commands inside a consumer's batch transaction, at once
+/// ([`InsuranceService::verify_and_link_all_in`]).
+async fn verify_all_in(
+    service: &InsuranceService,
+    tx: &mut Tx,
+    run: &[(&Envelope, &tracing::Span)],
+) -> Result<(), String> {
+    let mut read = Vec::with_capacity(run.len());
+    for (envelope, _) in run {
+        let command = Command::addressed(envelope, "insurance")
+            .ok_or_else(|| format!("event {} is not a command for insurance", envelope.id))?;
+        let input: PatientRecord = serde_json::from_value(command.data["input"].clone())
+            .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+        read.push((envelope.id, command, PatientMembers::from(input), actor(envelope)));
+    }
+    let verifying: Vec<Verifying> = read
+        .iter()
+        .map(|(event, command, record, actor)| Verifying { event: *event, command, record, actor })
+        .collect();
+    service.verify_and_link_all_in(tx, &verifying).await.map(drop).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use medcov_config::ServiceName;
+    use medcov_store::{Database, PoolOptions};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    /// A registration saga's command for insurance, as the hospital sends it.
+    fn command(name: &str, patient: Uuid, number: &str) -> Envelope {
+        let hospital = Uuid::nil();
+        let command = Command {
+            saga_id: Uuid::now_v7(),
+            kind: "patient_registration".into(),
+            step: "verify_member".into(),
+            command: name.into(),
+            target: "insurance".into(),
+            subject_id: patient,
+            data: serde_json::json!({"input": {
+                "patient_id": patient,
+                "hospital_id": hospital,
+                "member_numbers": [{"member_number": number}],
+            }}),
+        };
+        Envelope {
+            id: Uuid::now_v7(),
+            event_type: "hospital.saga_command.v1".into(),
+            aggregate_type: "saga".into(),
+            aggregate_id: command.saga_id,
+            tenant_id: Some(hospital),
+            occurred_at: OffsetDateTime::now_utc(),
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            payload: serde_json::to_value(&command).unwrap(),
+        }
+    }
+
+    /// A run of the saga's commands handled at once answers as the same commands one at a
+    /// time would, in their order: each verification with why no number is covered, a
+    /// repeated event once, and an `unlink` between them in its place.
+    async fn a_run_of_verifications_answers_as_one_at_a_time_would(env: medcov_testkit::TestEnv) {
+        let service = ServiceName::Insurance;
+        let options = PoolOptions::from_config(&env.config);
+        let db = Database::connect(service, env.config.database_url(service), &options).await.unwrap();
+        db.migrate(service, &crate::store::MIGRATIONS).await.unwrap();
+        let handler = Hospital(Arc::new(InsuranceService::new(db.clone())));
+        let [a, b, c, d] = [(); 4].map(|()| Uuid::now_v7());
+        let first = command("verify_and_link", a, "ZZZ-1000000064");
+        let run = [
+            first.clone(),
+            command("verify_and_link", b, "not a number"),
+            first,
+            command("unlink", c, "ZZZ-1000000064"),
+            command("verify_and_link", d, "ZZZ-1000000064"),
+        ];
+        let span = tracing::Span::none();
+        let run: Vec<_> = run.iter().map(|envelope| (envelope, &span)).collect();
+        let mut tx = db.begin_write().await.unwrap();
+        let after = handler.handle_all_in(&mut tx, &run).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(after.len(), run.len());
+
+        let replies: Vec<_> = medcov_store::outbox::all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| {
+                let reply = &event.payload;
+                let status = reply["data"]["members"][0]["status"].as_str().map(str::to_owned);
+                (
+                    reply["command"].as_str().unwrap().to_owned(),
+                    reply["data"]["patient_id"].clone(),
+                    reply["ok"].clone(),
+                    status,
+                )
+            })
+            .collect();
+        let reply = |name: &str, patient: Uuid, ok: bool, status: Option<&str>| {
+            (name.to_owned(), serde_json::json!(patient), serde_json::json!(ok), status.map(str::to_owned))
+        };
+        assert_eq!(
+            replies,
+            [
+                reply("verify_and_link", a, false, Some("unknown")),
+                reply("verify_and_link", b, false, Some("invalid")),
+                reply("unlink", c, true, None),
+                reply("verify_and_link", d, false, Some("unknown")),
+            ]
+        );
+        db.close().await;
+    }
+
+    medcov_testkit::backend_suite!(a_run_of_verifications_answers_as_one_at_a_time_would);
 }

@@ -34,6 +34,7 @@ use medcov_store::{Database, Tx};
 use time::Duration;
 use uuid::Uuid;
 
+pub use accounts::Opening;
 pub use commissions::NewPayout;
 pub use invoices::{Adjudication, Encounter, ManualInvoice};
 pub use payments::NewPayment;

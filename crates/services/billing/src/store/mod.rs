@@ -364,14 +364,14 @@ pub async fn decide_refund(
 
 // Patients' accounts.
 
-/// Opens a patient's account (kept as it is when it exists); when it was opened.
-pub async fn open_account(
+/// Opens the accounts of `(patient, hospital)` (each kept as it is when it exists); when each
+/// patient's was opened.
+pub async fn open_accounts(
     tx: &mut Tx,
-    patient: Uuid,
-    hospital: Uuid,
+    accounts: &[(Uuid, Uuid)],
     at: OffsetDateTime,
-) -> Result<OffsetDateTime, StoreError> {
-    dispatch!(tx, accounts::open(patient, hospital, at))
+) -> Result<std::collections::HashMap<Uuid, OffsetDateTime>, StoreError> {
+    dispatch!(tx, accounts::open_all(accounts, at))
 }
 
 /// Closes a patient's account; how many were closed (none if it was never opened).

@@ -18,6 +18,18 @@ use crate::store;
 /// The type of this service's replies to sagas.
 const REPLY: &str = "insurance.saga_reply.v1";
 
+/// The inbox of the registration saga's commands.
+const SAGA_INBOX: &str = "insurance.saga";
+
+/// One `verify_and_link` command of a run ([`InsuranceService::verify_and_link_all_in`]).
+pub struct Verifying<'c> {
+    /// The event that carried it (recorded in the inbox).
+    pub event: Uuid,
+    pub command: &'c Command,
+    pub record: &'c PatientMembers,
+    pub actor: &'c Actor,
+}
+
 /// A patient and the member numbers the hospital holds for them.
 #[derive(Debug, Clone)]
 pub struct PatientMembers {
@@ -107,26 +119,43 @@ impl InsuranceService {
         event: Uuid,
         actor: &Actor,
     ) -> Result<bool, ApiError> {
-        let (today, members) = self.verify_members(&record.numbers()).await?;
-        let covered = verification::covered(&members);
-        let reason = verification::none_covered(&members);
-        let verified = MemberVerified {
-            patient_id: record.patient_id,
-            hospital_id: record.hospital_id,
-            checked_on: today.to_string(),
-            members,
-        };
-        let data = serde_json::to_value(&verified).map_err(ApiError::internal)?;
-        let reply = command.reply(REPLY, record.hospital_id, !covered.is_empty(), reason, data);
+        let run = [Verifying { event, command, record, actor }];
+        Ok(self.verify_and_link_all_in(tx, &run).await? == 1)
+    }
+
+    /// [`InsuranceService::verify_and_link`] for a run of commands inside `tx`, which the
+    /// caller commits, each once (an event twice in the run is handled at its first): the
+    /// inbox in one statement, then every link and reply together. How many were handled now.
+    pub async fn verify_and_link_all_in(&self, tx: &mut Tx, run: &[Verifying<'_>]) -> Result<usize, ApiError> {
+        let events: Vec<Uuid> = run.iter().map(|verifying| verifying.event).collect();
+        let mut first = inbox::record_all(tx, SAGA_INBOX, &events).await?;
         let now = OffsetDateTime::now_utc();
-        if !inbox::record_once(tx, "insurance.saga", event).await? {
-            return Ok(false);
+        let mut links = Vec::new();
+        let mut replies = Vec::new();
+        for Verifying { command, record, actor, .. } in run.iter().filter(|verifying| first.remove(&verifying.event)) {
+            let (today, members) = self.verify_members(&record.numbers()).await?;
+            let covered = verification::covered(&members);
+            let reason = verification::none_covered(&members);
+            links.extend(covered.iter().map(|member| (*member, record.patient_id, record.hospital_id)));
+            let verified = MemberVerified {
+                patient_id: record.patient_id,
+                hospital_id: record.hospital_id,
+                checked_on: today.to_string(),
+                members,
+            };
+            let data = serde_json::to_value(&verified).map_err(ApiError::internal)?;
+            replies.push((*actor, command.reply(REPLY, record.hospital_id, !covered.is_empty(), reason, data)));
         }
-        for member in &covered {
-            store::link_member(tx, *member, record.patient_id, record.hospital_id, now).await?;
+        if replies.is_empty() {
+            return Ok(0);
         }
-        outbox::write_event(tx, actor, &reply).await?;
-        Ok(true)
+        let mut writes = tx.writes();
+        store::gather_links(&mut writes, &links, now);
+        for (actor, reply) in &replies {
+            outbox::gather_event(&mut writes, actor, reply);
+        }
+        writes.run(tx).await?;
+        Ok(replies.len())
     }
 
     /// The registration saga's compensation `unlink`: removes every link of the patient and
@@ -155,7 +184,7 @@ impl InsuranceService {
         event: Uuid,
         actor: &Actor,
     ) -> Result<bool, ApiError> {
-        if !inbox::record_once(tx, "insurance.saga", event).await? {
+        if !inbox::record_once(tx, SAGA_INBOX, event).await? {
             return Ok(false);
         }
         let removed = store::unlink_patient(tx, record.patient_id).await?;

@@ -13,7 +13,7 @@ mod rows;
 mod sqlite;
 
 use medcov_store::outbox::Actor;
-use medcov_store::{Database, Migrations, StoreError, Tx, dispatch};
+use medcov_store::{Database, Migrations, StoreError, Tx, Writes, dispatch};
 use sqlx::migrate::Migrator;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -253,15 +253,10 @@ pub async fn period_of_number(db: &Database, number: &str, date: Date) -> Result
 
 // Member links.
 
-/// Links a member to the hospital patient they are (once).
-pub async fn link_member(
-    tx: &mut Tx,
-    member: Uuid,
-    patient: Uuid,
-    hospital: Uuid,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    dispatch!(tx, links::link(member, patient, hospital, now))
+/// Links each `(member, patient, hospital)` (a link that exists stays as it is), gathered in
+/// `writes`.
+pub fn gather_links(writes: &mut Writes, links: &[(Uuid, Uuid, Uuid)], now: OffsetDateTime) {
+    dispatch!(gather writes, links::gather_links(links, now))
 }
 
 /// Removes every link of a patient; returns how many.

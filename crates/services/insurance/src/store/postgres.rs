@@ -1,6 +1,6 @@
 //! The insurance store on PostgreSQL: the SQL of `sql/` compiled for it.
 
-pub(super) use medcov_store::postgres::{Connection, FOR_NO_KEY_UPDATE, Pool, Tx};
+pub(super) use medcov_store::postgres::{Connection, Db, FOR_NO_KEY_UPDATE, Pool, Tx, Writes};
 
 // The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
 #[allow(clippy::duplicate_mod)]

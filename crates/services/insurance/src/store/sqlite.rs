@@ -1,6 +1,6 @@
 //! The insurance store on SQLite: the SQL of `sql/` compiled for it.
 
-pub(super) use medcov_store::sqlite::{Connection, FOR_NO_KEY_UPDATE, Pool, Tx};
+pub(super) use medcov_store::sqlite::{Connection, Db, FOR_NO_KEY_UPDATE, Pool, Tx, Writes};
 
 // The same SQL is mounted once per backend, on purpose: that is how it compiles for both.
 #[allow(clippy::duplicate_mod)]

@@ -4,26 +4,20 @@ use medcov_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Pool, Tx};
+use super::{Db, Pool, Tx, Writes};
 
-pub(crate) async fn link(
-    tx: &mut Tx,
-    member: Uuid,
-    patient: Uuid,
-    hospital: Uuid,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO member_links (member_id, patient_id, hospital_id, linked_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (member_id, patient_id) DO NOTHING",
-    )
-    .bind(member)
-    .bind(patient)
-    .bind(hospital)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// Links each `(member, patient, hospital)` (a link that exists stays as it is), gathered in
+/// `writes` as one insert.
+pub(crate) fn gather_links(writes: &mut Writes, links: &[(Uuid, Uuid, Uuid)], now: OffsetDateTime) {
+    if links.is_empty() {
+        return;
+    }
+    let insert: &mut sqlx::QueryBuilder<Db> =
+        writes.statement("INSERT INTO member_links (member_id, patient_id, hospital_id, linked_at) ");
+    insert.push_values(links, |mut row, (member, patient, hospital)| {
+        row.push_bind(*member).push_bind(*patient).push_bind(*hospital).push_bind(now);
+    });
+    insert.push(" ON CONFLICT (member_id, patient_id) DO NOTHING");
 }
 
 /// Removes every link of a patient; returns how many.

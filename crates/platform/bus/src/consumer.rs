@@ -86,27 +86,63 @@ pub trait Handler: Send + Sync {
         Box::pin(async move { self.handle(envelope).await.map(|()| AfterCommit::nothing()) })
     }
 
+    /// Whether `envelope` is of a kind this handler takes set-based: a stretch of such events
+    /// in a run goes to [`Handler::handle_together_in`] at once (the default: no).
+    fn handles_together(&self, envelope: &Envelope) -> bool {
+        let _ = envelope;
+        false
+    }
+
+    /// Handles a stretch of consecutive events [`Handler::handles_together`] accepts inside
+    /// `tx`, at once (one statement for all the inbox records, say), as the same events one
+    /// at a time would; what follows each commit, in the stretch's order. Each event comes with
+    /// its `process` span. The default calls [`Handler::handle_in`] for each in turn.
+    fn handle_together_in<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        stretch: &'a [(&'a Envelope, &'a tracing::Span)],
+    ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
+        Box::pin(one_by_one(self, tx, stretch))
+    }
+
     /// Handles a run of events [`Handler::batches`] accepts inside `tx`, all of them or none:
     /// on an error the consumer rolls `tx` back and handles each event again in a part of its
     /// own ([`Handler::handle_in`]), so that only the failing one is retried. Each event comes
     /// with its `process` span, to enter while its part is handled. What follows each commit
-    /// is returned in the run's order. A handler overrides it to handle the run set-based (one
-    /// statement for all the inbox records, say) instead of event by event; the default calls
-    /// [`Handler::handle_in`] for each in turn.
+    /// is returned in the run's order. Each stretch of events [`Handler::handles_together`]
+    /// accepts goes to [`Handler::handle_together_in`] at once, the others to
+    /// [`Handler::handle_in`] one by one, in the run's order.
     fn handle_all_in<'a>(
         &'a self,
         tx: &'a mut Tx,
         run: &'a [(&'a Envelope, &'a tracing::Span)],
     ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
-        use tracing::Instrument;
         Box::pin(async move {
             let mut after = Vec::with_capacity(run.len());
-            for (envelope, span) in run {
-                after.push(self.handle_in(tx, envelope).instrument((*span).clone()).await?);
+            for stretch in run.chunk_by(|(a, _), (b, _)| self.handles_together(a) == self.handles_together(b)) {
+                if self.handles_together(stretch[0].0) {
+                    after.extend(self.handle_together_in(tx, stretch).await?);
+                } else {
+                    after.extend(one_by_one(self, tx, stretch).await?);
+                }
             }
             Ok(after)
         })
     }
+}
+
+/// [`Handler::handle_in`] for each event of `run` in turn, in its span.
+async fn one_by_one<H: Handler + ?Sized>(
+    handler: &H,
+    tx: &mut Tx,
+    run: &[(&Envelope, &tracing::Span)],
+) -> Result<Vec<AfterCommit>, String> {
+    use tracing::Instrument;
+    let mut after = Vec::with_capacity(run.len());
+    for (envelope, span) in run {
+        after.push(handler.handle_in(tx, envelope).instrument((*span).clone()).await?);
+    }
+    Ok(after)
 }
 
 /// What a [`Handler::handle_in`] leaves to do once its event's writes are committed, and only

@@ -151,27 +151,19 @@ impl Handler for Encounters {
         })
     }
 
-    /// Each stretch of `open_account` commands at once ([`open_accounts_in`]), the other
-    /// events one by one, in the run's order.
-    fn handle_all_in<'a>(
+    /// The registration saga's `open_account` commands, a stretch at once.
+    fn handles_together(&self, envelope: &Envelope) -> bool {
+        opens_account(envelope)
+    }
+
+    fn handle_together_in<'a>(
         &'a self,
         tx: &'a mut Tx,
-        run: &'a [(&'a Envelope, &'a tracing::Span)],
+        stretch: &'a [(&'a Envelope, &'a tracing::Span)],
     ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
-        use tracing::Instrument;
         Box::pin(async move {
-            let mut after = Vec::with_capacity(run.len());
-            for stretch in run.chunk_by(|(a, _), (b, _)| opens_account(a) == opens_account(b)) {
-                if opens_account(stretch[0].0) {
-                    open_accounts_in(tx, stretch).await?;
-                    after.extend(stretch.iter().map(|_| AfterCommit::nothing()));
-                    continue;
-                }
-                for (envelope, span) in stretch {
-                    after.push(self.handle_in(tx, envelope).instrument((*span).clone()).await?);
-                }
-            }
-            Ok(after)
+            open_accounts_in(tx, stretch).await?;
+            Ok(stretch.iter().map(|_| AfterCommit::nothing()).collect())
         })
     }
 }

@@ -122,12 +122,17 @@ impl Handler for Insurance {
         Box::pin(reply_in(&self.0, tx, envelope))
     }
 
-    fn handle_all_in<'a>(
+    /// Saga replies, a stretch at once ([`replies_in`]).
+    fn handles_together(&self, envelope: &Envelope) -> bool {
+        envelope.event_type == "insurance.saga_reply.v1"
+    }
+
+    fn handle_together_in<'a>(
         &'a self,
         tx: &'a mut Tx,
-        run: &'a [(&'a Envelope, &'a tracing::Span)],
+        stretch: &'a [(&'a Envelope, &'a tracing::Span)],
     ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
-        Box::pin(replies_in(&self.0, tx, run))
+        Box::pin(replies_in(&self.0, tx, stretch))
     }
 }
 
@@ -159,12 +164,17 @@ impl Handler for Billing {
         Box::pin(reply_in(&self.0, tx, envelope))
     }
 
-    fn handle_all_in<'a>(
+    /// Saga replies, a stretch at once ([`replies_in`]).
+    fn handles_together(&self, envelope: &Envelope) -> bool {
+        envelope.event_type == "billing.saga_reply.v1"
+    }
+
+    fn handle_together_in<'a>(
         &'a self,
         tx: &'a mut Tx,
-        run: &'a [(&'a Envelope, &'a tracing::Span)],
+        stretch: &'a [(&'a Envelope, &'a tracing::Span)],
     ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
-        Box::pin(replies_in(&self.0, tx, run))
+        Box::pin(replies_in(&self.0, tx, stretch))
     }
 }
 

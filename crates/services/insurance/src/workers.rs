@@ -230,27 +230,19 @@ impl Handler for Hospital {
         })
     }
 
-    /// Each stretch of `verify_and_link` commands at once ([`verify_all_in`]), the other
-    /// events one by one, in the run's order.
-    fn handle_all_in<'a>(
+    /// The registration saga's `verify_and_link` commands, a stretch at once.
+    fn handles_together(&self, envelope: &Envelope) -> bool {
+        verifies(envelope)
+    }
+
+    fn handle_together_in<'a>(
         &'a self,
         tx: &'a mut Tx,
-        run: &'a [(&'a Envelope, &'a tracing::Span)],
+        stretch: &'a [(&'a Envelope, &'a tracing::Span)],
     ) -> BoxFuture<'a, Result<Vec<AfterCommit>, String>> {
-        use tracing::Instrument;
         Box::pin(async move {
-            let mut after = Vec::with_capacity(run.len());
-            for stretch in run.chunk_by(|(a, _), (b, _)| verifies(a) == verifies(b)) {
-                if verifies(stretch[0].0) {
-                    verify_all_in(&self.0, tx, stretch).await?;
-                    after.extend(stretch.iter().map(|_| AfterCommit::nothing()));
-                    continue;
-                }
-                for (envelope, span) in stretch {
-                    after.push(self.handle_in(tx, envelope).instrument((*span).clone()).await?);
-                }
-            }
-            Ok(after)
+            verify_all_in(&self.0, tx, stretch).await?;
+            Ok(stretch.iter().map(|_| AfterCommit::nothing()).collect())
         })
     }
 }

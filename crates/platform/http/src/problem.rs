@@ -199,6 +199,15 @@ impl From<Rejection> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer while the database is unavailable (an outage: 503 with Retry-After), for
+    /// each of several requests that one failure ended (the failure is logged once, where it
+    /// is converted).
+    pub fn database_unavailable() -> ApiError {
+        ApiError::Unavailable("the database is unavailable; try again shortly".into())
+    }
+}
+
 /// A store's failure: an unavailable database is an outage (503 with Retry-After), a unique
 /// key the caller did not expect a conflict (409); anything else is a bug (500, logged).
 impl From<StoreError> for ApiError {
@@ -206,7 +215,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "the database is unavailable");
-                ApiError::Unavailable("the database is unavailable; try again shortly".into())
+                ApiError::database_unavailable()
             }
             StoreError::Duplicate(_) => ApiError::Conflict("this conflicts with a record that already exists".into()),
             StoreError::KeyHeld => ApiError::Conflict(

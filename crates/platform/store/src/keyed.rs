@@ -109,6 +109,12 @@ pub(crate) fn current() -> Option<Keyed> {
     CURRENT.try_with(Keyed::clone).ok()
 }
 
+/// Whether this task runs a keyed request: its writes must be its own transactions (the
+/// record is written in them), not shared with other requests'.
+pub fn active() -> bool {
+    CURRENT.try_with(|_| ()).is_ok()
+}
+
 /// Where the keyed request this task runs keeps its committed-in-name transaction, if it runs
 /// one.
 pub(crate) fn kept() -> Option<Kept> {

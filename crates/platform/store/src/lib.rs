@@ -349,14 +349,24 @@ impl Tx {
         Ok(())
     }
 
-    /// Makes the write transactions that take `key` wait for one another until each ends, so
-    /// a check and the write it guards (no patient like this one yet, then the insert) cannot
-    /// interleave with another transaction's. On PostgreSQL a transaction-level advisory lock
-    /// on the key's 64-bit hash (two keys of one hash merely wait for each other); on SQLite
-    /// nothing, as a write transaction already holds the whole database.
-    pub async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
-        if let Tx::Postgres(tx) = self {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut **tx).await?;
+    /// Makes the write transactions that take one of `keys` wait for one another until each
+    /// ends, so a check and the write it guards (no patient like this one yet, then the
+    /// insert) cannot interleave with another transaction's. On PostgreSQL transaction-level
+    /// advisory locks on the keys' 64-bit hashes (two keys of one hash merely wait for each
+    /// other), taken in one statement in the order of their hashes, so two transactions that
+    /// share keys never wait for each other in a circle; on SQLite nothing, as a write
+    /// transaction already holds the whole database.
+    pub async fn lock_keys(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        if let Tx::Postgres(tx) = self
+            && !keys.is_empty()
+        {
+            sqlx::query(
+                "SELECT count(pg_advisory_xact_lock(hash)) FROM \
+                 (SELECT DISTINCT hashtextextended(key, 0) AS hash FROM unnest($1::text[]) AS key ORDER BY hash) AS keys",
+            )
+            .bind(keys)
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }

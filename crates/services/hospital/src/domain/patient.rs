@@ -305,10 +305,15 @@ pub fn refuse_duplicates(found: &[String]) -> Result<(), Rejection> {
     if found.is_empty() {
         return Ok(());
     }
-    Err(Rejection::conflict(format!(
+    Err(possible_duplicate(found))
+}
+
+/// The refusal of a registration like the records numbered `found` (one at least).
+pub fn possible_duplicate(found: &[String]) -> Rejection {
+    Rejection::conflict(format!(
         "possible duplicate of {} (same name and date of birth); check, then resend with allow_duplicate=true to register anyway",
         found.join(", ")
-    )))
+    ))
 }
 
 /// What two registrations that could be duplicates of each other share: the hospital, the

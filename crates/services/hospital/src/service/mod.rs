@@ -14,6 +14,7 @@
 //! - [`practitioners`]: who is booked.
 //! - [`appointments`]: booking, moves, status changes, days and free slots.
 //! - [`encounters`]: the service catalog and the care recorded in an encounter.
+//! - [`registrar`]: registrations written by group commit.
 //! - [`registration`]: the registration saga's replies and deadlines, and the insurers'
 //!   answers about coverage.
 
@@ -23,6 +24,7 @@ mod hospitals;
 mod patients;
 mod practitioners;
 mod read_log;
+mod registrar;
 mod registration;
 
 use std::sync::Arc;
@@ -53,6 +55,8 @@ pub struct HospitalService {
     admission: Admission,
     /// Read entries of the access log, written by group commit.
     reads: read_log::ReadLog,
+    /// Registrations, written by group commit.
+    registrar: registrar::Registrar,
     /// A hospital's time zone, by hospital id: it is set when the hospital is created and never
     /// changed (an update writes its name, address and opening hours only).
     zones: Memo<Uuid, Arc<str>>,
@@ -65,7 +69,8 @@ impl HospitalService {
     pub fn new(db: Database, cache: Arc<dyn Cache>, registration: Definition) -> HospitalService {
         let admission = Admission::new(registration.shortest_timeout());
         let reads = read_log::ReadLog::start(db.clone());
-        HospitalService { db, cache, registration, admission, reads, zones: Memo::default() }
+        let registrar = registrar::Registrar::start(db.clone(), registration);
+        HospitalService { db, cache, registration, admission, reads, registrar, zones: Memo::default() }
     }
 
     pub fn database(&self) -> &Database {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use medcov_bus::orchestrator;
 use medcov_http::ApiError;
 use medcov_security::Principal;
 use medcov_store::outbox;
@@ -11,11 +10,12 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::registrar::{self, Registration};
 use super::{HospitalService, access, actor, hospitals_in_scope, hospitals_to_list};
 use crate::domain::access::{AccessAction, AccessEntry};
 use crate::domain::coverage::Coverage;
 use crate::domain::patient::{self, HistoryEntry, MemberNumber, Patient, PatientDetails, PatientEdit, Search};
-use crate::events::{PatientRegistered, PatientUpdated};
+use crate::events::PatientUpdated;
 use crate::store;
 
 // Patients are cached as JSON (their history's form).
@@ -63,11 +63,11 @@ fn not_found() -> ApiError {
 impl HospitalService {
     /// Registers a patient in one of the principal's hospitals: numbers them, and writes the
     /// record, its keys, its first history entry, the access-log entry and
-    /// `patient_registered` in one transaction, with the registration saga when they present
-    /// member numbers (coverage is verified, linked and the account opened by the saga).
-    /// Refuses a possible duplicate (same folded names and date of birth in the hospital)
-    /// unless `allow_duplicate`. Numbers are unique and increasing in a hospital; on
-    /// PostgreSQL a registration that fails once numbered leaves its number unused
+    /// `patient_registered` in one transaction (shared with the registrations of the moment,
+    /// see [`registrar`]), with the registration saga when they present member numbers
+    /// (coverage is verified, linked and the account opened by the saga). Refuses a possible
+    /// duplicate (same folded names and date of birth in the hospital) unless
+    /// `allow_duplicate`. Numbers are unique and increasing in a hospital; on PostgreSQL a registration that fails once numbered leaves its number unused
     /// ([`store::record_number_ahead`]).
     pub async fn register_patient(
         &self,
@@ -110,36 +110,19 @@ impl HospitalService {
             None
         };
         let members = &details.member_numbers;
-        let saga_input = (!members.is_empty())
+        let saga = (!members.is_empty())
             .then(|| serde_json::to_value(RegistrationInput { patient_id: id, hospital_id, member_numbers: members }))
             .transpose()
             .map_err(ApiError::internal)?;
-        let mut tx = self.db.begin_write().await?;
-        // The duplicate check and the insert it allows are one step for this person in this
-        // hospital; registrations of other people go on side by side.
-        tx.lock_key(&patient::duplicate_key(hospital_id, &details)).await?;
-        if !allow_duplicate {
-            patient::refuse_duplicates(&store::possible_duplicates(&mut tx, hospital_id, &details).await?)?;
+        let registration = Registration { id, hospital_id, details, allow_duplicate, actor, saga, ahead };
+        // With the others of the moment, in one transaction (group commit); a keyed request's
+        // record is written in its own, so it registers alone.
+        if medcov_store::keyed::active() {
+            let mut answers = registrar::register_all(&self.db, &self.registration, &[registration]).await?;
+            answers.pop().unwrap_or_else(|| Err(ApiError::internal("the registration went unanswered")))
+        } else {
+            self.registrar.register(registration).await
         }
-        let (code, number) = match ahead {
-            Some(taken) => taken,
-            None => store::next_record_number(&mut tx, hospital_id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound("no such hospital".into()))?,
-        };
-        let patient = Patient::registered(id, hospital_id, (&code, number), details, OffsetDateTime::now_utc());
-        // The rest only writes: sent together (one round trip on SQLite, while the write lock
-        // is held), with the saga's start when there is one.
-        let mut writes = tx.writes();
-        store::gather_access(&mut writes, &access(&actor, (id, hospital_id), AccessAction::Create));
-        if let Some(input) = saga_input {
-            orchestrator::start(&mut writes, &actor, &self.registration, (id, hospital_id), input);
-        }
-        store::gather_patient(&mut writes, &patient, &actor);
-        outbox::gather(&mut writes, &actor, &PatientRegistered::of(&patient));
-        writes.run(&mut tx).await?;
-        tx.commit().await?;
-        Ok(patient)
     }
 
     /// A record the principal may see, or "not found". Reads go through the cache; the scope

@@ -55,17 +55,18 @@ pub async fn update_hospital(tx: &mut Tx, hospital: &Hospital, expected: i64) ->
     dispatch!(tx, hospitals::update(hospital, expected))
 }
 
-/// Takes the next patient number of a hospital in the caller's transaction, locking the
-/// hospital's row until it ends: its code and the number; `None` when there is no such
-/// hospital. Where [`record_number_ahead`] took one, that one is used instead.
-pub async fn next_record_number(tx: &mut Tx, hospital: Uuid) -> Result<Option<(String, i64)>, StoreError> {
-    dispatch!(tx, hospitals::next_record_number(hospital))
+/// Takes the next `count` (at least one) patient numbers of a hospital in the caller's
+/// transaction, locking the hospital's row until it ends: its code and the last of them (the
+/// others are the `count - 1` before it); `None` when there is no such hospital. Where
+/// [`record_number_ahead`] took one, that one is used instead.
+pub async fn next_record_numbers(tx: &mut Tx, hospital: Uuid, count: i64) -> Result<Option<(String, i64)>, StoreError> {
+    dispatch!(tx, hospitals::next_record_numbers(hospital, count))
 }
 
 /// Whether registrations on `db` take their record number ahead of their transaction
 /// ([`record_number_ahead`]): on PostgreSQL. On SQLite, where a write transaction holds the
 /// whole database anyway, the number is taken in the registration's transaction
-/// ([`next_record_number`]) and never skips.
+/// ([`next_record_numbers`]) and never skips.
 pub fn numbers_ahead(db: &Database) -> bool {
     db.backend() == Backend::Postgres
 }

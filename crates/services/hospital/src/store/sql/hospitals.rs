@@ -58,11 +58,16 @@ pub(crate) async fn update(tx: &mut Tx, hospital: &Hospital, expected: i64) -> R
     Ok(done.rows_affected() == 1)
 }
 
-/// Takes the hospital's next patient number: (its code, the number). The row stays locked
-/// until the transaction ends.
-pub(crate) async fn next_record_number(tx: &mut Tx, id: Uuid) -> Result<Option<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as("UPDATE hospitals SET mrn_seq = mrn_seq + 1 WHERE id = $1 RETURNING code, mrn_seq")
+/// Takes the hospital's next `count` patient numbers: (its code, the last of them). The row
+/// stays locked until the transaction ends.
+pub(crate) async fn next_record_numbers(
+    tx: &mut Tx,
+    id: Uuid,
+    count: i64,
+) -> Result<Option<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as("UPDATE hospitals SET mrn_seq = mrn_seq + $2 WHERE id = $1 RETURNING code, mrn_seq")
         .bind(id)
+        .bind(count)
         .fetch_optional(&mut **tx)
         .await?)
 }

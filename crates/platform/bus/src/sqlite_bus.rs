@@ -1,9 +1,11 @@
 //! The embedded bus: streams, groups, pending entries and dead letters as tables in one SQLite
-//! file, with the semantics of Redis Streams. Readers in the same process wake on publish;
-//! readers in another process sharing the file poll.
+//! file, with the semantics of Redis Streams. Readers in the same process wake on a publish to
+//! their stream; readers in another process sharing the file poll.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -37,7 +39,10 @@ const POLL: Duration = Duration::from_millis(50);
 
 pub struct SqliteBus {
     pool: SqlitePool,
-    published: Notify,
+    /// One wake-up per stream: a publish wakes the readers of its streams only, not every
+    /// reader of the bus (each woken reader looks, and a look at a stream nothing was
+    /// published to finds nothing).
+    published: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 fn now_ms() -> i64 {
@@ -53,6 +58,26 @@ fn seq_of(entry: &str) -> BusResult<i64> {
 }
 
 impl SqliteBus {
+    /// The wake-up of `stream`'s readers.
+    fn signal(&self, stream: &str) -> Arc<Notify> {
+        let mut signals = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match signals.get(stream) {
+            Some(signal) => signal.clone(),
+            None => signals.entry(stream.to_owned()).or_default().clone(),
+        }
+    }
+
+    /// Wakes the readers of each of `streams`.
+    fn wake<'a>(&self, streams: impl IntoIterator<Item = &'a str>) {
+        let mut woken: Vec<&str> = Vec::new();
+        for stream in streams {
+            if !woken.contains(&stream) {
+                woken.push(stream);
+                self.signal(stream).notify_waiters();
+            }
+        }
+    }
+
     /// Opens (creating if needed) the bus file.
     pub async fn open(path: &Path) -> BusResult<SqliteBus> {
         // Created 0600 in a 0700 folder before SQLite opens it (its WAL files take the same mode).
@@ -68,7 +93,7 @@ impl SqliteBus {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
-        Ok(SqliteBus { pool, published: Notify::new() })
+        Ok(SqliteBus { pool, published: std::sync::Mutex::default() })
     }
 
     /// Appends entries (stream, envelope text) in order inside `tx`; their numbers. Each stream
@@ -214,7 +239,7 @@ impl Bus for SqliteBus {
             let mut tx = medcov_store::sqlite::begin_write(&self.pool).await?;
             let seqs = Self::append_all(&mut tx, &entries).await?;
             tx.commit().await?;
-            self.published.notify_waiters();
+            self.wake(entries.iter().map(|(stream, _)| *stream));
             Ok(seqs.iter().map(i64::to_string).collect())
         })
     }
@@ -258,9 +283,10 @@ impl Bus for SqliteBus {
     ) -> BoxFuture<'a, BusResult<Vec<Delivery>>> {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + block;
+            let signal = self.signal(stream);
             loop {
                 // Register for the wake-up before looking, so a publish in between is not missed.
-                let woken = self.published.notified();
+                let woken = signal.notified();
                 let found = self.read_now(stream, group, consumer, count).await?;
                 let now = tokio::time::Instant::now();
                 if !found.is_empty() || now >= deadline {
@@ -446,7 +472,7 @@ impl Bus for SqliteBus {
             let envelope = envelope.ok_or_else(|| BusError::NoSuchDeadLetter(dead.to_owned()))?;
             let seqs = Self::append_all(&mut tx, &[(stream, envelope.as_str())]).await?;
             tx.commit().await?;
-            self.published.notify_waiters();
+            self.wake([stream]);
             seqs.first().map(i64::to_string).ok_or_else(|| BusError::Malformed("a retry without an entry id".into()))
         })
     }

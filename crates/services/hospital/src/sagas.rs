@@ -59,6 +59,12 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
         "Sagas not started (the request answered 503) because those in flight would not finish in time.",
     );
     metrics.ensure_counter("sagas_refused_total", &[("kind", KIND)]);
+    // Published on the same beat: how registrations are written (service/registrar.rs).
+    metrics.describe_counter(
+        "registration_batches_total",
+        "Write transactions that registered patients together (group commit).",
+    );
+    metrics.describe_counter("registrations_batched_total", "Registrations written in those transactions.");
     let actor = medcov_store::outbox::Actor::default();
     let mut pace = medcov_bus::saga::CountPace::new(every);
     // The first round runs at once: sagas a restart interrupted move on, and the admission
@@ -80,6 +86,9 @@ pub async fn run(service: Arc<HospitalService>, metrics: Metrics, every: Duratio
             }
         }
         metrics.counter("sagas_refused_total", &[("kind", KIND)]).absolute(service.sagas_refused());
+        let (batches, registrations) = service.registrations_written();
+        metrics.counter("registration_batches_total", &[]).absolute(batches);
+        metrics.counter("registrations_batched_total", &[]).absolute(registrations);
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}

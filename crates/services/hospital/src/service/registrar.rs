@@ -26,6 +26,7 @@
 //! ahead of its transaction); on SQLite one, as there is one writer anyway.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use medcov_bus::orchestrator::{self, Definition};
 use medcov_http::ApiError;
@@ -73,6 +74,16 @@ type Request = (Registration, oneshot::Sender<Answer>);
 #[derive(Debug, Clone)]
 pub(super) struct Registrar {
     sender: mpsc::Sender<Request>,
+    counts: Arc<Counts>,
+}
+
+/// What the writers did since start.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Batches taken (each one transaction, or one a registration when it failed).
+    batches: AtomicU64,
+    /// Registrations in them.
+    registrations: AtomicU64,
 }
 
 impl Registrar {
@@ -85,10 +96,16 @@ impl Registrar {
             Backend::Sqlite => 1,
             Backend::Postgres => POSTGRES_WRITERS,
         };
+        let counts = Arc::new(Counts::default());
         for _ in 0..writers {
-            tokio::spawn(write(db.clone(), definition, receiver.clone()));
+            tokio::spawn(write(db.clone(), definition, receiver.clone(), counts.clone()));
         }
-        Registrar { sender }
+        Registrar { sender, counts }
+    }
+
+    /// Batches written since start, and the registrations in them.
+    pub fn written(&self) -> (u64, u64) {
+        (self.counts.batches.load(Ordering::Relaxed), self.counts.registrations.load(Ordering::Relaxed))
     }
 
     /// Writes `registration` with the others of the moment; returns once committed (or
@@ -102,7 +119,12 @@ impl Registrar {
     }
 }
 
-async fn write(db: Database, definition: Definition, receiver: Arc<Mutex<mpsc::Receiver<Request>>>) {
+async fn write(
+    db: Database,
+    definition: Definition,
+    receiver: Arc<Mutex<mpsc::Receiver<Request>>>,
+    counts: Arc<Counts>,
+) {
     loop {
         let batch = {
             let mut receiver = receiver.lock().await;
@@ -117,7 +139,8 @@ async fn write(db: Database, definition: Definition, receiver: Arc<Mutex<mpsc::R
             batch
         };
         let (registrations, waiting): (Vec<Registration>, Vec<oneshot::Sender<Answer>>) = batch.into_iter().unzip();
-        tracing::debug!(registrations = registrations.len(), "writing a batch of registrations");
+        counts.batches.fetch_add(1, Ordering::Relaxed);
+        counts.registrations.fetch_add(registrations.len() as u64, Ordering::Relaxed);
         let answers = register_batch(&db, &definition, &registrations).await;
         for (answer, done) in answers.into_iter().zip(waiting) {
             // A request that went away meanwhile is registered all the same, as it would be

@@ -102,6 +102,11 @@ impl HospitalService {
         self.admission.ended(1);
     }
 
+    /// Registrations written by group commit since start: (batches, registrations in them).
+    pub fn registrations_written(&self) -> (u64, u64) {
+        self.registrar.written()
+    }
+
     /// Registrations refused since start because the sagas in flight were too many.
     pub fn sagas_refused(&self) -> u64 {
         self.admission.refused()

@@ -42,8 +42,10 @@ use crate::domain::patient::{self, Patient, PatientDetails};
 use crate::events::PatientRegistered;
 use crate::store;
 
-/// Registrations written in one transaction, at most.
-pub const BATCH: usize = 64;
+/// Registrations written in one transaction, at most: a batch holds the database's write lock
+/// (SQLite's only one) while it is written, so a cap keeps the others' turns short. Under 32
+/// concurrent requests batches seldom reach it.
+pub const BATCH: usize = 16;
 /// Registrations waiting for a writer, at most; more wait to hand theirs over.
 const WAITING: usize = 1024;
 /// Writers taking batches side by side on PostgreSQL.

@@ -14,7 +14,7 @@
 //!    in two transactions: the first registered, the second refused;
 //! 3. one block of record numbers per hospital for the registrations accepted (a refused one
 //!    takes none), in the batch's order;
-//! 4. every accepted registration's writes gathered and sent together, and one commit.
+//! 4. each accepted registration's writes gathered and sent together, and one commit.
 //!
 //! Each registration gets its own answer: a refused duplicate is refused alone. A batch that
 //! fails for another reason than an unavailable database is run again one registration a
@@ -206,7 +206,10 @@ pub(super) async fn register_all(
     let accepted = accepted(registrations, &keys, &stored);
     let numbers = number(&mut tx, registrations, &accepted).await?;
     let now = OffsetDateTime::now_utc();
-    let mut writes = tx.writes();
+    // Each registration's writes are one run: the same few statements every time, so SQLite
+    // keeps them compiled (one run for the whole batch would be a new text for each size of
+    // batch, compiled anew or kept at a cost in memory; see `medcov_store::sqlite::Writes`).
+    let mut runs = Vec::with_capacity(registrations.len());
     let mut answers: Vec<Answer> = Vec::with_capacity(registrations.len());
     for (i, registration) in registrations.iter().enumerate() {
         let answer = if !accepted[i] {
@@ -219,19 +222,23 @@ pub(super) async fn register_all(
         } else if let Some((code, number)) = &numbers[i] {
             let (id, hospital_id, actor) = (registration.id, registration.hospital_id, &registration.actor);
             let patient = Patient::registered(id, hospital_id, (code, *number), registration.details.clone(), now);
+            let mut writes = tx.writes();
             store::gather_access(&mut writes, &access(actor, (id, hospital_id), AccessAction::Create));
             if let Some(input) = &registration.saga {
                 orchestrator::start(&mut writes, actor, definition, (id, hospital_id), input.clone());
             }
             store::gather_patient(&mut writes, &patient, actor);
             outbox::gather(&mut writes, actor, &PatientRegistered::of(&patient));
+            runs.push(writes);
             Ok(patient)
         } else {
             Err(ApiError::NotFound("no such hospital".into()))
         };
         answers.push(answer);
     }
-    writes.run(&mut tx).await?;
+    for writes in runs {
+        writes.run(&mut tx).await?;
+    }
     tx.commit().await?;
     Ok(answers)
 }

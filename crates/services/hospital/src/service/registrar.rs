@@ -8,7 +8,8 @@
 //! commit that holds it; the writer takes everything waiting (up to [`BATCH`]) into one
 //! transaction:
 //!
-//! 1. the duplicate keys of the batch locked together (PostgreSQL; see [`Tx::lock_keys`]);
+//! 1. the duplicate keys of the batch locked together (PostgreSQL; see
+//!    [`medcov_store::Tx::lock_keys`]);
 //! 2. each duplicate check read in turn, and compared with the registrations accepted before it
 //!    in the batch, so two registrations of one person in one batch are told apart as they are
 //!    in two transactions: the first registered, the second refused;

@@ -94,6 +94,20 @@ impl Command {
             && envelope.payload.get("target").and_then(serde_json::Value::as_str) == Some(target)
     }
 
+    /// Whether the envelope is the command `name` (an action or a compensation) for `target`,
+    /// without reading the rest of it.
+    pub fn is(envelope: &Envelope, target: &str, name: &str) -> bool {
+        Command::is_for(envelope, target)
+            && envelope.payload.get("command").and_then(serde_json::Value::as_str) == Some(name)
+    }
+
+    /// The saga's input (what it was started with), as the target reads it; an error says
+    /// why it cannot be read.
+    pub fn input<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_value(self.data["input"].clone())
+            .map_err(|e| format!("a {} saga command this service cannot read: {e}", self.kind))
+    }
+
     /// The reply to this command, as an event of type `reply_type` (`<target>.saga_reply.v1`).
     pub fn reply(
         &self,

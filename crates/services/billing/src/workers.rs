@@ -153,7 +153,7 @@ impl Handler for Encounters {
 
     /// The registration saga's `open_account` commands, a stretch at once.
     fn handles_together(&self, envelope: &Envelope) -> bool {
-        opens_account(envelope)
+        Command::is(envelope, "billing", "open_account")
     }
 
     fn handle_together_in<'a>(
@@ -178,18 +178,11 @@ struct AccountInput {
 /// The inbox of the registration saga's commands.
 const SAGA_INBOX: &str = "billing.saga";
 
-/// Whether the envelope is the registration saga's `open_account` (handled a run at once).
-fn opens_account(envelope: &Envelope) -> bool {
-    Command::is_for(envelope, "billing")
-        && envelope.payload.get("command").and_then(serde_json::Value::as_str) == Some("open_account")
-}
-
 /// An `open_account` command, as [`BillingService::open_accounts_in`] takes it.
 fn opening(envelope: &Envelope) -> Result<Opening<'static>, String> {
     let command = Command::addressed(envelope, "billing")
         .ok_or_else(|| format!("event {} is not a command for billing", envelope.id))?;
-    let input: AccountInput = serde_json::from_value(command.data["input"].clone())
-        .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+    let input: AccountInput = command.input()?;
     let (patient, hospital) = (input.patient_id, input.hospital_id);
     let reply = move |opened_at: OffsetDateTime| {
         let data = serde_json::json!({"patient_id": patient, "opened_at": opened_at.to_string()});
@@ -210,8 +203,7 @@ async fn account_in(tx: &mut Tx, envelope: &Envelope, command: &Command) -> Resu
     match command.command.as_str() {
         "open_account" => open_accounts_in(tx, &[(envelope, &tracing::Span::current())]).await,
         "close_account" => {
-            let input: AccountInput = serde_json::from_value(command.data["input"].clone())
-                .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+            let input: AccountInput = command.input()?;
             let reply = |closed: u64| {
                 let data = serde_json::json!({"patient_id": input.patient_id, "closed": closed});
                 command.reply("billing.saga_reply.v1", input.hospital_id, true, None, data)

@@ -175,8 +175,7 @@ impl Handler for Hospital {
             let actor = actor(envelope);
             if let Some(command) = Command::addressed(envelope, "insurance") {
                 // A step of the patient-registration saga.
-                let input: PatientRecord = serde_json::from_value(command.data["input"].clone())
-                    .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+                let input: PatientRecord = command.input()?;
                 let record = PatientMembers::from(input);
                 let done = match command.command.as_str() {
                     "verify_and_link" => service.verify_and_link(&command, &record, envelope.id, &actor).await,
@@ -216,8 +215,7 @@ impl Handler for Hospital {
             let service = &self.0;
             let actor = actor(envelope);
             let Some(command) = Command::addressed(envelope, "insurance") else { return Ok(AfterCommit::nothing()) };
-            let input: PatientRecord = serde_json::from_value(command.data["input"].clone())
-                .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+            let input: PatientRecord = command.input()?;
             let record = PatientMembers::from(input);
             let done = match command.command.as_str() {
                 "verify_and_link" => service.verify_and_link_in(tx, &command, &record, envelope.id, &actor).await,
@@ -232,7 +230,7 @@ impl Handler for Hospital {
 
     /// The registration saga's `verify_and_link` commands, a stretch at once.
     fn handles_together(&self, envelope: &Envelope) -> bool {
-        verifies(envelope)
+        Command::is(envelope, "insurance", "verify_and_link")
     }
 
     fn handle_together_in<'a>(
@@ -247,12 +245,6 @@ impl Handler for Hospital {
     }
 }
 
-/// Whether the envelope is the registration saga's `verify_and_link` (handled a run at once).
-fn verifies(envelope: &Envelope) -> bool {
-    Command::is_for(envelope, "insurance")
-        && envelope.payload.get("command").and_then(serde_json::Value::as_str) == Some("verify_and_link")
-}
-
 /// A run of `verify_and_link` commands inside a consumer's batch transaction, at once
 /// ([`InsuranceService::verify_and_link_all_in`]).
 async fn verify_all_in(
@@ -264,8 +256,7 @@ async fn verify_all_in(
     for (envelope, _) in run {
         let command = Command::addressed(envelope, "insurance")
             .ok_or_else(|| format!("event {} is not a command for insurance", envelope.id))?;
-        let input: PatientRecord = serde_json::from_value(command.data["input"].clone())
-            .map_err(|e| format!("a registration saga command this service cannot read: {e}"))?;
+        let input: PatientRecord = command.input()?;
         read.push((envelope.id, command, PatientMembers::from(input), actor(envelope)));
     }
     let verifying: Vec<Verifying> = read
